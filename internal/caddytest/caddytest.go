@@ -1,0 +1,104 @@
+// Package caddytest starts a real, in-process Caddy from a Caddyfile for
+// integration tests.
+//
+// Caddy's own caddytest package listens on fixed ports (9080, 2999), which
+// collide when go test runs several packages at once. This one picks free
+// loopback ports for each server, so every package's tests can run in
+// parallel with the others. Only one Caddy config is live per process, so
+// tests that use it must not call t.Parallel.
+package caddytest
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	// Plug in the Caddyfile adapter and Caddy's standard modules.
+	_ "github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	_ "github.com/caddyserver/caddy/v2/modules/standard"
+)
+
+// Server is a running Caddy.
+type Server struct {
+	// HTTPPort is the port of the http_port global option; sites written as
+	// "http://localhost:{$HTTP_PORT}" or ":{$HTTP_PORT}" listen on it.
+	HTTPPort int
+	// AdminAddr is the admin API's address, host:port.
+	AdminAddr string
+	// Client is an HTTP client that does not follow redirects.
+	Client *http.Client
+}
+
+// FreePort returns a loopback TCP port that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("finding a free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// Start chooses free ports, then loads the Caddyfile into this process's
+// Caddy as Load does. Caddy is stopped when the test ends.
+func Start(t testing.TB, caddyfile string) *Server {
+	t.Helper()
+	s := &Server{
+		HTTPPort:  FreePort(t),
+		AdminAddr: fmt.Sprintf("127.0.0.1:%d", FreePort(t)),
+		Client: &http.Client{
+			Timeout:       30 * time.Second,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+	}
+	s.Load(t, caddyfile)
+	t.Cleanup(func() {
+		if err := caddy.Stop(); err != nil {
+			t.Errorf("stopping caddy: %v", err)
+		}
+	})
+	return s
+}
+
+// Load replaces the running config with the Caddyfile, as `caddy reload`
+// does. In the Caddyfile, {HTTP_PORT} and {ADMIN_ADDR} are replaced by the
+// server's ports; a global options block with the admin address, http_port
+// and automatic HTTPS off is prepended unless the Caddyfile starts with its
+// own (then it must use both tokens itself).
+func (s *Server) Load(t testing.TB, caddyfile string) {
+	t.Helper()
+	if !strings.HasPrefix(strings.TrimSpace(caddyfile), "{") {
+		caddyfile = "{\n\tadmin {ADMIN_ADDR}\n\thttp_port {HTTP_PORT}\n\tauto_https off\n\tskip_install_trust\n\tpersist_config off\n}\n" + caddyfile
+	}
+	caddyfile = strings.NewReplacer(
+		"{HTTP_PORT}", fmt.Sprint(s.HTTPPort),
+		"{ADMIN_ADDR}", s.AdminAddr,
+	).Replace(caddyfile)
+	cfg, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(caddyfile), nil)
+	if err != nil {
+		t.Fatalf("adapting Caddyfile: %v\n%s", err, caddyfile)
+	}
+	for _, w := range warnings {
+		t.Logf("Caddyfile warning: %s", w.String())
+	}
+	if err := caddy.Load(cfg, true); err != nil {
+		t.Fatalf("loading config: %v\n%s", err, cfg)
+	}
+}
+
+// URL returns the address of path on the HTTP port, e.g.
+// s.URL("/a") == "http://localhost:PORT/a".
+func (s *Server) URL(path string) string {
+	return fmt.Sprintf("http://localhost:%d%s", s.HTTPPort, path)
+}
+
+// AdminURL returns the address of path on the admin API.
+func (s *Server) AdminURL(path string) string {
+	return "http://" + s.AdminAddr + path
+}
