@@ -7,7 +7,7 @@ GOBIN          ?= $(shell go env GOPATH)/bin
 XCADDY         := $(GOBIN)/xcaddy
 GO_SOURCES     := $(shell find . -name '*.go' -not -path './bin/*') go.mod go.sum
 
-.PHONY: run build test bench example-assets
+.PHONY: run build test bench load example-assets
 
 ## run: build Caddy with the plugin and start the example on localhost:8080
 run: bin/caddy example-assets
@@ -30,3 +30,7 @@ test:
 ## bench: the Go benchmarks
 bench:
 	go test -run '^$$' -bench . -benchmem ./...
+
+## load: the loopback load script (hit vs respond, geofilter overhead, collapsing)
+load:
+	bench/load.sh
