@@ -1,13 +1,22 @@
 // Package geodb reads MaxMind-format (.mmdb) geo databases: GeoIP2 and
 // GeoLite2 (country, city, ASN, anonymous-IP), DB-IP, IPinfo and any other
 // layout described by field paths. It decodes only the fields the filter
-// needs. It knows nothing of Caddy.
+// needs, straight into a caller-owned [Result]. It knows nothing of Caddy.
 package geodb
 
 import (
 	"errors"
+	"fmt"
+	"math"
 	"net/netip"
+	"os"
+	"slices"
+	"sort"
+	"strings"
 	"time"
+
+	"github.com/oschwald/maxminddb-golang/v2"
+	"github.com/oschwald/maxminddb-golang/v2/mmdbdata"
 )
 
 // Result is what the databases know of one address. Zero value = nothing known.
@@ -29,32 +38,393 @@ type Kind string
 
 // The kinds of database.
 const (
-	KindCountry   Kind = "country"
-	KindCity      Kind = "city"
-	KindASN       Kind = "asn"
-	KindAnonymous Kind = "anonymous"
-	KindCustom    Kind = "custom"
+	KindCountry   Kind = "country"   // GeoIP2/GeoLite2-Country, DBIP-Country(-Lite), IPinfo country
+	KindCity      Kind = "city"      // GeoIP2/GeoLite2-City, GeoIP2-Enterprise, DBIP-City(-Lite)
+	KindASN       Kind = "asn"       // GeoLite2-ASN, GeoIP2-ISP, DBIP-ASN(-Lite), IPinfo ASN
+	KindAnonymous Kind = "anonymous" // GeoIP2-Anonymous-IP
+	KindCustom    Kind = "custom"    // any other type; read through field paths only
 )
 
-// FieldPaths overrides where fields live, for databases with another layout.
+// FieldPaths overrides where fields live, for databases with another layout
+// (e.g. {"country_code": ["country_code"]} for a database that keeps the
+// country at the top-level key country_code). Keys are the [Result] field
+// names in snake_case (see [FieldNames]); values are paths of map keys
+// (strings) and array indexes (integers; negative counts from the end). JSON
+// numbers (float64) with integral values are accepted as indexes.
 type FieldPaths map[string][]any
 
-// DB is one open .mmdb file.
-type DB struct{}
+// The fields a database can fill, in Result order.
+const (
+	fCountryCode = iota
+	fContinentCode
+	fInEU
+	fSubdivisionCode
+	fCity
+	fASN
+	fASNOrg
+	fIsAnonymous
+	fIsAnonymousVPN
+	fIsHostingProvider
+	fIsPublicProxy
+	fIsTorExitNode
+	fIsResidentialProxy
+	numFields
+)
 
-// Open opens the database at path.
+var fieldNames = [numFields]string{
+	"country_code", "continent_code", "in_eu", "subdivision_code", "city", "asn", "asn_org",
+	"is_anonymous", "is_anonymous_vpn", "is_hosting_provider", "is_public_proxy",
+	"is_tor_exit_node", "is_residential_proxy",
+}
+
+// FieldNames returns the names that FieldPaths accepts as keys.
+func FieldNames() []string { return slices.Clone(fieldNames[:]) }
+
+func fieldIndex(name string) int {
+	for i, n := range fieldNames {
+		if n == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// Default layouts, as MaxMind documents them for GeoIP2/GeoLite2 (and DB-IP
+// copies them).
+var (
+	countryLayout = FieldPaths{
+		"country_code":   {"country", "iso_code"},
+		"continent_code": {"continent", "code"},
+		"in_eu":          {"country", "is_in_european_union"},
+	}
+	cityLayout = FieldPaths{
+		"country_code":     {"country", "iso_code"},
+		"continent_code":   {"continent", "code"},
+		"in_eu":            {"country", "is_in_european_union"},
+		"subdivision_code": {"subdivisions", 0, "iso_code"},
+		"city":             {"city", "names", "en"},
+	}
+	asnLayout = FieldPaths{
+		"asn":     {"autonomous_system_number"},
+		"asn_org": {"autonomous_system_organization"},
+	}
+	anonymousLayout = FieldPaths{
+		"is_anonymous":         {"is_anonymous"},
+		"is_anonymous_vpn":     {"is_anonymous_vpn"},
+		"is_hosting_provider":  {"is_hosting_provider"},
+		"is_public_proxy":      {"is_public_proxy"},
+		"is_tor_exit_node":     {"is_tor_exit_node"},
+		"is_residential_proxy": {"is_residential_proxy"},
+	}
+	// IPinfo's free and paid databases keep flat keys; the ASN is a string
+	// such as "AS15169".
+	ipinfoLayout = FieldPaths{
+		"country_code":   {"country_code"},
+		"continent_code": {"continent_code"},
+		"asn":            {"asn"},
+		"asn_org":        {"as_name"},
+	}
+)
+
+// kindOf derives the kind and the default layout from a database_type, e.g.
+// "GeoLite2-Country", "GeoIP2-City", "DBIP-ASN-Lite (compat=GeoLite2-ASN)",
+// "ipinfo standard_location.mmdb". ok is false for an unknown type.
+func kindOf(dbType string) (Kind, FieldPaths, bool) {
+	t := strings.ToLower(dbType)
+	if strings.Contains(t, "ipinfo") {
+		switch {
+		case strings.Contains(t, "asn"):
+			return KindASN, ipinfoLayout, true
+		case strings.Contains(t, "country") || strings.Contains(t, "lite"):
+			return KindCountry, ipinfoLayout, true
+		}
+		return "", nil, false
+	}
+	switch {
+	case strings.Contains(t, "anonymous"):
+		return KindAnonymous, anonymousLayout, true
+	case strings.Contains(t, "asn") || strings.Contains(t, "isp"):
+		return KindASN, asnLayout, true
+	case strings.Contains(t, "city") || strings.Contains(t, "enterprise"):
+		return KindCity, cityLayout, true
+	case strings.Contains(t, "country"):
+		return KindCountry, countryLayout, true
+	}
+	return "", nil, false
+}
+
+// fieldPath is where one field lives in this database's records.
+type fieldPath struct {
+	field int
+	path  []any
+}
+
+// DB is one open .mmdb file. Its methods are safe for concurrent use. The
+// file is read into memory at Open, so that whatever later happens to the
+// file (a rewrite in place, a truncation) cannot affect a DB in use.
+type DB struct {
+	reader   *maxminddb.Reader
+	kind     Kind
+	dbType   string
+	paths    []fieldPath
+	deriveEU bool // the layout has no EU flag: derive it from the country code
+}
+
+// Open reads and validates the database at path: the file must be a
+// well-formed MaxMind DB (its whole search tree and data section are
+// verified), of a known database_type unless fields are given, and the
+// configured fields must decode from its records. fields overrides or, for
+// an unknown type, defines where the fields live.
 func Open(path string, fields FieldPaths) (*DB, error) {
-	return nil, errors.New("geodb: not implemented")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return OpenBytes(data, fields)
+}
+
+// OpenBytes is [Open] for a database already in memory. The DB keeps data,
+// which must not be modified afterwards.
+func OpenBytes(data []byte, fields FieldPaths) (*DB, error) {
+	if len(data) == 0 {
+		return nil, errors.New("empty file")
+	}
+	reader, err := maxminddb.OpenBytes(data)
+	if err != nil {
+		return nil, fmt.Errorf("not a valid MaxMind DB: %w", err)
+	}
+	if err := reader.Verify(); err != nil {
+		return nil, fmt.Errorf("corrupt MaxMind DB: %w", err)
+	}
+	d := &DB{reader: reader, dbType: reader.Metadata.DatabaseType}
+	kind, layout, ok := kindOf(d.dbType)
+	switch {
+	case ok:
+		d.kind = kind
+	case len(fields) > 0:
+		d.kind = KindCustom
+	default:
+		return nil, fmt.Errorf("unknown database type %q: set the field paths (fields) to read it", d.dbType)
+	}
+	merged := make(map[int][]any, len(layout)+len(fields))
+	for name, p := range layout {
+		merged[fieldIndex(name)] = p
+	}
+	for name, p := range fields {
+		i := fieldIndex(name)
+		if i < 0 {
+			return nil, fmt.Errorf("unknown field %q (known: %s)", name, strings.Join(fieldNames[:], ", "))
+		}
+		np, err := normalizePath(p)
+		if err != nil {
+			return nil, fmt.Errorf("field %q: %w", name, err)
+		}
+		if len(np) == 0 {
+			delete(merged, i) // an empty path switches the field off
+			continue
+		}
+		merged[i] = np
+	}
+	for i, p := range merged {
+		d.paths = append(d.paths, fieldPath{field: i, path: p})
+	}
+	sort.Slice(d.paths, func(a, b int) bool { return d.paths[a].field < d.paths[b].field })
+	_, hasEU := merged[fInEU]
+	_, hasCountry := merged[fCountryCode]
+	d.deriveEU = hasCountry && !hasEU
+	if err := d.sanityCheck(); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// normalizePath checks a path and turns JSON numbers into int indexes.
+func normalizePath(p []any) ([]any, error) {
+	out := make([]any, len(p))
+	for i, e := range p {
+		switch v := e.(type) {
+		case string:
+			out[i] = v
+		case int:
+			out[i] = v
+		case float64:
+			if v != math.Trunc(v) || math.Abs(v) > 1<<20 {
+				return nil, fmt.Errorf("path element %v is not an array index", v)
+			}
+			out[i] = int(v)
+		default:
+			return nil, fmt.Errorf("path element %v (%T) must be a map key (string) or an array index (integer)", e, e)
+		}
+	}
+	return out, nil
+}
+
+// sanityCheck decodes the configured fields of a few records, so that a
+// field path of the wrong type is reported at Open rather than at each
+// request.
+func (d *DB) sanityCheck() error {
+	n := 0
+	for res := range d.reader.Networks() {
+		if err := res.Err(); err != nil {
+			return fmt.Errorf("reading networks: %w", err)
+		}
+		var r Result
+		if err := d.decode(res, &r); err != nil {
+			return fmt.Errorf("record of %s: %w", res.Prefix(), err)
+		}
+		if n++; n == 8 {
+			break
+		}
+	}
+	return nil
 }
 
 // Kind returns the kind of the database.
-func (d *DB) Kind() Kind { return "" }
+func (d *DB) Kind() Kind { return d.kind }
+
+// Type returns the database_type of the metadata, e.g. "GeoLite2-Country".
+func (d *DB) Type() string { return d.dbType }
 
 // BuildTime returns when the database was built, from its metadata.
-func (d *DB) BuildTime() time.Time { return time.Time{} }
+func (d *DB) BuildTime() time.Time { return d.reader.Metadata.BuildTime().UTC() }
 
-// Lookup merges what this database knows of ip into r.
-func (d *DB) Lookup(ip netip.Addr, r *Result) error { return nil }
+// Lookup merges what this database knows of ip into r: fields the record
+// holds overwrite those of r, the others are left alone, and r.Found is set
+// when the database has a record for ip. An IPv4-mapped IPv6 address is
+// looked up as IPv4; an IPv6 address in an IPv4-only database is simply not
+// found. It does not allocate for the built-in layouts.
+func (d *DB) Lookup(ip netip.Addr, r *Result) error {
+	ip = ip.Unmap()
+	if ip.Is6() && d.reader.Metadata.IPVersion == 4 {
+		return nil
+	}
+	res := d.reader.Lookup(ip)
+	if err := res.Err(); err != nil {
+		return err
+	}
+	if !res.Found() {
+		return nil
+	}
+	r.Found = true
+	return d.decode(res, r)
+}
 
-// Close releases the database.
-func (d *DB) Close() error { return nil }
+func (d *DB) decode(res maxminddb.Result, r *Result) error {
+	var first error
+	for i := range d.paths {
+		p := &d.paths[i]
+		var err error
+		switch p.field {
+		case fCountryCode:
+			err = res.DecodePath(&r.CountryCode, p.path...)
+		case fContinentCode:
+			err = res.DecodePath(&r.ContinentCode, p.path...)
+		case fInEU:
+			err = res.DecodePath(&r.InEU, p.path...)
+		case fSubdivisionCode:
+			err = res.DecodePath(&r.SubdivisionCode, p.path...)
+		case fCity:
+			err = res.DecodePath(&r.City, p.path...)
+		case fASN:
+			err = res.DecodePath((*asnValue)(&r.ASN), p.path...)
+		case fASNOrg:
+			err = res.DecodePath(&r.ASNOrg, p.path...)
+		case fIsAnonymous:
+			err = res.DecodePath(&r.IsAnonymous, p.path...)
+		case fIsAnonymousVPN:
+			err = res.DecodePath(&r.IsAnonymousVPN, p.path...)
+		case fIsHostingProvider:
+			err = res.DecodePath(&r.IsHostingProvider, p.path...)
+		case fIsPublicProxy:
+			err = res.DecodePath(&r.IsPublicProxy, p.path...)
+		case fIsTorExitNode:
+			err = res.DecodePath(&r.IsTorExitNode, p.path...)
+		case fIsResidentialProxy:
+			err = res.DecodePath(&r.IsResidentialProxy, p.path...)
+		}
+		if err != nil && first == nil {
+			first = fmt.Errorf("decoding %s: %w", fieldNames[p.field], err)
+		}
+	}
+	if d.deriveEU && r.CountryCode != "" {
+		r.InEU = IsEU(r.CountryCode)
+	}
+	return first
+}
+
+// Close releases the database. The DB must not be used afterwards.
+func (d *DB) Close() error { return d.reader.Close() }
+
+// asnValue decodes an autonomous system number stored as an integer
+// (MaxMind, DB-IP) or as a string "AS64496" (IPinfo).
+type asnValue uint32
+
+// UnmarshalMaxMindDBCursor implements mmdbdata.CursorUnmarshaler.
+func (a *asnValue) UnmarshalMaxMindDBCursor(c mmdbdata.Cursor) (mmdbdata.Cursor, error) {
+	kind, err := c.Kind()
+	if err != nil {
+		return c, err
+	}
+	if kind == mmdbdata.KindString {
+		s, next, err := c.ReadString()
+		if err != nil {
+			return next, err
+		}
+		n, ok := parseASN(s)
+		if !ok {
+			return next, fmt.Errorf("bad ASN %q", s)
+		}
+		*a = asnValue(n)
+		return next, nil
+	}
+	v, signed, next, err := c.ReadInteger()
+	if err != nil {
+		return next, mmdbdata.NormalizeUnmarshalError[uint32](err)
+	}
+	if signed || v > math.MaxUint32 {
+		return next, fmt.Errorf("ASN %d out of range", int64(v))
+	}
+	*a = asnValue(v)
+	return next, nil
+}
+
+// parseASN parses "AS64496", "as64496" or "64496".
+func parseASN(s string) (uint32, bool) {
+	if len(s) > 2 && (s[0] == 'A' || s[0] == 'a') && (s[1] == 'S' || s[1] == 's') {
+		s = s[2:]
+	}
+	if s == "" || len(s) > 10 {
+		return 0, false
+	}
+	var n uint64
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + uint64(c-'0')
+	}
+	if n > math.MaxUint32 {
+		return 0, false
+	}
+	return uint32(n), true
+}
+
+// IsEU reports whether the ISO 3166-1 alpha-2 country code is a member state
+// of the European Union (27 members since 2020-02-01).
+func IsEU(cc string) bool {
+	if len(cc) != 2 {
+		return false
+	}
+	switch cc {
+	case "AT", "BE", "BG", "HR", "CY", "CZ", "DK", "EE", "FI", "FR", "DE", "GR", "HU", "IE",
+		"IT", "LV", "LT", "LU", "MT", "NL", "PL", "PT", "RO", "SK", "SI", "ES", "SE":
+		return true
+	}
+	return false
+}
+
+// Interface guards
+var (
+	_ mmdbdata.CursorUnmarshaler = (*asnValue)(nil)
+)
