@@ -1,0 +1,227 @@
+package geofilter
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"slices"
+	"sync"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/caddy-edge/edge/geofilter/geodb"
+	"github.com/caddy-edge/edge/geofilter/rules"
+)
+
+// filters is the registry of provisioned geofilter handlers, for the admin
+// API: filled in Provision, emptied in Cleanup. During a config reload the
+// old and the new config's handlers are both listed for a moment.
+var filters struct {
+	mu   sync.Mutex // protects seq and live
+	seq  int
+	live map[*Handler]int // handler -> its id, in provisioning order
+}
+
+func registerFilter(h *Handler) {
+	filters.mu.Lock()
+	defer filters.mu.Unlock()
+	if filters.live == nil {
+		filters.live = make(map[*Handler]int)
+	}
+	filters.seq++
+	filters.live[h] = filters.seq
+}
+
+func unregisterFilter(h *Handler) {
+	filters.mu.Lock()
+	defer filters.mu.Unlock()
+	delete(filters.live, h)
+}
+
+// liveFilters returns the registered handlers, oldest first.
+func liveFilters() []*Handler {
+	filters.mu.Lock()
+	defer filters.mu.Unlock()
+	hs := make([]*Handler, 0, len(filters.live))
+	for h := range filters.live {
+		hs = append(hs, h)
+	}
+	slices.SortFunc(hs, func(a, b *Handler) int { return filters.live[a] - filters.live[b] })
+	return hs
+}
+
+// Admin is the admin API of geofilter, module admin.api.geofilter:
+//
+//   - GET /geofilter/lookup?ip=ADDR: what each database says of the address
+//     (each database file, and the merged result of each filter) and what
+//     each live filter would decide. Rules with request matchers are skipped,
+//     since they depend on a request.
+//   - GET /geofilter/databases: every open database and IP list with its
+//     kind, build time and last reload.
+//   - POST /geofilter/reload[?path=FILE]: checks and reloads the file now
+//     (every open file without path).
+type Admin struct{}
+
+// CaddyModule returns the Caddy module information.
+func (Admin) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "admin.api.geofilter",
+		New: func() caddy.Module { return new(Admin) },
+	}
+}
+
+// Routes returns the admin routes.
+func (a Admin) Routes() []caddy.AdminRoute {
+	return []caddy.AdminRoute{
+		{Pattern: "/geofilter/lookup", Handler: caddy.AdminHandlerFunc(a.handleLookup)},
+		{Pattern: "/geofilter/databases", Handler: caddy.AdminHandlerFunc(a.handleDatabases)},
+		{Pattern: "/geofilter/reload", Handler: caddy.AdminHandlerFunc(a.handleReload)},
+	}
+}
+
+// LookupResponse is the answer of GET /geofilter/lookup.
+type LookupResponse struct {
+	IP        string           `json:"ip"`
+	Databases []DatabaseAnswer `json:"databases"`
+	Filters   []FilterAnswer   `json:"filters"`
+}
+
+// DatabaseAnswer is what one database file says of an address.
+type DatabaseAnswer struct {
+	Path   string  `json:"path"`
+	Kind   string  `json:"kind,omitempty"`
+	Result *Result `json:"result,omitempty"`
+	Error  string  `json:"error,omitempty"`
+}
+
+// FilterAnswer is what one live filter knows of an address and decides.
+type FilterAnswer struct {
+	ID        int      `json:"id"`
+	Databases []string `json:"databases"`
+	Result    Result   `json:"result"`
+	Country   string   `json:"country"`
+	Decision  string   `json:"decision"`
+	Rule      string   `json:"rule"`
+	LogRule   string   `json:"log_rule,omitempty"`
+}
+
+func (Admin) handleLookup(w http.ResponseWriter, r *http.Request) error {
+	if r.Method != http.MethodGet {
+		return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: fmt.Errorf("method not allowed")}
+	}
+	ip, err := netip.ParseAddr(r.URL.Query().Get("ip"))
+	if err != nil {
+		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: fmt.Errorf("bad ip parameter: %v", err)}
+	}
+	ip = ip.Unmap().WithZone("")
+	resp := LookupResponse{IP: ip.String(), Databases: []DatabaseAnswer{}, Filters: []FilterAnswer{}}
+
+	seen := make(map[string]bool)
+	for _, h := range liveFilters() {
+		f := FilterAnswer{ID: filterID(h), Databases: []string{}}
+		for _, c := range h.Databases {
+			f.Databases = append(f.Databases, c.Path)
+			if !seen[c.Path] {
+				seen[c.Path] = true
+				resp.Databases = append(resp.Databases, lookupFile(c, ip))
+			}
+		}
+		if h.dbs != nil {
+			h.dbs.Lookup(ip, &f.Result)
+		}
+		f.Country = rules.NormalizeCountry(f.Result.CountryCode)
+		d, err := h.set.Decide(&rules.Input{IP: ip, Geo: &f.Result}, nil)
+		if err != nil {
+			f.Decision = "error: " + err.Error()
+		} else {
+			l := lookup{ip: ip, res: f.Result}
+			f.Decision, f.Rule = h.outcome(d, &l)
+			if d.Logged >= 0 {
+				f.LogRule = h.set.Rules[d.Logged].Name
+			}
+		}
+		resp.Filters = append(resp.Filters, f)
+	}
+	return writeJSON(w, resp)
+}
+
+// lookupFile opens the database file on its own and looks ip up in it, so
+// the answer is what this one file says (as on disk now).
+func lookupFile(c DatabaseConfig, ip netip.Addr) DatabaseAnswer {
+	a := DatabaseAnswer{Path: c.Path}
+	db, err := geodb.Open(c.Path, c.Fields)
+	if err != nil {
+		a.Error = err.Error()
+		return a
+	}
+	defer db.Close()
+	a.Kind = string(db.Kind())
+	var res Result
+	if err := db.Lookup(ip, &res); err != nil {
+		a.Error = err.Error()
+		return a
+	}
+	a.Result = &res
+	return a
+}
+
+func filterID(h *Handler) int {
+	filters.mu.Lock()
+	defer filters.mu.Unlock()
+	return filters.live[h]
+}
+
+func (Admin) handleDatabases(w http.ResponseWriter, r *http.Request) error {
+	if r.Method != http.MethodGet {
+		return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: fmt.Errorf("method not allowed")}
+	}
+	list := ListDatabases()
+	if list == nil {
+		list = []DatabaseInfo{}
+	}
+	return writeJSON(w, list)
+}
+
+func (Admin) handleReload(w http.ResponseWriter, r *http.Request) error {
+	if r.Method != http.MethodPost {
+		return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: fmt.Errorf("method not allowed")}
+	}
+	paths := []string{r.URL.Query().Get("path")}
+	if paths[0] == "" {
+		paths = paths[:0]
+		for _, d := range ListDatabases() {
+			paths = append(paths, d.Path)
+		}
+	}
+	out := make([]DatabaseInfo, 0, len(paths))
+	for _, p := range paths {
+		info, err := ReloadDatabase(p)
+		if err != nil {
+			if len(paths) == 1 && r.URL.Query().Get("path") != "" && info.Path == "" {
+				return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: fmt.Errorf("reloading %s: %v", p, err)}
+			}
+			if info.Path == "" {
+				info.Path = p
+			}
+			if info.LastResult == "" {
+				info.LastResult = "error: " + err.Error()
+			}
+		}
+		out = append(out, info)
+	}
+	return writeJSON(w, out)
+}
+
+func writeJSON(w http.ResponseWriter, v any) error {
+	w.Header().Set("Content-Type", "application/json")
+	if err := json.NewEncoder(w).Encode(v); err != nil {
+		return caddy.APIError{HTTPStatus: http.StatusInternalServerError, Err: err}
+	}
+	return nil
+}
+
+// Interface guards
+var (
+	_ caddy.AdminRouter = (*Admin)(nil)
+)
