@@ -248,7 +248,8 @@ func parseCondition(d *caddyfile.Dispenser, c *rules.Conditions) (bool, error) {
 		if len(args) > 0 {
 			return true, d.ArgErr()
 		}
-		one.Anonymous = []string{field}
+		args = []string{field}
+		one.Anonymous = args
 	}
 	if len(args) == 0 {
 		return true, d.ArgErr()
