@@ -20,17 +20,24 @@ import (
 )
 
 // Result is what the databases know of one address. Zero value = nothing known.
+//
+// The JSON form (admin API) uses the snake_case field names of [FieldPaths].
 type Result struct {
-	Found           bool   // at least one database had a record for the address
-	CountryCode     string // ISO 3166-1 alpha-2, "" when unknown
-	ContinentCode   string // AF AN AS EU NA OC SA, "" when unknown
-	InEU            bool
-	SubdivisionCode string // first subdivision's ISO code, "" when unknown
-	City            string // English name
-	ASN             uint32
-	ASNOrg          string
+	Found           bool   `json:"found"`                      // at least one database had a record for the address
+	CountryCode     string `json:"country_code,omitempty"`     // ISO 3166-1 alpha-2, "" when unknown
+	ContinentCode   string `json:"continent_code,omitempty"`   // AF AN AS EU NA OC SA, "" when unknown
+	InEU            bool   `json:"in_eu,omitempty"`            // country is a member of the European Union
+	SubdivisionCode string `json:"subdivision_code,omitempty"` // first subdivision's ISO code, "" when unknown
+	City            string `json:"city,omitempty"`             // English name
+	ASN             uint32 `json:"asn,omitempty"`              // autonomous system number, 0 when unknown
+	ASNOrg          string `json:"asn_org,omitempty"`          // autonomous system organization
 
-	IsAnonymous, IsAnonymousVPN, IsHostingProvider, IsPublicProxy, IsTorExitNode, IsResidentialProxy bool
+	IsAnonymous        bool `json:"is_anonymous,omitempty"`
+	IsAnonymousVPN     bool `json:"is_anonymous_vpn,omitempty"`
+	IsHostingProvider  bool `json:"is_hosting_provider,omitempty"`
+	IsPublicProxy      bool `json:"is_public_proxy,omitempty"`
+	IsTorExitNode      bool `json:"is_tor_exit_node,omitempty"`
+	IsResidentialProxy bool `json:"is_residential_proxy,omitempty"`
 }
 
 // Kind is the kind of a database, from its metadata's database_type.

@@ -1,9 +1,11 @@
 package geodb_test
 
 import (
+	"encoding/json"
 	"errors"
 	"io/fs"
 	"net/netip"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -197,5 +199,24 @@ func TestLookupAllocations(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Errorf("Lookup allocates %v times per call, want 0", allocs)
+	}
+}
+
+func TestResultJSON(t *testing.T) {
+	b, err := json.Marshal(geodb.Result{Found: true, CountryCode: "GB", ASN: 64496, IsTorExitNode: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"found":true,"country_code":"GB","asn":64496,"is_tor_exit_node":true}`; string(b) != want {
+		t.Errorf("JSON = %s, want %s", b, want)
+	}
+	// Every JSON key but "found" is a field name that FieldPaths accepts.
+	typ := reflect.TypeFor[geodb.Result]()
+	var keys []string
+	for i := 1; i < typ.NumField(); i++ {
+		keys = append(keys, strings.TrimSuffix(typ.Field(i).Tag.Get("json"), ",omitempty"))
+	}
+	if got, want := strings.Join(keys, " "), strings.Join(geodb.FieldNames(), " "); got != want {
+		t.Errorf("JSON keys %q, want the field names %q", got, want)
 	}
 }
