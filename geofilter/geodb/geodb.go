@@ -23,7 +23,7 @@ import (
 //
 // The JSON form (admin API) uses the snake_case field names of [FieldPaths].
 type Result struct {
-	Found           bool   `json:"found"`                      // at least one database had a record for the address
+	Found           bool   `json:"found"`                      // at least one database had a record with one of the fields below for the address
 	CountryCode     string `json:"country_code,omitempty"`     // ISO 3166-1 alpha-2, "" when unknown
 	ContinentCode   string `json:"continent_code,omitempty"`   // AF AN AS EU NA OC SA, "" when unknown
 	InEU            bool   `json:"in_eu,omitempty"`            // country is a member of the European Union
@@ -297,7 +297,8 @@ func (d *DB) BuildTime() time.Time { return d.reader.Metadata.BuildTime().UTC() 
 
 // Lookup merges what this database knows of ip into r: fields the record
 // holds overwrite those of r, the others are left alone, and r.Found is set
-// when the database has a record for ip. An IPv4-mapped IPv6 address is
+// when the database has a record for ip that holds at least one of the
+// fields (a record without any, or with only false flags, is not a find). An IPv4-mapped IPv6 address is
 // looked up as IPv4; an IPv6 address in an IPv4-only database is simply not
 // found. It does not allocate for the built-in layouts.
 func (d *DB) Lookup(ip netip.Addr, r *Result) error {
@@ -312,8 +313,13 @@ func (d *DB) Lookup(ip netip.Addr, r *Result) error {
 	if !res.Found() {
 		return nil
 	}
-	r.Found = true
-	return d.decode(res, r)
+	err := d.decode(res, r)
+	// A record that holds none of the fields (MaxMind's databases map some
+	// networks to an empty record) tells nothing: the address stays unknown.
+	if !r.Found && *r != (Result{}) {
+		r.Found = true
+	}
+	return err
 }
 
 func (d *DB) decode(res maxminddb.Result, r *Result) error {

@@ -46,6 +46,7 @@ func TestLookupKinds(t *testing.T) {
 		"1.2.0.0/16":      {IsAnonymous: true, IsAnonymousVPN: true},
 		"81.2.69.0/24":    {IsAnonymous: true, IsTorExitNode: true, IsPublicProxy: true},
 		"71.160.223.0/24": {IsAnonymous: true, IsHostingProvider: true, IsResidentialProxy: true},
+		"192.0.2.0/24":    {}, // an empty record, as MaxMind's databases have
 	}), nil)
 
 	tests := []struct {
@@ -69,6 +70,7 @@ func TestLookupKinds(t *testing.T) {
 		{"asn", asn, geodb.KindASN, "1.130.1.1",
 			geodb.Result{Found: true, ASN: 1221, ASNOrg: "Telstra Pty Ltd"}},
 		{"asn unknown", asn, geodb.KindASN, "2.2.2.2", geodb.Result{}},
+		{"anonymous empty record is not a find", anon, geodb.KindAnonymous, "192.0.2.1", geodb.Result{}},
 		{"anonymous vpn", anon, geodb.KindAnonymous, "1.2.3.4",
 			geodb.Result{Found: true, IsAnonymous: true, IsAnonymousVPN: true}},
 		{"anonymous tor and proxy", anon, geodb.KindAnonymous, "81.2.69.1",
