@@ -2,6 +2,7 @@ package geofilter
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/netip"
@@ -197,17 +198,14 @@ func (Admin) handleReload(w http.ResponseWriter, r *http.Request) error {
 	out := make([]DatabaseInfo, 0, len(paths))
 	for _, p := range paths {
 		info, err := ReloadDatabase(p)
-		if err != nil {
-			if len(paths) == 1 && r.URL.Query().Get("path") != "" && info.Path == "" {
-				return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: fmt.Errorf("reloading %s: %v", p, err)}
-			}
-			if info.Path == "" {
-				info.Path = p
-			}
-			if info.LastResult == "" {
-				info.LastResult = "error: " + err.Error()
-			}
+		if errors.Is(err, ErrUnknownDatabase) {
+			return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: err}
 		}
+		if err != nil && info.Path == "" {
+			return caddy.APIError{HTTPStatus: http.StatusInternalServerError, Err: err}
+		}
+		// A rejected file: info shows the failure (last_result), and the
+		// last good version keeps serving.
 		out = append(out, info)
 	}
 	return writeJSON(w, out)
