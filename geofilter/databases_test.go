@@ -500,3 +500,46 @@ func TestReloadTicker(t *testing.T) {
 		t.Errorf("after background reload: %+v", got)
 	}
 }
+
+// BenchmarkDatabasesLookup looks an address up in four databases (country,
+// city, ASN, anonymous-IP), as a filter configured with all of them does
+// once per request.
+func BenchmarkDatabasesLookup(b *testing.B) {
+	countries := map[string]string{}
+	cities := map[string]mmdbtest.CityRecord{}
+	asns := map[string]mmdbtest.ASNRecord{}
+	anons := map[string]mmdbtest.AnonymousRecord{}
+	codes := []string{"GB", "US", "SE", "CN", "DE", "FR", "JP", "BR"}
+	for i := range 256 {
+		n := netip.PrefixFrom(netip.AddrFrom4([4]byte{byte(i), byte(i * 7), 0, 0}), 16).String()
+		cc := codes[i%len(codes)]
+		countries[n] = cc
+		cities[n] = mmdbtest.CityRecord{Country: cc, Subdivision: "X" + cc, City: "City " + cc}
+		asns[n] = mmdbtest.ASNRecord{Number: uint32(64496 + i), Org: "Org " + cc}
+		if i%3 == 0 {
+			anons[n] = mmdbtest.AnonymousRecord{IsAnonymous: true, IsAnonymousVPN: true}
+		}
+	}
+	countries["81.2.69.0/24"] = "GB"
+	cities["81.2.69.0/24"] = mmdbtest.CityRecord{Country: "GB", Subdivision: "ENG", City: "London"}
+	asns["81.2.69.0/24"] = mmdbtest.ASNRecord{Number: 20712, Org: "Andrews & Arnold Ltd"}
+	anons["81.2.69.0/24"] = mmdbtest.AnonymousRecord{IsAnonymous: true, IsTorExitNode: true}
+	d, err := OpenDatabases([]DatabaseConfig{
+		{Path: mmdbtest.Country(b, countries)}, {Path: mmdbtest.City(b, cities)},
+		{Path: mmdbtest.ASN(b, asns)}, {Path: mmdbtest.Anonymous(b, anons)},
+	}, -1, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer d.Close()
+	ip := netip.MustParseAddr("81.2.69.142")
+	var r Result
+	b.ReportAllocs()
+	for b.Loop() {
+		r = Result{}
+		d.Lookup(ip, &r)
+	}
+	if r.City != "London" || r.ASN != 20712 || !r.IsTorExitNode {
+		b.Fatalf("lookup: %+v", r)
+	}
+}

@@ -173,8 +173,9 @@ type DB struct {
 	reader   *maxminddb.Reader
 	kind     Kind
 	dbType   string
-	paths    []fieldPath
-	deriveEU bool // the layout has no EU flag: derive it from the country code
+	paths    []fieldPath // where each field lives, by field
+	trie     *trie       // paths, compiled for a one-pass walk of a record
+	deriveEU bool        // the layout has no EU flag: derive it from the country code
 }
 
 // Open reads and validates the database at path: the file must be a
@@ -236,6 +237,9 @@ func OpenBytes(data []byte, fields FieldPaths) (*DB, error) {
 		d.paths = append(d.paths, fieldPath{field: i, path: p})
 	}
 	sort.Slice(d.paths, func(a, b int) bool { return d.paths[a].field < d.paths[b].field })
+	if d.trie, err = compile(d.paths); err != nil {
+		return nil, err
+	}
 	_, hasEU := merged[fInEU]
 	_, hasCountry := merged[fCountryCode]
 	d.deriveEU = hasCountry && !hasEU
@@ -323,46 +327,18 @@ func (d *DB) Lookup(ip netip.Addr, r *Result) error {
 }
 
 func (d *DB) decode(res maxminddb.Result, r *Result) error {
-	var first error
-	for i := range d.paths {
-		p := &d.paths[i]
-		var err error
-		switch p.field {
-		case fCountryCode:
-			err = res.DecodePath(&r.CountryCode, p.path...)
-		case fContinentCode:
-			err = res.DecodePath(&r.ContinentCode, p.path...)
-		case fInEU:
-			err = res.DecodePath(&r.InEU, p.path...)
-		case fSubdivisionCode:
-			err = res.DecodePath(&r.SubdivisionCode, p.path...)
-		case fCity:
-			err = res.DecodePath(&r.City, p.path...)
-		case fASN:
-			err = res.DecodePath((*asnValue)(&r.ASN), p.path...)
-		case fASNOrg:
-			err = res.DecodePath(&r.ASNOrg, p.path...)
-		case fIsAnonymous:
-			err = res.DecodePath(&r.IsAnonymous, p.path...)
-		case fIsAnonymousVPN:
-			err = res.DecodePath(&r.IsAnonymousVPN, p.path...)
-		case fIsHostingProvider:
-			err = res.DecodePath(&r.IsHostingProvider, p.path...)
-		case fIsPublicProxy:
-			err = res.DecodePath(&r.IsPublicProxy, p.path...)
-		case fIsTorExitNode:
-			err = res.DecodePath(&r.IsTorExitNode, p.path...)
-		case fIsResidentialProxy:
-			err = res.DecodePath(&r.IsResidentialProxy, p.path...)
-		}
-		if err != nil && first == nil {
-			first = fmt.Errorf("decoding %s: %w", fieldNames[p.field], err)
-		}
+	w := walkers.Get().(*recordWalker)
+	w.t, w.r, w.left = d.trie, r, d.trie.leaves
+	err := res.Decode(w)
+	w.t, w.r = nil, nil
+	walkers.Put(w)
+	if err == errWalkDone { //nolint:errorlint // returned unwrapped, see walk.go
+		err = nil
 	}
 	if d.deriveEU && r.CountryCode != "" {
 		r.InEU = IsEU(r.CountryCode)
 	}
-	return first
+	return err
 }
 
 // Close releases the database. The DB must not be used afterwards.

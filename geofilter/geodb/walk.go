@@ -1,0 +1,253 @@
+package geodb
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/oschwald/maxminddb-golang/v2/mmdbdata"
+)
+
+// A record is decoded in one pass: the field paths of a database are
+// compiled into a trie that is walked along the record with mmdbdata
+// cursors, descending only into the map keys and array elements that lead
+// to a field and skipping the rest (a skipped pointer costs a few bytes of
+// reading). The walk stops as soon as every field has been read.
+
+// errWalkDone ends a walk early once every field has been read: the rest of
+// the record need not be read to find its end. Result.Decode returns it
+// unchanged and decode treats it as success.
+var errWalkDone = errors.New("geodb: all fields read")
+
+// trie is one node of the compiled field paths.
+type trie struct {
+	field  int // >= 0: a leaf, the value is this field; -1: an inner node
+	leaves int // number of leaves under the root (set on the root only)
+
+	// Inner node of a map: the children by key.
+	keys []string
+	kids []*trie
+
+	// Inner node of an array: the children by index (negative: from the end).
+	indexes []int
+	ikids   []*trie
+}
+
+// compile builds the trie of a set of paths. A path that is a prefix of
+// another (a field that is also a container of fields) cannot be walked.
+func compile(paths []fieldPath) (*trie, error) {
+	root := &trie{field: -1}
+	for _, p := range paths {
+		if len(p.path) == 0 {
+			return nil, fmt.Errorf("field %s: empty path", fieldNames[p.field])
+		}
+	}
+	for _, p := range paths {
+		n := root
+		for i, e := range p.path {
+			if n.field >= 0 {
+				return nil, fmt.Errorf("field %s: path runs through field %s", fieldNames[p.field], fieldNames[n.field])
+			}
+			var next *trie
+			switch k := e.(type) {
+			case string:
+				if len(n.indexes) > 0 {
+					return nil, fmt.Errorf("field %s: %q used as a map and an array", fieldNames[p.field], k)
+				}
+				for j, key := range n.keys {
+					if key == k {
+						next = n.kids[j]
+					}
+				}
+				if next == nil {
+					next = &trie{field: -1}
+					n.keys, n.kids = append(n.keys, k), append(n.kids, next)
+				}
+			case int:
+				if len(n.keys) > 0 {
+					return nil, fmt.Errorf("field %s: index %d used on a map", fieldNames[p.field], k)
+				}
+				for j, idx := range n.indexes {
+					if idx == k {
+						next = n.ikids[j]
+					}
+				}
+				if next == nil {
+					next = &trie{field: -1}
+					n.indexes, n.ikids = append(n.indexes, k), append(n.ikids, next)
+				}
+			}
+			if i == len(p.path)-1 {
+				if next.field >= 0 || len(next.keys) > 0 || len(next.indexes) > 0 {
+					return nil, fmt.Errorf("field %s: path is used by another field", fieldNames[p.field])
+				}
+				next.field = p.field
+			}
+			n = next
+		}
+		root.leaves++
+	}
+	return root, nil
+}
+
+// walk decodes the value at c along n into r and returns the successor of
+// the value. A value of another shape than the trie expects (a map where a
+// string was expected, ...) is an error, as with DecodePath; a missing key
+// or index leaves the field alone.
+func (w *recordWalker) walk(c mmdbdata.Cursor, n *trie) (mmdbdata.Cursor, error) {
+	if n.field >= 0 {
+		next, err := readField(c, n.field, w.r)
+		if err == nil {
+			if w.left--; w.left == 0 {
+				return next, errWalkDone
+			}
+		}
+		return next, err
+	}
+	if len(n.indexes) > 0 {
+		return w.walkSlice(c, n)
+	}
+	m, err := c.Map()
+	if err != nil {
+		return c, err
+	}
+	var next mmdbdata.Cursor
+	for {
+		key, v, ok := m.Next(next)
+		if !ok {
+			break
+		}
+		var kid *trie
+		for i, k := range n.keys {
+			if string(key) == k {
+				kid = n.kids[i]
+				break
+			}
+		}
+		if kid != nil {
+			next, err = w.walk(v, kid)
+		} else {
+			next, err = v.Skip()
+		}
+		if err != nil {
+			return next, err
+		}
+	}
+	return m.End()
+}
+
+func (w *recordWalker) walkSlice(c mmdbdata.Cursor, n *trie) (mmdbdata.Cursor, error) {
+	s, err := c.Slice()
+	if err != nil {
+		return c, err
+	}
+	size, err := s.Size()
+	if err != nil {
+		return c, err
+	}
+	var next mmdbdata.Cursor
+	for {
+		i, v, ok := s.Next(next)
+		if !ok {
+			break
+		}
+		var kid *trie
+		for j, idx := range n.indexes {
+			if idx < 0 {
+				idx += int(size)
+			}
+			if idx == int(i) {
+				kid = n.ikids[j]
+				break
+			}
+		}
+		if kid != nil {
+			next, err = w.walk(v, kid)
+		} else {
+			next, err = v.Skip()
+		}
+		if err != nil {
+			return next, err
+		}
+	}
+	return s.End()
+}
+
+func readField(c mmdbdata.Cursor, f int, r *Result) (mmdbdata.Cursor, error) {
+	var (
+		next mmdbdata.Cursor
+		err  error
+	)
+	switch f {
+	case fCountryCode:
+		r.CountryCode, next, err = readString(c, r.CountryCode)
+	case fContinentCode:
+		r.ContinentCode, next, err = readString(c, r.ContinentCode)
+	case fSubdivisionCode:
+		r.SubdivisionCode, next, err = readString(c, r.SubdivisionCode)
+	case fCity:
+		r.City, next, err = readString(c, r.City)
+	case fASNOrg:
+		r.ASNOrg, next, err = readString(c, r.ASNOrg)
+	case fASN:
+		next, err = (*asnValue)(&r.ASN).UnmarshalMaxMindDBCursor(c)
+	default:
+		var b *bool
+		switch f {
+		case fInEU:
+			b = &r.InEU
+		case fIsAnonymous:
+			b = &r.IsAnonymous
+		case fIsAnonymousVPN:
+			b = &r.IsAnonymousVPN
+		case fIsHostingProvider:
+			b = &r.IsHostingProvider
+		case fIsPublicProxy:
+			b = &r.IsPublicProxy
+		case fIsTorExitNode:
+			b = &r.IsTorExitNode
+		case fIsResidentialProxy:
+			b = &r.IsResidentialProxy
+		}
+		var v bool
+		v, next, err = c.ReadBool()
+		if err == nil {
+			*b = v
+		}
+	}
+	if err != nil {
+		return next, fmt.Errorf("decoding %s: %w", fieldNames[f], mmdbdata.NormalizeUnmarshalError[string](err))
+	}
+	return next, nil
+}
+
+// readString reads a string, keeping old on error. The reader's string
+// cache makes repeated strings (country codes, city names) free of
+// allocations.
+func readString(c mmdbdata.Cursor, old string) (string, mmdbdata.Cursor, error) {
+	s, next, err := c.ReadStringMaxSize(1024)
+	if err != nil {
+		return old, next, err
+	}
+	return s, next, nil
+}
+
+// recordWalker is passed to Result.Decode, which hands it the record's
+// cursor. Walkers are pooled so that a lookup does not allocate one.
+type recordWalker struct {
+	t    *trie
+	r    *Result
+	left int // fields not read yet
+}
+
+var walkers = sync.Pool{New: func() any { return new(recordWalker) }}
+
+// UnmarshalMaxMindDBCursor implements mmdbdata.CursorUnmarshaler.
+func (w *recordWalker) UnmarshalMaxMindDBCursor(c mmdbdata.Cursor) (mmdbdata.Cursor, error) {
+	return w.walk(c, w.t)
+}
+
+// Interface guards
+var (
+	_ mmdbdata.CursorUnmarshaler = (*recordWalker)(nil)
+)
