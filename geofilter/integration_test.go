@@ -395,4 +395,3 @@ func loadedAt(t *testing.T, path string) string {
 	t.Fatalf("%s is not open", abs)
 	return ""
 }
-
