@@ -214,8 +214,9 @@ type DatabaseInfo struct {
 	LastCheck time.Time `json:"last_check"`
 	// When a changed file was last swapped in.
 	LastReload time.Time `json:"last_reload,omitzero"`
-	// Outcome of the last check: "ok" (loaded), "unchanged", or "error: ..."
-	// (the last good version keeps serving).
+	// Outcome of the last check: "ok" (loaded), "unchanged", "changing: ..."
+	// (the file was being written; read again at the next check), or
+	// "error: ..." (rejected; the last good version keeps serving).
 	LastResult string `json:"last_result"`
 	// Successful reloads and rejected replacements since the file was opened.
 	Reloads  int64 `json:"reloads"`
@@ -275,6 +276,10 @@ func ReloadDatabase(path string) (DatabaseInfo, error) {
 // (or force-reloaded) file; result is "ok" or "error". Set it once, before
 // any file is opened (e.g. in an init function): it is read without a lock.
 var ReloadObserver func(path string, kind string, result string)
+
+// errFileChanging means the file changed while it was read: it is being
+// written, and is read again at the next check without counting a failure.
+var errFileChanging = errors.New("file changed while being read")
 
 // watcher is what ListDatabases and ReloadDatabase need of an entry.
 type watcher interface {
@@ -377,7 +382,7 @@ func (w *watchedFile[T]) read() (geodb.FileStamp, *T, error) {
 		return before, nil, err
 	}
 	if after != before {
-		return before, nil, errors.New("file changed while being read")
+		return before, nil, errFileChanging
 	}
 	return before, val, nil
 }
@@ -445,6 +450,11 @@ func (w *watchedFile[T]) check(force bool) (DatabaseInfo, error) {
 	}
 	if err == nil && w.compatible != nil {
 		err = w.compatible(w.cur.Load(), val)
+	}
+	if errors.Is(err, errFileChanging) {
+		w.info.LastResult = "changing: " + err.Error()
+		w.logger.Debug(w.what+" is being written; will retry at the next check", zap.String("path", w.path))
+		return w.info, err
 	}
 	if err != nil {
 		w.failed = st

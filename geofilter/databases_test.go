@@ -543,3 +543,48 @@ func BenchmarkDatabasesLookup(b *testing.B) {
 		b.Fatalf("lookup: %+v", r)
 	}
 }
+
+// TestReloadFileChangingWhileRead: a file that changes while it is read (a
+// writer still at work) is neither accepted nor counted as a failure; the
+// next check reads the finished file.
+func TestReloadFileChangingWhileRead(t *testing.T) {
+	path := mmdbtest.Country(t, map[string]string{"81.2.69.0/24": "GB"})
+	writing := false
+	load := func(p string) (*geodb.DB, error) {
+		db, err := geodb.Open(p, nil)
+		if writing { // the writer appends more while we read
+			writing = false
+			mmdbtest.WriteFile(t, p, mmdbtest.BuildCountry(map[string]string{"81.2.69.0/24": "SE", "89.160.20.0/24": "SE"}))
+		}
+		return db, err
+	}
+	describe := func(db *geodb.DB) (string, time.Time) { return string(db.Kind()), db.BuildTime() }
+	key := "test-changing\x00" + path
+	w, err := loadOrOpen(key, path, "database", -1, nil, load, describe, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { files.Delete(key) })
+
+	mmdbtest.WriteFile(t, path, mmdbtest.BuildCountry(map[string]string{"81.2.69.0/24": "FR"}))
+	writing = true
+	if _, err := w.check(false); !errors.Is(err, errFileChanging) {
+		t.Fatalf("check during a write: err = %v", err)
+	}
+	var r Result
+	w.cur.Load().Lookup(netip.MustParseAddr("81.2.69.1"), &r)
+	if r.CountryCode != "GB" {
+		t.Errorf("version read during a write was swapped in: %+v", r)
+	}
+	if info := w.snapshot(); info.Failures != 0 || !strings.HasPrefix(info.LastResult, "changing: ") {
+		t.Errorf("info after a read during a write: %+v", info)
+	}
+	if _, err := w.check(false); err != nil {
+		t.Fatal(err)
+	}
+	r = Result{}
+	w.cur.Load().Lookup(netip.MustParseAddr("81.2.69.1"), &r)
+	if r.CountryCode != "SE" {
+		t.Errorf("finished file not loaded at the next check: %+v", r)
+	}
+}
