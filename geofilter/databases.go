@@ -121,6 +121,22 @@ func (d *Databases) Lookup(ip netip.Addr, r *Result) {
 	}
 }
 
+// LookupEach looks ip up in each database on its own, in the configured
+// order, and tells fn what that database says (for the admin API: no file
+// is reopened). path is absolute; err is a decoding error of the record.
+func (d *Databases) LookupEach(ip netip.Addr, fn func(path, kind string, r Result, err error)) {
+	if d == nil {
+		return
+	}
+	ip = ip.Unmap()
+	for _, w := range d.entries {
+		db := w.cur.Load()
+		var r Result
+		err := db.Lookup(ip, &r)
+		fn(w.path, string(db.Kind()), r, err)
+	}
+}
+
 // Len returns the number of databases.
 func (d *Databases) Len() int {
 	if d == nil {

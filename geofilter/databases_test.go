@@ -588,3 +588,17 @@ func TestReloadFileChangingWhileRead(t *testing.T) {
 		t.Errorf("finished file not loaded at the next check: %+v", r)
 	}
 }
+
+func TestDatabasesLookupEach(t *testing.T) {
+	country := mmdbtest.Country(t, map[string]string{"81.2.69.0/24": "GB"})
+	asn := mmdbtest.ASN(t, map[string]mmdbtest.ASNRecord{"81.2.0.0/16": {Number: 20712, Org: "A&A"}})
+	d := openDBsForTest(t, -1, country, asn)
+	var got []string
+	d.LookupEach(netip.MustParseAddr("::ffff:81.2.69.1"), func(path, kind string, r Result, err error) {
+		got = append(got, fmt.Sprintf("%s %s %s %d %v", filepath.Base(path), kind, r.CountryCode, r.ASN, err))
+	})
+	want := "country.mmdb country GB 0 <nil>|asn.mmdb asn  20712 <nil>"
+	if strings.Join(got, "|") != want {
+		t.Errorf("LookupEach = %q, want %q", strings.Join(got, "|"), want)
+	}
+}
