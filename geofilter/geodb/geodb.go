@@ -328,11 +328,11 @@ func (d *DB) Lookup(ip netip.Addr, r *Result) error {
 
 func (d *DB) decode(res maxminddb.Result, r *Result) error {
 	w := walkers.Get().(*recordWalker)
-	w.t, w.r, w.left = d.trie, r, d.trie.leaves
+	w.t, w.r = d.trie, r
 	err := res.Decode(w)
 	w.t, w.r = nil, nil
 	walkers.Put(w)
-	if err == errWalkDone { //nolint:errorlint // returned unwrapped, see walk.go
+	if err == errWalkDone { //nolint:errorlint // passed through unwrapped, see walk.go
 		err = nil
 	}
 	if d.deriveEU && r.CountryCode != "" {

@@ -10,19 +10,21 @@ import (
 
 // A record is decoded in one pass: the field paths of a database are
 // compiled into a trie that is walked along the record with mmdbdata
-// cursors, descending only into the map keys and array elements that lead
-// to a field and skipping the rest (a skipped pointer costs a few bytes of
-// reading). The walk stops as soon as every field has been read.
-
-// errWalkDone ends a walk early once every field has been read: the rest of
-// the record need not be read to find its end. Result.Decode returns it
-// unchanged and decode treats it as success.
-var errWalkDone = errors.New("geodb: all fields read")
+// cursors. In each map (or array) the walk reads keys and skips values only
+// until it has seen every key the trie needs there, noting where their values
+// are, then descends into those. Unlike one DecodePath per field, no part
+// of the record is read twice, and unlike a full decode, nothing after the
+// last needed key is read (a map of names in eight languages is left as
+// soon as "en" is found).
+//
+// The walk never computes where the record ends, which Result.Decode wants
+// from a CursorUnmarshaler: it returns errWalkDone instead, which Decode
+// passes through unchanged and decode treats as success.
+var errWalkDone = errors.New("geodb: record walked")
 
 // trie is one node of the compiled field paths.
 type trie struct {
-	field  int // >= 0: a leaf, the value is this field; -1: an inner node
-	leaves int // number of leaves under the root (set on the root only)
+	field int // >= 0: a leaf, the value is this field; -1: an inner node
 
 	// Inner node of a map: the children by key.
 	keys []string
@@ -85,92 +87,126 @@ func compile(paths []fieldPath) (*trie, error) {
 			}
 			n = next
 		}
-		root.leaves++
 	}
 	return root, nil
 }
 
-// walk decodes the value at c along n into r and returns the successor of
-// the value. A value of another shape than the trie expects (a map where a
-// string was expected, ...) is an error, as with DecodePath; a missing key
-// or index leaves the field alone.
-func (w *recordWalker) walk(c mmdbdata.Cursor, n *trie) (mmdbdata.Cursor, error) {
-	if n.field >= 0 {
-		next, err := readField(c, n.field, w.r)
-		if err == nil {
-			if w.left--; w.left == 0 {
-				return next, errWalkDone
-			}
-		}
-		return next, err
-	}
-	if len(n.indexes) > 0 {
-		return w.walkSlice(c, n)
-	}
-	m, err := c.Map()
-	if err != nil {
-		return c, err
-	}
-	var next mmdbdata.Cursor
-	for {
-		key, v, ok := m.Next(next)
-		if !ok {
-			break
-		}
-		var kid *trie
-		for i, k := range n.keys {
-			if string(key) == k {
-				kid = n.kids[i]
-				break
-			}
-		}
-		if kid != nil {
-			next, err = w.walk(v, kid)
-		} else {
-			next, err = v.Skip()
-		}
-		if err != nil {
-			return next, err
-		}
-	}
-	return m.End()
+// found is a value the walk will descend into.
+type found struct {
+	kid *trie
+	at  mmdbdata.Cursor
 }
 
-func (w *recordWalker) walkSlice(c mmdbdata.Cursor, n *trie) (mmdbdata.Cursor, error) {
-	s, err := c.Slice()
-	if err != nil {
-		return c, err
+// walk decodes the value at c along n into w.r. A value of another shape
+// than the trie expects (a map where a string was expected, ...) is an
+// error, as with DecodePath; a missing key or index leaves the field alone.
+func (w *recordWalker) walk(c mmdbdata.Cursor, n *trie) error {
+	if n.field >= 0 {
+		_, err := readField(c, n.field, w.r)
+		return err
 	}
-	size, err := s.Size()
-	if err != nil {
-		return c, err
-	}
-	var next mmdbdata.Cursor
-	for {
-		i, v, ok := s.Next(next)
-		if !ok {
-			break
+	var (
+		later [4]found // inner nodes to descend into once this container is left
+		nl    int
+		next  mmdbdata.Cursor
+	)
+	// visit handles the value v of a needed key or index and returns the
+	// cursor after it: a leaf is read at once; an inner node is noted for
+	// later, or walked now if too many are pending.
+	visit := func(kid *trie, v mmdbdata.Cursor, last bool) (mmdbdata.Cursor, error) {
+		if kid.field >= 0 {
+			return readField(v, kid.field, w.r)
 		}
-		var kid *trie
-		for j, idx := range n.indexes {
-			if idx < 0 {
-				idx += int(size)
-			}
-			if idx == int(i) {
-				kid = n.ikids[j]
+		if nl < len(later) {
+			later[nl] = found{kid, v}
+			nl++
+		} else if err := w.walk(v, kid); err != nil {
+			return v, err
+		}
+		if last {
+			return v, nil // no need to know where it ends
+		}
+		return v.Skip()
+	}
+	if len(n.indexes) > 0 {
+		s, err := c.Slice()
+		if err != nil {
+			return err
+		}
+		size, err := s.Size()
+		if err != nil {
+			return err
+		}
+		need := len(n.indexes)
+		for need > 0 {
+			i, v, ok := s.Next(next)
+			if !ok {
 				break
 			}
+			var kid *trie
+			for j, idx := range n.indexes {
+				if idx < 0 {
+					idx += int(size)
+				}
+				if idx == int(i) {
+					kid = n.ikids[j]
+					need-- // each index matches one element at most
+				}
+			}
+			if kid != nil {
+				next, err = visit(kid, v, need == 0)
+			} else {
+				next, err = v.Skip()
+			}
+			if err != nil {
+				return err
+			}
 		}
-		if kid != nil {
-			next, err = w.walk(v, kid)
-		} else {
-			next, err = v.Skip()
+		if err := s.Err(); err != nil {
+			return err
 		}
+	} else {
+		m, err := c.Map()
 		if err != nil {
-			return next, err
+			return err
+		}
+		var seen uint32 // kids found, by index: a repeated key counts once
+		need := len(n.keys)
+		for need > 0 {
+			key, v, ok := m.Next(next)
+			if !ok {
+				break
+			}
+			var kid *trie
+			for j, k := range n.keys {
+				if string(key) == k {
+					if seen&(1<<j) == 0 {
+						seen |= 1 << j
+						kid = n.kids[j]
+						need--
+					}
+					break
+				}
+			}
+			if kid != nil {
+				next, err = visit(kid, v, need == 0)
+			} else {
+				next, err = v.Skip()
+			}
+			if err != nil {
+				return err
+			}
+		}
+		if err := m.Err(); err != nil {
+			return err
 		}
 	}
-	return s.End()
+	for _, f := range later[:nl] {
+		if err := w.walk(f.at, f.kid); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func readField(c mmdbdata.Cursor, f int, r *Result) (mmdbdata.Cursor, error) {
@@ -235,16 +271,18 @@ func readString(c mmdbdata.Cursor, old string) (string, mmdbdata.Cursor, error) 
 // recordWalker is passed to Result.Decode, which hands it the record's
 // cursor. Walkers are pooled so that a lookup does not allocate one.
 type recordWalker struct {
-	t    *trie
-	r    *Result
-	left int // fields not read yet
+	t *trie
+	r *Result
 }
 
 var walkers = sync.Pool{New: func() any { return new(recordWalker) }}
 
 // UnmarshalMaxMindDBCursor implements mmdbdata.CursorUnmarshaler.
 func (w *recordWalker) UnmarshalMaxMindDBCursor(c mmdbdata.Cursor) (mmdbdata.Cursor, error) {
-	return w.walk(c, w.t)
+	if err := w.walk(c, w.t); err != nil {
+		return c, err
+	}
+	return c, errWalkDone
 }
 
 // Interface guards
