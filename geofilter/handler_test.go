@@ -399,3 +399,24 @@ func TestClientIP(t *testing.T) {
 		t.Errorf("garbage parsed as %v", got)
 	}
 }
+
+func TestHandlerIPList(t *testing.T) {
+	list := t.TempDir() + "/drop.netset"
+	mmdbtest.WriteFile(t, list, []byte("# Spamhaus DROP style\n198.51.100.0/24 ; SBL1\n2001:db8:bad::/48\n"))
+	h := &Handler{Rules: []Rule{
+		{Action: rules.Deny, Conditions: rules.Conditions{IPList: []string{list}}},
+	}}
+	provision(t, h)
+	for ip, denied := range map[string]bool{
+		"198.51.100.1": true, "::ffff:198.51.100.1": true, "2001:db8:bad::1": true,
+		"198.51.101.1": false, "2001:db8::1": false,
+	} {
+		_, err, nextRan, _ := serve(h, "GET", "/", ip)
+		if denied && (nextRan || statusOf(t, err) != 403) {
+			t.Errorf("%s: not denied (err=%v)", ip, err)
+		}
+		if !denied && (!nextRan || err != nil) {
+			t.Errorf("%s: denied (err=%v)", ip, err)
+		}
+	}
+}
