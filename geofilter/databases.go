@@ -362,6 +362,9 @@ func loadOrOpen[T any](key, path, what string, interval time.Duration, logger *z
 			done:    make(chan struct{}),
 		}
 		st, val, err := w.read()
+		for try := 0; errors.Is(err, errFileChanging) && try < 3; try++ {
+			st, val, err = w.read() // being written right now: give it a moment
+		}
 		if err != nil {
 			return nil, err
 		}
