@@ -6,11 +6,13 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	_ "github.com/caddy-edge/edge"
 	"github.com/caddy-edge/edge/geofilter"
@@ -394,4 +396,63 @@ func loadedAt(t *testing.T, path string) string {
 	}
 	t.Fatalf("%s is not open", abs)
 	return ""
+}
+
+// TestIntegrationAccessLog checks the "geo" object that every access log
+// entry gets.
+func TestIntegrationAccessLog(t *testing.T) {
+	dir := t.TempDir()
+	logFile := filepath.Join(dir, "access.log")
+	country := mmdbtest.Country(t, countryNets)
+	s := caddytest.Start(t, globalTrusted+`
+http://localhost:{HTTP_PORT} {
+	log {
+		output file `+logFile+`
+		format json
+	}
+	geofilter {
+		db `+country+`
+		deny country CN
+	}
+	respond "ok"
+}
+`)
+	expect(t, s, "GET", "/a", ipCN, 403, "")
+	expect(t, s, "GET", "/b", ipDE, 200, "ok")
+
+	// Caddy writes the access log entry just after the response; wait for
+	// both entries (bounded), then check them.
+	type entry struct {
+		Request struct{ URI string } `json:"request"`
+		Geo     map[string]any       `json:"geo"`
+	}
+	var entries []entry
+	for deadline := time.Now().Add(10 * time.Second); len(entries) < 2 && time.Now().Before(deadline); {
+		entries = entries[:0]
+		raw, _ := os.ReadFile(logFile)
+		for line := range strings.SplitSeq(strings.TrimSpace(string(raw)), "\n") {
+			var e entry
+			if json.Unmarshal([]byte(line), &e) == nil && e.Request.URI != "" {
+				entries = append(entries, e)
+			}
+		}
+		if len(entries) < 2 {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	want := map[string]map[string]any{
+		"/a": {"country": "CN", "decision": "deny", "rule": "#1"},
+		"/b": {"country": "DE", "decision": "allow", "rule": "default"},
+	}
+	if len(entries) != 2 {
+		t.Fatalf("%d access log entries, want 2", len(entries))
+	}
+	for _, e := range entries {
+		w := want[e.Request.URI]
+		for k, v := range w {
+			if e.Geo[k] != v {
+				t.Errorf("%s: geo.%s = %v, want %v (geo %v)", e.Request.URI, k, e.Geo[k], v, e.Geo)
+			}
+		}
+	}
 }
