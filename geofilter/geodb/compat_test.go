@@ -251,3 +251,22 @@ func TestOfficialBrokenDatabases(t *testing.T) {
 		t.Errorf("Kind() = %q", db.Kind())
 	}
 }
+
+// TestOfficialIPv4Only: an IPv6 address in an IPv4-only database is simply
+// unknown, while IPv4 and IPv4-mapped addresses are found.
+func TestOfficialIPv4Only(t *testing.T) {
+	dir := officialTestData(t)
+	db := open(t, filepath.Join(dir, "MaxMind-DB-test-ipv4-24.mmdb"), geodb.FieldPaths{"city": {"ip"}})
+	for addr, want := range map[string]string{
+		"1.1.1.1":         "1.1.1.1",
+		"::ffff:1.1.1.3":  "1.1.1.2", // in 1.1.1.2/31
+		"2001:db8::1":     "",
+		"::1.1.1.1":       "",
+		"255.255.255.255": "",
+	} {
+		r := lookup(t, db, addr)
+		if r.City != want || r.Found != (want != "") {
+			t.Errorf("Lookup(%s) = %+v, want %q", addr, r, want)
+		}
+	}
+}
