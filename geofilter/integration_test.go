@@ -456,3 +456,23 @@ http://localhost:{HTTP_PORT} {
 		}
 	}
 }
+
+// TestIntegrationCEL uses the geo matcher inside a CEL expression.
+func TestIntegrationCEL(t *testing.T) {
+	country := mmdbtest.Country(t, countryNets)
+	s := caddytest.Start(t, globalTrusted+`
+http://localhost:{HTTP_PORT} {
+	geofilter {
+		db `+country+`
+	}
+	@euOrPublic expression geo({'continent': ['EU'], 'country': ['DE', 'FR']}) || path('/public/*')
+	respond @euOrPublic "yes"
+	respond "no"
+}
+`)
+	expect(t, s, "GET", "/", ipDE, 200, "yes")
+	expect(t, s, "GET", "/", ipFR, 200, "yes")
+	expect(t, s, "GET", "/", ipGB, 200, "no")
+	expect(t, s, "GET", "/", ipUS, 200, "no")
+	expect(t, s, "GET", "/public/x", ipUS, 200, "yes")
+}
