@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"sort"
 	"sync"
@@ -183,7 +184,16 @@ func OpenIPList(path string, interval time.Duration, logger *zap.Logger) (*IPLis
 	}
 	key := "list\x00" + abs
 	describe := func(*iplist.List) (string, time.Time) { return "ip_list", time.Time{} }
-	w, err := loadOrOpen(key, abs, "ip list", interval, logger, iplist.Load, describe, nil)
+	load := func(path string) (*iplist.List, error) {
+		// A file of zero bytes is most likely being written (`> file`
+		// truncates first): never take it for a list of nothing. A list of
+		// nothing has at least a comment line.
+		if fi, err := os.Stat(path); err == nil && fi.Size() == 0 {
+			return nil, errors.New("empty file (an empty list needs at least a comment line)")
+		}
+		return iplist.Load(path)
+	}
+	w, err := loadOrOpen(key, abs, "ip list", interval, logger, load, describe, nil)
 	if err != nil {
 		return nil, fmt.Errorf("opening ip list %s: %w", path, err)
 	}

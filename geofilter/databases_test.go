@@ -416,6 +416,16 @@ func TestIPListReload(t *testing.T) {
 	if l.Contains(in) || !l.Contains(out) || !l.Contains(netip.MustParseAddr("2001:db8::1")) {
 		t.Error("reloaded list not served")
 	}
+	// Truncated for a rewrite: a file of zero bytes is not a list of nothing.
+	if err := os.WriteFile(path, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.w.check(false); err == nil || !strings.Contains(err.Error(), "empty file") {
+		t.Errorf("empty replacement: err = %v", err)
+	}
+	if !l.Contains(out) {
+		t.Error("empty replacement not rejected")
+	}
 	mmdbtest.WriteFile(t, path, []byte("203.0.113.0/24\n203.0.113.300\n"))
 	_, err = l.w.check(false)
 	if err == nil || !strings.Contains(err.Error(), path+":2") {
@@ -424,7 +434,7 @@ func TestIPListReload(t *testing.T) {
 	if !l.Contains(out) || l.Contains(netip.MustParseAddr("203.0.113.1")) {
 		t.Error("bad replacement not rejected as a whole")
 	}
-	if info := infoFor(t, path); info.Kind != "ip_list" || info.Reloads != 1 || info.Failures != 1 {
+	if info := infoFor(t, path); info.Kind != "ip_list" || info.Reloads != 1 || info.Failures != 2 {
 		t.Errorf("info: %+v", info)
 	}
 	var nilList *IPList
