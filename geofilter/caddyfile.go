@@ -27,7 +27,7 @@ type NamedMatcher func(tok caddyfile.Token) (caddy.ModuleMap, error)
 //				<result_field> <key|index>...
 //			}
 //		}]
-//		reload_interval <duration>
+//		reload_interval <duration>|off
 //		default allow|deny
 //		log_only
 //
@@ -481,12 +481,15 @@ func parseInterval(d *caddyfile.Dispenser) (caddy.Duration, error) {
 	if !d.AllArgs(&s) {
 		return 0, d.ArgErr()
 	}
+	if s == "off" {
+		return -1, nil
+	}
 	dur, err := caddy.ParseDuration(s)
 	if err != nil {
 		return 0, d.Errf("bad reload_interval '%s': %v", s, err)
 	}
 	if dur <= 0 {
-		return 0, d.Errf("bad reload_interval '%s': must be positive", s)
+		return 0, d.Errf("bad reload_interval '%s': must be positive, or off", s)
 	}
 	return caddy.Duration(dur), nil
 }

@@ -23,6 +23,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		want  Handler
 	}{
 		{"bare", `geofilter`, Handler{}},
+		{"reload off", "geofilter {\n\treload_interval off\n}", Handler{ReloadInterval: -1}},
 		{"design minimum", `geofilter {
 			db /var/lib/GeoIP/GeoLite2-Country.mmdb
 			deny country CN RU

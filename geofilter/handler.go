@@ -63,7 +63,8 @@ type Handler struct {
 	// ReloadInterval is how often the database and IP list files are
 	// checked for a change (replaced or rewritten); a changed file is loaded
 	// and swapped in, a corrupt one is rejected and the last good one keeps
-	// serving. Default: 1m.
+	// serving. A negative value turns the checks off (reloads then only
+	// happen through the admin API). Default: 1m.
 	ReloadInterval caddy.Duration `json:"reload_interval,omitempty"`
 
 	// Rules are evaluated in order; the first allow or deny rule that
@@ -297,7 +298,7 @@ func (h *Handler) Cleanup() error {
 // request through or denies it.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	l := newRequestLookup(r, h.dbs)
-	if !l.res.Found {
+	if h.dbs != nil && !l.res.Found {
 		lookupsNotFound.Inc()
 	}
 	d, err := h.set.Decide(&rules.Input{IP: l.ip, Geo: &l.res}, r)

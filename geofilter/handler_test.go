@@ -298,6 +298,15 @@ func TestHandlerMetrics(t *testing.T) {
 	if got := testutil.ToFloat64(lookupsNotFound) - notFound; got != 1 {
 		t.Errorf("not found counted %v, want 1", got)
 	}
+
+	// A filter without databases looks nothing up, so finds nothing missing.
+	ipOnly := &Handler{Rules: []Rule{{Action: rules.Deny, Conditions: rules.Conditions{IP: []string{"10.0.0.0/8"}}}}}
+	provision(t, ipOnly)
+	notFound = testutil.ToFloat64(lookupsNotFound)
+	serve(ipOnly, "GET", "/", "192.0.2.1")
+	if got := testutil.ToFloat64(lookupsNotFound) - notFound; got != 0 {
+		t.Errorf("a filter without databases counted %v lookups not found", got)
+	}
 }
 
 func TestHandlerProvisionErrors(t *testing.T) {
