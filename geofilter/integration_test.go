@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
+
 	_ "github.com/caddy-edge/edge"
 	"github.com/caddy-edge/edge/geofilter"
 	"github.com/caddy-edge/edge/internal/caddytest"
@@ -475,4 +477,14 @@ http://localhost:{HTTP_PORT} {
 	expect(t, s, "GET", "/", ipGB, 200, "no")
 	expect(t, s, "GET", "/", ipUS, 200, "no")
 	expect(t, s, "GET", "/public/x", ipUS, 200, "yes")
+}
+
+// TestModulesRegistered checks that the plugin registers the modules
+// DESIGN.md promises for the filter.
+func TestModulesRegistered(t *testing.T) {
+	for _, id := range []string{"http.handlers.geofilter", "http.matchers.geo", "admin.api.geofilter"} {
+		if _, err := caddy.GetModule(id); err != nil {
+			t.Errorf("module %s: %v", id, err)
+		}
+	}
 }
