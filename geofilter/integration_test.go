@@ -373,6 +373,22 @@ http://localhost:{HTTP_PORT} {
 		bad.Range(func(k, _ any) bool { t.Error(k); return true })
 		t.Fatalf("%d requests got a wrong answer during the reloads", n)
 	}
+
+	// Both reloads are counted on Caddy's metrics.
+	resp, err := s.Client.Get(s.AdminURL("/metrics"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`caddy_geofilter_database_reloads_total{result="ok"}`,
+		`caddy_geofilter_database_reloads_total{result="error"}`,
+	} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
 }
 
 // getQuiet is get for goroutines: errors become status 0.
