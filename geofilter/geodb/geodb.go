@@ -13,6 +13,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/oschwald/maxminddb-golang/v2"
@@ -176,6 +177,9 @@ type DB struct {
 	paths    []fieldPath // where each field lives, by field
 	trie     *trie       // paths, compiled for a one-pass walk of a record
 	deriveEU bool        // the layout has no EU flag: derive it from the country code
+
+	// cache holds recently decoded records; nil disables it (tests).
+	cache *[1 << recordCacheBits]atomic.Pointer[cachedRecord]
 }
 
 // Open reads and validates the database at path: the file must be a
@@ -204,7 +208,7 @@ func OpenBytes(data []byte, fields FieldPaths) (*DB, error) {
 	if err := reader.Verify(); err != nil {
 		return nil, fmt.Errorf("corrupt MaxMind DB: %w", err)
 	}
-	d := &DB{reader: reader, dbType: reader.Metadata.DatabaseType}
+	d := &DB{reader: reader, dbType: reader.Metadata.DatabaseType, cache: new([1 << recordCacheBits]atomic.Pointer[cachedRecord])}
 	kind, layout, ok := kindOf(d.dbType)
 	switch {
 	case ok:
@@ -280,7 +284,7 @@ func (d *DB) sanityCheck() error {
 			return fmt.Errorf("reading networks: %w", err)
 		}
 		var r Result
-		if err := d.decode(res, &r); err != nil {
+		if _, err := d.decode(res, &r); err != nil {
 			return fmt.Errorf("record of %s: %w", res.Prefix(), err)
 		}
 		if n++; n == 8 {
@@ -317,19 +321,35 @@ func (d *DB) Lookup(ip netip.Addr, r *Result) error {
 	if !res.Found() {
 		return nil
 	}
-	err := d.decode(res, r)
+	off := res.Offset()
+	var slot *atomic.Pointer[cachedRecord]
+	if d.cache != nil {
+		slot = &d.cache[(uint64(off)*0x9E3779B97F4A7C15)>>(64-recordCacheBits)]
+		if e := slot.Load(); e != nil && e.offset == off {
+			e.mergeInto(r)
+			return nil
+		}
+	}
+	e := &cachedRecord{offset: off}
+	mask, err := d.decode(res, &e.r)
+	e.mask = mask
 	// A record that holds none of the fields (MaxMind's databases map some
 	// networks to an empty record) tells nothing: the address stays unknown.
-	if !r.Found && *r != (Result{}) {
-		r.Found = true
+	e.found = e.r != (Result{})
+	if err == nil && slot != nil {
+		slot.Store(e)
 	}
+	e.mergeInto(r)
 	return err
 }
 
-func (d *DB) decode(res maxminddb.Result, r *Result) error {
+// decode reads the fields of the record into r and returns which fields the
+// record holds (bit i: field i).
+func (d *DB) decode(res maxminddb.Result, r *Result) (uint16, error) {
 	w := walkers.Get().(*recordWalker)
-	w.t, w.r = d.trie, r
+	w.t, w.r, w.mask = d.trie, r, 0
 	err := res.Decode(w)
+	mask := w.mask
 	w.t, w.r = nil, nil
 	walkers.Put(w)
 	if err == errWalkDone { //nolint:errorlint // passed through unwrapped, see walk.go
@@ -337,8 +357,75 @@ func (d *DB) decode(res maxminddb.Result, r *Result) error {
 	}
 	if d.deriveEU && r.CountryCode != "" {
 		r.InEU = IsEU(r.CountryCode)
+		mask |= 1 << fInEU
 	}
-	return err
+	return mask, err
+}
+
+// recordCacheBits sizes the per-database cache of decoded records: 2^10
+// slots, direct-mapped by the record's offset. Country, ASN and anonymous-IP
+// databases have a few thousand distinct records at most, and most of a
+// site's traffic comes from few of them, so a lookup is usually the tree
+// walk plus a copy. Reloading a database starts a new cache.
+const recordCacheBits = 10
+
+// cachedRecord is a decoded record of one database. It is immutable once
+// stored.
+type cachedRecord struct {
+	offset uintptr // of the record in the data section
+	mask   uint16  // fields the record holds (bit i: field i)
+	found  bool    // the record holds a non-zero field
+	r      Result
+}
+
+// mergeInto copies the fields the record holds into r.
+func (e *cachedRecord) mergeInto(r *Result) {
+	if e.found {
+		r.Found = true
+	}
+	m, s := e.mask, &e.r
+	if m == 0 {
+		return
+	}
+	if m&(1<<fCountryCode) != 0 {
+		r.CountryCode = s.CountryCode
+	}
+	if m&(1<<fContinentCode) != 0 {
+		r.ContinentCode = s.ContinentCode
+	}
+	if m&(1<<fInEU) != 0 {
+		r.InEU = s.InEU
+	}
+	if m&(1<<fSubdivisionCode) != 0 {
+		r.SubdivisionCode = s.SubdivisionCode
+	}
+	if m&(1<<fCity) != 0 {
+		r.City = s.City
+	}
+	if m&(1<<fASN) != 0 {
+		r.ASN = s.ASN
+	}
+	if m&(1<<fASNOrg) != 0 {
+		r.ASNOrg = s.ASNOrg
+	}
+	if m&(1<<fIsAnonymous) != 0 {
+		r.IsAnonymous = s.IsAnonymous
+	}
+	if m&(1<<fIsAnonymousVPN) != 0 {
+		r.IsAnonymousVPN = s.IsAnonymousVPN
+	}
+	if m&(1<<fIsHostingProvider) != 0 {
+		r.IsHostingProvider = s.IsHostingProvider
+	}
+	if m&(1<<fIsPublicProxy) != 0 {
+		r.IsPublicProxy = s.IsPublicProxy
+	}
+	if m&(1<<fIsTorExitNode) != 0 {
+		r.IsTorExitNode = s.IsTorExitNode
+	}
+	if m&(1<<fIsResidentialProxy) != 0 {
+		r.IsResidentialProxy = s.IsResidentialProxy
+	}
 }
 
 // Close releases the database. The DB must not be used afterwards.

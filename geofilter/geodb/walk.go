@@ -102,7 +102,7 @@ type found struct {
 // error, as with DecodePath; a missing key or index leaves the field alone.
 func (w *recordWalker) walk(c mmdbdata.Cursor, n *trie) error {
 	if n.field >= 0 {
-		_, err := readField(c, n.field, w.r)
+		_, err := w.readField(c, n.field)
 		return err
 	}
 	var (
@@ -115,7 +115,7 @@ func (w *recordWalker) walk(c mmdbdata.Cursor, n *trie) error {
 	// later, or walked now if too many are pending.
 	visit := func(kid *trie, v mmdbdata.Cursor, last bool) (mmdbdata.Cursor, error) {
 		if kid.field >= 0 {
-			return readField(v, kid.field, w.r)
+			return w.readField(v, kid.field)
 		}
 		if nl < len(later) {
 			later[nl] = found{kid, v}
@@ -209,10 +209,13 @@ func (w *recordWalker) walk(c mmdbdata.Cursor, n *trie) error {
 	return nil
 }
 
-func readField(c mmdbdata.Cursor, f int, r *Result) (mmdbdata.Cursor, error) {
+// readField reads the value at c into field f of w.r and returns the
+// cursor after it.
+func (w *recordWalker) readField(c mmdbdata.Cursor, f int) (mmdbdata.Cursor, error) {
 	var (
 		next mmdbdata.Cursor
 		err  error
+		r    = w.r
 	)
 	switch f {
 	case fCountryCode:
@@ -254,6 +257,7 @@ func readField(c mmdbdata.Cursor, f int, r *Result) (mmdbdata.Cursor, error) {
 	if err != nil {
 		return next, fmt.Errorf("decoding %s: %w", fieldNames[f], mmdbdata.NormalizeUnmarshalError[string](err))
 	}
+	w.mask |= 1 << f
 	return next, nil
 }
 
@@ -271,8 +275,9 @@ func readString(c mmdbdata.Cursor, old string) (string, mmdbdata.Cursor, error) 
 // recordWalker is passed to Result.Decode, which hands it the record's
 // cursor. Walkers are pooled so that a lookup does not allocate one.
 type recordWalker struct {
-	t *trie
-	r *Result
+	t    *trie
+	r    *Result
+	mask uint16 // fields read (bit i: field i)
 }
 
 var walkers = sync.Pool{New: func() any { return new(recordWalker) }}

@@ -94,7 +94,7 @@ func TestWalkAgreesWithDecodePath(t *testing.T) {
 		n := 0
 		for res := range db.reader.Networks() {
 			var walked, byPath Result
-			errW := db.decode(res, &walked)
+			_, errW := db.decode(res, &walked)
 			errP := db.decodeByPath(res, &byPath)
 			if (errW == nil) != (errP == nil) || walked != byPath {
 				t.Errorf("%s %s: walk %+v (%v), DecodePath %+v (%v)", name, res.Prefix(), walked, errW, byPath, errP)
@@ -122,7 +122,7 @@ func benchmarkDecode(b *testing.B, byPath bool) {
 				if byPath {
 					_ = db.decodeByPath(res, &r)
 				} else {
-					_ = db.decode(res, &r)
+					_, _ = db.decode(res, &r)
 				}
 			}
 			if r.CountryCode != "GB" {
