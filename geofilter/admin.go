@@ -19,7 +19,11 @@ import (
 // API: filled in Provision, emptied in Cleanup. During a config reload the
 // old and the new config's handlers are both listed for a moment.
 var filters struct {
-	mu   sync.Mutex // protects seq and live
+	// mu protects seq and live; the admin API holds it for reading while
+	// it uses a handler's databases, and Cleanup takes it (through
+	// unregisterFilter) before closing them, so an admin lookup never uses
+	// a closed database.
+	mu   sync.RWMutex
 	seq  int
 	live map[*Handler]int // handler -> its id, in provisioning order
 }
@@ -40,16 +44,21 @@ func unregisterFilter(h *Handler) {
 	delete(filters.live, h)
 }
 
-// liveFilters returns the registered handlers, oldest first.
-func liveFilters() []*Handler {
-	filters.mu.Lock()
-	defer filters.mu.Unlock()
-	hs := make([]*Handler, 0, len(filters.live))
-	for h := range filters.live {
-		hs = append(hs, h)
+// liveFilter is a registered handler and its id.
+type liveFilter struct {
+	h  *Handler
+	id int
+}
+
+// liveFiltersLocked returns the registered handlers, oldest first. The
+// caller holds filters.mu.
+func liveFiltersLocked() []liveFilter {
+	fs := make([]liveFilter, 0, len(filters.live))
+	for h, id := range filters.live {
+		fs = append(fs, liveFilter{h, id})
 	}
-	slices.SortFunc(hs, func(a, b *Handler) int { return filters.live[a] - filters.live[b] })
-	return hs
+	slices.SortFunc(fs, func(a, b liveFilter) int { return a.id - b.id })
+	return fs
 }
 
 // Admin is the admin API of geofilter, module admin.api.geofilter:
@@ -105,6 +114,8 @@ type FilterAnswer struct {
 	Decision  string   `json:"decision"`
 	Rule      string   `json:"rule"`
 	LogRule   string   `json:"log_rule,omitempty"`
+
+	configs []DatabaseConfig
 }
 
 func (Admin) handleLookup(w http.ResponseWriter, r *http.Request) error {
@@ -116,17 +127,31 @@ func (Admin) handleLookup(w http.ResponseWriter, r *http.Request) error {
 		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: fmt.Errorf("bad ip parameter: %v", err)}
 	}
 	ip = ip.Unmap().WithZone("")
-	resp := LookupResponse{IP: ip.String(), Databases: []DatabaseAnswer{}, Filters: []FilterAnswer{}}
+	resp := LookupResponse{IP: ip.String(), Databases: []DatabaseAnswer{}}
 
+	resp.Filters = lookupFilters(ip)
 	seen := make(map[string]bool)
-	for _, h := range liveFilters() {
-		f := FilterAnswer{ID: filterID(h), Databases: []string{}}
-		for _, c := range h.Databases {
-			f.Databases = append(f.Databases, c.Path)
+	for _, f := range resp.Filters {
+		for _, c := range f.configs {
 			if !seen[c.Path] {
 				seen[c.Path] = true
 				resp.Databases = append(resp.Databases, lookupFile(c, ip))
 			}
+		}
+	}
+	return writeJSON(w, resp)
+}
+
+// lookupFilters asks every live filter what it knows of ip and decides.
+func lookupFilters(ip netip.Addr) []FilterAnswer {
+	out := []FilterAnswer{}
+	filters.mu.RLock()
+	defer filters.mu.RUnlock()
+	for _, lf := range liveFiltersLocked() {
+		h := lf.h
+		f := FilterAnswer{ID: lf.id, Databases: []string{}, configs: h.Databases}
+		for _, c := range h.Databases {
+			f.Databases = append(f.Databases, c.Path)
 		}
 		if h.dbs != nil {
 			h.dbs.Lookup(ip, &f.Result)
@@ -136,15 +161,14 @@ func (Admin) handleLookup(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			f.Decision = "error: " + err.Error()
 		} else {
-			l := lookup{ip: ip, res: f.Result}
-			f.Decision, f.Rule = h.outcome(d, &l)
+			f.Decision, f.Rule = h.outcome(d)
 			if d.Logged >= 0 {
 				f.LogRule = h.set.Rules[d.Logged].Name
 			}
 		}
-		resp.Filters = append(resp.Filters, f)
+		out = append(out, f)
 	}
-	return writeJSON(w, resp)
+	return out
 }
 
 // lookupFile opens the database file on its own and looks ip up in it, so
@@ -165,12 +189,6 @@ func lookupFile(c DatabaseConfig, ip netip.Addr) DatabaseAnswer {
 	}
 	a.Result = &res
 	return a
-}
-
-func filterID(h *Handler) int {
-	filters.mu.Lock()
-	defer filters.mu.Unlock()
-	return filters.live[h]
 }
 
 func (Admin) handleDatabases(w http.ResponseWriter, r *http.Request) error {

@@ -40,6 +40,12 @@ func adminDo(t *testing.T, method, target string) (int, []byte) {
 	return w.Code, w.Body.Bytes()
 }
 
+func filterID(h *Handler) int {
+	filters.mu.RLock()
+	defer filters.mu.RUnlock()
+	return filters.live[h]
+}
+
 func TestAdmin(t *testing.T) {
 	country, asn := fixtures(t)
 	h := &Handler{

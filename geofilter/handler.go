@@ -319,7 +319,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 
 // outcome returns the decision ({geo.decision}) and the deciding rule's
 // name for d.
-func (h *Handler) outcome(d rules.Decision, l *lookup) (decision, rule string) {
+func (h *Handler) outcome(d rules.Decision) (decision, rule string) {
 	rule = "default"
 	if d.Rule >= 0 {
 		rule = h.set.Rules[d.Rule].Name
@@ -341,7 +341,7 @@ func (h *Handler) outcome(d rules.Decision, l *lookup) (decision, rule string) {
 // record sets the decision and rule of l from d, counts it and logs what
 // the user asked to be logged.
 func (h *Handler) record(l *lookup, d rules.Decision) {
-	l.decision, l.rule = h.outcome(d, l)
+	l.decision, l.rule = h.outcome(d)
 	country := rules.NormalizeCountry(l.res.CountryCode)
 	decisions.WithLabelValues(l.decision, country).Inc()
 

@@ -504,3 +504,59 @@ func TestModulesRegistered(t *testing.T) {
 		}
 	}
 }
+
+// TestIntegrationAdminDuringReload asks the admin API while configs are
+// replaced (and their handlers cleaned up): with -race, this catches an
+// admin lookup touching a handler that is being torn down.
+func TestIntegrationAdminDuringReload(t *testing.T) {
+	country := mmdbtest.Country(t, countryNets)
+	other := mmdbtest.Country(t, map[string]string{"192.0.2.0/24": "NL"})
+	cfg := func(db string) string {
+		return globalTrusted + `
+http://localhost:{HTTP_PORT} {
+	geofilter {
+		db ` + db + `
+		deny country CN
+	}
+	respond "{geo.country_code}"
+}
+`
+	}
+	s := caddytest.Start(t, cfg(country))
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var errs atomic.Int64
+	wg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			resp, err := s.Client.Get(s.AdminURL("/geofilter/lookup?ip=" + ipDE))
+			if err != nil {
+				errs.Add(1)
+				continue
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				errs.Add(1)
+			}
+		}
+	})
+	for i := range 6 {
+		if i%2 == 0 {
+			s.Load(t, cfg(other))
+			expect(t, s, "GET", "/", ipDE, 200, "NL")
+		} else {
+			s.Load(t, cfg(country))
+			expect(t, s, "GET", "/", ipDE, 200, "DE")
+		}
+	}
+	close(stop)
+	wg.Wait()
+	// The admin server itself restarts with each config, so a few
+	// connection errors are expected; a data race fails the test under -race.
+	t.Logf("%d admin requests failed during config loads", errs.Load())
+}
