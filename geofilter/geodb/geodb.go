@@ -47,7 +47,7 @@ type Kind string
 // The kinds of database.
 const (
 	KindCountry   Kind = "country"   // GeoIP2/GeoLite2-Country, DBIP-Country(-Lite), IPinfo country
-	KindCity      Kind = "city"      // GeoIP2/GeoLite2-City, GeoIP2-Enterprise, DBIP-City(-Lite)
+	KindCity      Kind = "city"      // GeoIP2/GeoLite2-City, GeoIP2-Enterprise (with its traits), DBIP-City(-Lite)
 	KindASN       Kind = "asn"       // GeoLite2-ASN, GeoIP2-ISP, DBIP-ASN(-Lite), IPinfo ASN
 	KindAnonymous Kind = "anonymous" // GeoIP2-Anonymous-IP
 	KindCustom    Kind = "custom"    // any other type; read through field paths only
@@ -124,6 +124,22 @@ var (
 		"is_tor_exit_node":     {"is_tor_exit_node"},
 		"is_residential_proxy": {"is_residential_proxy"},
 	}
+	// GeoIP2-Enterprise: the city layout plus the network's traits.
+	enterpriseLayout = FieldPaths{
+		"country_code":         {"country", "iso_code"},
+		"continent_code":       {"continent", "code"},
+		"in_eu":                {"country", "is_in_european_union"},
+		"subdivision_code":     {"subdivisions", 0, "iso_code"},
+		"city":                 {"city", "names", "en"},
+		"asn":                  {"traits", "autonomous_system_number"},
+		"asn_org":              {"traits", "autonomous_system_organization"},
+		"is_anonymous":         {"traits", "is_anonymous"},
+		"is_anonymous_vpn":     {"traits", "is_anonymous_vpn"},
+		"is_hosting_provider":  {"traits", "is_hosting_provider"},
+		"is_public_proxy":      {"traits", "is_public_proxy"},
+		"is_tor_exit_node":     {"traits", "is_tor_exit_node"},
+		"is_residential_proxy": {"traits", "is_residential_proxy"},
+	}
 	// IPinfo's free and paid databases keep flat keys; the ASN is a string
 	// such as "AS15169".
 	ipinfoLayout = FieldPaths{
@@ -151,9 +167,11 @@ func kindOf(dbType string) (Kind, FieldPaths, bool) {
 	switch {
 	case strings.Contains(t, "anonymous"):
 		return KindAnonymous, anonymousLayout, true
+	case strings.Contains(t, "enterprise"): // before "isp": DB-IP's "Location-ISP (compat=Enterprise)"
+		return KindCity, enterpriseLayout, true
 	case strings.Contains(t, "asn") || strings.Contains(t, "isp"):
 		return KindASN, asnLayout, true
-	case strings.Contains(t, "city") || strings.Contains(t, "enterprise"):
+	case strings.Contains(t, "city"):
 		return KindCity, cityLayout, true
 	case strings.Contains(t, "country"):
 		return KindCountry, countryLayout, true

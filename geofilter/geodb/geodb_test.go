@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/maxmind/mmdbwriter/mmdbtype"
+
 	"github.com/caddy-edge/edge/geofilter/geodb"
 	"github.com/caddy-edge/edge/internal/mmdbtest"
 )
@@ -220,5 +222,61 @@ func TestResultJSON(t *testing.T) {
 	}
 	if got, want := strings.Join(keys, " "), strings.Join(geodb.FieldNames(), " "); got != want {
 		t.Errorf("JSON keys %q, want the field names %q", got, want)
+	}
+}
+
+// TestKinds checks the kind and layout taken from the metadata's
+// database_type, for the names MaxMind, DB-IP and IPinfo use.
+func TestKinds(t *testing.T) {
+	countryRec := mmdbtype.Map{
+		"country":   mmdbtype.Map{"iso_code": mmdbtype.String("DE"), "is_in_european_union": mmdbtype.Bool(true)},
+		"continent": mmdbtype.Map{"code": mmdbtype.String("EU")},
+		"city":      mmdbtype.Map{"names": mmdbtype.Map{"en": mmdbtype.String("Berlin")}},
+		"traits": mmdbtype.Map{
+			"autonomous_system_number": mmdbtype.Uint32(3320), "autonomous_system_organization": mmdbtype.String("DTAG"),
+			"is_anonymous": mmdbtype.Bool(true), "is_public_proxy": mmdbtype.Bool(true),
+		},
+	}
+	asnRec := mmdbtype.Map{"autonomous_system_number": mmdbtype.Uint32(3320), "autonomous_system_organization": mmdbtype.String("DTAG")}
+	ipinfoRec := mmdbtype.Map{
+		"country_code": mmdbtype.String("DE"), "continent_code": mmdbtype.String("EU"),
+		"asn": mmdbtype.String("AS3320"), "as_name": mmdbtype.String("DTAG"),
+	}
+	for _, tt := range []struct {
+		dbType string
+		rec    mmdbtype.Map
+		kind   geodb.Kind
+		want   geodb.Result
+	}{
+		{"GeoIP2-Country", countryRec, geodb.KindCountry, geodb.Result{Found: true, CountryCode: "DE", ContinentCode: "EU", InEU: true}},
+		{"DBIP-Country-Lite", countryRec, geodb.KindCountry, geodb.Result{Found: true, CountryCode: "DE", ContinentCode: "EU", InEU: true}},
+		{"dbip-city-lite", countryRec, geodb.KindCity, geodb.Result{Found: true, CountryCode: "DE", ContinentCode: "EU", InEU: true, City: "Berlin"}},
+		{"GeoIP2-Enterprise", countryRec, geodb.KindCity, geodb.Result{Found: true, CountryCode: "DE", ContinentCode: "EU", InEU: true, City: "Berlin", ASN: 3320, ASNOrg: "DTAG", IsAnonymous: true, IsPublicProxy: true}},
+		{"DBIP-Location-ISP (compat=Enterprise)", countryRec, geodb.KindCity, geodb.Result{Found: true, CountryCode: "DE", ContinentCode: "EU", InEU: true, City: "Berlin", ASN: 3320, ASNOrg: "DTAG", IsAnonymous: true, IsPublicProxy: true}},
+		{"GeoIP2-ISP", asnRec, geodb.KindASN, geodb.Result{Found: true, ASN: 3320, ASNOrg: "DTAG"}},
+		{"DBIP-ASN-Lite (compat=GeoLite2-ASN)", asnRec, geodb.KindASN, geodb.Result{Found: true, ASN: 3320, ASNOrg: "DTAG"}},
+		{"ipinfo ipinfo_lite.mmdb", ipinfoRec, geodb.KindCountry, geodb.Result{Found: true, CountryCode: "DE", ContinentCode: "EU", InEU: true, ASN: 3320, ASNOrg: "DTAG"}},
+		{"ipinfo asn.mmdb", ipinfoRec, geodb.KindASN, geodb.Result{Found: true, CountryCode: "DE", ContinentCode: "EU", InEU: true, ASN: 3320, ASNOrg: "DTAG"}},
+	} {
+		t.Run(tt.dbType, func(t *testing.T) {
+			data, err := mmdbtest.Build(tt.dbType, mmdbtest.BuildEpoch, map[string]mmdbtype.DataType{"192.0.2.0/24": tt.rec})
+			if err != nil {
+				t.Fatal(err)
+			}
+			db, err := geodb.OpenBytes(data, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if db.Kind() != tt.kind {
+				t.Errorf("Kind() = %q, want %q", db.Kind(), tt.kind)
+			}
+			var r geodb.Result
+			if err := db.Lookup(netip.MustParseAddr("192.0.2.1"), &r); err != nil {
+				t.Fatal(err)
+			}
+			if r != tt.want {
+				t.Errorf("Lookup = %+v, want %+v", r, tt.want)
+			}
+		})
 	}
 }
