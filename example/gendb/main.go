@@ -4,7 +4,8 @@
 //
 //	go run ./example/gendb -o example/demo.mmdb -asn example/demo-asn.mmdb
 //
-// What the databases say (anything else, such as 127.0.0.1, is unknown):
+// What the databases say (the table is mmdbtest.DemoCountries and
+// mmdbtest.DemoASNs; anything else, such as 127.0.0.1, is unknown):
 //
 //	network           country        continent  ASN    organization
 //	81.2.69.0/24      GB             EU         20712  Andrews & Arnold Ltd
@@ -31,30 +32,6 @@ import (
 	"github.com/caddy-edge/edge/internal/mmdbtest"
 )
 
-var countries = map[string]string{
-	"81.2.69.0/24":    "GB",
-	"89.160.20.0/24":  "SE",
-	"216.160.83.0/24": "US",
-	"175.16.199.0/24": "CN",
-	"192.0.2.0/24":    "FR",
-	"198.51.100.0/24": "BR",
-	"203.0.113.0/24":  "RU",
-	"2001:db8::/48":   "JP",
-	"2001:db8:1::/48": "DE",
-}
-
-var asns = map[string]mmdbtest.ASNRecord{
-	"81.2.69.0/24":    {Number: 20712, Org: "Andrews & Arnold Ltd"},
-	"89.160.20.0/24":  {Number: 29518, Org: "Bredband2 AB"},
-	"216.160.83.0/24": {Number: 209, Org: "CenturyLink"},
-	"175.16.199.0/24": {Number: 4837, Org: "China Unicom"},
-	"192.0.2.0/24":    {Number: 64496, Org: "Documentation AS 64496"},
-	"198.51.100.0/24": {Number: 64497, Org: "Documentation AS 64497"},
-	"203.0.113.0/24":  {Number: 64498, Org: "Documentation AS 64498"},
-	"2001:db8::/48":   {Number: 64499, Org: "Documentation AS 64499"},
-	"2001:db8:1::/48": {Number: 64500, Org: "Documentation AS 64500"},
-}
-
 func main() {
 	country := flag.String("o", "", "write the country database (GeoLite2-Country layout) to this file")
 	asn := flag.String("asn", "", "write the ASN database (GeoLite2-ASN layout) to this file")
@@ -64,13 +41,13 @@ func main() {
 		os.Exit(2)
 	}
 	if *country != "" {
-		if err := write(*country, mmdbtest.BuildCountry(countries)); err != nil {
+		if err := write(*country, mmdbtest.BuildCountry(mmdbtest.DemoCountries())); err != nil {
 			fmt.Fprintln(os.Stderr, "gendb:", err)
 			os.Exit(1)
 		}
 	}
 	if *asn != "" {
-		if err := write(*asn, mmdbtest.BuildASN(asns)); err != nil {
+		if err := write(*asn, mmdbtest.BuildASN(mmdbtest.DemoASNs())); err != nil {
 			fmt.Fprintln(os.Stderr, "gendb:", err)
 			os.Exit(1)
 		}

@@ -14,10 +14,10 @@ import (
 func TestDemoDatabases(t *testing.T) {
 	dir := t.TempDir()
 	cpath, apath := filepath.Join(dir, "demo.mmdb"), filepath.Join(dir, "demo-asn.mmdb")
-	if err := write(cpath, mmdbtest.BuildCountry(countries)); err != nil {
+	if err := write(cpath, mmdbtest.BuildCountry(mmdbtest.DemoCountries())); err != nil {
 		t.Fatal(err)
 	}
-	if err := write(apath, mmdbtest.BuildASN(asns)); err != nil {
+	if err := write(apath, mmdbtest.BuildASN(mmdbtest.DemoASNs())); err != nil {
 		t.Fatal(err)
 	}
 	var dbs []*geodb.DB
