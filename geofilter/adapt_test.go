@@ -55,3 +55,18 @@ func TestCaddyfileAdapt(t *testing.T) {
 		})
 	}
 }
+
+// TestCaddyfileAdaptErrors checks errors that only the full adapter sees,
+// with the line they name.
+func TestCaddyfileAdaptErrors(t *testing.T) {
+	for _, tt := range []struct{ input, want string }{
+		{"example.com {\n\tgeofilter {\n\t\trule deny {\n\t\t\t@nope\n\t\t}\n\t}\n}\n", "unrecognized matcher name: @nope, at Caddyfile:4"},
+		{"example.com {\n\tgeofilter {\n\t\tdeny country XYZ\n\t}\n}\n", `country: bad country code "XYZ"`},
+		{"example.com {\n\t@x geo planet Mars\n\trespond @x 403\n}\n", "unknown condition 'planet'"},
+	} {
+		_, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(tt.input), nil)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%q: err = %v, want %q", tt.input, err, tt.want)
+		}
+	}
+}

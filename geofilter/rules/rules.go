@@ -479,8 +479,8 @@ type RequestMatcher interface {
 
 // Rule is one compiled rule.
 type Rule struct {
-	// Name identifies the rule in logs, metrics-free fields and the admin
-	// API.
+	// Name identifies the rule in logs and in the answers of Decide's
+	// callers.
 	Name string
 	// Cond is the compiled conditions; nil means none (then Request must be
 	// set).
