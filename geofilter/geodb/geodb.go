@@ -380,12 +380,14 @@ func (d *DB) decode(res maxminddb.Result, r *Result) (uint16, error) {
 	return mask, err
 }
 
-// recordCacheBits sizes the per-database cache of decoded records: 2^10
-// slots, direct-mapped by the record's offset. Country, ASN and anonymous-IP
-// databases have a few thousand distinct records at most, and most of a
-// site's traffic comes from few of them, so a lookup is usually the tree
-// walk plus a copy. Reloading a database starts a new cache.
-const recordCacheBits = 10
+// recordCacheBits sizes the per-database cache of decoded records: 2^12
+// slots (32 KiB, plus about 200 bytes per record held), direct-mapped by the
+// record's offset. Country, ASN and anonymous-IP databases have a few
+// thousand distinct records at most, and most of a site's traffic comes
+// from few networks, so a lookup is usually the tree walk plus a copy; a
+// miss decodes the record and allocates its entry. Reloading a database
+// starts a new cache.
+const recordCacheBits = 12
 
 // cachedRecord is a decoded record of one database. It is immutable once
 // stored.
