@@ -11,11 +11,14 @@ import (
 // A record is decoded in one pass: the field paths of a database are
 // compiled into a trie that is walked along the record with mmdbdata
 // cursors. In each map (or array) the walk reads keys and skips values only
-// until it has seen every key the trie needs there, noting where their values
-// are, then descends into those. Unlike one DecodePath per field, no part
-// of the record is read twice, and unlike a full decode, nothing after the
-// last needed key is read (a map of names in eight languages is left as
-// soon as "en" is found).
+// until it has seen every key the trie needs there: leaves are read on the
+// way, inner values are noted and descended into afterwards (one that is not
+// the last needed value is skipped once to reach what follows it, which
+// costs a few bytes when it is a pointer, as shared maps in MaxMind's
+// databases are). Unlike one DecodePath per field, the record's first keys
+// are not read again for every field, and unlike a full decode, nothing
+// after the last needed key is read (a map of names in eight languages is
+// left as soon as "en" is found).
 //
 // The walk never computes where the record ends, which Result.Decode wants
 // from a CursorUnmarshaler: it returns errWalkDone instead, which Decode
