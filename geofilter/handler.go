@@ -343,7 +343,7 @@ func (h *Handler) outcome(d rules.Decision) (decision, rule string) {
 func (h *Handler) record(l *lookup, d rules.Decision) {
 	l.decision, l.rule = h.outcome(d)
 	country := rules.NormalizeCountry(l.res.CountryCode)
-	decisions.WithLabelValues(l.decision, country).Inc()
+	countDecision(l.decision, country)
 
 	// A log rule, and a deny that log_only did not enforce, are what the
 	// user asked to see: they are logged at Info. Other decisions only at

@@ -429,3 +429,16 @@ func TestHandlerIPList(t *testing.T) {
 		}
 	}
 }
+
+func TestCountDecision(t *testing.T) {
+	for _, c := range []struct{ action, country string }{
+		{"allow", "DE"}, {"deny", "ZZ"}, {"log", "unknown"}, {"would_deny", "other"}, {"allow", "AA"},
+	} {
+		before := testutil.ToFloat64(decisions.WithLabelValues(c.action, c.country))
+		countDecision(c.action, c.country)
+		countDecision(c.action, c.country) // the second time from the cache
+		if got := testutil.ToFloat64(decisions.WithLabelValues(c.action, c.country)) - before; got != 2 {
+			t.Errorf("%s %s counted %v, want 2", c.action, c.country, got)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package geofilter
 import (
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -34,6 +35,46 @@ var (
 		Help:      "Reloads of changed geofilter database and IP list files, by result (ok, error).",
 	}, []string{"result"})
 )
+
+// decisionCounters caches the counters of decisions, so that counting one
+// costs an atomic load rather than hashing labels: by action (allow, deny,
+// log, would_deny) and country index (26*26 ISO codes, unknown, other).
+var decisionCounters [4][26*26 + 2]atomic.Pointer[prometheus.Counter]
+
+// countDecision counts one decision; country is a normalised country
+// (rules.NormalizeCountry).
+func countDecision(action, country string) {
+	a := -1
+	switch action {
+	case decisionAllow:
+		a = 0
+	case decisionDeny:
+		a = 1
+	case decisionLog:
+		a = 2
+	case decisionWouldDeny:
+		a = 3
+	}
+	c := 26 * 26 // unknown
+	switch {
+	case len(country) == 2:
+		c = int(country[0]-'A')*26 + int(country[1]-'A')
+	case country == "other":
+		c = 26*26 + 1
+	}
+	if a < 0 || c < 0 || c > 26*26+1 {
+		decisions.WithLabelValues(action, country).Inc()
+		return
+	}
+	slot := &decisionCounters[a][c]
+	if p := slot.Load(); p != nil {
+		(*p).Inc()
+		return
+	}
+	counter := decisions.WithLabelValues(action, country)
+	slot.Store(&counter)
+	counter.Inc()
+}
 
 func init() {
 	// The databases layer reports every reload here. Set once, before any

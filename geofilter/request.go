@@ -157,8 +157,12 @@ func (l *lookup) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 }
 
 // addLogFields attaches l to the access log of the request as the object
-// field "geo" (country, asn, decision, rule).
+// field "geo" (country, asn, decision, rule), unless the server has no
+// access log.
 func addLogFields(r *http.Request, l *lookup) {
+	if srv, ok := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server); ok && srv.Logs == nil {
+		return // the server writes no access log
+	}
 	if extra, ok := r.Context().Value(caddyhttp.ExtraLogFieldsCtxKey).(*caddyhttp.ExtraLogFields); ok {
 		extra.Set(zap.Object("geo", l))
 	}
