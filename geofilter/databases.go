@@ -146,8 +146,10 @@ func (d *Databases) Len() int {
 	return len(d.entries)
 }
 
-// Close releases the databases; the last user of a file closes it and
-// stops its checks. Calls after the first do nothing.
+// Close releases the databases; the last user of a file stops its checks.
+// Calls after the first do nothing. Lookups running during or after Close
+// stay safe and keep answering from the last loaded version (its memory is
+// freed by the garbage collector once nothing refers to it).
 func (d *Databases) Close() error {
 	if d == nil {
 		return nil
@@ -216,7 +218,8 @@ func (l *IPList) Len() int {
 	return l.w.cur.Load().Len()
 }
 
-// Close releases the list. Calls after the first do nothing.
+// Close releases the list. Calls after the first do nothing; Contains stays
+// safe during and after Close, as Databases.Lookup does.
 func (l *IPList) Close() error {
 	if l == nil {
 		return nil

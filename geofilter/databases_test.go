@@ -155,6 +155,10 @@ func TestDatabasesShared(t *testing.T) {
 		t.Errorf("lookup after the other user closed = %+v", got)
 	}
 	d1.Close()
+	// A lookup still running when the last user closes is safe.
+	if got := lookupForTest(d1, "81.2.69.1"); got.CountryCode != "GB" {
+		t.Errorf("lookup after the last Close = %+v", got)
+	}
 	if _, ok := files.References(key); ok {
 		t.Error("entry still in the pool after the last Close")
 	}
