@@ -1,6 +1,8 @@
 package edge
 
 import (
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
@@ -33,10 +35,23 @@ func parseHTTPCache(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 }
 
 // parseGeofilter sets up the geofilter handler from Caddyfile tokens; the
-// syntax is documented on geofilter.Handler.UnmarshalCaddyfile.
+// syntax is documented on geofilter.Handler.UnmarshalCaddyfile. Rules may
+// name the site's named matchers (@name), resolved here with the Helper.
 func parseGeofilter(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	g := new(geofilter.Handler)
-	if err := g.UnmarshalCaddyfile(h.Dispenser); err != nil {
+	named := func(tok caddyfile.Token) (caddy.ModuleMap, error) {
+		one := h
+		one.Dispenser = caddyfile.NewDispenser([]caddyfile.Token{tok})
+		set, ok, err := one.MatcherToken()
+		if err != nil {
+			return nil, h.Errf("%v", err)
+		}
+		if !ok || set == nil {
+			return nil, h.Errf("unknown named matcher %s", tok.Text)
+		}
+		return set, nil
+	}
+	if err := g.UnmarshalCaddyfileNamed(h.Dispenser, named); err != nil {
 		return nil, err
 	}
 	return g, nil

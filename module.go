@@ -28,4 +28,6 @@ func registerCache() {
 // their admin routes.
 func registerGeofilter() {
 	caddy.RegisterModule(geofilter.Handler{})
+	caddy.RegisterModule(geofilter.MatchGeo{})
+	caddy.RegisterModule(geofilter.Admin{})
 }

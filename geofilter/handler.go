@@ -1,20 +1,137 @@
-// Package geofilter implements geofilter, a geo and rule filter for
-// Caddy.
+// Package geofilter implements geofilter, a geo and rule filter for Caddy:
+// the http.handlers.geofilter handler, the http.matchers.geo matcher, the
+// {geo.*} placeholders, the admin.api.geofilter routes and the
+// caddy_geofilter_* metrics.
 package geofilter
 
 import (
+	"errors"
+	"fmt"
+	"mime"
 	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/caddy-edge/edge/geofilter/rules"
 )
 
 // Handler decides from the client address and ordered rules whether a
 // request may go on.
+//
+// The client address is Caddy's own client_ip, which honours the server's
+// trusted_proxies and client_ip_headers; the filter never reads a header
+// itself. The address is looked up once per request in the databases; the
+// rules are evaluated in order, and the first allow or deny rule that matches
+// decides (log rules record their match and evaluation goes on); with none,
+// the default action decides.
+//
+// A denied request gets, when its rule sets no body, file or header, a
+// Caddy error with the rule's status (default 403), so that handle_errors
+// can restyle it; with a body, file or header the response is written
+// directly.
+//
+// The handler sets these placeholders, computed only when used:
+//
+// Placeholder | Description
+// ------------|-------------
+// `{geo.country_code}` | ISO 3166-1 country code, or `unknown`
+// `{geo.continent_code}` | continent code (AF AN AS EU NA OC SA), or `unknown`
+// `{geo.in_eu}` | `true` if the country is in the EU
+// `{geo.subdivision_code}` | ISO 3166-2 code of the first subdivision, or empty
+// `{geo.city}` | city name (English), or empty
+// `{geo.asn}` | autonomous system number, or empty
+// `{geo.asn_org}` | autonomous system organisation, or empty
+// `{geo.is_anonymous}` | `true` if any anonymous-IP flag is set
+// `{geo.decision}` | `allow`, `deny`, `log` (a log rule matched and the request went on) or `would_deny` (log_only)
+// `{geo.rule}` | name of the rule that decided, or `default`
+// `{geo.ip}` | the client address that was looked up
 type Handler struct {
-	logger *zap.Logger
+	// Databases are the MaxMind-format (.mmdb) databases the client
+	// address is looked up in (country, city, ASN, anonymous-IP, ...). What
+	// several databases know is merged. A database used by several sites or
+	// handlers is opened once, and survives a config reload.
+	Databases []DatabaseConfig `json:"databases,omitempty"`
+
+	// ReloadInterval is how often the database and IP list files are
+	// checked for a change (replaced or rewritten); a changed file is loaded
+	// and swapped in, a corrupt one is rejected and the last good one keeps
+	// serving. A negative value turns the checks off (reloads then only
+	// happen through the admin API). Default: 1m.
+	ReloadInterval caddy.Duration `json:"reload_interval,omitempty"`
+
+	// Rules are evaluated in order; the first allow or deny rule that
+	// matches decides.
+	Rules []Rule `json:"rules,omitempty"`
+
+	// Default is the action when no allow or deny rule matches: "allow" or
+	// "deny" (with status 403). Default: allow.
+	Default string `json:"default,omitempty"`
+
+	// LogOnly evaluates the rules, logs and counts what they decide, but
+	// never blocks: a deny becomes the decision "would_deny" and the request
+	// goes on. For a safe rollout.
+	LogOnly bool `json:"log_only,omitempty"`
+
+	dbs       *Databases
+	lists     []*IPList
+	set       rules.Set
+	responses []denyResponse // by rule index; the default's is dflt
+	dflt      denyResponse
+	logger    *zap.Logger
+}
+
+// Rule is one rule of the filter: conditions, all of which must hold, and
+// an action.
+type Rule struct {
+	// Name identifies the rule in logs, the {geo.rule} placeholder and the
+	// admin API. Default: "#" and the rule's position, from 1.
+	Name string `json:"name,omitempty"`
+
+	// Action is "allow", "deny" or "log" (record the match in the log and
+	// go on with the next rule).
+	Action rules.Action `json:"action"`
+
+	// The conditions on what the databases know of the client address and
+	// on the address itself.
+	rules.Conditions
+
+	// Match is a set of Caddy request matchers (path, method, header,
+	// expression, ...) that must also match, all of them.
+	MatchRaw caddy.ModuleMap `json:"match,omitempty" caddy:"namespace=http.matchers"`
+
+	// Status is the status code of a deny, from 300 to 599. Default: 403.
+	Status int `json:"status,omitempty"`
+
+	// Body is the body of a deny response; placeholders are replaced.
+	// Mutually exclusive with File.
+	Body string `json:"body,omitempty"`
+
+	// File is the path of a file sent as the body of a deny response (read
+	// when the config is loaded; its Content-Type is guessed from the file
+	// extension).
+	File string `json:"file,omitempty"`
+
+	// Headers are set on a deny response; placeholders in the values are
+	// replaced.
+	Headers http.Header `json:"headers,omitempty"`
+}
+
+// denyResponse is how one deny rule answers.
+type denyResponse struct {
+	status  int
+	body    []byte // also with direct, when the body is static
+	bodyTpl string // body with placeholders, replaced per request
+	ctype   string
+	headers http.Header
+	direct  bool // write the response, rather than return a Caddy error
 }
 
 // CaddyModule returns the Caddy module information.
@@ -25,27 +142,260 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision sets up the handler.
+// Provision opens the databases and IP lists, compiles the rules and loads
+// their request matchers.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
+	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return err
+	}
+
+	switch h.Default {
+	case "", "allow":
+		h.set.Default = rules.Allow
+	case "deny":
+		h.set.Default = rules.Deny
+	default:
+		return fmt.Errorf("default: unknown action %q (want allow or deny)", h.Default)
+	}
+	h.dflt = denyResponse{status: http.StatusForbidden}
+
+	interval := time.Duration(h.ReloadInterval)
+	if len(h.Databases) > 0 {
+		dbs, err := OpenDatabases(h.Databases, interval, h.logger)
+		if err != nil {
+			return fmt.Errorf("opening databases: %w", err)
+		}
+		h.dbs = dbs
+	}
+	openList := func(path string) (rules.IPSet, error) {
+		l, err := OpenIPList(path, interval, h.logger)
+		if err != nil {
+			return nil, err
+		}
+		h.lists = append(h.lists, l)
+		return l, nil
+	}
+
+	h.set.Rules = make([]rules.Rule, len(h.Rules))
+	h.responses = make([]denyResponse, len(h.Rules))
+	for i := range h.Rules {
+		rc := &h.Rules[i]
+		r := &h.set.Rules[i]
+		r.Name = rc.Name
+		if r.Name == "" {
+			r.Name = "#" + strconv.Itoa(i+1)
+		}
+		if rc.Action < rules.Allow || rc.Action > rules.Log {
+			return fmt.Errorf("rule %s: missing action (allow, deny or log)", r.Name)
+		}
+		r.Action = rc.Action
+		if rc.MatchRaw != nil {
+			mods, err := ctx.LoadModule(rc, "MatchRaw")
+			if err != nil {
+				return fmt.Errorf("rule %s: loading matchers: %w", r.Name, err)
+			}
+			var set caddyhttp.MatcherSet
+			for name, m := range mods.(map[string]any) {
+				switch m := m.(type) {
+				case caddyhttp.RequestMatcherWithError:
+					set = append(set, m)
+				case caddyhttp.RequestMatcher: //nolint:staticcheck // deprecated, still accepted like Caddy does
+					set = append(set, m)
+				default:
+					return fmt.Errorf("rule %s: module %s is not a request matcher", r.Name, name)
+				}
+			}
+			if len(set) > 0 {
+				r.Request = set
+			}
+		}
+		if !rc.Conditions.IsZero() {
+			m, err := rc.Conditions.Compile(openList)
+			if err != nil {
+				return fmt.Errorf("rule %s: %w", r.Name, err)
+			}
+			r.Cond = m
+		} else if r.Request == nil {
+			return fmt.Errorf("rule %s: no condition", r.Name)
+		}
+		if rc.NeedsGeo() && h.dbs == nil {
+			return fmt.Errorf("rule %s: needs a database (db) to know where an address is", r.Name)
+		}
+		resp, err := rc.denyResponse()
+		if err != nil {
+			return fmt.Errorf("rule %s: %w", r.Name, err)
+		}
+		h.responses[i] = resp
+	}
+	if h.dbs == nil && len(h.Rules) == 0 {
+		h.logger.Warn("geofilter has no database and no rule: it lets every request through")
+	}
+	if h.LogOnly {
+		h.logger.Warn("log_only: the rules are evaluated and logged, but no request is blocked")
+	}
+	registerFilter(h)
 	return nil
 }
 
-// ServeHTTP filters the request.
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	return next.ServeHTTP(w, r)
+func (rc *Rule) denyResponse() (denyResponse, error) {
+	d := denyResponse{status: rc.Status, headers: rc.Headers}
+	if d.status == 0 {
+		d.status = http.StatusForbidden
+	}
+	if rc.Action != rules.Deny {
+		if rc.Status != 0 || rc.Body != "" || rc.File != "" || len(rc.Headers) > 0 {
+			return d, fmt.Errorf("status, body, file and headers are only for deny rules, this one is %s", rc.Action)
+		}
+		return d, nil
+	}
+	if d.status < 300 || d.status > 599 {
+		return d, fmt.Errorf("bad status %d: want 300 to 599", d.status)
+	}
+	if rc.Body != "" && rc.File != "" {
+		return d, errors.New("body and file are mutually exclusive")
+	}
+	d.direct = rc.Body != "" || rc.File != "" || len(rc.Headers) > 0
+	switch {
+	case rc.File != "":
+		b, err := os.ReadFile(rc.File)
+		if err != nil {
+			return d, fmt.Errorf("reading deny file: %w", err)
+		}
+		d.body = b
+		d.ctype = mime.TypeByExtension(filepath.Ext(rc.File))
+		if d.ctype == "" {
+			d.ctype = http.DetectContentType(b)
+		}
+	case rc.Body != "":
+		d.bodyTpl = rc.Body
+		d.ctype = "text/plain; charset=utf-8"
+	}
+	return d, nil
 }
 
-// UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
-//
-//	geofilter
-func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // consume directive name
-	if d.NextArg() {
-		return d.ArgErr()
+// Validate checks the configuration.
+func (h *Handler) Validate() error {
+	return nil
+}
+
+// Cleanup releases the databases and IP lists.
+func (h *Handler) Cleanup() error {
+	unregisterFilter(h)
+	var errs []error
+	if h.dbs != nil {
+		errs = append(errs, h.dbs.Close())
+		h.dbs = nil
 	}
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		return d.Errf("unrecognized geofilter option '%s'", d.Val())
+	for _, l := range h.lists {
+		errs = append(errs, l.Close())
+	}
+	h.lists = nil
+	return errors.Join(errs...)
+}
+
+// ServeHTTP looks the client address up, evaluates the rules and lets the
+// request through or denies it.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	l := newRequestLookup(r, h.dbs)
+	if h.dbs != nil && !l.res.Found {
+		lookupsNotFound.Inc()
+	}
+	d, err := h.set.Decide(&rules.Input{IP: l.ip, Geo: &l.res}, r)
+	if err != nil {
+		return caddyhttp.Error(http.StatusInternalServerError, fmt.Errorf("geofilter: %w", err))
+	}
+	h.record(l, d)
+	addLogFields(r, l)
+	if l.decision != decisionDeny {
+		return next.ServeHTTP(w, r)
+	}
+	resp := &h.dflt
+	if d.Rule >= 0 {
+		resp = &h.responses[d.Rule]
+	}
+	return h.deny(w, r, l, resp)
+}
+
+// outcome returns the decision ({geo.decision}) and the deciding rule's
+// name for d.
+func (h *Handler) outcome(d rules.Decision) (decision, rule string) {
+	rule = "default"
+	if d.Rule >= 0 {
+		rule = h.set.Rules[d.Rule].Name
+	}
+	switch {
+	case d.Action == rules.Deny && h.LogOnly:
+		return decisionWouldDeny, rule
+	case d.Action == rules.Deny:
+		return decisionDeny, rule
+	case d.Logged >= 0:
+		if d.Rule < 0 {
+			rule = h.set.Rules[d.Logged].Name
+		}
+		return decisionLog, rule
+	}
+	return decisionAllow, rule
+}
+
+// record sets the decision and rule of l from d, counts it and logs what
+// the user asked to be logged.
+func (h *Handler) record(l *lookup, d rules.Decision) {
+	l.decision, l.rule = h.outcome(d)
+	country := rules.NormalizeCountry(l.res.CountryCode)
+	countDecision(l.decision, country)
+
+	// A log rule, and a deny that log_only did not enforce, are what the
+	// user asked to see: they are logged at Info. Other decisions only at
+	// Debug (they are in the access log's "geo" field).
+	level := zapcore.DebugLevel
+	if d.Logged >= 0 || l.decision == decisionWouldDeny {
+		level = zapcore.InfoLevel
+	}
+	if c := h.logger.Check(level, "geofilter decision"); c != nil {
+		fields := []zap.Field{
+			zap.Stringer("client_ip", l.ip),
+			zap.String("country", country),
+			zap.Uint32("asn", l.res.ASN),
+			zap.String("decision", l.decision),
+			zap.String("rule", l.rule),
+		}
+		if d.Logged >= 0 {
+			fields = append(fields, zap.String("log_rule", h.set.Rules[d.Logged].Name))
+		}
+		c.Write(fields...)
+	}
+}
+
+// deny answers a denied request.
+func (h *Handler) deny(w http.ResponseWriter, r *http.Request, l *lookup, resp *denyResponse) error {
+	if !resp.direct {
+		return caddyhttp.Error(resp.status, fmt.Errorf("geofilter: request denied by rule %s", l.rule))
+	}
+	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	if repl == nil {
+		repl = caddy.NewReplacer()
+	}
+	hdr := w.Header()
+	if resp.ctype != "" {
+		hdr.Set("Content-Type", resp.ctype)
+	}
+	for k, vs := range resp.headers {
+		hdr.Del(k)
+		for _, v := range vs {
+			hdr.Add(k, repl.ReplaceAll(v, ""))
+		}
+	}
+	body := resp.body
+	if resp.bodyTpl != "" {
+		body = []byte(repl.ReplaceAll(resp.bodyTpl, ""))
+	}
+	if len(body) > 0 {
+		hdr.Set("Content-Length", strconv.Itoa(len(body)))
+	}
+	w.WriteHeader(resp.status)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(body)
 	}
 	return nil
 }
@@ -53,6 +403,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 // Interface guards
 var (
 	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.Validator             = (*Handler)(nil)
+	_ caddy.CleanerUpper          = (*Handler)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
 	_ caddyfile.Unmarshaler       = (*Handler)(nil)
 )

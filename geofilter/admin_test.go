@@ -1,0 +1,150 @@
+package geofilter
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/caddy-edge/edge/geofilter/rules"
+)
+
+// adminDo calls the admin route for path the way Caddy's admin server does
+// and returns the status and body.
+func adminDo(t *testing.T, method, target string) (int, []byte) {
+	t.Helper()
+	u, _ := url.Parse(target)
+	var route caddy.AdminRoute
+	for _, r := range (Admin{}).Routes() {
+		if r.Pattern == u.Path {
+			route = r
+		}
+	}
+	if route.Handler == nil {
+		t.Fatalf("no admin route %s", u.Path)
+	}
+	w := httptest.NewRecorder()
+	err := route.Handler.ServeHTTP(w, httptest.NewRequest(method, target, nil))
+	if err != nil {
+		var api caddy.APIError
+		if !errors.As(err, &api) {
+			t.Fatalf("%s %s: error %v is not a caddy.APIError", method, target, err)
+		}
+		return api.HTTPStatus, []byte(api.Err.Error())
+	}
+	return w.Code, w.Body.Bytes()
+}
+
+func filterID(h *Handler) int {
+	filters.mu.RLock()
+	defer filters.mu.RUnlock()
+	return filters.live[h]
+}
+
+func TestAdmin(t *testing.T) {
+	country, asn := fixtures(t)
+	h := &Handler{
+		Databases: []DatabaseConfig{{Path: country}, {Path: asn}},
+		Rules: []Rule{
+			{Name: "no-cn", Action: rules.Deny, Conditions: rules.Conditions{Country: []string{"CN"}}},
+			{Name: "watch", Action: rules.Log, Conditions: rules.Conditions{ASN: []string{"64496"}}},
+		},
+	}
+	provision(t, h)
+
+	t.Run("lookup", func(t *testing.T) {
+		code, body := adminDo(t, "GET", "/geofilter/lookup?ip=::ffff:192.0.2.1")
+		if code != http.StatusOK {
+			t.Fatalf("status %d: %s", code, body)
+		}
+		var resp LookupResponse
+		if err := json.Unmarshal(body, &resp); err != nil {
+			t.Fatal(err)
+		}
+		if resp.IP != "192.0.2.1" || len(resp.Databases) != 2 {
+			t.Fatalf("response %s", body)
+		}
+		byPath := map[string]DatabaseAnswer{}
+		for _, d := range resp.Databases {
+			byPath[d.Path] = d
+		}
+		if d := byPath[country]; d.Result == nil || d.Result.CountryCode != "DE" || d.Result.ASN != 0 || d.Kind != "country" {
+			t.Errorf("country db answer %+v", d)
+		}
+		if d := byPath[asn]; d.Result == nil || d.Result.ASN != 64496 || d.Result.CountryCode != "" || d.Kind != "asn" {
+			t.Errorf("asn db answer %+v", d)
+		}
+		var mine *FilterAnswer
+		for i := range resp.Filters {
+			if resp.Filters[i].ID == filterID(h) {
+				mine = &resp.Filters[i]
+			}
+		}
+		if mine == nil {
+			t.Fatalf("filter %d not in %s", filterID(h), body)
+		}
+		if mine.Country != "DE" || mine.Result.ASN != 64496 || mine.Decision != "log" || mine.Rule != "watch" || mine.LogRule != "watch" {
+			t.Errorf("filter answer %+v", mine)
+		}
+
+		_, body = adminDo(t, "GET", "/geofilter/lookup?ip=198.51.100.1")
+		json.Unmarshal(body, &resp)
+		for _, f := range resp.Filters {
+			if f.ID == filterID(h) && (f.Decision != "deny" || f.Rule != "no-cn") {
+				t.Errorf("CN address: %+v", f)
+			}
+		}
+	})
+
+	t.Run("errors", func(t *testing.T) {
+		for _, c := range []struct {
+			method, target string
+			want           int
+		}{
+			{"POST", "/geofilter/lookup?ip=192.0.2.1", http.StatusMethodNotAllowed},
+			{"GET", "/geofilter/lookup?ip=not-an-ip", http.StatusBadRequest},
+			{"GET", "/geofilter/lookup", http.StatusBadRequest},
+			{"DELETE", "/geofilter/databases", http.StatusMethodNotAllowed},
+			{"GET", "/geofilter/reload", http.StatusMethodNotAllowed},
+			{"POST", "/geofilter/reload?path=/nonexistent.mmdb", http.StatusNotFound},
+		} {
+			if code, body := adminDo(t, c.method, c.target); code != c.want {
+				t.Errorf("%s %s: %d %s, want %d", c.method, c.target, code, body, c.want)
+			}
+		}
+	})
+
+	t.Run("databases and reload", func(t *testing.T) {
+		abs, _ := filepath.Abs(country)
+		code, body := adminDo(t, "GET", "/geofilter/databases")
+		var list []DatabaseInfo
+		if err := json.Unmarshal(body, &list); err != nil || code != http.StatusOK {
+			t.Fatalf("%d %s %v", code, body, err)
+		}
+		found := false
+		for _, d := range list {
+			if d.Path == abs {
+				found = d.Kind == "country" && !d.BuildTime.IsZero()
+			}
+		}
+		if !found {
+			t.Errorf("%s not listed as a country database: %s", abs, body)
+		}
+		code, body = adminDo(t, "POST", "/geofilter/reload?path="+url.QueryEscape(country))
+		if err := json.Unmarshal(body, &list); err != nil || code != http.StatusOK || len(list) != 1 || list[0].Path != abs {
+			t.Fatalf("reload: %d %s %v", code, body, err)
+		}
+		if list[0].LastResult != "ok" && list[0].LastResult != "unchanged" {
+			t.Errorf("reload result %q", list[0].LastResult)
+		}
+		code, body = adminDo(t, "POST", "/geofilter/reload")
+		if err := json.Unmarshal(body, &list); err != nil || code != http.StatusOK || len(list) < 2 {
+			t.Fatalf("reload all: %d %s %v", code, body, err)
+		}
+	})
+}

@@ -1,0 +1,546 @@
+package geofilter
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/caddy-edge/edge/geofilter/geodb"
+	"github.com/caddy-edge/edge/geofilter/rules"
+)
+
+// NamedMatcher resolves a named matcher token of the Caddyfile (@name) to
+// its matcher set; the Caddyfile adapter provides it.
+type NamedMatcher func(tok caddyfile.Token) (caddy.ModuleMap, error)
+
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
+//
+//	geofilter {
+//		db <path> [{
+//			fields {
+//				<result_field> <key|index>...
+//			}
+//		}]
+//		reload_interval <duration>|off
+//		default allow|deny
+//		log_only
+//
+//		allow|deny|log [not] <condition> [<values...>] [{
+//			<rule options>
+//		}]
+//		rule allow|deny|log [<name>] {
+//			<condition> [<values...>]
+//			not <condition> [<values...>]
+//			<rule options>
+//		}
+//	}
+//
+// Conditions: country <CC|unknown...>, continent <code|unknown...>,
+// eu [true|false], subdivision <code|CC-code...>, asn <number...>,
+// anonymous [any|vpn|hosting|public_proxy|tor|residential_proxy...] (alone:
+// any), vpn, hosting, public_proxy, tor, residential_proxy (shortcuts for
+// anonymous <flag>), ip <cidr|address...>, ip_list <file...>.
+//
+// Rule options: name <name>; status <code>, body <text>, file <path>,
+// header <name> <value> (deny only); match { <matchers> }; @<named
+// matcher>; or any Caddy request matcher written directly (path, method,
+// query, expression, ...). header and file are the deny response's: use
+// match { header ... } for the request matchers of those names; likewise
+// not followed by a condition is the geo negation, any other not is
+// Caddy's not matcher.
+func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	return h.UnmarshalCaddyfileNamed(d, nil)
+}
+
+// UnmarshalCaddyfileNamed is UnmarshalCaddyfile with a resolver of named
+// matchers (@name) used in rules; named may be nil.
+func (h *Handler) UnmarshalCaddyfileNamed(d *caddyfile.Dispenser, named NamedMatcher) error {
+	d.Next() // consume directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	var seenDefault, seenInterval bool
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch opt := d.Val(); opt {
+		case "db":
+			db, err := parseDB(d, h.Databases)
+			if err != nil {
+				return err
+			}
+			h.Databases = append(h.Databases, db)
+		case "reload_interval":
+			if seenInterval {
+				return d.Err("duplicate reload_interval")
+			}
+			seenInterval = true
+			dur, err := parseInterval(d)
+			if err != nil {
+				return err
+			}
+			h.ReloadInterval = dur
+		case "default":
+			if seenDefault {
+				return d.Err("duplicate default: there is one default action")
+			}
+			seenDefault = true
+			var a string
+			if !d.AllArgs(&a) {
+				return d.ArgErr()
+			}
+			if a != "allow" && a != "deny" {
+				return d.Errf("bad default '%s': want allow or deny", a)
+			}
+			h.Default = a
+		case "log_only":
+			if h.LogOnly {
+				return d.Err("duplicate log_only")
+			}
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			h.LogOnly = true
+		case "allow", "deny", "log":
+			r := Rule{Action: mustAction(opt)}
+			if !d.NextArg() {
+				return d.Errf("%s: missing condition (e.g. %s country CN)", opt, opt)
+			}
+			if err := parseShortCondition(d, &r.Conditions); err != nil {
+				return err
+			}
+			if err := parseRuleBlock(d, &r, named); err != nil {
+				return err
+			}
+			h.Rules = append(h.Rules, r)
+		case "rule":
+			var a string
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			a = d.Val()
+			act, err := rules.ParseAction(a)
+			if err != nil {
+				return d.Errf("rule: %v", err)
+			}
+			r := Rule{Action: act}
+			if d.NextArg() {
+				r.Name = d.Val()
+			}
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			if err := parseRuleBlock(d, &r, named); err != nil {
+				return err
+			}
+			if r.Conditions.IsZero() && len(r.MatchRaw) == 0 {
+				return d.Errf("rule %s: no condition", a)
+			}
+			h.Rules = append(h.Rules, r)
+		default:
+			return d.Errf("unrecognized geofilter option '%s'", opt)
+		}
+	}
+	return nil
+}
+
+func mustAction(s string) rules.Action {
+	a, err := rules.ParseAction(s)
+	if err != nil {
+		panic(err)
+	}
+	return a
+}
+
+// parseShortCondition parses "[not] <condition> <values...>" from the
+// current token on.
+func parseShortCondition(d *caddyfile.Dispenser, c *rules.Conditions) error {
+	if d.Val() == "not" {
+		if !d.NextArg() {
+			return d.Err("not: missing condition")
+		}
+		var n rules.Conditions
+		ok, err := parseCondition(d, &n)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return d.Errf("unknown condition '%s'", d.Val())
+		}
+		c.Not = append(c.Not, n)
+		return nil
+	}
+	ok, err := parseCondition(d, c)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return d.Errf("unknown condition '%s' (want country, continent, eu, subdivision, asn, anonymous, vpn, hosting, public_proxy, tor, residential_proxy, ip or ip_list)", d.Val())
+	}
+	return nil
+}
+
+var anonShortcuts = []string{rules.AnonVPN, rules.AnonHosting, rules.AnonPublicProxy, rules.AnonTor, rules.AnonResidentialProxy}
+
+func isCondition(s string) bool {
+	switch s {
+	case "country", "continent", "eu", "subdivision", "asn", "anonymous", "ip", "ip_list":
+		return true
+	}
+	return slices.Contains(anonShortcuts, s)
+}
+
+// parseCondition parses the condition at the current token and its values
+// into c, checking each value. It returns false, consuming nothing, if the
+// token is not a condition.
+func parseCondition(d *caddyfile.Dispenser, c *rules.Conditions) (bool, error) {
+	field := d.Val()
+	if !isCondition(field) {
+		return false, nil
+	}
+	args := d.RemainingArgs()
+	var one rules.Conditions
+	switch field {
+	case "country":
+		one.Country = args
+	case "continent":
+		one.Continent = args
+	case "subdivision":
+		one.Subdivision = args
+	case "asn":
+		one.ASN = args
+	case "ip":
+		one.IP = args
+	case "ip_list":
+		if len(args) == 0 {
+			return true, d.ArgErr()
+		}
+		c.IPList = append(c.IPList, args...)
+		return true, nil
+	case "eu":
+		v := true
+		switch len(args) {
+		case 0:
+		case 1:
+			b, err := strconv.ParseBool(args[0])
+			if err != nil {
+				return true, d.Errf("eu: bad value '%s': want true or false", args[0])
+			}
+			v = b
+		default:
+			return true, d.ArgErr()
+		}
+		if c.EU != nil {
+			return true, d.Err("duplicate eu condition")
+		}
+		c.EU = &v
+		return true, nil
+	case "anonymous":
+		if len(args) == 0 {
+			args = []string{rules.AnonAny}
+		}
+		one.Anonymous = args
+	default: // the anonymous shortcuts
+		if len(args) > 0 {
+			return true, d.ArgErr()
+		}
+		args = []string{field}
+		one.Anonymous = args
+	}
+	if len(args) == 0 {
+		return true, d.ArgErr()
+	}
+	if _, err := one.Compile(nil); err != nil {
+		return true, d.Errf("%s: %v", field, err)
+	}
+	c.Country = append(c.Country, one.Country...)
+	c.Continent = append(c.Continent, one.Continent...)
+	c.Subdivision = append(c.Subdivision, one.Subdivision...)
+	c.ASN = append(c.ASN, one.ASN...)
+	c.IP = append(c.IP, one.IP...)
+	c.Anonymous = append(c.Anonymous, one.Anonymous...)
+	return true, nil
+}
+
+// parseRuleBlock parses the optional block of a rule.
+func parseRuleBlock(d *caddyfile.Dispenser, r *Rule, named NamedMatcher) error {
+	matcherTokens := make(map[string][]caddyfile.Token)
+	var matcherOrder []string
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		opt := d.Val()
+		if strings.HasPrefix(opt, "@") {
+			if named == nil {
+				return d.Errf("named matcher %s: not available here", opt)
+			}
+			set, err := named(d.Token())
+			if err != nil {
+				return err
+			}
+			if err := mergeMatchers(d, r, set); err != nil {
+				return err
+			}
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			continue
+		}
+		if opt == "not" {
+			if d.NextArg() {
+				if isCondition(d.Val()) {
+					var n rules.Conditions
+					if _, err := parseCondition(d, &n); err != nil {
+						return err
+					}
+					r.Not = append(r.Not, n)
+					continue
+				}
+				d.Prev()
+			}
+			// Caddy's own not matcher.
+		}
+		if ok, err := parseCondition(d, &r.Conditions); ok || err != nil {
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		switch opt {
+		case "name":
+			if r.Name != "" {
+				return d.Err("duplicate rule name")
+			}
+			if !d.AllArgs(&r.Name) {
+				return d.ArgErr()
+			}
+		case "status":
+			var s string
+			if r.Status != 0 {
+				return d.Err("duplicate status")
+			}
+			if !d.AllArgs(&s) {
+				return d.ArgErr()
+			}
+			code, err := strconv.Atoi(s)
+			if err != nil || code < 300 || code > 599 {
+				return d.Errf("bad status '%s': want a status code from 300 to 599", s)
+			}
+			r.Status = code
+		case "body":
+			if r.Body != "" {
+				return d.Err("duplicate body")
+			}
+			if !d.AllArgs(&r.Body) {
+				return d.ArgErr()
+			}
+		case "file":
+			if r.File != "" {
+				return d.Err("duplicate file")
+			}
+			if !d.AllArgs(&r.File) {
+				return d.ArgErr()
+			}
+		case "header":
+			var k, v string
+			if !d.AllArgs(&k, &v) {
+				return d.ArgErr()
+			}
+			if r.Headers == nil {
+				r.Headers = make(map[string][]string)
+			}
+			r.Headers.Add(k, v)
+		case "match":
+			set, err := caddyhttp.ParseCaddyfileNestedMatcherSet(d)
+			if err != nil {
+				return err
+			}
+			if err := mergeMatchers(d, r, set); err != nil {
+				return err
+			}
+		default:
+			if _, err := caddy.GetModule("http.matchers." + opt); err != nil {
+				return d.Errf("unrecognized rule option, condition or matcher '%s'", opt)
+			}
+			if _, ok := matcherTokens[opt]; !ok {
+				matcherOrder = append(matcherOrder, opt)
+			}
+			matcherTokens[opt] = append(matcherTokens[opt], d.NextSegment()...)
+		}
+	}
+	if r.Action != rules.Deny && (r.Status != 0 || r.Body != "" || r.File != "" || len(r.Headers) > 0) {
+		return d.Errf("status, body, file and header are only for deny rules, this one is %s", r.Action)
+	}
+	if r.Body != "" && r.File != "" {
+		return d.Err("body and file are mutually exclusive")
+	}
+	set := make(caddy.ModuleMap)
+	for _, name := range matcherOrder {
+		toks := matcherTokens[name]
+		md := caddyfile.NewDispenser(toks)
+		mod, _ := caddy.GetModule("http.matchers." + name)
+		unm, ok := mod.New().(caddyfile.Unmarshaler)
+		if !ok {
+			md.Next()
+			return md.Errf("matcher '%s' cannot be written in a Caddyfile", name)
+		}
+		if err := unm.UnmarshalCaddyfile(md); err != nil {
+			return err
+		}
+		switch unm.(type) {
+		case caddyhttp.RequestMatcherWithError, caddyhttp.RequestMatcher: //nolint:staticcheck // as Caddy accepts
+		default:
+			md.Reset()
+			md.Next()
+			return md.Errf("module '%s' is not a request matcher", name)
+		}
+		b, err := json.Marshal(unm)
+		if err != nil {
+			return fmt.Errorf("encoding matcher %s: %v", name, err)
+		}
+		set[name] = b
+	}
+	return mergeMatchers(d, r, set)
+}
+
+func mergeMatchers(d *caddyfile.Dispenser, r *Rule, set caddy.ModuleMap) error {
+	for k, v := range set {
+		if r.MatchRaw == nil {
+			r.MatchRaw = make(caddy.ModuleMap)
+		}
+		if _, dup := r.MatchRaw[k]; dup {
+			return d.Errf("matcher '%s' given twice in one rule (inline, in match or in a named matcher)", k)
+		}
+		r.MatchRaw[k] = v
+	}
+	return nil
+}
+
+// resultFields are the keys of geodb.FieldPaths.
+var resultFields = []string{
+	"country_code", "continent_code", "in_eu", "subdivision_code", "city", "asn", "asn_org",
+	"is_anonymous", "is_anonymous_vpn", "is_hosting_provider", "is_public_proxy",
+	"is_tor_exit_node", "is_residential_proxy",
+}
+
+// parseDB parses "db <path> [{ fields { <field> <path...> } }]".
+func parseDB(d *caddyfile.Dispenser, have []DatabaseConfig) (DatabaseConfig, error) {
+	var db DatabaseConfig
+	if !d.NextArg() {
+		return db, d.ArgErr()
+	}
+	db.Path = d.Val()
+	if d.NextArg() {
+		return db, d.ArgErr()
+	}
+	for _, o := range have {
+		if o.Path == db.Path {
+			return db, d.Errf("duplicate db '%s'", db.Path)
+		}
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		if d.Val() != "fields" {
+			return db, d.Errf("unrecognized db option '%s'", d.Val())
+		}
+		if d.NextArg() {
+			return db, d.ArgErr()
+		}
+		for n2 := d.Nesting(); d.NextBlock(n2); {
+			name := d.Val()
+			if !slices.Contains(resultFields, name) {
+				return db, d.Errf("unknown field '%s' (want one of %s)", name, strings.Join(resultFields, ", "))
+			}
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return db, d.ArgErr()
+			}
+			if db.Fields == nil {
+				db.Fields = make(geodb.FieldPaths)
+			}
+			if _, dup := db.Fields[name]; dup {
+				return db, d.Errf("duplicate field '%s'", name)
+			}
+			path := make([]any, len(args))
+			for i, a := range args {
+				if n, err := strconv.Atoi(a); err == nil {
+					path[i] = n
+				} else {
+					path[i] = a
+				}
+			}
+			db.Fields[name] = path
+		}
+	}
+	return db, nil
+}
+
+func parseInterval(d *caddyfile.Dispenser) (caddy.Duration, error) {
+	var s string
+	if !d.AllArgs(&s) {
+		return 0, d.ArgErr()
+	}
+	if s == "off" {
+		return -1, nil
+	}
+	dur, err := caddy.ParseDuration(s)
+	if err != nil {
+		return 0, d.Errf("bad reload_interval '%s': %v", s, err)
+	}
+	if dur <= 0 {
+		return 0, d.Errf("bad reload_interval '%s': must be positive, or off", s)
+	}
+	return caddy.Duration(dur), nil
+}
+
+// UnmarshalCaddyfile sets up the matcher from Caddyfile tokens. Syntax:
+//
+//	geo [not] <condition> [<values...>]
+//	geo {
+//		[not] <condition> [<values...>]
+//		db <path> [{ fields { ... } }]
+//		reload_interval <duration>
+//	}
+//
+// The conditions are those of geofilter rules, e.g. `geo continent EU`,
+// `geo country US CA`, `geo asn 64496`, `geo anonymous`, `geo eu`,
+// `geo country unknown`. Several conditions must all hold.
+func (m *MatchGeo) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	var seenInterval bool
+	for d.Next() { // consume matcher name; repeated when used twice in a set
+		if d.NextArg() {
+			if err := parseShortCondition(d, &m.Conditions); err != nil {
+				return err
+			}
+		}
+		for nesting := d.Nesting(); d.NextBlock(nesting); {
+			switch d.Val() {
+			case "db":
+				db, err := parseDB(d, m.Databases)
+				if err != nil {
+					return err
+				}
+				m.Databases = append(m.Databases, db)
+			case "reload_interval":
+				if seenInterval {
+					return d.Err("duplicate reload_interval")
+				}
+				seenInterval = true
+				dur, err := parseInterval(d)
+				if err != nil {
+					return err
+				}
+				m.ReloadInterval = dur
+			default:
+				if err := parseShortCondition(d, &m.Conditions); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	if m.Conditions.IsZero() {
+		return d.Err("geo matcher: no condition")
+	}
+	return nil
+}

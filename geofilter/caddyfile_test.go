@@ -1,0 +1,288 @@
+package geofilter
+
+import (
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/caddy-edge/edge/geofilter/geodb"
+	"github.com/caddy-edge/edge/geofilter/rules"
+)
+
+func ptr[T any](v T) *T { return &v }
+
+func TestUnmarshalCaddyfile(t *testing.T) {
+	tests := []struct {
+		name  string
+		input string
+		want  Handler
+	}{
+		{"bare", `geofilter`, Handler{}},
+		{"reload off", "geofilter {\n\treload_interval off\n}", Handler{ReloadInterval: -1}},
+		{"design minimum", `geofilter {
+			db /var/lib/GeoIP/GeoLite2-Country.mmdb
+			deny country CN RU
+			allow ip 10.0.0.0/8
+			default allow
+		}`, Handler{
+			Databases: []DatabaseConfig{{Path: "/var/lib/GeoIP/GeoLite2-Country.mmdb"}},
+			Rules: []Rule{
+				{Action: rules.Deny, Conditions: rules.Conditions{Country: []string{"CN", "RU"}}},
+				{Action: rules.Allow, Conditions: rules.Conditions{IP: []string{"10.0.0.0/8"}}},
+			},
+			Default: "allow",
+		}},
+		{"every short form", `geofilter {
+			db a.mmdb
+			db b.mmdb {
+				fields {
+					country_code country_code
+					subdivision_code subdivisions 0 iso_code
+				}
+			}
+			reload_interval 30s
+			log_only
+			default deny
+			deny asn 64496 AS64497
+			deny continent AF
+			deny anonymous
+			deny tor
+			log anonymous vpn hosting
+			deny ip_list /etc/firehol.netset
+			allow country unknown
+			allow eu
+			log eu false
+			deny subdivision US-CA
+			deny not country US CA
+		}`, Handler{
+			Databases: []DatabaseConfig{{Path: "a.mmdb"}, {Path: "b.mmdb", Fields: geodb.FieldPaths{
+				"country_code":     {"country_code"},
+				"subdivision_code": {"subdivisions", 0, "iso_code"},
+			}}},
+			ReloadInterval: caddy.Duration(30e9),
+			LogOnly:        true,
+			Default:        "deny",
+			Rules: []Rule{
+				{Action: rules.Deny, Conditions: rules.Conditions{ASN: []string{"64496", "AS64497"}}},
+				{Action: rules.Deny, Conditions: rules.Conditions{Continent: []string{"AF"}}},
+				{Action: rules.Deny, Conditions: rules.Conditions{Anonymous: []string{"any"}}},
+				{Action: rules.Deny, Conditions: rules.Conditions{Anonymous: []string{"tor"}}},
+				{Action: rules.Log, Conditions: rules.Conditions{Anonymous: []string{"vpn", "hosting"}}},
+				{Action: rules.Deny, Conditions: rules.Conditions{IPList: []string{"/etc/firehol.netset"}}},
+				{Action: rules.Allow, Conditions: rules.Conditions{Country: []string{"unknown"}}},
+				{Action: rules.Allow, Conditions: rules.Conditions{EU: ptr(true)}},
+				{Action: rules.Log, Conditions: rules.Conditions{EU: ptr(false)}},
+				{Action: rules.Deny, Conditions: rules.Conditions{Subdivision: []string{"US-CA"}}},
+				{Action: rules.Deny, Conditions: rules.Conditions{Not: []rules.Conditions{{Country: []string{"US", "CA"}}}}},
+			},
+		}},
+		{"rule block", `geofilter {
+			rule deny admin {
+				country CN RU
+				not asn 64496
+				path /admin/*
+				method POST
+				status 451
+				body "not here"
+				header X-Reason geo
+				header X-Reason filter
+			}
+			deny country KP {
+				file /srv/blocked.html
+				match {
+					header X-Debug 1
+				}
+			}
+		}`, Handler{Rules: []Rule{
+			{
+				Name: "admin", Action: rules.Deny,
+				Conditions: rules.Conditions{Country: []string{"CN", "RU"}, Not: []rules.Conditions{{ASN: []string{"64496"}}}},
+				MatchRaw: caddy.ModuleMap{
+					"path":   json.RawMessage(`["/admin/*"]`),
+					"method": json.RawMessage(`["POST"]`),
+				},
+				Status:  451,
+				Body:    "not here",
+				Headers: map[string][]string{"X-Reason": {"geo", "filter"}},
+			},
+			{
+				Action:     rules.Deny,
+				Conditions: rules.Conditions{Country: []string{"KP"}},
+				File:       "/srv/blocked.html",
+				MatchRaw:   caddy.ModuleMap{"header": json.RawMessage(`{"X-Debug":["1"]}`)},
+			},
+		}}},
+		{"rule with only a matcher and caddy's not", `geofilter {
+			rule log {
+				not path /health
+			}
+		}`, Handler{Rules: []Rule{{Action: rules.Log, MatchRaw: caddy.ModuleMap{
+			"not": json.RawMessage(`[{"path":["/health"]}]`),
+		}}}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got Handler
+			if err := got.UnmarshalCaddyfile(caddyfile.NewTestDispenser(tt.input)); err != nil {
+				t.Fatal(err)
+			}
+			gj, _ := json.Marshal(got)
+			wj, _ := json.Marshal(tt.want)
+			if string(gj) != string(wj) {
+				t.Errorf("got  %s\nwant %s", gj, wj)
+			}
+		})
+	}
+}
+
+func TestUnmarshalCaddyfileErrors(t *testing.T) {
+	tests := []struct {
+		name, input, want string
+	}{
+		{"argument on the directive", `geofilter foo`, "wrong argument count"},
+		{"unknown option", "geofilter {\n\tbogus 1\n}", "unrecognized geofilter option 'bogus', at Testfile:2"},
+		{"db without path", "geofilter {\n\tdb\n}", "wrong argument count or unexpected line ending after"},
+		{"db two paths", "geofilter {\n\tdb a b\n}", "wrong argument count or unexpected line ending after"},
+		{"duplicate db", "geofilter {\n\tdb a\n\tdb a\n}", "duplicate db 'a', at Testfile:3"},
+		{"db unknown option", "geofilter {\n\tdb a {\n\t\tfoo\n\t}\n}", "unrecognized db option 'foo', at Testfile:3"},
+		{"db unknown field", "geofilter {\n\tdb a {\n\t\tfields {\n\t\t\tcountry iso\n\t\t}\n\t}\n}", "unknown field 'country', at Testfile:4"},
+		{"db field without path", "geofilter {\n\tdb a {\n\t\tfields {\n\t\t\tcity\n\t\t}\n\t}\n}", "wrong argument count or unexpected line ending after"},
+		{"db duplicate field", "geofilter {\n\tdb a {\n\t\tfields {\n\t\t\tcity a\n\t\t\tcity b\n\t\t}\n\t}\n}", "duplicate field 'city', at Testfile:5"},
+		{"reload_interval bad", "geofilter {\n\treload_interval soon\n}", "bad reload_interval 'soon', at Testfile:2"},
+		{"reload_interval zero", "geofilter {\n\treload_interval 0s\n}", "bad reload_interval '0s': must be positive, at Testfile:2"},
+		{"reload_interval twice", "geofilter {\n\treload_interval 1m\n\treload_interval 2m\n}", "duplicate reload_interval, at Testfile:3"},
+		{"default twice", "geofilter {\n\tdefault allow\n\tdefault deny\n}", "duplicate default, at Testfile:3"},
+		{"default bad", "geofilter {\n\tdefault log\n}", "bad default 'log': want allow or deny, at Testfile:2"},
+		{"default missing", "geofilter {\n\tdefault\n}", "wrong argument count or unexpected line ending after"},
+		{"log_only twice", "geofilter {\n\tlog_only\n\tlog_only\n}", "duplicate log_only, at Testfile:3"},
+		{"log_only argument", "geofilter {\n\tlog_only yes\n}", "wrong argument count or unexpected line ending after"},
+		{"rule without condition", "geofilter {\n\tdeny\n}", "deny: missing condition, at Testfile:2"},
+		{"unknown field", "geofilter {\n\tdeny city Paris\n}", "unknown condition 'city', at Testfile:2"},
+		{"country without value", "geofilter {\n\tdeny country\n}", "wrong argument count or unexpected line ending after"},
+		{"bad country", "geofilter {\n\tdeny country CHN\n}", `country: bad country code "CHN"`},
+		{"bad continent", "geofilter {\n\tdeny continent EUR\n}", `continent: bad continent code "EUR"`},
+		{"bad asn", "geofilter {\n\tdeny asn AS-1\n}", `asn: bad ASN "AS-1"`},
+		{"bad cidr", "geofilter {\n\tallow ip 10.0.0.0/40\n}", `ip: bad CIDR "10.0.0.0/40"`},
+		{"bad ip", "geofilter {\n\tallow ip localhost\n}", `ip: bad IP address "localhost"`},
+		{"bad subdivision", "geofilter {\n\tdeny subdivision California\n}", `subdivision: bad subdivision "California"`},
+		{"bad anonymous flag", "geofilter {\n\tdeny anonymous cloud\n}", `anonymous: bad anonymous flag "cloud"`},
+		{"shortcut with value", "geofilter {\n\tdeny tor yes\n}", "wrong argument count or unexpected line ending after"},
+		{"bad eu", "geofilter {\n\tallow eu maybe\n}", "eu: bad value 'maybe', at Testfile:2"},
+		{"ip_list without file", "geofilter {\n\tdeny ip_list\n}", "wrong argument count or unexpected line ending after"},
+		{"not without condition", "geofilter {\n\tdeny not\n}", "not: missing condition, at Testfile:2"},
+		{"not unknown condition", "geofilter {\n\tdeny not path /x\n}", "unknown condition 'path', at Testfile:2"},
+		{"rule without action", "geofilter {\n\trule {\n\t\tcountry CN\n\t}\n}", "wrong argument count or unexpected line ending after"},
+		{"rule bad action", "geofilter {\n\trule block {\n\t\tcountry CN\n\t}\n}", `rule: unknown action "block"`},
+		{"rule no condition", "geofilter {\n\trule deny {\n\t\tstatus 451\n\t}\n}", "rule deny: no condition, at Testfile:4"},
+		{"rule unknown option", "geofilter {\n\trule deny {\n\t\tcountry CN\n\t\tbogus 1\n\t}\n}", "unrecognized rule option, condition or matcher 'bogus', at Testfile:4"},
+		{"bad status", "geofilter {\n\trule deny {\n\t\tcountry CN\n\t\tstatus 200\n\t}\n}", "bad status '200', at Testfile:4"},
+		{"status not a number", "geofilter {\n\trule deny {\n\t\tcountry CN\n\t\tstatus teapot\n\t}\n}", "bad status 'teapot', at Testfile:4"},
+		{"duplicate status", "geofilter {\n\trule deny {\n\t\tcountry CN\n\t\tstatus 403\n\t\tstatus 451\n\t}\n}", "duplicate status, at Testfile:5"},
+		{"header one arg", "geofilter {\n\trule deny {\n\t\tcountry CN\n\t\theader X-A\n\t}\n}", "wrong argument count or unexpected line ending after"},
+		{"status on allow", "geofilter {\n\trule allow {\n\t\tcountry CN\n\t\tstatus 403\n\t}\n}", "status, body, file and header are only for deny rules, at Testfile:5"},
+		{"body and file", "geofilter {\n\trule deny {\n\t\tcountry CN\n\t\tbody x\n\t\tfile y\n\t}\n}", "body and file are mutually exclusive, at Testfile:6"},
+		{"bad matcher args", "geofilter {\n\trule deny {\n\t\tcountry CN\n\t\tpath_regexp a b c\n\t}\n}", "wrong argument count"},
+		{"matcher twice", "geofilter {\n\trule deny {\n\t\tmethod GET\n\t\tmatch {\n\t\t\tmethod POST\n\t\t}\n\t}\n}", "matcher 'method' given twice"},
+		{"named matcher without helper", "geofilter {\n\trule deny {\n\t\t@admin\n\t}\n}", "named matcher @admin: not available here, at Testfile:3"},
+		{"duplicate name", "geofilter {\n\trule deny a {\n\t\tname b\n\t\tcountry CN\n\t}\n}", "duplicate rule name, at Testfile:3"},
+		{"duplicate eu", "geofilter {\n\trule deny {\n\t\teu\n\t\teu false\n\t}\n}", "duplicate eu condition, at Testfile:4"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var h Handler
+			err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(tt.input))
+			if !errorHas(err, tt.want) {
+				t.Fatalf("err = %v, want it to contain %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// errorHas reports whether err has the message want; a want of the form
+// "msg, at Testfile:N" also checks the line the error names.
+func errorHas(err error, want string) bool {
+	if err == nil {
+		return false
+	}
+	msg, at, ok := strings.Cut(want, ", at ")
+	if !ok {
+		return strings.Contains(err.Error(), want)
+	}
+	return strings.Contains(err.Error(), msg) && strings.HasSuffix(err.Error(), ", at "+at)
+}
+
+func TestUnmarshalCaddyfileNamed(t *testing.T) {
+	named := func(tok caddyfile.Token) (caddy.ModuleMap, error) {
+		if tok.Text != "@admin" {
+			t.Fatalf("asked for %s", tok.Text)
+		}
+		return caddy.ModuleMap{"path": json.RawMessage(`["/admin/*"]`)}, nil
+	}
+	var h Handler
+	err := h.UnmarshalCaddyfileNamed(caddyfile.NewTestDispenser("geofilter {\n\trule deny {\n\t\tcountry CN\n\t\t@admin\n\t}\n}"), named)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(h.Rules[0].MatchRaw["path"]); got != `["/admin/*"]` {
+		t.Errorf("match = %s", got)
+	}
+}
+
+func TestMatcherUnmarshalCaddyfile(t *testing.T) {
+	tests := []struct {
+		name  string
+		input string
+		want  MatchGeo
+	}{
+		{"continent", `geo continent EU`, MatchGeo{Conditions: rules.Conditions{Continent: []string{"EU"}}}},
+		{"countries", `geo country US CA`, MatchGeo{Conditions: rules.Conditions{Country: []string{"US", "CA"}}}},
+		{"asn", `geo asn 64496`, MatchGeo{Conditions: rules.Conditions{ASN: []string{"64496"}}}},
+		{"anonymous", `geo anonymous`, MatchGeo{Conditions: rules.Conditions{Anonymous: []string{"any"}}}},
+		{"eu", `geo eu`, MatchGeo{Conditions: rules.Conditions{EU: ptr(true)}}},
+		{"unknown", `geo country unknown`, MatchGeo{Conditions: rules.Conditions{Country: []string{"unknown"}}}},
+		{"not", `geo not country US`, MatchGeo{Conditions: rules.Conditions{Not: []rules.Conditions{{Country: []string{"US"}}}}}},
+		{"block", `geo {
+			country DE
+			asn 3320
+			db country.mmdb
+			reload_interval 5m
+		}`, MatchGeo{
+			Conditions:     rules.Conditions{Country: []string{"DE"}, ASN: []string{"3320"}},
+			Databases:      []DatabaseConfig{{Path: "country.mmdb"}},
+			ReloadInterval: caddy.Duration(300e9),
+		}},
+		{"twice in a matcher set", "geo country DE\ngeo asn 3320", MatchGeo{Conditions: rules.Conditions{Country: []string{"DE"}, ASN: []string{"3320"}}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got MatchGeo
+			if err := got.UnmarshalCaddyfile(caddyfile.NewTestDispenser(tt.input)); err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("got %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+	for _, bad := range []struct{ input, want string }{
+		{"geo", "geo matcher: no condition"},
+		{"geo city Paris", "unknown condition 'city'"},
+		{"geo country USA", `bad country code "USA"`},
+		{"geo {\n\tdb\n}", "wrong argument count or unexpected line ending after"},
+		{"geo {\n\treload_interval 1m\n\treload_interval 1m\n\tcountry US\n}", "duplicate reload_interval, at Testfile:3"},
+	} {
+		var m MatchGeo
+		err := m.UnmarshalCaddyfile(caddyfile.NewTestDispenser(bad.input))
+		if !errorHas(err, bad.want) {
+			t.Errorf("%q: err = %v, want %q", bad.input, err, bad.want)
+		}
+	}
+}
+
+// A rule's request matchers are real Caddy matchers once provisioned.
+var _ rules.RequestMatcher = caddyhttp.MatcherSet(nil)

@@ -1,0 +1,526 @@
+// Package geodb reads MaxMind-format (.mmdb) geo databases: GeoIP2 and
+// GeoLite2 (country, city, ASN, anonymous-IP), DB-IP, IPinfo and any other
+// layout described by field paths. It decodes only the fields the filter
+// needs, straight into a caller-owned [Result]. It knows nothing of Caddy.
+package geodb
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net/netip"
+	"os"
+	"slices"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/oschwald/maxminddb-golang/v2"
+	"github.com/oschwald/maxminddb-golang/v2/mmdbdata"
+)
+
+// Result is what the databases know of one address. Zero value = nothing known.
+//
+// The JSON form (admin API) uses the snake_case field names of [FieldPaths].
+type Result struct {
+	Found           bool   `json:"found"`                      // at least one database had a record with one of the fields below for the address
+	CountryCode     string `json:"country_code,omitempty"`     // ISO 3166-1 alpha-2, "" when unknown
+	ContinentCode   string `json:"continent_code,omitempty"`   // AF AN AS EU NA OC SA, "" when unknown
+	InEU            bool   `json:"in_eu,omitempty"`            // country is a member of the European Union
+	SubdivisionCode string `json:"subdivision_code,omitempty"` // first subdivision's ISO code, "" when unknown
+	City            string `json:"city,omitempty"`             // English name
+	ASN             uint32 `json:"asn,omitempty"`              // autonomous system number, 0 when unknown
+	ASNOrg          string `json:"asn_org,omitempty"`          // autonomous system organization
+
+	IsAnonymous        bool `json:"is_anonymous,omitempty"`
+	IsAnonymousVPN     bool `json:"is_anonymous_vpn,omitempty"`
+	IsHostingProvider  bool `json:"is_hosting_provider,omitempty"`
+	IsPublicProxy      bool `json:"is_public_proxy,omitempty"`
+	IsTorExitNode      bool `json:"is_tor_exit_node,omitempty"`
+	IsResidentialProxy bool `json:"is_residential_proxy,omitempty"`
+}
+
+// Kind is the kind of a database, from its metadata's database_type.
+type Kind string
+
+// The kinds of database.
+const (
+	KindCountry   Kind = "country"   // GeoIP2/GeoLite2-Country, DBIP-Country(-Lite), IPinfo country
+	KindCity      Kind = "city"      // GeoIP2/GeoLite2-City, GeoIP2-Enterprise (with its traits), DBIP-City(-Lite)
+	KindASN       Kind = "asn"       // GeoLite2-ASN, GeoIP2-ISP, DBIP-ASN(-Lite), IPinfo ASN
+	KindAnonymous Kind = "anonymous" // GeoIP2-Anonymous-IP
+	KindCustom    Kind = "custom"    // any other type; read through field paths only
+)
+
+// FieldPaths overrides where fields live, for databases with another layout
+// (e.g. {"country_code": ["country_code"]} for a database that keeps the
+// country at the top-level key country_code). Keys are the [Result] field
+// names in snake_case (see [FieldNames]); values are paths of map keys
+// (strings) and array indexes (integers; negative counts from the end). JSON
+// numbers (float64) with integral values are accepted as indexes.
+type FieldPaths map[string][]any
+
+// The fields a database can fill, in Result order.
+const (
+	fCountryCode = iota
+	fContinentCode
+	fInEU
+	fSubdivisionCode
+	fCity
+	fASN
+	fASNOrg
+	fIsAnonymous
+	fIsAnonymousVPN
+	fIsHostingProvider
+	fIsPublicProxy
+	fIsTorExitNode
+	fIsResidentialProxy
+	numFields
+)
+
+var fieldNames = [numFields]string{
+	"country_code", "continent_code", "in_eu", "subdivision_code", "city", "asn", "asn_org",
+	"is_anonymous", "is_anonymous_vpn", "is_hosting_provider", "is_public_proxy",
+	"is_tor_exit_node", "is_residential_proxy",
+}
+
+// FieldNames returns the names that FieldPaths accepts as keys.
+func FieldNames() []string { return slices.Clone(fieldNames[:]) }
+
+func fieldIndex(name string) int {
+	for i, n := range fieldNames {
+		if n == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// Default layouts, as MaxMind documents them for GeoIP2/GeoLite2 (and DB-IP
+// copies them).
+var (
+	countryLayout = FieldPaths{
+		"country_code":   {"country", "iso_code"},
+		"continent_code": {"continent", "code"},
+		"in_eu":          {"country", "is_in_european_union"},
+	}
+	cityLayout = FieldPaths{
+		"country_code":     {"country", "iso_code"},
+		"continent_code":   {"continent", "code"},
+		"in_eu":            {"country", "is_in_european_union"},
+		"subdivision_code": {"subdivisions", 0, "iso_code"},
+		"city":             {"city", "names", "en"},
+	}
+	asnLayout = FieldPaths{
+		"asn":     {"autonomous_system_number"},
+		"asn_org": {"autonomous_system_organization"},
+	}
+	anonymousLayout = FieldPaths{
+		"is_anonymous":         {"is_anonymous"},
+		"is_anonymous_vpn":     {"is_anonymous_vpn"},
+		"is_hosting_provider":  {"is_hosting_provider"},
+		"is_public_proxy":      {"is_public_proxy"},
+		"is_tor_exit_node":     {"is_tor_exit_node"},
+		"is_residential_proxy": {"is_residential_proxy"},
+	}
+	// GeoIP2-Enterprise: the city layout plus the network's traits.
+	enterpriseLayout = FieldPaths{
+		"country_code":         {"country", "iso_code"},
+		"continent_code":       {"continent", "code"},
+		"in_eu":                {"country", "is_in_european_union"},
+		"subdivision_code":     {"subdivisions", 0, "iso_code"},
+		"city":                 {"city", "names", "en"},
+		"asn":                  {"traits", "autonomous_system_number"},
+		"asn_org":              {"traits", "autonomous_system_organization"},
+		"is_anonymous":         {"traits", "is_anonymous"},
+		"is_anonymous_vpn":     {"traits", "is_anonymous_vpn"},
+		"is_hosting_provider":  {"traits", "is_hosting_provider"},
+		"is_public_proxy":      {"traits", "is_public_proxy"},
+		"is_tor_exit_node":     {"traits", "is_tor_exit_node"},
+		"is_residential_proxy": {"traits", "is_residential_proxy"},
+	}
+	// IPinfo's free and paid databases keep flat keys; the ASN is a string
+	// such as "AS15169".
+	ipinfoLayout = FieldPaths{
+		"country_code":   {"country_code"},
+		"continent_code": {"continent_code"},
+		"asn":            {"asn"},
+		"asn_org":        {"as_name"},
+	}
+)
+
+// kindOf derives the kind and the default layout from a database_type, e.g.
+// "GeoLite2-Country", "GeoIP2-City", "DBIP-ASN-Lite (compat=GeoLite2-ASN)",
+// "ipinfo standard_location.mmdb". ok is false for an unknown type.
+func kindOf(dbType string) (Kind, FieldPaths, bool) {
+	t := strings.ToLower(dbType)
+	if strings.Contains(t, "ipinfo") {
+		switch {
+		case strings.Contains(t, "asn"):
+			return KindASN, ipinfoLayout, true
+		case strings.Contains(t, "country") || strings.Contains(t, "lite"):
+			return KindCountry, ipinfoLayout, true
+		}
+		return "", nil, false
+	}
+	switch {
+	case strings.Contains(t, "anonymous"):
+		return KindAnonymous, anonymousLayout, true
+	case strings.Contains(t, "enterprise"): // before "isp": DB-IP's "Location-ISP (compat=Enterprise)"
+		return KindCity, enterpriseLayout, true
+	case strings.Contains(t, "asn") || strings.Contains(t, "isp"):
+		return KindASN, asnLayout, true
+	case strings.Contains(t, "city"):
+		return KindCity, cityLayout, true
+	case strings.Contains(t, "country"):
+		return KindCountry, countryLayout, true
+	}
+	return "", nil, false
+}
+
+// fieldPath is where one field lives in this database's records.
+type fieldPath struct {
+	field int
+	path  []any
+}
+
+// DB is one open .mmdb file. Its methods are safe for concurrent use. The
+// file is read into memory at Open, so that whatever later happens to the
+// file (a rewrite in place, a truncation) cannot affect a DB in use.
+type DB struct {
+	reader   *maxminddb.Reader
+	kind     Kind
+	dbType   string
+	paths    []fieldPath // where each field lives, by field
+	trie     *trie       // paths, compiled for a one-pass walk of a record
+	deriveEU bool        // the layout has no EU flag: derive it from the country code
+
+	// cache holds recently decoded records; nil disables it (tests).
+	cache *[1 << recordCacheBits]atomic.Pointer[cachedRecord]
+}
+
+// Open reads and validates the database at path: the file must be a
+// well-formed MaxMind DB (its whole search tree and data section are
+// verified), of a known database_type unless fields are given, and the
+// configured fields must decode from its records. fields overrides or, for
+// an unknown type, defines where the fields live.
+func Open(path string, fields FieldPaths) (*DB, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return OpenBytes(data, fields)
+}
+
+// OpenBytes is [Open] for a database already in memory. The DB keeps data,
+// which must not be modified afterwards.
+func OpenBytes(data []byte, fields FieldPaths) (*DB, error) {
+	if len(data) == 0 {
+		return nil, errors.New("empty file")
+	}
+	reader, err := maxminddb.OpenBytes(data)
+	if err != nil {
+		return nil, fmt.Errorf("not a valid MaxMind DB: %w", err)
+	}
+	if err := reader.Verify(); err != nil {
+		return nil, fmt.Errorf("corrupt MaxMind DB: %w", err)
+	}
+	d := &DB{reader: reader, dbType: reader.Metadata.DatabaseType, cache: new([1 << recordCacheBits]atomic.Pointer[cachedRecord])}
+	kind, layout, ok := kindOf(d.dbType)
+	switch {
+	case ok:
+		d.kind = kind
+	case len(fields) > 0:
+		d.kind = KindCustom
+	default:
+		return nil, fmt.Errorf("unknown database type %q: set the field paths (fields) to read it", d.dbType)
+	}
+	merged := make(map[int][]any, len(layout)+len(fields))
+	for name, p := range layout {
+		merged[fieldIndex(name)] = p
+	}
+	for name, p := range fields {
+		i := fieldIndex(name)
+		if i < 0 {
+			return nil, fmt.Errorf("unknown field %q (known: %s)", name, strings.Join(fieldNames[:], ", "))
+		}
+		np, err := normalizePath(p)
+		if err != nil {
+			return nil, fmt.Errorf("field %q: %w", name, err)
+		}
+		if len(np) == 0 {
+			delete(merged, i) // an empty path switches the field off
+			continue
+		}
+		merged[i] = np
+	}
+	for i, p := range merged {
+		d.paths = append(d.paths, fieldPath{field: i, path: p})
+	}
+	sort.Slice(d.paths, func(a, b int) bool { return d.paths[a].field < d.paths[b].field })
+	if d.trie, err = compile(d.paths); err != nil {
+		return nil, err
+	}
+	_, hasEU := merged[fInEU]
+	_, hasCountry := merged[fCountryCode]
+	d.deriveEU = hasCountry && !hasEU
+	if err := d.sanityCheck(); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// normalizePath checks a path and turns JSON numbers into int indexes.
+func normalizePath(p []any) ([]any, error) {
+	out := make([]any, len(p))
+	for i, e := range p {
+		switch v := e.(type) {
+		case string:
+			out[i] = v
+		case int:
+			out[i] = v
+		case float64:
+			if v != math.Trunc(v) || math.Abs(v) > 1<<20 {
+				return nil, fmt.Errorf("path element %v is not an array index", v)
+			}
+			out[i] = int(v)
+		default:
+			return nil, fmt.Errorf("path element %v (%T) must be a map key (string) or an array index (integer)", e, e)
+		}
+	}
+	return out, nil
+}
+
+// sanityCheck decodes the configured fields of a few records, so that a
+// field path of the wrong type is reported at Open rather than at each
+// request.
+func (d *DB) sanityCheck() error {
+	n := 0
+	for res := range d.reader.Networks() {
+		if err := res.Err(); err != nil {
+			return fmt.Errorf("reading networks: %w", err)
+		}
+		var r Result
+		if _, err := d.decode(res, &r); err != nil {
+			return fmt.Errorf("record of %s: %w", res.Prefix(), err)
+		}
+		if n++; n == 8 {
+			break
+		}
+	}
+	return nil
+}
+
+// Kind returns the kind of the database.
+func (d *DB) Kind() Kind { return d.kind }
+
+// Type returns the database_type of the metadata, e.g. "GeoLite2-Country".
+func (d *DB) Type() string { return d.dbType }
+
+// BuildTime returns when the database was built, from its metadata.
+func (d *DB) BuildTime() time.Time { return d.reader.Metadata.BuildTime().UTC() }
+
+// Lookup merges what this database knows of ip into r: fields the record
+// holds overwrite those of r, the others are left alone, and r.Found is set
+// when the database has a record for ip that holds at least one of the
+// fields (a record without any, or with only false flags, is not a find). An IPv4-mapped IPv6 address is
+// looked up as IPv4; an IPv6 address in an IPv4-only database is simply not
+// found. It does not allocate for the built-in layouts.
+func (d *DB) Lookup(ip netip.Addr, r *Result) error {
+	ip = ip.Unmap()
+	if ip.Is6() && d.reader.Metadata.IPVersion == 4 {
+		return nil
+	}
+	res := d.reader.Lookup(ip)
+	if err := res.Err(); err != nil {
+		return err
+	}
+	if !res.Found() {
+		return nil
+	}
+	off := res.Offset()
+	var slot *atomic.Pointer[cachedRecord]
+	if d.cache != nil {
+		slot = &d.cache[(uint64(off)*0x9E3779B97F4A7C15)>>(64-recordCacheBits)]
+		if e := slot.Load(); e != nil && e.offset == off {
+			e.mergeInto(r)
+			return nil
+		}
+	}
+	e := &cachedRecord{offset: off}
+	mask, err := d.decode(res, &e.r)
+	e.mask = mask
+	// A record that holds none of the fields (MaxMind's databases map some
+	// networks to an empty record) tells nothing: the address stays unknown.
+	e.found = e.r != (Result{})
+	if err == nil && slot != nil {
+		slot.Store(e)
+	}
+	e.mergeInto(r)
+	return err
+}
+
+// decode reads the fields of the record into r and returns which fields the
+// record holds (bit i: field i).
+func (d *DB) decode(res maxminddb.Result, r *Result) (uint16, error) {
+	w := walkers.Get().(*recordWalker)
+	w.t, w.r, w.mask = d.trie, r, 0
+	err := res.Decode(w)
+	mask := w.mask
+	w.t, w.r = nil, nil
+	walkers.Put(w)
+	if err == errWalkDone { //nolint:errorlint // passed through unwrapped, see walk.go
+		err = nil
+	}
+	if d.deriveEU && r.CountryCode != "" {
+		r.InEU = IsEU(r.CountryCode)
+		mask |= 1 << fInEU
+	}
+	return mask, err
+}
+
+// recordCacheBits sizes the per-database cache of decoded records: 2^12
+// slots (32 KiB, plus about 200 bytes per record held), direct-mapped by the
+// record's offset. Country, ASN and anonymous-IP databases have a few
+// thousand distinct records at most, and most of a site's traffic comes
+// from few networks, so a lookup is usually the tree walk plus a copy; a
+// miss decodes the record and allocates its entry. Reloading a database
+// starts a new cache.
+const recordCacheBits = 12
+
+// cachedRecord is a decoded record of one database. It is immutable once
+// stored.
+type cachedRecord struct {
+	offset uintptr // of the record in the data section
+	mask   uint16  // fields the record holds (bit i: field i)
+	found  bool    // the record holds a non-zero field
+	r      Result
+}
+
+// mergeInto copies the fields the record holds into r.
+func (e *cachedRecord) mergeInto(r *Result) {
+	if e.found {
+		r.Found = true
+	}
+	m, s := e.mask, &e.r
+	if m == 0 {
+		return
+	}
+	if m&(1<<fCountryCode) != 0 {
+		r.CountryCode = s.CountryCode
+	}
+	if m&(1<<fContinentCode) != 0 {
+		r.ContinentCode = s.ContinentCode
+	}
+	if m&(1<<fInEU) != 0 {
+		r.InEU = s.InEU
+	}
+	if m&(1<<fSubdivisionCode) != 0 {
+		r.SubdivisionCode = s.SubdivisionCode
+	}
+	if m&(1<<fCity) != 0 {
+		r.City = s.City
+	}
+	if m&(1<<fASN) != 0 {
+		r.ASN = s.ASN
+	}
+	if m&(1<<fASNOrg) != 0 {
+		r.ASNOrg = s.ASNOrg
+	}
+	if m&(1<<fIsAnonymous) != 0 {
+		r.IsAnonymous = s.IsAnonymous
+	}
+	if m&(1<<fIsAnonymousVPN) != 0 {
+		r.IsAnonymousVPN = s.IsAnonymousVPN
+	}
+	if m&(1<<fIsHostingProvider) != 0 {
+		r.IsHostingProvider = s.IsHostingProvider
+	}
+	if m&(1<<fIsPublicProxy) != 0 {
+		r.IsPublicProxy = s.IsPublicProxy
+	}
+	if m&(1<<fIsTorExitNode) != 0 {
+		r.IsTorExitNode = s.IsTorExitNode
+	}
+	if m&(1<<fIsResidentialProxy) != 0 {
+		r.IsResidentialProxy = s.IsResidentialProxy
+	}
+}
+
+// Close releases the database. The DB must not be used afterwards.
+func (d *DB) Close() error { return d.reader.Close() }
+
+// asnValue decodes an autonomous system number stored as an integer
+// (MaxMind, DB-IP) or as a string "AS64496" (IPinfo).
+type asnValue uint32
+
+// UnmarshalMaxMindDBCursor implements mmdbdata.CursorUnmarshaler.
+func (a *asnValue) UnmarshalMaxMindDBCursor(c mmdbdata.Cursor) (mmdbdata.Cursor, error) {
+	kind, err := c.Kind()
+	if err != nil {
+		return c, err
+	}
+	if kind == mmdbdata.KindString {
+		s, next, err := c.ReadString()
+		if err != nil {
+			return next, err
+		}
+		n, ok := parseASN(s)
+		if !ok {
+			return next, fmt.Errorf("bad ASN %q", s)
+		}
+		*a = asnValue(n)
+		return next, nil
+	}
+	v, signed, next, err := c.ReadInteger()
+	if err != nil {
+		return next, mmdbdata.NormalizeUnmarshalError[uint32](err)
+	}
+	if signed || v > math.MaxUint32 {
+		return next, fmt.Errorf("ASN %d out of range", int64(v))
+	}
+	*a = asnValue(v)
+	return next, nil
+}
+
+// parseASN parses "AS64496", "as64496" or "64496".
+func parseASN(s string) (uint32, bool) {
+	if len(s) > 2 && (s[0] == 'A' || s[0] == 'a') && (s[1] == 'S' || s[1] == 's') {
+		s = s[2:]
+	}
+	if s == "" || len(s) > 10 {
+		return 0, false
+	}
+	var n uint64
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + uint64(c-'0')
+	}
+	if n > math.MaxUint32 {
+		return 0, false
+	}
+	return uint32(n), true
+}
+
+// IsEU reports whether the ISO 3166-1 alpha-2 country code is a member state
+// of the European Union (27 members since 2020-02-01).
+func IsEU(cc string) bool {
+	if len(cc) != 2 {
+		return false
+	}
+	switch cc {
+	case "AT", "BE", "BG", "HR", "CY", "CZ", "DK", "EE", "FI", "FR", "DE", "GR", "HU", "IE",
+		"IT", "LV", "LT", "LU", "MT", "NL", "PL", "PT", "RO", "SK", "SI", "ES", "SE":
+		return true
+	}
+	return false
+}
+
+// Interface guards
+var (
+	_ mmdbdata.CursorUnmarshaler = (*asnValue)(nil)
+)

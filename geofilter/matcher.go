@@ -1,0 +1,130 @@
+package geofilter
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/caddy-edge/edge/geofilter/rules"
+)
+
+// MatchGeo matches requests by what the databases know of the client
+// address (Caddy's client_ip, as for the geofilter handler): country,
+// continent, EU membership, subdivision, ASN, anonymous-IP flags, IP ranges
+// and IP lists. All the conditions given must hold; within one condition,
+// any value may match.
+//
+// Without databases of its own, the matcher reuses the lookup that a
+// geofilter handler made earlier for the same request (the geofilter
+// directive runs before header, reverse_proxy and the other handlers, so a
+// site with a geofilter needs nothing more); a request that reaches such a
+// matcher with no geofilter having run fails with an error. With databases
+// of its own, it looks the address up itself (every time; a lookup costs
+// well under a microsecond).
+type MatchGeo struct {
+	// The conditions; same names and values as in geofilter rules.
+	rules.Conditions
+
+	// Databases for a matcher used where no geofilter handler runs before
+	// it. Shared with any handler that opens the same files.
+	Databases []DatabaseConfig `json:"databases,omitempty"`
+
+	// ReloadInterval is how often the matcher's own files are checked for a
+	// change. Default: 1m.
+	ReloadInterval caddy.Duration `json:"reload_interval,omitempty"`
+
+	m      *rules.Matcher
+	dbs    *Databases
+	lists  []*IPList
+	logger *zap.Logger
+}
+
+// CaddyModule returns the Caddy module information.
+func (MatchGeo) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.matchers.geo",
+		New: func() caddy.Module { return new(MatchGeo) },
+	}
+}
+
+// Provision opens the matcher's databases and IP lists and compiles its
+// conditions.
+func (m *MatchGeo) Provision(ctx caddy.Context) error {
+	m.logger = ctx.Logger()
+	interval := time.Duration(m.ReloadInterval)
+	if len(m.Databases) > 0 {
+		dbs, err := OpenDatabases(m.Databases, interval, m.logger)
+		if err != nil {
+			return fmt.Errorf("opening databases: %w", err)
+		}
+		m.dbs = dbs
+	}
+	cm, err := m.Conditions.Compile(func(path string) (rules.IPSet, error) {
+		l, err := OpenIPList(path, interval, m.logger)
+		if err != nil {
+			return nil, err
+		}
+		m.lists = append(m.lists, l)
+		return l, nil
+	})
+	if err != nil {
+		return err
+	}
+	m.m = cm
+	return nil
+}
+
+// Cleanup releases the databases and IP lists.
+func (m *MatchGeo) Cleanup() error {
+	var errs []error
+	if m.dbs != nil {
+		errs = append(errs, m.dbs.Close())
+		m.dbs = nil
+	}
+	for _, l := range m.lists {
+		errs = append(errs, l.Close())
+	}
+	m.lists = nil
+	return errors.Join(errs...)
+}
+
+// errNoLookup is returned by a matcher without databases when no geofilter
+// handler ran before it.
+var errNoLookup = errors.New("geo matcher: no geofilter handler ran before this matcher for the request, " +
+	"and the matcher has no db of its own: add a geofilter directive to the site or a db to the matcher")
+
+// MatchWithError reports whether the request's client address meets the
+// conditions.
+func (m *MatchGeo) MatchWithError(r *http.Request) (bool, error) {
+	if m.dbs != nil {
+		in := rules.Input{IP: clientIP(r)}
+		var res Result
+		if in.IP.IsValid() {
+			m.dbs.Lookup(in.IP, &res)
+		}
+		in.Geo = &res
+		return m.m.Match(&in), nil
+	}
+	if !m.NeedsGeo() {
+		return m.m.Match(&rules.Input{IP: clientIP(r), Geo: &Result{}}), nil
+	}
+	l := requestLookup(r)
+	if l == nil {
+		return false, caddyhttp.Error(http.StatusInternalServerError, errNoLookup)
+	}
+	return m.m.Match(&rules.Input{IP: l.ip, Geo: &l.res}), nil
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner                 = (*MatchGeo)(nil)
+	_ caddy.CleanerUpper                = (*MatchGeo)(nil)
+	_ caddyhttp.RequestMatcherWithError = (*MatchGeo)(nil)
+	_ caddyfile.Unmarshaler             = (*MatchGeo)(nil)
+)
