@@ -1,0 +1,225 @@
+package memory
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/caddy-edge/edge/cache/store"
+	"github.com/caddy-edge/edge/cache/store/storetest"
+)
+
+func newCache(t testing.TB, cfg Config) *Cache {
+	t.Helper()
+	c, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+func TestAcceptance(t *testing.T) {
+	storetest.RunWithClock(t, func(t *testing.T, now func() time.Time) store.Store {
+		return newCache(t, Config{MaxSize: 128 << 20, Now: now})
+	})
+}
+
+func TestAcceptanceRealClock(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store {
+		return newCache(t, Config{MaxSize: 128 << 20})
+	})
+}
+
+func TestNewRejectsNegativeSize(t *testing.T) {
+	if _, err := New(Config{MaxSize: -1}); err == nil {
+		t.Error("New accepted a negative MaxSize")
+	}
+	c := newCache(t, Config{})
+	if c.MaxSize() != DefaultMaxSize || c.Stats().Capacity != DefaultMaxSize {
+		t.Errorf("default MaxSize = %d, Capacity = %d; want %d", c.MaxSize(), c.Stats().Capacity, DefaultMaxSize)
+	}
+	if c.MaxEntrySize() != DefaultMaxSize/MaxEntryFraction {
+		t.Errorf("MaxEntrySize = %d, want %d", c.MaxEntrySize(), DefaultMaxSize/MaxEntryFraction)
+	}
+}
+
+func entry() *store.Entry {
+	return &store.Entry{Status: 200, Header: http.Header{"Content-Type": {"text/plain"}}, Size: -1}
+}
+
+func TestTooLarge(t *testing.T) {
+	ctx := context.Background()
+	c := newCache(t, Config{MaxSize: 8 << 20}) // entries up to 1 MiB
+	limit := c.MaxEntrySize()
+
+	t.Run("hint", func(t *testing.T) {
+		e := entry()
+		e.Size = limit
+		if _, err := c.Put(ctx, "k", e); !errors.Is(err, store.ErrTooLarge) {
+			t.Errorf("Put with a size hint of %d = %v, want ErrTooLarge", e.Size, err)
+		}
+	})
+	t.Run("streamed", func(t *testing.T) {
+		w, err := c.Put(ctx, "k", entry())
+		if err != nil {
+			t.Fatal(err)
+		}
+		chunk := make([]byte, 64<<10)
+		for written := int64(0); written <= limit; written += int64(len(chunk)) {
+			if n, err := w.Write(chunk); err != nil || n != len(chunk) {
+				t.Fatalf("Write past the limit = %d, %v; want it to keep accepting", n, err)
+			}
+		}
+		if err := w.Commit(); !errors.Is(err, store.ErrTooLarge) {
+			t.Errorf("Commit of a body over the limit = %v, want ErrTooLarge", err)
+		}
+		if _, _, err := c.Get(ctx, "k"); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("Get after a refused Commit = %v, want ErrNotFound", err)
+		}
+	})
+	t.Run("just under", func(t *testing.T) {
+		body := make([]byte, limit-metaWeight("k", entry()))
+		e := entry()
+		e.Size = int64(len(body))
+		w, err := c.Put(ctx, "k", e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write(body)
+		if err := w.Commit(); err != nil {
+			t.Fatalf("Commit of a body at the limit: %v", err)
+		}
+	})
+}
+
+// TestEvictionKeepsPopular fills a small store far beyond its budget with
+// entries read once, while a few entries are read again and again: the
+// budget holds and the popular entries stay.
+func TestEvictionKeepsPopular(t *testing.T) {
+	ctx := context.Background()
+	const budget = 4 << 20
+	c := newCache(t, Config{MaxSize: budget})
+	body := make([]byte, 16<<10)
+	putBody := func(key string) {
+		w, err := c.Put(ctx, key, entry())
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write(body)
+		if err := w.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	popular := []string{"hot-1", "hot-2", "hot-3", "hot-4"}
+	for _, k := range popular {
+		putBody(k)
+	}
+	for i := range 3000 { // ~48 MiB through a 4 MiB store
+		putBody(fmt.Sprintf("scan-%d", i))
+		for _, k := range popular {
+			if _, b, err := c.Get(ctx, k); err == nil {
+				b.Close()
+			}
+		}
+	}
+	c.CleanUp()
+	st := c.Stats()
+	if st.Bytes > budget {
+		t.Errorf("Stats().Bytes = %d, over the budget %d", st.Bytes, budget)
+	}
+	if st.Entries < 100 {
+		t.Errorf("Stats().Entries = %d: the store holds far fewer entries than fit", st.Entries)
+	}
+	for _, k := range popular {
+		if _, _, err := c.Get(ctx, k); err != nil {
+			t.Errorf("popular entry %s was evicted by a scan: %v", k, err)
+		}
+	}
+}
+
+// TestTagIndexFollowsEviction checks that evicted entries leave the tag
+// index: the index does not grow without bound and a purge counts only
+// live entries.
+func TestTagIndexFollowsEviction(t *testing.T) {
+	ctx := context.Background()
+	c := newCache(t, Config{MaxSize: 1 << 20})
+	for i := range 2000 {
+		e := entry()
+		e.Tags = []string{"all", fmt.Sprintf("t%d", i)}
+		w, err := c.Put(ctx, fmt.Sprintf("k%d", i), e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write(bytes.Repeat([]byte("x"), 4096))
+		if err := w.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.CleanUp()
+	live := c.Stats().Entries
+	c.mu.Lock()
+	indexed, tags := len(c.tags["all"]), len(c.tags)
+	c.mu.Unlock()
+	if int64(indexed) != live || int64(tags) != live+1 {
+		t.Errorf("tag index holds %d keys under 'all' and %d tags for %d live entries", indexed, tags, live)
+	}
+	n, err := c.PurgeTag(ctx, "all")
+	if err != nil || int64(n) != live {
+		t.Errorf("PurgeTag(all) = %d, %v; want %d", n, err, live)
+	}
+	c.mu.Lock()
+	left := len(c.tags)
+	c.mu.Unlock()
+	if left != 0 || c.Stats().Entries != 0 || c.Stats().Bytes != 0 {
+		t.Errorf("after purging everything: %d tags indexed, Stats %+v", left, c.Stats())
+	}
+}
+
+// TestExpiredEntriesLeave checks that expired entries are dropped from the
+// store's accounting and the tag index, not only hidden from Get.
+func TestExpiredEntriesLeave(t *testing.T) {
+	ctx := context.Background()
+	clk := storetest.NewClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	c := newCache(t, Config{MaxSize: 8 << 20, Now: clk.Now})
+	for i := range 10 {
+		e := entry()
+		e.Expires = clk.Now().Add(time.Minute)
+		e.Tags = []string{"t"}
+		w, _ := c.Put(ctx, fmt.Sprintf("k%d", i), e)
+		w.Write([]byte("body"))
+		if err := w.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clk.Advance(2 * time.Minute)
+	c.CleanUp()
+	c.mu.Lock()
+	indexed := len(c.tags)
+	c.mu.Unlock()
+	if st := c.Stats(); st.Entries != 0 || st.Bytes != 0 || indexed != 0 {
+		t.Errorf("after expiry and clean-up: Stats %+v, %d tags indexed; want all gone", st, indexed)
+	}
+}
+
+func TestCommitShrinksSpareCapacity(t *testing.T) {
+	ctx := context.Background()
+	c := newCache(t, Config{})
+	w, _ := c.Put(ctx, "k", entry())
+	w.Write(make([]byte, 1000))
+	w.Write(make([]byte, 100)) // append grows the buffer well past 1100
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	_, b, _ := c.Get(ctx, "k")
+	if got := cap(b.(*Body).b); got != 1100 {
+		t.Errorf("stored body capacity = %d, want 1100", got)
+	}
+	if st := c.Stats(); st.Bytes != 1100+metaWeight("k", entry()) {
+		t.Errorf("Stats().Bytes = %d, want body 1100 + metadata %d", st.Bytes, metaWeight("k", entry()))
+	}
+}
