@@ -2,9 +2,12 @@
 // on header fields and times, free of Caddy, so that every rule can be a
 // table test. Every input, the current time included, is passed in.
 //
-// API SKELETON: the signatures below are the contract between the policy
-// and the handler. Bodies marked TODO are being written; do not change a
-// signature without updating every caller.
+// The signatures are the contract between the policy and the handler; do
+// not change one without updating every caller. One file per concern:
+// ccdirectives.go and targeted.go (§5.2, RFC 9213), storable.go (§3),
+// freshness.go (§4.2.1, §4.2.2), age.go (§4.2.3), evaluate.go (§4.2.4,
+// §5.2.1), validation.go (§4.3), vary.go (§4.1), hopbyhop.go (§3.1),
+// invalidation.go (§4.4).
 package policy
 
 import (
@@ -14,8 +17,10 @@ import (
 )
 
 // Delta is a delta-seconds value (RFC 9111 §1.2.2), already clamped to
-// 2^31 seconds, as a duration. Set tells whether the directive was present
-// with a valid value.
+// 2^31 seconds, as a duration. Set tells whether the directive was present.
+// A directive present with an invalid or conflicting value is Set with the
+// most restrictive reading, e.g. max-age=abc is Set with D == 0 (stale,
+// §4.2.1); see ParseCacheControl.
 type Delta struct {
 	Set bool
 	D   time.Duration
@@ -45,21 +50,6 @@ type Directives struct {
 	NoTransform     bool
 	OnlyIfCached    bool
 	Immutable       bool // RFC 8246
-}
-
-// ParseCacheControl parses the values of one Cache-Control field (all of
-// its field lines). It never fails: what it cannot read it ignores.
-func ParseCacheControl(values []string) Directives {
-	// TODO
-	return Directives{}
-}
-
-// ResponseDirectives returns the directives this shared cache obeys for a
-// response: CDN-Cache-Control when present and valid (RFC 9213 §2.1),
-// Cache-Control otherwise.
-func ResponseDirectives(h http.Header) Directives {
-	// TODO
-	return Directives{}
 }
 
 // Reason says why a response was not stored. It is used in Cache-Status's
@@ -109,14 +99,6 @@ type Options struct {
 	StaleIfError         time.Duration
 }
 
-// Storable tells whether a shared cache may store the response to req
-// (RFC 9111 §3, §3.5), and if not, why. status is the response's status,
-// h its header.
-func Storable(method string, reqHeader http.Header, status int, h http.Header, opts Options) (bool, Reason) {
-	// TODO
-	return false, ReasonStatus
-}
-
 // Freshness is what the policy knows of a stored response's lifetimes.
 type Freshness struct {
 	Lifetime             time.Duration // freshness_lifetime, §4.2.1, capped by MaxTTL
@@ -125,20 +107,6 @@ type Freshness struct {
 	StaleIfError         time.Duration // window after Lifetime, RFC 5861
 	MustRevalidate       bool          // must-revalidate, proxy-revalidate or s-maxage: never serve stale (§5.2.2.2, §5.2.2.8, §5.2.2.10)
 	NoCache              bool          // response no-cache: revalidate every use (§5.2.2.4)
-}
-
-// ResponseFreshness computes the freshness of a response received at
-// responseTime (§4.2.1, §4.2.2; RFC 9213, RFC 5861).
-func ResponseFreshness(h http.Header, responseTime time.Time, opts Options) Freshness {
-	// TODO
-	return Freshness{}
-}
-
-// CurrentAge is current_age of §4.2.3 for a response with header h, asked
-// at requestTime and received at responseTime, at now.
-func CurrentAge(h http.Header, requestTime, responseTime, now time.Time) time.Duration {
-	// TODO
-	return 0
 }
 
 // Action is what to do with a stored response for a request.
@@ -179,12 +147,6 @@ func Evaluate(reqHeader http.Header, h http.Header, f Freshness, requestTime, re
 func ConditionalHeaders(h http.Header) http.Header {
 	// TODO
 	return nil
-}
-
-// HasValidator tells whether h has an ETag or Last-Modified.
-func HasValidator(h http.Header) bool {
-	// TODO
-	return false
 }
 
 // Freshen returns the stored header updated with the fields of a 304
