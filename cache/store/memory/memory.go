@@ -361,6 +361,13 @@ func (w *writer) Write(p []byte) (int, error) {
 		w.buf = nil
 		return len(p), nil
 	}
+	if need := len(w.buf) + len(p); need > cap(w.buf) {
+		// Double, as append does for small slices only: a body of unknown
+		// length then costs about 2x its size in allocations, not 5x.
+		// Never beyond what the entry limit allows.
+		c := min(max(2*cap(w.buf), need, 4096), int(w.c.maxEntry-w.meta))
+		w.buf = append(make([]byte, 0, c), w.buf...)
+	}
 	w.buf = append(w.buf, p...)
 	return len(p), nil
 }
