@@ -23,6 +23,7 @@ func init() {
 // routes.
 func registerCache() {
 	caddy.RegisterModule(cache.Handler{})
+	caddy.RegisterModule(cache.Admin{})
 	caddy.RegisterModule(memory.Store{})
 }
 

@@ -1,0 +1,97 @@
+package cache
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+)
+
+// cacheName is the cache's name in Cache-Status (RFC 9211 §2).
+const cacheName = "caddy-edge"
+
+// Results: the value of the {http_cache.status} placeholder, the
+// http_cache_status access-log field and the result label of
+// caddy_http_cache_requests_total.
+const (
+	resultHit         = "hit"         // served from a fresh stored response
+	resultStale       = "stale"       // served a stale stored response (stale-while-revalidate or stale-if-error)
+	resultRevalidated = "revalidated" // a stored response was validated with the origin (304) and served
+	resultCollapsed   = "collapsed"   // waited for another request's fetch of the same key and was served from it
+	resultMiss        = "miss"        // fetched from the origin and stored
+	resultUncacheable = "uncacheable" // fetched from the origin and not stored (see detail)
+	resultBypass      = "bypass"      // a bypass matcher matched, or the request cannot be cached (method, Upgrade)
+	resultUnavailable = "unavailable" // only-if-cached and nothing usable stored: 504
+)
+
+// fwd values of Cache-Status (RFC 9211 §2.2).
+const (
+	fwdBypass   = "bypass"
+	fwdMethod   = "method"
+	fwdURIMiss  = "uri-miss"
+	fwdVaryMiss = "vary-miss"
+	fwdMiss     = "miss"
+	fwdRequest  = "request"
+	fwdStale    = "stale"
+)
+
+// cacheStatus builds a Cache-Status field value. The zero value is a hit.
+type cacheStatus struct {
+	fwd       string // "" on a hit
+	fwdStatus int    // 0: not sent
+	stored    bool
+	collapsed int8 // 0: absent, 1: collapsed, -1: collapsed=?0
+	ttl       time.Duration
+	hasTTL    bool
+	detail    string // token; "" for none
+}
+
+// String returns the field value, e.g. `caddy-edge; hit; ttl=42` or
+// `caddy-edge; fwd=uri-miss; fwd-status=200; stored; ttl=60`.
+func (s *cacheStatus) String() string {
+	b := make([]byte, 0, 96)
+	b = append(b, cacheName...)
+	if s.fwd == "" {
+		b = append(b, "; hit"...)
+	} else {
+		b = append(b, "; fwd="...)
+		b = append(b, s.fwd...)
+		if s.fwdStatus != 0 {
+			b = append(b, "; fwd-status="...)
+			b = strconv.AppendInt(b, int64(s.fwdStatus), 10)
+		}
+		if s.stored {
+			b = append(b, "; stored"...)
+		}
+		switch s.collapsed {
+		case 1:
+			b = append(b, "; collapsed"...)
+		case -1:
+			b = append(b, "; collapsed=?0"...)
+		}
+	}
+	if s.hasTTL {
+		b = append(b, "; ttl="...)
+		b = strconv.AppendInt(b, int64(s.ttl/time.Second), 10)
+	}
+	if s.detail != "" {
+		b = append(b, "; detail="...)
+		b = append(b, s.detail...)
+	}
+	return string(b)
+}
+
+// report sets the {http_cache.status} placeholder and the access-log field
+// for r, and counts the result.
+func (h *Handler) report(r *http.Request, result string) {
+	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+		repl.Set("http_cache.status", result)
+	}
+	if extra, ok := r.Context().Value(caddyhttp.ExtraLogFieldsCtxKey).(*caddyhttp.ExtraLogFields); ok {
+		extra.Set(zap.String("http_cache_status", result))
+	}
+	metrics.count(result)
+}
