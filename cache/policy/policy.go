@@ -11,8 +11,6 @@
 package policy
 
 import (
-	"net/http"
-	"net/url"
 	"time"
 )
 
@@ -102,7 +100,7 @@ type Options struct {
 // Freshness is what the policy knows of a stored response's lifetimes.
 type Freshness struct {
 	Lifetime             time.Duration // freshness_lifetime, §4.2.1, capped by MaxTTL
-	Heuristic            bool          // Lifetime came from §4.2.2
+	Heuristic            bool          // Lifetime is not explicit: from §4.2.2 (Last-Modified) or Options.DefaultTTL
 	StaleWhileRevalidate time.Duration // window after Lifetime, RFC 5861
 	StaleIfError         time.Duration // window after Lifetime, RFC 5861
 	MustRevalidate       bool          // must-revalidate, proxy-revalidate or s-maxage: never serve stale (§5.2.2.2, §5.2.2.8, §5.2.2.10)
@@ -115,7 +113,7 @@ type Action int
 // Actions, in the order a cache prefers them.
 const (
 	Serve                Action = iota // fresh enough for the request
-	ServeStaleRevalidate               // stale within stale-while-revalidate: serve, refresh in background
+	ServeStaleRevalidate               // stale within stale-while-revalidate or the request's max-stale: serve, refresh in background
 	Revalidate                         // stale (or no-cache): validate with the origin first; may serve stale if the origin fails within StaleIfError
 	MustFetch                          // unusable (e.g. Vary mismatch handled by caller); fetch
 )
@@ -129,74 +127,6 @@ type Decision struct {
 	TTL time.Duration
 	// StaleIfErrorOK tells whether the stored response may be served if
 	// revalidation fails (origin 5xx, refused, timeout) — RFC 5861 §4 and
-	// the request's max-stale, never when MustRevalidate.
+	// the request's max-stale, never when MustRevalidate or NoCache.
 	StaleIfErrorOK bool
-}
-
-// Evaluate decides how a stored response (header h, request and response
-// times, freshness f) may answer a request with header reqHeader at now
-// (§4, §4.2.4, §5.2.1).
-func Evaluate(reqHeader http.Header, h http.Header, f Freshness, requestTime, responseTime, now time.Time) Decision {
-	// TODO
-	return Decision{Action: MustFetch}
-}
-
-// ConditionalHeaders returns the validators to send when revalidating a
-// stored response with header h: If-None-Match from ETag and
-// If-Modified-Since from Last-Modified (§4.3.1). Nil when h has neither.
-func ConditionalHeaders(h http.Header) http.Header {
-	// TODO
-	return nil
-}
-
-// Freshen returns the stored header updated with the fields of a 304
-// response (§4.3.4): every field of the 304 replaces the stored one, except
-// the ones §3.2 excludes (Content-Length etc.).
-func Freshen(stored, notModified http.Header) http.Header {
-	// TODO
-	return stored
-}
-
-// NotModified tells whether a client's conditional request (If-None-Match,
-// or If-Modified-Since when there is no If-None-Match) is satisfied by a
-// stored response with header h, so that it can be answered with 304
-// (§4.3.2, RFC 9110 §13.1.2, §13.1.3, weak comparison).
-func NotModified(reqHeader, h http.Header) bool {
-	// TODO
-	return false
-}
-
-// VaryKey returns the secondary key of a request for a response that
-// varies on the given fields (§4.1): the normalized values of those request
-// fields, in a stable form. ok is false for Vary: * (never matches).
-// Accept-Encoding is normalized to one of br, zstd, gzip or identity, so
-// that every browser's header does not make a variant of its own.
-func VaryKey(vary []string, reqHeader http.Header) (key string, ok bool) {
-	// TODO
-	return "", false
-}
-
-// NormalizeAcceptEncoding reduces an Accept-Encoding value to the coding
-// the cache keys variants by: the client's best-ranked of br, zstd, gzip,
-// or identity.
-func NormalizeAcceptEncoding(v string) string {
-	// TODO
-	return "identity"
-}
-
-// StripHopByHop removes the hop-by-hop fields of h (RFC 9110 §7.6.1: those
-// listed in Connection, and Connection, Keep-Alive, Proxy-Connection, TE,
-// Transfer-Encoding, Upgrade) and those §3.1 says a cache must not store
-// (Proxy-Authenticate etc.), in place.
-func StripHopByHop(h http.Header) {
-	// TODO
-}
-
-// InvalidationTargets lists the URIs a successful unsafe request
-// invalidates (§4.4): the target URI, and Location and Content-Location
-// when they resolve to the same host. target is the request's absolute URI;
-// h is the response header.
-func InvalidationTargets(method string, status int, target *url.URL, h http.Header) []*url.URL {
-	// TODO
-	return nil
 }
