@@ -29,6 +29,7 @@ const (
 type flight struct {
 	done    chan struct{} // closed when the flight lands
 	outcome outcome       // written before done is closed
+	waiters int           // requests that joined; protected by Handler.mu
 }
 
 // maxHitForMiss bounds the hit-for-miss map; when it is full, expired
@@ -41,6 +42,7 @@ func (h *Handler) join(key string) (*flight, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if f, ok := h.flights[key]; ok {
+		f.waiters++
 		return f, false
 	}
 	f := &flight{done: make(chan struct{})}

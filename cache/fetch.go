@@ -277,7 +277,9 @@ func (fw *fetchWriter) WriteHeader(status int) {
 		result = resultMiss
 		dec := policy.Evaluate(nil, fw.entry.Header, h.freshness(fw.entry), fw.reqTime, fw.respTime, fw.respTime)
 		cs.ttl, cs.hasTTL = dec.TTL, true
-	} else if cs.detail == "" {
+	} else if fw.reason != "" && (cs.detail == "" || cs.detail == detailHitForMiss) {
+		// Why this response is not stored says more than that the last
+		// one was not.
 		cs.detail = fw.reason
 	}
 	prev := dst["Cache-Status"]

@@ -218,7 +218,7 @@ func (h *Handler) serveCacheable(w http.ResponseWriter, r *http.Request, next ca
 			return f.run(w)
 		}
 		if lk.entry == nil && h.hitForMiss(lk.key) {
-			f.cs.detail = "hit-for-miss"
+			f.cs.detail = detailHitForMiss
 			return f.run(w)
 		}
 		fl, leader := h.join(lk.key)

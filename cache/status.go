@@ -38,6 +38,10 @@ const (
 	fwdStale    = "stale"
 )
 
+// detailHitForMiss is the detail of a request sent to the origin without
+// collapsing because the key's last response was not storable.
+const detailHitForMiss = "hit-for-miss"
+
 // cacheStatus builds a Cache-Status field value. The zero value is a hit.
 type cacheStatus struct {
 	fwd       string // "" on a hit
