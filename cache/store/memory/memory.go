@@ -40,6 +40,10 @@ const MaxEntryFraction = 8
 // and tag index slots.
 const entryOverhead = 320
 
+// preallocMax is the most a Put preallocates for a body of announced
+// size: 1 MiB.
+const preallocMax = 1 << 20
+
 // fieldOverhead estimates the cost of one header field value or tag beyond
 // its bytes: a string header and a slice or map slot.
 const fieldOverhead = 32
@@ -151,9 +155,12 @@ func (c *Cache) Put(_ context.Context, key string, e *store.Entry) (store.Writer
 	if e.Size > 0 && e.Size+meta > c.maxEntry {
 		return nil, store.ErrTooLarge
 	}
-	w := &writer{c: c, key: key, entry: e.Clone(), meta: meta}
+	w := &writer{c: c, key: key, entry: e.Clone(), meta: meta, hint: e.Size}
 	if e.Size > 0 {
-		w.buf = make([]byte, 0, e.Size)
+		// Up to preallocMax at once, the rest when the body gets there:
+		// a stalled origin that announced a large Content-Length does not
+		// hold the whole length from the first byte.
+		w.buf = make([]byte, 0, min(e.Size, preallocMax))
 	}
 	return w, nil
 }
@@ -338,6 +345,7 @@ type writer struct {
 	key   string
 	entry *store.Entry
 	meta  int64 // metaWeight of key and entry
+	hint  int64 // the size hint given to Put; -1 or 0 when unknown
 	buf   []byte
 	// tooLarge is set once the body outgrew the entry limit; buf is then
 	// released and n keeps counting.
@@ -365,7 +373,11 @@ func (w *writer) Write(p []byte) (int, error) {
 		// Double, as append does for small slices only: a body of unknown
 		// length then costs about 2x its size in allocations, not 5x.
 		// Never beyond what the entry limit allows.
-		c := min(max(2*cap(w.buf), need, 4096), int(w.c.maxEntry-w.meta))
+		c := max(2*cap(w.buf), need, 4096)
+		if int64(need) <= w.hint {
+			c = int(w.hint) // the announced length, in one step
+		}
+		c = min(c, int(w.c.maxEntry-w.meta))
 		w.buf = append(make([]byte, 0, c), w.buf...)
 	}
 	w.buf = append(w.buf, p...)
@@ -389,7 +401,14 @@ func (w *writer) Commit() error {
 	}
 	w.buf = nil
 	w.entry.Size = int64(len(body))
-	w.c.commit(w.key, w.c.newItem(w.key, w.entry, body, w.meta))
+	it := w.c.newItem(w.key, w.entry, body, w.meta)
+	if w.c.expired(it) {
+		// Already past its Expires: it replaces the entry there, and is
+		// gone at once.
+		w.c.c.Invalidate(w.key)
+		return nil
+	}
+	w.c.commit(w.key, it)
 	return nil
 }
 
@@ -469,7 +488,9 @@ func (x expiry) ExpireAfterCreate(e otter.Entry[string, *item]) time.Duration {
 	if e.Value.expires == 0 {
 		return forever
 	}
-	return time.Duration(e.Value.expires - x.c.now().UnixNano())
+	// Otter reads a non-positive duration as "keep the deadline", which
+	// for a new entry is never: an entry already expired gets 1ns.
+	return max(time.Duration(e.Value.expires-x.c.now().UnixNano()), 1)
 }
 
 func (x expiry) ExpireAfterUpdate(e otter.Entry[string, *item], _ *item) time.Duration {

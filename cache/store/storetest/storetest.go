@@ -424,8 +424,22 @@ func run(t *testing.T, newStore func(t *testing.T, c *Clock) store.Store, now fu
 			t.Errorf("PurgeTag(\"\") = %d, want 0", n)
 		}
 
-		// A replacement that drops the tag is not purged by it.
+		// A replacement that keeps a tag is purged by it.
 		e := testEntry(now())
+		e.Tags = []string{"keep", "v1-only"}
+		put(t, s, "kept", e, []byte("v1"))
+		e.Tags = []string{"keep"}
+		put(t, s, "kept", e, []byte("v2"))
+		if err := s.Update(ctx, "kept", e); err != nil {
+			t.Fatal(err)
+		}
+		if n, _ := s.PurgeTag(ctx, "keep"); n != 1 {
+			t.Errorf("PurgeTag(keep) = %d after replacements that kept the tag, want 1", n)
+		}
+		wantNotFound(t, s, "kept")
+
+		// A replacement that drops the tag is not purged by it.
+		e = testEntry(now())
 		e.Tags = []string{"home", "extra"}
 		put(t, s, "home", e, []byte("v2"))
 		e.Tags = []string{"other"}
