@@ -2,6 +2,7 @@ package policy
 
 import (
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -380,4 +381,73 @@ func isTchar(c byte) bool {
 		return true
 	}
 	return false
+}
+
+// String serializes d as a Cache-Control field value in a fixed order,
+// such that ParseCacheControl(d.String()) == d for every d that
+// ParseCacheControl returns. Useful in logs and tests.
+func (d Directives) String() string {
+	var b strings.Builder
+	sep := func() {
+		if b.Len() > 0 {
+			b.WriteString(", ")
+		}
+	}
+	flag := func(on bool, name string) {
+		if on {
+			sep()
+			b.WriteString(name)
+		}
+	}
+	delta := func(v Delta, name string) {
+		if v.Set {
+			sep()
+			b.WriteString(name)
+			b.WriteByte('=')
+			b.WriteString(strconv.FormatInt(int64(v.D/time.Second), 10))
+		}
+	}
+	fields := func(on bool, list []string, name string) {
+		if !on {
+			return
+		}
+		sep()
+		b.WriteString(name)
+		if len(list) == 0 {
+			return
+		}
+		b.WriteString(`="`)
+		for i, f := range list {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			for j := 0; j < len(f); j++ {
+				if f[j] == '"' || f[j] == '\\' {
+					b.WriteByte('\\')
+				}
+				b.WriteByte(f[j])
+			}
+		}
+		b.WriteByte('"')
+	}
+	delta(d.MaxAge, "max-age")
+	delta(d.SMaxAge, "s-maxage")
+	if d.MaxStaleAny && !d.MaxStale.Set {
+		flag(true, "max-stale")
+	}
+	delta(d.MaxStale, "max-stale")
+	delta(d.MinFresh, "min-fresh")
+	delta(d.StaleWhileRevalidate, "stale-while-revalidate")
+	delta(d.StaleIfError, "stale-if-error")
+	fields(d.NoCache, d.NoCacheFields, "no-cache")
+	flag(d.NoStore, "no-store")
+	fields(d.Private, d.PrivateFields, "private")
+	flag(d.Public, "public")
+	flag(d.MustRevalidate, "must-revalidate")
+	flag(d.ProxyRevalidate, "proxy-revalidate")
+	flag(d.MustUnderstand, "must-understand")
+	flag(d.NoTransform, "no-transform")
+	flag(d.OnlyIfCached, "only-if-cached")
+	flag(d.Immutable, "immutable")
+	return b.String()
 }

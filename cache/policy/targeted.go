@@ -260,7 +260,7 @@ func sfBareItem(s string, i int) (sfItem, int, bool) {
 // sfNumber parses an Integer or Decimal (RFC 8941 §4.2.4).
 func sfNumber(s string, i int) (sfItem, int, bool) {
 	neg := false
-	if s[i] == '-' {
+	if i < len(s) && s[i] == '-' {
 		neg = true
 		i++
 	}

@@ -37,7 +37,7 @@ func VaryKey(vary []string, reqHeader http.Header) (key string, ok bool) {
 			case f == "":
 			case f == "*":
 				return "", false // §4.1: "*" always fails to match
-			case !slices.ContainsFunc(names, func(n string) bool { return strings.EqualFold(n, f) }):
+			case !slices.ContainsFunc(names, func(n string) bool { return compareFold(n, f) == 0 }):
 				names = append(names, f)
 			}
 		}
@@ -57,7 +57,7 @@ func VaryKey(vary []string, reqHeader http.Header) (key string, ok bool) {
 			continue
 		}
 		b.WriteByte('=')
-		if strings.EqualFold(name, "Accept-Encoding") {
+		if compareFold(name, "Accept-Encoding") == 0 {
 			b.WriteString(acceptEncoding(values))
 			continue
 		}
@@ -66,7 +66,8 @@ func VaryKey(vary []string, reqHeader http.Header) (key string, ok bool) {
 	return b.String(), true
 }
 
-// compareFold orders field names case-insensitively (ASCII).
+// compareFold orders field names case-insensitively, ASCII only: unlike
+// strings.EqualFold it does not equate different invalid UTF-8 bytes.
 func compareFold(a, b string) int {
 	for i := 0; i < len(a) && i < len(b); i++ {
 		ca, cb := lower(a[i]), lower(b[i])
