@@ -167,6 +167,11 @@ func (s *Store) Cleanup() error {
 	return err
 }
 
+// MaxEntrySize returns the largest weight (body plus metadata estimate)
+// that one entry may have: 1/8 of the shared store's max_size. Bodies
+// larger than that are refused with store.ErrTooLarge.
+func (s *Store) MaxEntrySize() int64 { return s.c.MaxEntrySize() }
+
 // Get implements store.Store.
 func (s *Store) Get(ctx context.Context, key string) (*store.Entry, store.Body, error) {
 	return s.c.Get(ctx, key)

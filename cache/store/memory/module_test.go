@@ -63,6 +63,9 @@ func TestPoolSharesByName(t *testing.T) {
 	if _, err := getString(t, other, "k"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("store with another name sees a's entry: %v", err)
 	}
+	if a.MaxEntrySize() != (2<<20)/MaxEntryFraction || b.MaxEntrySize() != a.MaxEntrySize() {
+		t.Errorf("MaxEntrySize = %d, %d; want %d for both", a.MaxEntrySize(), b.MaxEntrySize(), (2<<20)/MaxEntryFraction)
+	}
 	if c := b.Stats().Capacity; c != 2<<20 {
 		t.Errorf("shared store's Capacity = %d, want the first config's %d", c, 2<<20)
 	}
