@@ -177,3 +177,45 @@ func nextETag(s string) (tag, rest string, ok bool) {
 	}
 	return "", s, false
 }
+
+// FreshenMatches tells whether a 304 received when revalidating the stored
+// response with header stored identifies it, so that Freshen may apply
+// (§4.3.4's selection):
+//   - the 304 has a strong ETag: the stored ETag must be the same strong
+//     one (strong comparison, RFC 9110 §8.8.3.2);
+//   - the 304 has a weak ETag: the stored ETag must match it weakly;
+//   - the 304 has no ETag but a Last-Modified: the stored Last-Modified
+//     must be the same date;
+//   - the 304 has no validator: true. §4.3.4 asks, in this case, that the
+//     stored response lack a validator too; but the cache validated exactly
+//     one stored response with that response's own validators (§4.3.1), so
+//     the 304 can only be about it, and many servers (Go's
+//     http.ServeContent among them) drop Last-Modified from a 304.
+//
+// When it is false the cache "MUST NOT use the new response to update any
+// stored responses"; the handler should then fetch without conditionals.
+func FreshenMatches(stored, notModified http.Header) bool {
+	if v := notModified["Etag"]; nonEmpty(v) {
+		tag, rest, ok := nextETag(trimOWS(v[0]))
+		if !ok || trimOWS(rest) != "" {
+			return false
+		}
+		sv := stored["Etag"]
+		if !nonEmpty(sv) {
+			return false
+		}
+		stag, srest, ok := nextETag(trimOWS(sv[0]))
+		if !ok || trimOWS(srest) != "" || stag != tag {
+			return false
+		}
+		weak := strings.HasPrefix(trimOWS(v[0]), "W/")
+		storedWeak := strings.HasPrefix(trimOWS(sv[0]), "W/")
+		return weak || !storedWeak // a strong 304 validator needs a strong stored one
+	}
+	if v := notModified["Last-Modified"]; nonEmpty(v) {
+		lm, ok := singleDate(v)
+		slm, sok := singleDate(stored["Last-Modified"])
+		return ok && sok && lm.Equal(slm)
+	}
+	return true
+}

@@ -134,3 +134,29 @@ func TestNotModified(t *testing.T) {
 		})
 	}
 }
+
+func TestFreshenMatches(t *testing.T) {
+	lm := httpDate(t0.Add(-time.Hour))
+	tests := []struct {
+		name       string
+		stored, nm http.Header
+		want       bool
+	}{
+		{"same strong ETag (4.3.4)", http.Header{"Etag": {`"a"`}}, http.Header{"Etag": {`"a"`}}, true},
+		{"different strong ETag must not update (4.3.4)", http.Header{"Etag": {`"a"`}}, http.Header{"Etag": {`"b"`}}, false},
+		{"strong 304 ETag vs weak stored one: strong comparison fails", http.Header{"Etag": {`W/"a"`}}, http.Header{"Etag": {`"a"`}}, false},
+		{"weak 304 ETag matches weakly", http.Header{"Etag": {`"a"`}}, http.Header{"Etag": {`W/"a"`}}, true},
+		{"304 ETag but stored has none", http.Header{"Last-Modified": {lm}}, http.Header{"Etag": {`"a"`}}, false},
+		{"malformed 304 ETag", http.Header{"Etag": {`"a"`}}, http.Header{"Etag": {`a`}}, false},
+		{"same Last-Modified", http.Header{"Last-Modified": {lm}}, http.Header{"Last-Modified": {lm}}, true},
+		{"different Last-Modified", http.Header{"Last-Modified": {lm}}, http.Header{"Last-Modified": {httpDate(t0)}}, false},
+		{"304 without validators updates the one validated response", http.Header{"Etag": {`"a"`}}, http.Header{"Cache-Control": {"max-age=5"}}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := policy.FreshenMatches(tt.stored, tt.nm); got != tt.want {
+				t.Errorf("FreshenMatches = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
