@@ -75,8 +75,8 @@ type item struct {
 type Cache struct {
 	c        *otter.Cache[string, *item]
 	now      func() time.Time
-	maxSize  int64
-	maxEntry int64 // the largest weight one entry may have
+	maxSize  atomic.Int64
+	maxEntry atomic.Int64 // the largest weight one entry may have
 
 	entries atomic.Int64 // entries in c, kept by add and onDeletion
 	bytes   atomic.Int64 // sum of the weights of the entries in c
@@ -94,11 +94,10 @@ func New(cfg Config) (*Cache, error) {
 		cfg.MaxSize = DefaultMaxSize
 	}
 	c := &Cache{
-		now:      cfg.Now,
-		maxSize:  cfg.MaxSize,
-		maxEntry: min(cfg.MaxSize/MaxEntryFraction, math.MaxUint32),
-		tags:     make(map[string]map[string]*item),
+		now:  cfg.Now,
+		tags: make(map[string]map[string]*item),
 	}
+	c.setLimits(cfg.MaxSize)
 	opts := &otter.Options[string, *item]{
 		MaximumWeight:    uint64(cfg.MaxSize),
 		Weigher:          func(_ string, it *item) uint32 { return it.weight },
@@ -125,11 +124,27 @@ func (c *Cache) Close() {
 }
 
 // MaxSize returns the byte budget.
-func (c *Cache) MaxSize() int64 { return c.maxSize }
+func (c *Cache) MaxSize() int64 { return c.maxSize.Load() }
+
+// Resize sets a new byte budget. Shrinking evicts entries until the store
+// fits; writers started before keep the entry limit they started with.
+func (c *Cache) Resize(maxSize int64) error {
+	if maxSize <= 0 {
+		return errors.New("max_size must be positive")
+	}
+	c.setLimits(maxSize)
+	c.c.SetMaximum(uint64(maxSize))
+	return nil
+}
+
+func (c *Cache) setLimits(maxSize int64) {
+	c.maxSize.Store(maxSize)
+	c.maxEntry.Store(min(maxSize/MaxEntryFraction, math.MaxUint32))
+}
 
 // MaxEntrySize returns the largest weight (body plus metadata estimate)
 // that one entry may have.
-func (c *Cache) MaxEntrySize() int64 { return c.maxEntry }
+func (c *Cache) MaxEntrySize() int64 { return c.maxEntry.Load() }
 
 // Get returns the entry under key and its body. The body implements
 // store.BytesBody. A hit allocates only the body reader.
@@ -151,11 +166,11 @@ func (c *Cache) expired(it *item) bool {
 // body buffer is allocated at once; a hint above MaxEntrySize returns
 // store.ErrTooLarge.
 func (c *Cache) Put(_ context.Context, key string, e *store.Entry) (store.Writer, error) {
-	meta := metaWeight(key, e)
-	if e.Size > 0 && e.Size+meta > c.maxEntry {
+	meta, limit := metaWeight(key, e), c.maxEntry.Load()
+	if e.Size > 0 && e.Size+meta > limit {
 		return nil, store.ErrTooLarge
 	}
-	w := &writer{c: c, key: key, entry: e.Clone(), meta: meta, hint: e.Size}
+	w := &writer{c: c, key: key, entry: e.Clone(), meta: meta, limit: limit, hint: e.Size}
 	if e.Size > 0 {
 		// Up to preallocMax at once, the rest when the body gets there:
 		// a stalled origin that announced a large Content-Length does not
@@ -245,7 +260,7 @@ func (c *Cache) Stats() store.Stats {
 	return store.Stats{
 		Entries:  c.entries.Load(),
 		Bytes:    c.bytes.Load(),
-		Capacity: c.maxSize,
+		Capacity: c.maxSize.Load(),
 	}
 }
 
@@ -345,6 +360,7 @@ type writer struct {
 	key   string
 	entry *store.Entry
 	meta  int64 // metaWeight of key and entry
+	limit int64 // the entry weight limit when Put was called
 	hint  int64 // the size hint given to Put; -1 or 0 when unknown
 	buf   []byte
 	// tooLarge is set once the body outgrew the entry limit; buf is then
@@ -364,7 +380,7 @@ func (w *writer) Write(p []byte) (int, error) {
 	if w.tooLarge {
 		return len(p), nil
 	}
-	if w.n+w.meta > w.c.maxEntry {
+	if w.n+w.meta > w.limit {
 		w.tooLarge = true
 		w.buf = nil
 		return len(p), nil
@@ -377,7 +393,7 @@ func (w *writer) Write(p []byte) (int, error) {
 		if int64(need) <= w.hint {
 			c = int(w.hint) // the announced length, in one step
 		}
-		c = min(c, int(w.c.maxEntry-w.meta))
+		c = min(c, int(w.limit-w.meta))
 		w.buf = append(make([]byte, 0, c), w.buf...)
 	}
 	w.buf = append(w.buf, p...)

@@ -26,29 +26,42 @@ var pool = caddy.NewUsagePool()
 type shared struct {
 	*Cache
 
-	mu     sync.Mutex     // protects warned
-	warned map[int64]bool // max_size values already warned about
+	mu sync.Mutex // protects owner and warned
+	// owner is the context of the config that last set the size: every
+	// module of one config is provisioned with the same ctx.Context, and
+	// each config load (a reload) has its own.
+	owner  context.Context
+	warned map[int64]bool // max_size values of owner's config warned about
+}
+
+// configure applies the max_size that a config provisioned with ctx asks
+// for. In the config that set the size the first store wins, and warn
+// reports each other size once; a newer config (a reload) resizes the
+// store to its size, and resized reports whether that changed it.
+func (s *shared) configure(ctx context.Context, maxSize int64) (resized, warn bool, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.owner != ctx {
+		s.owner, s.warned = ctx, nil
+		if maxSize == s.MaxSize() {
+			return false, false, nil
+		}
+		return true, false, s.Resize(maxSize)
+	}
+	if maxSize == s.MaxSize() || s.warned[maxSize] {
+		return false, false, nil
+	}
+	if s.warned == nil {
+		s.warned = make(map[int64]bool)
+	}
+	s.warned[maxSize] = true
+	return false, true, nil
 }
 
 // Destruct frees the Cache when the last config that uses it is unloaded.
 func (s *shared) Destruct() error {
 	s.Close()
 	return nil
-}
-
-// warnOnce reports whether a config asking for maxSize is the first to
-// do so with a size that differs from the Cache's.
-func (s *shared) warnOnce(maxSize int64) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.warned[maxSize] {
-		return false
-	}
-	if s.warned == nil {
-		s.warned = make(map[int64]bool)
-	}
-	s.warned[maxSize] = true
-	return true
 }
 
 // Lookup returns the live memory store with the given name, for the admin
@@ -94,10 +107,11 @@ type Store struct {
 	Name string `json:"name,omitempty"`
 
 	// MaxSize is the byte budget: the bodies of the stored responses plus
-	// an estimate of their headers and bookkeeping. When several configs
-	// name the same store, the one that created it sets the budget and the
-	// others are warned about. At least 1 MiB. Default: 268435456
-	// (256 MiB).
+	// an estimate of their headers and bookkeeping. When several sites of
+	// one config name the same store with different sizes, the first one
+	// wins and a warning names the others. A reload resizes the store to
+	// the new config's size and keeps the entries that fit. At least
+	// 1 MiB. Default: 268435456 (256 MiB).
 	MaxSize int64 `json:"max_size,omitempty"`
 
 	c      *shared
@@ -127,7 +141,7 @@ func (s *Store) Provision(ctx caddy.Context) error {
 	if maxSize < MinMaxSize {
 		return fmt.Errorf("memory store %q: max_size %d is below the minimum of %d bytes (1 MiB)", s.Name, maxSize, MinMaxSize)
 	}
-	v, loaded, err := pool.LoadOrNew(s.Name, func() (caddy.Destructor, error) {
+	v, _, err := pool.LoadOrNew(s.Name, func() (caddy.Destructor, error) {
 		c, err := New(Config{MaxSize: maxSize})
 		if err != nil {
 			return nil, err
@@ -138,11 +152,22 @@ func (s *Store) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("creating memory store %q: %w", s.Name, err)
 	}
 	s.c, s.loaded = v.(*shared), true
-	if loaded && s.c.MaxSize() != maxSize && s.c.warnOnce(maxSize) {
-		s.logger.Warn("memory store already exists with another max_size; keeping the size it was created with",
+	kept := s.c.MaxSize()
+	resized, warn, err := s.c.configure(ctx.Context, maxSize)
+	if err != nil {
+		return fmt.Errorf("resizing memory store %q: %w", s.Name, err)
+	}
+	if resized {
+		s.logger.Info("memory store resized",
 			zap.String("name", s.Name),
 			zap.Int64("max_size", maxSize),
-			zap.Int64("kept_max_size", s.c.MaxSize()))
+			zap.Int64("previous_max_size", kept))
+	}
+	if warn {
+		s.logger.Warn("memory store already configured with another max_size in this config; keeping the first",
+			zap.String("name", s.Name),
+			zap.Int64("max_size", maxSize),
+			zap.Int64("kept_max_size", kept))
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -13,11 +14,22 @@ import (
 	"github.com/caddy-edge/edge/cache/store"
 )
 
-func provision(t *testing.T, s *Store) {
-	t.Helper()
+// newConfig returns the context of a new config load.
+func newConfig(t *testing.T) caddy.Context {
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	t.Cleanup(cancel)
-	if err := s.Provision(ctx); err != nil {
+	return ctx
+}
+
+// provision provisions s as a module of the config of ctx, or of a new
+// config when ctx is omitted.
+func provision(t *testing.T, s *Store, ctx ...caddy.Context) {
+	t.Helper()
+	c := newConfig(t)
+	if len(ctx) > 0 {
+		c = ctx[0]
+	}
+	if err := s.Provision(c); err != nil {
 		t.Fatalf("Provision: %v", err)
 	}
 	if err := s.Validate(); err != nil {
@@ -48,12 +60,15 @@ func getString(t *testing.T, s store.Store, key string) (string, error) {
 }
 
 func TestPoolSharesByName(t *testing.T) {
+	// Two sites of one config; the second asks for another size, and the
+	// first wins.
+	cfg := newConfig(t)
 	a := &Store{Name: "pool-share", MaxSize: 2 << 20}
-	b := &Store{Name: "pool-share", MaxSize: 4 << 20} // differs: the first wins
+	b := &Store{Name: "pool-share", MaxSize: 4 << 20}
 	other := &Store{Name: "pool-share-other"}
-	provision(t, a)
-	provision(t, b)
-	provision(t, other)
+	provision(t, a, cfg)
+	provision(t, b, cfg)
+	provision(t, other, cfg)
 	t.Cleanup(func() { other.Cleanup() })
 
 	putString(t, a, "k", "from a")
@@ -134,16 +149,56 @@ func TestProvisionDefaultsAndErrors(t *testing.T) {
 	}
 }
 
-func TestWarnOnce(t *testing.T) {
-	s := &shared{}
-	if !s.warnOnce(1 << 20) {
-		t.Error("first differing size not reported")
+// TestReloadResizes checks that a reload applies a changed max_size to the
+// store it keeps, growing or shrinking it, while within one config the
+// first size wins and every other size is warned about once.
+func TestReloadResizes(t *testing.T) {
+	ctx := context.Background()
+	old := &Store{Name: "resize", MaxSize: 2 << 20}
+	provision(t, old)
+	defer old.Cleanup()
+	for i := range 100 { // 100 entries of 16 KiB: 1.6 MiB and more
+		w, _ := old.Put(ctx, "k"+strconv.Itoa(i), entry())
+		w.Write(make([]byte, 16<<10))
+		if err := w.Commit(); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if s.warnOnce(1 << 20) {
-		t.Error("same differing size reported twice")
+	before := old.Stats()
+
+	// Reload with a larger size: the entries stay, the budget grows.
+	grown := &Store{Name: "resize", MaxSize: 8 << 20}
+	cfg := newConfig(t)
+	provision(t, grown, cfg)
+	defer grown.Cleanup()
+	if st := grown.Stats(); st.Capacity != 8<<20 || st.Entries != before.Entries {
+		t.Errorf("after a reload to 8 MiB: Stats = %+v, want capacity %d and the %d entries kept", st, 8<<20, before.Entries)
 	}
-	if !s.warnOnce(2 << 20) {
-		t.Error("another differing size not reported")
+	if grown.MaxEntrySize() != (8<<20)/MaxEntryFraction {
+		t.Errorf("MaxEntrySize = %d after the resize, want %d", grown.MaxEntrySize(), (8<<20)/MaxEntryFraction)
+	}
+
+	// Another site of the same config with another size: no change.
+	sibling := &Store{Name: "resize", MaxSize: 1 << 20}
+	provision(t, sibling, cfg)
+	defer sibling.Cleanup()
+	if c := sibling.Stats().Capacity; c != 8<<20 {
+		t.Errorf("a second site of the same config resized the store to %d", c)
+	}
+	if resized, warn, _ := sibling.c.configure(cfg.Context, 1<<20); resized || warn {
+		t.Errorf("the same differing size again: resized %v, warned %v; want neither", resized, warn)
+	}
+	if _, warn, _ := sibling.c.configure(cfg.Context, 3<<20); !warn {
+		t.Error("another differing size in the same config was not warned about")
+	}
+
+	// Reload with a smaller size: entries are evicted down to it.
+	shrunk := &Store{Name: "resize", MaxSize: 1 << 20}
+	provision(t, shrunk)
+	defer shrunk.Cleanup()
+	shrunk.c.CleanUp()
+	if st := shrunk.Stats(); st.Capacity != 1<<20 || st.Bytes > 1<<20 || st.Entries == 0 {
+		t.Errorf("after a reload to 1 MiB: Stats = %+v, want at most 1 MiB of entries", st)
 	}
 }
 
