@@ -1,0 +1,204 @@
+package cache_test
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/caddy-edge/edge/cache"
+)
+
+// Item 7: N concurrent misses on one key make exactly one origin request;
+// the others are served from it.
+func TestConcurrentMissesCollapseIntoOneOriginRequest(t *testing.T) {
+	const clients = 20
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		// Hold the response until every other client waits for it.
+		deadline := time.Now().Add(10 * time.Second)
+		for cache.Waiting() < clients-1 && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+		w.Header().Set("Cache-Control", "max-age=60")
+		io.WriteString(w, "collapsed body")
+	})
+	s := startCache(t, o, "")
+
+	results := make([]result, clients)
+	var wg sync.WaitGroup
+	for i := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i] = get(t, s, "/hot")
+		}()
+	}
+	wg.Wait()
+	if n := o.n.Load(); n != 1 {
+		t.Fatalf("origin got %d requests for %d concurrent misses, want 1", n, clients)
+	}
+	var leaders, waiters int
+	for i, r := range results {
+		if r.status != 200 || r.body != "collapsed body" {
+			t.Errorf("client %d: %d %q", i, r.status, r.body)
+		}
+		switch r.header.Get("X-Result") {
+		case "miss":
+			leaders++
+		case "collapsed":
+			waiters++
+			if !strings.Contains(r.cs(), "fwd=uri-miss; collapsed") {
+				t.Errorf("collapsed Cache-Status %q", r.cs())
+			}
+		}
+	}
+	if leaders != 1 || waiters != clients-1 {
+		t.Errorf("%d leaders and %d collapsed, want 1 and %d", leaders, waiters, clients-1)
+	}
+}
+
+// Item 7: when the response turns out uncacheable, the waiting requests go
+// to the origin side by side, and so do the next requests for the key
+// (hit-for-miss) instead of queueing one behind the other.
+func TestUncacheableResponseDoesNotQueueRequests(t *testing.T) {
+	const clients = 5
+	var (
+		mu      sync.Mutex
+		arrived int
+		all     = make(chan struct{})
+		phase   = 1
+	)
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		p := phase
+		if p == 1 {
+			arrived++
+		}
+		first := arrived == 1
+		if p == 2 {
+			arrived++
+			if arrived == clients {
+				close(all)
+			}
+		}
+		mu.Unlock()
+		if p == 1 && first {
+			// The leader: answer once the others wait.
+			deadline := time.Now().Add(10 * time.Second)
+			for cache.Waiting() < clients-1 && time.Now().Before(deadline) {
+				time.Sleep(time.Millisecond)
+			}
+		} else if p == 2 {
+			// Only answer when all clients are here at once: queued
+			// requests would never get here together.
+			select {
+			case <-all:
+			case <-time.After(10 * time.Second):
+				http.Error(w, "requests were queued", http.StatusGatewayTimeout)
+				return
+			}
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		io.WriteString(w, "private data")
+	})
+	s := startCache(t, o, "hit_for_miss_ttl 1h")
+
+	run := func() []result {
+		res := make([]result, clients)
+		var wg sync.WaitGroup
+		for i := range clients {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				res[i] = get(t, s, "/nostore")
+			}()
+		}
+		wg.Wait()
+		return res
+	}
+	for i, r := range run() {
+		if r.status != 200 || r.body != "private data" {
+			t.Errorf("phase 1 client %d: %d %q", i, r.status, r.body)
+		}
+	}
+	if n := o.n.Load(); n != clients {
+		t.Errorf("phase 1: origin got %d requests, want %d (1 leader, then the waiters)", n, clients)
+	}
+	mu.Lock()
+	phase, arrived = 2, 0
+	mu.Unlock()
+	for i, r := range run() {
+		expect(t, fmt.Sprint("hit-for-miss client ", i), r, 200, "private data", "uncacheable", "detail=no-store")
+	}
+}
+
+// Item 8: a miss streams the body to the client while it arrives: the
+// client reads the first part before the origin has sent the rest; then
+// the complete body is stored.
+func TestMissStreamsWhileStoring(t *testing.T) {
+	firstRead := make(chan struct{})
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		io.WriteString(w, "first part\n")
+		w.(http.Flusher).Flush()
+		select {
+		case <-firstRead:
+		case <-time.After(10 * time.Second):
+		}
+		io.WriteString(w, "second part\n")
+	})
+	s := startCache(t, o, "")
+
+	resp, err := s.Client.Get(s.URL("/stream"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(resp.Body)
+	line, err := br.ReadString('\n')
+	if err != nil || line != "first part\n" {
+		t.Fatalf("first line %q, %v", line, err)
+	}
+	close(firstRead) // the origin has not sent the rest yet: this was streamed
+	rest, _ := io.ReadAll(br)
+	resp.Body.Close()
+	if string(rest) != "second part\n" {
+		t.Fatalf("rest %q", rest)
+	}
+	expect(t, "hit", get(t, s, "/stream"), 200, "first part\nsecond part\n", "hit", "hit")
+}
+
+// Item 8: a body larger than max_object_size still reaches the client
+// whole, and is not stored, whether its length is known in advance or not.
+func TestMaxObjectSizeStreamsButDoesNotStore(t *testing.T) {
+	big := bytes.Repeat([]byte("x"), 64<<10)
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		if r.URL.Query().Has("chunked") {
+			for i := 0; i < len(big); i += 1024 {
+				w.Write(big[i : i+1024])
+				w.(http.Flusher).Flush()
+			}
+			return
+		}
+		w.Header().Set("Content-Length", fmt.Sprint(len(big)))
+		w.Write(big)
+	})
+	s := startCache(t, o, "max_object_size 16KiB\nhit_for_miss_ttl 1ms")
+	for _, p := range []string{"/big", "/big?chunked"} {
+		for i := range 2 {
+			r := get(t, s, p)
+			expect(t, fmt.Sprint(p, " ", i), r, 200, string(big), "", "fwd=uri-miss")
+			if strings.Contains(r.cs(), "; hit") {
+				t.Errorf("%s was served from the store", p)
+			}
+		}
+	}
+	if n := o.n.Load(); n != 4 {
+		t.Errorf("origin got %d requests, want 4", n)
+	}
+}
