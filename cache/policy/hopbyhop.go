@@ -51,18 +51,3 @@ func isHopByHop(k string) bool {
 	}
 	return false
 }
-
-// connectionListed tells whether the canonical field k is listed in h's
-// Connection field.
-func connectionListed(h http.Header, k string) bool {
-	for _, line := range h["Connection"] {
-		for line != "" {
-			var f string
-			f, line = nextListElement(line)
-			if f != "" && textproto.CanonicalMIMEHeaderKey(f) == k {
-				return true
-			}
-		}
-	}
-	return false
-}

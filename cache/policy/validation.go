@@ -2,6 +2,7 @@ package policy
 
 import (
 	"net/http"
+	"net/textproto"
 	"strings"
 )
 
@@ -52,8 +53,20 @@ func Freshen(stored, notModified http.Header) http.Header {
 	if out == nil {
 		out = make(http.Header, len(notModified))
 	}
+	var listed map[string]bool // fields the 304's Connection lists
+	if conn := notModified["Connection"]; len(conn) > 0 {
+		listed = make(map[string]bool)
+		for _, line := range conn {
+			for line != "" {
+				var f string
+				if f, line = nextListElement(line); f != "" {
+					listed[textproto.CanonicalMIMEHeaderKey(f)] = true
+				}
+			}
+		}
+	}
 	for k, v := range notModified {
-		if freshenKeeps(k) || connectionListed(notModified, k) {
+		if freshenKeeps(k) || listed[k] {
 			continue
 		}
 		out[k] = append([]string(nil), v...)

@@ -29,24 +29,35 @@ import (
 func VaryKey(vary []string, reqHeader http.Header) (key string, ok bool) {
 	var arr [8]string
 	names := arr[:0]
+	size := 0
 	for _, line := range vary {
 		for line != "" {
 			var f string
 			f, line = nextListElement(line)
-			switch {
-			case f == "":
-			case f == "*":
+			switch f {
+			case "":
+			case "*":
 				return "", false // §4.1: "*" always fails to match
-			case !slices.ContainsFunc(names, func(n string) bool { return compareFold(n, f) == 0 }):
+			default:
 				names = append(names, f)
+				size += len(f) + 2
 			}
 		}
 	}
 	if len(names) == 0 {
 		return "", true
 	}
+	// Sort, then drop adjacent duplicates: O(n log n) even for a Vary of
+	// thousands of names.
 	slices.SortFunc(names, compareFold)
+	names = slices.CompactFunc(names, func(a, b string) bool { return compareFold(a, b) == 0 })
+	for _, name := range names {
+		for _, v := range reqHeader[textproto.CanonicalMIMEHeaderKey(name)] {
+			size += len(v) + 1
+		}
+	}
 	var b strings.Builder
+	b.Grow(size)
 	for i, name := range names {
 		if i > 0 {
 			b.WriteByte('&')
