@@ -146,3 +146,25 @@ func TestResponseDirectives(t *testing.T) {
 		})
 	}
 }
+
+func TestDirectivesString(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		want string
+	}{
+		{"empty", "", ""},
+		{"canonical order and lowercase", "PUBLIC, Max-Age=60", "max-age=60, public"},
+		{"invalid max-age serialized as the stale reading", "max-age=abc", "max-age=0"},
+		{"max-stale without value", "max-stale", "max-stale"},
+		{"qualified fields quoted and escaped", `no-cache="a, b\"c"`, `no-cache="a, b\"c"`},
+		{"clamped delta", "s-maxage=99999999999", "s-maxage=2147483648"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := policy.ParseCacheControl([]string{tt.in}).String(); got != tt.want {
+				t.Errorf("String = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
