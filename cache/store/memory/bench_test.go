@@ -2,8 +2,10 @@ package memory
 
 import (
 	"context"
+	"net/http"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/caddy-edge/edge/cache/store"
 )
@@ -14,7 +16,7 @@ func BenchmarkGetHit(b *testing.B) {
 	ctx := context.Background()
 	c := newCache(b, Config{})
 	body := make([]byte, 1<<10)
-	w, _ := c.Put(ctx, "https://example.com/page", entry())
+	w, _ := c.Put(ctx, "https://example.com/page", benchEntry())
 	w.Write(body)
 	if err := w.Commit(); err != nil {
 		b.Fatal(err)
@@ -58,7 +60,7 @@ func BenchmarkPut(b *testing.B) {
 			b.SetBytes(int64(size))
 			i := 0
 			for b.Loop() {
-				e := entry()
+				e := benchEntry()
 				if bc.hint {
 					e.Size = int64(size)
 				}
@@ -88,7 +90,7 @@ func BenchmarkParallelGet(b *testing.B) {
 	keys := make([]string, 1024)
 	for i := range keys {
 		keys[i] = "https://example.com/" + strconv.Itoa(i)
-		w, _ := c.Put(ctx, keys[i], entry())
+		w, _ := c.Put(ctx, keys[i], benchEntry())
 		w.Write(make([]byte, 1<<10))
 		if err := w.Commit(); err != nil {
 			b.Fatal(err)
@@ -107,4 +109,23 @@ func BenchmarkParallelGet(b *testing.B) {
 			i++
 		}
 	})
+}
+
+// benchEntry is a typical stored response: a few header fields and an
+// Expires an hour ahead.
+func benchEntry() *store.Entry {
+	now := time.Now()
+	return &store.Entry{
+		Status: 200,
+		Header: http.Header{
+			"Content-Type":  {"text/html; charset=utf-8"},
+			"Cache-Control": {"public, max-age=3600"},
+			"Etag":          {`"5f2a-17c3b"`},
+			"Last-Modified": {"Tue, 01 Sep 2026 10:00:00 GMT"},
+		},
+		RequestTime:  now,
+		ResponseTime: now,
+		Expires:      now.Add(time.Hour),
+		Size:         -1,
+	}
 }

@@ -40,6 +40,10 @@ const MaxEntryFraction = 8
 // and tag index slots.
 const entryOverhead = 320
 
+// coarseResolution is how often the default clock reads the time: an entry
+// may be returned up to this long after its Expires (never before).
+const coarseResolution = 10 * time.Millisecond
+
 // preallocMax is the most a Put preallocates for a body of announced
 // size: 1 MiB.
 const preallocMax = 1 << 20
@@ -53,7 +57,7 @@ type Config struct {
 	// MaxSize is the byte budget. Zero means DefaultMaxSize.
 	MaxSize int64
 	// Now returns the current time. It decides when an entry has expired.
-	// Nil means time.Now. Tests inject a clock here so that expiry needs
+	// Nil means the real time, read every 10ms (coarseResolution). Tests inject a clock here so that expiry needs
 	// no sleep; a Cache with a Now of its own does no periodic clean-up
 	// (expired entries are dropped by reads, writes and maintenance).
 	Now func() time.Time
@@ -74,7 +78,8 @@ type item struct {
 // value is not usable; create one with New and Close it when done.
 type Cache struct {
 	c        *otter.Cache[string, *item]
-	now      func() time.Time
+	clock    otter.Clock        // the time for expiry, shared with otter
+	coarse   *otter.CoarseClock // the default clock, stopped by Close; nil with Config.Now
 	maxSize  atomic.Int64
 	maxEntry atomic.Int64 // the largest weight one entry may have
 
@@ -93,24 +98,26 @@ func New(cfg Config) (*Cache, error) {
 	if cfg.MaxSize == 0 {
 		cfg.MaxSize = DefaultMaxSize
 	}
-	c := &Cache{
-		now:  cfg.Now,
-		tags: make(map[string]map[string]*item),
+	c := &Cache{tags: make(map[string]map[string]*item)}
+	if cfg.Now != nil {
+		c.clock = clock{cfg.Now}
+	} else {
+		// Reading the precise time is a large part of a hit (twice
+		// ~25ns on a VM); Expires is about HTTP freshness, in seconds.
+		c.coarse = otter.NewCoarseClock(coarseResolution)
+		c.clock = c.coarse
 	}
 	c.setLimits(cfg.MaxSize)
 	opts := &otter.Options[string, *item]{
 		MaximumWeight:    uint64(cfg.MaxSize),
 		Weigher:          func(_ string, it *item) uint32 { return it.weight },
-		ExpiryCalculator: expiry{c},
+		ExpiryCalculator: otter.ExpiryWritingFunc(c.expiresAfter),
 		OnAtomicDeletion: c.onDeletion,
-	}
-	if cfg.Now != nil {
-		opts.Clock = clock{cfg.Now}
-	} else {
-		c.now = time.Now
+		Clock:            c.clock,
 	}
 	oc, err := otter.New(opts)
 	if err != nil {
+		c.stopClock()
 		return nil, err
 	}
 	c.c = oc
@@ -121,6 +128,13 @@ func New(cfg Config) (*Cache, error) {
 // afterwards.
 func (c *Cache) Close() {
 	c.c.StopAllGoroutines()
+	c.stopClock()
+}
+
+func (c *Cache) stopClock() {
+	if c.coarse != nil {
+		c.coarse.Stop()
+	}
 }
 
 // MaxSize returns the byte budget.
@@ -159,7 +173,7 @@ func (c *Cache) Get(_ context.Context, key string) (*store.Entry, store.Body, er
 // expired reports whether it's Expires has passed. Otter drops such entries
 // too, but its clock and ours may disagree by a tick.
 func (c *Cache) expired(it *item) bool {
-	return it.expires != 0 && c.now().UnixNano() >= it.expires
+	return it.expires != 0 && c.clock.NowNano() >= it.expires
 }
 
 // Put starts storing an entry under key. When e.Size is a known length the
@@ -494,28 +508,20 @@ func (b *Body) Bytes() []byte { return b.b }
 // Close does nothing; the body stays readable.
 func (b *Body) Close() error { return nil }
 
-// expiry tells otter when an item expires: at its entry's Expires.
-type expiry struct{ c *Cache }
-
-// forever stands for "no expiry"; otter saturates deadlines that overflow.
-const forever = time.Duration(math.MaxInt64)
-
-func (x expiry) ExpireAfterCreate(e otter.Entry[string, *item]) time.Duration {
+// expiresAfter tells otter when an item expires: at its entry's Expires,
+// set on every write (a Commit or Update) and left alone by reads, which
+// then skip the calculator altogether (otter.ExpiryWritingFunc).
+func (c *Cache) expiresAfter(e otter.Entry[string, *item]) time.Duration {
 	if e.Value.expires == 0 {
 		return forever
 	}
 	// Otter reads a non-positive duration as "keep the deadline", which
 	// for a new entry is never: an entry already expired gets 1ns.
-	return max(time.Duration(e.Value.expires-x.c.now().UnixNano()), 1)
+	return max(time.Duration(e.Value.expires-c.clock.NowNano()), 1)
 }
 
-func (x expiry) ExpireAfterUpdate(e otter.Entry[string, *item], _ *item) time.Duration {
-	return x.ExpireAfterCreate(e)
-}
-
-func (x expiry) ExpireAfterRead(e otter.Entry[string, *item]) time.Duration {
-	return e.ExpiresAfter()
-}
+// forever stands for "no expiry"; otter saturates deadlines that overflow.
+const forever = time.Duration(math.MaxInt64)
 
 // clock adapts a Now function to otter's Clock. It gives no ticks, so the
 // cache runs no periodic clean-up goroutine.
