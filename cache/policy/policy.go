@@ -77,13 +77,16 @@ const (
 type Options struct {
 	// Statuses that may be stored; nil means those cacheable by default
 	// (RFC 9110 §15.1) plus any final status with explicit freshness.
+	// When set, only the listed statuses are stored, each treated as
+	// cacheable by default (so DefaultTTL applies to it); 206 and 304 never.
 	Statuses []int
 	// AllowSetCookie stores responses with Set-Cookie (the handler then
 	// never replays the cookie to another client).
 	AllowSetCookie bool
 	// DefaultTTL is the freshness lifetime of a response that gives none;
 	// zero means such a response gets heuristic freshness when allowed and
-	// is not stored when it has neither freshness nor a validator.
+	// is not stored when it has neither freshness nor a validator. When set,
+	// it replaces the Last-Modified heuristic (§4.2.2).
 	DefaultTTL time.Duration
 	// MaxTTL caps every freshness lifetime; zero means no cap.
 	MaxTTL time.Duration
