@@ -49,7 +49,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		switch opt {
 		case "store":
 			if !d.NextArg() {
-				return d.ArgErr()
+				return argErr(d, opt)
 			}
 			name := d.Val()
 			unm, err := caddyfile.UnmarshalModule(d, "http.cache.stores."+name)
@@ -60,35 +60,35 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 
 		case "key":
 			if !d.NextArg() {
-				return d.ArgErr()
+				return argErr(d, opt)
 			}
 			h.Key = d.Val()
 			if d.NextArg() {
-				return d.ArgErr()
+				return argErr(d, opt)
 			}
 
 		case "sort_query":
 			if d.NextArg() {
-				return d.ArgErr()
+				return argErr(d, opt)
 			}
 			h.SortQuery = true
 
 		case "allow_set_cookie":
 			if d.NextArg() {
-				return d.ArgErr()
+				return argErr(d, opt)
 			}
 			h.AllowSetCookie = true
 
 		case "ignore_query_params":
 			args := d.RemainingArgs()
 			if len(args) == 0 {
-				return d.ArgErr()
+				return argErr(d, opt)
 			}
 			h.IgnoreQueryParams = append(h.IgnoreQueryParams, args...)
 
 		case "default_ttl", "max_ttl", "stale_while_revalidate", "stale_if_error", "collapse_timeout", "hit_for_miss_ttl":
 			if !d.NextArg() {
-				return d.ArgErr()
+				return argErr(d, opt)
 			}
 			dur, err := caddy.ParseDuration(d.Val())
 			if err != nil {
@@ -98,7 +98,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("bad %s '%s': must not be negative", opt, d.Val())
 			}
 			if d.NextArg() {
-				return d.ArgErr()
+				return argErr(d, opt)
 			}
 			v := caddy.Duration(dur)
 			switch opt {
@@ -119,7 +119,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "statuses":
 			args := d.RemainingArgs()
 			if len(args) == 0 {
-				return d.ArgErr()
+				return argErr(d, opt)
 			}
 			for _, a := range args {
 				code, err := strconv.Atoi(a)
@@ -131,7 +131,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 
 		case "max_object_size":
 			if !d.NextArg() {
-				return d.ArgErr()
+				return argErr(d, opt)
 			}
 			size, err := humanize.ParseBytes(d.Val())
 			if err != nil {
@@ -142,7 +142,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			h.MaxObjectSize = int64(size)
 			if d.NextArg() {
-				return d.ArgErr()
+				return argErr(d, opt)
 			}
 
 		case "bypass":
@@ -160,4 +160,9 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		}
 	}
 	return nil
+}
+
+// argErr reports a wrong number of arguments to an option, naming it.
+func argErr(d *caddyfile.Dispenser, opt string) error {
+	return d.Errf("wrong argument count for http_cache option '%s'", opt)
 }

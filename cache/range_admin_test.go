@@ -334,5 +334,4 @@ func TestKeyOptions(t *testing.T) {
 	}
 }
 
-
 var timeZero = time.Time{}
