@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -306,5 +308,92 @@ func TestSizeHintBuffers(t *testing.T) {
 	}
 	if got := storedCap("short"); got != 100 {
 		t.Errorf("stored capacity = %d after a 512 KiB hint and a 100-byte body, want 100", got)
+	}
+}
+
+// TestBookkeepingUnderConcurrentEviction runs puts, updates, reads,
+// deletes and purges from several goroutines on a store small enough to
+// evict all the time, then checks that the entry count, the byte count
+// and the tag index agree with what the store holds.
+func TestBookkeepingUnderConcurrentEviction(t *testing.T) {
+	ctx := context.Background()
+	c := newCache(t, Config{MaxSize: 1 << 20})
+	body := make([]byte, 8<<10)
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 1500 {
+				key := "k" + strconv.Itoa((i*7+g)%300)
+				e := entry()
+				e.Tags = []string{"all", "t" + strconv.Itoa(i%5)}
+				switch i % 6 {
+				case 0, 1, 2:
+					w, err := c.Put(ctx, key, e)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					w.Write(body[:1024*(1+i%8)])
+					if i%9 == 0 {
+						w.Abort()
+					} else if err := w.Commit(); err != nil {
+						t.Error(err)
+						return
+					}
+				case 3:
+					c.Update(ctx, key, e)
+				case 4:
+					if _, b, err := c.Get(ctx, key); err == nil {
+						b.Close()
+					}
+				case 5:
+					if i > 1000 {
+						break // end on writes over writes
+					}
+					switch i % 4 {
+					case 0:
+						c.Delete(ctx, key)
+					case 1:
+						c.PurgeTag(ctx, "t"+strconv.Itoa(i%5))
+					case 2:
+						c.PurgePrefix(ctx, "k1")
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	c.CleanUp()
+
+	var entries, bytes int64
+	if st := c.Stats(); st.Entries < 50 {
+		t.Fatalf("only %d entries left: the test checks too little", st.Entries)
+	}
+	for k, it := range c.c.All() {
+		entries++
+		bytes += int64(it.weight)
+		for _, tag := range it.entry.Tags {
+			c.mu.Lock()
+			indexed := c.tags[tag][k]
+			c.mu.Unlock()
+			if indexed != it {
+				t.Errorf("entry %s with tag %s is not in the tag index", k, tag)
+			}
+		}
+	}
+	if st := c.Stats(); st.Entries != entries || st.Bytes != bytes {
+		t.Errorf("Stats = %+v, but the store holds %d entries weighing %d bytes", st, entries, bytes)
+	}
+	if bytes > 1<<20 {
+		t.Errorf("the store holds %d bytes, over its 1 MiB budget", bytes)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for tag, m := range c.tags {
+		for k, it := range m {
+			if cur, ok := c.c.GetIfPresent(k); !ok || cur != it {
+				t.Errorf("tag index holds %s -> %s for an entry the store no longer has", tag, k)
+			}
+		}
 	}
 }
