@@ -1,6 +1,9 @@
 package cache
 
-import "github.com/prometheus/client_golang/prometheus/testutil"
+import (
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/zap"
+)
 
 // Waiting returns how many requests joined a flight still in the air, over
 // every live handler, so that a collapsing test can release its origin
@@ -31,3 +34,6 @@ func OriginRequests() float64 { return testutil.ToFloat64(metrics.origin) }
 func Purged(kind string) float64 {
 	return testutil.ToFloat64(metrics.purged.WithLabelValues(kind))
 }
+
+// Quiet turns h's logger off, for benchmarks.
+func Quiet(h *Handler) { h.logger = zap.NewNop() }

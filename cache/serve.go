@@ -202,7 +202,8 @@ func (h *Handler) serveCacheable(w http.ResponseWriter, r *http.Request, next ca
 			return nil
 		}
 
-		f := fetch{h: h, r: r, next: next, lk: &lk, dec: dec, store: storeOK}
+		flk := lk // the fetch keeps its own copy, so that lk stays on the stack on hits
+		f := fetch{h: h, r: r, next: next, lk: &flk, dec: dec, store: storeOK}
 		f.cs.fwd = lk.fwd
 		if lk.entry != nil {
 			f.cs.fwd = fwdStale
@@ -227,7 +228,7 @@ func (h *Handler) serveCacheable(w http.ResponseWriter, r *http.Request, next ca
 			return f.run(w)
 		}
 		// A waiter: do not hold the stored body while waiting.
-		lk.close()
+		flk.close()
 		f.lk.entry, f.revalidate, f.staleIfError = nil, false, false
 		if attempt > 0 {
 			// Waited once already and the key is still in flight: go on alone.
@@ -259,9 +260,10 @@ func (h *Handler) serveStored(w http.ResponseWriter, r *http.Request, lk *lookup
 	for k, v := range e.Header {
 		hdr[k] = v
 	}
-	var ab [20]byte
-	hdr["Age"] = []string{string(strconv.AppendInt(ab[:0], int64(max(dec.Age, 0)/time.Second), 10))}
-	hdr["Cache-Status"] = []string{cs.String()}
+	// One allocation for both fields' value slices.
+	vals := &[2]string{strconv.FormatInt(int64(max(dec.Age, 0)/time.Second), 10), cs.String()}
+	hdr["Age"] = vals[0:1:1]
+	hdr["Cache-Status"] = vals[1:2:2]
 	h.report(r, result)
 
 	if e.Status >= 200 && e.Status < 300 && policy.NotModified(r.Header, e.Header) {
