@@ -57,9 +57,10 @@ type Config struct {
 	// MaxSize is the byte budget. Zero means DefaultMaxSize.
 	MaxSize int64
 	// Now returns the current time. It decides when an entry has expired.
-	// Nil means the real time, read every 10ms (coarseResolution). Tests inject a clock here so that expiry needs
-	// no sleep; a Cache with a Now of its own does no periodic clean-up
-	// (expired entries are dropped by reads, writes and maintenance).
+	// Nil means the real time, read every 10ms (coarseResolution). Tests
+	// inject a clock here so that expiry needs no sleep; a Cache with a
+	// Now of its own does no periodic clean-up (expired entries are
+	// dropped by writes and maintenance, and never returned).
 	Now func() time.Time
 }
 
@@ -83,7 +84,7 @@ type Cache struct {
 	maxSize  atomic.Int64
 	maxEntry atomic.Int64 // the largest weight one entry may have
 
-	entries atomic.Int64 // entries in c, kept by add and onDeletion
+	entries atomic.Int64 // entries in c, kept by indexAdd and onDeletion
 	bytes   atomic.Int64 // sum of the weights of the entries in c
 
 	mu   sync.Mutex                  // protects tags
@@ -124,8 +125,9 @@ func New(cfg Config) (*Cache, error) {
 	return c, nil
 }
 
-// Close stops the Cache's background work. The Cache must not be used
-// afterwards.
+// Close stops the Cache's background work: the periodic clean-up and the
+// coarse clock. The Cache keeps answering without them, so that requests
+// still in flight when a config is unloaded finish normally.
 func (c *Cache) Close() {
 	c.c.StopAllGoroutines()
 	c.stopClock()
@@ -204,7 +206,7 @@ func (c *Cache) Update(_ context.Context, key string, e *store.Entry) error {
 		}
 		found = true
 		ne.Size = int64(len(old.body))
-		it := c.newItem(key, ne, old.body, metaWeight(key, ne))
+		it := newItem(ne, old.body, metaWeight(key, ne))
 		c.indexAdd(key, it)
 		return it, otter.WriteOp
 	})
@@ -291,13 +293,32 @@ func (c *Cache) commit(key string, it *item) {
 	})
 }
 
-func (c *Cache) newItem(key string, e *store.Entry, body []byte, meta int64) *item {
+func newItem(e *store.Entry, body []byte, meta int64) *item {
 	it := &item{entry: e, body: body, weight: uint32(min(meta+int64(cap(body)), math.MaxUint32))}
 	if !e.Expires.IsZero() {
-		it.expires = e.Expires.UnixNano()
+		it.expires = unixNano(e.Expires)
 	}
 	return it
 }
+
+// unixNano returns t as Unix nanoseconds, saturated where they overflow
+// (before 1678, after 2261), and never 0, which stands for no expiry.
+func unixNano(t time.Time) int64 {
+	switch {
+	case t.After(maxUnixNano):
+		return math.MaxInt64
+	case t.Before(minUnixNano):
+		return math.MinInt64
+	case t.Equal(time.Unix(0, 0)):
+		return -1
+	}
+	return t.UnixNano()
+}
+
+var (
+	minUnixNano = time.Unix(0, math.MinInt64)
+	maxUnixNano = time.Unix(0, math.MaxInt64)
+)
 
 // indexAdd counts it in and adds it to the tag index. Called under the
 // bucket lock of key, from a Compute function, so that the index changes
@@ -431,7 +452,7 @@ func (w *writer) Commit() error {
 	}
 	w.buf = nil
 	w.entry.Size = int64(len(body))
-	it := w.c.newItem(w.key, w.entry, body, w.meta)
+	it := newItem(w.entry, body, w.meta)
 	if w.c.expired(it) {
 		// Already past its Expires: it replaces the entry there, and is
 		// gone at once.

@@ -397,3 +397,23 @@ func TestBookkeepingUnderConcurrentEviction(t *testing.T) {
 		}
 	}
 }
+
+func TestUsableAfterClose(t *testing.T) {
+	ctx := context.Background()
+	c, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	putString(t, c, "before", "1")
+	c.Close()
+	c.Close() // twice is harmless
+	putString(t, c, "after", "2")
+	for k, want := range map[string]string{"before": "1", "after": "2"} {
+		if got, err := getString(t, c, k); err != nil || got != want {
+			t.Errorf("Get(%s) after Close = %q, %v; want %q", k, got, err, want)
+		}
+	}
+	if n, _ := c.PurgePrefix(ctx, ""); n != 2 {
+		t.Errorf("PurgePrefix after Close = %d, want 2", n)
+	}
+}

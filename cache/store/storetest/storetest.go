@@ -501,6 +501,25 @@ func run(t *testing.T, newStore func(t *testing.T, c *Clock) store.Store, now fu
 		e.Expires = time.Time{}
 		put(t, s, "never", e, []byte("x"))
 		mustGet(t, s, "never")
+
+		// Times whose Unix nanoseconds overflow or are 0.
+		e.Expires = time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
+		put(t, s, "year-9999", e, []byte("x"))
+		mustGet(t, s, "year-9999")
+		for name, exp := range map[string]time.Time{
+			"epoch":     time.Unix(0, 0),
+			"year-1":    time.Date(1, 1, 1, 0, 0, 0, 1, time.UTC),
+			"year-1600": time.Date(1600, 1, 1, 0, 0, 0, 0, time.UTC),
+		} {
+			e.Expires = exp
+			if w, err := s.Put(ctx, name, e); err == nil {
+				write(t, w, []byte("x"))
+				if err := w.Commit(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			wantNotFound(t, s, name)
+		}
 	})
 
 	t.Run("LargeBody", func(t *testing.T) {
