@@ -183,7 +183,7 @@ func (c *Cache) expired(it *item) bool {
 // store.ErrTooLarge.
 func (c *Cache) Put(_ context.Context, key string, e *store.Entry) (store.Writer, error) {
 	meta, limit := metaWeight(key, e), c.maxEntry.Load()
-	if e.Size > 0 && e.Size+meta > limit {
+	if max(e.Size, 0)+meta > limit {
 		return nil, store.ErrTooLarge
 	}
 	w := &writer{c: c, key: key, entry: e.Clone(), meta: meta, limit: limit, hint: e.Size}
@@ -443,7 +443,8 @@ func (w *writer) Commit() error {
 		return errors.New("cache entry already committed or aborted")
 	}
 	w.done = true
-	if w.tooLarge {
+	if w.tooLarge || w.n+w.meta > w.limit {
+		w.buf = nil
 		return store.ErrTooLarge
 	}
 	body := w.buf

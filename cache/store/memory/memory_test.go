@@ -84,6 +84,13 @@ func TestTooLarge(t *testing.T) {
 			t.Errorf("Get after a refused Commit = %v, want ErrNotFound", err)
 		}
 	})
+	t.Run("header", func(t *testing.T) {
+		e := entry()
+		e.Header.Set("X-Huge", string(make([]byte, limit)))
+		if _, err := c.Put(ctx, "k", e); !errors.Is(err, store.ErrTooLarge) {
+			t.Errorf("Put of an entry whose header alone is over the limit = %v, want ErrTooLarge", err)
+		}
+	})
 	t.Run("just under", func(t *testing.T) {
 		body := make([]byte, limit-metaWeight("k", entry()))
 		e := entry()
