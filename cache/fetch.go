@@ -137,7 +137,7 @@ func (f *fetch) freshen(fw *fetchWriter) (*store.Entry, error) {
 	e := f.lk.entry.Clone()
 	e.Header = policy.Freshen(e.Header, nm).Clone()
 	e.RequestTime, e.ResponseTime = fw.reqTime, fw.respTime
-	e.Expires = h.expires(e.Header, e.ResponseTime)
+	e.Expires = h.expires(e.Status, e.Header, e.ResponseTime)
 	e.Tags = tags(e.Header)
 	err := h.Store.Update(f.r.Context(), f.lk.key, e)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -146,11 +146,11 @@ func (f *fetch) freshen(fw *fetchWriter) (*store.Entry, error) {
 	return e, err
 }
 
-// expires is when the store may drop a response with header hdr received
+// expires is when the store may drop a response with status and header hdr received
 // at responseTime: after its freshness and stale windows, and, for one that
 // can be revalidated, revalidationKeep more.
-func (h *Handler) expires(hdr http.Header, responseTime time.Time) time.Time {
-	fr := policy.ResponseFreshness(hdr, responseTime, h.opts)
+func (h *Handler) expires(status int, hdr http.Header, responseTime time.Time) time.Time {
+	fr := policy.ResponseFreshnessStatus(status, hdr, responseTime, h.opts)
 	d := fr.Lifetime + max(fr.StaleWhileRevalidate, fr.StaleIfError)
 	if policy.HasValidator(hdr) {
 		d += revalidationKeep
@@ -349,7 +349,7 @@ func (fw *fetchWriter) decideStore(status int) {
 		Header:       hdr,
 		RequestTime:  fw.reqTime,
 		ResponseTime: fw.respTime,
-		Expires:      h.expires(hdr, fw.respTime),
+		Expires:      h.expires(status, hdr, fw.respTime),
 		Tags:         tags(hdr),
 		Size:         size,
 	}
@@ -452,7 +452,10 @@ func (fw *fetchWriter) finish(err error, panicked bool) outcome {
 		if fw.abortSet {
 			return fw.aborted
 		}
-		if fw.wroteHeader && f.store && fw.reason != "" && fw.reason != "store-error" {
+		// A server error is a failure, not a property of the resource:
+		// remembering it as hit-for-miss would send every request of the
+		// key to an origin that is struggling.
+		if fw.wroteHeader && f.store && fw.reason != "" && fw.reason != "store-error" && fw.status < 500 {
 			return outcomeUncacheable
 		}
 		return outcomeFailed

@@ -163,3 +163,11 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(2 * time.Millisecond)
 	}
 }
+
+// reload replaces the config like `caddy reload`; the client drops its idle
+// connections, which the old server closes.
+func reload(t *testing.T, s *caddytest.Server, caddyfile string) {
+	t.Helper()
+	s.Load(t, caddyfile)
+	s.Client.CloseIdleConnections()
+}

@@ -160,7 +160,7 @@ func TestEntriesSurviveReload(t *testing.T) {
 	hits := cache.Requests("hit")
 	expect(t, "fill", get(t, s, "/d"), 200, "durable", "miss", "stored")
 	expect(t, "hit before", get(t, s, "/d"), 200, "durable", "hit", "hit")
-	s.Load(t, siteConfig(o, "default_ttl 1m\nsort_query"))
+	reload(t, s, siteConfig(o, "default_ttl 1m\nsort_query"))
 	expect(t, "hit after reload", get(t, s, "/d"), 200, "durable", "hit", "hit")
 	if d := cache.Requests("hit") - hits; d != 2 {
 		t.Errorf("caddy_http_cache_requests_total{result=hit} grew by %v, want 2", d)
@@ -186,7 +186,7 @@ func TestEntriesSurviveReload(t *testing.T) {
 func TestSitesShareANamedStore(t *testing.T) {
 	o := newOrigin(t, serve("shared", "Cache-Control", "max-age=600"))
 	s := startCache(t, o, "")
-	s.Load(t, `
+	reload(t, s, `
 http://localhost:{HTTP_PORT} {
 	http_cache {
 		store memory {

@@ -144,7 +144,7 @@ func varyFields(h http.Header) []string {
 
 // freshness returns the freshness of a stored entry.
 func (h *Handler) freshness(e *store.Entry) policy.Freshness {
-	return policy.ResponseFreshness(e.Header, e.ResponseTime, h.opts)
+	return policy.ResponseFreshnessStatus(e.Status, e.Header, e.ResponseTime, h.opts)
 }
 
 // serveCacheable serves a GET or HEAD request from the store, or fetches it
@@ -324,6 +324,14 @@ func (h *Handler) refresh(r *http.Request, next caddyhttp.Handler, lk lookup, de
 	fl, leader := h.join(lk.key)
 	if !leader {
 		return
+	}
+	// Another refresh may have landed since lk was looked up.
+	if e, b, err := h.Store.Get(r.Context(), lk.key); err == nil {
+		b.Close()
+		if e.ResponseTime.After(lk.entry.ResponseTime) {
+			h.land(lk.key, fl, outcomeStored)
+			return
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), refreshTimeout)
 	stop := func() bool { return false }

@@ -159,7 +159,7 @@ func TestStaleIfError(t *testing.T) {
 	}
 	closed := l.Addr().String()
 	l.Close()
-	s.Load(t, strings.Replace(siteConfig(o, ""), o.addr(), closed, 1))
+	reload(t, s, strings.Replace(siteConfig(o, ""), o.addr(), closed, 1))
 	expect(t, "origin refused", get(t, s, "/e"), 200, `body "v1"`, "stale", "fwd=stale; fwd-status=502", "detail=stale-if-error")
 }
 
@@ -175,7 +175,7 @@ func TestStaleIfErrorDefaultAndMustRevalidate(t *testing.T) {
 
 	v2 := newVersioned(`"m1"`, "max-age=60, must-revalidate, stale-if-error=600", "61")
 	o2 := newOrigin(t, v2.ServeHTTP)
-	s.Load(t, siteConfig(o2, "stale_if_error 10m"))
+	reload(t, s, siteConfig(o2, "stale_if_error 10m"))
 	expect(t, "fill must-revalidate", get(t, s, "/m"), 200, `body "m1"`, "miss", "stored")
 	v2.fail.Store(503)
 	expect(t, "must-revalidate", get(t, s, "/m"), 503, "origin error", "uncacheable", "fwd=stale; fwd-status=503")
