@@ -31,11 +31,12 @@ func (d *discardWriter) Write(p []byte) (int, error) {
 func (d *discardWriter) WriteHeader(s int) { d.status = s }
 
 // benchRequest returns a GET request with the context Caddy's server gives
-// every request (replacer, vars, extra log fields).
+// every request (replacer, vars, extra log fields), for a server without
+// access logs, as a Caddyfile without a log directive makes.
 func benchRequest(b *testing.B, target string) *http.Request {
 	r := httptest.NewRequest(http.MethodGet, target, nil)
 	repl := caddy.NewReplacer()
-	return caddyhttp.PrepareRequest(r, repl, nil, nil)
+	return caddyhttp.PrepareRequest(r, repl, nil, &caddyhttp.Server{})
 }
 
 func provisioned(b *testing.B, h *cache.Handler) {

@@ -87,7 +87,7 @@ func (f *fetch) run(w http.ResponseWriter) error {
 		if f.background {
 			return uerr
 		}
-		dec := policy.Evaluate(f.r.Header, e.Header, h.freshness(e), e.RequestTime, e.ResponseTime, h.now())
+		dec := h.evaluate(f.r.Header, e)
 		f.lk.entry = e
 		cs := f.cs
 		cs.fwdStatus, cs.stored, cs.ttl, cs.hasTTL = http.StatusNotModified, uerr == nil, dec.TTL, true
@@ -137,7 +137,9 @@ func (f *fetch) freshen(fw *fetchWriter) (*store.Entry, error) {
 	e := f.lk.entry.Clone()
 	e.Header = policy.Freshen(e.Header, nm).Clone()
 	e.RequestTime, e.ResponseTime = fw.reqTime, fw.respTime
-	e.Expires = h.expires(e.Status, e.Header, e.ResponseTime)
+	d := h.derive(e.Status, e.Header, e.RequestTime, e.ResponseTime)
+	e.Derived = d
+	e.Expires = h.expires(d, e.Header, e.ResponseTime)
 	e.Tags = tags(e.Header)
 	err := h.Store.Update(f.r.Context(), f.lk.key, e)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -146,11 +148,11 @@ func (f *fetch) freshen(fw *fetchWriter) (*store.Entry, error) {
 	return e, err
 }
 
-// expires is when the store may drop a response with status and header hdr received
+// expires is when the store may drop a response (derived data dv, header hdr) received
 // at responseTime: after its freshness and stale windows, and, for one that
 // can be revalidated, revalidationKeep more.
-func (h *Handler) expires(status int, hdr http.Header, responseTime time.Time) time.Time {
-	fr := policy.ResponseFreshnessStatus(status, hdr, responseTime, h.opts)
+func (h *Handler) expires(dv *derived, hdr http.Header, responseTime time.Time) time.Time {
+	fr := dv.fresh
 	d := fr.Lifetime + max(fr.StaleWhileRevalidate, fr.StaleIfError)
 	if policy.HasValidator(hdr) {
 		d += revalidationKeep
@@ -275,8 +277,8 @@ func (fw *fetchWriter) WriteHeader(status int) {
 	if fw.sw != nil {
 		cs.stored = true
 		result = resultMiss
-		dec := policy.Evaluate(nil, fw.entry.Header, h.freshness(fw.entry), fw.reqTime, fw.respTime, fw.respTime)
-		cs.ttl, cs.hasTTL = dec.TTL, true
+		d := fw.entry.Derived.(*derived)
+		cs.ttl, cs.hasTTL = d.fresh.Lifetime-d.initialAge, true
 	} else if fw.reason != "" && (cs.detail == "" || cs.detail == detailHitForMiss) {
 		// Why this response is not stored says more than that the last
 		// one was not.
@@ -344,14 +346,16 @@ func (fw *fetchWriter) decideStore(status int) {
 	policy.StripHopByHop(hdr)
 	// The cookie goes to the client that caused the fetch, never to others.
 	delete(hdr, "Set-Cookie")
+	dv := h.derive(status, hdr, fw.reqTime, fw.respTime)
 	e := &store.Entry{
 		Status:       status,
 		Header:       hdr,
 		RequestTime:  fw.reqTime,
 		ResponseTime: fw.respTime,
-		Expires:      h.expires(status, hdr, fw.respTime),
+		Expires:      h.expires(dv, hdr, fw.respTime),
 		Tags:         tags(hdr),
 		Size:         size,
+		Derived:      dv,
 	}
 	sw, err := h.Store.Put(f.r.Context(), key, e)
 	if err != nil {

@@ -120,6 +120,7 @@ type Handler struct {
 	bypass    caddyhttp.MatcherSets
 	keys      keyer
 	opts      policy.Options
+	optsKey   string // opts as a string: tells derived data computed with other options
 	logger    *zap.Logger
 	ctx       context.Context  // the config's context: done when it is unloaded
 	now       func() time.Time // the clock; time.Now unless a test injects one
@@ -201,6 +202,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		StaleWhileRevalidate: time.Duration(h.StaleWhileRevalidate),
 		StaleIfError:         time.Duration(h.StaleIfError),
 	}
+	h.optsKey = fmt.Sprintf("%+v", h.opts)
 	h.flights = make(map[string]*flight)
 	h.hfm = make(map[string]time.Time)
 	h.mu = new(sync.Mutex)

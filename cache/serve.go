@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -142,9 +143,70 @@ func varyFields(h http.Header) []string {
 	return out
 }
 
-// freshness returns the freshness of a stored entry.
-func (h *Handler) freshness(e *store.Entry) policy.Freshness {
-	return policy.ResponseFreshnessStatus(e.Status, e.Header, e.ResponseTime, h.opts)
+// derived is what the handler computes once per stored entry
+// (store.Entry.Derived), so that a hit parses no header field.
+type derived struct {
+	optsKey    string           // the policy options it was computed with
+	fresh      policy.Freshness // §4.2.1, §4.2.2, RFC 5861
+	initialAge time.Duration    // corrected_initial_age, §4.2.3
+
+	// Strings of the hit path, made once (per second for the ttl).
+	hitStatus     atomic.Pointer[ttlString] // Cache-Status of a plain hit
+	contentLength atomic.Pointer[string]    // when the stored header has none
+}
+
+// ttlString is a Cache-Status value for one ttl, in seconds.
+type ttlString struct {
+	ttl int64
+	s   string
+}
+
+// hitCacheStatus returns cs.String() for a plain hit, made once per ttl
+// second.
+func (d *derived) hitCacheStatus(cs *cacheStatus) string {
+	ttl := int64(cs.ttl / time.Second)
+	if p := d.hitStatus.Load(); p != nil && p.ttl == ttl {
+		return p.s
+	}
+	s := cs.String()
+	d.hitStatus.Store(&ttlString{ttl: ttl, s: s})
+	return s
+}
+
+// contentLengthOf returns the body size as a field value, made once.
+func (d *derived) contentLengthOf(size int64) string {
+	if p := d.contentLength.Load(); p != nil {
+		return *p
+	}
+	s := strconv.FormatInt(size, 10)
+	d.contentLength.Store(&s)
+	return s
+}
+
+// derive computes the derived data of an entry with status, header and
+// times as given.
+func (h *Handler) derive(status int, hdr http.Header, requestTime, responseTime time.Time) *derived {
+	return &derived{
+		optsKey:    h.optsKey,
+		fresh:      policy.ResponseFreshnessStatus(status, hdr, responseTime, h.opts),
+		initialAge: policy.CorrectedInitialAge(hdr, requestTime, responseTime),
+	}
+}
+
+// entryDerived returns e's derived data, computing it again when the
+// store did not keep it or the options changed (a reload).
+func (h *Handler) entryDerived(e *store.Entry) *derived {
+	if d, ok := e.Derived.(*derived); ok && d.optsKey == h.optsKey {
+		return d
+	}
+	return h.derive(e.Status, e.Header, e.RequestTime, e.ResponseTime)
+}
+
+// evaluate decides how the stored entry e may answer a request with
+// header reqHeader now.
+func (h *Handler) evaluate(reqHeader http.Header, e *store.Entry) policy.Decision {
+	d := h.entryDerived(e)
+	return policy.EvaluateAge(reqHeader, d.fresh, policy.AgeAt(d.initialAge, e.ResponseTime, h.now()))
 }
 
 // serveCacheable serves a GET or HEAD request from the store, or fetches it
@@ -173,7 +235,7 @@ func (h *Handler) serveCacheable(w http.ResponseWriter, r *http.Request, next ca
 		lk := h.lookup(ctx, pkey, r.Header)
 		var dec policy.Decision
 		if lk.entry != nil {
-			dec = policy.Evaluate(r.Header, lk.entry.Header, h.freshness(lk.entry), lk.entry.RequestTime, lk.entry.ResponseTime, h.now())
+			dec = h.evaluate(r.Header, lk.entry)
 			switch dec.Action {
 			case policy.Serve:
 				cs := cacheStatus{ttl: dec.TTL, hasTTL: true}
@@ -260,8 +322,15 @@ func (h *Handler) serveStored(w http.ResponseWriter, r *http.Request, lk *lookup
 	for k, v := range e.Header {
 		hdr[k] = v
 	}
+	d := h.entryDerived(e)
+	var status string
+	if cs.fwd == "" && cs.detail == "" && cs.hasTTL {
+		status = d.hitCacheStatus(&cs)
+	} else {
+		status = cs.String()
+	}
 	// One allocation for both fields' value slices.
-	vals := &[2]string{strconv.FormatInt(int64(max(dec.Age, 0)/time.Second), 10), cs.String()}
+	vals := &[2]string{strconv.FormatInt(int64(max(dec.Age, 0)/time.Second), 10), status}
 	hdr["Age"] = vals[0:1:1]
 	hdr["Cache-Status"] = vals[1:2:2]
 	h.report(r, result)
@@ -277,7 +346,7 @@ func (h *Handler) serveStored(w http.ResponseWriter, r *http.Request, lk *lookup
 		return serveRange(w, r, e, body)
 	}
 	if _, ok := hdr["Content-Length"]; !ok {
-		hdr["Content-Length"] = []string{strconv.FormatInt(body.Size(), 10)}
+		hdr["Content-Length"] = []string{d.contentLengthOf(body.Size())}
 	}
 	w.WriteHeader(e.Status)
 	if r.Method == http.MethodHead {

@@ -27,6 +27,16 @@ const (
 	resultUnavailable = "unavailable" // only-if-cached and nothing usable stored: 504
 )
 
+// resultValues holds each result as an interface value, so that setting
+// the placeholder does not allocate.
+var resultValues = func() map[string]any {
+	m := make(map[string]any)
+	for _, r := range []string{resultHit, resultStale, resultRevalidated, resultCollapsed, resultMiss, resultUncacheable, resultBypass, resultUnavailable} {
+		m[r] = r
+	}
+	return m
+}()
+
 // fwd values of Cache-Status (RFC 9211 §2.2).
 const (
 	fwdBypass   = "bypass"
@@ -92,10 +102,18 @@ func (s *cacheStatus) String() string {
 // for r, and counts the result.
 func (h *Handler) report(r *http.Request, result string) {
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
-		repl.Set("http_cache.status", result)
+		v, ok := resultValues[result]
+		if !ok {
+			v = result
+		}
+		repl.Set("http_cache.status", v)
 	}
-	if extra, ok := r.Context().Value(caddyhttp.ExtraLogFieldsCtxKey).(*caddyhttp.ExtraLogFields); ok {
-		extra.Set(zap.String("http_cache_status", result))
+	// ExtraLogFields.Set costs a fresh map per call: skip it when the
+	// server writes no access log.
+	if srv, ok := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server); !ok || srv == nil || srv.Logs != nil {
+		if extra, ok := r.Context().Value(caddyhttp.ExtraLogFieldsCtxKey).(*caddyhttp.ExtraLogFields); ok {
+			extra.Set(zap.String("http_cache_status", result))
+		}
 	}
 	metrics.count(result)
 }

@@ -45,6 +45,13 @@ type Entry struct {
 	// Size is the body's length in bytes. Put takes it as a hint (-1 when
 	// unknown); the store sets it to the real length on Commit.
 	Size int64
+	// Derived is what the handler derived from the fields above when it
+	// stored the entry (the parsed freshness, the corrected initial age),
+	// so that a hit parses no header field. Stores that keep entries in
+	// memory keep it; stores that serialise entries may drop it, and the
+	// handler then derives it again. Clone copies the reference: it is
+	// never modified.
+	Derived any
 }
 
 // Clone returns a deep copy of e.
