@@ -202,3 +202,39 @@ func TestMaxObjectSizeStreamsButDoesNotStore(t *testing.T) {
 		t.Errorf("origin got %d requests, want 4", n)
 	}
 }
+
+// Item 7: waiting is bounded: after collapse_timeout a waiter goes to the
+// origin on its own (collapsed=?0) instead of waiting for a slow leader.
+func TestCollapseWaitIsBounded(t *testing.T) {
+	release := make(chan struct{})
+	var once sync.Once
+	var mu sync.Mutex
+	n := 0
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		n++
+		first := n == 1
+		mu.Unlock()
+		if first {
+			// The leader's origin answer is slow: it waits for the waiter
+			// to give up and come here itself.
+			select {
+			case <-release:
+			case <-time.After(10 * time.Second):
+			}
+			w.Header().Set("Cache-Control", "max-age=60")
+			io.WriteString(w, "slow")
+			return
+		}
+		once.Do(func() { close(release) })
+		w.Header().Set("Cache-Control", "max-age=60")
+		io.WriteString(w, "fast")
+	})
+	s := startCache(t, o, "collapse_timeout 50ms")
+	leader := make(chan result)
+	go func() { leader <- get(t, s, "/slow") }()
+	waitFor(t, "the leader to reach the origin", func() bool { return o.n.Load() == 1 })
+	r := get(t, s, "/slow")
+	expect(t, "waiter", r, 200, "fast", "miss", "fwd=uri-miss", "collapsed=?0")
+	expect(t, "leader", <-leader, 200, "slow", "miss", "stored")
+}

@@ -5,12 +5,14 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/caddy-edge/edge/cache"
+	"github.com/caddy-edge/edge/internal/caddytest"
 )
 
 // Item 9: a complete stored entry answers Range with 206 or 416, and
@@ -335,3 +337,31 @@ func TestKeyOptions(t *testing.T) {
 }
 
 var timeZero = time.Time{}
+
+// The access log has the field http_cache_status.
+func TestAccessLogField(t *testing.T) {
+	o := newOrigin(t, serve("logged", "Cache-Control", "max-age=60"))
+	logFile := t.TempDir() + "/access.log"
+	s := caddytest.Start(t, `
+http://localhost:{HTTP_PORT} {
+	log {
+		output file `+logFile+`
+		format json
+	}
+	http_cache
+	reverse_proxy `+o.addr()+`
+}
+`)
+	get(t, s, "/l")
+	get(t, s, "/l")
+	var b []byte
+	waitFor(t, "two access log lines", func() bool {
+		b, _ = os.ReadFile(logFile)
+		return strings.Count(string(b), "\n") >= 2
+	})
+	for _, want := range []string{`"http_cache_status":"miss"`, `"http_cache_status":"hit"`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("access log lacks %s:\n%s", want, b)
+		}
+	}
+}
