@@ -1,6 +1,8 @@
 package cache
 
 import (
+	"net/url"
+
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/zap"
 )
@@ -37,3 +39,15 @@ func Purged(kind string) float64 {
 
 // Quiet turns h's logger off, for benchmarks.
 func Quiet(h *Handler) { h.logger = zap.NewNop() }
+
+// KeyForURL is the default primary key of u.
+func KeyForURL(u *url.URL, sortQuery bool, ignore []string) string {
+	k := keyer{sortQuery: sortQuery, ignore: ignore}
+	return k.keyForURL(u)
+}
+
+// NormalizeQuery is the query as the default key has it.
+func NormalizeQuery(q string, sortQuery bool, ignore []string) string {
+	k := keyer{sortQuery: sortQuery, ignore: ignore}
+	return k.normalizeQuery(q)
+}
