@@ -8,6 +8,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 )
 
 // cacheName is the cache's name in Cache-Status (RFC 9211 §2).
@@ -116,4 +117,7 @@ func (h *Handler) report(r *http.Request, result string) {
 		}
 	}
 	metrics.count(result)
+	if c := h.logger.Check(zapcore.DebugLevel, "http_cache"); c != nil {
+		c.Write(zap.String("result", result), zap.String("method", r.Method), zap.String("uri", r.RequestURI))
+	}
 }
