@@ -28,6 +28,7 @@ func TestConcurrentMissesCollapseIntoOneOriginRequest(t *testing.T) {
 		io.WriteString(w, "collapsed body")
 	})
 	s := startCache(t, o, "")
+	collapsedBefore, originBefore := cache.Requests("collapsed"), cache.OriginRequests()
 
 	results := make([]result, clients)
 	var wg sync.WaitGroup
@@ -59,6 +60,12 @@ func TestConcurrentMissesCollapseIntoOneOriginRequest(t *testing.T) {
 	}
 	if leaders != 1 || waiters != clients-1 {
 		t.Errorf("%d leaders and %d collapsed, want 1 and %d", leaders, waiters, clients-1)
+	}
+	if d := cache.Requests("collapsed") - collapsedBefore; d != clients-1 {
+		t.Errorf("caddy_http_cache_requests_total{result=collapsed} grew by %v, want %d", d, clients-1)
+	}
+	if d := cache.OriginRequests() - originBefore; d != 1 {
+		t.Errorf("caddy_http_cache_origin_requests_total grew by %v, want 1", d)
 	}
 }
 
