@@ -275,7 +275,11 @@ func (h *Handler) serveCacheable(w http.ResponseWriter, r *http.Request, next ca
 			f.revalidate = dec.Action == policy.Revalidate && policy.HasValidator(lk.entry.Header)
 			f.staleIfError = dec.StaleIfErrorOK
 		}
-		f.cs.collapsed = collapsed
+		if collapsed != 0 {
+			// Waited for another request's fetch and could not use it
+			// (e.g. another variant): collapsed=?0 (RFC 9211 §2.6).
+			f.cs.collapsed = -1
+		}
 		if !storeOK {
 			f.cs.detail = passDetail
 			return f.run(w)
