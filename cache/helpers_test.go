@@ -115,6 +115,11 @@ func do(t *testing.T, s *caddytest.Server, method, path string, fields ...string
 		req.Header.Add(fields[i], fields[i+1])
 	}
 	resp, err := s.Client.Do(req)
+	for try := 0; err != nil && try < 3 && wasReloaded(s); try++ {
+		// Right after a reload, the old server may still accept a
+		// connection and close it while shutting down: try again.
+		resp, err = s.Client.Do(req)
+	}
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
 	}
@@ -170,4 +175,13 @@ func reload(t *testing.T, s *caddytest.Server, caddyfile string) {
 	t.Helper()
 	s.Load(t, caddyfile)
 	s.Client.CloseIdleConnections()
+	reloaded.Store(s, true)
+}
+
+// reloaded holds the servers whose config was reloaded.
+var reloaded sync.Map
+
+func wasReloaded(s *caddytest.Server) bool {
+	_, ok := reloaded.Load(s)
+	return ok
 }
