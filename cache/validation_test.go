@@ -161,6 +161,24 @@ func TestStaleIfError(t *testing.T) {
 	l.Close()
 	reload(t, s, strings.Replace(siteConfig(o, ""), o.addr(), closed, 1))
 	expect(t, "origin refused", get(t, s, "/e"), 200, `body "v1"`, "stale", "fwd=stale; fwd-status=502", "detail=stale-if-error")
+
+	// An origin that does not answer in time.
+	hang := make(chan struct{})
+	defer close(hang)
+	v.fail.Store(0)
+	o.set(func(w http.ResponseWriter, r *http.Request) { <-hang })
+	reload(t, s, `
+http://localhost:{HTTP_PORT} {
+	header >X-Result {http_cache.status}
+	http_cache
+	reverse_proxy `+o.addr()+` {
+		transport http {
+			response_header_timeout 100ms
+		}
+	}
+}
+`)
+	expect(t, "origin timeout", get(t, s, "/e"), 200, `body "v1"`, "stale", "fwd=stale; fwd-status=504", "detail=stale-if-error")
 }
 
 // Item 5: stale_if_error configured as a default covers responses that
