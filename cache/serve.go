@@ -164,7 +164,7 @@ type ttlString struct {
 // hitCacheStatus returns cs.String() for a plain hit, made once per ttl
 // second.
 func (d *derived) hitCacheStatus(cs *cacheStatus) string {
-	ttl := int64(cs.ttl / time.Second)
+	ttl := ttlSeconds(cs.ttl)
 	if p := d.hitStatus.Load(); p != nil && p.ttl == ttl {
 		return p.s
 	}

@@ -90,13 +90,24 @@ func (s *cacheStatus) String() string {
 	}
 	if s.hasTTL {
 		b = append(b, "; ttl="...)
-		b = strconv.AppendInt(b, int64(s.ttl/time.Second), 10)
+		b = strconv.AppendInt(b, ttlSeconds(s.ttl), 10)
 	}
 	if s.detail != "" {
 		b = append(b, "; detail="...)
 		b = append(b, s.detail...)
 	}
 	return string(b)
+}
+
+// ttlSeconds is ttl in whole seconds, rounded up, so that it agrees with
+// the Age field (current_age rounded down): Age 0 and ttl=60 for a response
+// with max-age=60 that has just arrived.
+func ttlSeconds(ttl time.Duration) int64 {
+	s := int64(ttl / time.Second)
+	if ttl%time.Second > 0 {
+		s++
+	}
+	return s
 }
 
 // report sets the {http_cache.status} placeholder and the access-log field

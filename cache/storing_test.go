@@ -159,3 +159,30 @@ func TestRequestDirectives(t *testing.T) {
 		t.Errorf("revalidation sent If-None-Match %q, want \"e1\"", inm)
 	}
 }
+
+// Item 11: default_ttl stores responses that give no freshness, max_ttl
+// caps lifetimes, statuses lists exactly the statuses that may be stored.
+func TestConfiguredTTLsAndStatuses(t *testing.T) {
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/plain":
+		case "/long":
+			w.Header().Set("Cache-Control", "max-age=86400")
+		case "/missing":
+			w.WriteHeader(http.StatusNotFound)
+		case "/moved":
+			w.Header().Set("Cache-Control", "max-age=60")
+			w.Header().Set("Location", "/plain")
+			w.WriteHeader(http.StatusMovedPermanently)
+		}
+		fmt.Fprint(w, r.URL.Path)
+	})
+	s := startCache(t, o, "default_ttl 2m\nmax_ttl 1h\nstatuses 200 404\nhit_for_miss_ttl 1ms")
+	expect(t, "default_ttl", get(t, s, "/plain"), 200, "/plain", "miss", "stored", "ttl=120")
+	expect(t, "default_ttl hit", get(t, s, "/plain"), 200, "/plain", "hit", "hit")
+	expect(t, "max_ttl", get(t, s, "/long"), 200, "/long", "miss", "stored", "ttl=3600")
+	expect(t, "listed 404", get(t, s, "/missing"), 404, "/missing", "miss", "stored", "ttl=120")
+	expect(t, "listed 404 hit", get(t, s, "/missing"), 404, "/missing", "hit", "hit")
+	expect(t, "unlisted 301", get(t, s, "/moved"), 301, "/moved", "uncacheable", "detail=status-not-allowed")
+	expect(t, "unlisted 301 again", get(t, s, "/moved"), 301, "/moved", "uncacheable", "fwd=uri-miss")
+}
