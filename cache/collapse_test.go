@@ -245,3 +245,52 @@ func TestCollapseWaitIsBounded(t *testing.T) {
 	expect(t, "waiter", r, 200, "fast", "miss", "fwd=uri-miss", "collapsed=?0")
 	expect(t, "leader", <-leader, 200, "slow", "miss", "stored")
 }
+
+// Item 1/8: a client that goes away mid-body does not leave a truncated
+// entry: the next request is a miss that gets the whole body.
+func TestClientGoneMidBodyIsNotStored(t *testing.T) {
+	originDone := make(chan struct{})
+	var calls sync.Mutex
+	n := 0
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		calls.Lock()
+		n++
+		first := n == 1
+		calls.Unlock()
+		w.Header().Set("Cache-Control", "max-age=60")
+		io.WriteString(w, "first part\n")
+		w.(http.Flusher).Flush()
+		if first {
+			// Wait until the proxy gives up on this request (its client
+			// left), then try to send the rest.
+			select {
+			case <-r.Context().Done():
+			case <-time.After(10 * time.Second):
+			}
+			io.WriteString(w, "second part\n")
+			close(originDone)
+			return
+		}
+		io.WriteString(w, "second part\n")
+	})
+	s := startCache(t, o, "")
+
+	resp, err := s.Client.Get(s.URL("/gone"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(resp.Body).ReadString('\n')
+	if err != nil || line != "first part\n" {
+		t.Fatalf("first line %q, %v", line, err)
+	}
+	resp.Body.Close() // the client leaves mid-body
+	s.Client.CloseIdleConnections()
+	select {
+	case <-originDone:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the origin request was not cancelled")
+	}
+	waitFor(t, "the abandoned fetch to end", func() bool { return cache.Waiting() == 0 })
+	expect(t, "after the client left", get(t, s, "/gone"), 200, "first part\nsecond part\n", "", "fwd=uri-miss")
+	expect(t, "then a hit", get(t, s, "/gone"), 200, "first part\nsecond part\n", "hit", "hit")
+}
