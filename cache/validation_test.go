@@ -198,3 +198,18 @@ func TestStaleIfErrorDefaultAndMustRevalidate(t *testing.T) {
 	v2.fail.Store(503)
 	expect(t, "must-revalidate", get(t, s, "/m"), 503, "origin error", "uncacheable", "fwd=stale; fwd-status=503")
 }
+
+// Item 3: a response with no-cache and a validator is stored but
+// revalidated on every use (§5.2.2.4).
+func TestResponseNoCacheRevalidatesEveryUse(t *testing.T) {
+	v := newVersioned(`"n1"`, "no-cache", "")
+	o := newOrigin(t, v.ServeHTTP)
+	s := startCache(t, o, "")
+	expect(t, "fill", get(t, s, "/nc"), 200, `body "n1"`, "miss", "stored")
+	for i := range 2 {
+		expect(t, fmt.Sprint("use ", i), get(t, s, "/nc"), 200, `body "n1"`, "revalidated", "fwd=stale; fwd-status=304")
+	}
+	if v.full.Load() != 1 || v.not.Load() != 2 {
+		t.Errorf("origin sent %d 200s and %d 304s, want 1 and 2", v.full.Load(), v.not.Load())
+	}
+}
