@@ -82,13 +82,14 @@ func siteConfig(o *origin, options string) string {
 			lines = append(lines, "\t\t"+l)
 		}
 	}
-	options = strings.Join(lines, "\n")
+	directive := "http_cache"
+	if len(lines) > 0 {
+		directive = "http_cache {\n" + strings.Join(lines, "\n") + "\n\t}"
+	}
 	return `
 http://localhost:{HTTP_PORT} {
 	header >X-Result {http_cache.status}
-	http_cache {
-` + options + `
-	}
+	` + directive + `
 	reverse_proxy ` + o.addr() + `
 }
 `
