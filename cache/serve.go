@@ -418,10 +418,30 @@ func (h *Handler) refresh(r *http.Request, next caddyhttp.Handler, lk lookup, de
 	delete(r2.Header, "Range")
 	delete(r2.Header, "If-Range")
 	w := &discardWriter{header: make(http.Header)}
-	if srv, ok := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server); ok {
-		// A fresh replacer and vars: the client's request may be logged
-		// while the refresh runs.
-		r2 = caddyhttp.PrepareRequest(r2, caddy.NewReplacer(), w, srv)
+	if srv, ok := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server); ok && srv != nil {
+		// A replacer and vars of its own: the client's request may be
+		// logged while the refresh runs. They start as copies of the
+		// client's, so that what earlier handlers set (vars, map) still
+		// steers the next handlers (e.g. a dynamic upstream).
+		repl := caddy.NewReplacer()
+		r2 = caddyhttp.PrepareRequest(r2, repl, w, srv)
+		if orig, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+			repl.Map(func(key string) (any, bool) {
+				if strings.HasPrefix(key, "http.") {
+					return nil, false // the refresh's own request answers these
+				}
+				return orig.Get(key) // static values are safe to read concurrently
+			})
+		}
+		if vars, ok := r.Context().Value(caddyhttp.VarsCtxKey).(map[string]any); ok {
+			if vars2, ok := r2.Context().Value(caddyhttp.VarsCtxKey).(map[string]any); ok {
+				for k, v := range vars { // copied now, while the client's request waits for us
+					if _, set := vars2[k]; !set {
+						vars2[k] = v
+					}
+				}
+			}
+		}
 	}
 	f := fetch{
 		h: h, r: r2, next: next, dec: dec, store: true, flight: fl, background: true,
