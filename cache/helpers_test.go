@@ -186,3 +186,15 @@ func wasReloaded(s *caddytest.Server) bool {
 	_, ok := reloaded.Load(s)
 	return ok
 }
+
+// untilReloaded gets path until its Cache-Status contains want: right after
+// a reload, the old config's server may still answer a request.
+func untilReloaded(t *testing.T, s *caddytest.Server, path, want string) result {
+	t.Helper()
+	var r result
+	waitFor(t, "the reloaded config to answer "+path, func() bool {
+		r = get(t, s, path)
+		return strings.Contains(r.cs(), want)
+	})
+	return r
+}
