@@ -197,7 +197,7 @@ func TestStaleIfErrorDefaultAndMustRevalidate(t *testing.T) {
 	v2 := newVersioned(`"m1"`, "max-age=60, must-revalidate, stale-if-error=600", "61")
 	o2 := newOrigin(t, v2.ServeHTTP)
 	reload(t, s, siteConfig(o2, "stale_if_error 10m"))
-	expect(t, "fill must-revalidate", get(t, s, "/m"), 200, `body "m1"`, "miss", "stored")
+	expect(t, "fill must-revalidate", untilReloaded(t, s, "/m", "stored"), 200, `body "m1"`, "miss", "stored")
 	v2.fail.Store(503)
 	expect(t, "must-revalidate", get(t, s, "/m"), 503, "origin error", "uncacheable", "fwd=stale; fwd-status=503")
 }
