@@ -478,5 +478,7 @@ func (d *discardWriter) WriteHeader(int)             {}
 
 // clientConditionals are the request fields a fetch that may store removes
 // (and a revalidation replaces with the stored validators): the client's
-// own conditionals must not decide what the cache stores (§4.3.1).
-var clientConditionals = []string{"If-None-Match", "If-Modified-Since", "If-Match", "If-Unmodified-Since"}
+// own conditionals must not decide what the cache stores (§4.3.1), and the
+// cache answers them itself (§4.3.2). If-Match and If-Unmodified-Since are
+// left for the origin to evaluate: its 412 is not stored.
+var clientConditionals = []string{"If-None-Match", "If-Modified-Since"}
