@@ -412,6 +412,7 @@ func (h *Handler) refresh(r *http.Request, next caddyhttp.Handler, lk lookup, de
 		stop = context.AfterFunc(h.ctx, cancel)
 	}
 	r2 := r.Clone(ctx)
+	r2.Method = http.MethodGet // a HEAD or Range hit refreshes the whole GET response
 	for _, f := range clientConditionals {
 		delete(r2.Header, f)
 	}

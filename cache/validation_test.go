@@ -216,3 +216,29 @@ func TestResponseNoCacheRevalidatesEveryUse(t *testing.T) {
 		t.Errorf("origin sent %d 200s and %d 304s, want 1 and 2", v.full.Load(), v.not.Load())
 	}
 }
+
+// A HEAD or Range request that hits a stale-while-revalidate entry
+// refreshes it with a whole GET: the refreshed entry has its body.
+func TestStaleWhileRevalidateRefreshedByHEAD(t *testing.T) {
+	v := newVersioned(`"h1"`, "max-age=60, stale-while-revalidate=600", "61")
+	o := newOrigin(t, v.ServeHTTP)
+	s := startCache(t, o, "")
+	expect(t, "fill", get(t, s, "/sh"), 200, `body "h1"`, "miss", "stored")
+	v.etag.Store(`"h2"`)
+	v.age.Store("")
+	expect(t, "stale HEAD", do(t, s, http.MethodHead, "/sh"), 200, "", "stale", "detail=stale-while-revalidate")
+	waitFor(t, "the background refresh", func() bool { return v.full.Load() == 2 })
+	if m := o.last().Method; m != http.MethodGet {
+		t.Errorf("refresh sent %s, want GET", m)
+	}
+	waitFor(t, "the refreshed entry", func() bool {
+		r := get(t, s, "/sh")
+		if strings.Contains(r.cs(), "; hit; ttl=") && !strings.Contains(r.cs(), "stale") {
+			if r.body != `body "h2"` {
+				t.Fatalf("refreshed entry served %q", r.body)
+			}
+			return true
+		}
+		return false
+	})
+}
