@@ -3,19 +3,133 @@
 package cache
 
 import (
-	"net/http"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path"
+	"sync"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
+
+	"github.com/caddy-edge/edge/cache/policy"
+	"github.com/caddy-edge/edge/cache/store"
+	"github.com/caddy-edge/edge/cache/store/memory"
+)
+
+// Defaults of the handler's options.
+const (
+	DefaultMaxObjectSize   int64 = 32 << 20
+	DefaultCollapseTimeout       = 10 * time.Second
+	DefaultHitForMissTTL         = 30 * time.Second
+	// refreshTimeout bounds a background refresh (stale-while-revalidate).
+	refreshTimeout = 30 * time.Second
+	// revalidationKeep is how long past its freshness (and stale windows)
+	// the store keeps a response that has a validator, so that it can be
+	// revalidated with a cheap 304 instead of fetched again.
+	revalidationKeep = time.Hour
 )
 
 // Handler is an RFC 9111 shared HTTP cache. It sits in front of
 // reverse_proxy (or any handler that produces responses) and serves stored
 // responses without asking the next handler.
+//
+// Every response that passed through the cache carries a Cache-Status
+// field (RFC 9211) for the cache "caddy-edge", and every response served
+// from the store an Age field. The handler sets this placeholder and the
+// access-log field http_cache_status with the same value:
+//
+// Placeholder | Description
+// ------------|-------------
+// `{http_cache.status}` | `hit`, `stale`, `revalidated`, `collapsed`, `miss`, `uncacheable`, `bypass` or `unavailable`
+//
+// hit: a fresh stored response; stale: a stale one (stale-while-revalidate
+// or stale-if-error); revalidated: a stored response the origin confirmed
+// with 304; collapsed: the request waited for another request's fetch and
+// was served from it; miss: fetched and stored; uncacheable: fetched and not
+// stored; bypass: not looked up (bypass matcher, method other than GET and
+// HEAD, Upgrade); unavailable: only-if-cached with nothing usable (504).
 type Handler struct {
-	logger *zap.Logger
+	// The store that keeps responses, a module in the http.cache.stores
+	// namespace. Default: the memory store with its defaults (256 MiB).
+	StoreRaw json.RawMessage `json:"store,omitempty" caddy:"namespace=http.cache.stores inline_key=module"`
+
+	// The cache key, a placeholder template, e.g.
+	// "{http.request.host}{http.request.uri.path}". Default: scheme, host,
+	// path and query of the request (built without the replacer).
+	Key string `json:"key,omitempty"`
+
+	// Sort the query parameters by name in the default key, so that ?a=1&b=2
+	// and ?b=2&a=1 are one entry. Default: off.
+	SortQuery bool `json:"sort_query,omitempty"`
+
+	// Query parameters left out of the default key, as globs (path.Match
+	// syntax), e.g. ["utm_*", "fbclid"]. The origin still receives them.
+	IgnoreQueryParams []string `json:"ignore_query_params,omitempty"`
+
+	// Freshness lifetime of a response that gives none (no max-age,
+	// s-maxage, Expires, and no Last-Modified for heuristics). Default: 0,
+	// such responses are not stored unless they have a validator.
+	DefaultTTL caddy.Duration `json:"default_ttl,omitempty"`
+
+	// Upper bound of every freshness lifetime. Default: no bound.
+	MaxTTL caddy.Duration `json:"max_ttl,omitempty"`
+
+	// stale-while-revalidate window (RFC 5861) for responses that send
+	// none. Default: 0 (only what the origin sends).
+	StaleWhileRevalidate caddy.Duration `json:"stale_while_revalidate,omitempty"`
+
+	// stale-if-error window (RFC 5861) for responses that send none.
+	// Default: 0 (only what the origin sends).
+	StaleIfError caddy.Duration `json:"stale_if_error,omitempty"`
+
+	// Status codes that may be stored. Default: those cacheable by default
+	// (RFC 9110 §15.1) and any final status with explicit freshness.
+	Statuses []int `json:"statuses,omitempty"`
+
+	// Store responses that have Set-Cookie. The stored copy never has the
+	// Set-Cookie field: only the client that caused the fetch gets the
+	// cookie. Default: false (such responses are not stored).
+	AllowSetCookie bool `json:"allow_set_cookie,omitempty"`
+
+	// The largest body stored, in bytes; larger bodies still stream to the
+	// client. Default: 32 MiB.
+	MaxObjectSize int64 `json:"max_object_size,omitempty"`
+
+	// How long a request waits for another request's fetch of the same key
+	// before it goes to the origin itself. Default: 10s.
+	CollapseTimeout caddy.Duration `json:"collapse_timeout,omitempty"`
+
+	// How long a key whose response was not storable goes straight to the
+	// origin, without waiting for other requests of the same key
+	// (Varnish's hit-for-miss). Default: 30s.
+	HitForMissTTL caddy.Duration `json:"hit_for_miss_ttl,omitempty"`
+
+	// Requests that match any of these matcher sets bypass the cache: they
+	// are neither looked up nor stored.
+	BypassRaw caddyhttp.RawMatcherSets `json:"bypass,omitempty" caddy:"namespace=http.matchers"`
+
+	// Store is the store in use, loaded from StoreRaw.
+	Store store.Store `json:"-"`
+
+	storeName string
+	bypass    caddyhttp.MatcherSets
+	keys      keyer
+	opts      policy.Options
+	optsKey   string // opts as a string: tells derived data computed with other options
+	logger    *zap.Logger
+	ctx       context.Context  // the config's context: done when it is unloaded
+	now       func() time.Time // the clock; time.Now unless a test injects one
+
+	mu      *sync.Mutex          // protects flights and hfm
+	flights map[string]*flight   // key -> the fetch in flight
+	hfm     map[string]time.Time // hit-for-miss key -> until
+
+	wg *sync.WaitGroup // background refreshes
 }
 
 // CaddyModule returns the Caddy module information.
@@ -26,34 +140,147 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision sets up the handler.
+// Provision sets up the handler: loads the store and the bypass matchers,
+// applies defaults, registers metrics and makes the store known to the
+// admin API.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
+	h.ctx = ctx
+	if h.now == nil {
+		h.now = time.Now
+	}
+	if h.MaxObjectSize == 0 {
+		h.MaxObjectSize = DefaultMaxObjectSize
+	}
+	if h.CollapseTimeout == 0 {
+		h.CollapseTimeout = caddy.Duration(DefaultCollapseTimeout)
+	}
+	if h.HitForMissTTL == 0 {
+		h.HitForMissTTL = caddy.Duration(DefaultHitForMissTTL)
+	}
+
+	var mod any
+	var err error
+	if h.StoreRaw != nil {
+		mod, err = ctx.LoadModule(h, "StoreRaw")
+	} else {
+		mod, err = ctx.LoadModuleByID("http.cache.stores.memory", json.RawMessage("{}"))
+	}
+	if err != nil {
+		return fmt.Errorf("loading store: %w", err)
+	}
+	st, ok := mod.(store.Store)
+	if !ok {
+		return fmt.Errorf("store module %T is not a cache store", mod)
+	}
+	h.Store = st
+	h.storeName = "memory"
+	if m, ok := mod.(caddy.Module); ok {
+		h.storeName = m.CaddyModule().ID.Name()
+	}
+	if ms, ok := mod.(*memory.Store); ok {
+		// Memory stores are shared by name: one name, one store.
+		h.storeName = "memory/" + ms.Name
+	}
+
+	if h.BypassRaw != nil {
+		ms, err := ctx.LoadModule(h, "BypassRaw")
+		if err != nil {
+			return fmt.Errorf("loading bypass matchers: %w", err)
+		}
+		if err := h.bypass.FromInterface(ms); err != nil {
+			return fmt.Errorf("bypass matchers: %w", err)
+		}
+	}
+
+	h.keys = keyer{template: h.Key, sortQuery: h.SortQuery, ignore: h.IgnoreQueryParams}
+	h.opts = policy.Options{
+		Statuses:             h.Statuses,
+		AllowSetCookie:       h.AllowSetCookie,
+		DefaultTTL:           time.Duration(h.DefaultTTL),
+		MaxTTL:               time.Duration(h.MaxTTL),
+		StaleWhileRevalidate: time.Duration(h.StaleWhileRevalidate),
+		StaleIfError:         time.Duration(h.StaleIfError),
+	}
+	h.optsKey = fmt.Sprintf("%+v", h.opts)
+	h.flights = make(map[string]*flight)
+	h.hfm = make(map[string]time.Time)
+	h.mu = new(sync.Mutex)
+	h.wg = new(sync.WaitGroup)
+
+	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return fmt.Errorf("registering metrics: %w", err)
+	}
+	live.add(h)
 	return nil
 }
 
-// ServeHTTP serves the request from the cache or passes it on.
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	return next.ServeHTTP(w, r)
-}
-
-// UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
-//
-//	http_cache
-func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // consume directive name
-	if d.NextArg() {
-		return d.ArgErr()
+// Validate checks the configuration.
+func (h *Handler) Validate() error {
+	if h.MaxObjectSize < 0 {
+		return errors.New("max_object_size must not be negative")
 	}
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		return d.Errf("unrecognized http_cache option '%s'", d.Val())
+	for _, d := range []struct {
+		name string
+		d    caddy.Duration
+	}{
+		{"default_ttl", h.DefaultTTL}, {"max_ttl", h.MaxTTL},
+		{"stale_while_revalidate", h.StaleWhileRevalidate}, {"stale_if_error", h.StaleIfError},
+		{"collapse_timeout", h.CollapseTimeout}, {"hit_for_miss_ttl", h.HitForMissTTL},
+	} {
+		if d.d < 0 {
+			return fmt.Errorf("%s must not be negative", d.name)
+		}
+	}
+	if h.MaxTTL > 0 && h.DefaultTTL > h.MaxTTL {
+		return fmt.Errorf("default_ttl %s is longer than max_ttl %s", time.Duration(h.DefaultTTL), time.Duration(h.MaxTTL))
+	}
+	for _, s := range h.Statuses {
+		if s < 200 || s > 599 {
+			return fmt.Errorf("status %d cannot be stored: statuses are final status codes 200-599", s)
+		}
+	}
+	for _, g := range h.IgnoreQueryParams {
+		if _, err := path.Match(g, ""); err != nil {
+			return fmt.Errorf("ignore_query_params: bad glob %q: %v", g, err)
+		}
 	}
 	return nil
+}
+
+// Cleanup waits for background refreshes and makes the handler unknown to
+// the admin API. The store itself is cleaned up by Caddy, which loaded it.
+func (h *Handler) Cleanup() error {
+	live.remove(h)
+	if h.wg != nil {
+		h.wg.Wait()
+	}
+	return nil
+}
+
+// purgeKey removes the entry under the primary key and all its variants,
+// and returns how many entries it removed.
+func (h *Handler) purgeKey(ctx context.Context, key string) (int, error) {
+	n := 0
+	if _, body, err := h.Store.Get(ctx, key); err == nil {
+		body.Close()
+		n++
+	}
+	if err := h.Store.Delete(ctx, key); err != nil {
+		return 0, err
+	}
+	m, err := h.Store.PurgePrefix(ctx, key+varySep)
+	if err != nil {
+		return n, err
+	}
+	return n + m, nil
 }
 
 // Interface guards
 var (
 	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.Validator             = (*Handler)(nil)
+	_ caddy.CleanerUpper          = (*Handler)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
 	_ caddyfile.Unmarshaler       = (*Handler)(nil)
 )

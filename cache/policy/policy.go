@@ -2,20 +2,23 @@
 // on header fields and times, free of Caddy, so that every rule can be a
 // table test. Every input, the current time included, is passed in.
 //
-// API SKELETON: the signatures below are the contract between the policy
-// and the handler. Bodies marked TODO are being written; do not change a
-// signature without updating every caller.
+// The signatures are the contract between the policy and the handler; do
+// not change one without updating every caller. One file per concern:
+// ccdirectives.go and targeted.go (§5.2, RFC 9213), storable.go (§3),
+// freshness.go (§4.2.1, §4.2.2), age.go (§4.2.3), evaluate.go (§4.2.4,
+// §5.2.1), validation.go (§4.3), vary.go (§4.1), hopbyhop.go (§3.1),
+// invalidation.go (§4.4).
 package policy
 
 import (
-	"net/http"
-	"net/url"
 	"time"
 )
 
 // Delta is a delta-seconds value (RFC 9111 §1.2.2), already clamped to
-// 2^31 seconds, as a duration. Set tells whether the directive was present
-// with a valid value.
+// 2^31 seconds, as a duration. Set tells whether the directive was present.
+// A directive present with an invalid or conflicting value is Set with the
+// most restrictive reading, e.g. max-age=abc is Set with D == 0 (stale,
+// §4.2.1); see ParseCacheControl.
 type Delta struct {
 	Set bool
 	D   time.Duration
@@ -47,21 +50,6 @@ type Directives struct {
 	Immutable       bool // RFC 8246
 }
 
-// ParseCacheControl parses the values of one Cache-Control field (all of
-// its field lines). It never fails: what it cannot read it ignores.
-func ParseCacheControl(values []string) Directives {
-	// TODO
-	return Directives{}
-}
-
-// ResponseDirectives returns the directives this shared cache obeys for a
-// response: CDN-Cache-Control when present and valid (RFC 9213 §2.1),
-// Cache-Control otherwise.
-func ResponseDirectives(h http.Header) Directives {
-	// TODO
-	return Directives{}
-}
-
 // Reason says why a response was not stored. It is used in Cache-Status's
 // detail parameter, so values are short tokens.
 type Reason string
@@ -89,13 +77,16 @@ const (
 type Options struct {
 	// Statuses that may be stored; nil means those cacheable by default
 	// (RFC 9110 §15.1) plus any final status with explicit freshness.
+	// When set, only the listed statuses are stored, each treated as
+	// cacheable by default (so DefaultTTL applies to it); 206 and 304 never.
 	Statuses []int
 	// AllowSetCookie stores responses with Set-Cookie (the handler then
 	// never replays the cookie to another client).
 	AllowSetCookie bool
 	// DefaultTTL is the freshness lifetime of a response that gives none;
 	// zero means such a response gets heuristic freshness when allowed and
-	// is not stored when it has neither freshness nor a validator.
+	// is not stored when it has neither freshness nor a validator. When set,
+	// it replaces the Last-Modified heuristic (§4.2.2).
 	DefaultTTL time.Duration
 	// MaxTTL caps every freshness lifetime; zero means no cap.
 	MaxTTL time.Duration
@@ -109,36 +100,14 @@ type Options struct {
 	StaleIfError         time.Duration
 }
 
-// Storable tells whether a shared cache may store the response to req
-// (RFC 9111 §3, §3.5), and if not, why. status is the response's status,
-// h its header.
-func Storable(method string, reqHeader http.Header, status int, h http.Header, opts Options) (bool, Reason) {
-	// TODO
-	return false, ReasonStatus
-}
-
 // Freshness is what the policy knows of a stored response's lifetimes.
 type Freshness struct {
 	Lifetime             time.Duration // freshness_lifetime, §4.2.1, capped by MaxTTL
-	Heuristic            bool          // Lifetime came from §4.2.2
+	Heuristic            bool          // Lifetime is not explicit: from §4.2.2 (Last-Modified) or Options.DefaultTTL
 	StaleWhileRevalidate time.Duration // window after Lifetime, RFC 5861
 	StaleIfError         time.Duration // window after Lifetime, RFC 5861
 	MustRevalidate       bool          // must-revalidate, proxy-revalidate or s-maxage: never serve stale (§5.2.2.2, §5.2.2.8, §5.2.2.10)
 	NoCache              bool          // response no-cache: revalidate every use (§5.2.2.4)
-}
-
-// ResponseFreshness computes the freshness of a response received at
-// responseTime (§4.2.1, §4.2.2; RFC 9213, RFC 5861).
-func ResponseFreshness(h http.Header, responseTime time.Time, opts Options) Freshness {
-	// TODO
-	return Freshness{}
-}
-
-// CurrentAge is current_age of §4.2.3 for a response with header h, asked
-// at requestTime and received at responseTime, at now.
-func CurrentAge(h http.Header, requestTime, responseTime, now time.Time) time.Duration {
-	// TODO
-	return 0
 }
 
 // Action is what to do with a stored response for a request.
@@ -147,7 +116,7 @@ type Action int
 // Actions, in the order a cache prefers them.
 const (
 	Serve                Action = iota // fresh enough for the request
-	ServeStaleRevalidate               // stale within stale-while-revalidate: serve, refresh in background
+	ServeStaleRevalidate               // stale within stale-while-revalidate or the request's max-stale: serve, refresh in background
 	Revalidate                         // stale (or no-cache): validate with the origin first; may serve stale if the origin fails within StaleIfError
 	MustFetch                          // unusable (e.g. Vary mismatch handled by caller); fetch
 )
@@ -161,80 +130,6 @@ type Decision struct {
 	TTL time.Duration
 	// StaleIfErrorOK tells whether the stored response may be served if
 	// revalidation fails (origin 5xx, refused, timeout) — RFC 5861 §4 and
-	// the request's max-stale, never when MustRevalidate.
+	// the request's max-stale, never when MustRevalidate or NoCache.
 	StaleIfErrorOK bool
-}
-
-// Evaluate decides how a stored response (header h, request and response
-// times, freshness f) may answer a request with header reqHeader at now
-// (§4, §4.2.4, §5.2.1).
-func Evaluate(reqHeader http.Header, h http.Header, f Freshness, requestTime, responseTime, now time.Time) Decision {
-	// TODO
-	return Decision{Action: MustFetch}
-}
-
-// ConditionalHeaders returns the validators to send when revalidating a
-// stored response with header h: If-None-Match from ETag and
-// If-Modified-Since from Last-Modified (§4.3.1). Nil when h has neither.
-func ConditionalHeaders(h http.Header) http.Header {
-	// TODO
-	return nil
-}
-
-// HasValidator tells whether h has an ETag or Last-Modified.
-func HasValidator(h http.Header) bool {
-	// TODO
-	return false
-}
-
-// Freshen returns the stored header updated with the fields of a 304
-// response (§4.3.4): every field of the 304 replaces the stored one, except
-// the ones §3.2 excludes (Content-Length etc.).
-func Freshen(stored, notModified http.Header) http.Header {
-	// TODO
-	return stored
-}
-
-// NotModified tells whether a client's conditional request (If-None-Match,
-// or If-Modified-Since when there is no If-None-Match) is satisfied by a
-// stored response with header h, so that it can be answered with 304
-// (§4.3.2, RFC 9110 §13.1.2, §13.1.3, weak comparison).
-func NotModified(reqHeader, h http.Header) bool {
-	// TODO
-	return false
-}
-
-// VaryKey returns the secondary key of a request for a response that
-// varies on the given fields (§4.1): the normalized values of those request
-// fields, in a stable form. ok is false for Vary: * (never matches).
-// Accept-Encoding is normalized to one of br, zstd, gzip or identity, so
-// that every browser's header does not make a variant of its own.
-func VaryKey(vary []string, reqHeader http.Header) (key string, ok bool) {
-	// TODO
-	return "", false
-}
-
-// NormalizeAcceptEncoding reduces an Accept-Encoding value to the coding
-// the cache keys variants by: the client's best-ranked of br, zstd, gzip,
-// or identity.
-func NormalizeAcceptEncoding(v string) string {
-	// TODO
-	return "identity"
-}
-
-// StripHopByHop removes the hop-by-hop fields of h (RFC 9110 §7.6.1: those
-// listed in Connection, and Connection, Keep-Alive, Proxy-Connection, TE,
-// Transfer-Encoding, Upgrade) and those §3.1 says a cache must not store
-// (Proxy-Authenticate etc.), in place.
-func StripHopByHop(h http.Header) {
-	// TODO
-}
-
-// InvalidationTargets lists the URIs a successful unsafe request
-// invalidates (§4.4): the target URI, and Location and Content-Location
-// when they resolve to the same host. target is the request's absolute URI;
-// h is the response header.
-func InvalidationTargets(method string, status int, target *url.URL, h http.Header) []*url.URL {
-	// TODO
-	return nil
 }

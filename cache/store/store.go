@@ -18,6 +18,12 @@ import (
 // ErrNotFound is returned by Get and Update when no entry has the key.
 var ErrNotFound = errors.New("cache entry not found")
 
+// ErrTooLarge is returned when a body is larger than the store accepts for
+// one entry: by Put when the size hint already says so, otherwise by
+// Commit. Writes before Commit never fail for this reason, so a body being
+// streamed to a client and into the store at once keeps streaming.
+var ErrTooLarge = errors.New("cache entry too large for the store")
+
 // Entry is the metadata of a stored response. Entries returned by Get are
 // shared and must not be modified: copy one (Clone) before changing it.
 type Entry struct {
@@ -39,6 +45,13 @@ type Entry struct {
 	// Size is the body's length in bytes. Put takes it as a hint (-1 when
 	// unknown); the store sets it to the real length on Commit.
 	Size int64
+	// Derived is what the handler derived from the fields above when it
+	// stored the entry (the parsed freshness, the corrected initial age),
+	// so that a hit parses no header field. Stores that keep entries in
+	// memory keep it; stores that serialise entries may drop it, and the
+	// handler then derives it again. Clone copies the reference: it is
+	// never modified.
+	Derived any
 }
 
 // Clone returns a deep copy of e.

@@ -1,0 +1,168 @@
+package cache
+
+import (
+	"strconv"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/dustin/go-humanize"
+)
+
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
+//
+//	http_cache {
+//	    store <module> [{ <module options> }]   # default: memory
+//	    key <template>                          # default: scheme, host, path, query
+//	    sort_query
+//	    ignore_query_params <glob...>
+//	    default_ttl <duration>                  # default: off
+//	    max_ttl <duration>                      # default: none
+//	    stale_while_revalidate <duration>       # default: off
+//	    stale_if_error <duration>               # default: off
+//	    statuses <code...>                      # default: RFC 9110 §15.1
+//	    allow_set_cookie
+//	    max_object_size <size>                  # default: 32MiB
+//	    collapse_timeout <duration>             # default: 10s
+//	    hit_for_miss_ttl <duration>             # default: 30s
+//	    bypass <matcher...> | bypass { <matchers> }   # repeatable: any matching set bypasses
+//	}
+//
+// http_cache alone stores in the memory store (256 MiB) with the RFC 9111
+// defaults. Every option may be given once, except bypass and
+// ignore_query_params.
+func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // consume directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	seen := make(map[string]bool)
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		opt := d.Val()
+		if opt != "bypass" && opt != "ignore_query_params" {
+			if seen[opt] {
+				return d.Errf("duplicate http_cache option '%s'", opt)
+			}
+			seen[opt] = true
+		}
+		switch opt {
+		case "store":
+			if !d.NextArg() {
+				return argErr(d, opt)
+			}
+			name := d.Val()
+			unm, err := caddyfile.UnmarshalModule(d, "http.cache.stores."+name)
+			if err != nil {
+				return err
+			}
+			h.StoreRaw = caddyconfig.JSONModuleObject(unm, "module", name, nil)
+
+		case "key":
+			if !d.NextArg() {
+				return argErr(d, opt)
+			}
+			h.Key = d.Val()
+			if d.NextArg() {
+				return argErr(d, opt)
+			}
+
+		case "sort_query":
+			if d.NextArg() {
+				return argErr(d, opt)
+			}
+			h.SortQuery = true
+
+		case "allow_set_cookie":
+			if d.NextArg() {
+				return argErr(d, opt)
+			}
+			h.AllowSetCookie = true
+
+		case "ignore_query_params":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return argErr(d, opt)
+			}
+			h.IgnoreQueryParams = append(h.IgnoreQueryParams, args...)
+
+		case "default_ttl", "max_ttl", "stale_while_revalidate", "stale_if_error", "collapse_timeout", "hit_for_miss_ttl":
+			if !d.NextArg() {
+				return argErr(d, opt)
+			}
+			dur, err := caddy.ParseDuration(d.Val())
+			if err != nil {
+				return d.Errf("bad %s '%s': %v", opt, d.Val(), err)
+			}
+			if dur < 0 {
+				return d.Errf("bad %s '%s': must not be negative", opt, d.Val())
+			}
+			if d.NextArg() {
+				return argErr(d, opt)
+			}
+			v := caddy.Duration(dur)
+			switch opt {
+			case "default_ttl":
+				h.DefaultTTL = v
+			case "max_ttl":
+				h.MaxTTL = v
+			case "stale_while_revalidate":
+				h.StaleWhileRevalidate = v
+			case "stale_if_error":
+				h.StaleIfError = v
+			case "collapse_timeout":
+				h.CollapseTimeout = v
+			case "hit_for_miss_ttl":
+				h.HitForMissTTL = v
+			}
+
+		case "statuses":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return argErr(d, opt)
+			}
+			for _, a := range args {
+				code, err := strconv.Atoi(a)
+				if err != nil || code < 200 || code > 599 {
+					return d.Errf("bad statuses code '%s': want a final status code 200-599", a)
+				}
+				h.Statuses = append(h.Statuses, code)
+			}
+
+		case "max_object_size":
+			if !d.NextArg() {
+				return argErr(d, opt)
+			}
+			size, err := humanize.ParseBytes(d.Val())
+			if err != nil {
+				return d.Errf("bad max_object_size '%s': %v", d.Val(), err)
+			}
+			if size == 0 || size > 1<<62 {
+				return d.Errf("bad max_object_size '%s': must be between 1 byte and 4 EiB", d.Val())
+			}
+			h.MaxObjectSize = int64(size)
+			if d.NextArg() {
+				return argErr(d, opt)
+			}
+
+		case "bypass":
+			ms, err := caddyhttp.ParseCaddyfileNestedMatcherSet(d)
+			if err != nil {
+				return err
+			}
+			if len(ms) == 0 {
+				return d.Errf("bypass needs a matcher, e.g. 'bypass path /admin/*' or a block of matchers")
+			}
+			h.BypassRaw = append(h.BypassRaw, ms)
+
+		default:
+			return d.Errf("unrecognized http_cache option '%s'", opt)
+		}
+	}
+	return nil
+}
+
+// argErr reports a wrong number of arguments to an option, naming it.
+func argErr(d *caddyfile.Dispenser, opt string) error {
+	return d.Errf("wrong argument count for http_cache option '%s'", opt)
+}

@@ -1,0 +1,138 @@
+package cache_test
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+
+	"github.com/caddy-edge/edge/cache"
+)
+
+func TestUnmarshalCaddyfile(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		input string
+		want  string // JSON of the handler
+	}{
+		{"alone", `http_cache`, `{}`},
+		{"empty block", "http_cache {\n}", `{}`},
+		{"every option", `http_cache {
+			store memory {
+				name edge
+				max_size 64MiB
+			}
+			key {http.request.host}{http.request.uri.path}
+			sort_query
+			ignore_query_params utm_* fbclid
+			ignore_query_params gclid
+			default_ttl 5m
+			max_ttl 1d
+			stale_while_revalidate 30s
+			stale_if_error 1h
+			statuses 200 301 404
+			allow_set_cookie
+			max_object_size 10MiB
+			collapse_timeout 3s
+			hit_for_miss_ttl 1m
+			bypass path /admin/*
+			bypass {
+				header Cookie *session*
+			}
+		}`, `{"store":{"max_size":67108864,"module":"memory","name":"edge"},` +
+			`"key":"{http.request.host}{http.request.uri.path}","sort_query":true,` +
+			`"ignore_query_params":["utm_*","fbclid","gclid"],"default_ttl":300000000000,` +
+			`"max_ttl":86400000000000,"stale_while_revalidate":30000000000,"stale_if_error":3600000000000,` +
+			`"statuses":[200,301,404],"allow_set_cookie":true,"max_object_size":10485760,` +
+			`"collapse_timeout":3000000000,"hit_for_miss_ttl":60000000000,` +
+			`"bypass":[{"path":["/admin/*"]},{"header":{"Cookie":["*session*"]}}]}`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var h cache.Handler
+			if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(tt.input)); err != nil {
+				t.Fatalf("unexpected error: %v", err)
+			}
+			got, err := json.Marshal(&h)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != tt.want {
+				t.Errorf("got  %s\nwant %s", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestUnmarshalCaddyfileErrors(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		input string
+		want  string // substring of the error
+	}{
+		{"argument on directive", `http_cache memory`, "wrong argument count"},
+		{"unknown option", "http_cache {\n\tfrobnicate\n}", "unrecognized http_cache option 'frobnicate'"},
+		{"duplicate", "http_cache {\n\tsort_query\n\tsort_query\n}", "duplicate http_cache option 'sort_query'"},
+		{"duplicate ttl", "http_cache {\n\tmax_ttl 1m\n\tmax_ttl 2m\n}", "duplicate http_cache option 'max_ttl'"},
+		{"store without module", "http_cache {\n\tstore\n}", "wrong argument count for http_cache option 'store'"},
+		{"unknown store", "http_cache {\n\tstore nosuch\n}", "nosuch"},
+		{"bad store option", "http_cache {\n\tstore memory {\n\t\tmax_size lots\n\t}\n}", "max_size"},
+		{"key without template", "http_cache {\n\tkey\n}", "wrong argument count for http_cache option 'key'"},
+		{"key with two", "http_cache {\n\tkey a b\n}", "wrong argument count for http_cache option 'key'"},
+		{"sort_query with arg", "http_cache {\n\tsort_query yes\n}", "wrong argument count for http_cache option 'sort_query'"},
+		{"allow_set_cookie with arg", "http_cache {\n\tallow_set_cookie yes\n}", "wrong argument count for http_cache option 'allow_set_cookie'"},
+		{"ignore_query_params empty", "http_cache {\n\tignore_query_params\n}", "wrong argument count for http_cache option 'ignore_query_params'"},
+		{"bad duration", "http_cache {\n\tdefault_ttl soon\n}", "bad default_ttl 'soon'"},
+		{"negative duration", "http_cache {\n\tstale_if_error -1s\n}", "bad stale_if_error '-1s': must not be negative"},
+		{"duration missing", "http_cache {\n\tcollapse_timeout\n}", "wrong argument count for http_cache option 'collapse_timeout'"},
+		{"duration extra", "http_cache {\n\thit_for_miss_ttl 1s 2s\n}", "wrong argument count for http_cache option 'hit_for_miss_ttl'"},
+		{"bad status", "http_cache {\n\tstatuses 200 abc\n}", "bad statuses code 'abc'"},
+		{"informational status", "http_cache {\n\tstatuses 101\n}", "bad statuses code '101'"},
+		{"statuses empty", "http_cache {\n\tstatuses\n}", "wrong argument count for http_cache option 'statuses'"},
+		{"bad size", "http_cache {\n\tmax_object_size big\n}", "bad max_object_size 'big'"},
+		{"zero size", "http_cache {\n\tmax_object_size 0\n}", "bad max_object_size '0'"},
+		{"size missing", "http_cache {\n\tmax_object_size\n}", "wrong argument count for http_cache option 'max_object_size'"},
+		{"bypass without matcher", "http_cache {\n\tbypass\n}", "bypass needs a matcher"},
+		{"bypass unknown matcher", "http_cache {\n\tbypass nosuchmatcher x\n}", "nosuchmatcher"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var h cache.Handler
+			err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(tt.input))
+			if err == nil {
+				t.Fatalf("no error, want %q", tt.want)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %q, want it to contain %q", err, tt.want)
+			}
+			if !strings.Contains(err.Error(), "Testfile:") {
+				t.Errorf("error %q does not name the line", err)
+			}
+		})
+	}
+}
+
+// Validate rejects what the Caddyfile parser cannot see (JSON configs).
+func TestValidate(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		json string
+		want string
+	}{
+		{"negative size", `{"max_object_size": -1}`, "max_object_size"},
+		{"default over max", `{"default_ttl": 120000000000, "max_ttl": 60000000000}`, "longer than max_ttl"},
+		{"bad status", `{"statuses": [99]}`, "status 99"},
+		{"bad glob", `{"ignore_query_params": ["[x"]}`, "bad glob"},
+		{"negative duration", `{"collapse_timeout": -5}`, "collapse_timeout"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var h cache.Handler
+			if err := json.Unmarshal([]byte(tt.json), &h); err != nil {
+				t.Fatal(err)
+			}
+			err := h.Validate()
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Validate() = %v, want an error with %q", err, tt.want)
+			}
+		})
+	}
+}

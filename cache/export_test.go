@@ -1,0 +1,53 @@
+package cache
+
+import (
+	"net/url"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/zap"
+)
+
+// Waiting returns how many requests joined a flight still in the air, over
+// every live handler, so that a collapsing test can release its origin
+// once all its clients wait.
+func Waiting() int {
+	live.mu.Lock()
+	defer live.mu.Unlock()
+	n := 0
+	for h := range live.handlers {
+		h.mu.Lock()
+		for _, f := range h.flights {
+			n += f.waiters
+		}
+		h.mu.Unlock()
+	}
+	return n
+}
+
+// Requests returns caddy_http_cache_requests_total{result}.
+func Requests(result string) float64 {
+	return testutil.ToFloat64(metrics.requests.WithLabelValues(result))
+}
+
+// OriginRequests returns caddy_http_cache_origin_requests_total.
+func OriginRequests() float64 { return testutil.ToFloat64(metrics.origin) }
+
+// Purged returns caddy_http_cache_purged_total{kind}.
+func Purged(kind string) float64 {
+	return testutil.ToFloat64(metrics.purged.WithLabelValues(kind))
+}
+
+// Quiet turns h's logger off, for benchmarks.
+func Quiet(h *Handler) { h.logger = zap.NewNop() }
+
+// KeyForURL is the default primary key of u.
+func KeyForURL(u *url.URL, sortQuery bool, ignore []string) string {
+	k := keyer{sortQuery: sortQuery, ignore: ignore}
+	return k.keyForURL(u)
+}
+
+// NormalizeQuery is the query as the default key has it.
+func NormalizeQuery(q string, sortQuery bool, ignore []string) string {
+	k := keyer{sortQuery: sortQuery, ignore: ignore}
+	return k.normalizeQuery(q)
+}

@@ -1,0 +1,106 @@
+package cache
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// cacheMetrics are the collectors of http_cache. They are created once per
+// process; every config's Provision registers them on that config's
+// registry (see registerMetrics).
+type cacheMetrics struct {
+	requests *prometheus.CounterVec
+	origin   prometheus.Counter
+	purged   *prometheus.CounterVec
+	stores   storeCollector
+
+	// byResult holds the requests counter of each result, so that the hot
+	// path does not hash label values.
+	byResult map[string]prometheus.Counter
+}
+
+var metrics = newMetrics()
+
+func newMetrics() *cacheMetrics {
+	m := &cacheMetrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "caddy",
+			Subsystem: "http_cache",
+			Name:      "requests_total",
+			Help:      "Requests that passed through http_cache, by result (hit, stale, revalidated, collapsed, miss, uncacheable, bypass, unavailable).",
+		}, []string{"result"}),
+		origin: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "caddy",
+			Subsystem: "http_cache",
+			Name:      "origin_requests_total",
+			Help:      "Requests http_cache sent to the next handler (the origin) for cacheable requests: misses, revalidations and background refreshes.",
+		}),
+		purged: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "caddy",
+			Subsystem: "http_cache",
+			Name:      "purged_total",
+			Help:      "Entries removed by purges and invalidations, by kind (url, prefix, tag, invalidation).",
+		}, []string{"kind"}),
+		byResult: make(map[string]prometheus.Counter),
+	}
+	for _, r := range []string{resultHit, resultStale, resultRevalidated, resultCollapsed, resultMiss, resultUncacheable, resultBypass, resultUnavailable} {
+		m.byResult[r] = m.requests.WithLabelValues(r)
+	}
+	m.stores = storeCollector{
+		entries: prometheus.NewDesc("caddy_http_cache_entries", "Entries in the store (vary markers included).", []string{"store"}, nil),
+		bytes:   prometheus.NewDesc("caddy_http_cache_stored_bytes", "Bytes the store's entries take, as the store counts them.", []string{"store"}, nil),
+		maxSize: prometheus.NewDesc("caddy_http_cache_capacity_bytes", "The store's byte budget; 0 when it has none.", []string{"store"}, nil),
+	}
+	return m
+}
+
+// count counts one request with the given result.
+func (m *cacheMetrics) count(result string) {
+	if c, ok := m.byResult[result]; ok {
+		c.Inc()
+	}
+}
+
+// registerMetrics registers the collectors on reg. Each config load gives a
+// new registry (caddy.Context.GetMetricsRegistry), so the collectors, which
+// are created once and keep counting across reloads, are registered on
+// every Provision; a second handler of the same config finds them already
+// registered, which is fine.
+func registerMetrics(reg prometheus.Registerer) error {
+	if reg == nil {
+		return nil
+	}
+	for _, c := range []prometheus.Collector{metrics.requests, metrics.origin, metrics.purged, metrics.stores} {
+		if err := reg.Register(c); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if !errors.As(err, &are) {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// storeCollector reports the occupation of every live store on scrape,
+// from Store.Stats.
+type storeCollector struct {
+	entries, bytes, maxSize *prometheus.Desc
+}
+
+// Describe implements prometheus.Collector.
+func (c storeCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.entries
+	ch <- c.bytes
+	ch <- c.maxSize
+}
+
+// Collect implements prometheus.Collector.
+func (c storeCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, ls := range live.stores() {
+		st := ls.store.Stats()
+		ch <- prometheus.MustNewConstMetric(c.entries, prometheus.GaugeValue, float64(st.Entries), ls.name)
+		ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.GaugeValue, float64(st.Bytes), ls.name)
+		ch <- prometheus.MustNewConstMetric(c.maxSize, prometheus.GaugeValue, float64(st.Capacity), ls.name)
+	}
+}

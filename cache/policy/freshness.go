@@ -1,0 +1,137 @@
+package policy
+
+import (
+	"net/http"
+	"time"
+)
+
+// Defaults of Options' heuristic freshness (§4.2.2).
+const (
+	DefaultHeuristicFraction = 0.1
+	DefaultHeuristicMax      = 24 * time.Hour
+)
+
+// ResponseFreshness computes the freshness of a response received at
+// responseTime (§4.2.1, §4.2.2; RFC 9213, RFC 5861). It assumes a status
+// that is cacheable by default for the heuristic rule; the handler, which
+// knows the status, should call ResponseFreshnessStatus.
+func ResponseFreshness(h http.Header, responseTime time.Time, opts Options) Freshness {
+	return ResponseFreshnessStatus(http.StatusOK, h, responseTime, opts)
+}
+
+// ResponseFreshnessStatus computes the freshness of a response with the
+// given status and header h, received at responseTime.
+//
+// freshness_lifetime is the first of (§4.2.1):
+//   - s-maxage;
+//   - max-age;
+//   - Expires minus Date (Date missing or invalid: responseTime, RFC 9110
+//     §6.6.1); an invalid Expires such as "0" means already expired (§5.3),
+//     and so do several Expires lines that disagree (§4.2.1);
+//   - opts.DefaultTTL, when set: the operator's own heuristic;
+//   - heuristic freshness (§4.2.2), only when the response has a valid
+//     Last-Modified and the status is cacheable by default or the response
+//     is public: opts.HeuristicFraction (default 0.1) of Date minus
+//     Last-Modified, capped at opts.HeuristicMax (default 24h);
+//   - otherwise 0 (stale at once).
+//
+// opts.MaxTTL then caps it. With a valid CDN-Cache-Control, its directives
+// replace Cache-Control's and Expires is ignored (RFC 9213 §2.2).
+// stale-while-revalidate and stale-if-error come from the response (RFC
+// 5861 §3, §4) or else opts. MustRevalidate is set by must-revalidate
+// (§5.2.2.2), proxy-revalidate (§5.2.2.8) and s-maxage, which "incorporates
+// the semantics of the proxy-revalidate" (§5.2.2.10).
+func ResponseFreshnessStatus(status int, h http.Header, responseTime time.Time, opts Options) Freshness {
+	rd, targeted := responseDirectives(h)
+	var f Freshness
+	switch {
+	case rd.SMaxAge.Set:
+		f.Lifetime = rd.SMaxAge.D
+	case rd.MaxAge.Set:
+		f.Lifetime = rd.MaxAge.D
+	case !targeted && len(h["Expires"]) > 0:
+		f.Lifetime = expiresLifetime(h, responseTime)
+	case opts.DefaultTTL > 0:
+		f.Lifetime, f.Heuristic = opts.DefaultTTL, true
+	default:
+		if lm, ok := singleDate(h["Last-Modified"]); ok && (CacheableByDefault(status) || rd.Public) {
+			f.Lifetime, f.Heuristic = heuristicLifetime(dateOr(h, responseTime), lm, opts), true
+		}
+	}
+	if opts.MaxTTL > 0 && f.Lifetime > opts.MaxTTL {
+		f.Lifetime = opts.MaxTTL
+	}
+	f.StaleWhileRevalidate = opts.StaleWhileRevalidate
+	if rd.StaleWhileRevalidate.Set {
+		f.StaleWhileRevalidate = rd.StaleWhileRevalidate.D
+	}
+	f.StaleIfError = opts.StaleIfError
+	if rd.StaleIfError.Set {
+		f.StaleIfError = rd.StaleIfError.D
+	}
+	f.MustRevalidate = rd.MustRevalidate || rd.ProxyRevalidate || rd.SMaxAge.Set
+	f.NoCache = rd.NoCache
+	return f
+}
+
+// expiresLifetime is Expires minus Date (§4.2.1), never negative.
+func expiresLifetime(h http.Header, responseTime time.Time) time.Duration {
+	exp, ok := singleDate(h["Expires"])
+	if !ok {
+		return 0 // §5.3: an invalid Expires, e.g. "0", is in the past
+	}
+	if d := exp.Sub(dateOr(h, responseTime)); d > 0 {
+		return min(d, MaxDelta)
+	}
+	return 0
+}
+
+// heuristicLifetime is §4.2.2's "fraction of the interval since" the
+// Last-Modified time, capped.
+func heuristicLifetime(date, lastModified time.Time, opts Options) time.Duration {
+	frac := opts.HeuristicFraction
+	if frac <= 0 {
+		frac = DefaultHeuristicFraction
+	}
+	maxH := opts.HeuristicMax
+	if maxH <= 0 {
+		maxH = DefaultHeuristicMax
+	}
+	since := date.Sub(lastModified)
+	if since <= 0 {
+		return 0
+	}
+	l := time.Duration(float64(since) * frac)
+	if l < 0 || l > maxH { // l < 0: float overflow
+		l = maxH
+	}
+	return l
+}
+
+// dateOr returns the Date of h, or fallback when it is missing or invalid
+// (RFC 9110 §6.6.1: the recipient uses the time it received the message).
+func dateOr(h http.Header, fallback time.Time) time.Time {
+	if d, ok := singleDate(h["Date"]); ok {
+		return d
+	}
+	return fallback
+}
+
+// singleDate parses an HTTP-date field (any of RFC 9110 §5.6.7's three
+// formats). Several lines must agree: differing values are invalid
+// (§4.2.1).
+func singleDate(values []string) (time.Time, bool) {
+	if len(values) == 0 {
+		return time.Time{}, false
+	}
+	t, err := http.ParseTime(trimOWS(values[0]))
+	if err != nil {
+		return time.Time{}, false
+	}
+	for _, v := range values[1:] {
+		if u, err := http.ParseTime(trimOWS(v)); err != nil || !u.Equal(t) {
+			return time.Time{}, false
+		}
+	}
+	return t, true
+}

@@ -1,0 +1,53 @@
+package policy
+
+import (
+	"net/http"
+	"net/textproto"
+)
+
+// StripHopByHop removes the hop-by-hop fields of h (RFC 9110 §7.6.1: those
+// listed in Connection, and Connection, Keep-Alive, Proxy-Connection, TE,
+// Transfer-Encoding, Upgrade) and those §3.1 says a cache must not store
+// (Proxy-Authenticate etc.), in place.
+func StripHopByHop(h http.Header) {
+	for _, line := range h["Connection"] {
+		for line != "" {
+			var f string
+			f, line = nextListElement(line)
+			if f != "" {
+				delete(h, textproto.CanonicalMIMEHeaderKey(f))
+			}
+		}
+	}
+	for _, k := range hopByHop {
+		delete(h, k)
+	}
+}
+
+// hopByHop lists, in canonical form, the fields a cache neither stores nor
+// forwards: RFC 9110 §7.6.1 (Connection, Proxy-Connection, Keep-Alive, TE,
+// Transfer-Encoding, Upgrade; Trailer is only meaningful with chunked
+// framing) and RFC 9111 §3.1 (Proxy-Authenticate,
+// Proxy-Authentication-Info, Proxy-Authorization).
+var hopByHop = []string{
+	"Connection",
+	"Proxy-Connection",
+	"Keep-Alive",
+	"Te",
+	"Trailer",
+	"Transfer-Encoding",
+	"Upgrade",
+	"Proxy-Authenticate",
+	"Proxy-Authentication-Info",
+	"Proxy-Authorization",
+}
+
+// isHopByHop tells whether the canonical field k is in hopByHop.
+func isHopByHop(k string) bool {
+	for _, f := range hopByHop {
+		if k == f {
+			return true
+		}
+	}
+	return false
+}

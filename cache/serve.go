@@ -1,0 +1,485 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/caddy-edge/edge/cache/policy"
+	"github.com/caddy-edge/edge/cache/store"
+)
+
+// ServeHTTP serves the request from the cache or passes it on.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return h.serveUnsafe(w, r, next)
+	}
+	if _, up := r.Header["Upgrade"]; up {
+		return h.bypassed(w, r, next, fwdBypass)
+	}
+	if len(h.bypass) > 0 {
+		match, err := h.bypass.AnyMatchWithError(r)
+		if err != nil {
+			return caddyhttp.Error(http.StatusInternalServerError, err)
+		}
+		if match {
+			return h.bypassed(w, r, next, fwdBypass)
+		}
+	}
+	return h.serveCacheable(w, r, next)
+}
+
+// bypassed passes a request that the cache does not look at to next.
+func (h *Handler) bypassed(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, fwd string) error {
+	cs := cacheStatus{fwd: fwd}
+	w.Header()["Cache-Status"] = []string{cs.String()}
+	h.report(r, resultBypass)
+	return next.ServeHTTP(w, r)
+}
+
+// serveUnsafe passes a request with a method other than GET and HEAD to
+// next, and when it succeeds invalidates the stored responses of its URI and
+// of the same-host Location and Content-Location (RFC 9111 §4.4).
+func (h *Handler) serveUnsafe(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	cs := cacheStatus{fwd: fwdMethod}
+	w.Header()["Cache-Status"] = []string{cs.String()}
+	h.report(r, resultBypass)
+	rec := caddyhttp.NewResponseRecorder(w, nil, nil)
+	if err := next.ServeHTTP(rec, r); err != nil {
+		return err
+	}
+	status := rec.Status()
+	if status == 0 {
+		status = http.StatusOK
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	target := &url.URL{Scheme: scheme, Host: r.Host, Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery}
+	// §4.4: only safe methods are exempt; policy decides on the status.
+	for _, u := range policy.InvalidationTargets(r.Method, status, target, rec.Header()) {
+		n, err := h.purgeKey(context.WithoutCancel(r.Context()), h.keys.keyForURL(u))
+		if err != nil {
+			h.logger.Error("invalidating after unsafe request", zap.String("uri", u.String()), zap.Error(err))
+			continue
+		}
+		if n > 0 {
+			metrics.purged.WithLabelValues("invalidation").Add(float64(n))
+		}
+	}
+	return nil
+}
+
+// lookup is the result of looking a request up in the store.
+type lookup struct {
+	pkey  string // primary key
+	key   string // store key: primary, or primary+varySep+secondary
+	fwd   string // when entry is nil: uri-miss or vary-miss
+	entry *store.Entry
+	body  store.Body
+}
+
+// close releases the body of a found entry.
+func (lk *lookup) close() {
+	if lk.body != nil {
+		lk.body.Close()
+		lk.body = nil
+	}
+}
+
+// lookup finds the stored response for a request with header reqHeader
+// under primary key pkey, following a vary marker to the variant (§4.1).
+func (h *Handler) lookup(ctx context.Context, pkey string, reqHeader http.Header) lookup {
+	lk := lookup{pkey: pkey, key: pkey, fwd: fwdURIMiss}
+	e, b, err := h.Store.Get(ctx, pkey)
+	if err != nil {
+		if !errors.Is(err, store.ErrNotFound) {
+			h.logger.Error("reading from the cache store", zap.String("key", pkey), zap.Error(err))
+		}
+		return lk
+	}
+	if e.Status == 0 { // a vary marker: the URL is known, find the variant
+		b.Close()
+		lk.fwd = fwdVaryMiss
+		sec, ok := policy.VaryKey(varyFields(e.Header), reqHeader)
+		if !ok {
+			return lk
+		}
+		lk.key = pkey + varySep + sec
+		e, b, err = h.Store.Get(ctx, lk.key)
+		if err != nil {
+			if !errors.Is(err, store.ErrNotFound) {
+				h.logger.Error("reading from the cache store", zap.String("key", lk.key), zap.Error(err))
+			}
+			return lk
+		}
+	}
+	lk.entry, lk.body = e, b
+	return lk
+}
+
+// varyFields returns the field names listed in h's Vary fields.
+func varyFields(h http.Header) []string {
+	var out []string
+	for _, v := range h.Values("Vary") {
+		for _, f := range strings.Split(v, ",") {
+			if f = strings.TrimSpace(f); f != "" {
+				out = append(out, f)
+			}
+		}
+	}
+	return out
+}
+
+// derived is what the handler computes once per stored entry
+// (store.Entry.Derived), so that a hit parses no header field.
+type derived struct {
+	optsKey    string           // the policy options it was computed with
+	fresh      policy.Freshness // §4.2.1, §4.2.2, RFC 5861
+	initialAge time.Duration    // corrected_initial_age, §4.2.3
+
+	// Strings of the hit path, made once (per second for the ttl).
+	hitStatus     atomic.Pointer[ttlString] // Cache-Status of a plain hit
+	contentLength atomic.Pointer[string]    // when the stored header has none
+}
+
+// ttlString is a Cache-Status value for one ttl, in seconds.
+type ttlString struct {
+	ttl int64
+	s   string
+}
+
+// hitCacheStatus returns cs.String() for a plain hit, made once per ttl
+// second.
+func (d *derived) hitCacheStatus(cs *cacheStatus) string {
+	ttl := ttlSeconds(cs.ttl)
+	if p := d.hitStatus.Load(); p != nil && p.ttl == ttl {
+		return p.s
+	}
+	s := cs.String()
+	d.hitStatus.Store(&ttlString{ttl: ttl, s: s})
+	return s
+}
+
+// contentLengthOf returns the body size as a field value, made once.
+func (d *derived) contentLengthOf(size int64) string {
+	if p := d.contentLength.Load(); p != nil {
+		return *p
+	}
+	s := strconv.FormatInt(size, 10)
+	d.contentLength.Store(&s)
+	return s
+}
+
+// derive computes the derived data of an entry with status, header and
+// times as given.
+func (h *Handler) derive(status int, hdr http.Header, requestTime, responseTime time.Time) *derived {
+	return &derived{
+		optsKey:    h.optsKey,
+		fresh:      policy.ResponseFreshnessStatus(status, hdr, responseTime, h.opts),
+		initialAge: policy.CorrectedInitialAge(hdr, requestTime, responseTime),
+	}
+}
+
+// entryDerived returns e's derived data, computing it again when the
+// store did not keep it or the options changed (a reload).
+func (h *Handler) entryDerived(e *store.Entry) *derived {
+	if d, ok := e.Derived.(*derived); ok && d.optsKey == h.optsKey {
+		return d
+	}
+	return h.derive(e.Status, e.Header, e.RequestTime, e.ResponseTime)
+}
+
+// evaluate decides how the stored entry e may answer a request with
+// header reqHeader now.
+func (h *Handler) evaluate(reqHeader http.Header, e *store.Entry) policy.Decision {
+	d := h.entryDerived(e)
+	return policy.EvaluateAge(reqHeader, d.fresh, policy.AgeAt(d.initialAge, e.ResponseTime, h.now()))
+}
+
+// serveCacheable serves a GET or HEAD request from the store, or fetches it
+// (collapsed with other requests of the same key) and stores it.
+func (h *Handler) serveCacheable(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	ctx := r.Context()
+	pkey := h.keys.key(r)
+	var reqCC policy.Directives
+	if v := r.Header["Cache-Control"]; len(v) > 0 {
+		reqCC = policy.ParseCacheControl(v)
+	}
+	// What a fetch for this request may store: only a GET response to a
+	// whole-body request whose request allows storing (§5.2.1.5).
+	storeOK, passDetail := true, ""
+	switch {
+	case r.Method == http.MethodHead:
+		storeOK, passDetail = false, "head"
+	case r.Header["Range"] != nil:
+		storeOK, passDetail = false, "range"
+	case reqCC.NoStore:
+		storeOK, passDetail = false, string(policy.ReasonReqNoStore)
+	}
+
+	var collapsed int8
+	for attempt := 0; ; attempt++ {
+		lk := h.lookup(ctx, pkey, r.Header)
+		var dec policy.Decision
+		if lk.entry != nil {
+			dec = h.evaluate(r.Header, lk.entry)
+			switch dec.Action {
+			case policy.Serve:
+				cs := cacheStatus{ttl: dec.TTL, hasTTL: true}
+				result := resultHit
+				if collapsed == 1 {
+					cs.fwd, cs.collapsed, result = fwdURIMiss, 1, resultCollapsed
+				}
+				return h.serveStored(w, r, &lk, dec, cs, result)
+			case policy.ServeStaleRevalidate:
+				h.refresh(r, next, lk, dec)
+				cs := cacheStatus{ttl: dec.TTL, hasTTL: true, detail: "stale-while-revalidate"}
+				return h.serveStored(w, r, &lk, dec, cs, resultStale)
+			}
+		}
+
+		// §5.2.1.7: only-if-cached and nothing usable.
+		if reqCC.OnlyIfCached {
+			lk.close()
+			cs := cacheStatus{fwd: lk.fwd, detail: "only-if-cached"}
+			if lk.entry != nil {
+				cs.fwd = fwdStale
+			}
+			w.Header()["Cache-Status"] = []string{cs.String()}
+			h.report(r, resultUnavailable)
+			w.WriteHeader(http.StatusGatewayTimeout)
+			return nil
+		}
+
+		flk := lk // the fetch keeps its own copy, so that lk stays on the stack on hits
+		f := fetch{h: h, r: r, next: next, lk: &flk, dec: dec, store: storeOK}
+		f.cs.fwd = lk.fwd
+		if lk.entry != nil {
+			f.cs.fwd = fwdStale
+			if reqCC.NoCache || (reqCC.MaxAge.Set && reqCC.MaxAge.D == 0) {
+				f.cs.fwd = fwdRequest
+			}
+			f.revalidate = dec.Action == policy.Revalidate && policy.HasValidator(lk.entry.Header)
+			f.staleIfError = dec.StaleIfErrorOK
+		}
+		if collapsed != 0 {
+			// Waited for another request's fetch and could not use it
+			// (e.g. another variant): collapsed=?0 (RFC 9211 §2.6).
+			f.cs.collapsed = -1
+		}
+		if !storeOK {
+			f.cs.detail = passDetail
+			return f.run(w)
+		}
+		if lk.entry == nil && h.hitForMiss(lk.key) {
+			f.cs.detail = detailHitForMiss
+			return f.run(w)
+		}
+		fl, leader := h.join(lk.key)
+		if leader {
+			f.flight = fl
+			return f.run(w)
+		}
+		// A waiter: do not hold the stored body while waiting.
+		flk.close()
+		f.lk.entry, f.revalidate, f.staleIfError = nil, false, false
+		if attempt > 0 {
+			// Waited once already and the key is still in flight: go on alone.
+			f.cs.collapsed = -1
+			return f.run(w)
+		}
+		o, ok := h.wait(ctx, fl)
+		if !ok || o == outcomeUncacheable {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			f.cs.collapsed = -1
+			return f.run(w)
+		}
+		if o == outcomeStored {
+			collapsed = 1
+		}
+	}
+}
+
+// serveStored writes a stored response: its header, Age, Cache-Status, and
+// its body (or 304 to a matching conditional request, or a range).
+func (h *Handler) serveStored(w http.ResponseWriter, r *http.Request, lk *lookup, dec policy.Decision, cs cacheStatus, result string) error {
+	defer lk.close()
+	e, body := lk.entry, lk.body
+	hdr := w.Header()
+	// Stored header slices are never appended to in place (Header.Clone
+	// caps them), so sharing them is safe.
+	for k, v := range e.Header {
+		hdr[k] = v
+	}
+	d := h.entryDerived(e)
+	var status string
+	if cs.fwd == "" && cs.detail == "" && cs.hasTTL {
+		status = d.hitCacheStatus(&cs)
+	} else {
+		status = cs.String()
+	}
+	// One allocation for both fields' value slices.
+	vals := &[2]string{strconv.FormatInt(int64(max(dec.Age, 0)/time.Second), 10), status}
+	hdr["Age"] = vals[0:1:1]
+	hdr["Cache-Status"] = vals[1:2:2]
+	h.report(r, result)
+
+	if e.Status >= 200 && e.Status < 300 && policy.NotModified(r.Header, e.Header) {
+		// §4.3.2: a fresh or validated stored response answers the client's
+		// conditional request.
+		delete(hdr, "Content-Length")
+		w.WriteHeader(http.StatusNotModified)
+		return nil
+	}
+	if e.Status == http.StatusOK && r.Header["Range"] != nil {
+		return serveRange(w, r, e, body)
+	}
+	if _, ok := hdr["Content-Length"]; !ok {
+		hdr["Content-Length"] = []string{d.contentLengthOf(body.Size())}
+	}
+	w.WriteHeader(e.Status)
+	if r.Method == http.MethodHead {
+		return nil
+	}
+	// Errors writing to the client are the client's (gone); nothing to do.
+	if bb, ok := body.(store.BytesBody); ok {
+		_, _ = w.Write(bb.Bytes())
+		return nil
+	}
+	_, _ = io.Copy(w, body)
+	return nil
+}
+
+// serveRange answers a Range request (RFC 9110 §14) from a complete stored
+// 200 response, with 206 or 416, honouring If-Range against the stored
+// ETag and Last-Modified.
+func serveRange(w http.ResponseWriter, r *http.Request, e *store.Entry, body store.Body) error {
+	hdr := w.Header()
+	// http.ServeContent sets Content-Length itself, except for encoded
+	// content, where the stored full length would be wrong for a part.
+	delete(hdr, "Content-Length")
+	if _, ok := hdr["Content-Type"]; !ok {
+		hdr["Content-Type"] = nil // no sniffing: the origin sent none
+	}
+	var modtime time.Time
+	if lm := e.Header.Get("Last-Modified"); lm != "" {
+		if t, err := http.ParseTime(lm); err == nil {
+			modtime = t
+		}
+	}
+	if _, err := body.Seek(0, io.SeekStart); err != nil {
+		return caddyhttp.Error(http.StatusInternalServerError, err)
+	}
+	http.ServeContent(w, r, "", modtime, body)
+	return nil
+}
+
+// refresh starts a background revalidation of a stale entry served under
+// stale-while-revalidate (RFC 5861 §3), unless the key is already being
+// fetched. It runs detached from the client's request, bounded by
+// refreshTimeout and by the config's lifetime.
+func (h *Handler) refresh(r *http.Request, next caddyhttp.Handler, lk lookup, dec policy.Decision) {
+	fl, leader := h.join(lk.key)
+	if !leader {
+		return
+	}
+	// Another refresh may have landed since lk was looked up.
+	if e, b, err := h.Store.Get(r.Context(), lk.key); err == nil {
+		b.Close()
+		if e.ResponseTime.After(lk.entry.ResponseTime) {
+			h.land(lk.key, fl, outcomeStored)
+			return
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), refreshTimeout)
+	stop := func() bool { return false }
+	if h.ctx != nil {
+		stop = context.AfterFunc(h.ctx, cancel)
+	}
+	r2 := r.Clone(ctx)
+	r2.Method = http.MethodGet // a HEAD or Range hit refreshes the whole GET response
+	for _, f := range clientConditionals {
+		delete(r2.Header, f)
+	}
+	delete(r2.Header, "Range")
+	delete(r2.Header, "If-Range")
+	w := &discardWriter{header: make(http.Header)}
+	if srv, ok := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server); ok && srv != nil {
+		// A replacer and vars of its own: the client's request may be
+		// logged while the refresh runs. They start as copies of the
+		// client's, so that what earlier handlers set (vars, map) still
+		// steers the next handlers (e.g. a dynamic upstream).
+		repl := caddy.NewReplacer()
+		r2 = caddyhttp.PrepareRequest(r2, repl, w, srv)
+		if orig, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+			repl.Map(func(key string) (any, bool) {
+				if strings.HasPrefix(key, "http.") {
+					return nil, false // the refresh's own request answers these
+				}
+				return orig.Get(key) // static values are safe to read concurrently
+			})
+		}
+		if vars, ok := r.Context().Value(caddyhttp.VarsCtxKey).(map[string]any); ok {
+			if vars2, ok := r2.Context().Value(caddyhttp.VarsCtxKey).(map[string]any); ok {
+				for k, v := range vars { // copied now, while the client's request waits for us
+					if _, set := vars2[k]; !set {
+						vars2[k] = v
+					}
+				}
+			}
+		}
+	}
+	f := fetch{
+		h: h, r: r2, next: next, dec: dec, store: true, flight: fl, background: true,
+		lk:         &lookup{pkey: lk.pkey, key: lk.key, entry: lk.entry},
+		revalidate: policy.HasValidator(lk.entry.Header),
+	}
+	f.cs.fwd = fwdStale
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		defer cancel()
+		defer stop()
+		defer func() {
+			if p := recover(); p != nil && p != http.ErrAbortHandler {
+				h.logger.Error("background refresh panicked", zap.Any("panic", p))
+			}
+		}()
+		if err := f.run(w); err != nil {
+			if c := h.logger.Check(zapcore.DebugLevel, "background refresh failed"); c != nil {
+				c.Write(zap.String("key", lk.key), zap.Error(err))
+			}
+		}
+	}()
+}
+
+// discardWriter is the response writer of a background refresh.
+type discardWriter struct {
+	header http.Header
+}
+
+func (d *discardWriter) Header() http.Header         { return d.header }
+func (d *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (d *discardWriter) WriteHeader(int)             {}
+
+// clientConditionals are the request fields a fetch that may store removes
+// (and a revalidation replaces with the stored validators): the client's
+// own conditionals must not decide what the cache stores (§4.3.1), and the
+// cache answers them itself (§4.3.2). If-Match and If-Unmodified-Since are
+// left for the origin to evaluate: its 412 is not stored.
+var clientConditionals = []string{"If-None-Match", "If-Modified-Since"}

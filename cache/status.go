@@ -1,0 +1,134 @@
+package cache
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// cacheName is the cache's name in Cache-Status (RFC 9211 §2).
+const cacheName = "caddy-edge"
+
+// Results: the value of the {http_cache.status} placeholder, the
+// http_cache_status access-log field and the result label of
+// caddy_http_cache_requests_total.
+const (
+	resultHit         = "hit"         // served from a fresh stored response
+	resultStale       = "stale"       // served a stale stored response (stale-while-revalidate or stale-if-error)
+	resultRevalidated = "revalidated" // a stored response was validated with the origin (304) and served
+	resultCollapsed   = "collapsed"   // waited for another request's fetch of the same key and was served from it
+	resultMiss        = "miss"        // fetched from the origin and stored
+	resultUncacheable = "uncacheable" // fetched from the origin and not stored (see detail)
+	resultBypass      = "bypass"      // a bypass matcher matched, or the request cannot be cached (method, Upgrade)
+	resultUnavailable = "unavailable" // only-if-cached and nothing usable stored: 504
+)
+
+// resultValues holds each result as an interface value, so that setting
+// the placeholder does not allocate.
+var resultValues = func() map[string]any {
+	m := make(map[string]any)
+	for _, r := range []string{resultHit, resultStale, resultRevalidated, resultCollapsed, resultMiss, resultUncacheable, resultBypass, resultUnavailable} {
+		m[r] = r
+	}
+	return m
+}()
+
+// fwd values of Cache-Status (RFC 9211 §2.2).
+const (
+	fwdBypass   = "bypass"
+	fwdMethod   = "method"
+	fwdURIMiss  = "uri-miss"
+	fwdVaryMiss = "vary-miss"
+	fwdMiss     = "miss"
+	fwdRequest  = "request"
+	fwdStale    = "stale"
+)
+
+// detailHitForMiss is the detail of a request sent to the origin without
+// collapsing because the key's last response was not storable.
+const detailHitForMiss = "hit-for-miss"
+
+// cacheStatus builds a Cache-Status field value. The zero value is a hit.
+type cacheStatus struct {
+	fwd       string // "" on a hit
+	fwdStatus int    // 0: not sent
+	stored    bool
+	collapsed int8 // 0: absent, 1: collapsed, -1: collapsed=?0
+	ttl       time.Duration
+	hasTTL    bool
+	detail    string // token; "" for none
+}
+
+// String returns the field value, e.g. `caddy-edge; hit; ttl=42` or
+// `caddy-edge; fwd=uri-miss; fwd-status=200; stored; ttl=60`.
+func (s *cacheStatus) String() string {
+	b := make([]byte, 0, 96)
+	b = append(b, cacheName...)
+	if s.fwd == "" {
+		b = append(b, "; hit"...)
+	} else {
+		b = append(b, "; fwd="...)
+		b = append(b, s.fwd...)
+		if s.fwdStatus != 0 {
+			b = append(b, "; fwd-status="...)
+			b = strconv.AppendInt(b, int64(s.fwdStatus), 10)
+		}
+		if s.stored {
+			b = append(b, "; stored"...)
+		}
+		switch s.collapsed {
+		case 1:
+			b = append(b, "; collapsed"...)
+		case -1:
+			b = append(b, "; collapsed=?0"...)
+		}
+	}
+	if s.hasTTL {
+		b = append(b, "; ttl="...)
+		b = strconv.AppendInt(b, ttlSeconds(s.ttl), 10)
+	}
+	if s.detail != "" {
+		b = append(b, "; detail="...)
+		b = append(b, s.detail...)
+	}
+	return string(b)
+}
+
+// ttlSeconds is ttl in whole seconds, rounded up, so that it agrees with
+// the Age field (current_age rounded down): Age 0 and ttl=60 for a response
+// with max-age=60 that has just arrived.
+func ttlSeconds(ttl time.Duration) int64 {
+	s := int64(ttl / time.Second)
+	if ttl%time.Second > 0 {
+		s++
+	}
+	return s
+}
+
+// report sets the {http_cache.status} placeholder and the access-log field
+// for r, and counts the result.
+func (h *Handler) report(r *http.Request, result string) {
+	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+		v, ok := resultValues[result]
+		if !ok {
+			v = result
+		}
+		repl.Set("http_cache.status", v)
+	}
+	// ExtraLogFields.Set costs a fresh map per call: skip it when the
+	// server writes no access log.
+	if srv, ok := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server); !ok || srv == nil || srv.Logs != nil {
+		if extra, ok := r.Context().Value(caddyhttp.ExtraLogFieldsCtxKey).(*caddyhttp.ExtraLogFields); ok {
+			extra.Set(zap.String("http_cache_status", result))
+		}
+	}
+	metrics.count(result)
+	if c := h.logger.Check(zapcore.DebugLevel, "http_cache"); c != nil {
+		c.Write(zap.String("result", result), zap.String("method", r.Method), zap.String("uri", r.RequestURI))
+	}
+}

@@ -1,0 +1,44 @@
+package cache
+
+import (
+	"testing"
+	"time"
+)
+
+func TestCacheStatusString(t *testing.T) {
+	for _, tt := range []struct {
+		cs   cacheStatus
+		want string
+	}{
+		{cacheStatus{ttl: 42 * time.Second, hasTTL: true}, "caddy-edge; hit; ttl=42"},
+		{cacheStatus{ttl: -3500 * time.Millisecond, hasTTL: true, detail: "stale-while-revalidate"}, "caddy-edge; hit; ttl=-3; detail=stale-while-revalidate"},
+		{cacheStatus{fwd: fwdURIMiss, fwdStatus: 200, stored: true, ttl: time.Minute, hasTTL: true}, "caddy-edge; fwd=uri-miss; fwd-status=200; stored; ttl=60"},
+		{cacheStatus{fwd: fwdURIMiss, collapsed: 1, ttl: time.Minute, hasTTL: true}, "caddy-edge; fwd=uri-miss; collapsed; ttl=60"},
+		{cacheStatus{fwd: fwdVaryMiss, fwdStatus: 200, collapsed: -1, detail: "no-store"}, "caddy-edge; fwd=vary-miss; fwd-status=200; collapsed=?0; detail=no-store"},
+		{cacheStatus{fwd: fwdStale, fwdStatus: 503, ttl: -time.Minute, hasTTL: true, detail: "stale-if-error"}, "caddy-edge; fwd=stale; fwd-status=503; ttl=-60; detail=stale-if-error"},
+		{cacheStatus{fwd: fwdBypass}, "caddy-edge; fwd=bypass"},
+	} {
+		if got := tt.cs.String(); got != tt.want {
+			t.Errorf("got  %q\nwant %q", got, tt.want)
+		}
+	}
+}
+
+func TestDefaultKey(t *testing.T) {
+	for _, tt := range []struct {
+		k                         keyer
+		scheme, host, path, query string
+		want                      string
+	}{
+		{keyer{}, "http", "Example.COM", "/a", "b=1", "http://example.com/a?b=1"},
+		{keyer{}, "https", "h", "", "", "https://h/"},
+		{keyer{sortQuery: true}, "http", "h", "/", "b=2&a=1&a=0", "http://h/?a=1&a=0&b=2"},
+		{keyer{ignore: []string{"utm_*", "fbclid"}}, "http", "h", "/", "utm_source=x&id=3&fbclid=y", "http://h/?id=3"},
+		{keyer{ignore: []string{"utm_*"}}, "http", "h", "/", "utm_a=1", "http://h/"},
+		{keyer{ignore: []string{"utm_*"}}, "http", "h", "/", "%75tm_a=1&x", "http://h/?x"},
+	} {
+		if got := tt.k.defaultKey(tt.scheme, tt.host, tt.path, tt.query); got != tt.want {
+			t.Errorf("defaultKey(%q, %q, %q, %q) = %q, want %q", tt.scheme, tt.host, tt.path, tt.query, got, tt.want)
+		}
+	}
+}

@@ -1,0 +1,131 @@
+package memory
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/caddy-edge/edge/cache/store"
+)
+
+// BenchmarkGetHit measures a hit on a 1 KiB entry: Get, the body's Bytes
+// (what the handler writes) and Close.
+func BenchmarkGetHit(b *testing.B) {
+	ctx := context.Background()
+	c := newCache(b, Config{})
+	body := make([]byte, 1<<10)
+	w, _ := c.Put(ctx, "https://example.com/page", benchEntry())
+	w.Write(body)
+	if err := w.Commit(); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		_, rb, err := c.Get(ctx, "https://example.com/page")
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(rb.(store.BytesBody).Bytes()) != len(body) {
+			b.Fatal("short body")
+		}
+		rb.Close()
+	}
+}
+
+// BenchmarkPut measures storing an entry (Put, Write in 32 KiB chunks,
+// Commit), over a set of keys that fits the budget, with the size hint a
+// Content-Length gives and without one.
+func BenchmarkPut(b *testing.B) {
+	for _, bc := range []struct {
+		size int
+		hint bool
+	}{{1 << 10, true}, {1 << 20, true}, {1 << 20, false}} {
+		name := strconv.Itoa(bc.size>>10) + "KiB"
+		if !bc.hint {
+			name += "-nohint"
+		}
+		size := bc.size
+		b.Run(name, func(b *testing.B) {
+			ctx := context.Background()
+			c := newCache(b, Config{})
+			body := make([]byte, size)
+			keys := make([]string, 64)
+			for i := range keys {
+				keys[i] = "https://example.com/" + strconv.Itoa(i)
+			}
+			b.ReportAllocs()
+			b.SetBytes(int64(size))
+			i := 0
+			for b.Loop() {
+				e := benchEntry()
+				if bc.hint {
+					e.Size = int64(size)
+				}
+				w, err := c.Put(ctx, keys[i%len(keys)], e)
+				if err != nil {
+					b.Fatal(err)
+				}
+				for rest := body; len(rest) > 0; {
+					n := min(len(rest), 32<<10)
+					w.Write(rest[:n])
+					rest = rest[n:]
+				}
+				if err := w.Commit(); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+		})
+	}
+}
+
+// BenchmarkParallelGet measures hits on 1 KiB entries from every CPU at
+// once, spread over 1024 keys.
+func BenchmarkParallelGet(b *testing.B) {
+	ctx := context.Background()
+	c := newCache(b, Config{})
+	keys := make([]string, 1024)
+	for i := range keys {
+		keys[i] = "https://example.com/" + strconv.Itoa(i)
+		w, _ := c.Put(ctx, keys[i], benchEntry())
+		w.Write(make([]byte, 1<<10))
+		if err := w.Commit(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	b.SetBytes(1 << 10)
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			_, rb, err := c.Get(ctx, keys[i&1023])
+			if err != nil {
+				b.Fatal(err)
+			}
+			rb.Close()
+			i++
+		}
+	})
+}
+
+// benchEntry is a typical stored response: a few header fields and an
+// Expires an hour ahead.
+func benchEntry() *store.Entry {
+	now := time.Now()
+	return &store.Entry{
+		Status: 200,
+		Header: http.Header{
+			"Content-Type":  {"text/html; charset=utf-8"},
+			"Cache-Control": {"public, max-age=3600"},
+			"Etag":          {`"5f2a-17c3b"`},
+			"Last-Modified": {"Tue, 01 Sep 2026 10:00:00 GMT"},
+		},
+		RequestTime:  now,
+		ResponseTime: now,
+		Expires:      now.Add(time.Hour),
+		Size:         -1,
+	}
+}

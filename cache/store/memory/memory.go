@@ -1,0 +1,561 @@
+// Package memory is the in-memory store of http_cache, its default store.
+//
+// A Cache holds each body in one []byte and bounds the total by a byte
+// budget. Eviction is W-TinyLFU (github.com/maypok86/otter/v2): an entry
+// that is requested often survives a burst of entries requested once, as a
+// scan of many URLs would bring. Entries also leave when their
+// store.Entry.Expires passes.
+//
+// The Caddy module http.cache.stores.memory (type Store) shares one Cache
+// per name between sites and across config reloads; see Store.
+package memory
+
+import (
+	"context"
+	"errors"
+	"io"
+	"math"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/maypok86/otter/v2"
+
+	"github.com/caddy-edge/edge/cache/store"
+)
+
+// DefaultMaxSize is the byte budget of a store that sets none: 256 MiB.
+const DefaultMaxSize int64 = 256 << 20
+
+// MaxEntryFraction is the share of the byte budget that one entry may take
+// at most: an entry heavier than MaxSize/MaxEntryFraction is refused with
+// store.ErrTooLarge. A single entry that fills a large part of the budget
+// would push out many popular ones at once.
+const MaxEntryFraction = 8
+
+// entryOverhead estimates, in bytes, what an entry costs beyond its key,
+// body, header fields and tags: the Entry and item structs, the body
+// reader's slice header, the eviction policy's node, and the hash table
+// and tag index slots.
+const entryOverhead = 320
+
+// coarseResolution is how often the default clock reads the time: an entry
+// may be returned up to this long after its Expires (never before).
+const coarseResolution = 10 * time.Millisecond
+
+// preallocMax is the most a Put preallocates for a body of announced
+// size: 1 MiB.
+const preallocMax = 1 << 20
+
+// fieldOverhead estimates the cost of one header field value or tag beyond
+// its bytes: a string header and a slice or map slot.
+const fieldOverhead = 32
+
+// Config configures a Cache.
+type Config struct {
+	// MaxSize is the byte budget. Zero means DefaultMaxSize.
+	MaxSize int64
+	// Now returns the current time. It decides when an entry has expired.
+	// Nil means the real time, read every 10ms (coarseResolution). Tests
+	// inject a clock here so that expiry needs no sleep; a Cache with a
+	// Now of its own does no periodic clean-up (expired entries are
+	// dropped by writes and maintenance, and never returned).
+	Now func() time.Time
+}
+
+// item is what the otter cache holds under a key. Items are immutable
+// once in the cache: Update and Commit put new items, so readers of an
+// old item keep a consistent entry and body.
+type item struct {
+	entry  *store.Entry
+	body   []byte
+	weight uint32
+	// expires caches entry.Expires as Unix nanoseconds; 0 means never.
+	expires int64
+}
+
+// Cache is an in-memory store.Store bounded by a byte budget. The zero
+// value is not usable; create one with New and Close it when done.
+type Cache struct {
+	c        *otter.Cache[string, *item]
+	clock    otter.Clock        // the time for expiry, shared with otter
+	coarse   *otter.CoarseClock // the default clock, stopped by Close; nil with Config.Now
+	maxSize  atomic.Int64
+	maxEntry atomic.Int64 // the largest weight one entry may have
+
+	entries atomic.Int64 // entries in c, kept by indexAdd and onDeletion
+	bytes   atomic.Int64 // sum of the weights of the entries in c
+
+	mu   sync.Mutex                  // protects tags
+	tags map[string]map[string]*item // tag -> key -> item that carries tag
+}
+
+// New returns a Cache configured by cfg.
+func New(cfg Config) (*Cache, error) {
+	if cfg.MaxSize < 0 {
+		return nil, errors.New("max_size must not be negative")
+	}
+	if cfg.MaxSize == 0 {
+		cfg.MaxSize = DefaultMaxSize
+	}
+	c := &Cache{tags: make(map[string]map[string]*item)}
+	if cfg.Now != nil {
+		c.clock = clock{cfg.Now}
+	} else {
+		// Reading the precise time is a large part of a hit (twice
+		// ~25ns on a VM); Expires is about HTTP freshness, in seconds.
+		c.coarse = otter.NewCoarseClock(coarseResolution)
+		c.clock = c.coarse
+	}
+	c.setLimits(cfg.MaxSize)
+	opts := &otter.Options[string, *item]{
+		MaximumWeight:    uint64(cfg.MaxSize),
+		Weigher:          func(_ string, it *item) uint32 { return it.weight },
+		ExpiryCalculator: otter.ExpiryWritingFunc(c.expiresAfter),
+		OnAtomicDeletion: c.onDeletion,
+		Clock:            c.clock,
+	}
+	oc, err := otter.New(opts)
+	if err != nil {
+		c.stopClock()
+		return nil, err
+	}
+	c.c = oc
+	return c, nil
+}
+
+// Close stops the Cache's background work: the periodic clean-up and the
+// coarse clock. The Cache keeps answering without them, so that requests
+// still in flight when a config is unloaded finish normally.
+func (c *Cache) Close() {
+	c.c.StopAllGoroutines()
+	c.stopClock()
+}
+
+func (c *Cache) stopClock() {
+	if c.coarse != nil {
+		c.coarse.Stop()
+	}
+}
+
+// MaxSize returns the byte budget.
+func (c *Cache) MaxSize() int64 { return c.maxSize.Load() }
+
+// Resize sets a new byte budget. Shrinking evicts entries until the store
+// fits; writers started before keep the entry limit they started with.
+func (c *Cache) Resize(maxSize int64) error {
+	if maxSize <= 0 {
+		return errors.New("max_size must be positive")
+	}
+	c.setLimits(maxSize)
+	c.c.SetMaximum(uint64(maxSize))
+	return nil
+}
+
+func (c *Cache) setLimits(maxSize int64) {
+	c.maxSize.Store(maxSize)
+	c.maxEntry.Store(min(maxSize/MaxEntryFraction, math.MaxUint32))
+}
+
+// MaxEntrySize returns the largest weight (body plus metadata estimate)
+// that one entry may have.
+func (c *Cache) MaxEntrySize() int64 { return c.maxEntry.Load() }
+
+// Get returns the entry under key and its body. The body implements
+// store.BytesBody. A hit allocates only the body reader.
+func (c *Cache) Get(_ context.Context, key string) (*store.Entry, store.Body, error) {
+	it, ok := c.c.GetIfPresent(key)
+	if !ok || c.expired(it) {
+		return nil, nil, store.ErrNotFound
+	}
+	return it.entry, &Body{b: it.body}, nil
+}
+
+// expired reports whether it's Expires has passed. Otter drops such entries
+// too, but its clock and ours may disagree by a tick.
+func (c *Cache) expired(it *item) bool {
+	return it.expires != 0 && c.clock.NowNano() >= it.expires
+}
+
+// Put starts storing an entry under key. When e.Size is a known length the
+// body buffer is allocated at once; a hint above MaxEntrySize returns
+// store.ErrTooLarge.
+func (c *Cache) Put(_ context.Context, key string, e *store.Entry) (store.Writer, error) {
+	meta, limit := metaWeight(key, e), c.maxEntry.Load()
+	if max(e.Size, 0)+meta > limit {
+		return nil, store.ErrTooLarge
+	}
+	w := &writer{c: c, key: key, entry: e.Clone(), meta: meta, limit: limit, hint: e.Size}
+	if e.Size > 0 {
+		// Up to preallocMax at once, the rest when the body gets there:
+		// a stalled origin that announced a large Content-Length does not
+		// hold the whole length from the first byte.
+		w.buf = make([]byte, 0, min(e.Size, preallocMax))
+	}
+	return w, nil
+}
+
+// Update replaces the metadata of the entry under key and keeps its body.
+func (c *Cache) Update(_ context.Context, key string, e *store.Entry) error {
+	ne := e.Clone()
+	found := false
+	c.c.ComputeIfPresent(key, func(old *item) (*item, otter.ComputeOp) {
+		if c.expired(old) {
+			return old, otter.CancelOp
+		}
+		found = true
+		ne.Size = int64(len(old.body))
+		it := newItem(ne, old.body, metaWeight(key, ne))
+		c.indexAdd(key, it)
+		return it, otter.WriteOp
+	})
+	if !found {
+		return store.ErrNotFound
+	}
+	return nil
+}
+
+// Delete removes the entries under the keys.
+func (c *Cache) Delete(_ context.Context, keys ...string) error {
+	for _, k := range keys {
+		c.c.Invalidate(k)
+	}
+	return nil
+}
+
+// PurgePrefix removes every entry whose key starts with prefix. It scans
+// every key: its cost grows with the number of entries (O(n)).
+func (c *Cache) PurgePrefix(_ context.Context, prefix string) (int, error) {
+	var keys []string
+	for k := range c.c.Keys() {
+		if strings.HasPrefix(k, prefix) {
+			keys = append(keys, k)
+		}
+	}
+	n := 0
+	for _, k := range keys {
+		if _, ok := c.c.Invalidate(k); ok {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// PurgeTag removes every entry that carries tag. It looks the keys up in
+// an index, so its cost grows with the number of entries that carry tag.
+func (c *Cache) PurgeTag(_ context.Context, tag string) (int, error) {
+	c.mu.Lock()
+	keys := make([]string, 0, len(c.tags[tag]))
+	for k := range c.tags[tag] {
+		keys = append(keys, k)
+	}
+	c.mu.Unlock()
+
+	n := 0
+	for _, k := range keys {
+		// The entry may have been replaced since the index was read:
+		// remove it only if the entry there now carries tag.
+		c.c.ComputeIfPresent(k, func(old *item) (*item, otter.ComputeOp) {
+			if !hasTag(old.entry.Tags, tag) {
+				return old, otter.CancelOp
+			}
+			if !c.expired(old) {
+				n++
+			}
+			return nil, otter.InvalidateOp
+		})
+	}
+	return n, nil
+}
+
+// Stats reports the number of entries, their total weight (bodies plus
+// the metadata estimate) and the byte budget. Expired entries count until
+// they are dropped.
+func (c *Cache) Stats() store.Stats {
+	return store.Stats{
+		Entries:  c.entries.Load(),
+		Bytes:    c.bytes.Load(),
+		Capacity: c.maxSize.Load(),
+	}
+}
+
+// CleanUp runs pending maintenance now: evictions for space and removal
+// of expired entries. It is never necessary; tests use it to observe the
+// effect of eviction.
+func (c *Cache) CleanUp() { c.c.CleanUp() }
+
+// commit stores it under key, replacing any entry there.
+func (c *Cache) commit(key string, it *item) {
+	c.c.Compute(key, func(*item, bool) (*item, otter.ComputeOp) {
+		c.indexAdd(key, it)
+		return it, otter.WriteOp
+	})
+}
+
+func newItem(e *store.Entry, body []byte, meta int64) *item {
+	it := &item{entry: e, body: body, weight: uint32(min(meta+int64(cap(body)), math.MaxUint32))}
+	if !e.Expires.IsZero() {
+		it.expires = unixNano(e.Expires)
+	}
+	return it
+}
+
+// unixNano returns t as Unix nanoseconds, saturated where they overflow
+// (before 1678, after 2261), and never 0, which stands for no expiry.
+func unixNano(t time.Time) int64 {
+	switch {
+	case t.After(maxUnixNano):
+		return math.MaxInt64
+	case t.Before(minUnixNano):
+		return math.MinInt64
+	case t.Equal(time.Unix(0, 0)):
+		return -1
+	}
+	return t.UnixNano()
+}
+
+var (
+	minUnixNano = time.Unix(0, math.MinInt64)
+	maxUnixNano = time.Unix(0, math.MaxInt64)
+)
+
+// indexAdd counts it in and adds it to the tag index. Called under the
+// bucket lock of key, from a Compute function, so that the index changes
+// of one key happen in the order of its writes.
+func (c *Cache) indexAdd(key string, it *item) {
+	c.entries.Add(1)
+	c.bytes.Add(int64(it.weight))
+	if len(it.entry.Tags) == 0 {
+		return
+	}
+	c.mu.Lock()
+	for _, t := range it.entry.Tags {
+		m := c.tags[t]
+		if m == nil {
+			m = make(map[string]*item)
+			c.tags[t] = m
+		}
+		m[key] = it
+	}
+	c.mu.Unlock()
+}
+
+// onDeletion counts an item out and removes it from the tag index, where
+// the index still points to it (a replacement may already have put its
+// successor there). Otter calls it under the bucket lock of the key, for
+// every cause: replacement, invalidation, eviction and expiration.
+func (c *Cache) onDeletion(e otter.DeletionEvent[string, *item]) {
+	it := e.Value
+	c.entries.Add(-1)
+	c.bytes.Add(-int64(it.weight))
+	if len(it.entry.Tags) == 0 {
+		return
+	}
+	c.mu.Lock()
+	for _, t := range it.entry.Tags {
+		if m := c.tags[t]; m != nil && m[e.Key] == it {
+			delete(m, e.Key)
+			if len(m) == 0 {
+				delete(c.tags, t)
+			}
+		}
+	}
+	c.mu.Unlock()
+}
+
+func hasTag(tags []string, tag string) bool {
+	for _, t := range tags {
+		if t == tag {
+			return true
+		}
+	}
+	return false
+}
+
+// metaWeight estimates the bytes an entry costs besides its body.
+func metaWeight(key string, e *store.Entry) int64 {
+	n := int64(entryOverhead + len(key))
+	for k, vs := range e.Header {
+		n += int64(len(k) + fieldOverhead)
+		for _, v := range vs {
+			n += int64(len(v) + fieldOverhead)
+		}
+	}
+	for _, t := range e.Tags {
+		// The tag is held by the entry and its key again by the index.
+		n += int64(len(t) + len(key) + 3*fieldOverhead)
+	}
+	return n
+}
+
+// writer buffers a body until Commit.
+type writer struct {
+	c     *Cache
+	key   string
+	entry *store.Entry
+	meta  int64 // metaWeight of key and entry
+	limit int64 // the entry weight limit when Put was called
+	hint  int64 // the size hint given to Put; -1 or 0 when unknown
+	buf   []byte
+	// tooLarge is set once the body outgrew the entry limit; buf is then
+	// released and n keeps counting.
+	tooLarge bool
+	n        int64
+	done     bool // Commit or Abort happened
+}
+
+// Write appends p to the body. It never fails: a body that outgrows the
+// entry limit is dropped and Commit reports store.ErrTooLarge.
+func (w *writer) Write(p []byte) (int, error) {
+	if w.done {
+		return 0, errors.New("write to a committed or aborted cache entry")
+	}
+	w.n += int64(len(p))
+	if w.tooLarge {
+		return len(p), nil
+	}
+	if w.n+w.meta > w.limit {
+		w.tooLarge = true
+		w.buf = nil
+		return len(p), nil
+	}
+	if need := len(w.buf) + len(p); need > cap(w.buf) {
+		// Double, as append does for small slices only: a body of unknown
+		// length then costs about 2x its size in allocations, not 5x.
+		// Never beyond what the entry limit allows.
+		c := max(2*cap(w.buf), need, 4096)
+		if int64(need) <= w.hint {
+			c = int(w.hint) // the announced length, in one step
+		}
+		c = min(c, int(w.limit-w.meta))
+		w.buf = append(make([]byte, 0, c), w.buf...)
+	}
+	w.buf = append(w.buf, p...)
+	return len(p), nil
+}
+
+// Commit makes the entry visible. A body that grew past its buffer is
+// copied into one of its exact length when the slack is over 1/8, so that
+// the budget is not spent on spare capacity.
+func (w *writer) Commit() error {
+	if w.done {
+		return errors.New("cache entry already committed or aborted")
+	}
+	w.done = true
+	if w.tooLarge || w.n+w.meta > w.limit {
+		w.buf = nil
+		return store.ErrTooLarge
+	}
+	body := w.buf
+	if cap(body)-len(body) > len(body)/8 {
+		body = append(make([]byte, 0, len(body)), body...)
+	}
+	w.buf = nil
+	w.entry.Size = int64(len(body))
+	it := newItem(w.entry, body, w.meta)
+	if w.c.expired(it) {
+		// Already past its Expires: it replaces the entry there, and is
+		// gone at once.
+		w.c.c.Invalidate(w.key)
+		return nil
+	}
+	w.c.commit(w.key, it)
+	return nil
+}
+
+// Abort discards the body.
+func (w *writer) Abort() {
+	w.done = true
+	w.buf = nil
+}
+
+// Body reads a stored body. It implements store.Body and store.BytesBody.
+type Body struct {
+	b   []byte
+	off int64
+}
+
+// Read reads from the current offset.
+func (b *Body) Read(p []byte) (int, error) {
+	if b.off >= int64(len(b.b)) {
+		return 0, io.EOF
+	}
+	n := copy(p, b.b[b.off:])
+	b.off += int64(n)
+	return n, nil
+}
+
+// ReadAt reads len(p) bytes at off, or fewer and io.EOF at the end.
+func (b *Body) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, errors.New("memory store body: negative offset")
+	}
+	if off >= int64(len(b.b)) {
+		return 0, io.EOF
+	}
+	n := copy(p, b.b[off:])
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// Seek sets the offset for the next Read.
+func (b *Body) Seek(offset int64, whence int) (int64, error) {
+	var abs int64
+	switch whence {
+	case io.SeekStart:
+		abs = offset
+	case io.SeekCurrent:
+		abs = b.off + offset
+	case io.SeekEnd:
+		abs = int64(len(b.b)) + offset
+	default:
+		return 0, errors.New("memory store body: invalid whence")
+	}
+	if abs < 0 {
+		return 0, errors.New("memory store body: negative position")
+	}
+	b.off = abs
+	return abs, nil
+}
+
+// Size returns the body's length.
+func (b *Body) Size() int64 { return int64(len(b.b)) }
+
+// Bytes returns the whole body. The slice must not be modified.
+func (b *Body) Bytes() []byte { return b.b }
+
+// Close does nothing; the body stays readable.
+func (b *Body) Close() error { return nil }
+
+// expiresAfter tells otter when an item expires: at its entry's Expires,
+// set on every write (a Commit or Update) and left alone by reads, which
+// then skip the calculator altogether (otter.ExpiryWritingFunc).
+func (c *Cache) expiresAfter(e otter.Entry[string, *item]) time.Duration {
+	if e.Value.expires == 0 {
+		return forever
+	}
+	// Otter reads a non-positive duration as "keep the deadline", which
+	// for a new entry is never: an entry already expired gets 1ns.
+	return max(time.Duration(e.Value.expires-c.clock.NowNano()), 1)
+}
+
+// forever stands for "no expiry"; otter saturates deadlines that overflow.
+const forever = time.Duration(math.MaxInt64)
+
+// clock adapts a Now function to otter's Clock. It gives no ticks, so the
+// cache runs no periodic clean-up goroutine.
+type clock struct{ now func() time.Time }
+
+func (c clock) NowNano() int64                      { return c.now().UnixNano() }
+func (c clock) Tick(time.Duration) <-chan time.Time { return nil }
+
+// Interface guards
+var (
+	_ store.Store     = (*Cache)(nil)
+	_ store.Body      = (*Body)(nil)
+	_ store.BytesBody = (*Body)(nil)
+	_ store.Writer    = (*writer)(nil)
+)

@@ -1,0 +1,426 @@
+package memory
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/caddy-edge/edge/cache/store"
+	"github.com/caddy-edge/edge/cache/store/storetest"
+)
+
+func newCache(t testing.TB, cfg Config) *Cache {
+	t.Helper()
+	c, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+func TestAcceptance(t *testing.T) {
+	storetest.RunWithClock(t, func(t *testing.T, now func() time.Time) store.Store {
+		return newCache(t, Config{MaxSize: 128 << 20, Now: now})
+	})
+}
+
+func TestAcceptanceRealClock(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store {
+		return newCache(t, Config{MaxSize: 128 << 20})
+	})
+}
+
+func TestNewRejectsNegativeSize(t *testing.T) {
+	if _, err := New(Config{MaxSize: -1}); err == nil {
+		t.Error("New accepted a negative MaxSize")
+	}
+	c := newCache(t, Config{})
+	if c.MaxSize() != DefaultMaxSize || c.Stats().Capacity != DefaultMaxSize {
+		t.Errorf("default MaxSize = %d, Capacity = %d; want %d", c.MaxSize(), c.Stats().Capacity, DefaultMaxSize)
+	}
+	if c.MaxEntrySize() != DefaultMaxSize/MaxEntryFraction {
+		t.Errorf("MaxEntrySize = %d, want %d", c.MaxEntrySize(), DefaultMaxSize/MaxEntryFraction)
+	}
+}
+
+func entry() *store.Entry {
+	return &store.Entry{Status: 200, Header: http.Header{"Content-Type": {"text/plain"}}, Size: -1}
+}
+
+func TestTooLarge(t *testing.T) {
+	ctx := context.Background()
+	c := newCache(t, Config{MaxSize: 8 << 20}) // entries up to 1 MiB
+	limit := c.MaxEntrySize()
+
+	t.Run("hint", func(t *testing.T) {
+		e := entry()
+		e.Size = limit
+		if _, err := c.Put(ctx, "k", e); !errors.Is(err, store.ErrTooLarge) {
+			t.Errorf("Put with a size hint of %d = %v, want ErrTooLarge", e.Size, err)
+		}
+	})
+	t.Run("streamed", func(t *testing.T) {
+		w, err := c.Put(ctx, "k", entry())
+		if err != nil {
+			t.Fatal(err)
+		}
+		chunk := make([]byte, 64<<10)
+		for written := int64(0); written <= limit; written += int64(len(chunk)) {
+			if n, err := w.Write(chunk); err != nil || n != len(chunk) {
+				t.Fatalf("Write past the limit = %d, %v; want it to keep accepting", n, err)
+			}
+		}
+		if err := w.Commit(); !errors.Is(err, store.ErrTooLarge) {
+			t.Errorf("Commit of a body over the limit = %v, want ErrTooLarge", err)
+		}
+		if _, _, err := c.Get(ctx, "k"); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("Get after a refused Commit = %v, want ErrNotFound", err)
+		}
+	})
+	t.Run("header", func(t *testing.T) {
+		e := entry()
+		e.Header.Set("X-Huge", string(make([]byte, limit)))
+		if _, err := c.Put(ctx, "k", e); !errors.Is(err, store.ErrTooLarge) {
+			t.Errorf("Put of an entry whose header alone is over the limit = %v, want ErrTooLarge", err)
+		}
+	})
+	t.Run("just under", func(t *testing.T) {
+		body := make([]byte, limit-metaWeight("k", entry()))
+		e := entry()
+		e.Size = int64(len(body))
+		w, err := c.Put(ctx, "k", e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write(body)
+		if err := w.Commit(); err != nil {
+			t.Fatalf("Commit of a body at the limit: %v", err)
+		}
+	})
+}
+
+// TestEvictionKeepsPopular fills a small store far beyond its budget with
+// entries read once, while a few entries that were read often are read
+// again only now and then, rarer than a least-recently-used policy would
+// need to keep them: the budget holds and the popular entries stay.
+func TestEvictionKeepsPopular(t *testing.T) {
+	ctx := context.Background()
+	const budget = 4 << 20 // about 250 entries of 16 KiB
+	c := newCache(t, Config{MaxSize: budget})
+	body := make([]byte, 16<<10)
+	putBody := func(key string) {
+		w, err := c.Put(ctx, key, entry())
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write(body)
+		if err := w.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	popular := []string{"hot-1", "hot-2", "hot-3", "hot-4"}
+	readPopular := func() {
+		for _, k := range popular {
+			if _, b, err := c.Get(ctx, k); err == nil {
+				b.Close()
+			}
+		}
+	}
+	// A store in use: full of entries read once. (Otter, like Caffeine,
+	// starts counting frequencies once the store is half full.)
+	for i := range 300 {
+		putBody(fmt.Sprintf("old-%d", i))
+	}
+	for _, k := range popular {
+		putBody(k)
+	}
+	for range 20 {
+		readPopular()
+		c.CleanUp()
+	}
+	for i := range 3000 { // ~48 MiB through a 4 MiB store
+		putBody(fmt.Sprintf("scan-%d", i))
+		if i%400 == 399 {
+			readPopular()
+		}
+		// Otter applies reads and writes to its policy in the
+		// background; in a loop this tight on one CPU that may lag far
+		// behind. Draining here keeps the test about the policy.
+		c.CleanUp()
+	}
+	st := c.Stats()
+	if st.Bytes > budget {
+		t.Errorf("Stats().Bytes = %d, over the budget %d", st.Bytes, budget)
+	}
+	if st.Entries < 200 {
+		t.Errorf("Stats().Entries = %d: the store holds far fewer entries than fit", st.Entries)
+	}
+	for _, k := range popular {
+		if _, _, err := c.Get(ctx, k); err != nil {
+			t.Errorf("popular entry %s was evicted by a scan: %v", k, err)
+		}
+	}
+}
+
+// TestTagIndexFollowsEviction checks that evicted entries leave the tag
+// index: the index does not grow without bound and a purge counts only
+// live entries.
+func TestTagIndexFollowsEviction(t *testing.T) {
+	ctx := context.Background()
+	c := newCache(t, Config{MaxSize: 1 << 20})
+	for i := range 2000 {
+		e := entry()
+		e.Tags = []string{"all", fmt.Sprintf("t%d", i)}
+		w, err := c.Put(ctx, fmt.Sprintf("k%d", i), e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write(bytes.Repeat([]byte("x"), 4096))
+		if err := w.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.CleanUp()
+	live := c.Stats().Entries
+	c.mu.Lock()
+	indexed, tags := len(c.tags["all"]), len(c.tags)
+	c.mu.Unlock()
+	if int64(indexed) != live || int64(tags) != live+1 {
+		t.Errorf("tag index holds %d keys under 'all' and %d tags for %d live entries", indexed, tags, live)
+	}
+	n, err := c.PurgeTag(ctx, "all")
+	if err != nil || int64(n) != live {
+		t.Errorf("PurgeTag(all) = %d, %v; want %d", n, err, live)
+	}
+	c.mu.Lock()
+	left := len(c.tags)
+	c.mu.Unlock()
+	if left != 0 || c.Stats().Entries != 0 || c.Stats().Bytes != 0 {
+		t.Errorf("after purging everything: %d tags indexed, Stats %+v", left, c.Stats())
+	}
+}
+
+// TestExpiredEntriesLeave checks that expired entries are dropped from the
+// store's accounting and the tag index, not only hidden from Get.
+func TestExpiredEntriesLeave(t *testing.T) {
+	ctx := context.Background()
+	clk := storetest.NewClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	c := newCache(t, Config{MaxSize: 8 << 20, Now: clk.Now})
+	for i := range 10 {
+		e := entry()
+		e.Expires = clk.Now().Add(time.Minute)
+		e.Tags = []string{"t"}
+		w, _ := c.Put(ctx, fmt.Sprintf("k%d", i), e)
+		w.Write([]byte("body"))
+		if err := w.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// An update that moves Expires into the past, and a replacement
+	// already expired when committed, end their entries too.
+	past := entry()
+	past.Expires = clk.Now().Add(-time.Second)
+	past.Tags = []string{"t"}
+	if err := c.Update(ctx, "k0", past); err != nil {
+		t.Fatal(err)
+	}
+	w, _ := c.Put(ctx, "k1", past)
+	w.Write([]byte("late"))
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"k0", "k1"} {
+		if _, _, err := c.Get(ctx, k); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("Get(%s) = %v, want ErrNotFound", k, err)
+		}
+	}
+	clk.Advance(2 * time.Second) // otter's timer wheel works in ~1s steps
+	c.CleanUp()
+	if st := c.Stats(); st.Entries != 8 {
+		t.Errorf("Stats().Entries = %d, want 8 once the 2 entries past their Expires are dropped", st.Entries)
+	}
+
+	clk.Advance(2 * time.Minute)
+	c.CleanUp()
+	c.mu.Lock()
+	indexed := len(c.tags)
+	c.mu.Unlock()
+	if st := c.Stats(); st.Entries != 0 || st.Bytes != 0 || indexed != 0 {
+		t.Errorf("after expiry and clean-up: Stats %+v, %d tags indexed; want all gone", st, indexed)
+	}
+}
+
+func TestCommitShrinksSpareCapacity(t *testing.T) {
+	ctx := context.Background()
+	c := newCache(t, Config{})
+	w, _ := c.Put(ctx, "k", entry())
+	w.Write(make([]byte, 1000))
+	w.Write(make([]byte, 100)) // append grows the buffer well past 1100
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	_, b, _ := c.Get(ctx, "k")
+	if got := cap(b.(*Body).b); got != 1100 {
+		t.Errorf("stored body capacity = %d, want 1100", got)
+	}
+	if st := c.Stats(); st.Bytes != 1100+metaWeight("k", entry()) {
+		t.Errorf("Stats().Bytes = %d, want body 1100 + metadata %d", st.Bytes, metaWeight("k", entry()))
+	}
+}
+
+func TestSizeHintBuffers(t *testing.T) {
+	ctx := context.Background()
+	c := newCache(t, Config{})
+	storedCap := func(key string) int {
+		t.Helper()
+		_, b, err := c.Get(ctx, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cap(b.(*Body).b)
+	}
+
+	// An announced 3 MiB body: 1 MiB first, then the rest in one step,
+	// and nothing to shrink at the end.
+	e := entry()
+	e.Size = 3 << 20
+	w, _ := c.Put(ctx, "exact", e)
+	if got := cap(w.(*writer).buf); got != preallocMax {
+		t.Errorf("preallocated %d bytes for a 3 MiB hint, want %d", got, preallocMax)
+	}
+	chunk := make([]byte, 32<<10)
+	for range (3 << 20) / len(chunk) {
+		w.Write(chunk)
+	}
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if got := storedCap("exact"); got != 3<<20 {
+		t.Errorf("stored capacity = %d, want exactly the 3 MiB body", got)
+	}
+
+	// A Content-Length that overstated the body: the spare room is freed.
+	e.Size = 512 << 10
+	w, _ = c.Put(ctx, "short", e)
+	w.Write(make([]byte, 100))
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if got := storedCap("short"); got != 100 {
+		t.Errorf("stored capacity = %d after a 512 KiB hint and a 100-byte body, want 100", got)
+	}
+}
+
+// TestBookkeepingUnderConcurrentEviction runs puts, updates, reads,
+// deletes and purges from several goroutines on a store small enough to
+// evict all the time, then checks that the entry count, the byte count
+// and the tag index agree with what the store holds.
+func TestBookkeepingUnderConcurrentEviction(t *testing.T) {
+	ctx := context.Background()
+	c := newCache(t, Config{MaxSize: 1 << 20})
+	body := make([]byte, 8<<10)
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 1500 {
+				key := "k" + strconv.Itoa((i*7+g)%300)
+				e := entry()
+				e.Tags = []string{"all", "t" + strconv.Itoa(i%5)}
+				switch i % 6 {
+				case 0, 1, 2:
+					w, err := c.Put(ctx, key, e)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					w.Write(body[:1024*(1+i%8)])
+					if i%9 == 0 {
+						w.Abort()
+					} else if err := w.Commit(); err != nil {
+						t.Error(err)
+						return
+					}
+				case 3:
+					c.Update(ctx, key, e)
+				case 4:
+					if _, b, err := c.Get(ctx, key); err == nil {
+						b.Close()
+					}
+				case 5:
+					if i > 1000 {
+						break // end on writes over writes
+					}
+					switch i % 4 {
+					case 0:
+						c.Delete(ctx, key)
+					case 1:
+						c.PurgeTag(ctx, "t"+strconv.Itoa(i%5))
+					case 2:
+						c.PurgePrefix(ctx, "k1")
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	c.CleanUp()
+
+	var entries, bytes int64
+	if st := c.Stats(); st.Entries < 50 {
+		t.Fatalf("only %d entries left: the test checks too little", st.Entries)
+	}
+	for k, it := range c.c.All() {
+		entries++
+		bytes += int64(it.weight)
+		for _, tag := range it.entry.Tags {
+			c.mu.Lock()
+			indexed := c.tags[tag][k]
+			c.mu.Unlock()
+			if indexed != it {
+				t.Errorf("entry %s with tag %s is not in the tag index", k, tag)
+			}
+		}
+	}
+	if st := c.Stats(); st.Entries != entries || st.Bytes != bytes {
+		t.Errorf("Stats = %+v, but the store holds %d entries weighing %d bytes", st, entries, bytes)
+	}
+	if bytes > 1<<20 {
+		t.Errorf("the store holds %d bytes, over its 1 MiB budget", bytes)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for tag, m := range c.tags {
+		for k, it := range m {
+			if cur, ok := c.c.GetIfPresent(k); !ok || cur != it {
+				t.Errorf("tag index holds %s -> %s for an entry the store no longer has", tag, k)
+			}
+		}
+	}
+}
+
+func TestUsableAfterClose(t *testing.T) {
+	ctx := context.Background()
+	c, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	putString(t, c, "before", "1")
+	c.Close()
+	c.Close() // twice is harmless
+	putString(t, c, "after", "2")
+	for k, want := range map[string]string{"before": "1", "after": "2"} {
+		if got, err := getString(t, c, k); err != nil || got != want {
+			t.Errorf("Get(%s) after Close = %q, %v; want %q", k, got, err, want)
+		}
+	}
+	if n, _ := c.PurgePrefix(ctx, ""); n != 2 {
+		t.Errorf("PurgePrefix after Close = %d, want 2", n)
+	}
+}

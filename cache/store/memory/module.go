@@ -1,0 +1,244 @@
+package memory
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+
+	"github.com/caddy-edge/edge/cache/store"
+)
+
+// DefaultName is the name of a store that sets none.
+const DefaultName = "default"
+
+// MinMaxSize is the smallest byte budget a configuration may set: 1 MiB.
+const MinMaxSize int64 = 1 << 20
+
+// pool holds the live Caches by name. A Cache stays while at least one
+// loaded config uses its name, so a reload keeps the stored entries.
+var pool = caddy.NewUsagePool()
+
+// shared is a Cache in the pool.
+type shared struct {
+	*Cache
+
+	mu sync.Mutex // protects owner and warned
+	// owner is the context of the config that last set the size: every
+	// module of one config is provisioned with the same ctx.Context, and
+	// each config load (a reload) has its own.
+	owner  context.Context
+	warned map[int64]bool // max_size values of owner's config warned about
+}
+
+// configure applies the max_size that a config provisioned with ctx asks
+// for. In the config that set the size the first store wins, and warn
+// reports each other size once; a newer config (a reload) resizes the
+// store to its size, and resized reports whether that changed it.
+func (s *shared) configure(ctx context.Context, maxSize int64) (resized, warn bool, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.owner != ctx {
+		s.owner, s.warned = ctx, nil
+		if maxSize == s.MaxSize() {
+			return false, false, nil
+		}
+		return true, false, s.Resize(maxSize)
+	}
+	if maxSize == s.MaxSize() || s.warned[maxSize] {
+		return false, false, nil
+	}
+	if s.warned == nil {
+		s.warned = make(map[int64]bool)
+	}
+	s.warned[maxSize] = true
+	return false, true, nil
+}
+
+// Destruct frees the Cache when the last config that uses it is unloaded.
+func (s *shared) Destruct() error {
+	s.Close()
+	return nil
+}
+
+// Lookup returns the live memory store with the given name, for the admin
+// API and metrics: it reads the pool and takes no reference, so the store
+// is only valid while a loaded config uses it. ok is false when no loaded
+// config has a memory store of that name.
+func Lookup(name string) (s store.Store, ok bool) {
+	pool.Range(func(k, v any) bool {
+		if k == name {
+			s, ok = v.(*shared).Cache, true
+			return false
+		}
+		return true
+	})
+	return s, ok
+}
+
+// Names returns the names of the live memory stores, sorted.
+func Names() []string {
+	var names []string
+	pool.Range(func(k, _ any) bool {
+		names = append(names, k.(string))
+		return true
+	})
+	slices.Sort(names)
+	return names
+}
+
+// Store is the http.cache.stores.memory module: http_cache's default
+// store, which keeps responses in memory within a byte budget. When the
+// budget is full, the entries least likely to be requested again are
+// evicted (W-TinyLFU: an entry requested often outlives many requested
+// once). An entry also leaves the store when it may no longer be served,
+// even stale.
+//
+// Stores are shared by name: every http_cache that names the same store
+// uses the same entries, and the entries survive a config reload as long
+// as the new config still has a store of that name. One entry may take at
+// most 1/8 of max_size; larger responses are served but not stored.
+type Store struct {
+	// Name identifies the store. Caches with the same name share their
+	// entries, also across sites. Default: "default".
+	Name string `json:"name,omitempty"`
+
+	// MaxSize is the byte budget: the bodies of the stored responses plus
+	// an estimate of their headers and bookkeeping. When several sites of
+	// one config name the same store with different sizes, the first one
+	// wins and a warning names the others. A reload resizes the store to
+	// the new config's size and keeps the entries that fit. At least
+	// 1 MiB. Default: 268435456 (256 MiB).
+	MaxSize int64 `json:"max_size,omitempty"`
+
+	c      *shared
+	loaded bool // s.c holds a reference in pool, released by Cleanup
+	logger *zap.Logger
+}
+
+// CaddyModule returns the Caddy module information.
+func (Store) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.cache.stores.memory",
+		New: func() caddy.Module { return new(Store) },
+	}
+}
+
+// Provision loads the shared store of s.Name, creating it if no loaded
+// config has it yet.
+func (s *Store) Provision(ctx caddy.Context) error {
+	s.logger = ctx.Logger()
+	if s.Name == "" {
+		s.Name = DefaultName
+	}
+	maxSize := s.MaxSize
+	if maxSize == 0 {
+		maxSize = DefaultMaxSize
+	}
+	if maxSize < MinMaxSize {
+		return fmt.Errorf("memory store %q: max_size %d is below the minimum of %d bytes (1 MiB)", s.Name, maxSize, MinMaxSize)
+	}
+	v, _, err := pool.LoadOrNew(s.Name, func() (caddy.Destructor, error) {
+		c, err := New(Config{MaxSize: maxSize})
+		if err != nil {
+			return nil, err
+		}
+		return &shared{Cache: c}, nil
+	})
+	if err != nil {
+		return fmt.Errorf("creating memory store %q: %w", s.Name, err)
+	}
+	s.c, s.loaded = v.(*shared), true
+	kept := s.c.MaxSize()
+	resized, warn, err := s.c.configure(ctx.Context, maxSize)
+	if err != nil {
+		return fmt.Errorf("resizing memory store %q: %w", s.Name, err)
+	}
+	if resized {
+		s.logger.Info("memory store resized",
+			zap.String("name", s.Name),
+			zap.Int64("max_size", maxSize),
+			zap.Int64("previous_max_size", kept))
+	}
+	if warn {
+		s.logger.Warn("memory store already configured with another max_size in this config; keeping the first",
+			zap.String("name", s.Name),
+			zap.Int64("max_size", maxSize),
+			zap.Int64("kept_max_size", kept))
+	}
+	return nil
+}
+
+// Validate checks the configuration.
+func (s *Store) Validate() error {
+	if s.MaxSize < 0 {
+		return fmt.Errorf("memory store %q: max_size must not be negative", s.Name)
+	}
+	return nil
+}
+
+// Cleanup releases the shared store; the last config to release it frees
+// its entries.
+func (s *Store) Cleanup() error {
+	if !s.loaded {
+		return nil
+	}
+	// s.c stays set: a request still in flight keeps working on it.
+	s.loaded = false
+	_, err := pool.Delete(s.Name)
+	return err
+}
+
+// MaxEntrySize returns the largest weight (body plus metadata estimate)
+// that one entry may have: 1/8 of the shared store's max_size. Bodies
+// larger than that are refused with store.ErrTooLarge.
+func (s *Store) MaxEntrySize() int64 { return s.c.MaxEntrySize() }
+
+// Get implements store.Store.
+func (s *Store) Get(ctx context.Context, key string) (*store.Entry, store.Body, error) {
+	return s.c.Get(ctx, key)
+}
+
+// Put implements store.Store.
+func (s *Store) Put(ctx context.Context, key string, e *store.Entry) (store.Writer, error) {
+	return s.c.Put(ctx, key, e)
+}
+
+// Update implements store.Store.
+func (s *Store) Update(ctx context.Context, key string, e *store.Entry) error {
+	return s.c.Update(ctx, key, e)
+}
+
+// Delete implements store.Store.
+func (s *Store) Delete(ctx context.Context, keys ...string) error {
+	return s.c.Delete(ctx, keys...)
+}
+
+// PurgePrefix implements store.Store. It scans every key: O(n) in the
+// number of entries.
+func (s *Store) PurgePrefix(ctx context.Context, prefix string) (int, error) {
+	return s.c.PurgePrefix(ctx, prefix)
+}
+
+// PurgeTag implements store.Store.
+func (s *Store) PurgeTag(ctx context.Context, tag string) (int, error) {
+	return s.c.PurgeTag(ctx, tag)
+}
+
+// Stats implements store.Store.
+func (s *Store) Stats() store.Stats {
+	return s.c.Stats()
+}
+
+// Interface guards
+var (
+	_ caddy.Module       = (*Store)(nil)
+	_ caddy.Provisioner  = (*Store)(nil)
+	_ caddy.Validator    = (*Store)(nil)
+	_ caddy.CleanerUpper = (*Store)(nil)
+	_ store.Store        = (*Store)(nil)
+	_ caddy.Destructor   = (*shared)(nil)
+)

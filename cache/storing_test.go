@@ -1,0 +1,188 @@
+package cache_test
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// Item 1: a GET response is stored and served again without the origin,
+// with Age and Cache-Status; HEAD is answered from the stored GET.
+func TestStoresGETAndAnswersGETAndHEADFromIt(t *testing.T) {
+	o := newOrigin(t, serve("hello", "Cache-Control", "max-age=60", "Content-Type", "text/plain", "X-Origin", "1"))
+	s := startCache(t, o, "")
+
+	r := get(t, s, "/a")
+	expect(t, "first GET", r, 200, "hello", "miss", "caddy-edge; fwd=uri-miss; fwd-status=200; stored", "ttl=")
+	r = get(t, s, "/a")
+	expect(t, "second GET", r, 200, "hello", "hit", "caddy-edge; hit; ttl=")
+	if r.header.Get("Age") == "" || r.header.Get("X-Origin") != "1" || r.header.Get("Content-Type") != "text/plain" {
+		t.Errorf("hit header %v: want Age and the stored fields", r.header)
+	}
+	h := do(t, s, http.MethodHead, "/a")
+	expect(t, "HEAD", h, 200, "", "hit", "hit")
+	if h.header.Get("Content-Length") != "5" {
+		t.Errorf("HEAD Content-Length %q, want 5", h.header.Get("Content-Length"))
+	}
+	if n := o.n.Load(); n != 1 {
+		t.Errorf("origin got %d requests, want 1", n)
+	}
+	// The query is part of the key.
+	expect(t, "other query", get(t, s, "/a?x=1"), 200, "hello", "miss", "fwd=uri-miss")
+}
+
+// Item 1: a HEAD miss goes to the origin as HEAD and stores nothing.
+func TestHEADMissGoesToOriginAndStoresNothing(t *testing.T) {
+	o := newOrigin(t, serve("hello", "Cache-Control", "max-age=60"))
+	s := startCache(t, o, "")
+
+	r := do(t, s, http.MethodHead, "/h")
+	expect(t, "HEAD miss", r, 200, "", "uncacheable", "fwd=uri-miss", "detail=head")
+	if m := o.last().Method; m != http.MethodHead {
+		t.Errorf("origin got %s, want HEAD", m)
+	}
+	expect(t, "GET after HEAD", get(t, s, "/h"), 200, "hello", "miss", "fwd=uri-miss", "stored")
+}
+
+// Item 1: responses the RFC forbids storing go to the origin every time,
+// and Cache-Status says why.
+func TestNotStored(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		fields []string // response fields
+		req    []string // request fields
+		status int
+		detail string
+	}{
+		{"no-store", []string{"Cache-Control", "no-store, max-age=60"}, nil, 200, "detail=no-store"},
+		{"private", []string{"Cache-Control", "private, max-age=60"}, nil, 200, "detail=private"},
+		{"request no-store", []string{"Cache-Control", "max-age=60"}, []string{"Cache-Control", "no-store"}, 200, "detail=request-no-store"},
+		{"set-cookie", []string{"Cache-Control", "max-age=60", "Set-Cookie", "id=1"}, nil, 200, "detail=set-cookie"},
+		{"authorization", []string{"Cache-Control", "max-age=60"}, []string{"Authorization", "Basic Zm9vOmJhcg=="}, 200, "detail=authorization"},
+		{"no freshness nor validator", nil, nil, 200, "detail=no-freshness"},
+		{"500 without freshness", nil, nil, 500, "detail="},
+		{"vary star", []string{"Cache-Control", "max-age=60", "Vary", "*"}, nil, 200, "detail="},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+				for i := 0; i+1 < len(tt.fields); i += 2 {
+					w.Header().Add(tt.fields[i], tt.fields[i+1])
+				}
+				w.WriteHeader(tt.status)
+				fmt.Fprint(w, "body")
+			})
+			s := startCache(t, o, "hit_for_miss_ttl 1ms")
+			for i := range 2 {
+				r := get(t, s, "/n", tt.req...)
+				expect(t, fmt.Sprint("request ", i), r, tt.status, "body", "uncacheable", "fwd=", tt.detail)
+				if strings.Contains(r.cs(), "stored") {
+					t.Errorf("Cache-Status %q says stored", r.cs())
+				}
+			}
+			if n := o.n.Load(); n != 2 {
+				t.Errorf("origin got %d requests, want 2", n)
+			}
+		})
+	}
+}
+
+// Item 1: a response to a request with Authorization is stored when the
+// response allows it (public, s-maxage, must-revalidate), §3.5.
+func TestAuthorizationAllowedByResponse(t *testing.T) {
+	for _, cc := range []string{"public, max-age=60", "s-maxage=60", "must-revalidate, max-age=60"} {
+		t.Run(cc, func(t *testing.T) {
+			o := newOrigin(t, serve("secret", "Cache-Control", cc))
+			s := startCache(t, o, "")
+			expect(t, "first", get(t, s, "/p", "Authorization", "Bearer x"), 200, "secret", "miss", "stored")
+			expect(t, "second", get(t, s, "/p", "Authorization", "Bearer x"), 200, "secret", "hit", "hit")
+		})
+	}
+}
+
+// Item 1: with allow_set_cookie, a response with Set-Cookie is stored,
+// the client that caused the fetch gets the cookie, and no one else does.
+func TestAllowSetCookieNeverReplaysTheCookie(t *testing.T) {
+	o := newOrigin(t, serve("page", "Cache-Control", "max-age=60", "Set-Cookie", "session=alice"))
+	s := startCache(t, o, "allow_set_cookie")
+	r := get(t, s, "/c")
+	expect(t, "first", r, 200, "page", "miss", "stored")
+	if r.header.Get("Set-Cookie") != "session=alice" {
+		t.Errorf("the client that caused the fetch did not get its cookie: %v", r.header)
+	}
+	r = get(t, s, "/c")
+	expect(t, "second", r, 200, "page", "hit", "hit")
+	if c := r.header.Values("Set-Cookie"); len(c) != 0 {
+		t.Errorf("hit replays Set-Cookie %q", c)
+	}
+}
+
+// Item 2: Age is computed per §4.2.3 from the origin's Age and grows;
+// CDN-Cache-Control wins over Cache-Control (RFC 9213).
+func TestAgeAndCDNCacheControl(t *testing.T) {
+	o := newOrigin(t, serve("x", "Cache-Control", "no-store", "CDN-Cache-Control", "max-age=600", "Age", "100"))
+	s := startCache(t, o, "")
+	expect(t, "first", get(t, s, "/cdn"), 200, "x", "miss", "stored")
+	r := get(t, s, "/cdn")
+	expect(t, "second", r, 200, "x", "hit", "hit")
+	age, err := strconv.Atoi(r.header.Get("Age"))
+	if err != nil || age < 100 || age > 110 {
+		t.Errorf("Age %q, want about 100", r.header.Get("Age"))
+	}
+	// ttl = 600 - 100
+	if !strings.Contains(r.cs(), "ttl=50") && !strings.Contains(r.cs(), "ttl=49") {
+		t.Errorf("Cache-Status %q: want ttl about 500", r.cs())
+	}
+}
+
+// Item 2: request directives: max-age=0 and no-cache make the cache go to
+// the origin (fwd=request); min-fresh beyond the entry's ttl too;
+// only-if-cached with nothing stored gives 504.
+func TestRequestDirectives(t *testing.T) {
+	o := newOrigin(t, serve("v", "Cache-Control", "max-age=60", "ETag", `"e1"`))
+	s := startCache(t, o, "")
+	expect(t, "only-if-cached, nothing stored", get(t, s, "/r", "Cache-Control", "only-if-cached"), 504, "", "unavailable", "fwd=uri-miss")
+	if n := o.n.Load(); n != 0 {
+		t.Fatalf("only-if-cached reached the origin")
+	}
+	expect(t, "fill", get(t, s, "/r"), 200, "v", "miss", "stored")
+	expect(t, "only-if-cached, stored", get(t, s, "/r", "Cache-Control", "only-if-cached"), 200, "v", "hit", "hit")
+	expect(t, "no-cache", get(t, s, "/r", "Cache-Control", "no-cache"), 200, "v", "", "fwd=request")
+	expect(t, "max-age=0", get(t, s, "/r", "Cache-Control", "max-age=0"), 200, "v", "", "fwd=request")
+	expect(t, "min-fresh", get(t, s, "/r", "Cache-Control", "min-fresh=3600"), 200, "v", "", "fwd=")
+	if n := o.n.Load(); n != 4 {
+		t.Errorf("origin got %d requests, want 4", n)
+	}
+	// The revalidations sent the stored validator.
+	if inm := o.last().Header.Get("If-None-Match"); inm != `"e1"` {
+		t.Errorf("revalidation sent If-None-Match %q, want \"e1\"", inm)
+	}
+}
+
+// Item 11: default_ttl stores responses that give no freshness, max_ttl
+// caps lifetimes, statuses lists exactly the statuses that may be stored.
+func TestConfiguredTTLsAndStatuses(t *testing.T) {
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/plain":
+		case "/long":
+			w.Header().Set("Cache-Control", "max-age=86400")
+		case "/missing":
+			w.WriteHeader(http.StatusNotFound)
+		case "/moved":
+			w.Header().Set("Cache-Control", "max-age=60")
+			w.Header().Set("Location", "/plain")
+			w.WriteHeader(http.StatusMovedPermanently)
+		}
+		fmt.Fprint(w, r.URL.Path)
+	})
+	s := startCache(t, o, "default_ttl 2m\nmax_ttl 1h\nstatuses 200 404\nhit_for_miss_ttl 1ms")
+	expect(t, "default_ttl", get(t, s, "/plain"), 200, "/plain", "miss", "stored", "ttl=120")
+	expect(t, "default_ttl hit", get(t, s, "/plain"), 200, "/plain", "hit", "hit")
+	expect(t, "max_ttl", get(t, s, "/long"), 200, "/long", "miss", "stored", "ttl=3600")
+	expect(t, "listed 404", get(t, s, "/missing"), 404, "/missing", "miss", "stored", "ttl=120")
+	expect(t, "listed 404 hit", get(t, s, "/missing"), 404, "/missing", "hit", "hit")
+	expect(t, "unlisted 301", get(t, s, "/moved"), 301, "/moved", "uncacheable", "detail=status-not-allowed")
+	expect(t, "unlisted 301 again", get(t, s, "/moved"), 301, "/moved", "uncacheable", "fwd=uri-miss")
+}
