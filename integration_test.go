@@ -19,7 +19,11 @@ import (
 func TestModulesRegistered(t *testing.T) {
 	for _, id := range []string{
 		"http.handlers.http_cache",
+		"http.cache.stores.memory",
+		"admin.api.http_cache",
 		"http.handlers.geofilter",
+		"http.matchers.geo",
+		"admin.api.geofilter",
 	} {
 		if _, err := caddy.GetModule(id); err != nil {
 			t.Errorf("module %s: %v", id, err)
