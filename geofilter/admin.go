@@ -153,8 +153,8 @@ func lookupFilters(ip netip.Addr) []FilterAnswer {
 		for _, c := range h.Databases {
 			f.Databases = append(f.Databases, c.Path)
 		}
-		if h.dbs != nil {
-			h.dbs.Lookup(ip, &f.Result)
+		if h.src.dbs != nil {
+			h.src.dbs.Lookup(ip, &f.Result)
 		}
 		f.Country = rules.NormalizeCountry(f.Result.CountryCode)
 		d, err := h.set.Decide(&rules.Input{IP: ip, Geo: &f.Result}, nil)

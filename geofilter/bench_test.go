@@ -43,7 +43,7 @@ func BenchmarkDecide(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		res = Result{}
-		h.dbs.Lookup(ip, &res)
+		h.src.dbs.Lookup(ip, &res)
 		d, err := h.set.Decide(&rules.Input{IP: ip, Geo: &res}, nil)
 		if err != nil || d.Action != rules.Allow || res.CountryCode != "DE" {
 			b.Fatal(d, err, res)

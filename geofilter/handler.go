@@ -80,8 +80,7 @@ type Handler struct {
 	// goes on. For a safe rollout.
 	LogOnly bool `json:"log_only,omitempty"`
 
-	dbs       *Databases
-	lists     []*IPList
+	src       sources // databases and IP lists held open
 	set       rules.Set
 	responses []denyResponse // by rule index; the default's is dflt
 	dflt      denyResponse
@@ -160,21 +159,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.dflt = denyResponse{status: http.StatusForbidden}
 
-	interval := time.Duration(h.ReloadInterval)
-	if len(h.Databases) > 0 {
-		dbs, err := OpenDatabases(h.Databases, interval, h.logger)
-		if err != nil {
-			return fmt.Errorf("opening databases: %w", err)
-		}
-		h.dbs = dbs
-	}
-	openList := func(path string) (rules.IPSet, error) {
-		l, err := OpenIPList(path, interval, h.logger)
-		if err != nil {
-			return nil, err
-		}
-		h.lists = append(h.lists, l)
-		return l, nil
+	if err := h.src.open(h.Databases, time.Duration(h.ReloadInterval), h.logger); err != nil {
+		return err
 	}
 
 	h.set.Rules = make([]rules.Rule, len(h.Rules))
@@ -211,7 +197,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			}
 		}
 		if !rc.Conditions.IsZero() {
-			m, err := rc.Conditions.Compile(openList)
+			m, err := rc.Conditions.Compile(h.src.openList)
 			if err != nil {
 				return fmt.Errorf("rule %s: %w", r.Name, err)
 			}
@@ -219,7 +205,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		} else if r.Request == nil {
 			return fmt.Errorf("rule %s: no condition", r.Name)
 		}
-		if rc.NeedsGeo() && h.dbs == nil {
+		if rc.NeedsGeo() && h.src.dbs == nil {
 			return fmt.Errorf("rule %s: needs a database (db) to know where an address is", r.Name)
 		}
 		resp, err := rc.denyResponse()
@@ -228,7 +214,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 		h.responses[i] = resp
 	}
-	if h.dbs == nil && len(h.Rules) == 0 {
+	if h.src.dbs == nil && len(h.Rules) == 0 {
 		h.logger.Warn("geofilter has no database and no rule: it lets every request through")
 	}
 	if h.LogOnly {
@@ -282,23 +268,14 @@ func (h *Handler) Validate() error {
 // Cleanup releases the databases and IP lists.
 func (h *Handler) Cleanup() error {
 	unregisterFilter(h)
-	var errs []error
-	if h.dbs != nil {
-		errs = append(errs, h.dbs.Close())
-		h.dbs = nil
-	}
-	for _, l := range h.lists {
-		errs = append(errs, l.Close())
-	}
-	h.lists = nil
-	return errors.Join(errs...)
+	return h.src.close()
 }
 
 // ServeHTTP looks the client address up, evaluates the rules and lets the
 // request through or denies it.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	l := newRequestLookup(r, h.dbs)
-	if h.dbs != nil && !l.res.Found {
+	l := newRequestLookup(r, h.src.dbs)
+	if h.src.dbs != nil && !l.res.Found {
 		lookupsNotFound.Inc()
 	}
 	d, err := h.set.Decide(&rules.Input{IP: l.ip, Geo: &l.res}, r)

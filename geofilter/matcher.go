@@ -2,7 +2,6 @@ package geofilter
 
 import (
 	"errors"
-	"fmt"
 	"net/http"
 	"time"
 
@@ -40,8 +39,7 @@ type MatchGeo struct {
 	ReloadInterval caddy.Duration `json:"reload_interval,omitempty"`
 
 	m      *rules.Matcher
-	dbs    *Databases
-	lists  []*IPList
+	src    sources // the matcher's own databases and IP lists
 	logger *zap.Logger
 }
 
@@ -57,22 +55,10 @@ func (MatchGeo) CaddyModule() caddy.ModuleInfo {
 // conditions.
 func (m *MatchGeo) Provision(ctx caddy.Context) error {
 	m.logger = ctx.Logger()
-	interval := time.Duration(m.ReloadInterval)
-	if len(m.Databases) > 0 {
-		dbs, err := OpenDatabases(m.Databases, interval, m.logger)
-		if err != nil {
-			return fmt.Errorf("opening databases: %w", err)
-		}
-		m.dbs = dbs
+	if err := m.src.open(m.Databases, time.Duration(m.ReloadInterval), m.logger); err != nil {
+		return err
 	}
-	cm, err := m.Conditions.Compile(func(path string) (rules.IPSet, error) {
-		l, err := OpenIPList(path, interval, m.logger)
-		if err != nil {
-			return nil, err
-		}
-		m.lists = append(m.lists, l)
-		return l, nil
-	})
+	cm, err := m.Conditions.Compile(m.src.openList)
 	if err != nil {
 		return err
 	}
@@ -82,16 +68,7 @@ func (m *MatchGeo) Provision(ctx caddy.Context) error {
 
 // Cleanup releases the databases and IP lists.
 func (m *MatchGeo) Cleanup() error {
-	var errs []error
-	if m.dbs != nil {
-		errs = append(errs, m.dbs.Close())
-		m.dbs = nil
-	}
-	for _, l := range m.lists {
-		errs = append(errs, l.Close())
-	}
-	m.lists = nil
-	return errors.Join(errs...)
+	return m.src.close()
 }
 
 // errNoLookup is returned by a matcher without databases when no geofilter
@@ -102,11 +79,11 @@ var errNoLookup = errors.New("geo matcher: no geofilter handler ran before this 
 // MatchWithError reports whether the request's client address meets the
 // conditions.
 func (m *MatchGeo) MatchWithError(r *http.Request) (bool, error) {
-	if m.dbs != nil {
+	if m.src.dbs != nil {
 		in := rules.Input{IP: clientIP(r)}
 		var res Result
 		if in.IP.IsValid() {
-			m.dbs.Lookup(in.IP, &res)
+			m.src.dbs.Lookup(in.IP, &res)
 		}
 		in.Geo = &res
 		return m.m.Match(&in), nil

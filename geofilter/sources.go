@@ -1,0 +1,61 @@
+package geofilter
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/caddy-edge/edge/geofilter/rules"
+)
+
+// sources are the databases and IP lists a handler or a matcher holds open.
+// Both come from the shared, hot-reloaded pool (databases.go); close
+// releases exactly what open and openList acquired.
+type sources struct {
+	dbs      *Databases // nil when no database is configured
+	lists    []*IPList
+	interval time.Duration
+	logger   *zap.Logger
+}
+
+// open opens the configured databases (none: dbs stays nil) and remembers
+// the interval and logger for the IP lists opened later by openList.
+func (s *sources) open(cfgs []DatabaseConfig, interval time.Duration, logger *zap.Logger) error {
+	s.interval, s.logger = interval, logger
+	if len(cfgs) == 0 {
+		return nil
+	}
+	dbs, err := OpenDatabases(cfgs, interval, logger)
+	if err != nil {
+		return fmt.Errorf("opening databases: %w", err)
+	}
+	s.dbs = dbs
+	return nil
+}
+
+// openList opens an IP list file; it is the opener given to
+// rules.Conditions.Compile.
+func (s *sources) openList(path string) (rules.IPSet, error) {
+	l, err := OpenIPList(path, s.interval, s.logger)
+	if err != nil {
+		return nil, err
+	}
+	s.lists = append(s.lists, l)
+	return l, nil
+}
+
+// close releases the databases and IP lists.
+func (s *sources) close() error {
+	var errs []error
+	if s.dbs != nil {
+		errs = append(errs, s.dbs.Close())
+		s.dbs = nil
+	}
+	for _, l := range s.lists {
+		errs = append(errs, l.Close())
+	}
+	s.lists = nil
+	return errors.Join(errs...)
+}
