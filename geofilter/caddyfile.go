@@ -68,22 +68,10 @@ func (h *Handler) UnmarshalCaddyfileNamed(d *caddyfile.Dispenser, named NamedMat
 	var seenDefault, seenInterval bool
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		switch opt := d.Val(); opt {
-		case "db":
-			db, err := parseDB(d, h.Databases)
-			if err != nil {
+		case "db", "reload_interval":
+			if err := parseSourceOption(d, &h.Databases, &h.ReloadInterval, &seenInterval); err != nil {
 				return err
 			}
-			h.Databases = append(h.Databases, db)
-		case "reload_interval":
-			if seenInterval {
-				return d.Err("duplicate reload_interval")
-			}
-			seenInterval = true
-			dur, err := parseInterval(d)
-			if err != nil {
-				return err
-			}
-			h.ReloadInterval = dur
 		case "default":
 			if seenDefault {
 				return d.Err("duplicate default: there is one default action")
@@ -425,6 +413,30 @@ var resultFields = []string{
 	"is_tor_exit_node", "is_residential_proxy",
 }
 
+// parseSourceOption parses the options the handler and the matcher share,
+// db and reload_interval, with the dispenser on the option's name.
+// seenInterval rejects a second reload_interval.
+func parseSourceOption(d *caddyfile.Dispenser, dbs *[]DatabaseConfig, interval *caddy.Duration, seenInterval *bool) error {
+	if d.Val() == "db" {
+		db, err := parseDB(d, *dbs)
+		if err != nil {
+			return err
+		}
+		*dbs = append(*dbs, db)
+		return nil
+	}
+	if *seenInterval {
+		return d.Err("duplicate reload_interval")
+	}
+	*seenInterval = true
+	dur, err := parseInterval(d)
+	if err != nil {
+		return err
+	}
+	*interval = dur
+	return nil
+}
+
 // parseDB parses "db <path> [{ fields { <field> <path...> } }]".
 func parseDB(d *caddyfile.Dispenser, have []DatabaseConfig) (DatabaseConfig, error) {
 	var db DatabaseConfig
@@ -516,22 +528,10 @@ func (m *MatchGeo) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		}
 		for nesting := d.Nesting(); d.NextBlock(nesting); {
 			switch d.Val() {
-			case "db":
-				db, err := parseDB(d, m.Databases)
-				if err != nil {
+			case "db", "reload_interval":
+				if err := parseSourceOption(d, &m.Databases, &m.ReloadInterval, &seenInterval); err != nil {
 					return err
 				}
-				m.Databases = append(m.Databases, db)
-			case "reload_interval":
-				if seenInterval {
-					return d.Err("duplicate reload_interval")
-				}
-				seenInterval = true
-				dur, err := parseInterval(d)
-				if err != nil {
-					return err
-				}
-				m.ReloadInterval = dur
 			default:
 				if err := parseShortCondition(d, &m.Conditions); err != nil {
 					return err
