@@ -282,6 +282,17 @@ func (h *Handler) serveCacheable(w http.ResponseWriter, r *http.Request, next ca
 		}
 		if !storeOK {
 			f.cs.detail = passDetail
+			if collapsed == 0 && lk.entry == nil {
+				switch {
+				case passDetail == "range" && r.Method == http.MethodGet && !reqCC.NoStore && !h.hitForMiss(lk.key):
+					// A Range miss goes to the origin untouched, so that the
+					// client is not delayed, and starts one background fill
+					// of the whole response, which answers the next ranges.
+					if h.refresh(r, next, lk, dec) {
+						f.cs.detail = detailRangeFill
+					}
+				}
+			}
 			return f.run(w)
 		}
 		if lk.entry == nil && h.hitForMiss(lk.key) {
@@ -389,21 +400,24 @@ func serveRange(w http.ResponseWriter, r *http.Request, e *store.Entry, body sto
 	return nil
 }
 
-// refresh starts a background revalidation of a stale entry served under
-// stale-while-revalidate (RFC 5861 §3), unless the key is already being
-// fetched. It runs detached from the client's request, bounded by
-// refreshTimeout and by the config's lifetime.
-func (h *Handler) refresh(r *http.Request, next caddyhttp.Handler, lk lookup, dec policy.Decision) {
-	fl, leader := h.join(lk.key)
+// refresh starts a background fetch of the whole GET response for lk.key,
+// unless the key is already being fetched, and tells whether it started
+// one: the revalidation of a stale entry served under
+// stale-while-revalidate (RFC 5861 §3), or, when lk.entry is nil, the fill
+// of a key that a Range request missed. It runs detached from the client's
+// request, bounded by refreshTimeout, max_object_size and the config's
+// lifetime.
+func (h *Handler) refresh(r *http.Request, next caddyhttp.Handler, lk lookup, dec policy.Decision) bool {
+	fl, leader := h.lead(lk.key)
 	if !leader {
-		return
+		return false
 	}
-	// Another refresh may have landed since lk was looked up.
+	// Another fetch may have landed since lk was looked up.
 	if e, b, err := h.Store.Get(r.Context(), lk.key); err == nil {
 		b.Close()
-		if e.ResponseTime.After(lk.entry.ResponseTime) {
+		if lk.entry == nil || e.ResponseTime.After(lk.entry.ResponseTime) {
 			h.land(lk.key, fl, outcomeStored)
-			return
+			return false
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), refreshTimeout)
@@ -445,11 +459,14 @@ func (h *Handler) refresh(r *http.Request, next caddyhttp.Handler, lk lookup, de
 		}
 	}
 	f := fetch{
-		h: h, r: r2, next: next, dec: dec, store: true, flight: fl, background: true,
-		lk:         &lookup{pkey: lk.pkey, key: lk.key, entry: lk.entry},
-		revalidate: policy.HasValidator(lk.entry.Header),
+		h: h, r: r2, next: next, dec: dec, store: true, flight: fl, background: true, cancel: cancel,
+		lk:         &lookup{pkey: lk.pkey, key: lk.key, fwd: lk.fwd, entry: lk.entry},
+		revalidate: lk.entry != nil && policy.HasValidator(lk.entry.Header),
 	}
-	f.cs.fwd = fwdStale
+	f.cs.fwd = lk.fwd
+	if lk.entry != nil {
+		f.cs.fwd = fwdStale
+	}
 	h.wg.Add(1)
 	go func() {
 		defer h.wg.Done()
@@ -466,6 +483,7 @@ func (h *Handler) refresh(r *http.Request, next caddyhttp.Handler, lk lookup, de
 			}
 		}
 	}()
+	return true
 }
 
 // discardWriter is the response writer of a background refresh.
