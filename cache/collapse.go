@@ -63,6 +63,17 @@ func (h *Handler) lead(key string) (*flight, bool) {
 	return f, true
 }
 
+// inFlight joins the flight for key as a waiter if one is in the air.
+func (h *Handler) inFlight(key string) (*flight, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	f, ok := h.flights[key]
+	if ok {
+		f.waiters++
+	}
+	return f, ok
+}
+
 // land ends the flight f for key with outcome o and wakes its waiters.
 func (h *Handler) land(key string, f *flight, o outcome) {
 	h.mu.Lock()

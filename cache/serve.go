@@ -291,6 +291,21 @@ func (h *Handler) serveCacheable(w http.ResponseWriter, r *http.Request, next ca
 					if h.refresh(r, next, lk, dec) {
 						f.cs.detail = detailRangeFill
 					}
+				case r.Method == http.MethodHead:
+					// A HEAD miss waits for a GET of its key already in
+					// flight and is answered from it; without one, it goes
+					// to the origin as HEAD.
+					if fl, ok := h.inFlight(lk.key); ok {
+						o, ok := h.wait(ctx, fl)
+						if ok && o == outcomeStored {
+							collapsed = 1
+							continue
+						}
+						if ctx.Err() != nil {
+							return ctx.Err()
+						}
+						f.cs.collapsed = -1
+					}
 				}
 			}
 			return f.run(w)
