@@ -103,6 +103,31 @@ func TestRangeMissUncacheableDoesNotLoopFills(t *testing.T) {
 	}
 }
 
+// A range fill stores its response under the variant of the request that
+// started it (Vary), as a miss would: the same variant's next ranges are
+// hits, another variant's range misses and fills its own.
+func TestRangeFillFollowsVary(t *testing.T) {
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.Header().Set("Vary", "Accept-Language")
+		http.ServeContent(w, r, "", timeZero, strings.NewReader("lang="+r.Header.Get("Accept-Language")+"-0123456789"))
+	})
+	s := startCache(t, o, "")
+	fill := func(lang string, origin int64) {
+		t.Helper()
+		expect(t, lang+" range miss", get(t, s, "/v", "Range", "bytes=0-6", "Accept-Language", lang), 206, "lang="+lang, "uncacheable", "detail=range-fill")
+		waitFor(t, "the "+lang+" fill", func() bool { return o.n.Load() == origin && cache.Flights() == 0 })
+	}
+	fill("en", 2)
+	expect(t, "en range hit", get(t, s, "/v", "Range", "bytes=8-10", "Accept-Language", "en"), 206, "012", "hit", "hit")
+	fill("fr", 4)
+	expect(t, "fr range hit", get(t, s, "/v", "Range", "bytes=0-6", "Accept-Language", "fr"), 206, "lang=fr", "hit", "hit")
+	expect(t, "en whole", get(t, s, "/v", "Accept-Language", "en"), 200, "lang=en-0123456789", "hit", "hit")
+	if n := o.n.Load(); n != 4 {
+		t.Errorf("origin got %d requests, want 4", n)
+	}
+}
+
 // A range fill stops at max_object_size: it does not download a body it
 // will not store, and the key becomes hit-for-miss.
 func TestRangeFillBoundedByMaxObjectSize(t *testing.T) {
