@@ -287,13 +287,16 @@ func (h *Handler) serveCacheable(w http.ResponseWriter, r *http.Request, next ca
 				case passDetail == "range" && r.Method == http.MethodGet && !reqCC.NoStore && !h.hitForMiss(lk.key):
 					// A Range miss goes to the origin untouched, so that the
 					// client is not delayed, and starts one background fill
-					// of the whole response, which answers the next ranges.
+					// of the whole response, which answers the next ranges
+					// (RFC 9111 §3.3 would allow storing the 206 itself;
+					// this cache stores complete responses only).
 					if h.refresh(r, next, lk, dec) {
 						f.cs.detail = detailRangeFill
 					}
 				case r.Method == http.MethodHead:
 					// A HEAD miss waits for a GET of its key already in
-					// flight and is answered from it; without one, it goes
+					// flight and is answered from it (RFC 9110 §9.3.2: the
+					// GET response without content); without one, it goes
 					// to the origin as HEAD.
 					if fl, ok := h.inFlight(lk.key); ok {
 						o, ok := h.wait(ctx, fl)
