@@ -282,18 +282,19 @@ func (h *Handler) serveCacheable(w http.ResponseWriter, r *http.Request, next ca
 		}
 		if !storeOK {
 			f.cs.detail = passDetail
-			if collapsed == 0 && lk.entry == nil {
+			if collapsed == 0 {
 				switch {
-				case passDetail == "range" && r.Method == http.MethodGet && !reqCC.NoStore && !h.hitForMiss(lk.key):
+				case passDetail == "range" && r.Method == http.MethodGet && !reqCC.NoStore && h.wantsFill(&lk):
 					// A Range miss goes to the origin untouched, so that the
 					// client is not delayed, and starts one background fill
 					// of the whole response, which answers the next ranges
 					// (RFC 9111 §3.3 would allow storing the 206 itself;
-					// this cache stores complete responses only).
+					// this cache stores complete responses only). A stale
+					// entry is revalidated the same way.
 					if h.refresh(r, next, lk, dec) {
 						f.cs.detail = detailRangeFill
 					}
-				case r.Method == http.MethodHead:
+				case r.Method == http.MethodHead && lk.entry == nil:
 					// A HEAD miss waits for a GET of its key already in
 					// flight and is answered from it (RFC 9110 §9.3.2: the
 					// GET response without content); without one, it goes
@@ -416,6 +417,17 @@ func serveRange(w http.ResponseWriter, r *http.Request, e *store.Entry, body sto
 	}
 	http.ServeContent(w, r, "", modtime, body)
 	return nil
+}
+
+// wantsFill tells whether a Range request that lk cannot answer should
+// start a background fill: on a miss, unless the key is hit-for-miss; with
+// a stored entry, only when the entry itself is stale, not when the
+// request's directives (no-cache, max-age, min-fresh) refused it.
+func (h *Handler) wantsFill(lk *lookup) bool {
+	if lk.entry == nil {
+		return !h.hitForMiss(lk.key)
+	}
+	return h.evaluate(nil, lk.entry).Action != policy.Serve
 }
 
 // refresh starts a background fetch of the whole GET response for lk.key,
