@@ -422,10 +422,15 @@ func serveRange(w http.ResponseWriter, r *http.Request, e *store.Entry, body sto
 // wantsFill tells whether a Range request that lk cannot answer should
 // start a background fill: on a miss, unless the key is hit-for-miss; with
 // a stored entry, only when the entry itself is stale, not when the
-// request's directives (no-cache, max-age, min-fresh) refused it.
+// request's directives (no-cache, max-age, min-fresh) refused it, nor when
+// the response's no-cache asks for a revalidation at every use (§5.2.2.4):
+// that would double the origin requests of every range.
 func (h *Handler) wantsFill(lk *lookup) bool {
 	if lk.entry == nil {
 		return !h.hitForMiss(lk.key)
+	}
+	if h.entryDerived(lk.entry).fresh.NoCache {
+		return false
 	}
 	return h.evaluate(nil, lk.entry).Action != policy.Serve
 }

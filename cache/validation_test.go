@@ -279,3 +279,23 @@ func TestRangeOnStaleEntryRevalidatesInTheBackground(t *testing.T) {
 		t.Errorf("origin sent %d 200s and %d 304s, want 3 and 1", full, not)
 	}
 }
+
+// A range on an entry whose response said no-cache (revalidate at every
+// use) goes to the origin alone: a background revalidation on top of it
+// would double the origin requests of every range.
+func TestRangeOnNoCacheEntryStartsNoFill(t *testing.T) {
+	v := newVersioned(`"n1"`, "no-cache", "")
+	o := newOrigin(t, v.ServeHTTP)
+	s := startCache(t, o, "")
+	expect(t, "fill", get(t, s, "/nc"), 200, `body "n1"`, "miss", "stored")
+	for i := range 2 {
+		r := get(t, s, "/nc", "Range", "bytes=0-3")
+		expect(t, fmt.Sprint("range ", i), r, 200, `body "n1"`, "uncacheable", "fwd=stale", "detail=range")
+		if strings.Contains(r.cs(), "range-fill") {
+			t.Errorf("range %d started a fill: %q", i, r.cs())
+		}
+	}
+	if n, not := o.n.Load(), v.not.Load(); n != 3 || not != 0 || cache.Flights() != 0 {
+		t.Errorf("origin got %d requests (%d revalidations), %d in flight; want 3, 0, 0", n, not, cache.Flights())
+	}
+}
