@@ -50,6 +50,30 @@ func (h *Handler) join(key string) (*flight, bool) {
 	return f, true
 }
 
+// lead opens a flight for key if none is in the air, and tells whether it
+// did; unlike join, it never counts the caller as a waiter.
+func (h *Handler) lead(key string) (*flight, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.flights[key]; ok {
+		return nil, false
+	}
+	f := &flight{done: make(chan struct{})}
+	h.flights[key] = f
+	return f, true
+}
+
+// inFlight joins the flight for key as a waiter if one is in the air.
+func (h *Handler) inFlight(key string) (*flight, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	f, ok := h.flights[key]
+	if ok {
+		f.waiters++
+	}
+	return f, ok
+}
+
 // land ends the flight f for key with outcome o and wakes its waiters.
 func (h *Handler) land(key string, f *flight, o outcome) {
 	h.mu.Lock()

@@ -294,3 +294,61 @@ func TestClientGoneMidBodyIsNotStored(t *testing.T) {
 	expect(t, "after the client left", get(t, s, "/gone"), 200, "first part\nsecond part\n", "", "fwd=uri-miss")
 	expect(t, "then a hit", get(t, s, "/gone"), 200, "first part\nsecond part\n", "hit", "hit")
 }
+
+// A HEAD miss while a GET of its key is in flight waits for that GET and is
+// answered from the stored response, without a body: the origin sees one
+// request. If the GET turns out not storable, the HEAD goes to the origin
+// as HEAD itself (collapsed=?0).
+func TestHEADMissCollapsesIntoGETInFlight(t *testing.T) {
+	const body = "slow body"
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet {
+			// The slow origin answers the GET once the HEAD waits for it.
+			deadline := time.Now().Add(10 * time.Second)
+			for cache.Waiting() < 1 && time.Now().Before(deadline) {
+				time.Sleep(time.Millisecond)
+			}
+		}
+		if r.URL.Path == "/nostore" {
+			w.Header().Set("Cache-Control", "no-store")
+		} else {
+			w.Header().Set("Cache-Control", "max-age=60")
+		}
+		w.Header().Set("Content-Type", "text/plain")
+		io.WriteString(w, body)
+	})
+	s := startCache(t, o, "")
+
+	for _, tt := range []struct {
+		path, result, cs string
+		requests         int64
+		methods          []string
+	}{
+		{"/slow", "collapsed", "fwd=uri-miss; collapsed; ttl=", 1, []string{"GET"}},
+		{"/nostore", "uncacheable", "fwd=uri-miss; fwd-status=200; collapsed=?0; detail=head", 2, []string{"GET", "HEAD"}},
+	} {
+		before := o.n.Load()
+		done := make(chan result)
+		go func() { done <- get(t, s, tt.path) }()
+		waitFor(t, "the GET to reach the origin", func() bool { return o.n.Load() == before+1 })
+		h := do(t, s, http.MethodHead, tt.path)
+		expect(t, "HEAD "+tt.path, h, 200, "", tt.result, tt.cs)
+		if cl := h.header.Get("Content-Length"); cl != fmt.Sprint(len(body)) {
+			t.Errorf("HEAD %s: Content-Length %q, want %d", tt.path, cl, len(body))
+		}
+		if ct := h.header.Get("Content-Type"); ct != "text/plain" {
+			t.Errorf("HEAD %s: Content-Type %q", tt.path, ct)
+		}
+		expect(t, "GET "+tt.path, <-done, 200, body, "", "fwd=uri-miss; fwd-status=200")
+		if n := o.n.Load() - before; n != tt.requests {
+			t.Errorf("%s: origin got %d requests, want %d", tt.path, n, tt.requests)
+		}
+		var methods []string
+		for _, r := range o.requests()[before:] {
+			methods = append(methods, r.Method)
+		}
+		if fmt.Sprint(methods) != fmt.Sprint(tt.methods) {
+			t.Errorf("%s: origin got %v, want %v", tt.path, methods, tt.methods)
+		}
+	}
+}

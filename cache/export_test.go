@@ -24,6 +24,20 @@ func Waiting() int {
 	return n
 }
 
+// Flights returns how many fetches are in the air (foreground, refresh
+// and range fill), over every live handler.
+func Flights() int {
+	live.mu.Lock()
+	defer live.mu.Unlock()
+	n := 0
+	for h := range live.handlers {
+		h.mu.Lock()
+		n += len(h.flights)
+		h.mu.Unlock()
+	}
+	return n
+}
+
 // Requests returns caddy_http_cache_requests_total{result}.
 func Requests(result string) float64 {
 	return testutil.ToFloat64(metrics.requests.WithLabelValues(result))

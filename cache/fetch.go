@@ -25,10 +25,11 @@ type fetch struct {
 	lk   *lookup         // what the lookup found; lk.entry is nil on a miss
 	dec  policy.Decision // the decision on lk.entry, if any
 
-	store        bool // the response may be stored (GET, no Range, no request no-store)
-	revalidate   bool // send lk.entry's validators; a 304 freshens it (§4.3)
-	staleIfError bool // on an origin error, serve lk.entry stale (RFC 5861 §4)
-	background   bool // a stale-while-revalidate refresh: nobody to answer
+	store        bool   // the response may be stored (GET, no Range, no request no-store)
+	revalidate   bool   // send lk.entry's validators; a 304 freshens it (§4.3)
+	staleIfError bool   // on an origin error, serve lk.entry stale (RFC 5861 §4)
+	background   bool   // a background refresh or range fill: nobody to answer
+	cancel       func() // of a background fetch: stops it once nothing will be stored
 	flight       *flight
 	cs           cacheStatus // Cache-Status so far (fwd, collapsed, detail)
 }
@@ -269,6 +270,10 @@ func (fw *fetchWriter) WriteHeader(status int) {
 	}
 	fw.passed = true
 	if f.background {
+		if fw.sw == nil {
+			// Nobody gets this body: do not download it.
+			fw.stop()
+		}
 		return
 	}
 	cs := f.cs
@@ -370,11 +375,20 @@ func (fw *fetchWriter) decideStore(status int) {
 	fw.sw, fw.entry, fw.storeKey, fw.vary = sw, e, key, vary
 }
 
+// stop ends a background fetch whose body nobody needs any more: its
+// origin request is cancelled.
+func (fw *fetchWriter) stop() {
+	if fw.f.background && fw.f.cancel != nil {
+		fw.f.cancel()
+	}
+}
+
 // abort gives up the store write.
 func (fw *fetchWriter) abort(reason string, o outcome) {
 	fw.sw.Abort()
 	fw.sw = nil
 	fw.reason, fw.aborted, fw.abortSet = reason, o, true
+	fw.stop()
 	if c := fw.f.h.logger.Check(zapcore.DebugLevel, "not storing response"); c != nil {
 		c.Write(zap.String("key", fw.storeKey), zap.String("reason", reason))
 	}

@@ -26,7 +26,8 @@ const (
 	DefaultMaxObjectSize   int64 = 32 << 20
 	DefaultCollapseTimeout       = 10 * time.Second
 	DefaultHitForMissTTL         = 30 * time.Second
-	// refreshTimeout bounds a background refresh (stale-while-revalidate).
+	// refreshTimeout bounds a background fetch: a stale-while-revalidate
+	// refresh or the fill started by a Range miss.
 	refreshTimeout = 30 * time.Second
 	// revalidationKeep is how long past its freshness (and stale windows)
 	// the store keeps a response that has a validator, so that it can be

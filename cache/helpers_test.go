@@ -54,6 +54,13 @@ func (o *origin) last() *http.Request {
 	return o.reqs[len(o.reqs)-1]
 }
 
+// requests returns the requests the origin got, in order.
+func (o *origin) requests() []*http.Request {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return append([]*http.Request(nil), o.reqs...)
+}
+
 func (o *origin) addr() string { return strings.TrimPrefix(o.URL, "http://") }
 
 // serve returns a handler answering with the header fields (name, value

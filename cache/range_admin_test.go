@@ -16,8 +16,9 @@ import (
 )
 
 // Item 9: a complete stored entry answers Range with 206 or 416, and
-// If-Range against its ETag; a Range request on a miss goes to the origin
-// untouched and its 206 is not stored.
+// If-Range against its ETag. A Range request on a miss goes to the origin
+// untouched and starts one background fill of the whole response, so that
+// a client that only ever sends Range (a video player) gets hits.
 func TestRangeRequests(t *testing.T) {
 	const body = "0123456789abcdefghij"
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
@@ -28,12 +29,26 @@ func TestRangeRequests(t *testing.T) {
 	})
 	s := startCache(t, o, "")
 
-	r := get(t, s, "/r", "Range", "bytes=0-3")
-	expect(t, "range miss", r, 206, "0123", "uncacheable", "fwd=uri-miss; fwd-status=206", "detail=range")
-	if o.last().Header.Get("Range") != "bytes=0-3" {
-		t.Errorf("Range not forwarded untouched: %q", o.last().Header.Get("Range"))
+	r := get(t, s, "/r", "Range", "bytes=0-3", "If-Range", `"r1"`)
+	expect(t, "range miss", r, 206, "0123", "uncacheable", "fwd=uri-miss; fwd-status=206", "detail=range-fill")
+	if cr := r.header.Get("Content-Range"); cr != "bytes 0-3/20" {
+		t.Errorf("range miss Content-Range %q", cr)
 	}
-	expect(t, "fill", get(t, s, "/r"), 200, body, "miss", "stored")
+	waitFor(t, "the range fill", func() bool { return o.n.Load() == 2 && cache.Flights() == 0 })
+	var ranged, full int
+	for _, req := range o.requests() {
+		switch {
+		case req.Method == http.MethodGet && req.Header.Get("Range") == "bytes=0-3" && req.Header.Get("If-Range") == `"r1"`:
+			ranged++ // the client's request, untouched
+		case req.Method == http.MethodGet && req.Header.Get("Range") == "" && req.Header.Get("If-Range") == "":
+			full++ // the fill
+		default:
+			t.Errorf("origin got %s with Range %q If-Range %q", req.Method, req.Header.Get("Range"), req.Header.Get("If-Range"))
+		}
+	}
+	if ranged != 1 || full != 1 {
+		t.Errorf("origin got %d range and %d full GETs, want 1 and 1", ranged, full)
+	}
 
 	r = get(t, s, "/r", "Range", "bytes=2-5")
 	expect(t, "range hit", r, 206, "2345", "hit", "hit")
@@ -47,8 +62,108 @@ func TestRangeRequests(t *testing.T) {
 	expect(t, "unsatisfiable", get(t, s, "/r", "Range", "bytes=100-200"), 416, "*", "hit", "hit")
 	expect(t, "If-Range match", get(t, s, "/r", "Range", "bytes=0-1", "If-Range", `"r1"`), 206, "01", "hit", "hit")
 	expect(t, "If-Range mismatch", get(t, s, "/r", "Range", "bytes=0-1", "If-Range", `"old"`), 200, body, "hit", "hit")
+	expect(t, "whole", get(t, s, "/r"), 200, body, "hit", "hit")
 	if n := o.n.Load(); n != 2 {
 		t.Errorf("origin got %d requests, want 2", n)
+	}
+}
+
+// A Range miss whose response turns out not storable does not start a
+// fill again and again: the key is remembered as hit-for-miss, and the
+// next ranges go to the origin alone. Nor does a Range request that says
+// no-store start one.
+func TestRangeMissUncacheableDoesNotLoopFills(t *testing.T) {
+	const body = "0123456789abcdefghij"
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		http.ServeContent(w, r, "", timeZero, strings.NewReader(body))
+	})
+	s := startCache(t, o, "hit_for_miss_ttl 1h")
+
+	expect(t, "first range", get(t, s, "/u", "Range", "bytes=0-3"), 206, "0123", "uncacheable", "detail=range-fill")
+	waitFor(t, "the range fill", func() bool { return o.n.Load() == 2 && cache.Flights() == 0 })
+	for i := range 3 {
+		r := get(t, s, "/u", "Range", "bytes=4-7")
+		expect(t, fmt.Sprint("range ", i), r, 206, "4567", "uncacheable", "fwd=uri-miss; fwd-status=206")
+		if strings.Contains(r.cs(), "range-fill") {
+			t.Errorf("range %d started another fill: %q", i, r.cs())
+		}
+	}
+	if n := o.n.Load(); n != 5 {
+		t.Errorf("origin got %d requests, want 5 (2 for the first range, then 1 each)", n)
+	}
+
+	r := get(t, s, "/n", "Range", "bytes=0-3", "Cache-Control", "no-store")
+	expect(t, "no-store range", r, 206, "0123", "uncacheable", "detail=range")
+	if strings.Contains(r.cs(), "range-fill") {
+		t.Errorf("a no-store range started a fill: %q", r.cs())
+	}
+	if n := o.n.Load(); n != 6 || cache.Flights() != 0 {
+		t.Errorf("origin got %d requests, %d in flight, want 6 and 0", n, cache.Flights())
+	}
+}
+
+// A range fill stores its response under the variant of the request that
+// started it (Vary), as a miss would: the same variant's next ranges are
+// hits, another variant's range misses and fills its own.
+func TestRangeFillFollowsVary(t *testing.T) {
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.Header().Set("Vary", "Accept-Language")
+		http.ServeContent(w, r, "", timeZero, strings.NewReader("lang="+r.Header.Get("Accept-Language")+"-0123456789"))
+	})
+	s := startCache(t, o, "")
+	fill := func(lang string, origin int64) {
+		t.Helper()
+		expect(t, lang+" range miss", get(t, s, "/v", "Range", "bytes=0-6", "Accept-Language", lang), 206, "lang="+lang, "uncacheable", "detail=range-fill")
+		waitFor(t, "the "+lang+" fill", func() bool { return o.n.Load() == origin && cache.Flights() == 0 })
+	}
+	fill("en", 2)
+	expect(t, "en range hit", get(t, s, "/v", "Range", "bytes=8-10", "Accept-Language", "en"), 206, "012", "hit", "hit")
+	fill("fr", 4)
+	expect(t, "fr range hit", get(t, s, "/v", "Range", "bytes=0-6", "Accept-Language", "fr"), 206, "lang=fr", "hit", "hit")
+	expect(t, "en whole", get(t, s, "/v", "Accept-Language", "en"), 200, "lang=en-0123456789", "hit", "hit")
+	if n := o.n.Load(); n != 4 {
+		t.Errorf("origin got %d requests, want 4", n)
+	}
+}
+
+// A range fill stops at max_object_size: it does not download a body it
+// will not store, and the key becomes hit-for-miss.
+func TestRangeFillBoundedByMaxObjectSize(t *testing.T) {
+	fillStopped := make(chan struct{})
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		if r.Header.Get("Range") != "" {
+			w.Header().Set("Content-Range", "bytes 0-3/1073741824")
+			w.WriteHeader(http.StatusPartialContent)
+			io.WriteString(w, "xxxx")
+			return
+		}
+		// The fill: an endless chunked body, until the cache hangs up.
+		chunk := strings.Repeat("x", 1024)
+		for i := 0; i < 1<<20; i++ {
+			if _, err := io.WriteString(w, chunk); err != nil {
+				break
+			}
+			w.(http.Flusher).Flush()
+			if r.Context().Err() != nil {
+				break
+			}
+		}
+		close(fillStopped)
+	})
+	s := startCache(t, o, "max_object_size 16KiB\nhit_for_miss_ttl 1h")
+	expect(t, "range miss", get(t, s, "/big", "Range", "bytes=0-3"), 206, "xxxx", "uncacheable", "detail=range-fill")
+	select {
+	case <-fillStopped:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the fill was not stopped past max_object_size")
+	}
+	waitFor(t, "the range fill to land", func() bool { return cache.Flights() == 0 })
+	expect(t, "next range", get(t, s, "/big", "Range", "bytes=0-3"), 206, "xxxx", "uncacheable", "detail=range")
+	if n := o.n.Load(); n != 3 {
+		t.Errorf("origin got %d requests, want 3", n)
 	}
 }
 

@@ -282,6 +282,36 @@ func (h *Handler) serveCacheable(w http.ResponseWriter, r *http.Request, next ca
 		}
 		if !storeOK {
 			f.cs.detail = passDetail
+			if collapsed == 0 {
+				switch {
+				case passDetail == "range" && r.Method == http.MethodGet && !reqCC.NoStore && h.wantsFill(&lk):
+					// A Range miss goes to the origin untouched, so that the
+					// client is not delayed, and starts one background fill
+					// of the whole response, which answers the next ranges
+					// (RFC 9111 §3.3 would allow storing the 206 itself;
+					// this cache stores complete responses only). A stale
+					// entry is revalidated the same way.
+					if h.refresh(r, next, lk, dec) {
+						f.cs.detail = detailRangeFill
+					}
+				case r.Method == http.MethodHead && lk.entry == nil:
+					// A HEAD miss waits for a GET of its key already in
+					// flight and is answered from it (RFC 9110 §9.3.2: the
+					// GET response without content); without one, it goes
+					// to the origin as HEAD.
+					if fl, ok := h.inFlight(lk.key); ok {
+						o, ok := h.wait(ctx, fl)
+						if ok && o == outcomeStored {
+							collapsed = 1
+							continue
+						}
+						if ctx.Err() != nil {
+							return ctx.Err()
+						}
+						f.cs.collapsed = -1
+					}
+				}
+			}
 			return f.run(w)
 		}
 		if lk.entry == nil && h.hitForMiss(lk.key) {
@@ -389,21 +419,40 @@ func serveRange(w http.ResponseWriter, r *http.Request, e *store.Entry, body sto
 	return nil
 }
 
-// refresh starts a background revalidation of a stale entry served under
-// stale-while-revalidate (RFC 5861 §3), unless the key is already being
-// fetched. It runs detached from the client's request, bounded by
-// refreshTimeout and by the config's lifetime.
-func (h *Handler) refresh(r *http.Request, next caddyhttp.Handler, lk lookup, dec policy.Decision) {
-	fl, leader := h.join(lk.key)
-	if !leader {
-		return
+// wantsFill tells whether a Range request that lk cannot answer should
+// start a background fill: on a miss, unless the key is hit-for-miss; with
+// a stored entry, only when the entry itself is stale, not when the
+// request's directives (no-cache, max-age, min-fresh) refused it, nor when
+// the response's no-cache asks for a revalidation at every use (§5.2.2.4):
+// that would double the origin requests of every range.
+func (h *Handler) wantsFill(lk *lookup) bool {
+	if lk.entry == nil {
+		return !h.hitForMiss(lk.key)
 	}
-	// Another refresh may have landed since lk was looked up.
+	if h.entryDerived(lk.entry).fresh.NoCache {
+		return false
+	}
+	return h.evaluate(nil, lk.entry).Action != policy.Serve
+}
+
+// refresh starts a background fetch of the whole GET response for lk.key,
+// unless the key is already being fetched, and tells whether it started
+// one: the revalidation of a stale entry served under
+// stale-while-revalidate (RFC 5861 §3), or, when lk.entry is nil, the fill
+// of a key that a Range request missed. It runs detached from the client's
+// request, bounded by refreshTimeout, max_object_size and the config's
+// lifetime.
+func (h *Handler) refresh(r *http.Request, next caddyhttp.Handler, lk lookup, dec policy.Decision) bool {
+	fl, leader := h.lead(lk.key)
+	if !leader {
+		return false
+	}
+	// Another fetch may have landed since lk was looked up.
 	if e, b, err := h.Store.Get(r.Context(), lk.key); err == nil {
 		b.Close()
-		if e.ResponseTime.After(lk.entry.ResponseTime) {
+		if lk.entry == nil || e.ResponseTime.After(lk.entry.ResponseTime) {
 			h.land(lk.key, fl, outcomeStored)
-			return
+			return false
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), refreshTimeout)
@@ -445,11 +494,14 @@ func (h *Handler) refresh(r *http.Request, next caddyhttp.Handler, lk lookup, de
 		}
 	}
 	f := fetch{
-		h: h, r: r2, next: next, dec: dec, store: true, flight: fl, background: true,
-		lk:         &lookup{pkey: lk.pkey, key: lk.key, entry: lk.entry},
-		revalidate: policy.HasValidator(lk.entry.Header),
+		h: h, r: r2, next: next, dec: dec, store: true, flight: fl, background: true, cancel: cancel,
+		lk:         &lookup{pkey: lk.pkey, key: lk.key, fwd: lk.fwd, entry: lk.entry},
+		revalidate: lk.entry != nil && policy.HasValidator(lk.entry.Header),
 	}
-	f.cs.fwd = fwdStale
+	f.cs.fwd = lk.fwd
+	if lk.entry != nil {
+		f.cs.fwd = fwdStale
+	}
 	h.wg.Add(1)
 	go func() {
 		defer h.wg.Done()
@@ -466,6 +518,7 @@ func (h *Handler) refresh(r *http.Request, next caddyhttp.Handler, lk lookup, de
 			}
 		}
 	}()
+	return true
 }
 
 // discardWriter is the response writer of a background refresh.

@@ -53,6 +53,10 @@ const (
 // collapsing because the key's last response was not storable.
 const detailHitForMiss = "hit-for-miss"
 
+// detailRangeFill is the detail of a Range miss sent to the origin
+// untouched that also started a background fill of the whole response.
+const detailRangeFill = "range-fill"
+
 // cacheStatus builds a Cache-Status field value. The zero value is a hit.
 type cacheStatus struct {
 	fwd       string // "" on a hit

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/caddy-edge/edge/cache"
 )
 
 // versioned is an origin handler that answers If-None-Match with 304 when
@@ -241,4 +243,59 @@ func TestStaleWhileRevalidateRefreshedByHEAD(t *testing.T) {
 		}
 		return false
 	})
+}
+
+// A Range request that finds a stale entry goes to the origin untouched
+// and revalidates the entry in the background (one conditional GET), so
+// that the next ranges are hits; a range refused only by the request's own
+// no-cache starts nothing.
+func TestRangeOnStaleEntryRevalidatesInTheBackground(t *testing.T) {
+	v := newVersioned(`"g1"`, "max-age=60", "61") // stored stale
+	v.cc304.Store("max-age=600")
+	o := newOrigin(t, v.ServeHTTP)
+	s := startCache(t, o, "")
+	expect(t, "fill", get(t, s, "/g"), 200, `body "g1"`, "miss", "stored")
+
+	r := get(t, s, "/g", "Range", "bytes=0-3")
+	expect(t, "stale range", r, 200, `body "g1"`, "uncacheable", "fwd=stale", "detail=range-fill")
+	waitFor(t, "the background revalidation", func() bool { return v.not.Load() == 1 && cache.Flights() == 0 })
+	for _, req := range o.requests() {
+		if req.Header.Get("If-None-Match") != "" && (req.Header.Get("Range") != "" || req.Method != http.MethodGet) {
+			t.Errorf("the revalidation was %s with Range %q", req.Method, req.Header.Get("Range"))
+		}
+	}
+	r = get(t, s, "/g", "Range", "bytes=0-3")
+	expect(t, "range hit", r, 206, "body", "hit", "hit")
+	if cr := r.header.Get("Content-Range"); cr != "bytes 0-3/9" {
+		t.Errorf("Content-Range %q", cr)
+	}
+
+	r = get(t, s, "/g", "Range", "bytes=0-3", "Cache-Control", "no-cache")
+	expect(t, "no-cache range", r, 200, `body "g1"`, "uncacheable", "fwd=request", "detail=range")
+	if strings.Contains(r.cs(), "range-fill") || cache.Flights() != 0 {
+		t.Errorf("a no-cache range started a fill: %q", r.cs())
+	}
+	if full, not := v.full.Load(), v.not.Load(); full != 3 || not != 1 {
+		t.Errorf("origin sent %d 200s and %d 304s, want 3 and 1", full, not)
+	}
+}
+
+// A range on an entry whose response said no-cache (revalidate at every
+// use) goes to the origin alone: a background revalidation on top of it
+// would double the origin requests of every range.
+func TestRangeOnNoCacheEntryStartsNoFill(t *testing.T) {
+	v := newVersioned(`"n1"`, "no-cache", "")
+	o := newOrigin(t, v.ServeHTTP)
+	s := startCache(t, o, "")
+	expect(t, "fill", get(t, s, "/nc"), 200, `body "n1"`, "miss", "stored")
+	for i := range 2 {
+		r := get(t, s, "/nc", "Range", "bytes=0-3")
+		expect(t, fmt.Sprint("range ", i), r, 200, `body "n1"`, "uncacheable", "fwd=stale", "detail=range")
+		if strings.Contains(r.cs(), "range-fill") {
+			t.Errorf("range %d started a fill: %q", i, r.cs())
+		}
+	}
+	if n, not := o.n.Load(), v.not.Load(); n != 3 || not != 0 || cache.Flights() != 0 {
+		t.Errorf("origin got %d requests (%d revalidations), %d in flight; want 3, 0, 0", n, not, cache.Flights())
+	}
 }
