@@ -276,6 +276,39 @@ func TestHandlerPlaceholdersAndLogFields(t *testing.T) {
 	}
 }
 
+// Two filters on one request (a site-wide one and a stricter one for a
+// path) share the request's lookup: the second reuses the record, and the
+// placeholders and the log object show the second's decision.
+func TestHandlerTwoFiltersOneRequest(t *testing.T) {
+	country, _ := fixtures(t)
+	site := &Handler{Databases: []DatabaseConfig{{Path: country}}}
+	provision(t, site)
+	strict := &Handler{
+		Databases: []DatabaseConfig{{Path: country}},
+		Rules:     []Rule{{Name: "eu-only", Action: rules.Log, Conditions: rules.Conditions{Continent: []string{"EU"}}}},
+	}
+	provision(t, strict)
+	r, repl, _ := request("GET", "/", "192.0.2.1")
+	var first *lookup
+	saw := ""
+	err := site.ServeHTTP(httptest.NewRecorder(), r, caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		first = requestLookup(r)
+		return strict.ServeHTTP(w, r, caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+			saw = repl.ReplaceAll("{geo.country_code} {geo.decision} {geo.rule}", "")
+			return nil
+		}))
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "DE log eu-only"; saw != want {
+		t.Errorf("placeholders after the second filter: %q, want %q", saw, want)
+	}
+	if l := requestLookup(r); l != first || l.decision != decisionLog {
+		t.Errorf("the second filter made a new record (%p, first %p) or kept the first's decision %q", l, first, l.decision)
+	}
+}
+
 func TestHandlerMetrics(t *testing.T) {
 	country, _ := fixtures(t)
 	h := &Handler{
