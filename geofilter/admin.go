@@ -11,7 +11,6 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 
-	"github.com/caddy-edge/edge/geofilter/geodb"
 	"github.com/caddy-edge/edge/geofilter/rules"
 )
 
@@ -64,9 +63,10 @@ func liveFiltersLocked() []liveFilter {
 // Admin is the admin API of geofilter, module admin.api.geofilter:
 //
 //   - GET /geofilter/lookup?ip=ADDR: what each database says of the address
-//     (each database file, and the merged result of each filter) and what
-//     each live filter would decide. Rules with request matchers are skipped,
-//     since they depend on a request.
+//     (each database on its own, and the merged result of each filter) and
+//     what each live filter would decide, from the databases as they serve
+//     requests now (after the last hot reload; no file is reopened). Rules
+//     with request matchers are skipped, since they depend on a request.
 //   - GET /geofilter/databases: every open database and IP list with its
 //     kind, build time and last reload.
 //   - POST /geofilter/reload[?path=FILE]: checks and reloads the file now
@@ -97,9 +97,10 @@ type LookupResponse struct {
 	Filters   []FilterAnswer   `json:"filters"`
 }
 
-// DatabaseAnswer is what one database file says of an address.
+// DatabaseAnswer is what one database says of an address: the version
+// that serves requests now.
 type DatabaseAnswer struct {
-	Path   string  `json:"path"`
+	Path   string  `json:"path"` // absolute
 	Kind   string  `json:"kind,omitempty"`
 	Result *Result `json:"result,omitempty"`
 	Error  string  `json:"error,omitempty"`
@@ -114,8 +115,6 @@ type FilterAnswer struct {
 	Decision  string   `json:"decision"`
 	Rule      string   `json:"rule"`
 	LogRule   string   `json:"log_rule,omitempty"`
-
-	configs []DatabaseConfig
 }
 
 func (Admin) handleLookup(w http.ResponseWriter, r *http.Request) error {
@@ -127,35 +126,41 @@ func (Admin) handleLookup(w http.ResponseWriter, r *http.Request) error {
 		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: fmt.Errorf("bad ip parameter: %v", err)}
 	}
 	ip = ip.Unmap().WithZone("")
-	resp := LookupResponse{IP: ip.String(), Databases: []DatabaseAnswer{}}
-
-	resp.Filters = lookupFilters(ip)
-	seen := make(map[string]bool)
-	for _, f := range resp.Filters {
-		for _, c := range f.configs {
-			if !seen[c.Path] {
-				seen[c.Path] = true
-				resp.Databases = append(resp.Databases, lookupFile(c, ip))
-			}
-		}
-	}
+	resp := LookupResponse{IP: ip.String()}
+	resp.Filters, resp.Databases = lookupFilters(ip)
 	return writeJSON(w, resp)
 }
 
-// lookupFilters asks every live filter what it knows of ip and decides.
-func lookupFilters(ip netip.Addr) []FilterAnswer {
-	out := []FilterAnswer{}
+// lookupFilters asks every live filter what it knows of ip and decides,
+// and each database in use what it says of ip on its own. Both answers come
+// from the databases that serve requests, as loaded in memory now (the
+// version after the last hot reload); no file is reopened. A database
+// shared by several filters is answered once.
+func lookupFilters(ip netip.Addr) ([]FilterAnswer, []DatabaseAnswer) {
+	out, dbs := []FilterAnswer{}, []DatabaseAnswer{}
+	seen := make(map[string]bool)
 	filters.mu.RLock()
 	defer filters.mu.RUnlock()
 	for _, lf := range liveFiltersLocked() {
 		h := lf.h
-		f := FilterAnswer{ID: lf.id, Databases: []string{}, configs: h.Databases}
+		f := FilterAnswer{ID: lf.id, Databases: []string{}}
 		for _, c := range h.Databases {
 			f.Databases = append(f.Databases, c.Path)
 		}
-		if h.src.dbs != nil {
-			h.src.dbs.Lookup(ip, &f.Result)
-		}
+		h.src.dbs.Lookup(ip, &f.Result)
+		h.src.dbs.LookupEach(ip, func(path, kind string, r Result, err error) {
+			if seen[path] {
+				return
+			}
+			seen[path] = true
+			a := DatabaseAnswer{Path: path, Kind: kind}
+			if err != nil {
+				a.Error = err.Error()
+			} else {
+				a.Result = &r
+			}
+			dbs = append(dbs, a)
+		})
 		f.Country = rules.NormalizeCountry(f.Result.CountryCode)
 		d, err := h.set.Decide(&rules.Input{IP: ip, Geo: &f.Result}, nil)
 		if err != nil {
@@ -168,27 +173,7 @@ func lookupFilters(ip netip.Addr) []FilterAnswer {
 		}
 		out = append(out, f)
 	}
-	return out
-}
-
-// lookupFile opens the database file on its own and looks ip up in it, so
-// the answer is what this one file says (as on disk now).
-func lookupFile(c DatabaseConfig, ip netip.Addr) DatabaseAnswer {
-	a := DatabaseAnswer{Path: c.Path}
-	db, err := geodb.Open(c.Path, c.Fields)
-	if err != nil {
-		a.Error = err.Error()
-		return a
-	}
-	defer db.Close()
-	a.Kind = string(db.Kind())
-	var res Result
-	if err := db.Lookup(ip, &res); err != nil {
-		a.Error = err.Error()
-		return a
-	}
-	a.Result = &res
-	return a
+	return out, dbs
 }
 
 func (Admin) handleDatabases(w http.ResponseWriter, r *http.Request) error {

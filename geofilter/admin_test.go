@@ -12,6 +12,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/caddy-edge/edge/geofilter/rules"
+	"github.com/caddy-edge/edge/internal/mmdbtest"
 )
 
 // adminDo calls the admin route for path the way Caddy's admin server does
@@ -147,4 +148,61 @@ func TestAdmin(t *testing.T) {
 			t.Fatalf("reload all: %d %s %v", code, body, err)
 		}
 	})
+}
+
+// The admin lookup answers from the databases that serve requests: a file
+// replaced on disk shows only once it is reloaded, and then at once.
+func TestAdminLookupFollowsReload(t *testing.T) {
+	path := mmdbtest.Country(t, map[string]string{"192.0.2.0/24": "DE"})
+	h := &Handler{
+		Databases:      []DatabaseConfig{{Path: path}},
+		ReloadInterval: caddy.Duration(-1), // reloads only when forced
+		Rules:          []Rule{{Name: "no-us", Action: rules.Deny, Conditions: rules.Conditions{Country: []string{"US"}}}},
+	}
+	provision(t, h)
+	abs, _ := filepath.Abs(path)
+	lookup := func() (DatabaseAnswer, FilterAnswer) {
+		t.Helper()
+		code, body := adminDo(t, "GET", "/geofilter/lookup?ip=192.0.2.1")
+		var resp LookupResponse
+		if err := json.Unmarshal(body, &resp); err != nil || code != http.StatusOK {
+			t.Fatalf("%d %s %v", code, body, err)
+		}
+		var db DatabaseAnswer
+		for _, d := range resp.Databases {
+			if d.Path == abs {
+				db = d
+			}
+		}
+		for _, f := range resp.Filters {
+			if f.ID == filterID(h) {
+				return db, f
+			}
+		}
+		t.Fatalf("filter %d not in %s", filterID(h), body)
+		return db, FilterAnswer{}
+	}
+	check := func(when, country, decision string) {
+		t.Helper()
+		db, f := lookup()
+		if db.Result == nil || db.Result.CountryCode != country || db.Kind != "country" {
+			t.Errorf("%s: database answer %+v, want %s", when, db, country)
+		}
+		if f.Country != country || f.Decision != decision {
+			t.Errorf("%s: filter answer %+v, want %s %s", when, f, country, decision)
+		}
+	}
+
+	check("at start", "DE", "allow")
+	mmdbtest.WriteFile(t, path, mmdbtest.BuildCountry(map[string]string{"192.0.2.0/24": "US"}))
+	check("replaced on disk, not reloaded", "DE", "allow")
+	if _, err := ReloadDatabase(path); err != nil {
+		t.Fatal(err)
+	}
+	check("after the reload", "US", "deny")
+	mmdbtest.WriteFile(t, path, mmdbtest.CorruptBytes())
+	if _, err := ReloadDatabase(path); err == nil {
+		t.Fatal("reload of a corrupt file succeeded")
+	}
+	check("after a rejected reload", "US", "deny")
 }

@@ -3,6 +3,7 @@ package geofilter
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -28,7 +29,9 @@ type NamedMatcher func(tok caddyfile.Token) (caddy.ModuleMap, error)
 //			}
 //		}]
 //		reload_interval <duration>|off
-//		default allow|deny
+//		default allow|deny [{
+//			<deny response options>
+//		}]
 //		log_only
 //
 //		allow|deny|log [not] <condition> [<values...>] [{
@@ -47,8 +50,11 @@ type NamedMatcher func(tok caddyfile.Token) (caddy.ModuleMap, error)
 // any), vpn, hosting, public_proxy, tor, residential_proxy (shortcuts for
 // anonymous <flag>), ip <cidr|address...>, ip_list <file...>.
 //
-// Rule options: name <name>; status <code>, body <text>, file <path>,
-// header <name> <value> (deny only); match { <matchers> }; @<named
+// Deny response options (of a deny rule and of the default deny): status
+// <code>, body <text>, file <path>, header <name> <value>.
+//
+// Rule options: name <name>; the deny response options (deny only); match
+// { <matchers> }; @<named
 // matcher>; or any Caddy request matcher written directly (path, method,
 // query, expression, ...). header and file are the deny response's: use
 // match { header ... } for the request matchers of those names; likewise
@@ -85,6 +91,23 @@ func (h *Handler) UnmarshalCaddyfileNamed(d *caddyfile.Dispenser, named NamedMat
 				return d.Errf("bad default '%s': want allow or deny", a)
 			}
 			h.Default = a
+			var resp DenyResponse
+			for nesting := d.Nesting(); d.NextBlock(nesting); {
+				if a != "deny" {
+					return d.Errf("default %s takes no options: status, body, file and header are only for default deny", a)
+				}
+				if ok, err := parseDenyOption(d, &resp); err != nil {
+					return err
+				} else if !ok {
+					return d.Errf("unrecognized default deny option '%s' (want status, body, file or header)", d.Val())
+				}
+			}
+			if resp.Body != "" && resp.File != "" {
+				return d.Err("default deny: body and file are mutually exclusive")
+			}
+			if resp.isSet() {
+				h.DefaultResponse = &resp
+			}
 		case "log_only":
 			if h.LogOnly {
 				return d.Err("duplicate log_only")
@@ -258,6 +281,7 @@ func parseCondition(d *caddyfile.Dispenser, c *rules.Conditions) (bool, error) {
 func parseRuleBlock(d *caddyfile.Dispenser, r *Rule, named NamedMatcher) error {
 	matcherTokens := make(map[string][]caddyfile.Token)
 	var matcherOrder []string
+	resp := DenyResponse{Status: r.Status, Body: r.Body, File: r.File, Headers: r.Headers}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		opt := d.Val()
 		if strings.HasPrefix(opt, "@") {
@@ -296,6 +320,12 @@ func parseRuleBlock(d *caddyfile.Dispenser, r *Rule, named NamedMatcher) error {
 			}
 			continue
 		}
+		if ok, err := parseDenyOption(d, &resp); ok || err != nil {
+			if err != nil {
+				return err
+			}
+			continue
+		}
 		switch opt {
 		case "name":
 			if r.Name != "" {
@@ -304,42 +334,6 @@ func parseRuleBlock(d *caddyfile.Dispenser, r *Rule, named NamedMatcher) error {
 			if !d.AllArgs(&r.Name) {
 				return d.ArgErr()
 			}
-		case "status":
-			var s string
-			if r.Status != 0 {
-				return d.Err("duplicate status")
-			}
-			if !d.AllArgs(&s) {
-				return d.ArgErr()
-			}
-			code, err := strconv.Atoi(s)
-			if err != nil || code < 300 || code > 599 {
-				return d.Errf("bad status '%s': want a status code from 300 to 599", s)
-			}
-			r.Status = code
-		case "body":
-			if r.Body != "" {
-				return d.Err("duplicate body")
-			}
-			if !d.AllArgs(&r.Body) {
-				return d.ArgErr()
-			}
-		case "file":
-			if r.File != "" {
-				return d.Err("duplicate file")
-			}
-			if !d.AllArgs(&r.File) {
-				return d.ArgErr()
-			}
-		case "header":
-			var k, v string
-			if !d.AllArgs(&k, &v) {
-				return d.ArgErr()
-			}
-			if r.Headers == nil {
-				r.Headers = make(map[string][]string)
-			}
-			r.Headers.Add(k, v)
 		case "match":
 			set, err := caddyhttp.ParseCaddyfileNestedMatcherSet(d)
 			if err != nil {
@@ -358,7 +352,8 @@ func parseRuleBlock(d *caddyfile.Dispenser, r *Rule, named NamedMatcher) error {
 			matcherTokens[opt] = append(matcherTokens[opt], d.NextSegment()...)
 		}
 	}
-	if r.Action != rules.Deny && (r.Status != 0 || r.Body != "" || r.File != "" || len(r.Headers) > 0) {
+	r.Status, r.Body, r.File, r.Headers = resp.Status, resp.Body, resp.File, resp.Headers
+	if r.Action != rules.Deny && resp.isSet() {
 		return d.Errf("status, body, file and header are only for deny rules, this one is %s", r.Action)
 	}
 	if r.Body != "" && r.File != "" {
@@ -391,6 +386,52 @@ func parseRuleBlock(d *caddyfile.Dispenser, r *Rule, named NamedMatcher) error {
 		set[name] = b
 	}
 	return mergeMatchers(d, r, set)
+}
+
+// parseDenyOption parses the current option into resp if it is a deny
+// response option (status, body, file, header) and reports whether it was.
+func parseDenyOption(d *caddyfile.Dispenser, resp *DenyResponse) (bool, error) {
+	switch d.Val() {
+	case "status":
+		var s string
+		if resp.Status != 0 {
+			return true, d.Err("duplicate status")
+		}
+		if !d.AllArgs(&s) {
+			return true, d.ArgErr()
+		}
+		code, err := strconv.Atoi(s)
+		if err != nil || code < 300 || code > 599 {
+			return true, d.Errf("bad status '%s': want a status code from 300 to 599", s)
+		}
+		resp.Status = code
+	case "body":
+		if resp.Body != "" {
+			return true, d.Err("duplicate body")
+		}
+		if !d.AllArgs(&resp.Body) {
+			return true, d.ArgErr()
+		}
+	case "file":
+		if resp.File != "" {
+			return true, d.Err("duplicate file")
+		}
+		if !d.AllArgs(&resp.File) {
+			return true, d.ArgErr()
+		}
+	case "header":
+		var k, v string
+		if !d.AllArgs(&k, &v) {
+			return true, d.ArgErr()
+		}
+		if resp.Headers == nil {
+			resp.Headers = make(http.Header)
+		}
+		resp.Headers.Add(k, v)
+	default:
+		return false, nil
+	}
+	return true, nil
 }
 
 func mergeMatchers(d *caddyfile.Dispenser, r *Rule, set caddy.ModuleMap) error {

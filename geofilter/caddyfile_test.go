@@ -2,6 +2,7 @@ package geofilter
 
 import (
 	"encoding/json"
+	"net/http"
 	"reflect"
 	"strings"
 	"testing"
@@ -117,6 +118,24 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 				MatchRaw:   caddy.ModuleMap{"header": json.RawMessage(`{"X-Debug":["1"]}`)},
 			},
 		}}},
+		{"default deny with a response", `geofilter {
+			default deny {
+				status 451
+				body "not from {geo.country_code}"
+				header Retry-After 3600
+				header X-Reason geo
+			}
+		}`, Handler{Default: "deny", DefaultResponse: &DenyResponse{
+			Status:  451,
+			Body:    "not from {geo.country_code}",
+			Headers: http.Header{"Retry-After": {"3600"}, "X-Reason": {"geo"}},
+		}}},
+		{"default deny with a file", `geofilter {
+			default deny {
+				file /srv/blocked.html
+			}
+		}`, Handler{Default: "deny", DefaultResponse: &DenyResponse{File: "/srv/blocked.html"}}},
+		{"default deny with an empty block", "geofilter {\n\tdefault deny {\n\t}\n}", Handler{Default: "deny"}},
 		{"rule with only a matcher and caddy's not", `geofilter {
 			rule log {
 				not path /health
@@ -159,6 +178,12 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"default twice", "geofilter {\n\tdefault allow\n\tdefault deny\n}", "duplicate default, at Testfile:3"},
 		{"default bad", "geofilter {\n\tdefault log\n}", "bad default 'log': want allow or deny, at Testfile:2"},
 		{"default missing", "geofilter {\n\tdefault\n}", "wrong argument count or unexpected line ending after"},
+		{"default allow with options", "geofilter {\n\tdefault allow {\n\t\tstatus 451\n\t}\n}", "default allow takes no options: status, body, file and header are only for default deny, at Testfile:3"},
+		{"default deny unknown option", "geofilter {\n\tdefault deny {\n\t\tstatus 451\n\t\tcountry CN\n\t}\n}", "unrecognized default deny option 'country' (want status, body, file or header), at Testfile:4"},
+		{"default deny bad status", "geofilter {\n\tdefault deny {\n\t\tstatus 200\n\t}\n}", "bad status '200': want a status code from 300 to 599, at Testfile:3"},
+		{"default deny duplicate body", "geofilter {\n\tdefault deny {\n\t\tbody a\n\t\tbody b\n\t}\n}", "duplicate body, at Testfile:4"},
+		{"default deny body and file", "geofilter {\n\tdefault deny {\n\t\tbody a\n\t\tfile b\n\t}\n}", "default deny: body and file are mutually exclusive, at Testfile:5"},
+		{"default deny header one arg", "geofilter {\n\tdefault deny {\n\t\theader X-A\n\t}\n}", "wrong argument count or unexpected line ending after 'X-A', at Testfile:3"},
 		{"log_only twice", "geofilter {\n\tlog_only\n\tlog_only\n}", "duplicate log_only, at Testfile:3"},
 		{"log_only argument", "geofilter {\n\tlog_only yes\n}", "wrong argument count or unexpected line ending after"},
 		{"rule without condition", "geofilter {\n\tdeny\n}", "deny: missing condition, at Testfile:2"},

@@ -33,10 +33,10 @@ import (
 // decides (log rules record their match and evaluation goes on); with none,
 // the default action decides.
 //
-// A denied request gets, when its rule sets no body, file or header, a
-// Caddy error with the rule's status (default 403), so that handle_errors
-// can restyle it; with a body, file or header the response is written
-// directly.
+// A denied request gets, when its rule (or the default's response) sets no
+// body, file or header, a Caddy error with the status (default 403), so that
+// handle_errors can restyle it; with a body, file or header the response is
+// written directly.
 //
 // The handler sets these placeholders, computed only when used:
 //
@@ -72,8 +72,14 @@ type Handler struct {
 	Rules []Rule `json:"rules,omitempty"`
 
 	// Default is the action when no allow or deny rule matches: "allow" or
-	// "deny" (with status 403). Default: allow.
+	// "deny" (answered as DefaultResponse says). Default: allow.
 	Default string `json:"default,omitempty"`
+
+	// DefaultResponse is how the default deny answers (status, body or
+	// file, headers), as a deny rule does; only with Default "deny".
+	// Default: a Caddy error with status 403, which handle_errors can
+	// restyle.
+	DefaultResponse *DenyResponse `json:"default_response,omitempty"`
 
 	// LogOnly evaluates the rules, logs and counts what they decide, but
 	// never blocks: a deny becomes the decision "would_deny" and the request
@@ -123,7 +129,27 @@ type Rule struct {
 	Headers http.Header `json:"headers,omitempty"`
 }
 
-// denyResponse is how one deny rule answers.
+// DenyResponse is how a deny answers. Without a body, a file or a header,
+// the answer is a Caddy error with the status (which handle_errors can
+// restyle); with any of them, the response is written directly.
+type DenyResponse struct {
+	// Status is the status code, from 300 to 599. Default: 403.
+	Status int `json:"status,omitempty"`
+
+	// Body is the body; placeholders are replaced. Mutually exclusive with
+	// File.
+	Body string `json:"body,omitempty"`
+
+	// File is the path of a file sent as the body (read when the config is
+	// loaded; its Content-Type is guessed from the file extension).
+	File string `json:"file,omitempty"`
+
+	// Headers are set on the response; placeholders in the values are
+	// replaced.
+	Headers http.Header `json:"headers,omitempty"`
+}
+
+// denyResponse is how one deny rule, or the default deny, answers.
 type denyResponse struct {
 	status  int
 	body    []byte // also with direct, when the body is static
@@ -158,6 +184,16 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("default: unknown action %q (want allow or deny)", h.Default)
 	}
 	h.dflt = denyResponse{status: http.StatusForbidden}
+	if h.DefaultResponse != nil {
+		if h.set.Default != rules.Deny {
+			return errors.New("default_response: only for default deny")
+		}
+		resp, err := h.DefaultResponse.compile()
+		if err != nil {
+			return fmt.Errorf("default_response: %w", err)
+		}
+		h.dflt = resp
+	}
 
 	if err := h.src.open(h.Databases, time.Duration(h.ReloadInterval), h.logger); err != nil {
 		return err
@@ -225,36 +261,47 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 }
 
 func (rc *Rule) denyResponse() (denyResponse, error) {
-	d := denyResponse{status: rc.Status, headers: rc.Headers}
+	dr := DenyResponse{Status: rc.Status, Body: rc.Body, File: rc.File, Headers: rc.Headers}
+	if rc.Action != rules.Deny {
+		if dr.isSet() {
+			return denyResponse{}, fmt.Errorf("status, body, file and headers are only for deny rules, this one is %s", rc.Action)
+		}
+		return denyResponse{status: http.StatusForbidden}, nil
+	}
+	return dr.compile()
+}
+
+// isSet reports whether any option of dr is set.
+func (dr *DenyResponse) isSet() bool {
+	return dr.Status != 0 || dr.Body != "" || dr.File != "" || len(dr.Headers) > 0
+}
+
+// compile checks dr and reads its file.
+func (dr *DenyResponse) compile() (denyResponse, error) {
+	d := denyResponse{status: dr.Status, headers: dr.Headers}
 	if d.status == 0 {
 		d.status = http.StatusForbidden
-	}
-	if rc.Action != rules.Deny {
-		if rc.Status != 0 || rc.Body != "" || rc.File != "" || len(rc.Headers) > 0 {
-			return d, fmt.Errorf("status, body, file and headers are only for deny rules, this one is %s", rc.Action)
-		}
-		return d, nil
 	}
 	if d.status < 300 || d.status > 599 {
 		return d, fmt.Errorf("bad status %d: want 300 to 599", d.status)
 	}
-	if rc.Body != "" && rc.File != "" {
+	if dr.Body != "" && dr.File != "" {
 		return d, errors.New("body and file are mutually exclusive")
 	}
-	d.direct = rc.Body != "" || rc.File != "" || len(rc.Headers) > 0
+	d.direct = dr.Body != "" || dr.File != "" || len(dr.Headers) > 0
 	switch {
-	case rc.File != "":
-		b, err := os.ReadFile(rc.File)
+	case dr.File != "":
+		b, err := os.ReadFile(dr.File)
 		if err != nil {
 			return d, fmt.Errorf("reading deny file: %w", err)
 		}
 		d.body = b
-		d.ctype = mime.TypeByExtension(filepath.Ext(rc.File))
+		d.ctype = mime.TypeByExtension(filepath.Ext(dr.File))
 		if d.ctype == "" {
 			d.ctype = http.DetectContentType(b)
 		}
-	case rc.Body != "":
-		d.bodyTpl = rc.Body
+	case dr.Body != "":
+		d.bodyTpl = dr.Body
 		d.ctype = "text/plain; charset=utf-8"
 	}
 	return d, nil

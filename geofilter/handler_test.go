@@ -202,6 +202,59 @@ func TestHandlerDenyResponse(t *testing.T) {
 	}
 }
 
+// The default deny answers with its own response, as a deny rule does;
+// allowed requests and rules are not affected.
+func TestHandlerDefaultDenyResponse(t *testing.T) {
+	country, _ := fixtures(t)
+	h := &Handler{
+		Databases: []DatabaseConfig{{Path: country}},
+		Rules:     []Rule{{Action: rules.Allow, Conditions: rules.Conditions{Country: []string{"DE"}}}},
+		Default:   "deny",
+		DefaultResponse: &DenyResponse{
+			Status:  451,
+			Body:    "not from {geo.country_code} ({geo.rule})",
+			Headers: http.Header{"Retry-After": {"3600"}},
+		},
+	}
+	provision(t, h)
+	w, err, nextRan, _ := serve(h, "GET", "/", "198.51.100.8")
+	if err != nil || nextRan {
+		t.Fatalf("err=%v nextRan=%v", err, nextRan)
+	}
+	if w.Code != 451 || w.Body.String() != "not from CN (default)" || w.Header().Get("Retry-After") != "3600" ||
+		w.Header().Get("Content-Type") != "text/plain; charset=utf-8" {
+		t.Errorf("default deny: %d %q %v", w.Code, w.Body, w.Header())
+	}
+	if _, err, nextRan, _ := serve(h, "GET", "/", "192.0.2.1"); err != nil || !nextRan {
+		t.Errorf("allowed by a rule: err=%v nextRan=%v", err, nextRan)
+	}
+
+	// Only the status: still a Caddy error, for handle_errors.
+	h2 := &Handler{Databases: []DatabaseConfig{{Path: country}}, Default: "deny", DefaultResponse: &DenyResponse{Status: 404}}
+	provision(t, h2)
+	if _, err, nextRan, _ := serve(h2, "GET", "/", "192.0.2.1"); nextRan || statusOf(t, err) != 404 {
+		t.Errorf("status only: err=%v nextRan=%v", err, nextRan)
+	}
+
+	for _, bad := range []struct {
+		h    Handler
+		want string
+	}{
+		{Handler{DefaultResponse: &DenyResponse{Status: 451}}, "default_response: only for default deny"},
+		{Handler{Default: "deny", DefaultResponse: &DenyResponse{Status: 200}}, "default_response: bad status 200"},
+		{Handler{Default: "deny", DefaultResponse: &DenyResponse{Body: "a", File: "b"}}, "default_response: body and file are mutually exclusive"},
+		{Handler{Default: "deny", DefaultResponse: &DenyResponse{File: "/nonexistent/blocked.html"}}, "default_response: reading deny file"},
+	} {
+		ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+		err := bad.h.Provision(ctx)
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("%+v: err = %v, want %q", bad.h.DefaultResponse, err, bad.want)
+		}
+		_ = bad.h.Cleanup()
+	}
+}
+
 func TestHandlerLogOnly(t *testing.T) {
 	country, _ := fixtures(t)
 	h := &Handler{
@@ -273,6 +326,39 @@ func TestHandlerPlaceholdersAndLogFields(t *testing.T) {
 	}
 	if f := enc.Fields; f["country"] != "GB" || f["decision"] != "allow" || f["rule"] != "default" || f["asn"] != uint32(64496) {
 		t.Errorf("geo log object %v", f)
+	}
+}
+
+// Two filters on one request (a site-wide one and a stricter one for a
+// path) share the request's lookup: the second reuses the record, and the
+// placeholders and the log object show the second's decision.
+func TestHandlerTwoFiltersOneRequest(t *testing.T) {
+	country, _ := fixtures(t)
+	site := &Handler{Databases: []DatabaseConfig{{Path: country}}}
+	provision(t, site)
+	strict := &Handler{
+		Databases: []DatabaseConfig{{Path: country}},
+		Rules:     []Rule{{Name: "eu-only", Action: rules.Log, Conditions: rules.Conditions{Continent: []string{"EU"}}}},
+	}
+	provision(t, strict)
+	r, repl, _ := request("GET", "/", "192.0.2.1")
+	var first *lookup
+	saw := ""
+	err := site.ServeHTTP(httptest.NewRecorder(), r, caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		first = requestLookup(r)
+		return strict.ServeHTTP(w, r, caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+			saw = repl.ReplaceAll("{geo.country_code} {geo.decision} {geo.rule}", "")
+			return nil
+		}))
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "DE log eu-only"; saw != want {
+		t.Errorf("placeholders after the second filter: %q, want %q", saw, want)
+	}
+	if l := requestLookup(r); l != first || l.decision != decisionLog {
+		t.Errorf("the second filter made a new record (%p, first %p) or kept the first's decision %q", l, first, l.decision)
 	}
 }
 

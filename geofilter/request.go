@@ -36,6 +36,7 @@ type lookup struct {
 	decision string // "" until a geofilter handler decided
 	rule     string // the rule that decided, or "default"
 	mapped   bool   // the placeholder provider is installed on the replacer
+	logged   bool   // the access-log field "geo" refers to this lookup
 }
 
 // clientIP returns the client address as Caddy determined it (the
@@ -44,7 +45,13 @@ type lookup struct {
 // to IPv4 and zones dropped. Outside a Caddy server (no vars), it falls back
 // to the connection's remote address. It never reads a header itself.
 func clientIP(r *http.Request) netip.Addr {
-	s, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
+	vars, _ := r.Context().Value(caddyhttp.VarsCtxKey).(map[string]any)
+	return clientIPFromVars(vars, r)
+}
+
+// clientIPFromVars is clientIP with the request's vars already at hand.
+func clientIPFromVars(vars map[string]any, r *http.Request) netip.Addr {
+	s, _ := vars[caddyhttp.ClientIPVarKey].(string)
 	if s == "" {
 		host, _, err := net.SplitHostPort(r.RemoteAddr)
 		if err != nil {
@@ -67,22 +74,33 @@ func requestLookup(r *http.Request) *lookup {
 }
 
 // newRequestLookup looks the client address up in dbs (which may be nil),
-// stores the lookup in the request (replacing an earlier one) and installs
-// the {geo.*} placeholders.
+// stores the lookup in the request (reusing the record of an earlier
+// geofilter handler of the same request) and installs the {geo.*}
+// placeholders.
+//
+// It is on every request's path, so it does the least it can: the request's
+// vars are fetched from the context once, and a request costs two
+// allocations (the record, and the placeholder provider bound to it, which
+// the Replacer API needs as a func value), none for a later handler of the
+// same request.
 func newRequestLookup(r *http.Request, dbs *Databases) *lookup {
-	l := requestLookup(r)
+	ctx := r.Context()
+	vars, _ := ctx.Value(caddyhttp.VarsCtxKey).(map[string]any)
+	l, _ := vars[lookupVarKey].(*lookup)
 	if l == nil {
 		l = new(lookup)
-		caddyhttp.SetVar(r.Context(), lookupVarKey, l)
+		if vars != nil {
+			vars[lookupVarKey] = l
+		}
 	} else {
-		*l = lookup{mapped: l.mapped}
+		*l = lookup{mapped: l.mapped, logged: l.logged}
 	}
-	l.ip = clientIP(r)
+	l.ip = clientIPFromVars(vars, r)
 	if dbs != nil && l.ip.IsValid() {
 		dbs.Lookup(l.ip, &l.res)
 	}
 	if !l.mapped {
-		if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+		if repl, ok := ctx.Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
 			repl.Map(l.placeholder)
 			l.mapped = true
 		}
@@ -158,12 +176,18 @@ func (l *lookup) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 
 // addLogFields attaches l to the access log of the request as the object
 // field "geo" (country, asn, decision, rule), unless the server has no
-// access log.
+// access log or the field already refers to l (the field is encoded when
+// the access log is written, so it shows the last decision).
 func addLogFields(r *http.Request, l *lookup) {
-	if srv, ok := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server); ok && srv.Logs == nil {
+	if l.logged {
+		return
+	}
+	ctx := r.Context()
+	if srv, ok := ctx.Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server); ok && srv.Logs == nil {
 		return // the server writes no access log
 	}
-	if extra, ok := r.Context().Value(caddyhttp.ExtraLogFieldsCtxKey).(*caddyhttp.ExtraLogFields); ok {
+	if extra, ok := ctx.Value(caddyhttp.ExtraLogFieldsCtxKey).(*caddyhttp.ExtraLogFields); ok {
 		extra.Set(zap.Object("geo", l))
+		l.logged = true
 	}
 }

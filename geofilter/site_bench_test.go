@@ -19,6 +19,8 @@ import (
 // default), so that both see the same machine load. It reports the median
 // time of each and their ratio; the target is a throughput with the filter
 // of at least 0.97x the throughput without, i.e. with/without <= 1.03.
+// A third route with a trivial handler (vars) in place of the filter gives
+// noop/without, the cost of any extra handler in a route.
 // Caddy's own metrics are off: with them, Caddy times every handler, which
 // any extra handler pays, whatever it does.
 func BenchmarkSite(b *testing.B) {
@@ -39,6 +41,10 @@ func BenchmarkSite(b *testing.B) {
 		respond "hello {geo.country_code}"
 	}
 	handle /without {
+		respond "hello DE"
+	}
+	handle /noop {
+		vars noop 1
 		respond "hello DE"
 	}
 }
@@ -62,24 +68,32 @@ func BenchmarkSite(b *testing.B) {
 		}
 		return d
 	}
-	with, without := newReq("/with"), newReq("/without")
-	var tWith, tWithout []time.Duration
+	with, without, noop := newReq("/with"), newReq("/without"), newReq("/noop")
+	var tWith, tWithout, tNoop []time.Duration
 	b.ReportAllocs()
 	for b.Loop() {
-		// Alternate which goes first, so neither gains from the order.
-		if len(tWith)%2 == 0 {
+		// Rotate which goes first, so none gains from the order.
+		switch len(tWith) % 3 {
+		case 0:
 			tWithout = append(tWithout, do(without))
 			tWith = append(tWith, do(with))
-		} else {
+			tNoop = append(tNoop, do(noop))
+		case 1:
 			tWith = append(tWith, do(with))
+			tNoop = append(tNoop, do(noop))
 			tWithout = append(tWithout, do(without))
+		default:
+			tNoop = append(tNoop, do(noop))
+			tWithout = append(tWithout, do(without))
+			tWith = append(tWith, do(with))
 		}
 	}
 	// Medians: a loaded machine adds long outliers to either side.
-	mWith, mWithout := median(tWith), median(tWithout)
+	mWith, mWithout, mNoop := median(tWith), median(tWithout), median(tNoop)
 	b.ReportMetric(float64(mWithout.Nanoseconds()), "ns/req-without")
 	b.ReportMetric(float64(mWith.Nanoseconds()), "ns/req-with")
 	b.ReportMetric(float64(mWith)/float64(mWithout), "with/without")
+	b.ReportMetric(float64(mNoop)/float64(mWithout), "noop/without")
 }
 
 func median(ds []time.Duration) time.Duration {
