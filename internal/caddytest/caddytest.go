@@ -10,6 +10,7 @@ package caddytest
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"strings"
@@ -34,15 +35,28 @@ type Server struct {
 	Client *http.Client
 }
 
-// FreePort returns a loopback TCP port that was free a moment ago.
+// FreePort returns a TCP port that is free on every interface, for a
+// server that Caddy will start a moment later.
+//
+// It is chosen at random below Linux's ephemeral range (32768-60999), where
+// the kernel never hands out ports for listeners on port 0 (such as
+// httptest origins) or for outgoing connections. Picking a port from the
+// kernel with port 0 and closing it, as the obvious way does, races with
+// the other test processes that go test runs side by side: one of their
+// httptest origins could be given the same port before Caddy binds it.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("finding a free port: %v", err)
+	for range 100 {
+		port := 20000 + rand.IntN(12000)
+		l, err := net.Listen("tcp", fmt.Sprintf(":%d", port))
+		if err != nil {
+			continue // in use: try another
+		}
+		l.Close()
+		return port
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatal("finding a free port: 100 random ports in 20000-31999 were all in use")
+	return 0
 }
 
 // Start chooses free ports, then loads the Caddyfile into this process's
