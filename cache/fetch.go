@@ -20,7 +20,8 @@ import (
 // revalidation, a pass-through, or a background refresh.
 type fetch struct {
 	h    *Handler
-	r    *http.Request // the client's request (the background request for a refresh)
+	r    *http.Request     // the client's request (the background request for a refresh)
+	rq   policy.Directives // r's Cache-Control (or Pragma), parsed once
 	next caddyhttp.Handler
 	lk   *lookup         // what the lookup found; lk.entry is nil on a miss
 	dec  policy.Decision // the decision on lk.entry, if any
@@ -88,7 +89,7 @@ func (f *fetch) run(w http.ResponseWriter) error {
 		if f.background {
 			return uerr
 		}
-		dec := h.evaluate(f.r.Header, e)
+		dec := h.evaluate(f.rq, e)
 		f.lk.entry = e
 		cs := f.cs
 		cs.fwdStatus, cs.stored, cs.ttl, cs.hasTTL = http.StatusNotModified, uerr == nil, dec.TTL, true

@@ -204,9 +204,9 @@ func (h *Handler) entryDerived(e *store.Entry) *derived {
 
 // evaluate decides how the stored entry e may answer a request with
 // header reqHeader now.
-func (h *Handler) evaluate(reqHeader http.Header, e *store.Entry) policy.Decision {
+func (h *Handler) evaluate(rq policy.Directives, e *store.Entry) policy.Decision {
 	d := h.entryDerived(e)
-	return policy.EvaluateAge(reqHeader, d.fresh, policy.AgeAt(d.initialAge, e.ResponseTime, h.now()))
+	return policy.EvaluateRequest(rq, d.fresh, policy.AgeAt(d.initialAge, e.ResponseTime, h.now()))
 }
 
 // serveCacheable serves a GET or HEAD request from the store, or fetches it
@@ -214,10 +214,7 @@ func (h *Handler) evaluate(reqHeader http.Header, e *store.Entry) policy.Decisio
 func (h *Handler) serveCacheable(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	ctx := r.Context()
 	pkey := h.keys.key(r)
-	var reqCC policy.Directives
-	if v := r.Header["Cache-Control"]; len(v) > 0 {
-		reqCC = policy.ParseCacheControl(v)
-	}
+	reqCC := policy.RequestDirectives(r.Header)
 	// What a fetch for this request may store: only a GET response to a
 	// whole-body request whose request allows storing (§5.2.1.5).
 	storeOK, passDetail := true, ""
@@ -235,7 +232,7 @@ func (h *Handler) serveCacheable(w http.ResponseWriter, r *http.Request, next ca
 		lk := h.lookup(ctx, pkey, r.Header)
 		var dec policy.Decision
 		if lk.entry != nil {
-			dec = h.evaluate(r.Header, lk.entry)
+			dec = h.evaluate(reqCC, lk.entry)
 			switch dec.Action {
 			case policy.Serve:
 				cs := cacheStatus{ttl: dec.TTL, hasTTL: true}
@@ -265,7 +262,7 @@ func (h *Handler) serveCacheable(w http.ResponseWriter, r *http.Request, next ca
 		}
 
 		flk := lk // the fetch keeps its own copy, so that lk stays on the stack on hits
-		f := fetch{h: h, r: r, next: next, lk: &flk, dec: dec, store: storeOK}
+		f := fetch{h: h, r: r, rq: reqCC, next: next, lk: &flk, dec: dec, store: storeOK}
 		f.cs.fwd = lk.fwd
 		if lk.entry != nil {
 			f.cs.fwd = fwdStale
@@ -432,7 +429,7 @@ func (h *Handler) wantsFill(lk *lookup) bool {
 	if h.entryDerived(lk.entry).fresh.NoCache {
 		return false
 	}
-	return h.evaluate(nil, lk.entry).Action != policy.Serve
+	return h.evaluate(policy.Directives{}, lk.entry).Action != policy.Serve
 }
 
 // refresh starts a background fetch of the whole GET response for lk.key,

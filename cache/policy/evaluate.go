@@ -49,7 +49,13 @@ func Evaluate(reqHeader http.Header, h http.Header, f Freshness, requestTime, re
 //
 // TTL is freshness_lifetime - current_age, negative when stale.
 func EvaluateAge(reqHeader http.Header, f Freshness, age time.Duration) Decision {
-	rq := requestDirectives(reqHeader)
+	return EvaluateRequest(RequestDirectives(reqHeader), f, age)
+}
+
+// EvaluateRequest is EvaluateAge for request directives already parsed
+// with RequestDirectives, for a caller that needs them too and should not
+// parse the request's Cache-Control twice.
+func EvaluateRequest(rq Directives, f Freshness, age time.Duration) Decision {
 	d := Decision{Action: Revalidate, Age: age, TTL: f.Lifetime - age}
 	staleness := age - f.Lifetime // > 0 when stale
 	fresh := staleness < 0        // §4.2: freshness_lifetime > current_age
@@ -87,9 +93,9 @@ func within(staleness, window time.Duration) bool {
 	return window > 0 && staleness <= window
 }
 
-// requestDirectives parses a request's Cache-Control, honouring Pragma:
+// RequestDirectives parses a request's Cache-Control, honouring Pragma:
 // no-cache when there is no Cache-Control (RFC 7234 §5.4).
-func requestDirectives(reqHeader http.Header) Directives {
+func RequestDirectives(reqHeader http.Header) Directives {
 	if v := reqHeader[fieldCacheControl]; len(v) > 0 {
 		return ParseCacheControl(v)
 	}
