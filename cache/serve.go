@@ -113,7 +113,11 @@ func (h *Handler) lookup(ctx context.Context, pkey string, reqHeader http.Header
 	if e.Status == 0 { // a vary marker: the URL is known, find the variant
 		b.Close()
 		lk.fwd = fwdVaryMiss
-		sec, ok := policy.VaryKey(varyFields(e.Header), reqHeader)
+		fields, parsed := e.Derived.([]string) // set by putMarker
+		if !parsed {                           // a store that keeps no Derived
+			fields = varyFields(e.Header)
+		}
+		sec, ok := policy.VaryKey(fields, reqHeader)
 		if !ok {
 			return lk
 		}

@@ -46,7 +46,8 @@ type Entry struct {
 	// unknown); the store sets it to the real length on Commit.
 	Size int64
 	// Derived is what the handler derived from the fields above when it
-	// stored the entry (the parsed freshness, the corrected initial age),
+	// stored the entry (the parsed freshness, the corrected initial age;
+	// for a vary marker, the parsed Vary field names),
 	// so that a hit parses no header field. Stores that keep entries in
 	// memory keep it; stores that serialise entries may drop it, and the
 	// handler then derives it again. Clone copies the reference: it is
