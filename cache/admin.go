@@ -68,6 +68,11 @@ func (a *Admin) handlePurge(w http.ResponseWriter, r *http.Request) error {
 	if err := dec.Decode(&req); err != nil {
 		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: fmt.Errorf("decoding purge request: %v", err)}
 	}
+	// One JSON object and nothing after it (but white space): a body such
+	// as {"url":"a"}{"url":"b"} is refused whole rather than half obeyed.
+	if _, err := dec.Token(); err != io.EOF {
+		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: fmt.Errorf("decoding purge request: data after the JSON object")}
+	}
 	set := 0
 	for _, s := range []string{req.URL, req.Prefix, req.Tag} {
 		if s != "" {
