@@ -186,7 +186,7 @@ func TestOpenDatabasesErrors(t *testing.T) {
 	if _, err := OpenDatabases([]DatabaseConfig{{Path: corrupt}}, -1, nil); err == nil || !strings.Contains(err.Error(), corrupt) {
 		t.Errorf("corrupt file: err = %v, want an error naming %s", err, corrupt)
 	}
-	custom := mmdbtest.Custom(t, map[string]string{"81.2.69.0/24": "GB"})
+	custom := mmdbtest.Unknown(t, map[string]string{"81.2.69.0/24": "GB"})
 	if _, err := OpenDatabases([]DatabaseConfig{{Path: custom}}, -1, nil); err == nil || !strings.Contains(err.Error(), "fields") {
 		t.Errorf("unknown layout without fields: err = %v", err)
 	}

@@ -199,11 +199,10 @@ func countryIndex(code string) int {
 	return int(code[0]-'A')*26 + int(code[1]-'A')
 }
 
-// ValidCountry reports whether code is a well-formed country condition value
-// (two ASCII letters, any case, or "unknown"); ValidCountry does not check
-// that the code is assigned.
+// ValidCountry reports whether code is a valid country condition value: an
+// assigned ISO 3166-1 alpha-2 code (or XK), any case, or "unknown".
 func ValidCountry(code string) bool {
-	return strings.EqualFold(code, Unknown) || countryIndex(strings.ToUpper(code)) >= 0
+	return strings.EqualFold(code, Unknown) || geodb.IsCountry(strings.ToUpper(code))
 }
 
 // NormalizeCountry returns the ISO code of a country as it is counted and
@@ -232,9 +231,14 @@ func (c *Conditions) Compile(openList OpenIPList) (*Matcher, error) {
 			m.countryUnkwn = true
 			continue
 		}
-		i := countryIndex(strings.ToUpper(v))
+		up := strings.ToUpper(v)
+		i := countryIndex(up)
 		if i < 0 {
 			return nil, fmt.Errorf("bad country code %q: want two letters (ISO 3166-1 alpha-2) or %q", v, Unknown)
+		}
+		if !geodb.IsCountry(up) {
+			// A code no database gives would never match: say so at load.
+			return nil, fmt.Errorf("bad country code %q: not an assigned ISO 3166-1 alpha-2 code%s (or %q for an address no database places)", v, countryHint(up), Unknown)
 		}
 		m.countries[i/64] |= 1 << (i % 64)
 	}
@@ -302,6 +306,19 @@ func (c *Conditions) Compile(openList OpenIPList) (*Matcher, error) {
 		m.not = append(m.not, n)
 	}
 	return m, nil
+}
+
+// countryHint suggests what was meant by a code that is not assigned.
+func countryHint(cc string) string {
+	switch cc {
+	case "UK":
+		return ": the United Kingdom is GB"
+	case "EU":
+		return ": for the European Union use the eu condition, for Europe continent EU"
+	case "XX", "ZZ", "A1", "A2", "AP":
+		return ": databases write no such code for an unknown address"
+	}
+	return ""
 }
 
 // ParseASN parses an autonomous system number, "64496" or "AS64496".
