@@ -56,7 +56,7 @@ func encodeMeta(key string, gen uint64, chunks uint32, e *store.Entry, inline []
 	b = appendString(b, key)
 	b = binary.AppendUvarint(b, uint64(e.Status))
 	var flags byte
-	if softPurged(e) {
+	if e.SoftPurged {
 		flags |= flagSoft
 	}
 	b = append(b, flags)
@@ -132,7 +132,7 @@ func decodeMeta(b []byte) (*meta, error) {
 	} else if len(d.b) != 0 {
 		return nil, errCorrupt
 	}
-	setSoftPurged(e, flags&flagSoft != 0)
+	e.SoftPurged = flags&flagSoft != 0
 	return m, nil
 }
 

@@ -224,13 +224,18 @@ func (s *Store) Delete(ctx context.Context, keys ...string) error {
 }
 
 // PurgePrefix implements store.Store.
-func (s *Store) PurgePrefix(ctx context.Context, prefix string) (int, error) {
-	return s.c.PurgePrefix(ctx, prefix)
+func (s *Store) PurgePrefix(ctx context.Context, prefix string, soft bool) (int, error) {
+	return s.c.PurgePrefix(ctx, prefix, soft)
 }
 
 // PurgeTag implements store.Store.
-func (s *Store) PurgeTag(ctx context.Context, tag string) (int, error) {
-	return s.c.PurgeTag(ctx, tag)
+func (s *Store) PurgeTag(ctx context.Context, tag string, soft bool) (int, error) {
+	return s.c.PurgeTag(ctx, tag, soft)
+}
+
+// Entries implements store.Store.
+func (s *Store) Entries(ctx context.Context, prefix, after string, limit int) ([]store.Listed, error) {
+	return s.c.Entries(ctx, prefix, after, limit)
 }
 
 // Stats implements store.Store.
@@ -243,6 +248,7 @@ var (
 	_ caddy.Validator    = (*Store)(nil)
 	_ caddy.CleanerUpper = (*Store)(nil)
 	_ store.Store        = (*Store)(nil)
+	_ store.Namer        = (*Store)(nil)
 	_ caddy.Destructor   = pooled{}
 )
 

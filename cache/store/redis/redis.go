@@ -722,7 +722,7 @@ func (c *Client) deleteKeys(ctx context.Context, keys []string) (int, error) {
 
 // PurgePrefix implements store.Store with the sorted index: O(log n + m)
 // for m matching keys, in batches.
-func (c *Client) PurgePrefix(ctx context.Context, prefix string) (int, error) {
+func (c *Client) PurgePrefix(ctx context.Context, prefix string, soft bool) (int, error) {
 	total := 0
 	after := ""
 	for {
@@ -733,13 +733,95 @@ func (c *Client) PurgePrefix(ctx context.Context, prefix string) (int, error) {
 		if len(keys) == 0 {
 			return total, nil
 		}
-		n, err := c.deleteKeys(ctx, keys)
+		var n int
+		if soft {
+			n, err = c.softPurge(ctx, keys)
+		} else {
+			n, err = c.deleteKeys(ctx, keys)
+		}
 		total += n
 		if err != nil {
 			return total, err
 		}
 		after = keys[len(keys)-1]
 	}
+}
+
+// softPurge marks the entries of keys SoftPurged, keeping their bodies and
+// expiry, and returns how many it marked.
+func (c *Client) softPurge(ctx context.Context, keys []string) (int, error) {
+	n := 0
+	for _, k := range keys {
+		m, rc, err := c.getMeta(ctx, k)
+		if err != nil {
+			if c.isDown() {
+				return n, ErrUnavailable
+			}
+			continue // gone meanwhile
+		}
+		ms, alive := c.ttl(m.entry.Expires)
+		if !alive {
+			continue
+		}
+		m.entry.SoftPurged = true
+		var gen [8]byte
+		binary.BigEndian.PutUint64(gen[:], m.gen)
+		val := encodeMeta(k, m.gen, m.chunks, m.entry, m.inline)
+		cctx, cancel := c.opCtx(ctx)
+		r, err := rc.Do(cctx, evalCmd(rc, scriptReplaceMeta, []string{c.metaKey(k)},
+			[]string{rueidis.BinaryString(gen[:]), rueidis.BinaryString(val), pxArg(ms)})).AsInt64()
+		cancel()
+		if err != nil {
+			return n, c.fail("soft-purging an entry", err)
+		}
+		n += int(r)
+	}
+	return n, nil
+}
+
+// Entries implements store.Store with the sorted index; each page costs
+// one index read and one read of the listed entries.
+func (c *Client) Entries(ctx context.Context, prefix, after string, limit int) ([]store.Listed, error) {
+	var out []store.Listed
+	for len(out) < limit {
+		keys, err := c.rangeKeys(ctx, prefix, after, min(limit-len(out), batch))
+		if err != nil {
+			return out, err
+		}
+		if len(keys) == 0 {
+			break
+		}
+		after = keys[len(keys)-1]
+		rc, err := c.client()
+		if err != nil {
+			return out, err
+		}
+		cmds := make(rueidis.Commands, len(keys))
+		for i, k := range keys {
+			cmds[i] = rc.B().Get().Key(c.metaKey(k)).Build()
+		}
+		cctx, cancel := c.opCtx(ctx)
+		res := rc.DoMulti(cctx, cmds...)
+		cancel()
+		for i, r := range res {
+			v, err := r.AsBytes()
+			if rueidis.IsRedisNil(err) {
+				continue // expired or evicted, not yet swept from the index
+			}
+			if err != nil {
+				return out, c.fail("listing entries", err)
+			}
+			m, err := decodeMeta(v)
+			if err != nil || m.key != keys[i] {
+				continue
+			}
+			if _, alive := c.ttl(m.entry.Expires); !alive {
+				continue
+			}
+			out = append(out, store.Listed{Key: keys[i], Entry: m.entry})
+		}
+	}
+	return out, nil
 }
 
 // rangeKeys returns up to limit indexed keys that start with prefix and
@@ -784,7 +866,7 @@ func prefixEnd(p string) (string, bool) {
 
 // PurgeTag implements store.Store with the tag's set; an entry is removed
 // if it still carries the tag (a replacement may have dropped it).
-func (c *Client) PurgeTag(ctx context.Context, tag string) (int, error) {
+func (c *Client) PurgeTag(ctx context.Context, tag string, soft bool) (int, error) {
 	if tag == "" {
 		return 0, nil
 	}
@@ -814,14 +896,21 @@ func (c *Client) PurgeTag(ctx context.Context, tag string) (int, error) {
 				return total, ErrUnavailable
 			}
 		}
+		rm := stale
 		if len(del) > 0 {
-			n, err := c.deleteKeys(ctx, del)
+			var n int
+			if soft {
+				n, err = c.softPurge(ctx, del) // they stay, and stay tagged
+			} else {
+				n, err = c.deleteKeys(ctx, del)
+				rm = append(rm, del...)
+			}
 			total += n
 			if err != nil {
 				return total, err
 			}
 		}
-		if rm := append(del, stale...); len(rm) > 0 {
+		if len(rm) > 0 {
 			cctx, cancel := c.opCtx(ctx)
 			err := rc.Do(cctx, rc.B().Srem().Key(tk).Member(rm...).Build()).Error()
 			cancel()
@@ -846,9 +935,10 @@ func hasTag(tags []string, tag string) bool {
 }
 
 // Stats implements store.Store: the indexed entries and their body bytes
-// (entries that Redis evicted count until they would have expired).
+// (entries that Redis evicted count until they would have expired), the
+// entries found evicted, and the failed operations.
 func (c *Client) Stats() store.Stats {
-	var st store.Stats
+	st := store.Stats{Evictions: c.evictions.Load(), Errors: c.errs.Load()}
 	rc, err := c.client()
 	if err != nil {
 		return st

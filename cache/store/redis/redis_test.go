@@ -236,7 +236,7 @@ func TestRedisDown(t *testing.T) {
 			t.Fatalf("Get and Put took %v while redis is down, timeout %v", d, timeout)
 		}
 	}
-	if _, err := c.PurgeTag(ctx, "t1"); err == nil {
+	if _, err := c.PurgeTag(ctx, "t1", false); err == nil {
 		t.Error("PurgeTag while redis is down succeeded")
 	}
 	if c.Errors() <= errs {

@@ -76,7 +76,7 @@ func (t *Tiers) invalidate(keys []string) {
 	defer t.mu.Unlock()
 	if keys == nil {
 		t.epoch++
-		t.front.PurgePrefix(context.Background(), "")
+		t.front.PurgePrefix(context.Background(), "", false)
 		return
 	}
 	t.front.Delete(context.Background(), keys...)
@@ -269,10 +269,12 @@ func (t *Tiers) Delete(ctx context.Context, keys ...string) error {
 }
 
 // PurgePrefix implements store.Store.
-func (t *Tiers) PurgePrefix(ctx context.Context, prefix string) (int, error) {
-	n, err := t.back.PurgePrefix(ctx, prefix)
+// A soft purge marks the back store's entries and drops the front's copies,
+// so the next hit reads the marked entry from the back.
+func (t *Tiers) PurgePrefix(ctx context.Context, prefix string, soft bool) (int, error) {
+	n, err := t.back.PurgePrefix(ctx, prefix, soft)
 	t.mu.Lock()
-	t.front.PurgePrefix(ctx, prefix)
+	t.front.PurgePrefix(ctx, prefix, false)
 	for k, p := range t.pending {
 		if strings.HasPrefix(k, prefix) {
 			p.seq++
@@ -282,14 +284,20 @@ func (t *Tiers) PurgePrefix(ctx context.Context, prefix string) (int, error) {
 	return n, err
 }
 
-// PurgeTag implements store.Store.
-func (t *Tiers) PurgeTag(ctx context.Context, tag string) (int, error) {
-	n, err := t.back.PurgeTag(ctx, tag)
+// PurgeTag implements store.Store, as PurgePrefix.
+func (t *Tiers) PurgeTag(ctx context.Context, tag string, soft bool) (int, error) {
+	n, err := t.back.PurgeTag(ctx, tag, soft)
 	t.mu.Lock()
 	t.epoch++
-	t.front.PurgeTag(ctx, tag)
+	t.front.PurgeTag(ctx, tag, false)
 	t.mu.Unlock()
 	return n, err
+}
+
+// Entries implements store.Store: the back store's, which holds every
+// entry of the front.
+func (t *Tiers) Entries(ctx context.Context, prefix, after string, limit int) ([]store.Listed, error) {
+	return t.back.Entries(ctx, prefix, after, limit)
 }
 
 // Stats implements store.Store: the back store's, which holds every entry

@@ -133,8 +133,8 @@ func TestTwoNodes(t *testing.T) {
 		purge func() error
 	}{
 		{"delete", small, func() error { return a.Delete(context.Background(), "k") }},
-		{"prefix", small, func() error { _, err := a.PurgePrefix(context.Background(), "k"); return err }},
-		{"tag", large, func() error { _, err := a.PurgeTag(context.Background(), "tag"); return err }},
+		{"prefix", small, func() error { _, err := a.PurgePrefix(context.Background(), "k", false); return err }},
+		{"tag", large, func() error { _, err := a.PurgeTag(context.Background(), "tag", false); return err }},
 		{"replace", large, func() error { put(t, a, "k", []byte("v2")); return nil }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
