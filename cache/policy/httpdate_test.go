@@ -18,21 +18,21 @@ func TestParseHTTPDate(t *testing.T) {
 		in string
 		ok bool
 	}{
-		{"Sun, 06 Nov 1994 08:49:37 GMT", true},   // IMF-fixdate
-		{"Sunday, 06-Nov-94 08:49:37 GMT", true},  // rfc850-date (obsolete, MUST accept)
-		{"Sun Nov  6 08:49:37 1994", true},        // asctime-date (obsolete, MUST accept)
-		{"Sun Nov 06 08:49:37 1994", true},        // asctime with 2DIGIT day
-		{"Sun, 06 Nov 1994 08:49:37 gmt", true},   // GMT in any case
-		{"Sun, 06 Nov 1994 08:49:37 UTC", false},  // another zone
-		{"Sun,  06 Nov 1994 08:49:37 GMT", false}, // double space
-		{"Sun, 06 Nov 1994 8:49:37 GMT", false},   // one-digit hour
-		{"Sun, 6 Nov 1994 08:49:37 GMT", false},   // one-digit day
-		{"Sun, 06-Nov-1994 08:49:37 GMT", false},  // dashes where IMF-fixdate has none
-		{"sun, 06 nov 1994 08:49:37 GMT", false},  // names are case-sensitive (%s)
+		{"Sun, 06 Nov 1994 08:49:37 GMT", true},                                 // IMF-fixdate
+		{"Sunday, 06-Nov-94 08:49:37 GMT", true},                                // rfc850-date (obsolete, MUST accept)
+		{"Sun Nov  6 08:49:37 1994", true},                                      // asctime-date (obsolete, MUST accept)
+		{"Sun Nov 06 08:49:37 1994", true},                                      // asctime with 2DIGIT day
+		{"Sun, 06 Nov 1994 08:49:37 gmt", true},                                 // GMT in any case
+		{"Sun, 06 Nov 1994 08:49:37 UTC", false},                                // another zone
+		{"Sun,  06 Nov 1994 08:49:37 GMT", false},                               // double space
+		{"Sun, 06 Nov 1994 8:49:37 GMT", false},                                 // one-digit hour
+		{"Sun, 6 Nov 1994 08:49:37 GMT", false},                                 // one-digit day
+		{"Sun, 06-Nov-1994 08:49:37 GMT", false},                                // dashes where IMF-fixdate has none
+		{"sun, 06 nov 1994 08:49:37 GMT", false},                                // names are case-sensitive (%s)
 		{"Sun, 06 Nov 1994 08:49:37 GMT, Mon, 07 Nov 1994 08:49:37 GMT", false}, // several values
-		{" Sun, 06 Nov 1994 08:49:37 GMT", false}, // leading space (OWS is trimmed by the field reader)
-		{"Sun, 31 Apr 1994 08:49:37 GMT", false},  // no such day
-		{"Sun, 06 Nov 1994 24:00:00 GMT", false},  // hour 24
+		{" Sun, 06 Nov 1994 08:49:37 GMT", false},                               // leading space (OWS is trimmed by the field reader)
+		{"Sun, 31 Apr 1994 08:49:37 GMT", false},                                // no such day
+		{"Sun, 06 Nov 1994 24:00:00 GMT", false},                                // hour 24
 		{"Sunday, 06-Nov-94 08:49:37 UTC", false},
 		{"Sun Nov 6 08:49:37 1994", false}, // asctime needs the padding space
 		{"0", false},
