@@ -16,7 +16,7 @@ ORIGIN_PORT ?= 9000
 ADMIN_PORT  ?= 2019
 export EDGE_PORT ORIGIN_PORT ADMIN_PORT
 
-.PHONY: help run reload check-ports build test bench load example-assets
+.PHONY: help run reload check-ports build test bench load bench-load example-assets
 
 ## help: list the targets
 help:
@@ -68,3 +68,7 @@ bench:
 ## load: the loopback load script (hit vs respond, geofilter overhead, collapsing)
 load:
 	bench/load.sh
+
+## bench-load: the comparison harness: ceiling, respond, reverse_proxy, cache hits per store, misses, pass-through, nginx, Varnish (bench/harness.sh)
+bench-load:
+	bench/harness.sh
