@@ -54,10 +54,11 @@ type fileLoader[T any] struct {
 
 // fileDescription is what the admin API shows of a loaded file's content.
 type fileDescription struct {
-	kind   string
-	dbType string
-	layout string
-	built  time.Time
+	kind     string
+	dbType   string
+	layout   string
+	provides []string
+	built    time.Time
 }
 
 // errFileChanging means the file changed while it was read: it is being
@@ -180,7 +181,7 @@ func release[T any](key string, w *watchedFile[T], user string) error {
 // or has not shared w yet.
 func (w *watchedFile[T]) describe(val *T) {
 	d := w.loader.describe(val)
-	w.info.Kind, w.info.Type, w.info.Layout, w.info.BuildTime = d.kind, d.dbType, d.layout, d.built
+	w.info.Kind, w.info.Type, w.info.Layout, w.info.Provides, w.info.BuildTime = d.kind, d.dbType, d.layout, d.provides, d.built
 }
 
 // read loads the file, and makes sure it did not change while being read
