@@ -12,9 +12,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/caddyserver/caddy/v2"
-
 	"github.com/caddy-edge/edge/geofilter/geodb"
+	"github.com/caddy-edge/edge/geofilter/geoupdate"
 	"github.com/caddy-edge/edge/geofilter/iplist"
 	"github.com/caddy-edge/edge/geofilter/rules"
 )
@@ -63,19 +62,19 @@ type DatabaseInfo struct {
 	// The database_type of the file's metadata, e.g. GeoLite2-Country
 	// (empty for IP lists).
 	Type string `json:"type,omitempty"`
-	// The record layout the filter reads the database with: the one its
-	// database_type names and its records have (geoip2-country,
-	// geoip2-city, geoip2-asn, geoip2-anonymous-ip, geoip2-enterprise,
-	// ipinfo), "detected" (found by probing the records), or "custom"
-	// (fields given). Empty for IP lists.
+	// How the filter found the fields in the records: the layout the
+	// database type names (geoip2-country, geoip2-city, geoip2-asn,
+	// geoip2-anonymous-ip, geoip2-enterprise, ipinfo), "detected" (found by
+	// probing the records) or "custom" (fields given). Empty for IP lists.
 	Layout string `json:"layout,omitempty"`
-	// The fields the database provides (derived ones included, such as the
-	// continent of a database that has only the country). Empty for IP
+	// The fields configured for this opening (db ... { fields ... }): a file
+	// opened with different fields is another opening. None when the
+	// layout's own are used.
+	Fields geodb.FieldPaths `json:"fields,omitempty"`
+	// The fields the database fills (country_code, asn, ...), including
+	// those derived from the country (continent_code, in_eu). Empty for IP
 	// lists.
 	Provides []string `json:"provides,omitempty"`
-	// The fields configured for this opening (db ... { fields ... }); none
-	// when the layout's own are used.
-	Fields geodb.FieldPaths `json:"fields,omitempty"`
 	// Who has this opening in use: "geofilter N" for the handler of id N
 	// (the id of GET /geofilter/lookup), "geo matcher N" for a geo matcher
 	// with databases of its own.
@@ -97,24 +96,7 @@ type DatabaseInfo struct {
 	Failures int64 `json:"failures"`
 	// The state of the automatic updates of the file; absent when the file
 	// is not updated automatically.
-	Update *UpdateInfo `json:"update,omitempty"`
-}
-
-// UpdateInfo is the state of the automatic updates of a database file.
-type UpdateInfo struct {
-	// Where updates come from (without credentials).
-	Source string `json:"source"`
-	// How often an update is looked for.
-	Interval caddy.Duration `json:"interval,omitempty"`
-	// When an update was last looked for, and when the next look is due.
-	LastAttempt time.Time `json:"last_attempt,omitzero"`
-	NextAttempt time.Time `json:"next_attempt,omitzero"`
-	// When a new file was last downloaded and swapped in.
-	LastUpdate time.Time `json:"last_update,omitzero"`
-	// Outcome of the last attempt: "updated", "unchanged" or "error: ...".
-	LastResult string `json:"last_result,omitempty"`
-	// Attempts that failed since the file was opened.
-	Failures int64 `json:"failures"`
+	Update *geoupdate.Status `json:"update,omitempty"`
 }
 
 // databases is the shared, hot-reloaded view of a list of databases. Its
@@ -187,8 +169,7 @@ func openDB(c DatabaseConfig, opts watchOptions) (*watchedFile[geodb.DB], string
 		return nil, "", fmt.Errorf("opening database %s: %w", c.Path, err)
 	}
 	if c.Update != nil {
-		interval := c.Update.Interval
-		w.setUpdateState(func() *UpdateInfo { return updateInfo(abs, interval) })
+		w.setUpdateState(func() *geoupdate.Status { return updateStatus(abs) })
 	}
 	return w, key, nil
 }

@@ -262,7 +262,7 @@ func TestDatabaseUpdates(t *testing.T) {
 			t.Errorf("after a bad download: %s, want FR still", got)
 		}
 	}
-	var info *UpdateInfo
+	var info *geoupdate.Status
 	for _, d := range listDatabases() {
 		if d.Path == path {
 			info = d.Update

@@ -233,27 +233,20 @@ func compatibleDB(old, new *geodb.DB) error {
 	return nil
 }
 
-// updateInfo returns the state of the updater of the database file at path
-// (absolute), for the admin API; nil when it has none.
-func updateInfo(path string, interval caddy.Duration) *UpdateInfo {
-	var info *UpdateInfo
+// updateStatus returns the state of the updater of the database file at
+// path (absolute), for the admin API; nil when it has none.
+func updateStatus(path string) *geoupdate.Status {
+	var st *geoupdate.Status
 	updaters.Range(func(_, v any) bool {
 		e, ok := v.(*updaterEntry)
 		if !ok || e.path != path {
 			return true
 		}
-		st := e.u.Status()
-		info = &UpdateInfo{
-			Source: st.Source, Interval: caddy.Duration(e.interval),
-			LastAttempt: st.LastAttempt, NextAttempt: st.NextAttempt, LastUpdate: st.LastUpdate,
-			LastResult: st.LastResult, Failures: st.Failures,
-		}
-		if st.LastResult == string(geoupdate.NotModified) {
-			info.LastResult = "unchanged"
-		}
+		s := e.u.Status()
+		st = &s
 		return false
 	})
-	return info
+	return st
 }
 
 // updateKeys releases updaters on Close.
