@@ -24,6 +24,14 @@ var ErrNotFound = errors.New("cache entry not found")
 // streamed to a client and into the store at once keeps streaming.
 var ErrTooLarge = errors.New("cache entry too large for the store")
 
+// Namer is implemented by a store that names itself in metrics labels and
+// the admin API's answers, e.g. "memory/default" for a memory store shared
+// by name. A store that does not implement it goes by its Caddy module
+// name.
+type Namer interface {
+	StoreName() string
+}
+
 // Entry is the metadata of a stored response. Entries returned by Get are
 // shared and must not be modified: copy one (Clone) before changing it.
 type Entry struct {

@@ -3,7 +3,6 @@ package memory
 import (
 	"context"
 	"fmt"
-	"slices"
 	"sync"
 
 	"github.com/caddyserver/caddy/v2"
@@ -62,32 +61,6 @@ func (s *shared) configure(ctx context.Context, maxSize int64) (resized, warn bo
 func (s *shared) Destruct() error {
 	s.Close()
 	return nil
-}
-
-// Lookup returns the live memory store with the given name, for the admin
-// API and metrics: it reads the pool and takes no reference, so the store
-// is only valid while a loaded config uses it. ok is false when no loaded
-// config has a memory store of that name.
-func Lookup(name string) (s store.Store, ok bool) {
-	pool.Range(func(k, v any) bool {
-		if k == name {
-			s, ok = v.(*shared).Cache, true
-			return false
-		}
-		return true
-	})
-	return s, ok
-}
-
-// Names returns the names of the live memory stores, sorted.
-func Names() []string {
-	var names []string
-	pool.Range(func(k, _ any) bool {
-		names = append(names, k.(string))
-		return true
-	})
-	slices.Sort(names)
-	return names
 }
 
 // Store is the http.cache.stores.memory module: http_cache's default
@@ -192,6 +165,10 @@ func (s *Store) Cleanup() error {
 	return err
 }
 
+// StoreName names the store in metrics and the admin API: "memory/" and
+// its name, since memory stores are shared by name (one name, one store).
+func (s *Store) StoreName() string { return "memory/" + s.Name }
+
 // MaxEntrySize returns the largest weight (body plus metadata estimate)
 // that one entry may have: 1/8 of the shared store's max_size. Bodies
 // larger than that are refused with store.ErrTooLarge.
@@ -240,5 +217,6 @@ var (
 	_ caddy.Validator    = (*Store)(nil)
 	_ caddy.CleanerUpper = (*Store)(nil)
 	_ store.Store        = (*Store)(nil)
+	_ store.Namer        = (*Store)(nil)
 	_ caddy.Destructor   = (*shared)(nil)
 )
