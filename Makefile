@@ -7,7 +7,7 @@ GOBIN          ?= $(shell go env GOPATH)/bin
 XCADDY         := $(GOBIN)/xcaddy
 GO_SOURCES     := $(shell find . -name '*.go' -not -path './bin/*') go.mod go.sum
 
-.PHONY: run build test bench load example-assets
+.PHONY: run build test bench load bench-load example-assets
 
 ## run: build Caddy with the plugin and start the example on localhost:8080
 run: bin/caddy example-assets
@@ -44,3 +44,7 @@ bench:
 ## load: the loopback load script (hit vs respond, geofilter overhead, collapsing)
 load:
 	bench/load.sh
+
+## bench-load: the comparison harness: ceiling, respond, reverse_proxy, cache hits per store, misses, pass-through, nginx, Varnish (bench/harness.sh)
+bench-load:
+	bench/harness.sh

@@ -1,0 +1,383 @@
+#!/usr/bin/env bash
+# The comparison harness (`make bench-load`): whole requests through a real
+# Caddy, nginx and Varnish on this machine, loopback only, every run bounded
+# in time. It builds Caddy with the plugin and the bench-only ceiling handler
+# (bench/ceiling: one Write of a prebuilt slice, nothing inside Caddy serves
+# faster), starts nginx (proxy_cache) and Varnish (malloc storage) in front of
+# the same Go origin (bench/origin), and runs wrk against every scenario in
+# interleaved rounds: each round runs every scenario once per size and
+# connection count, so a ratio is taken between figures of the same round,
+# and the median over rounds is reported.
+#
+# Scenarios (each its own site on 127.0.0.1; a store scenario runs only when
+# its module is built in, and redis only when redis-server is installed):
+#   ceiling      bench_ceiling: the prebuilt body in one Write
+#   respond      Caddy's respond with the same body
+#   proxy        reverse_proxy to the origin, no cache
+#   hit-memory   http_cache (memory store) + reverse_proxy, every request a hit
+#   hit-disk     http_cache (disk store)
+#   hit-redis    http_cache (redis store, a redis-server started here)
+#   hit-tiered   http_cache (memory tier in front of disk)
+#   geo-hit      geofilter (demo database, a GB client) + http_cache hits
+#   miss         http_cache, every URL new: fetched and stored
+#   pass         http_cache, the origin says no-store: fetched, not stored
+#   nginx        nginx proxy_cache hits
+#   varnish      Varnish hits
+#
+# It prints, per size and connection count: req/s, p99 latency, server CPU
+# per request (user+system time of the serving process tree during the run,
+# divided by the requests; the origin's CPU is not counted), the server's RSS
+# after the run, and req/s as a ratio to the ceiling and to nginx of the
+# same round.
+#
+# Usage: bench/harness.sh [seconds-per-run (5)] [rounds (3)]
+# Environment: SIZES="1024 16384 262144" CONNS="64 256" SCENARIOS="..." to
+# run a subset (names as above).
+# Needs: wrk, nginx, varnishd, curl (installed with apt-get when missing and
+# run as root); redis-server for hit-redis (optional).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${1:-5}
+rounds=${2:-3}
+sizes=(${SIZES:-1024 16384 262144})
+conns_list=(${CONNS:-64 256})
+all_scenarios="ceiling respond proxy hit-memory hit-disk hit-redis hit-tiered geo-hit miss pass nginx varnish"
+scenarios=(${SCENARIOS:-$all_scenarios})
+
+need() { # need <command> [debian-package]
+	command -v "$1" >/dev/null && return
+	if [ "$(id -u)" = 0 ]; then
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${2:-$1}" >/dev/null 2>&1 ||
+			{ apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${2:-$1}" >/dev/null; }
+	fi
+	command -v "$1" >/dev/null || { echo "please install ${2:-$1}"; exit 1; }
+}
+need wrk
+need curl
+need nginx nginx-light
+need varnishd varnish
+make -s example-assets >/dev/null
+
+work=$(mktemp -d)
+chmod 755 "$work"
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	[ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
+	wait 2>/dev/null || true
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+echo "--- building caddy-bench (Caddy + plugin + bench_ceiling) and the origin"
+go build -o "$work/caddy" ./bench/cmd/caddy-bench
+go build -o "$work/origin" ./bench/origin
+modules=$("$work/caddy" list-modules)
+has_module() { grep -qx "$1" <<<"$modules"; }
+
+origin=127.0.0.1:18100
+"$work/origin" -addr $origin 2>"$work/origin.log" &
+pids+=($!)
+
+# Ports: scenario i, size j -> 18200 + 10*i + j.
+port_of() { # port_of <scenario> <size>
+	local i=0 j=0 s
+	for s in $all_scenarios; do [ "$s" = "$1" ] && break; i=$((i + 1)); done
+	for s in "${sizes[@]}"; do [ "$s" = "$2" ] && break; j=$((j + 1)); done
+	echo $((18200 + 10 * i + j))
+}
+
+redis_port=18190
+if printf '%s\n' "${scenarios[@]}" | grep -qx hit-redis; then
+	if command -v redis-server >/dev/null && has_module http.cache.stores.redis; then
+		redis-server --port $redis_port --bind 127.0.0.1 --save '' --appendonly no --dir "$work" >"$work/redis.log" 2>&1 &
+		pids+=($!)
+	else
+		scenarios=($(printf '%s\n' "${scenarios[@]}" | grep -vx hit-redis))
+		echo "(hit-redis skipped: needs redis-server and the redis store module)"
+	fi
+fi
+for s in hit-disk hit-tiered; do
+	mod=http.cache.stores.${s#hit-}
+	if ! has_module "$mod"; then
+		scenarios=($(printf '%s\n' "${scenarios[@]}" | grep -vx "$s"))
+		echo "($s skipped: $mod is not built in)"
+	fi
+done
+
+# --- Caddy: one site per scenario and size.
+{
+	cat <<CADDY
+{
+	admin 127.0.0.1:18019
+	auto_https off
+	persist_config off
+	servers {
+		trusted_proxies static 127.0.0.1/32
+	}
+}
+CADDY
+	for size in "${sizes[@]}"; do
+		body=$(head -c "$size" /dev/zero | tr '\0' 'x')
+		cat <<CADDY
+http://127.0.0.1:$(port_of ceiling "$size") {
+	bench_ceiling $size
+}
+http://127.0.0.1:$(port_of respond "$size") {
+	header Cache-Control "public, max-age=3600"
+	respond "$body"
+}
+http://127.0.0.1:$(port_of proxy "$size") {
+	reverse_proxy $origin
+}
+http://127.0.0.1:$(port_of hit-memory "$size") {
+	http_cache
+	reverse_proxy $origin
+}
+http://127.0.0.1:$(port_of geo-hit "$size") {
+	geofilter {
+		db $PWD/example/demo.mmdb
+		deny country CN
+		default allow
+	}
+	http_cache
+	reverse_proxy $origin
+}
+# Misses fill a store of their own, so that they never evict the entries
+# the hit scenarios serve.
+http://127.0.0.1:$(port_of miss "$size") {
+	http_cache {
+		store memory {
+			name misses
+		}
+	}
+	reverse_proxy $origin
+}
+http://127.0.0.1:$(port_of pass "$size") {
+	http_cache {
+		store memory {
+			name misses
+		}
+	}
+	reverse_proxy $origin
+}
+CADDY
+		if has_module http.cache.stores.disk; then
+			cat <<CADDY
+http://127.0.0.1:$(port_of hit-disk "$size") {
+	http_cache {
+		store disk {
+			path $work/disk-$size
+		}
+	}
+	reverse_proxy $origin
+}
+CADDY
+		fi
+		if has_module http.cache.stores.tiered && has_module http.cache.stores.disk; then
+			cat <<CADDY
+http://127.0.0.1:$(port_of hit-tiered "$size") {
+	http_cache {
+		store tiered {
+			memory {
+				max_size 64MiB
+			}
+			disk {
+				path $work/tiered-$size
+			}
+		}
+	}
+	reverse_proxy $origin
+}
+CADDY
+		fi
+		if has_module http.cache.stores.redis; then
+			cat <<CADDY
+http://127.0.0.1:$(port_of hit-redis "$size") {
+	http_cache {
+		store redis {
+			address 127.0.0.1:$redis_port
+			prefix bench$size:
+		}
+	}
+	reverse_proxy $origin
+}
+CADDY
+		fi
+	done
+} >"$work/Caddyfile"
+"$work/caddy" run --config "$work/Caddyfile" --adapter caddyfile >"$work/caddy.log" 2>&1 &
+caddy_pid=$!
+pids+=($caddy_pid)
+
+# --- nginx proxy_cache, on one port per size (all proxy to the origin).
+mkdir -p "$work/nginx-cache" "$work/nginx-tmp"
+{
+	cat <<NGINX
+user root;
+worker_processes auto;
+daemon off;
+pid $work/nginx.pid;
+error_log $work/nginx-error.log;
+events { worker_connections 4096; }
+http {
+	access_log off;
+	client_body_temp_path $work/nginx-tmp/body;
+	proxy_temp_path $work/nginx-tmp/proxy;
+	fastcgi_temp_path $work/nginx-tmp/fastcgi;
+	uwsgi_temp_path $work/nginx-tmp/uwsgi;
+	scgi_temp_path $work/nginx-tmp/scgi;
+	proxy_cache_path $work/nginx-cache levels=1:2 keys_zone=edge:16m max_size=1g inactive=1h use_temp_path=off;
+	upstream origin { server $origin; keepalive 64; }
+NGINX
+	for size in "${sizes[@]}"; do
+		cat <<NGINX
+	server {
+		listen 127.0.0.1:$(port_of nginx "$size");
+		location / {
+			proxy_pass http://origin;
+			proxy_http_version 1.1;
+			proxy_set_header Connection "";
+			proxy_cache edge;
+		}
+	}
+NGINX
+	done
+	echo "}"
+} >"$work/nginx.conf"
+nginx -c "$work/nginx.conf" -e "$work/nginx-error.log" 2>>"$work/nginx-error.log" &
+pids+=($!)
+
+# --- Varnish: malloc storage, one listener per size, the origin as backend.
+varnish_args=()
+for size in "${sizes[@]}"; do varnish_args+=(-a "127.0.0.1:$(port_of varnish "$size")"); done
+varnishd -F -j none -n "$work/varnish" "${varnish_args[@]}" -b $origin -s malloc,256m >"$work/varnish.log" 2>&1 &
+varnish_pid=$!
+pids+=($varnish_pid)
+
+# Wait for every listener.
+for _ in $(seq 100); do
+	ok=1
+	for size in "${sizes[@]}"; do
+		for s in ceiling nginx varnish; do
+			curl -s -o /dev/null "http://127.0.0.1:$(port_of $s "$size")/" || ok=0
+		done
+	done
+	[ $ok = 1 ] && break
+	sleep 0.2
+done
+[ $ok = 1 ] || { echo "servers did not start"; tail -5 "$work"/*.log; exit 1; }
+
+path_of() { # path_of <scenario> <size>: the URL path wrk asks for
+	case $1 in
+	pass) echo "/bench?size=$2&cc=no-store" ;;
+	*) echo "/bench?size=$2" ;;
+	esac
+}
+# Warm the caches: after these requests every hit scenario is a hit.
+for size in "${sizes[@]}"; do
+	for s in "${scenarios[@]}"; do
+		case $s in miss | pass) continue ;; esac
+		for _ in 1 2 3; do curl -s -o /dev/null -H 'X-Forwarded-For: 81.2.69.160' "http://127.0.0.1:$(port_of "$s" "$size")$(path_of "$s" "$size")"; done
+	done
+	echo "--- $size B: what a hit looks like"
+	curl -s -D - -o /dev/null "http://127.0.0.1:$(port_of hit-memory "$size")$(path_of hit-memory "$size")" | tr -d '\r' | grep -iE '^(cache-status|age|content-length)' | tr '\n' ' '
+	echo
+done
+
+# The processes whose CPU a scenario costs, and their RSS.
+tree_of() { # tree_of <scenario>
+	case $1 in
+	nginx) cat "$work/nginx.pid"; pgrep -P "$(cat "$work/nginx.pid")" || true ;;
+	varnish) echo "$varnish_pid"; pgrep -P "$varnish_pid" || true ;;
+	*) echo "$caddy_pid" ;;
+	esac
+}
+cpu_ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0))); done; echo $t; }
+rss_kb() { local t=0 p; for p in "$@"; do t=$((t + $(awk '/^VmRSS/ {print $2}' "/proc/$p/status" 2>/dev/null || echo 0))); done; echo $t; }
+hz=$(getconf CLK_TCK)
+
+# A wrk script that makes every URL new, for the miss scenario.
+cat >"$work/miss.lua" <<'LUA'
+local counter, id = 0, 0
+function setup(thread) thread:set("id", math.random(1, 1e9)) end
+function init(args) size = args[1] end
+function request()
+	counter = counter + 1
+	return wrk.format(nil, "/miss/" .. id .. "/" .. counter .. "?size=" .. size)
+end
+LUA
+
+results="$work/results"
+: >"$results"
+run() { # run <round> <scenario> <size> <conns>
+	local s=$2 size=$3 c=$4 url out pids_ before after reqs
+	url="http://127.0.0.1:$(port_of "$s" "$size")$(path_of "$s" "$size")"
+	pids_=$(tree_of "$s")
+	before=$(cpu_ticks $pids_)
+	if [ "$s" = miss ]; then
+		out=$(wrk -t2 -c"$c" -d"${secs}s" --latency -s "$work/miss.lua" "$url" -- "$size")
+	else
+		out=$(wrk -t2 -c"$c" -d"${secs}s" --latency -H 'X-Forwarded-For: 81.2.69.160' "$url")
+	fi
+	after=$(cpu_ticks $pids_)
+	reqs=$(awk '/requests in/ {print $1}' <<<"$out")
+	awk -v r="$1" -v s="$s" -v size="$size" -v c="$c" -v hz="$hz" -v ticks=$((after - before)) -v reqs="$reqs" -v rss="$(rss_kb $pids_)" '
+		/Requests\/sec/ {rps = $2}
+		/^ +99%/ {p99 = $2; if (p99 ~ /us$/) p99 = p99 / 1000; else if (p99 ~ /ms$/) p99 = p99 + 0; else if (p99 ~ /s$/) p99 = p99 * 1000}
+		/Non-2xx|Socket errors/ {err = err " " $0}
+		END {
+			cpu = reqs > 0 ? ticks / hz / reqs * 1e6 : 0
+			printf "%s %s %s %s %.0f %.2f %.1f %.0f\n", r, s, size, c, rps, p99, cpu, rss / 1024
+			if (err != "") print "# round " r " " s " " size " " c ":" err > "/dev/stderr"
+		}' <<<"$out" >>"$results"
+}
+
+echo "--- $rounds interleaved rounds of ${secs}s runs (wrk -t2), sizes ${sizes[*]}, connections ${conns_list[*]}"
+for r in $(seq "$rounds"); do
+	for size in "${sizes[@]}"; do
+		for c in "${conns_list[@]}"; do
+			for s in "${scenarios[@]}"; do run "$r" "$s" "$size" "$c"; done
+		done
+	done
+	echo "round $r done"
+done
+
+# Report: medians over rounds; ratios per round, then their median.
+echo
+echo "--- results: medians of $rounds rounds (req/s; p99 ms; server CPU us/request; server RSS MiB after the run)"
+awk -v scen="${scenarios[*]}" '
+	function median(list,   n, a, i, j, t) {
+		n = split(list, a, " ")
+		for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] + 0 > t + 0; j--) a[j + 1] = a[j]; a[j + 1] = t }
+		return n ? a[int((n + 1) / 2)] : 0
+	}
+	{
+		k = $3 " " $4
+		rps[$2 " " k] = rps[$2 " " k] " " $5; p99[$2 " " k] = p99[$2 " " k] " " $6
+		cpu[$2 " " k] = cpu[$2 " " k] " " $7; rss[$2 " " k] = rss[$2 " " k] " " $8
+		round[$1 " " $2 " " k] = $5
+		if (!(k in seen)) { seen[k] = 1; order[++nk] = k }
+		if ($1 > nr) nr = $1
+	}
+	END {
+		ns = split(scen, S, " ")
+		for (i = 1; i <= nk; i++) {
+			k = order[i]; split(k, kk, " ")
+			printf "\n%s B, %s connections\n", kk[1], kk[2]
+			printf "%-12s %10s %9s %9s %8s %10s %9s\n", "scenario", "req/s", "p99 ms", "cpu us", "RSS MiB", "x ceiling", "x nginx"
+			for (j = 1; j <= ns; j++) {
+				s = S[j]; if (!((s " " k) in rps)) continue
+				rc = ""; rn = ""
+				for (r = 1; r <= nr; r++) {
+					v = round[r " " s " " k]; c = round[r " ceiling " k]; n = round[r " nginx " k]
+					if (c > 0) rc = rc " " v / c
+					if (n > 0) rn = rn " " v / n
+				}
+				printf "%-12s %10.0f %9.2f %9.1f %8.0f %10s %9s\n", s, median(rps[s " " k]), median(p99[s " " k]), median(cpu[s " " k]), median(rss[s " " k]),
+					rc == "" ? "-" : sprintf("%.3f", median(rc)), rn == "" ? "-" : sprintf("%.3f", median(rn))
+			}
+		}
+	}' "$results"
+# Errors Caddy logged other than clients (wrk) closing connections at the end of a run.
+grep -iE '"level":"error"|panic' "$work/caddy.log" | grep -vE 'broken pipe|connection reset by peer' | head -5 || true
