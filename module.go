@@ -10,6 +10,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/caddy-edge/edge/cache"
+	"github.com/caddy-edge/edge/cache/store/disk"
 	"github.com/caddy-edge/edge/cache/store/memory"
 	"github.com/caddy-edge/edge/geofilter"
 )
@@ -25,6 +26,7 @@ func registerCache() {
 	caddy.RegisterModule(cache.Handler{})
 	caddy.RegisterModule(cache.Admin{})
 	caddy.RegisterModule(memory.Store{})
+	caddy.RegisterModule(disk.Store{})
 }
 
 // registerGeofilter registers the geofilter handler, the geo matcher and

@@ -19,7 +19,6 @@ import (
 
 	"github.com/caddy-edge/edge/cache/policy"
 	"github.com/caddy-edge/edge/cache/store"
-	_ "github.com/caddy-edge/edge/cache/store/memory" // the default store
 )
 
 // Defaults of the handler's options.
