@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/caddyserver/caddy/v2"
 
@@ -18,23 +19,28 @@ import (
 // API: filled in Provision, emptied in Cleanup. During a config reload the
 // old and the new config's handlers are both listed for a moment.
 var filters struct {
-	// mu protects seq and live; the admin API holds it for reading while
-	// it uses a handler's databases, and Cleanup takes it (through
-	// unregisterFilter) before closing them, so an admin lookup never uses
-	// a closed database.
+	// mu protects live; the admin API holds it for reading while it uses a
+	// handler's databases, and Cleanup takes it (through unregisterFilter)
+	// before closing them, so an admin lookup never uses a closed database.
 	mu   sync.RWMutex
-	seq  int
-	live map[*Handler]int // handler -> its id, in provisioning order
+	live map[*Handler]int // handler -> its id
 }
 
+// lastID numbers the handlers and the geo matchers with databases of their
+// own, in provisioning order, so that the admin API can tell them apart.
+var lastID atomic.Int64
+
+// newID returns the next handler or matcher id.
+func newID() int { return int(lastID.Add(1)) }
+
+// registerFilter lists h, of id h.id, for the admin API.
 func registerFilter(h *Handler) {
 	filters.mu.Lock()
 	defer filters.mu.Unlock()
 	if filters.live == nil {
 		filters.live = make(map[*Handler]int)
 	}
-	filters.seq++
-	filters.live[h] = filters.seq
+	filters.live[h] = h.id
 }
 
 func unregisterFilter(h *Handler) {
@@ -148,7 +154,7 @@ func lookupFilters(ip netip.Addr) ([]FilterAnswer, []DatabaseAnswer) {
 			f.Databases = append(f.Databases, c.Path)
 		}
 		h.src.dbs.Lookup(ip, &f.Result)
-		h.src.dbs.LookupEach(ip, func(path, kind string, r Result, err error) {
+		h.src.dbs.lookupEach(ip, func(path, kind string, r Result, err error) {
 			if seen[path] {
 				return
 			}
@@ -180,7 +186,7 @@ func (Admin) handleDatabases(w http.ResponseWriter, r *http.Request) error {
 	if r.Method != http.MethodGet {
 		return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: fmt.Errorf("method not allowed")}
 	}
-	list := ListDatabases()
+	list := listDatabases()
 	if list == nil {
 		list = []DatabaseInfo{}
 	}
@@ -194,14 +200,14 @@ func (Admin) handleReload(w http.ResponseWriter, r *http.Request) error {
 	paths := []string{r.URL.Query().Get("path")}
 	if paths[0] == "" {
 		paths = paths[:0]
-		for _, d := range ListDatabases() {
+		for _, d := range listDatabases() {
 			paths = append(paths, d.Path)
 		}
 	}
 	out := make([]DatabaseInfo, 0, len(paths))
 	for _, p := range paths {
-		info, err := ReloadDatabase(p)
-		if errors.Is(err, ErrUnknownDatabase) {
+		info, err := reloadDatabase(p)
+		if errors.Is(err, errUnknownDatabase) {
 			return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: err}
 		}
 		if err != nil && info.Path == "" {

@@ -196,12 +196,12 @@ func TestAdminLookupFollowsReload(t *testing.T) {
 	check("at start", "DE", "allow")
 	mmdbtest.WriteFile(t, path, mmdbtest.BuildCountry(map[string]string{"192.0.2.0/24": "US"}))
 	check("replaced on disk, not reloaded", "DE", "allow")
-	if _, err := ReloadDatabase(path); err != nil {
+	if _, err := reloadDatabase(path); err != nil {
 		t.Fatal(err)
 	}
 	check("after the reload", "US", "deny")
 	mmdbtest.WriteFile(t, path, mmdbtest.CorruptBytes())
-	if _, err := ReloadDatabase(path); err == nil {
+	if _, err := reloadDatabase(path); err == nil {
 		t.Fatal("reload of a corrupt file succeeded")
 	}
 	check("after a rejected reload", "US", "deny")

@@ -3,6 +3,7 @@ package geofilter
 import (
 	"errors"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -55,7 +56,8 @@ func (MatchGeo) CaddyModule() caddy.ModuleInfo {
 // conditions.
 func (m *MatchGeo) Provision(ctx caddy.Context) error {
 	m.logger = ctx.Logger()
-	if err := m.src.open(m.Databases, time.Duration(m.ReloadInterval), m.logger); err != nil {
+	user := "geo matcher " + strconv.Itoa(newID())
+	if err := m.src.open(m.Databases, time.Duration(m.ReloadInterval), m.logger, user); err != nil {
 		return err
 	}
 	cm, err := m.Conditions.Compile(m.src.openList)

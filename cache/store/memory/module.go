@@ -60,6 +60,7 @@ func (s *shared) configure(ctx context.Context, maxSize int64) (resized, warn bo
 
 // Destruct frees the Cache when the last config that uses it is unloaded.
 func (s *shared) Destruct() error {
+	governor.remove(s.Cache)
 	s.Close()
 	return nil
 }
@@ -146,6 +147,7 @@ func (s *Store) Provision(ctx caddy.Context) error {
 		if err != nil {
 			return nil, err
 		}
+		governor.add(c)
 		return &shared{Cache: c}, nil
 	})
 	if err != nil {
