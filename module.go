@@ -12,6 +12,8 @@ import (
 	"github.com/caddy-edge/edge/cache"
 	"github.com/caddy-edge/edge/cache/store/disk"
 	"github.com/caddy-edge/edge/cache/store/memory"
+	"github.com/caddy-edge/edge/cache/store/redis"
+	"github.com/caddy-edge/edge/cache/store/tiered"
 	"github.com/caddy-edge/edge/geofilter"
 )
 
@@ -27,6 +29,8 @@ func registerCache() {
 	caddy.RegisterModule(cache.Admin{})
 	caddy.RegisterModule(memory.Store{})
 	caddy.RegisterModule(disk.Store{})
+	caddy.RegisterModule(redis.Store{})
+	caddy.RegisterModule(tiered.Store{})
 }
 
 // registerGeofilter registers the geofilter handler, the geo matcher and
