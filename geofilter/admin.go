@@ -73,8 +73,10 @@ func liveFiltersLocked() []liveFilter {
 //     what each live filter would decide, from the databases as they serve
 //     requests now (after the last hot reload; no file is reopened). Rules
 //     with request matchers are skipped, since they depend on a request.
-//   - GET /geofilter/databases: every open database and IP list with its
-//     kind, build time and last reload.
+//   - GET /geofilter/databases: every opening of a database or IP list (a
+//     file read with other fields is another opening) with its kind,
+//     layout, fields, users (handlers and matchers), build time, last
+//     reload and update state.
 //   - POST /geofilter/reload[?path=FILE]: checks and reloads the file now
 //     (every open file without path).
 type Admin struct{}
@@ -114,7 +116,7 @@ type DatabaseAnswer struct {
 
 // FilterAnswer is what one live filter knows of an address and decides.
 type FilterAnswer struct {
-	ID        int      `json:"id"`
+	ID        int      `json:"id"` // the N of "geofilter N" in GET /geofilter/databases
 	Databases []string `json:"databases"`
 	Result    Result   `json:"result"`
 	Country   string   `json:"country"`

@@ -11,9 +11,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/caddyserver/caddy/v2"
-
 	"github.com/caddy-edge/edge/geofilter/geodb"
+	"github.com/caddy-edge/edge/geofilter/geoupdate"
 	"github.com/caddy-edge/edge/geofilter/iplist"
 )
 
@@ -53,14 +52,19 @@ type DatabaseInfo struct {
 	// The database_type of the file's metadata, e.g. GeoLite2-Country
 	// (empty for IP lists).
 	Type string `json:"type,omitempty"`
-	// The record layout the filter reads the database with: the built-in
-	// layout of its kind (country, city, asn, anonymous), the same with
-	// fields given over it (country+fields, ...), or "fields" for a database
-	// read through its fields only. Empty for IP lists.
+	// How the filter found the fields in the records: the layout the
+	// database type names (geoip2-country, geoip2-city, geoip2-asn,
+	// geoip2-anonymous-ip, geoip2-enterprise, ipinfo), "detected" (found by
+	// probing the records) or "custom" (fields given). Empty for IP lists.
 	Layout string `json:"layout,omitempty"`
-	// The fields configured for this opening (db ... { fields ... }); none
-	// when the layout's own are used.
+	// The fields configured for this opening (db ... { fields ... }): a file
+	// opened with different fields is another opening. None when the
+	// layout's own are used.
 	Fields geodb.FieldPaths `json:"fields,omitempty"`
+	// The fields the database fills (country_code, asn, ...), including
+	// those derived from the country (continent_code, in_eu). Empty for IP
+	// lists.
+	Provides []string `json:"provides,omitempty"`
 	// Who has this opening in use: "geofilter N" for the handler of id N
 	// (the id of GET /geofilter/lookup), "geo matcher N" for a geo matcher
 	// with databases of its own.
@@ -82,24 +86,7 @@ type DatabaseInfo struct {
 	Failures int64 `json:"failures"`
 	// The state of the automatic updates of the file; absent when the file
 	// is not updated automatically.
-	Update *UpdateInfo `json:"update,omitempty"`
-}
-
-// UpdateInfo is the state of the automatic updates of a database file.
-type UpdateInfo struct {
-	// Where updates come from (without credentials).
-	Source string `json:"source"`
-	// How often an update is looked for.
-	Interval caddy.Duration `json:"interval,omitempty"`
-	// When an update was last looked for, and when the next look is due.
-	LastAttempt time.Time `json:"last_attempt,omitzero"`
-	NextAttempt time.Time `json:"next_attempt,omitzero"`
-	// When a new file was last downloaded and swapped in.
-	LastUpdate time.Time `json:"last_update,omitzero"`
-	// Outcome of the last attempt: "updated", "unchanged" or "error: ...".
-	LastResult string `json:"last_result,omitempty"`
-	// Attempts that failed since the file was opened.
-	Failures int64 `json:"failures"`
+	Update *geoupdate.Status `json:"update,omitempty"`
 }
 
 // databases is the shared, hot-reloaded view of a list of databases. Its
@@ -134,16 +121,7 @@ func dbLoader(fields geodb.FieldPaths) fileLoader[geodb.DB] {
 		what: "database",
 		load: func(path string) (*geodb.DB, error) { return geodb.Open(path, fields) },
 		describe: func(db *geodb.DB) fileDescription {
-			// The built-in layout of the kind, the fields given
-			// over it, or only the fields.
-			l := string(db.Kind())
-			switch {
-			case db.Kind() == geodb.KindCustom:
-				l = "fields"
-			case len(fields) > 0:
-				l += "+fields"
-			}
-			return fileDescription{kind: string(db.Kind()), dbType: db.Type(), layout: l, built: db.BuildTime()}
+			return fileDescription{kind: string(db.Kind()), dbType: db.Type(), layout: db.Layout(), provides: db.Fields(), built: db.BuildTime()}
 		},
 		compatible: func(old, new *geodb.DB) error {
 			if old.Kind() != new.Kind() {

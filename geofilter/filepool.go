@@ -10,6 +10,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddyserver/caddy/v2"
+
+	"github.com/caddy-edge/edge/geofilter/geoupdate"
 )
 
 // This file is the pool of watched files: any file (a database, an IP list)
@@ -54,10 +56,11 @@ type fileLoader[T any] struct {
 
 // fileDescription is what the admin API shows of a loaded file's content.
 type fileDescription struct {
-	kind   string
-	dbType string
-	layout string
-	built  time.Time
+	kind     string
+	dbType   string
+	layout   string
+	provides []string
+	built    time.Time
 }
 
 // errFileChanging means the file changed while it was read: it is being
@@ -111,7 +114,7 @@ type watchedFile[T any] struct {
 	users     map[string]int // who holds the entry, and how many times
 	// update, if set, reports the state of the file's automatic updates
 	// (see setUpdateState).
-	update func() *UpdateInfo
+	update func() *geoupdate.Status
 }
 
 // loadOrOpen returns the pool entry for key, loading the file at path and
@@ -180,7 +183,7 @@ func release[T any](key string, w *watchedFile[T], user string) error {
 // or has not shared w yet.
 func (w *watchedFile[T]) describe(val *T) {
 	d := w.loader.describe(val)
-	w.info.Kind, w.info.Type, w.info.Layout, w.info.BuildTime = d.kind, d.dbType, d.layout, d.built
+	w.info.Kind, w.info.Type, w.info.Layout, w.info.Provides, w.info.BuildTime = d.kind, d.dbType, d.layout, d.provides, d.built
 }
 
 // read loads the file, and makes sure it did not change while being read
@@ -245,7 +248,14 @@ func (w *watchedFile[T]) run() {
 // replacement was rejected, why.
 func (w *watchedFile[T]) check(force bool) (DatabaseInfo, error) {
 	w.mu.Lock()
-	defer w.mu.Unlock()
+	info, err := w.checkLocked(force)
+	update := w.update
+	w.mu.Unlock()
+	return withUpdate(info, update), err
+}
+
+// checkLocked is check with w.mu held.
+func (w *watchedFile[T]) checkLocked(force bool) (DatabaseInfo, error) {
 	now := time.Now()
 	w.info.LastCheck = now
 	st, err := statFile(w.path)
@@ -302,8 +312,19 @@ func (w *watchedFile[T]) observe(result string) {
 
 func (w *watchedFile[T]) snapshot() DatabaseInfo {
 	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.infoLocked()
+	info, update := w.infoLocked(), w.update
+	w.mu.Unlock()
+	return withUpdate(info, update)
+}
+
+// withUpdate returns info with the update state that update reports, if
+// any. It is called without the entry's lock, so that the updater may reload
+// the file while it reports.
+func withUpdate(info DatabaseInfo, update func() *geoupdate.Status) DatabaseInfo {
+	if update != nil {
+		info.Update = update()
+	}
+	return info
 }
 
 // infoLocked returns a copy of w.info with its users. The caller holds
@@ -315,18 +336,14 @@ func (w *watchedFile[T]) infoLocked() DatabaseInfo {
 		info.Users = append(info.Users, u)
 	}
 	slices.Sort(info.Users)
-	if w.update != nil {
-		info.Update = w.update()
-	}
 	return info
 }
 
 func (w *watchedFile[T]) filePath() string { return w.path }
 
 // setUpdateState makes the admin API show what f reports as the state of
-// the file's automatic updates (f is called with w's lock held, so it must
-// not call back into w); nil removes it.
-func (w *watchedFile[T]) setUpdateState(f func() *UpdateInfo) {
+// the file's automatic updates; nil removes it.
+func (w *watchedFile[T]) setUpdateState(f func() *geoupdate.Status) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.update = f
