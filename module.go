@@ -11,6 +11,8 @@ import (
 
 	"github.com/caddy-edge/edge/cache"
 	"github.com/caddy-edge/edge/cache/store/memory"
+	"github.com/caddy-edge/edge/cache/store/redis"
+	"github.com/caddy-edge/edge/cache/store/tiered"
 	"github.com/caddy-edge/edge/geofilter"
 )
 
@@ -25,6 +27,8 @@ func registerCache() {
 	caddy.RegisterModule(cache.Handler{})
 	caddy.RegisterModule(cache.Admin{})
 	caddy.RegisterModule(memory.Store{})
+	caddy.RegisterModule(redis.Store{})
+	caddy.RegisterModule(tiered.Store{})
 }
 
 // registerGeofilter registers the geofilter handler, the geo matcher and

@@ -8,10 +8,13 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
+	"strconv"
 	"sync"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 
+	"github.com/caddy-edge/edge/cache/policy"
 	"github.com/caddy-edge/edge/cache/store"
 )
 
@@ -21,7 +24,9 @@ import (
 //	POST /http_cache/purge   {"url": "https://example.com/a"}  a URL: all its variants, for GET and HEAD
 //	                         {"prefix": "https://example.com/img/"}  every key with that prefix
 //	                         {"tag": "product-42"}  every entry whose Cache-Tag or Surrogate-Key had the tag
-//	GET  /http_cache/stats   the occupation of every store in use
+//	                         with "soft": true, the entries are marked stale instead of removed
+//	GET  /http_cache/stats   the occupation and counters of every store in use
+//	GET  /http_cache/entries?prefix=...&limit=...&after=...&store=...  the stored entries, by key
 //
 // Purges act on every store used by a live http_cache handler. Purging is
 // only possible through the admin API, never through requests to a site.
@@ -40,6 +45,7 @@ func (a *Admin) Routes() []caddy.AdminRoute {
 	return []caddy.AdminRoute{
 		{Pattern: "/http_cache/purge", Handler: caddy.AdminHandlerFunc(a.handlePurge)},
 		{Pattern: "/http_cache/stats", Handler: caddy.AdminHandlerFunc(a.handleStats)},
+		{Pattern: "/http_cache/entries", Handler: caddy.AdminHandlerFunc(a.handleEntries)},
 	}
 }
 
@@ -49,6 +55,10 @@ type PurgeRequest struct {
 	URL    string `json:"url,omitempty"`
 	Prefix string `json:"prefix,omitempty"`
 	Tag    string `json:"tag,omitempty"`
+	// Soft marks the entries stale instead of removing them: they are
+	// revalidated with the origin (a 304 keeps the body) and may still be
+	// served where stale responses are allowed (stale-if-error).
+	Soft bool `json:"soft,omitempty"`
 }
 
 // PurgeResponse is the answer to a purge.
@@ -95,13 +105,16 @@ func (a *Admin) handlePurge(w http.ResponseWriter, r *http.Request) error {
 			return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: fmt.Errorf("purge url must be absolute, e.g. https://example.com/path: %q", req.URL)}
 		}
 		kind = "url"
-		n, err = live.purgeURL(ctx, u)
+		n, err = live.purgeURL(ctx, u, req.Soft)
 	case req.Prefix != "":
 		kind = "prefix"
-		n, err = live.each(func(s store.Store) (int, error) { return s.PurgePrefix(ctx, req.Prefix) })
+		n, err = live.each(func(s store.Store) (int, error) { return s.PurgePrefix(ctx, req.Prefix, req.Soft) })
 	default:
 		kind = "tag"
-		n, err = live.each(func(s store.Store) (int, error) { return s.PurgeTag(ctx, req.Tag) })
+		n, err = live.each(func(s store.Store) (int, error) { return s.PurgeTag(ctx, req.Tag, req.Soft) })
+	}
+	if req.Soft {
+		kind = "soft_" + kind
 	}
 	if n > 0 {
 		metrics.purged.WithLabelValues(kind).Add(float64(n))
@@ -136,6 +149,123 @@ func (a *Admin) handleStats(w http.ResponseWriter, r *http.Request) error {
 	return json.NewEncoder(w).Encode(resp)
 }
 
+// Bounds of GET /http_cache/entries.
+const (
+	defaultEntriesLimit = 100
+	maxEntriesLimit     = 1000
+)
+
+// EntryInfo is one entry in GET /http_cache/entries.
+type EntryInfo struct {
+	// Key is the store key: for a variant, the primary key, a NUL byte
+	// and the request's values of the Vary fields.
+	Key string `json:"key"`
+	// Status is the stored status code; 0 for a vary marker.
+	Status int `json:"status"`
+	// Size is the body's length in bytes.
+	Size int64 `json:"size"`
+	// Age is the entry's current age in seconds (RFC 9111 §4.2.3).
+	Age int64 `json:"age"`
+	// TTL is the freshness left, in seconds: negative once stale.
+	TTL int64 `json:"ttl"`
+	// Tags are the entry's surrogate keys.
+	Tags []string `json:"tags"`
+	// SoftPurged tells a soft-purged entry (stale until revalidated).
+	SoftPurged bool `json:"soft_purged,omitempty"`
+	// Store is the name of the store that holds it.
+	Store string `json:"store"`
+}
+
+// EntriesResponse is the answer to GET /http_cache/entries.
+type EntriesResponse struct {
+	Entries []EntryInfo `json:"entries"`
+	// Next is the after value that gives the next page; empty on the
+	// last page.
+	Next string `json:"next,omitempty"`
+}
+
+// handleEntries lists stored entries in key order. Query parameters:
+// prefix (keys that start with it), after (keys greater than it: the next
+// value of the previous page), limit (default 100, at most 1000) and store
+// (only the store of that name; default every store in use, merged by key).
+func (a *Admin) handleEntries(w http.ResponseWriter, r *http.Request) error {
+	if r.Method != http.MethodGet {
+		return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: fmt.Errorf("method not allowed")}
+	}
+	q := r.URL.Query()
+	limit := defaultEntriesLimit
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxEntriesLimit {
+			return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: fmt.Errorf("limit must be an integer from 1 to %d: %q", maxEntriesLimit, v)}
+		}
+		limit = n
+	}
+	prefix, after, only := q.Get("prefix"), q.Get("after"), q.Get("store")
+	var all []EntryInfo
+	found := false
+	for _, ls := range live.stores() {
+		if only != "" && ls.name != only {
+			continue
+		}
+		found = true
+		// One more than the page, to tell whether there is a next one.
+		l, err := ls.store.Entries(r.Context(), prefix, after, limit+1)
+		if err != nil {
+			return caddy.APIError{HTTPStatus: http.StatusInternalServerError, Err: fmt.Errorf("listing store %s: %v", ls.name, err)}
+		}
+		now := ls.h.now()
+		for _, le := range l {
+			all = append(all, entryInfo(ls, le, now))
+		}
+	}
+	if only != "" && !found {
+		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: fmt.Errorf("no store named %q in use", only)}
+	}
+	sort.SliceStable(all, func(i, j int) bool { return all[i].Key < all[j].Key })
+	resp := EntriesResponse{Entries: all}
+	if len(all) > limit {
+		// Cut between two keys, never inside one key held by several
+		// stores, so that the next page starts after the last key listed.
+		cut := limit
+		for cut > 0 && all[cut].Key == all[cut-1].Key {
+			cut--
+		}
+		if cut == 0 { // one key fills the page: list all its copies
+			for cut = limit; cut < len(all) && all[cut].Key == all[0].Key; cut++ {
+			}
+		}
+		resp.Entries = all[:cut]
+		if cut < len(all) {
+			resp.Next = all[cut-1].Key
+		}
+	}
+	if resp.Entries == nil {
+		resp.Entries = []EntryInfo{}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	return json.NewEncoder(w).Encode(resp)
+}
+
+// entryInfo describes a listed entry, its age and ttl as seen by the
+// handler h of its store at now.
+func entryInfo(ls liveStore, le store.Listed, now time.Time) EntryInfo {
+	e := le.Entry
+	info := EntryInfo{Key: le.Key, Status: e.Status, Size: e.Size, Tags: e.Tags, SoftPurged: e.SoftPurged, Store: ls.name}
+	if info.Tags == nil {
+		info.Tags = []string{}
+	}
+	d := ls.h.entryDerived(e)
+	age := policy.AgeAt(d.initialAge, e.ResponseTime, now)
+	fr := d.fresh
+	if e.SoftPurged {
+		fr = softPurged(fr, age)
+	}
+	info.Age = int64(max(age, 0) / time.Second)
+	info.TTL = int64((fr.Lifetime - age) / time.Second)
+	return info
+}
+
 // registry knows the live handlers, so that the admin API (provisioned
 // before any app) and the store metrics find the stores in use per
 // request. Handlers add themselves in Provision and leave in Cleanup.
@@ -162,6 +292,7 @@ func (g *registry) remove(h *Handler) {
 type liveStore struct {
 	name  string
 	store store.Store
+	h     *Handler // a handler that uses it, for the freshness of its entries
 }
 
 // stores returns each live store once, sorted by name. Handlers that name
@@ -177,7 +308,7 @@ func (g *registry) stores() []liveStore {
 			continue
 		}
 		names[h.storeName] = true
-		out = append(out, liveStore{name: h.storeName, store: h.Store})
+		out = append(out, liveStore{name: h.storeName, store: h.Store, h: h})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
 	return out
@@ -198,7 +329,7 @@ func (g *registry) each(f func(store.Store) (int, error)) (int, error) {
 
 // purgeURL removes u's primary key and all its variants from the store of
 // every live handler, each handler computing the key its own way.
-func (g *registry) purgeURL(ctx context.Context, u *url.URL) (int, error) {
+func (g *registry) purgeURL(ctx context.Context, u *url.URL, soft bool) (int, error) {
 	g.mu.Lock()
 	hs := make([]*Handler, 0, len(g.handlers))
 	for h := range g.handlers {
@@ -207,7 +338,7 @@ func (g *registry) purgeURL(ctx context.Context, u *url.URL) (int, error) {
 	g.mu.Unlock()
 	total := 0
 	for _, h := range hs {
-		n, err := h.purgeKey(ctx, h.keys.keyForURL(u))
+		n, err := h.purgeKey(ctx, h.keys.keyForURL(u), soft)
 		if err != nil {
 			return total, err
 		}

@@ -137,6 +137,7 @@ func (f *fetch) freshen(fw *fetchWriter) (*store.Entry, error) {
 	policy.StripHopByHop(nm)
 	delete(nm, "Set-Cookie")
 	e := f.lk.entry.Clone()
+	e.SoftPurged = false // validated: no longer purged
 	e.Header = policy.Freshen(e.Header, nm).Clone()
 	e.RequestTime, e.ResponseTime = fw.reqTime, fw.respTime
 	d := h.derive(e.Status, e.Header, e.RequestTime, e.ResponseTime)

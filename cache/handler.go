@@ -14,11 +14,12 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/caddy-edge/edge/cache/policy"
 	"github.com/caddy-edge/edge/cache/store"
-	"github.com/caddy-edge/edge/cache/store/memory"
+	_ "github.com/caddy-edge/edge/cache/store/memory" // the default store
 )
 
 // Defaults of the handler's options.
@@ -118,13 +119,15 @@ type Handler struct {
 	Store store.Store `json:"-"`
 
 	storeName string
-	bypass    caddyhttp.MatcherSets
-	keys      keyer
-	opts      policy.Options
-	optsKey   string // opts as a string: tells derived data computed with other options
-	logger    *zap.Logger
-	ctx       context.Context  // the config's context: done when it is unloaded
-	now       func() time.Time // the clock; time.Now unless a test injects one
+	// storeHits and storeMisses count the lookups in the store by result.
+	storeHits, storeMisses prometheus.Counter
+	bypass                 caddyhttp.MatcherSets
+	keys                   keyer
+	opts                   policy.Options
+	optsKey                string // opts as a string: tells derived data computed with other options
+	logger                 *zap.Logger
+	ctx                    context.Context  // the config's context: done when it is unloaded
+	now                    func() time.Time // the clock; time.Now unless a test injects one
 
 	mu      *sync.Mutex          // protects flights and hfm
 	flights map[string]*flight   // key -> the fetch in flight
@@ -179,10 +182,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if m, ok := mod.(caddy.Module); ok {
 		h.storeName = m.CaddyModule().ID.Name()
 	}
-	if ms, ok := mod.(*memory.Store); ok {
-		// Memory stores are shared by name: one name, one store.
-		h.storeName = "memory/" + ms.Name
+	if n, ok := mod.(store.Namer); ok {
+		// e.g. memory stores are shared by name: one name, one store.
+		h.storeName = n.StoreName()
 	}
+	h.storeHits, h.storeMisses = metrics.storeLookups(h.storeName)
 
 	if h.BypassRaw != nil {
 		ms, err := ctx.LoadModule(h, "BypassRaw")
@@ -260,17 +264,35 @@ func (h *Handler) Cleanup() error {
 }
 
 // purgeKey removes the entry under the primary key and all its variants,
-// and returns how many entries it removed.
-func (h *Handler) purgeKey(ctx context.Context, key string) (int, error) {
+// and returns how many entries it removed. With soft, it marks them
+// store.Entry.SoftPurged instead, so that they are revalidated before
+// they are served again.
+func (h *Handler) purgeKey(ctx context.Context, key string, soft bool) (int, error) {
 	n := 0
-	if _, body, err := h.Store.Get(ctx, key); err == nil {
+	if e, body, err := h.Store.Get(ctx, key); err == nil {
 		body.Close()
-		n++
+		if soft {
+			if !e.SoftPurged {
+				se := e.Clone()
+				se.SoftPurged = true
+				if err := h.Store.Update(ctx, key, se); err == nil {
+					n++
+				} else if !errors.Is(err, store.ErrNotFound) {
+					return 0, err
+				}
+			} else {
+				n++
+			}
+		} else {
+			n++
+		}
 	}
-	if err := h.Store.Delete(ctx, key); err != nil {
-		return 0, err
+	if !soft {
+		if err := h.Store.Delete(ctx, key); err != nil {
+			return 0, err
+		}
 	}
-	m, err := h.Store.PurgePrefix(ctx, key+varySep)
+	m, err := h.Store.PurgePrefix(ctx, key+varySep, soft)
 	if err != nil {
 		return n, err
 	}

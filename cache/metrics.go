@@ -13,6 +13,7 @@ type cacheMetrics struct {
 	requests *prometheus.CounterVec
 	origin   prometheus.Counter
 	purged   *prometheus.CounterVec
+	lookups  *prometheus.CounterVec
 	stores   storeCollector
 
 	// byResult holds the requests counter of each result, so that the hot
@@ -42,17 +43,42 @@ func newMetrics() *cacheMetrics {
 			Name:      "purged_total",
 			Help:      "Entries removed by purges and invalidations, by kind (url, prefix, tag, invalidation).",
 		}, []string{"kind"}),
+		lookups: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "caddy",
+			Subsystem: "http_cache",
+			Name:      "store_lookups_total",
+			Help:      "Lookups of a request's response in the store, by store and result (hit: a stored response was found, fresh or not; miss: none was).",
+		}, []string{"store", "result"}),
 		byResult: make(map[string]prometheus.Counter),
 	}
 	for _, r := range []string{resultHit, resultStale, resultRevalidated, resultCollapsed, resultMiss, resultUncacheable, resultBypass, resultUnavailable} {
 		m.byResult[r] = m.requests.WithLabelValues(r)
 	}
 	m.stores = storeCollector{
-		entries: prometheus.NewDesc("caddy_http_cache_entries", "Entries in the store (vary markers included).", []string{"store"}, nil),
-		bytes:   prometheus.NewDesc("caddy_http_cache_stored_bytes", "Bytes the store's entries take, as the store counts them.", []string{"store"}, nil),
-		maxSize: prometheus.NewDesc("caddy_http_cache_capacity_bytes", "The store's byte budget; 0 when it has none.", []string{"store"}, nil),
+		entries:   prometheus.NewDesc("caddy_http_cache_entries", "Entries in the store (vary markers included).", []string{"store"}, nil),
+		bytes:     prometheus.NewDesc("caddy_http_cache_stored_bytes", "Bytes the store's entries take, as the store counts them.", []string{"store"}, nil),
+		maxSize:   prometheus.NewDesc("caddy_http_cache_capacity_bytes", "The store's byte budget; 0 when it has none.", []string{"store"}, nil),
+		evictions: prometheus.NewDesc("caddy_http_cache_evictions_total", "Entries the store removed to make room, since it was created.", []string{"store"}, nil),
+		errors:    prometheus.NewDesc("caddy_http_cache_store_errors_total", "Store operations that failed (I/O errors, corrupt entries, an unreachable server), since the store was created.", []string{"store"}, nil),
 	}
 	return m
+}
+
+// storeLookups returns the hit and miss counters of the named store.
+func (m *cacheMetrics) storeLookups(name string) (hits, misses prometheus.Counter) {
+	return m.lookups.WithLabelValues(name, "hit"), m.lookups.WithLabelValues(name, "miss")
+}
+
+// countLookup counts the result of a lookup in the store.
+func (h *Handler) countLookup(lk *lookup) {
+	if h.storeHits == nil {
+		return // a handler not provisioned (tests)
+	}
+	if lk.entry != nil {
+		h.storeHits.Inc()
+	} else {
+		h.storeMisses.Inc()
+	}
 }
 
 // count counts one request with the given result.
@@ -71,7 +97,7 @@ func registerMetrics(reg prometheus.Registerer) error {
 	if reg == nil {
 		return nil
 	}
-	for _, c := range []prometheus.Collector{metrics.requests, metrics.origin, metrics.purged, metrics.stores} {
+	for _, c := range []prometheus.Collector{metrics.requests, metrics.origin, metrics.purged, metrics.lookups, metrics.stores} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {
@@ -85,7 +111,7 @@ func registerMetrics(reg prometheus.Registerer) error {
 // storeCollector reports the occupation of every live store on scrape,
 // from Store.Stats.
 type storeCollector struct {
-	entries, bytes, maxSize *prometheus.Desc
+	entries, bytes, maxSize, evictions, errors *prometheus.Desc
 }
 
 // Describe implements prometheus.Collector.
@@ -93,6 +119,8 @@ func (c storeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.entries
 	ch <- c.bytes
 	ch <- c.maxSize
+	ch <- c.evictions
+	ch <- c.errors
 }
 
 // Collect implements prometheus.Collector.
@@ -102,5 +130,7 @@ func (c storeCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.entries, prometheus.GaugeValue, float64(st.Entries), ls.name)
 		ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.GaugeValue, float64(st.Bytes), ls.name)
 		ch <- prometheus.MustNewConstMetric(c.maxSize, prometheus.GaugeValue, float64(st.Capacity), ls.name)
+		ch <- prometheus.MustNewConstMetric(c.evictions, prometheus.CounterValue, float64(st.Evictions), ls.name)
+		ch <- prometheus.MustNewConstMetric(c.errors, prometheus.CounterValue, float64(st.Errors), ls.name)
 	}
 }

@@ -299,7 +299,9 @@ func TestEntriesSurviveReload(t *testing.T) {
 	}
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, want := range []string{`caddy_http_cache_requests_total{result="hit"}`, `caddy_http_cache_entries{store="memory/default"} 1`, "caddy_http_cache_origin_requests_total"} {
+	for _, want := range []string{`caddy_http_cache_requests_total{result="hit"}`, `caddy_http_cache_entries{store="memory/default"} 1`, "caddy_http_cache_origin_requests_total",
+		`caddy_http_cache_store_lookups_total{result="hit",store="memory/default"}`, `caddy_http_cache_evictions_total{store="memory/default"} 0`,
+		`caddy_http_cache_store_errors_total{store="memory/default"} 0`} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("/metrics lacks %s", want)
 		}

@@ -70,7 +70,7 @@ func (h *Handler) serveUnsafe(w http.ResponseWriter, r *http.Request, next caddy
 	target := &url.URL{Scheme: scheme, Host: r.Host, Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery}
 	// §4.4: only safe methods are exempt; policy decides on the status.
 	for _, u := range policy.InvalidationTargets(r.Method, status, target, rec.Header()) {
-		n, err := h.purgeKey(context.WithoutCancel(r.Context()), h.keys.keyForURL(u))
+		n, err := h.purgeKey(context.WithoutCancel(r.Context()), h.keys.keyForURL(u), false)
 		if err != nil {
 			h.logger.Error("invalidating after unsafe request", zap.String("uri", u.String()), zap.Error(err))
 			continue
@@ -103,6 +103,7 @@ func (lk *lookup) close() {
 // under primary key pkey, following a vary marker to the variant (§4.1).
 func (h *Handler) lookup(ctx context.Context, pkey string, reqHeader http.Header) lookup {
 	lk := lookup{pkey: pkey, key: pkey, fwd: fwdURIMiss}
+	defer h.countLookup(&lk)
 	e, b, err := h.Store.Get(ctx, pkey)
 	if err != nil {
 		if !errors.Is(err, store.ErrNotFound) {
@@ -210,7 +211,21 @@ func (h *Handler) entryDerived(e *store.Entry) *derived {
 // header reqHeader now.
 func (h *Handler) evaluate(rq policy.Directives, e *store.Entry) policy.Decision {
 	d := h.entryDerived(e)
-	return policy.EvaluateRequest(rq, d.fresh, policy.AgeAt(d.initialAge, e.ResponseTime, h.now()))
+	age := policy.AgeAt(d.initialAge, e.ResponseTime, h.now())
+	if e.SoftPurged {
+		return policy.EvaluateRequest(rq, softPurged(d.fresh, age), age)
+	}
+	return policy.EvaluateRequest(rq, d.fresh, age)
+}
+
+// softPurged returns the freshness of a soft-purged entry of age age: stale
+// from now on whatever its lifetime, so that it is revalidated before it is
+// served (no stale-while-revalidate); while it would have been fresh, its
+// stale-if-error window still lets it answer when the origin fails.
+func softPurged(f policy.Freshness, age time.Duration) policy.Freshness {
+	f.Lifetime = min(f.Lifetime, age)
+	f.StaleWhileRevalidate = 0
+	return f
 }
 
 // serveCacheable serves a GET or HEAD request from the store, or fetches it

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/caddyserver/caddy/v2"
 
@@ -18,23 +19,28 @@ import (
 // API: filled in Provision, emptied in Cleanup. During a config reload the
 // old and the new config's handlers are both listed for a moment.
 var filters struct {
-	// mu protects seq and live; the admin API holds it for reading while
-	// it uses a handler's databases, and Cleanup takes it (through
-	// unregisterFilter) before closing them, so an admin lookup never uses
-	// a closed database.
+	// mu protects live; the admin API holds it for reading while it uses a
+	// handler's databases, and Cleanup takes it (through unregisterFilter)
+	// before closing them, so an admin lookup never uses a closed database.
 	mu   sync.RWMutex
-	seq  int
-	live map[*Handler]int // handler -> its id, in provisioning order
+	live map[*Handler]int // handler -> its id
 }
 
+// lastID numbers the handlers and the geo matchers with databases of their
+// own, in provisioning order, so that the admin API can tell them apart.
+var lastID atomic.Int64
+
+// newID returns the next handler or matcher id.
+func newID() int { return int(lastID.Add(1)) }
+
+// registerFilter lists h, of id h.id, for the admin API.
 func registerFilter(h *Handler) {
 	filters.mu.Lock()
 	defer filters.mu.Unlock()
 	if filters.live == nil {
 		filters.live = make(map[*Handler]int)
 	}
-	filters.seq++
-	filters.live[h] = filters.seq
+	filters.live[h] = h.id
 }
 
 func unregisterFilter(h *Handler) {
@@ -67,8 +73,10 @@ func liveFiltersLocked() []liveFilter {
 //     what each live filter would decide, from the databases as they serve
 //     requests now (after the last hot reload; no file is reopened). Rules
 //     with request matchers are skipped, since they depend on a request.
-//   - GET /geofilter/databases: every open database and IP list with its
-//     kind, build time and last reload.
+//   - GET /geofilter/databases: every opening of a database or IP list (a
+//     file read with other fields is another opening) with its kind,
+//     layout, fields, users (handlers and matchers), build time, last
+//     reload and update state.
 //   - POST /geofilter/reload[?path=FILE]: checks and reloads the file now
 //     (every open file without path).
 type Admin struct{}
@@ -108,7 +116,7 @@ type DatabaseAnswer struct {
 
 // FilterAnswer is what one live filter knows of an address and decides.
 type FilterAnswer struct {
-	ID        int      `json:"id"`
+	ID        int      `json:"id"` // the N of "geofilter N" in GET /geofilter/databases
 	Databases []string `json:"databases"`
 	Result    Result   `json:"result"`
 	Country   string   `json:"country"`
@@ -148,7 +156,7 @@ func lookupFilters(ip netip.Addr) ([]FilterAnswer, []DatabaseAnswer) {
 			f.Databases = append(f.Databases, c.Path)
 		}
 		h.src.dbs.Lookup(ip, &f.Result)
-		h.src.dbs.LookupEach(ip, func(path, kind string, r Result, err error) {
+		h.src.dbs.lookupEach(ip, func(path, kind string, r Result, err error) {
 			if seen[path] {
 				return
 			}
@@ -180,7 +188,7 @@ func (Admin) handleDatabases(w http.ResponseWriter, r *http.Request) error {
 	if r.Method != http.MethodGet {
 		return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: fmt.Errorf("method not allowed")}
 	}
-	list := ListDatabases()
+	list := listDatabases()
 	if list == nil {
 		list = []DatabaseInfo{}
 	}
@@ -194,14 +202,14 @@ func (Admin) handleReload(w http.ResponseWriter, r *http.Request) error {
 	paths := []string{r.URL.Query().Get("path")}
 	if paths[0] == "" {
 		paths = paths[:0]
-		for _, d := range ListDatabases() {
+		for _, d := range listDatabases() {
 			paths = append(paths, d.Path)
 		}
 	}
 	out := make([]DatabaseInfo, 0, len(paths))
 	for _, p := range paths {
-		info, err := ReloadDatabase(p)
-		if errors.Is(err, ErrUnknownDatabase) {
+		info, err := reloadDatabase(p)
+		if errors.Is(err, errUnknownDatabase) {
 			return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: err}
 		}
 		if err != nil && info.Path == "" {

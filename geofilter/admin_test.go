@@ -1,16 +1,22 @@
 package geofilter
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
+	"reflect"
+	"slices"
+	"strconv"
 	"testing"
 
 	"github.com/caddyserver/caddy/v2"
 
+	"github.com/caddy-edge/edge/geofilter/geodb"
+	"github.com/caddy-edge/edge/geofilter/geoupdate"
 	"github.com/caddy-edge/edge/geofilter/rules"
 	"github.com/caddy-edge/edge/internal/mmdbtest"
 )
@@ -196,13 +202,106 @@ func TestAdminLookupFollowsReload(t *testing.T) {
 	check("at start", "DE", "allow")
 	mmdbtest.WriteFile(t, path, mmdbtest.BuildCountry(map[string]string{"192.0.2.0/24": "US"}))
 	check("replaced on disk, not reloaded", "DE", "allow")
-	if _, err := ReloadDatabase(path); err != nil {
+	if _, err := reloadDatabase(path); err != nil {
 		t.Fatal(err)
 	}
 	check("after the reload", "US", "deny")
 	mmdbtest.WriteFile(t, path, mmdbtest.CorruptBytes())
-	if _, err := ReloadDatabase(path); err == nil {
+	if _, err := reloadDatabase(path); err == nil {
 		t.Fatal("reload of a corrupt file succeeded")
 	}
 	check("after a rejected reload", "US", "deny")
+}
+
+// TestAdminDatabasesOpenings: GET /geofilter/databases lists each opening
+// of a file (a file read with other fields is another opening) with its
+// layout, its fields, who uses it and, when it is updated automatically,
+// the state of its updates; an opening goes away with its last user.
+func TestAdminDatabasesOpenings(t *testing.T) {
+	country, _ := fixtures(t)
+	abs, _ := filepath.Abs(country)
+	fields := geodb.FieldPaths{"country_code": {"registered_country", "iso_code"}}
+	plain := &Handler{Databases: []DatabaseConfig{{Path: country}}}
+	provision(t, plain)
+	withFields := &Handler{Databases: []DatabaseConfig{{Path: country, Fields: fields}}}
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	if err := withFields.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	m := &MatchGeo{Conditions: rules.Conditions{Country: []string{"CN"}}, Databases: []DatabaseConfig{{Path: country}}}
+	if err := m.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	openings := func() []DatabaseInfo {
+		t.Helper()
+		code, body := adminDo(t, "GET", "/geofilter/databases")
+		var list, mine []DatabaseInfo
+		if err := json.Unmarshal(body, &list); err != nil || code != http.StatusOK {
+			t.Fatalf("%d %s %v", code, body, err)
+		}
+		for _, d := range list {
+			if d.Path == abs {
+				mine = append(mine, d)
+			}
+		}
+		return mine
+	}
+	plainUser := "geofilter " + strconv.Itoa(plain.id)
+	fieldsUser := "geofilter " + strconv.Itoa(withFields.id)
+	list := openings()
+	if len(list) != 2 {
+		t.Fatalf("%d openings of %s, want 2: %+v", len(list), abs, list)
+	}
+	var byLayout, byFields DatabaseInfo
+	for _, d := range list {
+		if d.Fields == nil {
+			byLayout = d
+		} else {
+			byFields = d
+		}
+	}
+	if byLayout.Layout != "geoip2-country" || byLayout.Type != "GeoLite2-Country" || byLayout.Kind != "country" ||
+		!slices.Contains(byLayout.Provides, "country_code") || !slices.Contains(byLayout.Provides, "in_eu") {
+		t.Errorf("opening with the layout's fields: %+v", byLayout)
+	}
+	if len(byLayout.Users) != 2 || byLayout.Users[0] != "geo matcher "+strconv.Itoa(m.id) || byLayout.Users[1] != plainUser {
+		t.Errorf("users of the opening with the layout's fields: %q, want the matcher and %s", byLayout.Users, plainUser)
+	}
+	if !reflect.DeepEqual(byFields.Fields, fields) || byFields.Layout != "custom" && byFields.Layout != "geoip2-country" {
+		t.Errorf("opening with fields: %+v", byFields)
+	}
+	if !slices.Equal(byFields.Users, []string{fieldsUser}) {
+		t.Errorf("users of the opening with fields: %q, want [%s]", byFields.Users, fieldsUser)
+	}
+	if byLayout.Update != nil {
+		t.Errorf("update state of a file not updated automatically: %+v", byLayout.Update)
+	}
+
+	// An updater reports its state through the opening it keeps current.
+	for _, w := range watchers(abs) {
+		if wf, ok := w.(*watchedFile[geodb.DB]); ok && wf.snapshot().Fields == nil {
+			wf.setUpdateState(func() *geoupdate.Status {
+				return &geoupdate.Status{Source: "GeoLite2-Country", LastResult: "not_modified"}
+			})
+		}
+	}
+	for _, d := range openings() {
+		if got := d.Update != nil && d.Update.LastResult == "not_modified"; got != (d.Fields == nil) {
+			t.Errorf("update state of opening %v: %+v", d.Fields, d.Update)
+		}
+	}
+
+	// The users go away with their configs.
+	if err := withFields.Cleanup(); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Cleanup(); err != nil {
+		t.Fatal(err)
+	}
+	list = openings()
+	if len(list) != 1 || list[0].Fields != nil || !slices.Equal(list[0].Users, []string{plainUser}) {
+		t.Errorf("after the matcher and the handler with fields are cleaned up: %+v", list)
+	}
 }

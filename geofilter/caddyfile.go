@@ -102,8 +102,8 @@ func (h *Handler) UnmarshalCaddyfileNamed(d *caddyfile.Dispenser, named NamedMat
 					return d.Errf("unrecognized default deny option '%s' (want status, body, file or header)", d.Val())
 				}
 			}
-			if resp.Body != "" && resp.File != "" {
-				return d.Err("default deny: body and file are mutually exclusive")
+			if err := resp.validate(); err != nil {
+				return d.Errf("default deny: %v", err)
 			}
 			if resp.isSet() {
 				h.DefaultResponse = &resp
@@ -190,90 +190,56 @@ func parseShortCondition(d *caddyfile.Dispenser, c *rules.Conditions) error {
 		return err
 	}
 	if !ok {
-		return d.Errf("unknown condition '%s' (want country, continent, eu, subdivision, asn, anonymous, vpn, hosting, public_proxy, tor, residential_proxy, ip or ip_list)", d.Val())
+		return d.Errf("unknown condition '%s' (want %s)", d.Val(), rules.OrList(caddyfileConditions()))
 	}
 	return nil
 }
 
-var anonShortcuts = []string{rules.AnonVPN, rules.AnonHosting, rules.AnonPublicProxy, rules.AnonTor, rules.AnonResidentialProxy}
+// caddyfileConditions returns the condition names of the Caddyfile: those
+// of the rules, and a shortcut for each anonymous flag (vpn for anonymous
+// vpn, ...).
+func caddyfileConditions() []string {
+	return append(rules.ConditionNames(), rules.AnonymousFlags()...)
+}
 
 func isCondition(s string) bool {
-	switch s {
-	case "country", "continent", "eu", "subdivision", "asn", "anonymous", "ip", "ip_list":
-		return true
-	}
-	return slices.Contains(anonShortcuts, s)
+	return slices.Contains(caddyfileConditions(), s)
 }
 
 // parseCondition parses the condition at the current token and its values
 // into c, checking each value. It returns false, consuming nothing, if the
 // token is not a condition.
 func parseCondition(d *caddyfile.Dispenser, c *rules.Conditions) (bool, error) {
-	field := d.Val()
-	if !isCondition(field) {
+	name := d.Val()
+	if !isCondition(name) {
 		return false, nil
 	}
 	args := d.RemainingArgs()
-	var one rules.Conditions
-	switch field {
-	case "country":
-		one.Country = args
-	case "continent":
-		one.Continent = args
-	case "subdivision":
-		one.Subdivision = args
-	case "asn":
-		one.ASN = args
-	case "ip":
-		one.IP = args
-	case "ip_list":
-		if len(args) == 0 {
-			return true, d.ArgErr()
-		}
-		c.IPList = append(c.IPList, args...)
-		return true, nil
-	case "eu":
-		v := true
+	switch {
+	case name == rules.CondEU:
 		switch len(args) {
 		case 0:
+			args = []string{"true"}
 		case 1:
-			b, err := strconv.ParseBool(args[0])
-			if err != nil {
-				return true, d.Errf("eu: bad value '%s': want true or false", args[0])
-			}
-			v = b
 		default:
 			return true, d.ArgErr()
 		}
-		if c.EU != nil {
-			return true, d.Err("duplicate eu condition")
-		}
-		c.EU = &v
-		return true, nil
-	case "anonymous":
+	case name == rules.CondAnonymous:
 		if len(args) == 0 {
 			args = []string{rules.AnonAny}
 		}
-		one.Anonymous = args
-	default: // the anonymous shortcuts
+	case slices.Contains(rules.AnonymousFlags(), name): // a shortcut
 		if len(args) > 0 {
 			return true, d.ArgErr()
 		}
-		args = []string{field}
-		one.Anonymous = args
+		name, args = rules.CondAnonymous, []string{name}
 	}
 	if len(args) == 0 {
 		return true, d.ArgErr()
 	}
-	if _, err := one.Compile(nil); err != nil {
-		return true, d.Errf("%s: %v", field, err)
+	if err := c.Add(name, args); err != nil {
+		return true, d.Errf("%s: %v", name, err)
 	}
-	c.Country = append(c.Country, one.Country...)
-	c.Continent = append(c.Continent, one.Continent...)
-	c.Subdivision = append(c.Subdivision, one.Subdivision...)
-	c.ASN = append(c.ASN, one.ASN...)
-	c.IP = append(c.IP, one.IP...)
-	c.Anonymous = append(c.Anonymous, one.Anonymous...)
 	return true, nil
 }
 
@@ -281,7 +247,6 @@ func parseCondition(d *caddyfile.Dispenser, c *rules.Conditions) (bool, error) {
 func parseRuleBlock(d *caddyfile.Dispenser, r *Rule, named NamedMatcher) error {
 	matcherTokens := make(map[string][]caddyfile.Token)
 	var matcherOrder []string
-	resp := DenyResponse{Status: r.Status, Body: r.Body, File: r.File, Headers: r.Headers}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		opt := d.Val()
 		if strings.HasPrefix(opt, "@") {
@@ -320,7 +285,7 @@ func parseRuleBlock(d *caddyfile.Dispenser, r *Rule, named NamedMatcher) error {
 			}
 			continue
 		}
-		if ok, err := parseDenyOption(d, &resp); ok || err != nil {
+		if ok, err := parseDenyOption(d, &r.DenyResponse); ok || err != nil {
 			if err != nil {
 				return err
 			}
@@ -352,12 +317,11 @@ func parseRuleBlock(d *caddyfile.Dispenser, r *Rule, named NamedMatcher) error {
 			matcherTokens[opt] = append(matcherTokens[opt], d.NextSegment()...)
 		}
 	}
-	r.Status, r.Body, r.File, r.Headers = resp.Status, resp.Body, resp.File, resp.Headers
-	if r.Action != rules.Deny && resp.isSet() {
+	if r.Action != rules.Deny && r.DenyResponse.isSet() {
 		return d.Errf("status, body, file and header are only for deny rules, this one is %s", r.Action)
 	}
-	if r.Body != "" && r.File != "" {
-		return d.Err("body and file are mutually exclusive")
+	if err := r.DenyResponse.validate(); err != nil {
+		return d.Err(err.Error())
 	}
 	set := make(caddy.ModuleMap)
 	for _, name := range matcherOrder {
@@ -373,7 +337,7 @@ func parseRuleBlock(d *caddyfile.Dispenser, r *Rule, named NamedMatcher) error {
 			return err
 		}
 		switch unm.(type) {
-		case caddyhttp.RequestMatcherWithError, caddyhttp.RequestMatcher: //nolint:staticcheck // as Caddy accepts
+		case caddyhttp.RequestMatcherWithError, caddyhttp.RequestMatcher: //lint:ignore SA1019 deprecated, but still accepted, as Caddy does
 		default:
 			md.Reset()
 			md.Next()
@@ -401,8 +365,8 @@ func parseDenyOption(d *caddyfile.Dispenser, resp *DenyResponse) (bool, error) {
 			return true, d.ArgErr()
 		}
 		code, err := strconv.Atoi(s)
-		if err != nil || code < 300 || code > 599 {
-			return true, d.Errf("bad status '%s': want a status code from 300 to 599", s)
+		if err != nil || !validDenyStatus(code) {
+			return true, d.Errf("bad status '%s': want a status code from %d to %d", s, minDenyStatus, maxDenyStatus)
 		}
 		resp.Status = code
 	case "body":
@@ -445,13 +409,6 @@ func mergeMatchers(d *caddyfile.Dispenser, r *Rule, set caddy.ModuleMap) error {
 		r.MatchRaw[k] = v
 	}
 	return nil
-}
-
-// resultFields are the keys of geodb.FieldPaths.
-var resultFields = []string{
-	"country_code", "continent_code", "in_eu", "subdivision_code", "city", "asn", "asn_org",
-	"is_anonymous", "is_anonymous_vpn", "is_hosting_provider", "is_public_proxy",
-	"is_tor_exit_node", "is_residential_proxy",
 }
 
 // parseSourceOption parses the options the handler and the matcher share,
@@ -502,8 +459,8 @@ func parseDB(d *caddyfile.Dispenser, have []DatabaseConfig) (DatabaseConfig, err
 		}
 		for n2 := d.Nesting(); d.NextBlock(n2); {
 			name := d.Val()
-			if !slices.Contains(resultFields, name) {
-				return db, d.Errf("unknown field '%s' (want one of %s)", name, strings.Join(resultFields, ", "))
+			if names := geodb.FieldNames(); !slices.Contains(names, name) {
+				return db, d.Errf("unknown field '%s' (want one of %s)", name, strings.Join(names, ", "))
 			}
 			args := d.RemainingArgs()
 			if len(args) == 0 {

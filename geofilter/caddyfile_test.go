@@ -107,15 +107,17 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 					"path":   json.RawMessage(`["/admin/*"]`),
 					"method": json.RawMessage(`["POST"]`),
 				},
-				Status:  451,
-				Body:    "not here",
-				Headers: map[string][]string{"X-Reason": {"geo", "filter"}},
+				DenyResponse: DenyResponse{
+					Status:  451,
+					Body:    "not here",
+					Headers: map[string][]string{"X-Reason": {"geo", "filter"}},
+				},
 			},
 			{
-				Action:     rules.Deny,
-				Conditions: rules.Conditions{Country: []string{"KP"}},
-				File:       "/srv/blocked.html",
-				MatchRaw:   caddy.ModuleMap{"header": json.RawMessage(`{"X-Debug":["1"]}`)},
+				Action:       rules.Deny,
+				Conditions:   rules.Conditions{Country: []string{"KP"}},
+				DenyResponse: DenyResponse{File: "/srv/blocked.html"},
+				MatchRaw:     caddy.ModuleMap{"header": json.RawMessage(`{"X-Debug":["1"]}`)},
 			},
 		}}},
 		{"default deny with a response", `geofilter {
@@ -190,6 +192,9 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"unknown field", "geofilter {\n\tdeny city Paris\n}", "unknown condition 'city', at Testfile:2"},
 		{"country without value", "geofilter {\n\tdeny country\n}", "wrong argument count or unexpected line ending after"},
 		{"bad country", "geofilter {\n\tdeny country CHN\n}", `country: bad country code "CHN"`},
+		{"country UK", "geofilter {\n\tallow ip 192.0.2.1\n\tdeny country DE UK\n}", `country: bad country code "UK": not an assigned ISO 3166-1 alpha-2 code: the United Kingdom is GB (or "unknown" for an address no database places), at Testfile:3`},
+		{"country XX in a rule block", "geofilter {\n\trule deny {\n\t\tcountry XX\n\t}\n}", `country: bad country code "XX": not an assigned ISO 3166-1 alpha-2 code: databases write no such code for an unknown address (or "unknown" for an address no database places), at Testfile:3`},
+		{"geo matcher country UK", "geofilter {\n\tdeny not country UK\n}", `the United Kingdom is GB`},
 		{"bad continent", "geofilter {\n\tdeny continent EUR\n}", `continent: bad continent code "EUR"`},
 		{"bad asn", "geofilter {\n\tdeny asn AS-1\n}", `asn: bad ASN "AS-1"`},
 		{"bad cidr", "geofilter {\n\tallow ip 10.0.0.0/40\n}", `ip: bad CIDR "10.0.0.0/40"`},
@@ -311,3 +316,31 @@ func TestMatcherUnmarshalCaddyfile(t *testing.T) {
 
 // A rule's request matchers are real Caddy matchers once provisioned.
 var _ rules.RequestMatcher = caddyhttp.MatcherSet(nil)
+
+// TestRuleJSON: the deny response options of a rule are keys of the rule
+// itself in JSON (status, body, file, headers), next to its conditions, and
+// read back into the same rule.
+func TestRuleJSON(t *testing.T) {
+	in := `{"name":"no-cn","action":"deny","country":["CN"],"match":{"path":["/admin/*"]},` +
+		`"status":451,"body":"not here","file":"/srv/x.html","headers":{"X-Reason":["geo"]}}`
+	var r Rule
+	if err := json.Unmarshal([]byte(in), &r); err != nil {
+		t.Fatal(err)
+	}
+	want := Rule{
+		Name: "no-cn", Action: rules.Deny,
+		Conditions:   rules.Conditions{Country: []string{"CN"}},
+		MatchRaw:     caddy.ModuleMap{"path": json.RawMessage(`["/admin/*"]`)},
+		DenyResponse: DenyResponse{Status: 451, Body: "not here", File: "/srv/x.html", Headers: http.Header{"X-Reason": {"geo"}}},
+	}
+	if !reflect.DeepEqual(r, want) {
+		t.Fatalf("unmarshalled %+v, want %+v", r, want)
+	}
+	out, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(out) != in {
+		t.Errorf("marshalled\n%s\nwant\n%s", out, in)
+	}
+}

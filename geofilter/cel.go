@@ -2,7 +2,7 @@ package geofilter
 
 import (
 	"fmt"
-	"strconv"
+	"slices"
 
 	"cel.dev/cel-go/cel"
 	"cel.dev/cel-go/common/types/ref"
@@ -44,40 +44,28 @@ func (MatchGeo) CELLibrary(_ caddy.Context) (cel.Library, error) {
 	)
 }
 
-// celConditions turns the map argument of geo() into Conditions.
+// celConditions turns the map argument of geo() into Conditions. Every
+// condition of the rules is available except ip_list; anonymous with no
+// value means any.
 func celConditions(m map[string][]string) (rules.Conditions, error) {
 	var c rules.Conditions
 	for k, vs := range m {
-		switch k {
-		case "country":
-			c.Country = vs
-		case "continent":
-			c.Continent = vs
-		case "subdivision":
-			c.Subdivision = vs
-		case "asn":
-			c.ASN = vs
-		case "anonymous":
-			c.Anonymous = vs
-			if len(vs) == 0 {
-				c.Anonymous = []string{rules.AnonAny}
-			}
-		case "ip":
-			c.IP = vs
-		case "eu":
-			if len(vs) != 1 {
-				return c, fmt.Errorf("geo: eu takes one value, true or false")
-			}
-			b, err := strconv.ParseBool(vs[0])
-			if err != nil {
-				return c, fmt.Errorf("geo: eu: bad value %q: want true or false", vs[0])
-			}
-			c.EU = &b
-		default:
-			return c, fmt.Errorf("geo: unknown condition %q in an expression (want country, continent, eu, subdivision, asn, anonymous or ip)", k)
+		if !slices.Contains(celConditionNames(), k) {
+			return c, fmt.Errorf("geo: unknown condition %q in an expression (want %s)", k, rules.OrList(celConditionNames()))
+		}
+		if k == rules.CondAnonymous && len(vs) == 0 {
+			vs = []string{rules.AnonAny}
+		}
+		if err := c.Add(k, vs); err != nil {
+			return c, fmt.Errorf("geo: %s: %w", k, err)
 		}
 	}
 	return c, nil
+}
+
+// celConditionNames are the conditions geo() takes: all but ip_list.
+func celConditionNames() []string {
+	return slices.DeleteFunc(rules.ConditionNames(), func(n string) bool { return n == rules.CondIPList })
 }
 
 // Interface guards

@@ -19,41 +19,44 @@ import (
 	"github.com/caddy-edge/edge/internal/mmdbtest"
 )
 
-// openDBsForTest opens the databases and closes them at the end of the test.
-func openDBsForTest(t *testing.T, interval time.Duration, paths ...string) *Databases {
+// openDBsForTest opens the databases, checked every interval, and closes
+// them at the end of the test.
+func openDBsForTest(t *testing.T, interval time.Duration, paths ...string) *databases {
+	t.Helper()
+	return openObservedForTest(t, watchOptions{interval: interval, logger: zap.NewNop()}, paths...)
+}
+
+// openObservedForTest is openDBsForTest with the watch options given.
+func openObservedForTest(t *testing.T, opts watchOptions, paths ...string) *databases {
 	t.Helper()
 	var cfgs []DatabaseConfig
 	for _, p := range paths {
 		cfgs = append(cfgs, DatabaseConfig{Path: p})
 	}
-	d, err := OpenDatabases(cfgs, interval, zap.NewNop())
+	d, err := openDatabases(cfgs, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { d.Close() })
+	t.Cleanup(func() { d.close() })
 	return d
 }
 
-func lookupForTest(d *Databases, addr string) Result {
+func lookupForTest(d *databases, addr string) Result {
 	var r Result
 	d.Lookup(netip.MustParseAddr(addr), &r)
 	return r
 }
 
-// observeReloads replaces ReloadObserver for the test and returns a channel
-// of "path kind result" strings.
-func observeReloads(t *testing.T) <-chan string {
-	t.Helper()
+// observeReloads returns a reload observer to hand to the files a test
+// opens, and the channel of "path kind result" strings it sends.
+func observeReloads() (<-chan string, func(path, kind, result string)) {
 	ch := make(chan string, 100)
-	prev := ReloadObserver
-	ReloadObserver = func(path, kind, result string) { ch <- path + " " + kind + " " + result }
-	t.Cleanup(func() { ReloadObserver = prev })
-	return ch
+	return ch, func(path, kind, result string) { ch <- path + " " + kind + " " + result }
 }
 
 func infoFor(t *testing.T, path string) DatabaseInfo {
 	t.Helper()
-	for _, info := range ListDatabases() {
+	for _, info := range listDatabases() {
 		if info.Path == path {
 			return info
 		}
@@ -69,8 +72,8 @@ func TestDatabasesLookup(t *testing.T) {
 	city := mmdbtest.City(t, map[string]mmdbtest.CityRecord{"81.2.69.0/24": {Country: "GB", Subdivision: "ENG", City: "London"}})
 	d := openDBsForTest(t, -1, country, asn, anon, city)
 
-	if d.Len() != 4 {
-		t.Errorf("Len() = %d", d.Len())
+	if d.len() != 4 {
+		t.Errorf("Len() = %d", d.len())
 	}
 	tests := []struct {
 		addr string
@@ -89,11 +92,11 @@ func TestDatabasesLookup(t *testing.T) {
 		}
 	}
 
-	var nilDBs *Databases
+	var nilDBs *databases
 	var r Result
 	nilDBs.Lookup(netip.MustParseAddr("81.2.69.1"), &r)
-	if r.Found || nilDBs.Close() != nil || nilDBs.Len() != 0 {
-		t.Error("a nil *Databases should know nothing and close cleanly")
+	if r.Found || nilDBs.close() != nil || nilDBs.len() != 0 {
+		t.Error("a nil *databases should know nothing and close cleanly")
 	}
 }
 
@@ -119,7 +122,7 @@ func TestDatabasesShared(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d2, err := OpenDatabases([]DatabaseConfig{{Path: rel}}, -1, nil)
+	d2, err := openDatabases([]DatabaseConfig{{Path: rel}}, watchOptions{interval: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,21 +134,21 @@ func TestDatabasesShared(t *testing.T) {
 		t.Errorf("references = %d, want 2", refs)
 	}
 	// Other field paths are another view of the file: not shared.
-	d3, err := OpenDatabases([]DatabaseConfig{{Path: path, Fields: geodb.FieldPaths{"country_code": {"registered_country", "iso_code"}}}}, -1, nil)
+	d3, err := openDatabases([]DatabaseConfig{{Path: path, Fields: geodb.FieldPaths{"country_code": {"registered_country", "iso_code"}}}}, watchOptions{interval: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if d3.entries[0] == d1.entries[0] {
 		t.Error("different field paths share an entry")
 	}
-	d3.Close()
+	d3.close()
 
 	// The old config goes away: the new one keeps working.
 	w := d2.entries[0]
-	if err := d2.Close(); err != nil {
+	if err := d2.close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := d2.Close(); err != nil { // a second Close does nothing
+	if err := d2.close(); err != nil { // a second Close does nothing
 		t.Fatal(err)
 	}
 	if refs, _ := files.References(key); refs != 1 {
@@ -154,7 +157,7 @@ func TestDatabasesShared(t *testing.T) {
 	if got := lookupForTest(d1, "81.2.69.1"); got.CountryCode != "GB" {
 		t.Errorf("lookup after the other user closed = %+v", got)
 	}
-	d1.Close()
+	d1.close()
 	// A lookup still running when the last user closes is safe.
 	if got := lookupForTest(d1, "81.2.69.1"); got.CountryCode != "GB" {
 		t.Errorf("lookup after the last Close = %+v", got)
@@ -172,36 +175,36 @@ func TestDatabasesShared(t *testing.T) {
 func TestOpenDatabasesErrors(t *testing.T) {
 	good := mmdbtest.Country(t, map[string]string{"81.2.69.0/24": "GB"})
 	missing := filepath.Join(t.TempDir(), "GeoLite2-Country.mmdb")
-	_, err := OpenDatabases([]DatabaseConfig{{Path: good}, {Path: missing}}, -1, nil)
+	_, err := openDatabases([]DatabaseConfig{{Path: good}, {Path: missing}}, watchOptions{interval: -1})
 	if !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), missing) {
 		t.Errorf("missing file: err = %v, want not-exist naming %s", err, missing)
 	}
 	// The good database opened before the failure was released.
-	for _, info := range ListDatabases() {
+	for _, info := range listDatabases() {
 		if info.Path == good {
-			t.Errorf("%s still open after the failed OpenDatabases", good)
+			t.Errorf("%s still open after the failed openDatabases", good)
 		}
 	}
 	corrupt := mmdbtest.Corrupt(t)
-	if _, err := OpenDatabases([]DatabaseConfig{{Path: corrupt}}, -1, nil); err == nil || !strings.Contains(err.Error(), corrupt) {
+	if _, err := openDatabases([]DatabaseConfig{{Path: corrupt}}, watchOptions{interval: -1}); err == nil || !strings.Contains(err.Error(), corrupt) {
 		t.Errorf("corrupt file: err = %v, want an error naming %s", err, corrupt)
 	}
-	custom := mmdbtest.Custom(t, map[string]string{"81.2.69.0/24": "GB"})
-	if _, err := OpenDatabases([]DatabaseConfig{{Path: custom}}, -1, nil); err == nil || !strings.Contains(err.Error(), "fields") {
+	custom := mmdbtest.Unknown(t, map[string]string{"81.2.69.0/24": "GB"})
+	if _, err := openDatabases([]DatabaseConfig{{Path: custom}}, watchOptions{interval: -1}); err == nil || !strings.Contains(err.Error(), "fields") {
 		t.Errorf("unknown layout without fields: err = %v", err)
 	}
-	if _, err := OpenDatabases([]DatabaseConfig{{Path: ""}}, -1, nil); err == nil {
+	if _, err := openDatabases([]DatabaseConfig{{Path: ""}}, watchOptions{interval: -1}); err == nil {
 		t.Error("empty path accepted")
 	}
-	if _, err := OpenIPList(filepath.Join(t.TempDir(), "drop.txt"), -1, nil); !errors.Is(err, fs.ErrNotExist) {
+	if _, err := openIPList(filepath.Join(t.TempDir(), "drop.txt"), watchOptions{interval: -1}); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("missing ip list: err = %v", err)
 	}
 }
 
 func TestReloadReplacedByRename(t *testing.T) {
-	reloads := observeReloads(t)
+	reloads, observe := observeReloads()
 	path := mmdbtest.Country(t, map[string]string{"81.2.69.0/24": "GB"})
-	d := openDBsForTest(t, -1, path)
+	d := openObservedForTest(t, watchOptions{interval: -1, onReload: observe}, path)
 	w := d.entries[0]
 
 	if _, err := w.check(false); err != nil {
@@ -243,14 +246,10 @@ func TestReloadRewrittenInPlace(t *testing.T) {
 }
 
 func TestReloadRejectsCorruptReplacement(t *testing.T) {
-	reloads := observeReloads(t)
+	reloads, observe := observeReloads()
 	logs, logged := observer.New(zap.ErrorLevel)
 	path := mmdbtest.Country(t, map[string]string{"81.2.69.0/24": "GB"})
-	d, err := OpenDatabases([]DatabaseConfig{{Path: path}}, -1, zap.New(logs))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
+	d := openObservedForTest(t, watchOptions{interval: -1, logger: zap.New(logs), onReload: observe}, path)
 	w := d.entries[0]
 
 	for name, data := range map[string][]byte{
@@ -336,20 +335,20 @@ func TestReloadFileRemoved(t *testing.T) {
 func TestReloadDatabaseForced(t *testing.T) {
 	path := mmdbtest.Country(t, map[string]string{"81.2.69.0/24": "GB"})
 	openDBsForTest(t, -1, path)
-	info, err := ReloadDatabase(path)
+	info, err := reloadDatabase(path)
 	if err != nil || info.Path != path || info.Reloads != 1 || info.LastResult != "ok" {
 		t.Errorf("forced reload of an unchanged file: %+v, %v", info, err)
 	}
 	mmdbtest.WriteFile(t, path, mmdbtest.CorruptBytes())
-	info, err = ReloadDatabase(path)
+	info, err = reloadDatabase(path)
 	if err == nil || info.Path != path || info.Failures != 1 {
 		t.Errorf("forced reload of a corrupt file: %+v, %v", info, err)
 	}
-	info, err = ReloadDatabase(filepath.Join(t.TempDir(), "nope.mmdb"))
-	if !errors.Is(err, ErrUnknownDatabase) || info.Path != "" {
+	info, err = reloadDatabase(filepath.Join(t.TempDir(), "nope.mmdb"))
+	if !errors.Is(err, errUnknownDatabase) || info.Path != "" {
 		t.Errorf("reload of an unknown path: %+v, %v", info, err)
 	}
-	if _, err := ReloadDatabase(""); !errors.Is(err, ErrUnknownDatabase) {
+	if _, err := reloadDatabase(""); !errors.Is(err, errUnknownDatabase) {
 		t.Errorf("reload of empty path: %v", err)
 	}
 }
@@ -365,14 +364,14 @@ func TestListDatabases(t *testing.T) {
 		t.Fatal(err)
 	}
 	openDBsForTest(t, -1, b, a)
-	l, err := OpenIPList(c, -1, nil)
+	l, err := openIPList(c, watchOptions{interval: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { l.Close() })
+	t.Cleanup(func() { l.close() })
 
 	var got []string
-	for _, info := range ListDatabases() {
+	for _, info := range listDatabases() {
 		if strings.HasPrefix(info.Path, dir) {
 			got = append(got, fmt.Sprintf("%s %s %s", filepath.Base(info.Path), info.Kind, info.LastResult))
 			if info.LoadedAt.IsZero() || info.LastCheck.IsZero() {
@@ -394,23 +393,23 @@ func TestIPListReload(t *testing.T) {
 	if err := os.WriteFile(path, []byte("; DROP\n192.0.2.0/24 ; SBL1\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	l, err := OpenIPList(path, -1, nil)
+	l, err := openIPList(path, watchOptions{interval: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { l.Close() })
-	l2, err := OpenIPList(path, -1, nil)
+	t.Cleanup(func() { l.close() })
+	l2, err := openIPList(path, watchOptions{interval: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if l2.w != l.w {
 		t.Error("the same list opened twice is not shared")
 	}
-	l2.Close()
-	l2.Close()
+	l2.close()
+	l2.close()
 
 	in, out := netip.MustParseAddr("192.0.2.7"), netip.MustParseAddr("198.51.100.7")
-	if !l.Contains(in) || l.Contains(out) || l.Len() != 1 {
+	if !l.Contains(in) || l.Contains(out) || l.len() != 1 {
 		t.Fatal("initial list wrong")
 	}
 	mmdbtest.WriteFile(t, path, []byte("198.51.100.0/24\n2001:db8::/32\n"))
@@ -441,9 +440,9 @@ func TestIPListReload(t *testing.T) {
 	if info := infoFor(t, path); info.Kind != "ip_list" || info.Reloads != 1 || info.Failures != 2 {
 		t.Errorf("info: %+v", info)
 	}
-	var nilList *IPList
-	if nilList.Contains(in) || nilList.Close() != nil {
-		t.Error("nil *IPList should contain nothing")
+	var nilList *ipList
+	if nilList.Contains(in) || nilList.close() != nil {
+		t.Error("nil *ipList should contain nothing")
 	}
 }
 
@@ -496,9 +495,9 @@ func TestReloadUnderConcurrentLookups(t *testing.T) {
 // TestReloadTicker checks that the background check notices a change on its
 // own (no timing assertion: it waits for the reload to be reported).
 func TestReloadTicker(t *testing.T) {
-	reloads := observeReloads(t)
+	reloads, observe := observeReloads()
 	path := mmdbtest.Country(t, map[string]string{"81.2.69.0/24": "GB"})
-	d := openDBsForTest(t, -1, path) // no checks yet
+	d := openObservedForTest(t, watchOptions{interval: -1, onReload: observe}, path) // no checks yet
 	mmdbtest.WriteFile(t, path, mmdbtest.BuildCountry(map[string]string{"81.2.69.0/24": "SE", "89.160.20.0/24": "SE"}))
 	// The next config asks for frequent checks: the shared entry takes them.
 	openDBsForTest(t, time.Millisecond, path)
@@ -538,14 +537,14 @@ func BenchmarkDatabasesLookup(b *testing.B) {
 	cities["81.2.69.0/24"] = mmdbtest.CityRecord{Country: "GB", Subdivision: "ENG", City: "London"}
 	asns["81.2.69.0/24"] = mmdbtest.ASNRecord{Number: 20712, Org: "Andrews & Arnold Ltd"}
 	anons["81.2.69.0/24"] = mmdbtest.AnonymousRecord{IsAnonymous: true, IsTorExitNode: true}
-	d, err := OpenDatabases([]DatabaseConfig{
+	d, err := openDatabases([]DatabaseConfig{
 		{Path: mmdbtest.Country(b, countries)}, {Path: mmdbtest.City(b, cities)},
 		{Path: mmdbtest.ASN(b, asns)}, {Path: mmdbtest.Anonymous(b, anons)},
-	}, -1, nil)
+	}, watchOptions{interval: -1})
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer d.Close()
+	defer d.close()
 	ip := netip.MustParseAddr("81.2.69.142")
 	var r Result
 	b.ReportAllocs()
@@ -572,9 +571,10 @@ func TestReloadFileChangingWhileRead(t *testing.T) {
 		}
 		return db, err
 	}
-	describe := func(db *geodb.DB) (string, time.Time) { return string(db.Kind()), db.BuildTime() }
+	loader := dbLoader(nil)
+	loader.load = load
 	key := "test-changing\x00" + path
-	w, err := loadOrOpen(key, path, "database", -1, nil, load, describe, nil)
+	w, err := loadOrOpen(key, path, loader, DatabaseInfo{}, watchOptions{interval: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -608,7 +608,7 @@ func TestDatabasesLookupEach(t *testing.T) {
 	asn := mmdbtest.ASN(t, map[string]mmdbtest.ASNRecord{"81.2.0.0/16": {Number: 20712, Org: "A&A"}})
 	d := openDBsForTest(t, -1, country, asn)
 	var got []string
-	d.LookupEach(netip.MustParseAddr("::ffff:81.2.69.1"), func(path, kind string, r Result, err error) {
+	d.lookupEach(netip.MustParseAddr("::ffff:81.2.69.1"), func(path, kind string, r Result, err error) {
 		got = append(got, fmt.Sprintf("%s %s %s %d %v", filepath.Base(path), kind, r.CountryCode, r.ASN, err))
 	})
 	want := "country.mmdb country GB 0 <nil>|asn.mmdb asn  20712 <nil>"

@@ -86,6 +86,7 @@ type Handler struct {
 	// goes on. For a safe rollout.
 	LogOnly bool `json:"log_only,omitempty"`
 
+	id        int     // in the admin API
 	src       sources // databases and IP lists held open
 	set       rules.Set
 	responses []denyResponse // by rule index; the default's is dflt
@@ -112,21 +113,9 @@ type Rule struct {
 	// expression, ...) that must also match, all of them.
 	MatchRaw caddy.ModuleMap `json:"match,omitempty" caddy:"namespace=http.matchers"`
 
-	// Status is the status code of a deny, from 300 to 599. Default: 403.
-	Status int `json:"status,omitempty"`
-
-	// Body is the body of a deny response; placeholders are replaced.
-	// Mutually exclusive with File.
-	Body string `json:"body,omitempty"`
-
-	// File is the path of a file sent as the body of a deny response (read
-	// when the config is loaded; its Content-Type is guessed from the file
-	// extension).
-	File string `json:"file,omitempty"`
-
-	// Headers are set on a deny response; placeholders in the values are
-	// replaced.
-	Headers http.Header `json:"headers,omitempty"`
+	// How a deny rule answers: status (default 403), body or file, and
+	// headers. Only for deny rules.
+	DenyResponse
 }
 
 // DenyResponse is how a deny answers. Without a body, a file or a header,
@@ -167,88 +156,32 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision opens the databases and IP lists, compiles the rules and loads
-// their request matchers.
+// Provision opens the databases and IP lists, reads the deny files and
+// compiles the rules with their request matchers. What Validate checks is
+// not checked again here.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return err
 	}
-
-	switch h.Default {
-	case "", "allow":
-		h.set.Default = rules.Allow
-	case "deny":
+	h.set.Default = rules.Allow
+	if h.Default == "deny" {
 		h.set.Default = rules.Deny
-	default:
-		return fmt.Errorf("default: unknown action %q (want allow or deny)", h.Default)
 	}
 	h.dflt = denyResponse{status: http.StatusForbidden}
 	if h.DefaultResponse != nil {
-		if h.set.Default != rules.Deny {
-			return errors.New("default_response: only for default deny")
-		}
 		resp, err := h.DefaultResponse.compile()
 		if err != nil {
 			return fmt.Errorf("default_response: %w", err)
 		}
 		h.dflt = resp
 	}
-
-	if err := h.src.open(h.Databases, time.Duration(h.ReloadInterval), h.logger); err != nil {
+	h.id = newID()
+	if err := h.src.open(h.Databases, time.Duration(h.ReloadInterval), h.logger, "geofilter "+strconv.Itoa(h.id)); err != nil {
 		return err
 	}
-
-	h.set.Rules = make([]rules.Rule, len(h.Rules))
-	h.responses = make([]denyResponse, len(h.Rules))
-	for i := range h.Rules {
-		rc := &h.Rules[i]
-		r := &h.set.Rules[i]
-		r.Name = rc.Name
-		if r.Name == "" {
-			r.Name = "#" + strconv.Itoa(i+1)
-		}
-		if rc.Action < rules.Allow || rc.Action > rules.Log {
-			return fmt.Errorf("rule %s: missing action (allow, deny or log)", r.Name)
-		}
-		r.Action = rc.Action
-		if rc.MatchRaw != nil {
-			mods, err := ctx.LoadModule(rc, "MatchRaw")
-			if err != nil {
-				return fmt.Errorf("rule %s: loading matchers: %w", r.Name, err)
-			}
-			var set caddyhttp.MatcherSet
-			for name, m := range mods.(map[string]any) {
-				switch m := m.(type) {
-				case caddyhttp.RequestMatcherWithError:
-					set = append(set, m)
-				case caddyhttp.RequestMatcher: //nolint:staticcheck // deprecated, still accepted like Caddy does
-					set = append(set, m)
-				default:
-					return fmt.Errorf("rule %s: module %s is not a request matcher", r.Name, name)
-				}
-			}
-			if len(set) > 0 {
-				r.Request = set
-			}
-		}
-		if !rc.Conditions.IsZero() {
-			m, err := rc.Conditions.Compile(h.src.openList)
-			if err != nil {
-				return fmt.Errorf("rule %s: %w", r.Name, err)
-			}
-			r.Cond = m
-		} else if r.Request == nil {
-			return fmt.Errorf("rule %s: no condition", r.Name)
-		}
-		if rc.NeedsGeo() && h.src.dbs == nil {
-			return fmt.Errorf("rule %s: needs a database (db) to know where an address is", r.Name)
-		}
-		resp, err := rc.denyResponse()
-		if err != nil {
-			return fmt.Errorf("rule %s: %w", r.Name, err)
-		}
-		h.responses[i] = resp
+	if err := h.compileRules(ctx); err != nil {
+		return err
 	}
 	if h.src.dbs == nil && len(h.Rules) == 0 {
 		h.logger.Warn("geofilter has no database and no rule: it lets every request through")
@@ -260,15 +193,131 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	return nil
 }
 
-func (rc *Rule) denyResponse() (denyResponse, error) {
-	dr := DenyResponse{Status: rc.Status, Body: rc.Body, File: rc.File, Headers: rc.Headers}
-	if rc.Action != rules.Deny {
-		if dr.isSet() {
-			return denyResponse{}, fmt.Errorf("status, body, file and headers are only for deny rules, this one is %s", rc.Action)
+// compileRules builds h.set.Rules and h.responses from h.Rules: names,
+// request matchers (loaded as guest modules), compiled conditions (opening
+// their IP lists) and deny responses (reading their files).
+func (h *Handler) compileRules(ctx caddy.Context) error {
+	h.set.Rules = make([]rules.Rule, len(h.Rules))
+	h.responses = make([]denyResponse, len(h.Rules))
+	for i := range h.Rules {
+		rc := &h.Rules[i]
+		r := &h.set.Rules[i]
+		r.Name, r.Action = rc.name(i), rc.Action
+		if rc.MatchRaw != nil {
+			set, err := loadMatchers(ctx, rc)
+			if err != nil {
+				return fmt.Errorf("rule %s: %w", r.Name, err)
+			}
+			if len(set) > 0 {
+				r.Request = set
+			}
 		}
-		return denyResponse{status: http.StatusForbidden}, nil
+		if !rc.Conditions.IsZero() {
+			m, err := rc.Conditions.Compile(h.src.openList)
+			if err != nil {
+				return fmt.Errorf("rule %s: %w", r.Name, err)
+			}
+			r.Cond = m
+		}
+		h.responses[i] = denyResponse{status: http.StatusForbidden}
+		if rc.Action == rules.Deny {
+			resp, err := rc.DenyResponse.compile()
+			if err != nil {
+				return fmt.Errorf("rule %s: %w", r.Name, err)
+			}
+			h.responses[i] = resp
+		}
 	}
-	return dr.compile()
+	return nil
+}
+
+// loadMatchers loads the request matchers of rc.
+func loadMatchers(ctx caddy.Context, rc *Rule) (caddyhttp.MatcherSet, error) {
+	mods, err := ctx.LoadModule(rc, "MatchRaw")
+	if err != nil {
+		return nil, fmt.Errorf("loading matchers: %w", err)
+	}
+	var set caddyhttp.MatcherSet
+	for name, m := range mods.(map[string]any) {
+		switch m := m.(type) {
+		case caddyhttp.RequestMatcherWithError:
+			set = append(set, m)
+		case caddyhttp.RequestMatcher: //lint:ignore SA1019 deprecated, but still accepted, as Caddy does
+			set = append(set, m)
+		default:
+			return nil, fmt.Errorf("module %s is not a request matcher", name)
+		}
+	}
+	return set, nil
+}
+
+// name returns the rule's name: its Name, or "#" and its position i+1.
+func (rc *Rule) name(i int) string {
+	if rc.Name != "" {
+		return rc.Name
+	}
+	return "#" + strconv.Itoa(i+1)
+}
+
+// Validate checks the configuration: the actions, that each rule has a
+// condition (and a database, if its conditions need one), and the deny
+// responses.
+func (h *Handler) Validate() error {
+	switch h.Default {
+	case "", "allow", "deny":
+	default:
+		return fmt.Errorf("default: unknown action %q (want allow or deny)", h.Default)
+	}
+	if h.DefaultResponse != nil {
+		if h.Default != "deny" {
+			return errors.New("default_response: only for default deny")
+		}
+		if err := h.DefaultResponse.validate(); err != nil {
+			return fmt.Errorf("default_response: %w", err)
+		}
+	}
+	for i := range h.Rules {
+		if err := h.Rules[i].validate(len(h.Databases) > 0); err != nil {
+			return fmt.Errorf("rule %s: %w", h.Rules[i].name(i), err)
+		}
+	}
+	return nil
+}
+
+// validate checks the rule; haveDB tells whether the handler has a
+// database.
+func (rc *Rule) validate(haveDB bool) error {
+	if rc.Action < rules.Allow || rc.Action > rules.Log {
+		return errors.New("missing action (allow, deny or log)")
+	}
+	if rc.Conditions.IsZero() && len(rc.MatchRaw) == 0 {
+		return errors.New("no condition")
+	}
+	if rc.NeedsGeo() && !haveDB {
+		return errors.New("needs a database (db) to know where an address is")
+	}
+	if rc.Action != rules.Deny {
+		if rc.DenyResponse.isSet() {
+			return fmt.Errorf("status, body, file and headers are only for deny rules, this one is %s", rc.Action)
+		}
+		return nil
+	}
+	return rc.DenyResponse.validate()
+}
+
+// The range of the status code of a deny.
+const (
+	minDenyStatus = 300
+	maxDenyStatus = 599
+)
+
+// errBodyAndFile is the error of a deny response with both a body and a
+// file.
+var errBodyAndFile = errors.New("body and file are mutually exclusive")
+
+// validDenyStatus reports whether code may be the status of a deny.
+func validDenyStatus(code int) bool {
+	return code >= minDenyStatus && code <= maxDenyStatus
 }
 
 // isSet reports whether any option of dr is set.
@@ -276,21 +325,28 @@ func (dr *DenyResponse) isSet() bool {
 	return dr.Status != 0 || dr.Body != "" || dr.File != "" || len(dr.Headers) > 0
 }
 
-// compile checks dr and reads its file.
+// validate checks the status range and that body and file are not both
+// set.
+func (dr *DenyResponse) validate() error {
+	if dr.Status != 0 && !validDenyStatus(dr.Status) {
+		return fmt.Errorf("bad status %d: want %d to %d", dr.Status, minDenyStatus, maxDenyStatus)
+	}
+	if dr.Body != "" && dr.File != "" {
+		return errBodyAndFile
+	}
+	return nil
+}
+
+// compile reads the file of dr (already validated) and builds its
+// response.
 func (dr *DenyResponse) compile() (denyResponse, error) {
 	d := denyResponse{status: dr.Status, headers: dr.Headers}
 	if d.status == 0 {
 		d.status = http.StatusForbidden
 	}
-	if d.status < 300 || d.status > 599 {
-		return d, fmt.Errorf("bad status %d: want 300 to 599", d.status)
-	}
-	if dr.Body != "" && dr.File != "" {
-		return d, errors.New("body and file are mutually exclusive")
-	}
 	d.direct = dr.Body != "" || dr.File != "" || len(dr.Headers) > 0
 	switch {
-	case dr.File != "":
+	case dr.File != "" && dr.Body == "": // both: refused by validate, with a clearer error than the file's
 		b, err := os.ReadFile(dr.File)
 		if err != nil {
 			return d, fmt.Errorf("reading deny file: %w", err)
@@ -305,11 +361,6 @@ func (dr *DenyResponse) compile() (denyResponse, error) {
 		d.ctype = "text/plain; charset=utf-8"
 	}
 	return d, nil
-}
-
-// Validate checks the configuration.
-func (h *Handler) Validate() error {
-	return nil
 }
 
 // Cleanup releases the databases and IP lists.

@@ -3,6 +3,7 @@ package geofilter
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -55,6 +56,24 @@ func provision(t testing.TB, h *Handler) {
 	})
 }
 
+// load loads h as Caddy does (caddy.Context.LoadModule): Provision, then
+// Validate, and Cleanup after either fails. It returns the error that
+// refused the config, if any.
+func load(h *Handler) error {
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	err := h.Provision(ctx)
+	if err == nil {
+		err = h.Validate()
+	}
+	if err != nil {
+		if cerr := h.Cleanup(); cerr != nil {
+			return fmt.Errorf("%v; cleanup: %v", err, cerr)
+		}
+	}
+	return err
+}
+
 // request returns a request as a Caddy server prepares it: vars with the
 // client_ip, a replacer and the extra log fields.
 func request(method, target, clientIP string) (*http.Request, *caddy.Replacer, *caddyhttp.ExtraLogFields) {
@@ -98,7 +117,7 @@ func TestHandlerDecisions(t *testing.T) {
 			{Action: rules.Allow, Conditions: rules.Conditions{IP: []string{"198.51.100.7"}}},
 			{Action: rules.Deny, Conditions: rules.Conditions{Country: []string{"CN"}}},
 			{Name: "admin", Action: rules.Deny, Conditions: rules.Conditions{Country: []string{"US"}},
-				MatchRaw: caddy.ModuleMap{"path": []byte(`["/admin/*"]`)}, Status: 451},
+				MatchRaw: caddy.ModuleMap{"path": []byte(`["/admin/*"]`)}, DenyResponse: DenyResponse{Status: 451}},
 			{Action: rules.Log, Conditions: rules.Conditions{ASN: []string{"64496"}}},
 			{Action: rules.Deny, Conditions: rules.Conditions{Country: []string{"unknown"}}},
 		},
@@ -168,11 +187,11 @@ func TestHandlerDenyResponse(t *testing.T) {
 		Databases: []DatabaseConfig{{Path: country}},
 		Rules: []Rule{
 			{Action: rules.Deny, Conditions: rules.Conditions{Country: []string{"CN"}},
-				Status: 451, Body: "not in {geo.country_code}",
-				Headers: http.Header{"X-Reason": {"geo {geo.country_code}"}, "Retry-After": {"3600"}}},
-			{Action: rules.Deny, Conditions: rules.Conditions{Country: []string{"GB"}}, File: page},
+				DenyResponse: DenyResponse{Status: 451, Body: "not in {geo.country_code}",
+					Headers: http.Header{"X-Reason": {"geo {geo.country_code}"}, "Retry-After": {"3600"}}}},
+			{Action: rules.Deny, Conditions: rules.Conditions{Country: []string{"GB"}}, DenyResponse: DenyResponse{File: page}},
 			{Action: rules.Deny, Conditions: rules.Conditions{Country: []string{"DE"}},
-				Status: 302, Headers: http.Header{"Location": {"https://example.com/eu"}}},
+				DenyResponse: DenyResponse{Status: 302, Headers: http.Header{"Location": {"https://example.com/eu"}}}},
 		},
 	}
 	provision(t, h)
@@ -245,13 +264,9 @@ func TestHandlerDefaultDenyResponse(t *testing.T) {
 		{Handler{Default: "deny", DefaultResponse: &DenyResponse{Body: "a", File: "b"}}, "default_response: body and file are mutually exclusive"},
 		{Handler{Default: "deny", DefaultResponse: &DenyResponse{File: "/nonexistent/blocked.html"}}, "default_response: reading deny file"},
 	} {
-		ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
-		err := bad.h.Provision(ctx)
-		cancel()
-		if err == nil || !strings.Contains(err.Error(), bad.want) {
+		if err := load(&bad.h); err == nil || !strings.Contains(err.Error(), bad.want) {
 			t.Errorf("%+v: err = %v, want %q", bad.h.DefaultResponse, err, bad.want)
 		}
-		_ = bad.h.Cleanup()
 	}
 }
 
@@ -395,7 +410,9 @@ func TestHandlerMetrics(t *testing.T) {
 	}
 }
 
-func TestHandlerProvisionErrors(t *testing.T) {
+// TestHandlerLoadErrors: a config that cannot work is refused at load, with
+// an error that says why, and what was opened is released.
+func TestHandlerLoadErrors(t *testing.T) {
 	country, _ := fixtures(t)
 	tests := []struct {
 		name string
@@ -406,25 +423,19 @@ func TestHandlerProvisionErrors(t *testing.T) {
 		{"corrupt database", Handler{Databases: []DatabaseConfig{{Path: mmdbtest.Corrupt(t)}}}, "opening databases"},
 		{"country rule without db", Handler{Rules: []Rule{{Action: rules.Deny, Conditions: rules.Conditions{Country: []string{"CN"}}}}}, "rule #1: needs a database"},
 		{"missing ip_list", Handler{Rules: []Rule{{Action: rules.Deny, Conditions: rules.Conditions{IPList: []string{"/nonexistent/drop.netset"}}}}}, "ip_list /nonexistent/drop.netset"},
-		{"missing deny file", Handler{Databases: []DatabaseConfig{{Path: country}}, Rules: []Rule{{Action: rules.Deny, Conditions: rules.Conditions{Country: []string{"CN"}}, File: "/nonexistent/page.html"}}}, "reading deny file"},
+		{"missing deny file", Handler{Databases: []DatabaseConfig{{Path: country}}, Rules: []Rule{{Action: rules.Deny, Conditions: rules.Conditions{Country: []string{"CN"}}, DenyResponse: DenyResponse{File: "/nonexistent/page.html"}}}}, "reading deny file"},
 		{"bad default", Handler{Default: "log"}, `default: unknown action "log"`},
 		{"rule without action", Handler{Rules: []Rule{{Conditions: rules.Conditions{IP: []string{"10.0.0.0/8"}}}}}, "rule #1: missing action"},
 		{"rule without condition", Handler{Rules: []Rule{{Action: rules.Deny}}}, "rule #1: no condition"},
 		{"bad country in JSON", Handler{Databases: []DatabaseConfig{{Path: country}}, Rules: []Rule{{Action: rules.Deny, Conditions: rules.Conditions{Country: []string{"China"}}}}}, `bad country code "China"`},
-		{"status on allow", Handler{Rules: []Rule{{Action: rules.Allow, Conditions: rules.Conditions{IP: []string{"10.0.0.0/8"}}, Status: 403}}}, "only for deny rules"},
+		{"status on allow", Handler{Rules: []Rule{{Action: rules.Allow, Conditions: rules.Conditions{IP: []string{"10.0.0.0/8"}}, DenyResponse: DenyResponse{Status: 403}}}}, "only for deny rules"},
 		{"unknown matcher", Handler{Rules: []Rule{{Action: rules.Deny, MatchRaw: caddy.ModuleMap{"nope": []byte(`{}`)}}}}, "loading matchers"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
-			defer cancel()
 			h := tt.h
-			err := h.Provision(ctx)
-			if err == nil || !strings.Contains(err.Error(), tt.want) {
+			if err := load(&h); err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("err = %v, want it to contain %q", err, tt.want)
-			}
-			if err := h.Cleanup(); err != nil {
-				t.Errorf("cleanup after a failed provision: %v", err)
 			}
 		})
 	}

@@ -200,7 +200,7 @@ http://localhost:{HTTP_PORT} {
 	})
 
 	t.Run("a config reload keeps the database open", func(t *testing.T) {
-		before := loadedAt(t, country)
+		before := loadedAt(t, s, country)
 		s.Load(t, globalTrusted+`
 http://localhost:{HTTP_PORT} {
 	geofilter {
@@ -212,7 +212,7 @@ http://localhost:{HTTP_PORT} {
 `)
 		expect(t, s, "GET", "/", ipDE, 403, "")
 		expect(t, s, "GET", "/", ipCN, 200, "CN allow")
-		if after := loadedAt(t, country); after != before {
+		if after := loadedAt(t, s, country); after != before {
 			t.Errorf("database reopened by the config reload: loaded at %s, then %s", before, after)
 		}
 	})
@@ -422,10 +422,21 @@ func getQuiet(s *caddytest.Server, client string) (int, string, error) {
 	return resp.StatusCode, string(body), nil
 }
 
-func loadedAt(t *testing.T, path string) string {
+// loadedAt returns when the file at path was loaded, as GET
+// /geofilter/databases on s's admin API says.
+func loadedAt(t *testing.T, s *caddytest.Server, path string) string {
 	t.Helper()
 	abs, _ := filepath.Abs(path)
-	for _, d := range geofilter.ListDatabases() {
+	resp, err := s.Client.Get(s.AdminURL("/geofilter/databases"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var list []geofilter.DatabaseInfo
+	if err := json.NewDecoder(resp.Body).Decode(&list); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range list {
 		if d.Path == abs {
 			return d.LoadedAt.String()
 		}

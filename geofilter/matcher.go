@@ -3,6 +3,7 @@ package geofilter
 import (
 	"errors"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -39,6 +40,7 @@ type MatchGeo struct {
 	ReloadInterval caddy.Duration `json:"reload_interval,omitempty"`
 
 	m      *rules.Matcher
+	id     int     // in the admin API
 	src    sources // the matcher's own databases and IP lists
 	logger *zap.Logger
 }
@@ -55,7 +57,8 @@ func (MatchGeo) CaddyModule() caddy.ModuleInfo {
 // conditions.
 func (m *MatchGeo) Provision(ctx caddy.Context) error {
 	m.logger = ctx.Logger()
-	if err := m.src.open(m.Databases, time.Duration(m.ReloadInterval), m.logger); err != nil {
+	m.id = newID()
+	if err := m.src.open(m.Databases, time.Duration(m.ReloadInterval), m.logger, "geo matcher "+strconv.Itoa(m.id)); err != nil {
 		return err
 	}
 	cm, err := m.Conditions.Compile(m.src.openList)

@@ -76,12 +76,10 @@ func countDecision(action, country string) {
 	counter.Inc()
 }
 
-func init() {
-	// The databases layer reports every reload here. Set once, before any
-	// database can be opened, so reading it needs no lock.
-	ReloadObserver = func(_, _, result string) {
-		databaseReloads.WithLabelValues(result).Inc()
-	}
+// countReload counts a reload of a database or IP list file; result is
+// "ok" or "error". Handlers and matchers hand it to the files they open.
+func countReload(_, _, result string) {
+	databaseReloads.WithLabelValues(result).Inc()
 }
 
 // registerMetrics registers the collectors on reg, tolerating collectors

@@ -83,7 +83,7 @@ func requestLookup(r *http.Request) *lookup {
 // allocations (the record, and the placeholder provider bound to it, which
 // the Replacer API needs as a func value), none for a later handler of the
 // same request.
-func newRequestLookup(r *http.Request, dbs *Databases) *lookup {
+func newRequestLookup(r *http.Request, dbs *databases) *lookup {
 	ctx := r.Context()
 	vars, _ := ctx.Value(caddyhttp.VarsCtxKey).(map[string]any)
 	l, _ := vars[lookupVarKey].(*lookup)
@@ -135,7 +135,7 @@ func (l *lookup) placeholder(key string) (any, bool) {
 	case "asn_org":
 		return g.ASNOrg, true
 	case "is_anonymous":
-		return isAnonymous(g), true
+		return rules.IsAnonymous(g), true
 	case "decision":
 		return l.decision, true
 	case "rule":
@@ -154,11 +154,6 @@ func orUnknown(s string) string {
 		return rules.Unknown
 	}
 	return s
-}
-
-func isAnonymous(g *Result) bool {
-	return g.IsAnonymous || g.IsAnonymousVPN || g.IsHostingProvider || g.IsPublicProxy ||
-		g.IsTorExitNode || g.IsResidentialProxy
 }
 
 // MarshalLogObject writes the access-log field "geo".

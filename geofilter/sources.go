@@ -14,20 +14,21 @@ import (
 // Both come from the shared, hot-reloaded pool (databases.go); close
 // releases exactly what open and openList acquired.
 type sources struct {
-	dbs      *Databases // nil when no database is configured
-	lists    []*IPList
-	interval time.Duration
-	logger   *zap.Logger
+	dbs   *databases // nil when no database is configured
+	lists []*ipList
+	opts  watchOptions
 }
 
-// open opens the configured databases (none: dbs stays nil) and remembers
-// the interval and logger for the IP lists opened later by openList.
-func (s *sources) open(cfgs []DatabaseConfig, interval time.Duration, logger *zap.Logger) error {
-	s.interval, s.logger = interval, logger
+// open opens the configured databases (none: dbs stays nil), watched every
+// interval, and remembers how for the IP lists opened later by openList.
+// user names the handler or matcher in the admin API. Reloads are counted
+// in the metrics.
+func (s *sources) open(cfgs []DatabaseConfig, interval time.Duration, logger *zap.Logger, user string) error {
+	s.opts = watchOptions{interval: interval, logger: logger, onReload: countReload, user: user}
 	if len(cfgs) == 0 {
 		return nil
 	}
-	dbs, err := OpenDatabases(cfgs, interval, logger)
+	dbs, err := openDatabases(cfgs, s.opts)
 	if err != nil {
 		return fmt.Errorf("opening databases: %w", err)
 	}
@@ -38,7 +39,7 @@ func (s *sources) open(cfgs []DatabaseConfig, interval time.Duration, logger *za
 // openList opens an IP list file; it is the opener given to
 // rules.Conditions.Compile.
 func (s *sources) openList(path string) (rules.IPSet, error) {
-	l, err := OpenIPList(path, s.interval, s.logger)
+	l, err := openIPList(path, s.opts)
 	if err != nil {
 		return nil, err
 	}
@@ -51,15 +52,15 @@ func (s *sources) openList(path string) (rules.IPSet, error) {
 // finish their requests (caddyhttp.App.Stop does not wait for the
 // shutdowns), and those requests keep looking up in the same databases.
 // Releasing only stops the checks of a file no config uses any more; its
-// last version stays in memory until nothing refers to it. Both Close
+// last version stays in memory until nothing refers to it. Both close
 // methods are idempotent.
 func (s *sources) close() error {
 	var errs []error
 	if s.dbs != nil {
-		errs = append(errs, s.dbs.Close())
+		errs = append(errs, s.dbs.close())
 	}
 	for _, l := range s.lists {
-		errs = append(errs, l.Close())
+		errs = append(errs, l.close())
 	}
 	return errors.Join(errs...)
 }

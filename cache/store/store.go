@@ -45,6 +45,12 @@ type Entry struct {
 	// Size is the body's length in bytes. Put takes it as a hint (-1 when
 	// unknown); the store sets it to the real length on Commit.
 	Size int64
+	// SoftPurged is set by a soft purge (PurgePrefix or PurgeTag with
+	// soft): the entry is stale whatever its freshness. The handler may
+	// still serve it where a stale response is allowed (stale-if-error)
+	// and revalidates it with its validators; a freshening Update clears
+	// it. Stores that serialise entries persist it.
+	SoftPurged bool
 	// Derived is what the handler derived from the fields above when it
 	// stored the entry (the parsed freshness, the corrected initial age;
 	// for a vary marker, the parsed Vary field names),
@@ -93,11 +99,35 @@ type Writer interface {
 	Abort()
 }
 
-// Stats describes a store's occupation.
+// Stats describes a store's occupation and its counters since it was
+// created.
 type Stats struct {
-	Entries  int64 `json:"entries"`
-	Bytes    int64 `json:"bytes"`
+	// Entries is the number of stored entries (vary markers included).
+	Entries int64 `json:"entries"`
+	// Bytes is what the entries take, as the store counts them.
+	Bytes int64 `json:"bytes"`
+	// Capacity is the byte budget; 0 when the store has none.
 	Capacity int64 `json:"capacity"`
+	// Evictions counts the entries removed to make room (not those that
+	// expired, were replaced or purged).
+	Evictions int64 `json:"evictions"`
+	// Errors counts the store operations that failed for a reason other
+	// than a missing entry or a body too large: I/O errors, corrupt
+	// entries, an unreachable server.
+	Errors int64 `json:"errors"`
+}
+
+// Listed is one entry of Store.Entries.
+type Listed struct {
+	Key string
+	// Entry is the entry's metadata, with Size set.
+	Entry *Entry
+}
+
+// Namer is implemented by stores that can tell their name, as the admin
+// API and the metrics report them (e.g. "memory/default", "disk:/var/cache").
+type Namer interface {
+	StoreName() string
 }
 
 // Store keeps responses under string keys. Implementations are safe for
@@ -115,11 +145,18 @@ type Store interface {
 	// Delete removes the entries under the keys; missing keys are no error.
 	Delete(ctx context.Context, keys ...string) error
 	// PurgePrefix removes every entry whose key starts with prefix and
-	// returns how many it removed.
-	PurgePrefix(ctx context.Context, prefix string) (int, error)
+	// returns how many it removed. With soft, it marks them SoftPurged
+	// instead (keeping their bodies and store expiry) and returns how many
+	// it marked.
+	PurgePrefix(ctx context.Context, prefix string, soft bool) (int, error)
 	// PurgeTag removes every entry that carries tag and returns how many it
-	// removed.
-	PurgeTag(ctx context.Context, tag string) (int, error)
+	// removed; with soft, it marks them SoftPurged as PurgePrefix does.
+	PurgeTag(ctx context.Context, tag string, soft bool) (int, error)
+	// Entries lists the entries whose key starts with prefix and is
+	// greater than after ("" lists from the start), in ascending key
+	// order, at most limit of them. It serves the admin API; its cost may
+	// grow with the number of entries in the store.
+	Entries(ctx context.Context, prefix, after string, limit int) ([]Listed, error)
 	// Stats reports the store's occupation.
 	Stats() Stats
 }

@@ -192,8 +192,11 @@ type DB struct {
 	reader   *maxminddb.Reader
 	kind     Kind
 	dbType   string
+	layout   string      // how the fields were found, see Layout
 	paths    []fieldPath // where each field lives, by field
 	trie     *trie       // paths, compiled for a one-pass walk of a record
+	provides uint16      // fields the database can fill (bit i: field i), derived ones included
+	probed   int         // records decoded by the probe at Open
 	deriveEU bool        // the layout has no EU flag: derive it from the country code
 
 	// cache holds recently decoded records; nil disables it (tests).
@@ -202,9 +205,10 @@ type DB struct {
 
 // Open reads and validates the database at path: the file must be a
 // well-formed MaxMind DB (its whole search tree and data section are
-// verified), of a known database_type unless fields are given, and the
-// configured fields must decode from its records. fields overrides or, for
-// an unknown type, defines where the fields live.
+// verified; the metadata keys the format makes optional may be absent or
+// empty), and the fields must be found in its records. fields overrides
+// where fields live (an empty path turns a field off); the fields not given
+// are found as [OpenBytes] describes.
 func Open(path string, fields FieldPaths) (*DB, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -215,6 +219,21 @@ func Open(path string, fields FieldPaths) (*DB, error) {
 
 // OpenBytes is [Open] for a database already in memory. The DB keeps data,
 // which must not be modified afterwards.
+//
+// Where the fields live is found from the metadata's database_type and a
+// probe of the records (the first networks of the search tree and a few
+// well-known public addresses): a database whose records have the layout
+// its type names (GeoIP2, GeoLite2, DB-IP, IPinfo) is read with all of that
+// layout, even a field the probe did not see, such as a rare anonymous
+// flag; any other database is read from the fields the probe found, at the
+// places the known layouts keep them (flat country_code, continent_code,
+// asn, as_name, autonomous_system_number, ..., as ip-location-db writes
+// them). A database in which nothing the filter reads is found is refused,
+// as is a hand-given field that holds no value in any probed record.
+//
+// Whenever a record gives a country but no continent, the continent is
+// derived from the country; when the layout has no EU flag, EU membership is
+// derived from the country (see [ContinentOf] and [IsEU]).
 func OpenBytes(data []byte, fields FieldPaths) (*DB, error) {
 	if len(data) == 0 {
 		return nil, errors.New("empty file")
@@ -223,22 +242,36 @@ func OpenBytes(data []byte, fields FieldPaths) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("not a valid MaxMind DB: %w", err)
 	}
-	if err := reader.Verify(); err != nil {
+	if err := verify(reader); err != nil {
 		return nil, fmt.Errorf("corrupt MaxMind DB: %w", err)
 	}
 	d := &DB{reader: reader, dbType: reader.Metadata.DatabaseType, cache: new([1 << recordCacheBits]atomic.Pointer[cachedRecord])}
-	kind, layout, ok := kindOf(d.dbType)
-	switch {
-	case ok:
-		d.kind = kind
-	case len(fields) > 0:
-		d.kind = KindCustom
-	default:
-		return nil, fmt.Errorf("unknown database type %q: set the field paths (fields) to read it", d.dbType)
+	recs, err := d.probe()
+	if err != nil {
+		return nil, err
 	}
-	merged := make(map[int][]any, len(layout)+len(fields))
-	for name, p := range layout {
-		merged[fieldIndex(name)] = p
+	d.probed = len(recs)
+
+	chosen := make(map[int][]any, numFields)
+	kind, layout, known := kindOf(d.dbType)
+	if known && anyFound(recs, layout) {
+		// The records have the layout the type names: read all of it.
+		for name, p := range layout {
+			chosen[fieldIndex(name)] = p
+			d.provides |= 1 << fieldIndex(name)
+		}
+		d.layout = layoutName(d.dbType, layout)
+	} else {
+		for f := range numFields {
+			for _, p := range candidates[f] {
+				if foundIn(recs, f, p) {
+					chosen[f] = p
+					d.provides |= 1 << f
+					break
+				}
+			}
+		}
+		d.layout = "detected"
 	}
 	for name, p := range fields {
 		i := fieldIndex(name)
@@ -249,26 +282,73 @@ func OpenBytes(data []byte, fields FieldPaths) (*DB, error) {
 		if err != nil {
 			return nil, fmt.Errorf("field %q: %w", name, err)
 		}
+		d.layout = "custom"
 		if len(np) == 0 {
-			delete(merged, i) // an empty path switches the field off
+			delete(chosen, i) // an empty path switches the field off
+			d.provides &^= 1 << i
 			continue
 		}
-		merged[i] = np
+		if !foundIn(recs, -1, np) {
+			return nil, fmt.Errorf("field %s: no value at %s in any of the %d records probed (database_type %q)", name, formatPath(np), len(recs), d.dbType)
+		}
+		chosen[i] = np
+		d.provides |= 1 << i
 	}
-	for i, p := range merged {
+	if len(chosen) == 0 {
+		return nil, fmt.Errorf("database type %q: no field the filter reads (%s) was found in the %d records probed: set the field paths (fields) to read it",
+			d.dbType, strings.Join(fieldNames[:], ", "), len(recs))
+	}
+	switch {
+	case known:
+		d.kind = kind
+	case len(fields) > 0:
+		d.kind = KindCustom
+	default:
+		d.kind = kindFromFields(d.provides)
+	}
+	for i, p := range chosen {
 		d.paths = append(d.paths, fieldPath{field: i, path: p})
 	}
 	sort.Slice(d.paths, func(a, b int) bool { return d.paths[a].field < d.paths[b].field })
 	if d.trie, err = compile(d.paths); err != nil {
 		return nil, err
 	}
-	_, hasEU := merged[fInEU]
-	_, hasCountry := merged[fCountryCode]
+	_, hasEU := chosen[fInEU]
+	_, hasCountry := chosen[fCountryCode]
 	d.deriveEU = hasCountry && !hasEU
-	if err := d.sanityCheck(); err != nil {
-		return nil, err
+	if hasCountry {
+		d.provides |= 1<<fContinentCode | 1<<fInEU
+	}
+	// Decode the probed records the way lookups will, so that a field path
+	// of the wrong type is reported now rather than at each request.
+	for _, rec := range recs {
+		var r Result
+		if _, err := d.decode(d.reader.LookupOffset(rec.offset), &r); err != nil {
+			return nil, fmt.Errorf("record of %s: %w", rec.prefix, err)
+		}
 	}
 	return d, nil
+}
+
+// verify checks the structure of the database with maxminddb's Verify (the
+// metadata section decodes; every node of the search tree is in bounds, and
+// no path is cyclic or deeper than 128 bits; the data section separator; every
+// record the tree points to decodes within the data section), which a reader
+// needs to be safe, but without Verify's checks of metadata keys that the
+// MaxMind DB format spec (2.0) makes optional or lets vary: description
+// (which Verify wants non-empty), languages, database_type (which Verify
+// wants non-empty) and binary_format_minor_version (a later minor version
+// stays readable). The Reader's metadata is restored before verify returns.
+func verify(r *maxminddb.Reader) error {
+	md := r.Metadata
+	defer func() { r.Metadata = md }()
+	r.Metadata.Description = map[string]string{"en": "-"}
+	r.Metadata.Languages = nil
+	if r.Metadata.DatabaseType == "" {
+		r.Metadata.DatabaseType = "-"
+	}
+	r.Metadata.BinaryFormatMinorVersion = 0
+	return r.Verify()
 }
 
 // normalizePath checks a path and turns JSON numbers into int indexes.
@@ -290,26 +370,6 @@ func normalizePath(p []any) ([]any, error) {
 		}
 	}
 	return out, nil
-}
-
-// sanityCheck decodes the configured fields of a few records, so that a
-// field path of the wrong type is reported at Open rather than at each
-// request.
-func (d *DB) sanityCheck() error {
-	n := 0
-	for res := range d.reader.Networks() {
-		if err := res.Err(); err != nil {
-			return fmt.Errorf("reading networks: %w", err)
-		}
-		var r Result
-		if _, err := d.decode(res, &r); err != nil {
-			return fmt.Errorf("record of %s: %w", res.Prefix(), err)
-		}
-		if n++; n == 8 {
-			break
-		}
-	}
-	return nil
 }
 
 // Kind returns the kind of the database.
@@ -373,9 +433,18 @@ func (d *DB) decode(res maxminddb.Result, r *Result) (uint16, error) {
 	if err == errWalkDone { //nolint:errorlint // passed through unwrapped, see walk.go
 		err = nil
 	}
-	if d.deriveEU && r.CountryCode != "" {
-		r.InEU = IsEU(r.CountryCode)
-		mask |= 1 << fInEU
+	if r.CountryCode != "" {
+		// Derive what the record leaves out; the database's own value wins.
+		if mask&(1<<fContinentCode) == 0 {
+			if c := ContinentOf(r.CountryCode); c != "" {
+				r.ContinentCode = c
+				mask |= 1 << fContinentCode
+			}
+		}
+		if d.deriveEU {
+			r.InEU = IsEU(r.CountryCode)
+			mask |= 1 << fInEU
+		}
 	}
 	return mask, err
 }
@@ -504,20 +573,6 @@ func parseASN(s string) (uint32, bool) {
 		return 0, false
 	}
 	return uint32(n), true
-}
-
-// IsEU reports whether the ISO 3166-1 alpha-2 country code is a member state
-// of the European Union (27 members since 2020-02-01).
-func IsEU(cc string) bool {
-	if len(cc) != 2 {
-		return false
-	}
-	switch cc {
-	case "AT", "BE", "BG", "HR", "CY", "CZ", "DK", "EE", "FI", "FR", "DE", "GR", "HU", "IE",
-		"IT", "LV", "LT", "LU", "MT", "NL", "PL", "PT", "RO", "SK", "SI", "ES", "SE":
-		return true
-	}
-	return false
 }
 
 // Interface guards

@@ -128,8 +128,12 @@ func TestBuildTime(t *testing.T) {
 func TestFieldPaths(t *testing.T) {
 	path := mmdbtest.Custom(t, map[string]string{"81.2.69.0/24": "FR", "216.160.83.0/24": "US"})
 
-	if _, err := geodb.Open(path, nil); err == nil || !strings.Contains(err.Error(), mmdbtest.TypeCustom) {
-		t.Fatalf("Open of unknown type without fields: err = %v, want an error naming the type", err)
+	// A database of an unknown type with flat keys the probe knows opens
+	// without fields.
+	if db := open(t, path, nil); db.Layout() != "detected" || db.Kind() != geodb.KindCountry {
+		t.Errorf("unknown type without fields: layout %q, kind %q; want detected, country", db.Layout(), db.Kind())
+	} else if got, want := lookup(t, db, "81.2.69.7"), (geodb.Result{Found: true, CountryCode: "FR", ContinentCode: "EU", InEU: true, ASN: 64496}); got != want {
+		t.Errorf("detected lookup = %+v, want %+v", got, want)
 	}
 
 	// Paths as they arrive from JSON: []any of strings and float64.
@@ -138,19 +142,32 @@ func TestFieldPaths(t *testing.T) {
 		t.Errorf("Kind() = %q, want custom", db.Kind())
 	}
 	got := lookup(t, db, "81.2.69.7")
-	want := geodb.Result{Found: true, CountryCode: "FR", InEU: true, ASN: 64496}
+	want := geodb.Result{Found: true, CountryCode: "FR", ContinentCode: "EU", InEU: true, ASN: 64496}
 	if got != want {
-		t.Errorf("custom lookup = %+v, want %+v (EU derived from the country, ASN parsed from \"AS64496\")", got, want)
+		t.Errorf("custom lookup = %+v, want %+v (continent and EU derived from the country, ASN parsed from \"AS64496\")", got, want)
 	}
 	if got := lookup(t, db, "216.160.83.1"); got.CountryCode != "US" || got.InEU {
 		t.Errorf("custom lookup US = %+v", got)
 	}
 
-	// Overriding a known layout: read the registered country instead.
-	cdb := open(t, mmdbtest.Country(t, map[string]string{"81.2.69.0/24": "GB"}),
-		geodb.FieldPaths{"country_code": {"registered_country", "iso_code"}, "continent_code": {}})
-	if got := lookup(t, cdb, "81.2.69.1"); got.CountryCode != "GB" || got.ContinentCode != "" {
-		t.Errorf("override = %+v, want GB and the continent switched off", got)
+	// Overriding a known layout: read the registered country instead, and
+	// switch the EU flag off (it is then derived from the country).
+	cdb := open(t, mmdbtest.Country(t, map[string]string{"81.2.69.0/24": "GB", "89.160.20.0/24": "SE"}),
+		geodb.FieldPaths{"country_code": {"registered_country", "iso_code"}, "in_eu": {}})
+	if got := lookup(t, cdb, "81.2.69.1"); got.CountryCode != "GB" || got.ContinentCode != "EU" || got.InEU {
+		t.Errorf("override = %+v, want GB in EU (continent), not in the EU", got)
+	}
+	if got := lookup(t, cdb, "89.160.20.1"); got.CountryCode != "SE" || !got.InEU {
+		t.Errorf("override = %+v, want SE, in the EU (derived)", got)
+	}
+	if cdb.Layout() != "custom" || !cdb.Provides("in_eu") {
+		t.Errorf("layout %q, fields %v: want custom, in_eu derived", cdb.Layout(), cdb.Fields())
+	}
+	// A city database whose city names are switched off.
+	nocity := open(t, mmdbtest.City(t, map[string]mmdbtest.CityRecord{"81.2.69.0/24": {Country: "GB", City: "London"}}),
+		geodb.FieldPaths{"city": {}})
+	if got := lookup(t, nocity, "81.2.69.1"); got.City != "" || got.CountryCode != "GB" || nocity.Provides("city") {
+		t.Errorf("city switched off: %+v, fields %v", got, nocity.Fields())
 	}
 	// An array index given as a JSON number.
 	city := open(t, mmdbtest.City(t, map[string]mmdbtest.CityRecord{"81.2.69.0/24": {Country: "GB", Subdivision: "ENG"}}),

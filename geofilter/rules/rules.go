@@ -91,6 +91,64 @@ const (
 	AnonResidentialProxy = "residential_proxy"
 )
 
+// anonValues are the values of the anonymous condition and their flags: the
+// one list that parsing, error messages and the Caddyfile shortcuts use.
+var anonValues = [...]struct {
+	name string
+	flag anonFlags
+}{
+	{AnonAny, anonAny},
+	{AnonVPN, anonVPN},
+	{AnonHosting, anonHosting},
+	{AnonPublicProxy, anonPublicProxy},
+	{AnonTor, anonTor},
+	{AnonResidentialProxy, anonResidentialProxy},
+}
+
+// AnonymousFlags returns the values of the anonymous condition other than
+// "any": vpn, hosting, public_proxy, tor, residential_proxy.
+func AnonymousFlags() []string {
+	out := make([]string, 0, len(anonValues)-1)
+	for _, v := range anonValues[1:] {
+		out = append(out, v.name)
+	}
+	return out
+}
+
+// IsAnonymous reports whether any anonymous-IP flag of g is set (what the
+// anonymous condition "any" and the {geo.is_anonymous} placeholder test).
+func IsAnonymous(g *geodb.Result) bool {
+	return g.IsAnonymous || g.IsAnonymousVPN || g.IsHostingProvider || g.IsPublicProxy ||
+		g.IsTorExitNode || g.IsResidentialProxy
+}
+
+// The names of the conditions: the JSON keys of Conditions, and the names
+// the Caddyfile and the CEL function geo() use.
+const (
+	CondCountry     = "country"
+	CondContinent   = "continent"
+	CondEU          = "eu"
+	CondSubdivision = "subdivision"
+	CondASN         = "asn"
+	CondAnonymous   = "anonymous"
+	CondIP          = "ip"
+	CondIPList      = "ip_list"
+)
+
+// conditionNames lists the conditions in the order they are documented.
+var conditionNames = [...]string{CondCountry, CondContinent, CondEU, CondSubdivision, CondASN, CondAnonymous, CondIP, CondIPList}
+
+// ConditionNames returns the names of the conditions Add accepts.
+func ConditionNames() []string { return slices.Clone(conditionNames[:]) }
+
+// OrList joins names as "a, b or c", for error messages.
+func OrList(names []string) string {
+	if len(names) < 2 {
+		return strings.Join(names, "")
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
+}
+
 // Conditions are the conditions of one rule. All the conditions that are set
 // must hold (AND); within one condition, any of the values may match (OR).
 // A rule with no condition at all is rejected by Compile.
@@ -125,6 +183,65 @@ func (c *Conditions) IsZero() bool {
 	return len(c.Country) == 0 && len(c.Continent) == 0 && c.EU == nil &&
 		len(c.Subdivision) == 0 && len(c.ASN) == 0 && len(c.Anonymous) == 0 &&
 		len(c.IP) == 0 && len(c.IPList) == 0 && len(c.Not) == 0
+}
+
+// Add adds the values of the condition named name (one of ConditionNames)
+// to c, checking each value (the files of ip_list are opened by Compile).
+// eu takes one value, true or false; the other conditions take one or more.
+// Errors do not repeat the condition's name.
+func (c *Conditions) Add(name string, values []string) error {
+	if name == CondEU {
+		if len(values) != 1 {
+			return errors.New("takes one value, true or false")
+		}
+		b, err := strconv.ParseBool(values[0])
+		if err != nil {
+			return fmt.Errorf("bad value '%s': want true or false", values[0])
+		}
+		if c.EU != nil {
+			return errors.New("duplicate eu condition")
+		}
+		c.EU = &b
+		return nil
+	}
+	dst := c.list(name)
+	if dst == nil {
+		return fmt.Errorf("unknown condition %q (want %s)", name, OrList(conditionNames[:]))
+	}
+	if len(values) == 0 {
+		return errors.New("missing value")
+	}
+	if name != CondIPList { // the values of ip_list are files, opened by Compile
+		var one Conditions
+		*one.list(name) = values
+		if _, err := one.Compile(nil); err != nil {
+			return err
+		}
+	}
+	*dst = append(*dst, values...)
+	return nil
+}
+
+// list returns the field of c that holds the values of the condition named
+// name, or nil for eu and unknown names.
+func (c *Conditions) list(name string) *[]string {
+	switch name {
+	case CondCountry:
+		return &c.Country
+	case CondContinent:
+		return &c.Continent
+	case CondSubdivision:
+		return &c.Subdivision
+	case CondASN:
+		return &c.ASN
+	case CondAnonymous:
+		return &c.Anonymous
+	case CondIP:
+		return &c.IP
+	case CondIPList:
+		return &c.IPList
+	}
+	return nil
 }
 
 // NeedsGeo reports whether evaluating c needs a database lookup.
@@ -199,11 +316,10 @@ func countryIndex(code string) int {
 	return int(code[0]-'A')*26 + int(code[1]-'A')
 }
 
-// ValidCountry reports whether code is a well-formed country condition value
-// (two ASCII letters, any case, or "unknown"); ValidCountry does not check
-// that the code is assigned.
+// ValidCountry reports whether code is a valid country condition value: an
+// assigned ISO 3166-1 alpha-2 code (or XK), any case, or "unknown".
 func ValidCountry(code string) bool {
-	return strings.EqualFold(code, Unknown) || countryIndex(strings.ToUpper(code)) >= 0
+	return strings.EqualFold(code, Unknown) || geodb.IsCountry(strings.ToUpper(code))
 }
 
 // NormalizeCountry returns the ISO code of a country as it is counted and
@@ -232,9 +348,14 @@ func (c *Conditions) Compile(openList OpenIPList) (*Matcher, error) {
 			m.countryUnkwn = true
 			continue
 		}
-		i := countryIndex(strings.ToUpper(v))
+		up := strings.ToUpper(v)
+		i := countryIndex(up)
 		if i < 0 {
 			return nil, fmt.Errorf("bad country code %q: want two letters (ISO 3166-1 alpha-2) or %q", v, Unknown)
+		}
+		if !geodb.IsCountry(up) {
+			// A code no database gives would never match: say so at load.
+			return nil, fmt.Errorf("bad country code %q: not an assigned ISO 3166-1 alpha-2 code%s (or %q for an address no database places)", v, countryHint(up), Unknown)
 		}
 		m.countries[i/64] |= 1 << (i % 64)
 	}
@@ -304,6 +425,19 @@ func (c *Conditions) Compile(openList OpenIPList) (*Matcher, error) {
 	return m, nil
 }
 
+// countryHint suggests what was meant by a code that is not assigned.
+func countryHint(cc string) string {
+	switch cc {
+	case "UK":
+		return ": the United Kingdom is GB"
+	case "EU":
+		return ": for the European Union use the eu condition, for Europe continent EU"
+	case "XX", "ZZ", "A1", "A2", "AP":
+		return ": databases write no such code for an unknown address"
+	}
+	return ""
+}
+
 // ParseASN parses an autonomous system number, "64496" or "AS64496".
 func ParseASN(s string) (uint32, error) {
 	t := s
@@ -357,21 +491,14 @@ func parseSubdivision(v string) (subdiv, error) {
 }
 
 func parseAnon(v string) (anonFlags, error) {
-	switch strings.ToLower(v) {
-	case AnonAny:
-		return anonAny, nil
-	case AnonVPN:
-		return anonVPN, nil
-	case AnonHosting:
-		return anonHosting, nil
-	case AnonPublicProxy:
-		return anonPublicProxy, nil
-	case AnonTor:
-		return anonTor, nil
-	case AnonResidentialProxy:
-		return anonResidentialProxy, nil
+	names := make([]string, len(anonValues))
+	for i, a := range anonValues {
+		if strings.EqualFold(v, a.name) {
+			return a.flag, nil
+		}
+		names[i] = a.name
 	}
-	return 0, fmt.Errorf("bad anonymous flag %q: want any, vpn, hosting, public_proxy, tor or residential_proxy", v)
+	return 0, fmt.Errorf("bad anonymous flag %q: want %s", v, OrList(names))
 }
 
 // Match reports whether all the conditions hold for in.
@@ -437,9 +564,7 @@ func (m *Matcher) matchSubdiv(g *geodb.Result) bool {
 
 func (m *Matcher) matchAnon(g *geodb.Result) bool {
 	f := m.anon
-	anyFlag := g.IsAnonymous || g.IsAnonymousVPN || g.IsHostingProvider || g.IsPublicProxy ||
-		g.IsTorExitNode || g.IsResidentialProxy
-	return f&anonAny != 0 && anyFlag ||
+	return f&anonAny != 0 && IsAnonymous(g) ||
 		f&anonVPN != 0 && g.IsAnonymousVPN ||
 		f&anonHosting != 0 && g.IsHostingProvider ||
 		f&anonPublicProxy != 0 && g.IsPublicProxy ||

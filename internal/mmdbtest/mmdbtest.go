@@ -89,7 +89,7 @@ func Anonymous(t testing.TB, nets map[string]AnonymousRecord) string {
 
 // Custom writes a database of an unknown type (TypeCustom) that keeps the
 // country code at the top-level key "country_code" and the ASN as an IPinfo
-// style string ("AS64496") at "asn"; reading it needs field paths.
+// style string ("AS64496") at "asn", where the probe of geodb finds them.
 func Custom(t testing.TB, nets map[string]string) string {
 	t.Helper()
 	return writeTemp(t, "custom.mmdb", BuildCustom(nets))
@@ -198,14 +198,37 @@ func BuildCustom(nets map[string]string) []byte {
 // Build returns a database of the given type holding the given records, keyed
 // by network. It is the building block of the other helpers.
 func Build(dbType string, buildEpoch time.Time, records map[string]mmdbtype.DataType) ([]byte, error) {
+	return BuildMeta(Meta{Type: dbType, BuildEpoch: buildEpoch, Description: "caddy-edge test fixture"}, records)
+}
+
+// Meta is the metadata of a fixture built with [BuildMeta].
+type Meta struct {
+	Type        string    // database_type; may be empty
+	BuildEpoch  time.Time // zero: BuildEpoch
+	Description string    // "" writes an empty description map, as ip-location-db's builds have
+	IPVersion   int       // 4: an IPv4-only tree (IPv6 networks cannot be inserted); 0 or 6: an IPv6 tree
+}
+
+// BuildMeta is [Build] with the metadata given in full.
+func BuildMeta(m Meta, records map[string]mmdbtype.DataType) ([]byte, error) {
+	if m.BuildEpoch.IsZero() {
+		m.BuildEpoch = BuildEpoch
+	}
+	desc := map[string]string{}
+	var langs []string
+	if m.Description != "" {
+		desc["en"] = m.Description
+		langs = []string{"en"}
+	}
 	tree, err := mmdbwriter.New(mmdbwriter.Options{
-		DatabaseType:            dbType,
-		BuildEpoch:              buildEpoch.Unix(),
-		Description:             map[string]string{"en": "caddy-edge test fixture"},
-		Languages:               []string{"en"},
+		DatabaseType:            m.Type,
+		BuildEpoch:              m.BuildEpoch.Unix(),
+		Description:             desc,
+		Languages:               langs,
 		IncludeReservedNetworks: true,
 		DisableIPv4Aliasing:     true,
 		RecordSize:              24,
+		IPVersion:               m.IPVersion,
 	})
 	if err != nil {
 		return nil, err

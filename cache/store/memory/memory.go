@@ -15,6 +15,7 @@ import (
 	"errors"
 	"io"
 	"math"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -35,10 +36,13 @@ const DefaultMaxSize int64 = 256 << 20
 const MaxEntryFraction = 8
 
 // entryOverhead estimates, in bytes, what an entry costs beyond its key,
-// body, header fields and tags: the Entry and item structs, the body
-// reader's slice header, the eviction policy's node, and the hash table
-// and tag index slots.
-const entryOverhead = 320
+// body, header fields and tags: the Entry and item structs, the handler's
+// derived data (store.Entry.Derived), the header map's table, the eviction
+// policy's node, and the hash table and tag index slots. Measured with
+// BenchmarkEntryCost in package cache (the heap a stored 1 KiB response
+// really takes against what the store counts); it errs on the high side,
+// so that a full store does not take more memory than its budget.
+const entryOverhead = 576
 
 // coarseResolution is how often the default clock reads the time: an entry
 // may be returned up to this long after its Expires (never before).
@@ -86,6 +90,8 @@ type Cache struct {
 
 	entries atomic.Int64 // entries in c, kept by indexAdd and onDeletion
 	bytes   atomic.Int64 // sum of the weights of the entries in c
+	// evictions counts the entries otter removed for space.
+	evictions atomic.Int64
 
 	mu   sync.Mutex                  // protects tags
 	tags map[string]map[string]*item // tag -> key -> item that carries tag
@@ -224,9 +230,10 @@ func (c *Cache) Delete(_ context.Context, keys ...string) error {
 	return nil
 }
 
-// PurgePrefix removes every entry whose key starts with prefix. It scans
-// every key: its cost grows with the number of entries (O(n)).
-func (c *Cache) PurgePrefix(_ context.Context, prefix string) (int, error) {
+// PurgePrefix removes every entry whose key starts with prefix, or with
+// soft marks it store.Entry.SoftPurged. It scans every key: its cost grows
+// with the number of entries (O(n)).
+func (c *Cache) PurgePrefix(_ context.Context, prefix string, soft bool) (int, error) {
 	var keys []string
 	for k := range c.c.Keys() {
 		if strings.HasPrefix(k, prefix) {
@@ -235,16 +242,21 @@ func (c *Cache) PurgePrefix(_ context.Context, prefix string) (int, error) {
 	}
 	n := 0
 	for _, k := range keys {
-		if _, ok := c.c.Invalidate(k); ok {
+		if soft {
+			if c.softPurge(k, "") {
+				n++
+			}
+		} else if _, ok := c.c.Invalidate(k); ok {
 			n++
 		}
 	}
 	return n, nil
 }
 
-// PurgeTag removes every entry that carries tag. It looks the keys up in
-// an index, so its cost grows with the number of entries that carry tag.
-func (c *Cache) PurgeTag(_ context.Context, tag string) (int, error) {
+// PurgeTag removes every entry that carries tag, or with soft marks it
+// store.Entry.SoftPurged. It looks the keys up in an index, so its cost
+// grows with the number of entries that carry tag.
+func (c *Cache) PurgeTag(_ context.Context, tag string, soft bool) (int, error) {
 	c.mu.Lock()
 	keys := make([]string, 0, len(c.tags[tag]))
 	for k := range c.tags[tag] {
@@ -254,6 +266,12 @@ func (c *Cache) PurgeTag(_ context.Context, tag string) (int, error) {
 
 	n := 0
 	for _, k := range keys {
+		if soft {
+			if c.softPurge(k, tag) {
+				n++
+			}
+			continue
+		}
 		// The entry may have been replaced since the index was read:
 		// remove it only if the entry there now carries tag.
 		c.c.ComputeIfPresent(k, func(old *item) (*item, otter.ComputeOp) {
@@ -269,14 +287,62 @@ func (c *Cache) PurgeTag(_ context.Context, tag string) (int, error) {
 	return n, nil
 }
 
+// softPurge marks the entry under key SoftPurged, when it has not expired
+// and (tag != "") still carries tag. The body and the expiry stay.
+func (c *Cache) softPurge(key, tag string) bool {
+	done := false
+	c.c.ComputeIfPresent(key, func(old *item) (*item, otter.ComputeOp) {
+		if c.expired(old) || (tag != "" && !hasTag(old.entry.Tags, tag)) {
+			return old, otter.CancelOp
+		}
+		done = true
+		if old.entry.SoftPurged {
+			return old, otter.CancelOp
+		}
+		ne := old.entry.Clone()
+		ne.SoftPurged = true
+		it := &item{entry: ne, body: old.body, weight: old.weight, expires: old.expires}
+		c.indexAdd(key, it)
+		return it, otter.WriteOp
+	})
+	return done
+}
+
+// Entries lists the entries whose key starts with prefix and is greater
+// than after, in key order, at most limit. It scans and sorts the matching
+// keys: O(n log n).
+func (c *Cache) Entries(_ context.Context, prefix, after string, limit int) ([]store.Listed, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	var keys []string
+	for k := range c.c.Keys() {
+		if strings.HasPrefix(k, prefix) && k > after {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	out := make([]store.Listed, 0, min(limit, len(keys)))
+	for _, k := range keys {
+		if len(out) == limit {
+			break
+		}
+		if it, ok := c.c.GetIfPresent(k); ok && !c.expired(it) {
+			out = append(out, store.Listed{Key: k, Entry: it.entry})
+		}
+	}
+	return out, nil
+}
+
 // Stats reports the number of entries, their total weight (bodies plus
 // the metadata estimate) and the byte budget. Expired entries count until
 // they are dropped.
 func (c *Cache) Stats() store.Stats {
 	return store.Stats{
-		Entries:  c.entries.Load(),
-		Bytes:    c.bytes.Load(),
-		Capacity: c.maxSize.Load(),
+		Entries:   c.entries.Load(),
+		Bytes:     c.bytes.Load(),
+		Capacity:  c.maxSize.Load(),
+		Evictions: c.evictions.Load(),
 	}
 }
 
@@ -347,6 +413,9 @@ func (c *Cache) indexAdd(key string, it *item) {
 // every cause: replacement, invalidation, eviction and expiration.
 func (c *Cache) onDeletion(e otter.DeletionEvent[string, *item]) {
 	it := e.Value
+	if e.Cause == otter.CauseOverflow {
+		c.evictions.Add(1)
+	}
 	c.entries.Add(-1)
 	c.bytes.Add(-int64(it.weight))
 	if len(it.entry.Tags) == 0 {

@@ -200,21 +200,25 @@ func TestTagIndexFollowsEviction(t *testing.T) {
 	}
 	c.CleanUp()
 	live := c.Stats().Entries
+	// Evictions count the entries removed for room, nothing else.
+	if ev := c.Stats().Evictions; ev != 2000-live || ev == 0 {
+		t.Errorf("Stats().Evictions = %d, want the %d entries that did not fit", ev, 2000-live)
+	}
 	c.mu.Lock()
 	indexed, tags := len(c.tags["all"]), len(c.tags)
 	c.mu.Unlock()
 	if int64(indexed) != live || int64(tags) != live+1 {
 		t.Errorf("tag index holds %d keys under 'all' and %d tags for %d live entries", indexed, tags, live)
 	}
-	n, err := c.PurgeTag(ctx, "all")
+	n, err := c.PurgeTag(ctx, "all", false)
 	if err != nil || int64(n) != live {
 		t.Errorf("PurgeTag(all) = %d, %v; want %d", n, err, live)
 	}
 	c.mu.Lock()
 	left := len(c.tags)
 	c.mu.Unlock()
-	if left != 0 || c.Stats().Entries != 0 || c.Stats().Bytes != 0 {
-		t.Errorf("after purging everything: %d tags indexed, Stats %+v", left, c.Stats())
+	if left != 0 || c.Stats().Entries != 0 || c.Stats().Bytes != 0 || c.Stats().Evictions != 2000-live {
+		t.Errorf("after purging everything: %d tags indexed, Stats %+v (a purge is no eviction)", left, c.Stats())
 	}
 }
 
@@ -372,9 +376,9 @@ func TestBookkeepingUnderConcurrentEviction(t *testing.T) {
 					case 0:
 						c.Delete(ctx, key)
 					case 1:
-						c.PurgeTag(ctx, "t"+strconv.Itoa(i%5))
+						c.PurgeTag(ctx, "t"+strconv.Itoa(i%5), false)
 					case 2:
-						c.PurgePrefix(ctx, "k1")
+						c.PurgePrefix(ctx, "k1", false)
 					}
 				}
 			}
@@ -431,7 +435,7 @@ func TestUsableAfterClose(t *testing.T) {
 			t.Errorf("Get(%s) after Close = %q, %v; want %q", k, got, err, want)
 		}
 	}
-	if n, _ := c.PurgePrefix(ctx, ""); n != 2 {
+	if n, _ := c.PurgePrefix(ctx, "", false); n != 2 {
 		t.Errorf("PurgePrefix after Close = %d, want 2", n)
 	}
 }

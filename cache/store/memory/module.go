@@ -60,6 +60,7 @@ func (s *shared) configure(ctx context.Context, maxSize int64) (resized, warn bo
 
 // Destruct frees the Cache when the last config that uses it is unloaded.
 func (s *shared) Destruct() error {
+	governor.remove(s.Cache)
 	s.Close()
 	return nil
 }
@@ -146,6 +147,7 @@ func (s *Store) Provision(ctx caddy.Context) error {
 		if err != nil {
 			return nil, err
 		}
+		governor.add(c)
 		return &shared{Cache: c}, nil
 	})
 	if err != nil {
@@ -219,14 +221,23 @@ func (s *Store) Delete(ctx context.Context, keys ...string) error {
 
 // PurgePrefix implements store.Store. It scans every key: O(n) in the
 // number of entries.
-func (s *Store) PurgePrefix(ctx context.Context, prefix string) (int, error) {
-	return s.c.PurgePrefix(ctx, prefix)
+func (s *Store) PurgePrefix(ctx context.Context, prefix string, soft bool) (int, error) {
+	return s.c.PurgePrefix(ctx, prefix, soft)
 }
 
 // PurgeTag implements store.Store.
-func (s *Store) PurgeTag(ctx context.Context, tag string) (int, error) {
-	return s.c.PurgeTag(ctx, tag)
+func (s *Store) PurgeTag(ctx context.Context, tag string, soft bool) (int, error) {
+	return s.c.PurgeTag(ctx, tag, soft)
 }
+
+// Entries implements store.Store. It scans and sorts the matching keys.
+func (s *Store) Entries(ctx context.Context, prefix, after string, limit int) ([]store.Listed, error) {
+	return s.c.Entries(ctx, prefix, after, limit)
+}
+
+// StoreName returns "memory/" and the store's name: memory stores are
+// shared by name.
+func (s *Store) StoreName() string { return "memory/" + s.Name }
 
 // Stats implements store.Store.
 func (s *Store) Stats() store.Stats {
@@ -240,5 +251,6 @@ var (
 	_ caddy.Validator    = (*Store)(nil)
 	_ caddy.CleanerUpper = (*Store)(nil)
 	_ store.Store        = (*Store)(nil)
+	_ store.Namer        = (*Store)(nil)
 	_ caddy.Destructor   = (*shared)(nil)
 )

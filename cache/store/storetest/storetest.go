@@ -87,7 +87,7 @@ func RunWithClock(t *testing.T, newStore func(t *testing.T, now func() time.Time
 		if err := s.Update(ctx, "k", testEntry(c.Now())); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("Update of an expired entry: got %v, want ErrNotFound", err)
 		}
-		if n, err := s.PurgeTag(ctx, "t"); err != nil || n != 0 {
+		if n, err := s.PurgeTag(ctx, "t", false); err != nil || n != 0 {
 			t.Errorf("PurgeTag of an expired entry = %d, %v; want 0, nil", n, err)
 		}
 	})
@@ -323,11 +323,11 @@ func run(t *testing.T, newStore func(t *testing.T, c *Clock) store.Store, now fu
 		checkBody(t, oldBody, body)
 
 		// The tags follow the update.
-		if n, _ := s.PurgeTag(ctx, "product:1"); n != 0 {
+		if n, _ := s.PurgeTag(ctx, "product:1", false); n != 0 {
 			t.Errorf("PurgeTag(old tag) = %d after Update replaced the tags, want 0", n)
 		}
 		mustGet(t, s, "k")
-		if n, _ := s.PurgeTag(ctx, "new-tag"); n != 1 {
+		if n, _ := s.PurgeTag(ctx, "new-tag", false); n != 1 {
 			t.Errorf("PurgeTag(new tag) = %d, want 1", n)
 		}
 		wantNotFound(t, s, "k")
@@ -370,7 +370,7 @@ func run(t *testing.T, newStore func(t *testing.T, c *Clock) store.Store, now fu
 		for _, k := range keys {
 			put(t, s, k, testEntry(now()), []byte(k))
 		}
-		n, err := s.PurgePrefix(ctx, "GET https://a.example/img/")
+		n, err := s.PurgePrefix(ctx, "GET https://a.example/img/", false)
 		if err != nil || n != 3 {
 			t.Fatalf("PurgePrefix = %d, %v; want 3, nil", n, err)
 		}
@@ -380,10 +380,10 @@ func run(t *testing.T, newStore func(t *testing.T, c *Clock) store.Store, now fu
 		for _, k := range keys[3:] {
 			mustGet(t, s, k)
 		}
-		if n, _ := s.PurgePrefix(ctx, "GET https://a.example/img/"); n != 0 {
+		if n, _ := s.PurgePrefix(ctx, "GET https://a.example/img/", false); n != 0 {
 			t.Errorf("second PurgePrefix = %d, want 0", n)
 		}
-		if n, _ := s.PurgePrefix(ctx, ""); n != 3 {
+		if n, _ := s.PurgePrefix(ctx, "", false); n != 3 {
 			t.Errorf("PurgePrefix(\"\") = %d, want 3 (everything left)", n)
 		}
 		if st := s.Stats(); st.Entries != 0 {
@@ -405,7 +405,7 @@ func run(t *testing.T, newStore func(t *testing.T, c *Clock) store.Store, now fu
 			e.Tags = tags
 			put(t, s, k, e, []byte(k))
 		}
-		n, err := s.PurgeTag(ctx, "product:1")
+		n, err := s.PurgeTag(ctx, "product:1", false)
 		if err != nil || n != 2 {
 			t.Fatalf("PurgeTag(product:1) = %d, %v; want 2, nil", n, err)
 		}
@@ -414,13 +414,13 @@ func run(t *testing.T, newStore func(t *testing.T, c *Clock) store.Store, now fu
 		for _, k := range []string{"p2", "home", "none"} {
 			mustGet(t, s, k)
 		}
-		if n, _ := s.PurgeTag(ctx, "list"); n != 1 {
+		if n, _ := s.PurgeTag(ctx, "list", false); n != 1 {
 			t.Errorf("PurgeTag(list) = %d, want 1 (p1 is already gone)", n)
 		}
-		if n, _ := s.PurgeTag(ctx, "unknown"); n != 0 {
+		if n, _ := s.PurgeTag(ctx, "unknown", false); n != 0 {
 			t.Errorf("PurgeTag(unknown) = %d, want 0", n)
 		}
-		if n, _ := s.PurgeTag(ctx, ""); n != 0 {
+		if n, _ := s.PurgeTag(ctx, "", false); n != 0 {
 			t.Errorf("PurgeTag(\"\") = %d, want 0", n)
 		}
 
@@ -433,7 +433,7 @@ func run(t *testing.T, newStore func(t *testing.T, c *Clock) store.Store, now fu
 		if err := s.Update(ctx, "kept", e); err != nil {
 			t.Fatal(err)
 		}
-		if n, _ := s.PurgeTag(ctx, "keep"); n != 1 {
+		if n, _ := s.PurgeTag(ctx, "keep", false); n != 1 {
 			t.Errorf("PurgeTag(keep) = %d after replacements that kept the tag, want 1", n)
 		}
 		wantNotFound(t, s, "kept")
@@ -444,13 +444,154 @@ func run(t *testing.T, newStore func(t *testing.T, c *Clock) store.Store, now fu
 		put(t, s, "home", e, []byte("v2"))
 		e.Tags = []string{"other"}
 		put(t, s, "home", e, []byte("v3"))
-		if n, _ := s.PurgeTag(ctx, "home"); n != 0 {
+		if n, _ := s.PurgeTag(ctx, "home", false); n != 0 {
 			t.Errorf("PurgeTag(home) = %d after the entry was replaced without the tag, want 0", n)
 		}
 		_, b := mustGet(t, s, "home")
 		checkBody(t, b, []byte("v3"))
-		if n, _ := s.PurgeTag(ctx, "other"); n != 1 {
+		if n, _ := s.PurgeTag(ctx, "other", false); n != 1 {
 			t.Errorf("PurgeTag(other) = %d, want 1", n)
+		}
+	})
+
+	t.Run("SoftPurgePrefix", func(t *testing.T) {
+		s := fresh(t)
+		keys := []string{"GET https://a.example/img/1", "GET https://a.example/img/2", "GET https://a.example/other"}
+		t0 := now()
+		for _, k := range keys {
+			put(t, s, k, testEntry(t0), []byte(k))
+		}
+		n, err := s.PurgePrefix(ctx, "GET https://a.example/img/", true)
+		if err != nil || n != 2 {
+			t.Fatalf("soft PurgePrefix = %d, %v; want 2, nil", n, err)
+		}
+		// Soft-purged entries stay, with their body and everything else,
+		// and carry the mark.
+		for _, k := range keys[:2] {
+			got, b := mustGet(t, s, k)
+			if !got.SoftPurged {
+				t.Errorf("%s: SoftPurged = false after a soft purge", k)
+			}
+			want := testEntry(t0)
+			want.Size = int64(len(k))
+			checkEntry(t, got, want)
+			checkBody(t, b, []byte(k))
+		}
+		if got, _ := mustGet(t, s, keys[2]); got.SoftPurged {
+			t.Errorf("%s: SoftPurged set on an entry outside the prefix", keys[2])
+		}
+		if st := s.Stats(); st.Entries != 3 {
+			t.Errorf("Stats().Entries = %d after a soft purge, want 3 (nothing removed)", st.Entries)
+		}
+		// A freshening Update clears the mark.
+		if err := s.Update(ctx, keys[0], testEntry(now())); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := mustGet(t, s, keys[0]); got.SoftPurged {
+			t.Error("SoftPurged still set after an Update with an entry without it")
+		}
+		// A hard purge still removes soft-purged entries.
+		if n, err := s.PurgePrefix(ctx, "GET https://a.example/img/", false); err != nil || n != 2 {
+			t.Errorf("hard PurgePrefix after a soft one = %d, %v; want 2, nil", n, err)
+		}
+		wantNotFound(t, s, keys[1])
+	})
+
+	t.Run("SoftPurgeTag", func(t *testing.T) {
+		s := fresh(t)
+		for k, tags := range map[string][]string{"p1": {"product:1"}, "p2": {"product:2"}, "both": {"product:1", "product:2"}} {
+			e := testEntry(now())
+			e.Tags = tags
+			put(t, s, k, e, []byte(k))
+		}
+		n, err := s.PurgeTag(ctx, "product:1", true)
+		if err != nil || n != 2 {
+			t.Fatalf("soft PurgeTag = %d, %v; want 2, nil", n, err)
+		}
+		for k, want := range map[string]bool{"p1": true, "both": true, "p2": false} {
+			got, b := mustGet(t, s, k)
+			if got.SoftPurged != want {
+				t.Errorf("%s: SoftPurged = %v, want %v", k, got.SoftPurged, want)
+			}
+			checkBody(t, b, []byte(k))
+		}
+		// The tags still index the entry: a second soft purge finds it,
+		// and a hard purge by tag removes it.
+		if n, _ := s.PurgeTag(ctx, "product:1", true); n != 2 {
+			t.Errorf("second soft PurgeTag = %d, want 2", n)
+		}
+		if n, _ := s.PurgeTag(ctx, "product:2", false); n != 2 {
+			t.Errorf("hard PurgeTag(product:2) = %d, want 2", n)
+		}
+		wantNotFound(t, s, "both")
+		mustGet(t, s, "p1")
+		// A replacement is a new response: not soft-purged.
+		put(t, s, "p1", testEntry(now()), []byte("v2"))
+		if got, _ := mustGet(t, s, "p1"); got.SoftPurged {
+			t.Error("a replacement committed after a soft purge is SoftPurged")
+		}
+	})
+
+	t.Run("EntriesPagination", func(t *testing.T) {
+		s := fresh(t)
+		if l, err := s.Entries(ctx, "", "", 10); err != nil || len(l) != 0 {
+			t.Fatalf("Entries of an empty store = %d, %v; want none", len(l), err)
+		}
+		// Stored out of order; listed in key order.
+		var want []string
+		for i := range 25 {
+			want = append(want, fmt.Sprintf("GET https://a.example/%02d", i))
+		}
+		for i := range want {
+			k := want[(i*7)%len(want)]
+			e := testEntry(now())
+			e.Tags = []string{"t" + k[len(k)-2:]}
+			put(t, s, k, e, []byte(k+"!"))
+		}
+		put(t, s, "GET https://b.example/", testEntry(now()), []byte("b"))
+
+		var got []string
+		after := ""
+		for pages := 0; ; pages++ {
+			if pages > 10 {
+				t.Fatal("Entries never ran out")
+			}
+			l, err := s.Entries(ctx, "GET https://a.example/", after, 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(l) > 10 {
+				t.Fatalf("Entries returned %d, more than the limit 10", len(l))
+			}
+			if len(l) == 0 {
+				break
+			}
+			for _, le := range l {
+				got = append(got, le.Key)
+				if le.Entry == nil || le.Entry.Size != int64(len(le.Key)+1) || le.Entry.Status != http.StatusOK {
+					t.Errorf("%s: listed entry %+v, want status 200 and Size %d", le.Key, le.Entry, len(le.Key)+1)
+				} else if len(le.Entry.Tags) != 1 || le.Entry.Tags[0] != "t"+le.Key[len(le.Key)-2:] {
+					t.Errorf("%s: listed tags %q", le.Key, le.Entry.Tags)
+				}
+			}
+			after = l[len(l)-1].Key
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("paginated keys =\n%q\nwant\n%q", got, want)
+		}
+		if l, _ := s.Entries(ctx, "", "", 1000); len(l) != 26 {
+			t.Errorf("Entries of everything = %d, want 26", len(l))
+		}
+		if l, _ := s.Entries(ctx, "", "GET https://a.example/24", 1000); len(l) != 1 || l[0].Key != "GET https://b.example/" {
+			t.Errorf("Entries after the last a.example key = %v, want only b.example", l)
+		}
+		if l, _ := s.Entries(ctx, "GET https://c", "", 10); len(l) != 0 {
+			t.Errorf("Entries of an unknown prefix = %d, want 0", len(l))
+		}
+		// Deleted entries are not listed.
+		s.Delete(ctx, want[0])
+		if l, _ := s.Entries(ctx, "GET https://a.example/", "", 1); len(l) != 1 || l[0].Key != want[1] {
+			t.Errorf("first entry after deleting %s = %v, want %s", want[0], l, want[1])
 		}
 	})
 
@@ -583,7 +724,7 @@ func run(t *testing.T, newStore func(t *testing.T, c *Clock) store.Store, now fu
 						if i%16 == 3 {
 							s.Delete(ctx, key)
 						} else if i%16 == 7 {
-							s.PurgeTag(ctx, "tag-"+key)
+							s.PurgeTag(ctx, "tag-"+key, false)
 						} else if err := concurrentGet(s, key); err != nil {
 							errc <- err
 							return
@@ -598,7 +739,7 @@ func run(t *testing.T, newStore func(t *testing.T, c *Clock) store.Store, now fu
 			t.Error(err)
 		}
 		// The bookkeeping survived: purging everything empties the store.
-		s.PurgePrefix(ctx, "")
+		s.PurgePrefix(ctx, "", false)
 		if st := s.Stats(); st.Entries != 0 {
 			t.Errorf("Stats().Entries = %d after purging everything, want 0", st.Entries)
 		}

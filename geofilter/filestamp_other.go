@@ -1,6 +1,6 @@
 //go:build !unix
 
-package geodb
+package geofilter
 
 import "os"
 

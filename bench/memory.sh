@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Does a full memory store keep its budget? Fills http_cache's memory store
+# with 1 KiB responses (every URL new, through a real Caddy and the Go
+# origin, loopback only) until it has been evicting for a while, then
+# reports Caddy's RSS against max_size and the target
+# RSS <= 1.25 x max_size + 64 MiB. Then it sends one 1 GiB response through
+# the cache (larger than max_object_size, so streamed and not stored) and
+# reports how far Caddy's peak RSS rose above its RSS before (target: less
+# than 64 MiB).
+#
+# Usage: bench/memory.sh [max sizes in MiB (default "64 256")] [fill seconds (default 60)]
+# Needs: wrk and curl (installed with apt-get when missing and run as root).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+sizes=(${1:-64 256})
+fill=${2:-60}
+
+need() { command -v "$1" >/dev/null || { [ "$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1" >/dev/null; } || { echo "please install $1"; exit 1; }; }
+need wrk
+need curl
+
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+go build -o "$work/caddy" ./bench/cmd/caddy-bench
+go build -o "$work/origin" ./bench/origin
+"$work/origin" -addr 127.0.0.1:18100 2>"$work/origin.log" &
+pids+=($!)
+
+cat >"$work/miss.lua" <<'LUA'
+local counter, id = 0, 0
+function setup(thread) thread:set("id", math.random(1, 1e9)) end
+function request()
+	counter = counter + 1
+	return wrk.format(nil, "/fill/" .. id .. "/" .. counter .. "?size=1024")
+end
+LUA
+
+rss_mib() { awk '/^VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$1/status"; }
+stats() { curl -s 127.0.0.1:18019/http_cache/stats | tr -d ' \n' | grep -oE '"entries":[0-9]+,"bytes":[0-9]+' | head -1; }
+
+echo "size_mib entries counted_bytes rss_after_fill_mib rss_after_churn_mib target_mib env"
+for env in "" "GOMEMLIMIT=off"; do
+	for mib in "${sizes[@]}"; do
+		cat >"$work/Caddyfile" <<CADDY
+{
+	admin 127.0.0.1:18019
+	auto_https off
+	persist_config off
+}
+http://127.0.0.1:18002 {
+	http_cache {
+		store memory {
+			max_size ${mib}MiB
+		}
+	}
+	reverse_proxy 127.0.0.1:18100
+}
+CADDY
+		env $env "$work/caddy" run --config "$work/Caddyfile" --adapter caddyfile >"$work/caddy.log" 2>&1 &
+		cpid=$!
+		for _ in $(seq 50); do curl -s -o /dev/null 127.0.0.1:18002/up && break; sleep 0.2; done
+		wrk -t2 -c64 -d"${fill}s" -s "$work/miss.lua" http://127.0.0.1:18002/ >/dev/null
+		a=$(rss_mib $cpid)
+		wrk -t2 -c64 -d"$((fill / 2))s" -s "$work/miss.lua" http://127.0.0.1:18002/ >/dev/null
+		b=$(rss_mib $cpid)
+		s=$(stats)
+		echo "$mib $(sed -E 's/"entries":([0-9]+),"bytes":([0-9]+)/\1 \2/' <<<"$s") $a $b $((mib * 5 / 4 + 64)) ${env:-governed}"
+		kill $cpid; wait $cpid 2>/dev/null || true
+	done
+done
+
+# One 1 GiB response through a fresh Caddy: the peak RSS (VmHWM) against the
+# RSS before the request.
+cat >"$work/Caddyfile" <<CADDY
+{
+	admin 127.0.0.1:18019
+	auto_https off
+	persist_config off
+}
+http://127.0.0.1:18002 {
+	http_cache
+	reverse_proxy 127.0.0.1:18100
+}
+CADDY
+"$work/caddy" run --config "$work/Caddyfile" --adapter caddyfile >"$work/caddy.log" 2>&1 &
+cpid=$!
+for _ in $(seq 50); do curl -s -o /dev/null 127.0.0.1:18002/up && break; sleep 0.2; done
+curl -s -o /dev/null 127.0.0.1:18002/warm
+before=$(rss_mib $cpid)
+got=$(curl -s -o /dev/null -D "$work/headers" -w '%{size_download}' "127.0.0.1:18002/big?size=1073741824")
+peak=$(awk '/^VmHWM/ {printf "%.0f", $2 / 1024}' "/proc/$cpid/status")
+echo "1 GiB through the cache: downloaded $got bytes, RSS before ${before} MiB, peak ${peak} MiB, rise $((peak - before)) MiB (target < 64)"
+echo "  $(tr -d '\r' <"$work/headers" | grep -i '^cache-status')"
+kill $cpid; wait $cpid 2>/dev/null || true

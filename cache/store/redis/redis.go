@@ -1,0 +1,1218 @@
+// Package redis is http_cache's shared store: responses kept in a Redis
+// (or Valkey, or a Redis Cluster) that several Caddy nodes share.
+//
+// An entry is one meta key (the stored metadata, and the body itself when
+// it is small) and, for larger bodies, chunk keys of at most ChunkSize
+// bytes, so that no Redis value is large and a hit streams chunk by chunk.
+// Chunk keys carry a random generation, written before the meta value that
+// names it: a reader never pairs a header with another version's body. An
+// entry's keys share a hash tag, so they live in one Cluster slot. Every
+// key expires (PX) with the entry, so Redis frees the space by itself; a
+// chunk missing when a hit starts (evicted under maxmemory) makes a miss,
+// never a short body.
+//
+// Prefix purges and the entry listing use a sorted index, tag purges a set
+// per tag, both written at store time; no operation uses KEYS.
+package redis
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/rueidis"
+	"go.uber.org/zap"
+
+	"github.com/caddy-edge/edge/cache/store"
+)
+
+const (
+	// ChunkSize is the largest body stored inline in the meta value, and
+	// the size of the chunks of larger bodies: 256 KiB.
+	ChunkSize = 256 << 10
+	// DefaultTimeout bounds each store operation (one round trip or a
+	// pipeline of them): 100 ms.
+	DefaultTimeout = 100 * time.Millisecond
+	// DefaultMaxObjectSize is the largest body stored: 64 MiB.
+	DefaultMaxObjectSize int64 = 64 << 20
+	// readGrace is how long the chunks of a replaced or deleted body stay
+	// readable, for hits that are still streaming it.
+	readGrace = 30 * time.Second
+	// retryAfter is how long the store stays away from a Redis that failed
+	// before it tries again; meanwhile reads are misses and writes are
+	// dropped.
+	retryAfter = time.Second
+	// sweepEvery is how often the index is cleared of expired keys.
+	sweepEvery = time.Minute
+	// batch is the number of keys a purge handles per round trip.
+	batch = 500
+)
+
+// ErrUnavailable is returned by purges and deletes while Redis cannot be
+// reached.
+var ErrUnavailable = errors.New("redis store unavailable")
+
+// Options configure a Client.
+type Options struct {
+	// Client is the rueidis configuration: addresses, credentials, DB,
+	// TLS. Options for tracking and timeouts are set by NewClient.
+	Client rueidis.ClientOption
+	// Prefix is put before every key.
+	Prefix string
+	// Timeout bounds each operation. Default: DefaultTimeout.
+	Timeout time.Duration
+	// MaxObjectSize is the largest body stored. Default:
+	// DefaultMaxObjectSize.
+	MaxObjectSize int64
+	// ChunkSize overrides ChunkSize (for tests).
+	ChunkSize int
+	// Logger receives the outage reports. Default: none.
+	Logger *zap.Logger
+	// Now is the clock for the expiry checks. Default: time.Now.
+	Now func() time.Time
+}
+
+// Client is a store.Store on a Redis. It connects in the background and
+// reconnects by itself; while Redis is unreachable, Get misses, Put keeps
+// nothing, and purges fail with ErrUnavailable.
+type Client struct {
+	opts   Options
+	logger *zap.Logger
+	now    func() time.Time
+	chunk  int
+
+	// Key names: metaPre+"{"+hash+"}"+key for an entry's meta value,
+	// chunkPre+"{"+hash+"}"+gen+":"+n for its chunks, tagPre+"{"+hash(tag)+"}"
+	// for a tag's set, idx for the index keys.
+	metaPre, chunkPre, tagPre string
+	idx                       []string
+
+	rc     atomic.Pointer[rueidis.Client]
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	// The circuit: downUntil is the Unix nanosecond time before which
+	// Redis is not tried; downSince when the outage began (0: up).
+	downUntil, downSince atomic.Int64
+	downErrs             atomic.Int64 // errors during the current outage
+
+	errs, evictions atomic.Int64
+
+	lmu       sync.Mutex // protects listeners and nextL
+	listeners map[int]func(keys []string)
+	nextL     int
+}
+
+// NewClient returns a Client for opts and starts connecting.
+func NewClient(opts Options) *Client {
+	c := &Client{opts: opts, logger: opts.Logger, now: opts.Now, chunk: opts.ChunkSize}
+	if c.logger == nil {
+		c.logger = zap.NewNop()
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	if c.chunk <= 0 {
+		c.chunk = ChunkSize
+	}
+	if c.opts.Timeout <= 0 {
+		c.opts.Timeout = DefaultTimeout
+	}
+	if c.opts.MaxObjectSize <= 0 {
+		c.opts.MaxObjectSize = DefaultMaxObjectSize
+	}
+	p := opts.Prefix
+	c.metaPre, c.chunkPre, c.tagPre = p+"e", p+"c", p+"t"
+	c.idx = []string{p + "i{i}lex", p + "i{i}exp", p + "i{i}size", p + "i{i}bytes"}
+	c.listeners = make(map[int]func([]string))
+
+	co := opts.Client
+	// Broadcast tracking of the meta keys: every change of an entry, by
+	// any node, by expiry or by eviction, is pushed to every client, on
+	// the connection that its reads use. A memory tier in front drops its
+	// copy when it arrives (see Subscribe).
+	co.ClientTrackingOptions = []string{"PREFIX", c.metaPre + "{", "BCAST"}
+	co.OnInvalidations = c.invalidated
+	co.CacheSizeEachConn = 1 << 20 // rueidis's own cache is not used
+	if co.Dialer.Timeout == 0 {
+		co.Dialer.Timeout = max(10*c.opts.Timeout, time.Second)
+	}
+	if co.ConnWriteTimeout == 0 {
+		co.ConnWriteTimeout = max(10*c.opts.Timeout, 2*time.Second)
+	}
+	c.opts.Client = co
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.downSince.Store(time.Now().UnixNano())
+	c.downUntil.Store(time.Now().Add(time.Hour).UnixNano()) // until connected
+	c.wg.Add(1)
+	go c.run()
+	return c
+}
+
+// run connects, retrying until it succeeds, then sweeps the index.
+func (c *Client) run() {
+	defer c.wg.Done()
+	delay := 100 * time.Millisecond
+	for {
+		rc, err := rueidis.NewClient(c.opts.Client)
+		if err == nil {
+			c.rc.Store(&rc)
+			c.up()
+			break
+		}
+		c.downErrs.Add(1)
+		c.errs.Add(1)
+		if c.downErrs.Load() == 1 {
+			c.logger.Error("redis store: cannot connect; requests go to the origin until it can",
+				zap.Strings("address", c.opts.Client.InitAddress), zap.Error(err))
+		}
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 5*time.Second)
+	}
+	t := time.NewTicker(sweepEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-t.C:
+			c.sweep()
+		}
+	}
+}
+
+// Close stops the background work and closes the connections.
+func (c *Client) Close() {
+	c.cancel()
+	c.wg.Wait()
+	if rc := c.rc.Load(); rc != nil {
+		(*rc).Close()
+	}
+}
+
+// client returns the connection, or ErrUnavailable while the circuit is
+// open.
+func (c *Client) client() (rueidis.Client, error) {
+	if time.Now().UnixNano() < c.downUntil.Load() {
+		c.errs.Add(1)
+		c.downErrs.Add(1)
+		return nil, ErrUnavailable
+	}
+	rc := c.rc.Load()
+	if rc == nil {
+		c.errs.Add(1)
+		return nil, ErrUnavailable
+	}
+	return *rc, nil
+}
+
+// fail records a failed operation and opens the circuit: Redis is left
+// alone for retryAfter. The first failure of an outage is logged.
+func (c *Client) fail(op string, err error) error {
+	c.errs.Add(1)
+	c.downErrs.Add(1)
+	c.downUntil.Store(time.Now().Add(retryAfter).UnixNano())
+	if c.downSince.CompareAndSwap(0, time.Now().UnixNano()) {
+		c.logger.Error("redis store: operation failed; requests go to the origin until redis answers again",
+			zap.String("operation", op), zap.Error(err), zap.Duration("retry_after", retryAfter))
+	}
+	return fmt.Errorf("redis store: %s: %w", op, err)
+}
+
+// up closes the circuit after a success, reporting the end of an outage.
+func (c *Client) up() {
+	if c.downSince.Load() == 0 {
+		return
+	}
+	since := c.downSince.Swap(0)
+	if since == 0 {
+		return
+	}
+	c.downUntil.Store(0)
+	n := c.downErrs.Swap(0)
+	c.logger.Info("redis store: reachable again",
+		zap.Duration("outage", time.Since(time.Unix(0, since))), zap.Int64("failed_operations", n))
+}
+
+// ok is called after an operation reached Redis.
+func (c *Client) ok() {
+	if c.downSince.Load() != 0 {
+		c.up()
+	}
+}
+
+// opCtx bounds one operation by the timeout.
+func (c *Client) opCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, c.opts.Timeout)
+}
+
+// hashTag returns the hash tag of a key or tag name: 16 hex digits of its
+// FNV-1a hash. Two names may share one; the key or tag is checked.
+func hashTag(s string) string {
+	h := fnv.New64a()
+	io.WriteString(h, s)
+	var b [16]byte
+	return string(strconv.AppendUint(b[:0], h.Sum64(), 16))
+}
+
+func (c *Client) metaKey(key string) string {
+	return c.metaPre + "{" + hashTag(key) + "}" + key
+}
+
+func (c *Client) chunkKeys(key string, gen uint64, n uint32) []string {
+	pre := c.chunkPre + "{" + hashTag(key) + "}" + strconv.FormatUint(gen, 16) + ":"
+	ks := make([]string, n)
+	for i := range ks {
+		ks[i] = pre + strconv.Itoa(i)
+	}
+	return ks
+}
+
+func (c *Client) tagKey(tag string) string {
+	return c.tagPre + "{" + hashTag(tag) + "}"
+}
+
+// keyOfMeta returns the cache key of a meta key name.
+func (c *Client) keyOfMeta(name string) (string, bool) {
+	rest, ok := strings.CutPrefix(name, c.metaPre+"{")
+	if !ok {
+		return "", false
+	}
+	i := strings.IndexByte(rest, '}')
+	if i < 0 {
+		return "", false
+	}
+	return rest[i+1:], true
+}
+
+// ttl returns the time to live of an entry that expires at exp, in
+// milliseconds (0: never), and whether it is still alive.
+func (c *Client) ttl(exp time.Time) (int64, bool) {
+	if exp.IsZero() {
+		return 0, true
+	}
+	d := exp.Sub(c.now())
+	if d <= 0 {
+		return 0, false
+	}
+	return max(d.Milliseconds(), 1), true
+}
+
+func pxArg(ms int64) string { return strconv.FormatInt(ms, 10) }
+
+// chunkTTL is the time to live of chunks: their entry's plus the read
+// grace, so that a hit that starts just before the entry expires can end.
+func chunkTTL(ms int64) int64 {
+	if ms == 0 {
+		return 0
+	}
+	return ms + readGrace.Milliseconds()
+}
+
+func newGen() uint64 {
+	var b [8]byte
+	rand.Read(b[:])
+	return binary.BigEndian.Uint64(b[:]) | 1 // never 0
+}
+
+// Get implements store.Store. While Redis is unreachable, or when the entry
+// is unreadable, it returns store.ErrNotFound: the request goes to the
+// origin, and the failure is counted (and logged once per outage) here.
+func (c *Client) Get(ctx context.Context, key string) (*store.Entry, store.Body, error) {
+	m, rc, err := c.getMeta(ctx, key)
+	if err != nil {
+		return nil, nil, err
+	}
+	e := m.entry
+	if m.chunks == 0 {
+		return e, &bytesBody{b: m.inline}, nil
+	}
+	ks := c.chunkKeys(key, m.gen, m.chunks)
+	cctx, cancel := c.opCtx(ctx)
+	n, err := rc.Do(cctx, rc.B().Exists().Key(ks...).Build()).AsInt64()
+	cancel()
+	if err != nil {
+		c.fail("get", err)
+		return nil, nil, store.ErrNotFound
+	}
+	if n != int64(len(ks)) {
+		// A chunk was evicted (maxmemory): the entry is gone.
+		c.evictions.Add(1)
+		c.retire(key, m.gen, m.chunks)
+		return nil, nil, store.ErrNotFound
+	}
+	return e, &chunkBody{c: c, keys: ks, size: e.Size, chunk: int64(c.chunk)}, nil
+}
+
+// getMeta reads and decodes the meta value of key.
+func (c *Client) getMeta(ctx context.Context, key string) (*meta, rueidis.Client, error) {
+	rc, err := c.client()
+	if err != nil {
+		return nil, nil, store.ErrNotFound
+	}
+	cctx, cancel := c.opCtx(ctx)
+	defer cancel()
+	v, err := rc.Do(cctx, rc.B().Get().Key(c.metaKey(key)).Build()).AsBytes()
+	if rueidis.IsRedisNil(err) {
+		c.ok()
+		return nil, nil, store.ErrNotFound
+	}
+	if err != nil {
+		c.fail("get", err)
+		return nil, nil, store.ErrNotFound
+	}
+	c.ok()
+	m, err := decodeMeta(v)
+	if err != nil || m.key != key {
+		// Not ours, or another version's format: a miss, replaced by
+		// the next store.
+		c.errs.Add(1)
+		return nil, nil, store.ErrNotFound
+	}
+	if _, alive := c.ttl(m.entry.Expires); !alive {
+		return nil, nil, store.ErrNotFound
+	}
+	if m.chunks > 0 && m.chunks != uint32((m.entry.Size+int64(c.chunk)-1)/int64(c.chunk)) {
+		c.errs.Add(1)
+		return nil, nil, store.ErrNotFound
+	}
+	return m, rc, nil
+}
+
+// retire lets the chunks of a body that is no longer referenced expire
+// after the read grace, in the background.
+func (c *Client) retire(key string, gen uint64, n uint32) {
+	if n == 0 {
+		return
+	}
+	rc, err := c.client()
+	if err != nil {
+		return
+	}
+	ks := c.chunkKeys(key, gen, n)
+	cmds := make(rueidis.Commands, 0, len(ks))
+	for _, k := range ks {
+		cmds = append(cmds, rc.B().Pexpire().Key(k).Milliseconds(readGrace.Milliseconds()).Lt().Build())
+	}
+	ctx, cancel := c.opCtx(context.Background())
+	defer cancel()
+	for _, r := range rc.DoMulti(ctx, cmds...) {
+		if err := r.Error(); err != nil {
+			c.fail("retiring chunks", err)
+			return
+		}
+	}
+}
+
+// retireOld retires the body named by the fixed prefix of a replaced meta
+// value.
+func (c *Client) retireOld(key string, old []byte, keep uint64) {
+	if gen, n, ok := decodeFixed(old); ok && gen != keep {
+		c.retire(key, gen, n)
+	}
+}
+
+// Put implements store.Store. Nothing is sent to Redis before the body
+// reaches a chunk's size or Commit.
+func (c *Client) Put(ctx context.Context, key string, e *store.Entry) (store.Writer, error) {
+	if e.Size > c.opts.MaxObjectSize {
+		return nil, store.ErrTooLarge
+	}
+	w := &writer{c: c, key: key, e: e.Clone(), gen: newGen()}
+	w.e.Derived = nil
+	if e.Size > 0 {
+		w.buf = make([]byte, 0, min(e.Size, int64(c.chunk)))
+	}
+	return w, nil
+}
+
+// writer stores a body chunk by chunk.
+type writer struct {
+	c      *Client
+	key    string
+	e      *store.Entry
+	gen    uint64
+	buf    []byte // the bytes not yet sent: at most one chunk
+	sent   uint32 // chunks sent
+	size   int64
+	err    error // the first write failure; Commit returns it
+	large  bool  // the body passed MaxObjectSize
+	done   bool
+	failed bool
+}
+
+// Write implements store.Writer.
+func (w *writer) Write(p []byte) (int, error) {
+	if w.done {
+		return 0, errors.New("redis store: write after Commit or Abort")
+	}
+	if w.err != nil {
+		return 0, w.err
+	}
+	n := len(p)
+	w.size += int64(n)
+	if w.large || w.size > w.c.opts.MaxObjectSize {
+		w.large, w.buf = true, nil
+		return n, nil
+	}
+	for len(p) > 0 {
+		if len(w.buf) == w.c.chunk {
+			// A full chunk and more to come: the body is chunked.
+			if err := w.flush(); err != nil {
+				w.err = err
+				return n - len(p), err
+			}
+		}
+		if w.buf == nil {
+			w.buf = make([]byte, 0, w.c.chunk)
+		}
+		k := min(len(p), w.c.chunk-len(w.buf))
+		w.buf = append(w.buf, p[:k]...)
+		p = p[k:]
+	}
+	return n, nil
+}
+
+// flush sends the buffered bytes as the next chunk.
+func (w *writer) flush() error {
+	c := w.c
+	rc, err := c.client()
+	if err != nil {
+		return err
+	}
+	ms, alive := c.ttl(w.e.Expires)
+	if !alive {
+		return errors.New("redis store: entry expired while being stored")
+	}
+	k := c.chunkKeys(w.key, w.gen, w.sent+1)[w.sent]
+	cmd := rc.B().Set().Key(k).Value(rueidis.BinaryString(w.buf))
+	ctx, cancel := c.opCtx(context.Background())
+	defer cancel()
+	var res rueidis.RedisResult
+	if ttl := chunkTTL(ms); ttl > 0 {
+		res = rc.Do(ctx, cmd.Px(time.Duration(ttl)*time.Millisecond).Build())
+	} else {
+		res = rc.Do(ctx, cmd.Build())
+	}
+	if err := res.Error(); err != nil {
+		return c.fail("storing a chunk", err)
+	}
+	w.sent++
+	w.buf = w.buf[:0]
+	return nil
+}
+
+// Commit implements store.Writer: the last chunk, the tag sets and the
+// index are written, then the meta value that makes the entry visible.
+func (w *writer) Commit() error {
+	if w.done {
+		if w.failed {
+			return errors.New("redis store: Commit after Abort")
+		}
+		return nil
+	}
+	w.done = true
+	c := w.c
+	if w.err != nil {
+		w.abort()
+		return w.err
+	}
+	if w.large {
+		w.abort()
+		return store.ErrTooLarge
+	}
+	ms, alive := c.ttl(w.e.Expires)
+	if !alive {
+		w.abort() // it could never be served: nothing to store
+		return nil
+	}
+	rc, err := c.client()
+	if err != nil {
+		// Redis is away: the response is not kept, which is no error of
+		// the request (it was counted).
+		w.abort()
+		return nil
+	}
+	var inline []byte
+	if w.sent == 0 {
+		inline = w.buf
+	} else if len(w.buf) > 0 {
+		if err := w.flush(); err != nil {
+			w.abort()
+			return err
+		}
+	}
+	e := w.e
+	e.Size = w.size
+	ctx, cancel := c.opCtx(context.Background())
+	defer cancel()
+
+	// The tag sets and the index first: an entry that is visible can
+	// always be purged.
+	cmds := c.indexCmds(rc, w.key, e, ms)
+	for _, r := range rc.DoMulti(ctx, cmds...) {
+		if err := r.Error(); err != nil {
+			w.abort()
+			return c.fail("indexing an entry", err)
+		}
+	}
+	val := encodeMeta(w.key, w.gen, w.sent, e, inline)
+	old, err := rc.Do(ctx, evalCmd(rc, scriptSetMeta, []string{c.metaKey(w.key)}, []string{rueidis.BinaryString(val), pxArg(ms)})).AsBytes()
+	if err != nil {
+		w.abort()
+		return c.fail("storing an entry", err)
+	}
+	c.ok()
+	c.retireOld(w.key, old, w.gen)
+	return nil
+}
+
+// indexCmds returns the commands that index key with entry e and time to
+// live ms: its tags, then the prefix index.
+func (c *Client) indexCmds(rc rueidis.Client, key string, e *store.Entry, ms int64) rueidis.Commands {
+	cmds := make(rueidis.Commands, 0, 3*len(e.Tags)+1)
+	tagTTL := chunkTTL(ms)
+	for _, t := range e.Tags {
+		tk := c.tagKey(t)
+		cmds = append(cmds, rc.B().Sadd().Key(tk).Member(key).Build())
+		if tagTTL == 0 {
+			cmds = append(cmds, rc.B().Persist().Key(tk).Build())
+		} else {
+			cmds = append(cmds,
+				rc.B().Pexpire().Key(tk).Milliseconds(tagTTL).Nx().Build(),
+				rc.B().Pexpire().Key(tk).Milliseconds(tagTTL).Gt().Build())
+		}
+	}
+	cmds = append(cmds, evalCmd(rc, scriptIndexAdd, c.idx, []string{key, strconv.FormatInt(e.Size, 10), pxArg(ms)}))
+	return cmds
+}
+
+// Abort implements store.Writer.
+func (w *writer) Abort() {
+	if w.done {
+		return
+	}
+	w.done, w.failed = true, true
+	w.abort()
+}
+
+// abort deletes the chunks sent so far.
+func (w *writer) abort() {
+	w.buf = nil
+	if w.sent == 0 {
+		return
+	}
+	rc, err := w.c.client()
+	if err != nil {
+		return // they expire with the entry
+	}
+	ctx, cancel := w.c.opCtx(context.Background())
+	defer cancel()
+	rc.Do(ctx, rc.B().Unlink().Key(w.c.chunkKeys(w.key, w.gen, w.sent)...).Build())
+}
+
+// Update implements store.Store: the metadata is replaced if the body it
+// was found with is still the entry's.
+func (c *Client) Update(ctx context.Context, key string, e *store.Entry) error {
+	m, rc, err := c.getMeta(ctx, key)
+	if err != nil {
+		if c.isDown() {
+			return ErrUnavailable
+		}
+		return err
+	}
+	ms, alive := c.ttl(e.Expires)
+	ne := e.Clone()
+	ne.Size = m.entry.Size
+	ne.Derived = nil
+	if !alive {
+		return c.Delete(ctx, key)
+	}
+	cctx, cancel := c.opCtx(ctx)
+	defer cancel()
+	for _, r := range rc.DoMulti(cctx, c.indexCmds(rc, key, ne, ms)...) {
+		if err := r.Error(); err != nil {
+			return c.fail("indexing an entry", err)
+		}
+	}
+	var gen [8]byte
+	binary.BigEndian.PutUint64(gen[:], m.gen)
+	val := encodeMeta(key, m.gen, m.chunks, ne, m.inline)
+	n, err := rc.Do(cctx, evalCmd(rc, scriptReplaceMeta, []string{c.metaKey(key)},
+		[]string{rueidis.BinaryString(gen[:]), rueidis.BinaryString(val), pxArg(ms)})).AsInt64()
+	if err != nil {
+		return c.fail("updating an entry", err)
+	}
+	if n == 0 {
+		return store.ErrNotFound // replaced or deleted meanwhile
+	}
+	if m.chunks > 0 {
+		cmds := make(rueidis.Commands, 0, m.chunks)
+		for _, k := range c.chunkKeys(key, m.gen, m.chunks) {
+			if ttl := chunkTTL(ms); ttl > 0 {
+				cmds = append(cmds, rc.B().Pexpire().Key(k).Milliseconds(ttl).Build())
+			} else {
+				cmds = append(cmds, rc.B().Persist().Key(k).Build())
+			}
+		}
+		for _, r := range rc.DoMulti(cctx, cmds...) {
+			if err := r.Error(); err != nil {
+				return c.fail("updating an entry", err)
+			}
+		}
+	}
+	return nil
+}
+
+func (c *Client) isDown() bool { return c.downSince.Load() != 0 }
+
+// Delete implements store.Store.
+func (c *Client) Delete(ctx context.Context, keys ...string) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	_, err := c.deleteKeys(ctx, keys)
+	return err
+}
+
+// deleteKeys deletes the entries of keys and returns how many existed.
+func (c *Client) deleteKeys(ctx context.Context, keys []string) (int, error) {
+	rc, err := c.client()
+	if err != nil {
+		return 0, err
+	}
+	cctx, cancel := c.opCtx(ctx)
+	defer cancel()
+	cmds := make(rueidis.Commands, 0, len(keys))
+	for _, k := range keys {
+		cmds = append(cmds, evalCmd(rc, scriptDelMeta, []string{c.metaKey(k)}, nil))
+	}
+	n := 0
+	res := rc.DoMulti(cctx, cmds...)
+	for i, r := range res {
+		old, err := r.AsBytes()
+		if err != nil {
+			return n, c.fail("deleting entries", err)
+		}
+		if len(old) > 0 {
+			n++
+			c.retireOld(keys[i], old, 0)
+		}
+	}
+	if err := rc.Do(cctx, evalCmd(rc, scriptIndexDel, c.idx, keys)).Error(); err != nil {
+		return n, c.fail("deleting entries", err)
+	}
+	c.ok()
+	return n, nil
+}
+
+// PurgePrefix implements store.Store with the sorted index: O(log n + m)
+// for m matching keys, in batches.
+func (c *Client) PurgePrefix(ctx context.Context, prefix string, soft bool) (int, error) {
+	total := 0
+	after := ""
+	for {
+		keys, err := c.rangeKeys(ctx, prefix, after, batch)
+		if err != nil {
+			return total, err
+		}
+		if len(keys) == 0 {
+			return total, nil
+		}
+		var n int
+		if soft {
+			n, err = c.softPurge(ctx, keys)
+		} else {
+			n, err = c.deleteKeys(ctx, keys)
+		}
+		total += n
+		if err != nil {
+			return total, err
+		}
+		after = keys[len(keys)-1]
+	}
+}
+
+// softPurge marks the entries of keys SoftPurged, keeping their bodies and
+// expiry, and returns how many it marked.
+func (c *Client) softPurge(ctx context.Context, keys []string) (int, error) {
+	n := 0
+	for _, k := range keys {
+		m, rc, err := c.getMeta(ctx, k)
+		if err != nil {
+			if c.isDown() {
+				return n, ErrUnavailable
+			}
+			continue // gone meanwhile
+		}
+		ms, alive := c.ttl(m.entry.Expires)
+		if !alive {
+			continue
+		}
+		m.entry.SoftPurged = true
+		var gen [8]byte
+		binary.BigEndian.PutUint64(gen[:], m.gen)
+		val := encodeMeta(k, m.gen, m.chunks, m.entry, m.inline)
+		cctx, cancel := c.opCtx(ctx)
+		r, err := rc.Do(cctx, evalCmd(rc, scriptReplaceMeta, []string{c.metaKey(k)},
+			[]string{rueidis.BinaryString(gen[:]), rueidis.BinaryString(val), pxArg(ms)})).AsInt64()
+		cancel()
+		if err != nil {
+			return n, c.fail("soft-purging an entry", err)
+		}
+		n += int(r)
+	}
+	return n, nil
+}
+
+// Entries implements store.Store with the sorted index; each page costs
+// one index read and one read of the listed entries.
+func (c *Client) Entries(ctx context.Context, prefix, after string, limit int) ([]store.Listed, error) {
+	var out []store.Listed
+	for len(out) < limit {
+		keys, err := c.rangeKeys(ctx, prefix, after, min(limit-len(out), batch))
+		if err != nil {
+			return out, err
+		}
+		if len(keys) == 0 {
+			break
+		}
+		after = keys[len(keys)-1]
+		rc, err := c.client()
+		if err != nil {
+			return out, err
+		}
+		cmds := make(rueidis.Commands, len(keys))
+		for i, k := range keys {
+			cmds[i] = rc.B().Get().Key(c.metaKey(k)).Build()
+		}
+		cctx, cancel := c.opCtx(ctx)
+		res := rc.DoMulti(cctx, cmds...)
+		cancel()
+		for i, r := range res {
+			v, err := r.AsBytes()
+			if rueidis.IsRedisNil(err) {
+				continue // expired or evicted, not yet swept from the index
+			}
+			if err != nil {
+				return out, c.fail("listing entries", err)
+			}
+			m, err := decodeMeta(v)
+			if err != nil || m.key != keys[i] {
+				continue
+			}
+			if _, alive := c.ttl(m.entry.Expires); !alive {
+				continue
+			}
+			out = append(out, store.Listed{Key: keys[i], Entry: m.entry})
+		}
+	}
+	return out, nil
+}
+
+// rangeKeys returns up to limit indexed keys that start with prefix and
+// sort after after, ascending.
+func (c *Client) rangeKeys(ctx context.Context, prefix, after string, limit int) ([]string, error) {
+	rc, err := c.client()
+	if err != nil {
+		return nil, err
+	}
+	lo := "-"
+	switch {
+	case after != "" && after >= prefix:
+		lo = "(" + after
+	case prefix != "":
+		lo = "[" + prefix
+	}
+	hi := "+"
+	if end, ok := prefixEnd(prefix); ok {
+		hi = "(" + end
+	}
+	cctx, cancel := c.opCtx(ctx)
+	defer cancel()
+	keys, err := rc.Do(cctx, rc.B().Zrangebylex().Key(c.idx[0]).Min(lo).Max(hi).Limit(0, int64(limit)).Build()).AsStrSlice()
+	if err != nil {
+		return nil, c.fail("listing keys", err)
+	}
+	return keys, nil
+}
+
+// prefixEnd returns the smallest string greater than every string with
+// prefix p, or false when there is none (p empty or all 0xff).
+func prefixEnd(p string) (string, bool) {
+	b := []byte(p)
+	for i := len(b) - 1; i >= 0; i-- {
+		if b[i] < 0xff {
+			b[i]++
+			return string(b[:i+1]), true
+		}
+	}
+	return "", false
+}
+
+// PurgeTag implements store.Store with the tag's set; an entry is removed
+// if it still carries the tag (a replacement may have dropped it).
+func (c *Client) PurgeTag(ctx context.Context, tag string, soft bool) (int, error) {
+	if tag == "" {
+		return 0, nil
+	}
+	rc, err := c.client()
+	if err != nil {
+		return 0, err
+	}
+	tk := c.tagKey(tag)
+	total := 0
+	var cursor uint64
+	for {
+		cctx, cancel := c.opCtx(ctx)
+		e, err := rc.Do(cctx, rc.B().Sscan().Key(tk).Cursor(cursor).Count(batch).Build()).AsScanEntry()
+		cancel()
+		if err != nil {
+			return total, c.fail("purging a tag", err)
+		}
+		var del, stale []string
+		for _, k := range e.Elements {
+			m, _, err := c.getMeta(ctx, k)
+			switch {
+			case err == nil && hasTag(m.entry.Tags, tag):
+				del = append(del, k)
+			case err == nil || !c.isDown():
+				stale = append(stale, k)
+			default:
+				return total, ErrUnavailable
+			}
+		}
+		rm := stale
+		if len(del) > 0 {
+			var n int
+			if soft {
+				n, err = c.softPurge(ctx, del) // they stay, and stay tagged
+			} else {
+				n, err = c.deleteKeys(ctx, del)
+				rm = append(rm, del...)
+			}
+			total += n
+			if err != nil {
+				return total, err
+			}
+		}
+		if len(rm) > 0 {
+			cctx, cancel := c.opCtx(ctx)
+			err := rc.Do(cctx, rc.B().Srem().Key(tk).Member(rm...).Build()).Error()
+			cancel()
+			if err != nil {
+				return total, c.fail("purging a tag", err)
+			}
+		}
+		cursor = e.Cursor
+		if cursor == 0 {
+			return total, nil
+		}
+	}
+}
+
+func hasTag(tags []string, tag string) bool {
+	for _, t := range tags {
+		if t == tag {
+			return true
+		}
+	}
+	return false
+}
+
+// Stats implements store.Store: the indexed entries and their body bytes
+// (entries that Redis evicted count until they would have expired), the
+// entries found evicted, and the failed operations.
+func (c *Client) Stats() store.Stats {
+	st := store.Stats{Evictions: c.evictions.Load(), Errors: c.errs.Load()}
+	rc, err := c.client()
+	if err != nil {
+		return st
+	}
+	ctx, cancel := c.opCtx(context.Background())
+	defer cancel()
+	res := rc.DoMulti(ctx,
+		rc.B().Zcard().Key(c.idx[0]).Build(),
+		rc.B().Get().Key(c.idx[3]).Build())
+	st.Entries, _ = res[0].AsInt64()
+	if b, err := res[1].AsInt64(); err == nil {
+		st.Bytes = b
+	}
+	if err := res[0].Error(); err != nil {
+		c.fail("reading stats", err)
+	}
+	return st
+}
+
+// Errors returns the number of failed operations so far.
+func (c *Client) Errors() int64 { return c.errs.Load() }
+
+// Evictions returns the number of entries found with a body that Redis had
+// evicted.
+func (c *Client) Evictions() int64 { return c.evictions.Load() }
+
+// sweep clears the index of keys whose entries expired.
+func (c *Client) sweep() {
+	for range 100 {
+		rc, err := c.client()
+		if err != nil {
+			return
+		}
+		ctx, cancel := c.opCtx(c.ctx)
+		n, err := rc.Do(ctx, evalCmd(rc, scriptSweep, c.idx, []string{strconv.Itoa(batch)})).AsInt64()
+		cancel()
+		if err != nil {
+			c.fail("sweeping the index", err)
+			return
+		}
+		if n < batch {
+			return
+		}
+	}
+}
+
+// Subscribe calls fn with the keys of entries that changed in Redis (by
+// any node, or expired, or evicted), and with nil when changes may have been
+// missed (a connection to Redis was lost): then every copy must go. fn
+// must be fast. The returned function unsubscribes.
+func (c *Client) Subscribe(fn func(keys []string)) (unsubscribe func()) {
+	c.lmu.Lock()
+	id := c.nextL
+	c.nextL++
+	c.listeners[id] = fn
+	c.lmu.Unlock()
+	return func() {
+		c.lmu.Lock()
+		delete(c.listeners, id)
+		c.lmu.Unlock()
+	}
+}
+
+// invalidated receives rueidis's invalidation messages.
+func (c *Client) invalidated(msgs []rueidis.RedisMessage) {
+	var keys []string
+	if msgs != nil {
+		keys = make([]string, 0, len(msgs))
+		for _, m := range msgs {
+			name, err := m.ToString()
+			if err != nil {
+				continue
+			}
+			if k, ok := c.keyOfMeta(name); ok {
+				keys = append(keys, k)
+			}
+		}
+		if len(keys) == 0 {
+			return
+		}
+	}
+	c.lmu.Lock()
+	defer c.lmu.Unlock()
+	for _, fn := range c.listeners {
+		fn(keys)
+	}
+}
+
+// bytesBody is a body held in memory.
+type bytesBody struct {
+	b   []byte
+	off int64
+}
+
+func (b *bytesBody) Read(p []byte) (int, error) {
+	if b.off >= int64(len(b.b)) {
+		return 0, io.EOF
+	}
+	n := copy(p, b.b[b.off:])
+	b.off += int64(n)
+	return n, nil
+}
+
+func (b *bytesBody) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, errors.New("redis store: negative offset")
+	}
+	if off >= int64(len(b.b)) {
+		return 0, io.EOF
+	}
+	n := copy(p, b.b[off:])
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+func (b *bytesBody) Seek(offset int64, whence int) (int64, error) {
+	pos, err := seek(b.off, int64(len(b.b)), offset, whence)
+	if err == nil {
+		b.off = pos
+	}
+	return pos, err
+}
+
+func (b *bytesBody) Size() int64   { return int64(len(b.b)) }
+func (b *bytesBody) Bytes() []byte { return b.b }
+func (b *bytesBody) Close() error  { return nil }
+
+func seek(cur, size, offset int64, whence int) (int64, error) {
+	var pos int64
+	switch whence {
+	case io.SeekStart:
+		pos = offset
+	case io.SeekCurrent:
+		pos = cur + offset
+	case io.SeekEnd:
+		pos = size + offset
+	default:
+		return cur, errors.New("redis store: bad whence")
+	}
+	if pos < 0 {
+		return cur, errors.New("redis store: seek to a negative position")
+	}
+	return pos, nil
+}
+
+// errChunkGone is a body read that found a chunk missing: the body cannot
+// be completed, and the response must fail rather than end short.
+var errChunkGone = errors.New("redis store: a chunk of the body is gone (evicted or expired)")
+
+// chunkBody reads a chunked body one chunk at a time.
+type chunkBody struct {
+	c     *Client
+	keys  []string
+	size  int64
+	chunk int64
+
+	mu  sync.Mutex // protects off, cur and curI
+	off int64
+	cur []byte // the chunk last read
+	// curI is the index of cur, -1 for none
+	curI int
+	init bool
+}
+
+// fetch returns chunk i. Called with b.mu held.
+func (b *chunkBody) fetch(i int) ([]byte, error) {
+	if b.init && b.curI == i {
+		return b.cur, nil
+	}
+	c := b.c
+	rc, err := c.client()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := c.opCtx(context.Background())
+	defer cancel()
+	v, err := rc.Do(ctx, rc.B().Get().Key(b.keys[i]).Build()).AsBytes()
+	if rueidis.IsRedisNil(err) {
+		c.evictions.Add(1)
+		return nil, errChunkGone
+	}
+	if err != nil {
+		return nil, c.fail("reading a chunk", err)
+	}
+	want := b.chunk
+	if i == len(b.keys)-1 {
+		want = b.size - int64(i)*b.chunk
+	}
+	if int64(len(v)) != want {
+		c.errs.Add(1)
+		return nil, errChunkGone
+	}
+	b.cur, b.curI, b.init = v, i, true
+	return v, nil
+}
+
+// readAt reads at off. Called with b.mu held.
+func (b *chunkBody) readAt(p []byte, off int64) (int, error) {
+	n := 0
+	for n < len(p) && off < b.size {
+		i := int(off / b.chunk)
+		ch, err := b.fetch(i)
+		if err != nil {
+			return n, err
+		}
+		k := copy(p[n:], ch[off-int64(i)*b.chunk:])
+		n += k
+		off += int64(k)
+	}
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+func (b *chunkBody) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.off >= b.size {
+		return 0, io.EOF
+	}
+	// One chunk per Read at most: the body streams.
+	i := b.off / b.chunk
+	if lim := (i+1)*b.chunk - b.off; int64(len(p)) > lim {
+		p = p[:lim]
+	}
+	n, err := b.readAt(p, b.off)
+	b.off += int64(n)
+	if err == io.EOF && n > 0 {
+		err = nil
+	}
+	return n, err
+}
+
+func (b *chunkBody) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, errors.New("redis store: negative offset")
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.readAt(p, off)
+}
+
+func (b *chunkBody) Seek(offset int64, whence int) (int64, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	pos, err := seek(b.off, b.size, offset, whence)
+	if err == nil {
+		b.off = pos
+	}
+	return pos, err
+}
+
+func (b *chunkBody) Size() int64 { return b.size }
+
+func (b *chunkBody) Close() error {
+	b.mu.Lock()
+	b.cur = nil
+	b.init = false
+	b.mu.Unlock()
+	return nil
+}
+
+// Interface guards
+var (
+	_ store.Store     = (*Client)(nil)
+	_ store.Writer    = (*writer)(nil)
+	_ store.Body      = (*bytesBody)(nil)
+	_ store.BytesBody = (*bytesBody)(nil)
+	_ store.Body      = (*chunkBody)(nil)
+)
+
+// Connected reports whether the Client has connected once (it reconnects
+// by itself after that).
+func (c *Client) Connected() bool { return c.rc.Load() != nil }

@@ -1,0 +1,314 @@
+package redis
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/caddy-edge/edge/cache/store"
+	"github.com/caddy-edge/edge/cache/store/storetest"
+	"github.com/caddy-edge/edge/internal/redistest"
+)
+
+var prefixN atomic.Int64
+
+// newTestClient returns a connected Client on srv's addresses with a
+// prefix of its own, closed when the test ends.
+func newTestClient(t testing.TB, opts Options, addrs ...string) *Client {
+	t.Helper()
+	if opts.Prefix == "" {
+		opts.Prefix = "test" + strconv.FormatInt(prefixN.Add(1), 10) + ":"
+	}
+	opts.Client.InitAddress = addrs
+	if opts.Timeout == 0 {
+		opts.Timeout = 2 * time.Second // the race detector on a loaded machine is slow
+	}
+	c := NewClient(opts)
+	t.Cleanup(c.Close)
+	waitUp(t, c)
+	return c
+}
+
+// waitUp waits until c has connected.
+func waitUp(t testing.TB, c *Client) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for c.rc.Load() == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("redis store did not connect within 10s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestAcceptance(t *testing.T) {
+	srv := redistest.Start(t)
+	storetest.Run(t, func(t *testing.T) store.Store {
+		return newTestClient(t, Options{MaxObjectSize: 16 << 20}, srv.Addr)
+	})
+}
+
+// TestAcceptanceSmallChunks runs the suite with 1 KiB chunks, so that most
+// bodies are chunked.
+func TestAcceptanceSmallChunks(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: the default-chunk run covers the suite")
+	}
+	srv := redistest.Start(t)
+	storetest.Run(t, func(t *testing.T) store.Store {
+		return newTestClient(t, Options{ChunkSize: 1024, MaxObjectSize: 16 << 20}, srv.Addr)
+	})
+}
+
+// TestAcceptanceCluster runs the suite against a three-node Redis Cluster
+// (no replicas), with small chunks so that entries span many keys.
+func TestAcceptanceCluster(t *testing.T) {
+	nodes := redistest.Cluster(t, 3)
+	addrs := []string{nodes[0].Addr, nodes[1].Addr, nodes[2].Addr}
+	storetest.Run(t, func(t *testing.T) store.Store {
+		return newTestClient(t, Options{ChunkSize: 4096, MaxObjectSize: 16 << 20}, addrs...)
+	})
+}
+
+func put(t *testing.T, s store.Store, key string, e *store.Entry, body []byte) {
+	t.Helper()
+	w, err := s.Put(context.Background(), key, e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(body); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func entry(ttl time.Duration) *store.Entry {
+	now := time.Now()
+	return &store.Entry{Status: 200, RequestTime: now, ResponseTime: now, Expires: now.Add(ttl), Size: -1, Tags: []string{"t1"}}
+}
+
+// TestValuesBoundedAndExpiring checks what Redis holds: no value larger
+// than a chunk, and every key of an entry expiring with it.
+func TestValuesBoundedAndExpiring(t *testing.T) {
+	srv := redistest.Start(t)
+	c := newTestClient(t, Options{}, srv.Addr)
+	body := bytes.Repeat([]byte("0123456789abcdef"), (3*ChunkSize+100)/16)
+	put(t, c, "big", entry(time.Hour), body)
+	put(t, c, "small", entry(time.Hour), []byte("small"))
+
+	keys := strings.Fields(srv.Do("--scan", "--pattern", c.opts.Prefix+"[ect]*"))
+	if len(keys) != 1+4+1+1 { // big's meta and 4 chunks, small's meta, the tag set
+		t.Errorf("redis holds %d entry keys, want 7: %q", len(keys), keys)
+	}
+	for _, k := range keys {
+		if n, _ := strconv.Atoi(srv.Do("strlen", k)); n > ChunkSize+1024 {
+			t.Errorf("%s holds %d bytes, more than a chunk", k, n)
+		}
+		ttl, _ := strconv.Atoi(srv.Do("pttl", k))
+		if ttl <= 0 || ttl > int((time.Hour+readGrace).Milliseconds()) {
+			t.Errorf("%s: PTTL %d ms, want the entry's hour (plus the read grace)", k, ttl)
+		}
+	}
+	_, b, err := c.Get(context.Background(), "big")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := b.(*chunkBody); !ok {
+		t.Fatalf("a %d-byte body came back as %T, want chunked", len(body), b)
+	}
+	// The body streams: no Read returns more than a chunk.
+	p := make([]byte, len(body))
+	if n, err := b.Read(p); err != nil || n != ChunkSize {
+		t.Errorf("first Read = %d, %v; want one chunk of %d", n, err, ChunkSize)
+	}
+}
+
+// TestEvictedChunkIsAMiss deletes a chunk, as maxmemory eviction would: the
+// entry is then a miss, never a short body.
+func TestEvictedChunkIsAMiss(t *testing.T) {
+	srv := redistest.Start(t)
+	c := newTestClient(t, Options{ChunkSize: 1024}, srv.Addr)
+	put(t, c, "k", entry(time.Hour), bytes.Repeat([]byte("x"), 5000))
+	chunks := strings.Fields(srv.Do("--scan", "--pattern", c.opts.Prefix+"c*"))
+	if len(chunks) != 5 {
+		t.Fatalf("%d chunk keys, want 5", len(chunks))
+	}
+	srv.Do("del", chunks[2])
+	if _, _, err := c.Get(context.Background(), "k"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Get with an evicted chunk = %v, want ErrNotFound", err)
+	}
+	if c.Evictions() != 1 {
+		t.Errorf("Evictions() = %d, want 1", c.Evictions())
+	}
+
+	// A chunk evicted while the body is read fails the read.
+	put(t, c, "k2", entry(time.Hour), bytes.Repeat([]byte("y"), 5000))
+	_, b, err := c.Get(context.Background(), "k2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range strings.Fields(srv.Do("--scan", "--pattern", c.opts.Prefix+"c*")) {
+		srv.Do("del", k)
+	}
+	if got, err := io.ReadAll(b); !errors.Is(err, errChunkGone) {
+		t.Fatalf("reading a body whose chunks are gone: %d bytes, %v; want errChunkGone", len(got), err)
+	}
+}
+
+// TestMaxmemoryEviction fills a Redis with maxmemory and allkeys-lru far
+// beyond its memory: every hit is complete, the rest are misses.
+func TestMaxmemoryEviction(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short")
+	}
+	srv := redistest.Start(t, "--maxmemory", "8mb", "--maxmemory-policy", "allkeys-lru")
+	c := newTestClient(t, Options{ChunkSize: 16 << 10}, srv.Addr)
+	ctx := context.Background()
+	body := func(i int) []byte { return bytes.Repeat([]byte{byte(i)}, 100<<10) }
+	for i := range 200 { // 20 MB into 8 MB
+		w, err := c.Put(ctx, "k"+strconv.Itoa(i), entry(time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write(body(i))
+		w.Commit() // may fail with OOM when the index cannot grow: then it is a miss
+	}
+	hits := 0
+	for i := range 200 {
+		_, b, err := c.Get(ctx, "k"+strconv.Itoa(i))
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(b)
+		if err != nil && !errors.Is(err, errChunkGone) {
+			t.Fatal(err)
+		}
+		if err == nil {
+			if !bytes.Equal(got, body(i)) {
+				t.Fatalf("k%d: a hit returned %d bytes, want the whole %d-byte body", i, len(got), 100<<10)
+			}
+			hits++
+		}
+	}
+	if hits == 0 || hits == 200 {
+		t.Errorf("%d hits of 200 with 8 MB for 20 MB: want some, not all", hits)
+	}
+	t.Logf("%d of 200 entries complete after eviction", hits)
+}
+
+// TestRedisDown checks the outage behaviour: no operation waits longer
+// than the timeout, reads miss, writes keep nothing, and the store
+// recovers by itself when Redis is back.
+func TestRedisDown(t *testing.T) {
+	srv := redistest.Start(t)
+	const timeout = 100 * time.Millisecond
+	c := newTestClient(t, Options{Timeout: timeout}, srv.Addr)
+	ctx := context.Background()
+	put(t, c, "k", entry(time.Hour), []byte("v"))
+
+	srv.Stop()
+	errs := c.Errors()
+	for i := range 50 {
+		start := time.Now()
+		_, _, err := c.Get(ctx, "k")
+		if !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("Get while redis is down = %v, want ErrNotFound", err)
+		}
+		w, err := c.Put(ctx, "k"+strconv.Itoa(i), entry(time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write([]byte("x"))
+		w.Commit()
+		// Generous: the point is no dial or retry loop of seconds.
+		if d := time.Since(start); d > 10*timeout {
+			t.Fatalf("Get and Put took %v while redis is down, timeout %v", d, timeout)
+		}
+	}
+	if _, err := c.PurgeTag(ctx, "t1", false); err == nil {
+		t.Error("PurgeTag while redis is down succeeded")
+	}
+	if c.Errors() <= errs {
+		t.Error("no errors counted while redis is down")
+	}
+
+	srv.Restart()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		w, err := c.Put(ctx, "after", entry(time.Hour))
+		if err == nil {
+			w.Write([]byte("back"))
+			w.Commit()
+		}
+		if _, b, err := c.Get(ctx, "after"); err == nil {
+			if got, _ := io.ReadAll(b); string(got) == "back" {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the store did not recover within 10s of redis coming back")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestIndexSweep checks that expired keys leave the index (and the stats)
+// without a purge.
+func TestIndexSweep(t *testing.T) {
+	srv := redistest.Start(t)
+	c := newTestClient(t, Options{}, srv.Addr)
+	put(t, c, "short", entry(50*time.Millisecond), []byte("x"))
+	put(t, c, "long", entry(time.Hour), []byte("y"))
+	time.Sleep(100 * time.Millisecond)
+	c.sweep()
+	if st := c.Stats(); st.Entries != 1 || st.Bytes != 1 {
+		t.Errorf("Stats after the sweep = %+v, want the one live entry", st)
+	}
+}
+
+// TestInvalidations checks that a change made by one client is pushed to
+// another's subscribers.
+func TestInvalidations(t *testing.T) {
+	srv := redistest.Start(t)
+	a := newTestClient(t, Options{Prefix: "inv:"}, srv.Addr)
+	b := newTestClient(t, Options{Prefix: "inv:"}, srv.Addr)
+	got := make(chan []string, 10)
+	defer b.Subscribe(func(keys []string) { got <- keys })()
+	put(t, a, "k{x}", entry(time.Hour), []byte("v1"))
+	select {
+	case keys := <-got:
+		if len(keys) != 1 || keys[0] != "k{x}" {
+			t.Errorf("invalidated %q, want [k{x}]", keys)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no invalidation within 5s")
+	}
+}
+
+func TestCodecRejectsGarbage(t *testing.T) {
+	e := entry(time.Hour)
+	e.Header = map[string][]string{"A": {"1", "2"}}
+	v := encodeMeta("key", 7, 0, e, []byte("body"))
+	e.Size = 4
+	v = encodeMeta("key", 7, 0, e, []byte("body"))
+	if _, err := decodeMeta(v); err != nil {
+		t.Fatal(err)
+	}
+	for i := range len(v) {
+		if _, err := decodeMeta(v[:i]); err == nil && i < len(v) {
+			// A cut inside the body changes its length: refused too.
+			t.Errorf("decodeMeta accepted the value cut at %d of %d", i, len(v))
+		}
+	}
+}
