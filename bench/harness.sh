@@ -23,6 +23,8 @@
 #   pass         http_cache, the origin says no-store: fetched, not stored
 #   nginx        nginx proxy_cache hits
 #   varnish      Varnish hits
+# and, at the end, how many origin requests 1000 concurrent requests for one
+# missing key make.
 #
 # It prints, per size and connection count: req/s, p99 latency, server CPU
 # per request (user+system time of the serving process tree during the run,
@@ -379,5 +381,13 @@ awk -v scen="${scenarios[*]}" '
 			}
 		}
 	}' "$results"
+# 1000 concurrent requests for one missing key, the origin slowed to 500 ms
+# so that all of them arrive while the first is in flight: how many reach
+# the origin (target 1)?
+key="/collapse-$RANDOM$RANDOM"
+wrk -t2 -c1000 -d2s "http://127.0.0.1:$(port_of hit-memory "${sizes[0]}")$key?size=${sizes[0]}&delay=500ms" >/dev/null 2>&1 || true
+echo
+echo "1000 concurrent requests for one missing key -> $(curl -s "$origin/_count?path=$key") origin request(s) (target 1)"
+
 # Errors Caddy logged other than clients (wrk) closing connections at the end of a run.
 grep -iE '"level":"error"|panic' "$work/caddy.log" | grep -vE 'broken pipe|connection reset by peer' | head -5 || true

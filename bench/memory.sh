@@ -3,7 +3,10 @@
 # with 1 KiB responses (every URL new, through a real Caddy and the Go
 # origin, loopback only) until it has been evicting for a while, then
 # reports Caddy's RSS against max_size and the target
-# RSS <= 1.25 x max_size + 64 MiB.
+# RSS <= 1.25 x max_size + 64 MiB. Then it sends one 1 GiB response through
+# the cache (larger than max_object_size, so streamed and not stored) and
+# reports how far Caddy's peak RSS rose above its RSS before (target: less
+# than 64 MiB).
 #
 # Usage: bench/memory.sh [max sizes in MiB (default "64 256")] [fill seconds (default 60)]
 # Needs: wrk and curl (installed with apt-get when missing and run as root).
@@ -67,3 +70,27 @@ CADDY
 		kill $cpid; wait $cpid 2>/dev/null || true
 	done
 done
+
+# One 1 GiB response through a fresh Caddy: the peak RSS (VmHWM) against the
+# RSS before the request.
+cat >"$work/Caddyfile" <<CADDY
+{
+	admin 127.0.0.1:18019
+	auto_https off
+	persist_config off
+}
+http://127.0.0.1:18002 {
+	http_cache
+	reverse_proxy 127.0.0.1:18100
+}
+CADDY
+"$work/caddy" run --config "$work/Caddyfile" --adapter caddyfile >"$work/caddy.log" 2>&1 &
+cpid=$!
+for _ in $(seq 50); do curl -s -o /dev/null 127.0.0.1:18002/up && break; sleep 0.2; done
+curl -s -o /dev/null 127.0.0.1:18002/warm
+before=$(rss_mib $cpid)
+got=$(curl -s -o /dev/null -D "$work/headers" -w '%{size_download}' "127.0.0.1:18002/big?size=1073741824")
+peak=$(awk '/^VmHWM/ {printf "%.0f", $2 / 1024}' "/proc/$cpid/status")
+echo "1 GiB through the cache: downloaded $got bytes, RSS before ${before} MiB, peak ${peak} MiB, rise $((peak - before)) MiB (target < 64)"
+echo "  $(tr -d '\r' <"$work/headers" | grep -i '^cache-status')"
+kill $cpid; wait $cpid 2>/dev/null || true

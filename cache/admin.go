@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"sort"
@@ -25,7 +26,8 @@ import (
 //	                         {"prefix": "https://example.com/img/"}  every key with that prefix
 //	                         {"tag": "product-42"}  every entry whose Cache-Tag or Surrogate-Key had the tag
 //	                         with "soft": true, the entries are marked stale instead of removed
-//	GET  /http_cache/stats   the occupation and counters of every store in use
+//	GET  /http_cache/stats   requests by result, hits, misses and hit ratio since
+//	                         Caddy started, and the occupation and counters of every store in use
 //	GET  /http_cache/entries?prefix=...&limit=...&after=...&store=...  the stored entries, by key
 //
 // Purges act on every store used by a live http_cache handler. Purging is
@@ -134,14 +136,37 @@ type StoreStats struct {
 
 // StatsResponse is the answer to GET /http_cache/stats.
 type StatsResponse struct {
-	Stores []StoreStats `json:"stores"`
+	// Requests counts the requests of each result ({http_cache.status})
+	// since Caddy started, as caddy_http_cache_requests_total does.
+	Requests map[string]uint64 `json:"requests"`
+	// Hits are the requests served from the store: hit, stale,
+	// revalidated and collapsed.
+	Hits uint64 `json:"hits"`
+	// Misses are the requests looked up that found nothing usable: miss,
+	// uncacheable and unavailable. Bypassed requests are neither.
+	Misses uint64 `json:"misses"`
+	// HitRatio is Hits / (Hits + Misses), rounded to 3 decimals; 0 before
+	// the first lookup.
+	HitRatio float64      `json:"hit_ratio"`
+	Stores   []StoreStats `json:"stores"`
 }
 
 func (a *Admin) handleStats(w http.ResponseWriter, r *http.Request) error {
 	if r.Method != http.MethodGet {
 		return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: fmt.Errorf("method not allowed")}
 	}
-	resp := StatsResponse{Stores: []StoreStats{}}
+	resp := StatsResponse{Requests: metrics.requestCounts(), Stores: []StoreStats{}}
+	for result, n := range resp.Requests {
+		switch result {
+		case resultHit, resultStale, resultRevalidated, resultCollapsed:
+			resp.Hits += n
+		case resultMiss, resultUncacheable, resultUnavailable:
+			resp.Misses += n
+		}
+	}
+	if total := resp.Hits + resp.Misses; total > 0 {
+		resp.HitRatio = math.Round(float64(resp.Hits)/float64(total)*1000) / 1000
+	}
 	for _, ls := range live.stores() {
 		resp.Stores = append(resp.Stores, StoreStats{Name: ls.name, Stats: ls.store.Stats()})
 	}

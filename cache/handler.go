@@ -198,7 +198,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 	}
 
-	h.keys = keyer{template: h.Key, sortQuery: h.SortQuery, ignore: h.IgnoreQueryParams}
+	h.keys = newKeyer(h.Key, h.SortQuery, h.IgnoreQueryParams)
 	h.opts = policy.Options{
 		Statuses:             h.Statuses,
 		AllowSetCookie:       h.AllowSetCookie,

@@ -17,27 +17,153 @@ import (
 // The primary key of a request is, by default, scheme "://" host path
 // ["?" query], with the host lower-cased, the query optionally sorted and
 // stripped of ignored parameters (e.g. "https://example.com/a?b=1"). With
-// the key option it is the expanded placeholder template instead.
+// the key option it is the expanded placeholder template instead, each
+// placeholder's value escaped (see templateKey) so that no request can
+// produce another request's key.
 //
 // A response without Vary is stored under its primary key. A response with
-// Vary (RFC 9111 §4.1) is stored under primary + varySep + policy.VaryKey,
-// and a vary marker (an Entry with Status 0 whose Vary header lists the
-// fields) is stored under the primary key, so that a lookup knows which
-// request fields select the variant. Purging a URL deletes the primary key
-// and every key that starts with primary + varySep: all its variants.
+// Vary (RFC 9111 §4.1), or any response when the vary option names
+// placeholders, is stored under primary + varySep + secondary key (see
+// variantKey), and a vary marker (an Entry with Status 0 whose Vary header
+// lists the fields) is stored under the primary key, so that a lookup knows
+// which request fields select the variant. Purging a URL deletes the
+// primary key and every key that starts with primary + varySep: all its
+// variants.
 //
 // HEAD requests are answered from the stored GET response, so the method is
 // not part of the key.
 
-// varySep separates the primary key from a variant's secondary key. It
-// cannot appear in a host, path or query.
+// varySep separates the primary key from a variant's secondary key. A
+// primary key never holds it: the default key is built from a parsed URL
+// and host (no control bytes), and a template's placeholder values have
+// their control bytes escaped.
 const varySep = "\x00"
+
+// newKeyer returns the keyer of a handler's key options.
+func newKeyer(template string, sortQuery bool, ignore []string) keyer {
+	k := keyer{template: template, sortQuery: sortQuery, ignore: ignore}
+	if template != "" {
+		k.segments = parseTemplate(template)
+	}
+	return k
+}
 
 // keyer builds primary cache keys.
 type keyer struct {
-	template  string   // placeholder template; "" for the default key
-	sortQuery bool     // sort query parameters by name (stable for equal names)
-	ignore    []string // query parameter name globs to drop (path.Match syntax)
+	template  string    // placeholder template; "" for the default key
+	segments  []segment // template, parsed
+	sortQuery bool      // sort query parameters by name (stable for equal names)
+	ignore    []string  // query parameter name globs to drop (path.Match syntax)
+}
+
+// segment is a piece of a key template: literal text, or a placeholder
+// (its name without braces) with the byte that ends its value in the key.
+type segment struct {
+	lit  string
+	ph   string
+	term byte // escaped in the value: the next literal's first byte, or '/' before another placeholder
+	adj  bool // directly follows another placeholder
+}
+
+// parseTemplate splits a key template into literals and placeholders, as
+// caddy.Replacer reads it: "\{" and "\}" are literal braces, "{name}" a
+// placeholder, an unclosed "{" literal text.
+func parseTemplate(t string) []segment {
+	var segs []segment
+	var lit strings.Builder
+	flush := func() {
+		if lit.Len() > 0 {
+			segs = append(segs, segment{lit: lit.String()})
+			lit.Reset()
+		}
+	}
+	for i := 0; i < len(t); i++ {
+		c := t[i]
+		if c == '\\' && i+1 < len(t) && (t[i+1] == '{' || t[i+1] == '}') {
+			lit.WriteByte(t[i+1])
+			i++
+			continue
+		}
+		if c != '{' {
+			lit.WriteByte(c)
+			continue
+		}
+		end := strings.IndexByte(t[i:], '}')
+		if end < 0 {
+			lit.WriteString(t[i:])
+			break
+		}
+		end += i
+		for end < len(t)-1 && t[end-1] == '\\' { // an escaped "}" inside: the first unescaped one ends it
+			next := strings.IndexByte(t[end+1:], '}')
+			if next < 0 {
+				break
+			}
+			end += next + 1
+		}
+		flush()
+		segs = append(segs, segment{ph: t[i+1 : end]})
+		i = end
+	}
+	flush()
+	for i := range segs {
+		if segs[i].ph == "" || i+1 == len(segs) {
+			continue
+		}
+		if next := segs[i+1]; next.ph == "" {
+			segs[i].term = next.lit[0]
+		} else {
+			segs[i].term = '/'
+			segs[i+1].adj = true
+		}
+	}
+	return segs
+}
+
+// templateKey expands the parsed template for r. Each placeholder value is
+// escaped: "%", control bytes (a decoded %00 or %0A in
+// {http.request.uri.path} included), DEL and the byte that ends the value
+// in the key (the first byte of the literal text that follows it) become
+// %XX. So a value never reaches into the next part of the key, and two
+// requests share a key only when every placeholder has the same value.
+// Two placeholders with nothing between them are told apart by "/": the
+// first has its "/" escaped, and the second, when its value does not start
+// with "/" (a path always does), is preceded by "%/", which escaping never
+// produces. An unknown placeholder is empty, as in caddy.Replacer.ReplaceAll.
+func (k *keyer) templateKey(repl *caddy.Replacer) string {
+	var b strings.Builder
+	b.Grow(len(k.template) + 64)
+	for _, s := range k.segments {
+		if s.ph == "" {
+			b.WriteString(s.lit)
+			continue
+		}
+		var v string
+		if val, ok := repl.Get(s.ph); ok {
+			v = caddy.ToString(val)
+		}
+		if s.adj && !strings.HasPrefix(v, "/") {
+			b.WriteString("%/")
+		}
+		writeKeyEscaped(&b, v, s.term, true)
+	}
+	return b.String()
+}
+
+// writeKeyEscaped writes v with control bytes, DEL, term (unless 0) and,
+// when pct, "%" percent-encoded.
+func writeKeyEscaped(b *strings.Builder, v string, term byte, pct bool) {
+	const hex = "0123456789ABCDEF"
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if (c == '%' && pct) || c < 0x20 || c == 0x7f || (c == term && term != 0) {
+			b.WriteByte('%')
+			b.WriteByte(hex[c>>4])
+			b.WriteByte(hex[c&15])
+			continue
+		}
+		b.WriteByte(c)
+	}
 }
 
 // key returns the primary cache key of r. The default key is built from
@@ -48,7 +174,7 @@ func (k *keyer) key(r *http.Request) string {
 		if !ok {
 			repl = caddy.NewReplacer()
 		}
-		return repl.ReplaceAll(k.template, "")
+		return k.templateKey(repl)
 	}
 	scheme := "http"
 	if r.TLS != nil {
@@ -93,13 +219,37 @@ func (k *keyer) defaultKey(scheme, host, p, query string) string {
 		b.WriteByte('?')
 		b.WriteString(query)
 	}
-	return b.String()
+	return escapeControls(b.String())
+}
+
+// escapeControls percent-encodes control bytes and DEL in a default key.
+// A request parsed by net/http has none (it refuses them in the URL and
+// the Host), so this is a guard for URLs built otherwise: varySep must
+// never appear in a primary key.
+func escapeControls(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == 0x7f {
+			var b strings.Builder
+			b.Grow(len(s) + 8)
+			b.WriteString(s[:i])
+			writeKeyEscaped(&b, s[i:], 0, false)
+			return b.String()
+		}
+	}
+	return s
 }
 
 // normalizeQuery drops ignored parameters and sorts the rest by name when
 // asked to. Parameters are kept as sent (not re-encoded), so that two
 // spellings of one value stay two keys, as the origin may treat them
 // differently.
+//
+// Parameters are split on "&". Many origins (Rails, Rack, Python's older
+// parse_qs, some PHP setups) also split on ";", so a "&"-separated part is
+// dropped only when every ";"-separated piece of it is ignored: with
+// utm_* ignored, "utm_x=1;callback=evil" stays in the key whole, and the
+// cache cannot serve the answer to callback=evil for a URL without it
+// (parameter cloaking).
 func (k *keyer) normalizeQuery(q string) string {
 	parts := strings.Split(q, "&")
 	kept := parts[:0]
@@ -107,8 +257,7 @@ func (k *keyer) normalizeQuery(q string) string {
 		if p == "" {
 			continue
 		}
-		name, _, _ := strings.Cut(p, "=")
-		if k.ignored(name) {
+		if k.ignoredPart(p) {
 			continue
 		}
 		kept = append(kept, p)
@@ -123,10 +272,30 @@ func (k *keyer) normalizeQuery(q string) string {
 	return strings.Join(kept, "&")
 }
 
-func (k *keyer) ignored(name string) bool {
+// ignoredPart tells whether a "&"-separated query part is left out of the
+// key: every ";"-separated piece of it names an ignored parameter (empty
+// pieces aside).
+func (k *keyer) ignoredPart(p string) bool {
 	if len(k.ignore) == 0 {
 		return false
 	}
+	found := false
+	for p != "" {
+		var piece string
+		piece, p, _ = strings.Cut(p, ";")
+		if piece == "" {
+			continue
+		}
+		name, _, _ := strings.Cut(piece, "=")
+		if !k.ignored(name) {
+			return false
+		}
+		found = true
+	}
+	return found
+}
+
+func (k *keyer) ignored(name string) bool {
 	if un, err := url.QueryUnescape(name); err == nil {
 		name = un
 	}

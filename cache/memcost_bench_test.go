@@ -1,6 +1,7 @@
 package cache_test
 
 import (
+	"math/rand"
 	"net/http"
 	"runtime"
 	"strconv"
@@ -53,4 +54,70 @@ func BenchmarkEntryCost(b *testing.B) {
 		b.ReportMetric(float64(st.Bytes)/n, "counted-B/entry")
 		runtime.KeepAlive(h)
 	}
+}
+
+// BenchmarkHitZipf serves hits from a memory store of one million entries,
+// the keys drawn from a Zipf distribution (s=1.1, as web traffic), next to
+// hits on one hot key: a large store should serve nearly as fast as a hot
+// key (target: Zipf within 0.9x of hot; compare the two sub-benchmarks of
+// one run). Not run under -short: filling the store takes a while.
+func BenchmarkHitZipf(b *testing.B) {
+	if testing.Short() {
+		b.Skip("fills a store of one million entries")
+	}
+	const n = 1_000_000
+	h := &cache.Handler{StoreRaw: []byte(`{"module":"memory","name":"zipf","max_size":4294967296}`)}
+	provisioned(b, h)
+	small := []byte("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef")
+	origin := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		w.Header().Set("Cache-Control", "public, max-age=3600")
+		w.Header().Set("Content-Type", "text/plain")
+		_, err := w.Write(small)
+		return err
+	})
+	paths := make([]string, n)
+	w := &discardWriter{h: make(http.Header)}
+	fill := benchRequest(b, "http://example.com/")
+	for i := range paths {
+		paths[i] = "/z/" + strconv.Itoa(i)
+		fill.URL.Path = paths[i]
+		clear(w.h)
+		if err := h.ServeHTTP(w, fill, origin); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if got := h.Store.Stats().Entries; got != n {
+		b.Fatalf("the store holds %d entries, want %d", got, n)
+	}
+	miss := caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error {
+		b.Fatal("a hit went to the origin")
+		return nil
+	})
+	// One request whose path changes, as the server's fresh request for
+	// each client request would be: the only difference between the two
+	// runs is which stored entry the key finds.
+	r := benchRequest(b, "http://example.com/z/0")
+	run := func(b *testing.B, path func() string) {
+		b.ReportAllocs()
+		for b.Loop() {
+			r.URL.Path = path()
+			clear(w.h)
+			if err := h.ServeHTTP(w, r, miss); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.Run("hot", func(b *testing.B) {
+		run(b, func() string { return paths[0] })
+	})
+	b.Run("zipf", func(b *testing.B) {
+		// The draws are made before the clock starts.
+		z := rand.NewZipf(rand.New(rand.NewSource(1)), 1.1, 1, n-1)
+		seq := make([]string, 1<<20)
+		for i := range seq {
+			seq[i] = paths[z.Uint64()]
+		}
+		i := 0
+		run(b, func() string { i++; return seq[i&(1<<20-1)] })
+	})
 }

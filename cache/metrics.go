@@ -4,6 +4,7 @@ import (
 	"errors"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // cacheMetrics are the collectors of http_cache. They are created once per
@@ -62,6 +63,19 @@ func newMetrics() *cacheMetrics {
 		errors:    prometheus.NewDesc("caddy_http_cache_store_errors_total", "Store operations that failed (I/O errors, corrupt entries, an unreachable server), since the store was created.", []string{"store"}, nil),
 	}
 	return m
+}
+
+// requestCounts returns the requests counted for each result since the
+// process started (the values of caddy_http_cache_requests_total).
+func (m *cacheMetrics) requestCounts() map[string]uint64 {
+	counts := make(map[string]uint64, len(m.byResult))
+	for result, c := range m.byResult {
+		var pb dto.Metric
+		if err := c.Write(&pb); err == nil {
+			counts[result] = uint64(pb.GetCounter().GetValue())
+		}
+	}
+	return counts
 }
 
 // storeLookups returns the hit and miss counters of the named store.

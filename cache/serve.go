@@ -40,6 +40,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	return h.serveCacheable(w, r, next)
 }
 
+// hasBody tells whether a request has content: a Content-Length above 0,
+// or a chunked (length unknown) body (RFC 9112 §6.3).
+func hasBody(r *http.Request) bool {
+	return r.ContentLength != 0 || len(r.TransferEncoding) > 0
+}
+
 // bypassed passes a request that the cache does not look at to next.
 func (h *Handler) bypassed(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, fwd string) error {
 	cs := cacheStatus{fwd: fwd}
@@ -128,6 +134,15 @@ func (h *Handler) lookup(ctx context.Context, pkey string, reqHeader http.Header
 			if !errors.Is(err, store.ErrNotFound) {
 				h.logger.Error("reading from the cache store", zap.String("key", lk.key), zap.Error(err))
 			}
+			return lk
+		}
+	}
+	// RFC 9110 §12.5.3: never a coding the client refused, even from an
+	// origin that does not send Vary: Accept-Encoding.
+	if ce, ok := e.Header["Content-Encoding"]; ok || reqHeader["Accept-Encoding"] != nil {
+		if !policy.EncodingAcceptable(ce, reqHeader) {
+			b.Close()
+			lk.fwd = fwdVaryMiss
 			return lk
 		}
 	}
@@ -244,6 +259,10 @@ func (h *Handler) serveCacheable(w http.ResponseWriter, r *http.Request, next ca
 		storeOK, passDetail = false, "range"
 	case reqCC.NoStore:
 		storeOK, passDetail = false, string(policy.ReasonReqNoStore)
+	case hasBody(r):
+		// The origin may answer the body, not the URL: storing that
+		// answer under the URL would poison it for every client.
+		storeOK, passDetail = false, detailRequestBody
 	}
 
 	var collapsed int8
@@ -483,6 +502,11 @@ func (h *Handler) refresh(r *http.Request, next caddyhttp.Handler, lk lookup, de
 	}
 	delete(r2.Header, "Range")
 	delete(r2.Header, "If-Range")
+	// The refresh is the cache's own GET of the URL: never with the
+	// client's request body, whose answer must not be stored.
+	r2.Body, r2.ContentLength, r2.TransferEncoding = http.NoBody, 0, nil
+	delete(r2.Header, "Content-Length")
+	delete(r2.Header, "Transfer-Encoding")
 	w := &discardWriter{header: make(http.Header)}
 	if srv, ok := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server); ok && srv != nil {
 		// A replacer and vars of its own: the client's request may be

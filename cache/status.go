@@ -136,3 +136,7 @@ func (h *Handler) report(r *http.Request, result string) {
 		c.Write(zap.String("result", result), zap.String("method", r.Method), zap.String("uri", r.RequestURI))
 	}
 }
+
+// detailRequestBody is the detail of a GET or HEAD with a request body,
+// which is passed to the origin and never stored.
+const detailRequestBody = "request-body"

@@ -11,8 +11,10 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/dustin/go-humanize"
 
 	"github.com/caddy-edge/edge/geofilter/geodb"
+	"github.com/caddy-edge/edge/geofilter/geoupdate"
 	"github.com/caddy-edge/edge/geofilter/rules"
 )
 
@@ -435,7 +437,20 @@ func parseSourceOption(d *caddyfile.Dispenser, dbs *[]DatabaseConfig, interval *
 	return nil
 }
 
-// parseDB parses "db <path> [{ fields { <field> <path...> } }]".
+// parseDB parses
+//
+//	db <path|edition> [{
+//		fields {
+//			<field> [<key|index>...]
+//		}
+//		account_id <id>
+//		license_key <key>
+//		edition_id <id>
+//		update_url <url>
+//		update_interval <duration>
+//		update_max_size <size>
+//		update_timeout <duration>
+//	}]
 func parseDB(d *caddyfile.Dispenser, have []DatabaseConfig) (DatabaseConfig, error) {
 	var db DatabaseConfig
 	if !d.NextArg() {
@@ -450,40 +465,103 @@ func parseDB(d *caddyfile.Dispenser, have []DatabaseConfig) (DatabaseConfig, err
 			return db, d.Errf("duplicate db '%s'", db.Path)
 		}
 	}
+	upd := new(UpdateConfig)
+	seen := map[string]bool{}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		if d.Val() != "fields" {
-			return db, d.Errf("unrecognized db option '%s'", d.Val())
+		opt := d.Val()
+		if seen[opt] {
+			return db, d.Errf("duplicate db option '%s'", opt)
 		}
-		if d.NextArg() {
-			return db, d.ArgErr()
-		}
-		for n2 := d.Nesting(); d.NextBlock(n2); {
-			name := d.Val()
-			if names := geodb.FieldNames(); !slices.Contains(names, name) {
-				return db, d.Errf("unknown field '%s' (want one of %s)", name, strings.Join(names, ", "))
-			}
-			args := d.RemainingArgs()
-			if len(args) == 0 {
+		seen[opt] = true
+		var arg string
+		switch opt {
+		case "fields":
+			if d.NextArg() {
 				return db, d.ArgErr()
 			}
-			if db.Fields == nil {
-				db.Fields = make(geodb.FieldPaths)
+			if err := parseFields(d, &db); err != nil {
+				return db, err
 			}
-			if _, dup := db.Fields[name]; dup {
-				return db, d.Errf("duplicate field '%s'", name)
+			continue
+		case "account_id", "license_key", "edition_id", "update_url", "update_interval", "update_max_size", "update_timeout":
+			if !d.AllArgs(&arg) {
+				return db, d.ArgErr()
 			}
-			path := make([]any, len(args))
-			for i, a := range args {
-				if n, err := strconv.Atoi(a); err == nil {
-					path[i] = n
-				} else {
-					path[i] = a
-				}
+		default:
+			return db, d.Errf("unrecognized db option '%s' (want fields, account_id, license_key, edition_id, update_url, update_interval, update_max_size or update_timeout)", opt)
+		}
+		switch opt {
+		case "account_id":
+			upd.AccountID = arg
+		case "license_key":
+			upd.LicenseKey = arg
+		case "edition_id":
+			upd.EditionID = arg
+		case "update_url":
+			if !strings.HasPrefix(arg, "https://") && !strings.HasPrefix(arg, "http://") && !strings.HasPrefix(arg, "{") {
+				return db, d.Errf("bad update_url '%s': want an https URL", arg)
 			}
-			db.Fields[name] = path
+			upd.URL = arg
+		case "update_interval", "update_timeout":
+			dur, err := caddy.ParseDuration(arg)
+			if err != nil || dur <= 0 {
+				return db, d.Errf("bad %s '%s': want a positive duration", opt, arg)
+			}
+			if opt == "update_interval" && dur < geoupdate.MinInterval {
+				return db, d.Errf("bad update_interval '%s': at least %s, update servers limit how often a client downloads", arg, geoupdate.MinInterval)
+			}
+			if opt == "update_interval" {
+				upd.Interval = caddy.Duration(dur)
+			} else {
+				upd.Timeout = caddy.Duration(dur)
+			}
+		case "update_max_size":
+			n, err := humanize.ParseBytes(arg)
+			if err != nil || n == 0 || n > 1<<40 {
+				return db, d.Errf("bad update_max_size '%s': want a size such as 512MiB", arg)
+			}
+			upd.MaxSize = int64(n)
 		}
 	}
+	if *upd != (UpdateConfig{}) {
+		maxmind := upd.AccountID != "" || upd.LicenseKey != "" || upd.EditionID != ""
+		switch {
+		case maxmind && (upd.AccountID == "" || upd.LicenseKey == ""):
+			return db, d.Errf("db %s: a MaxMind update needs both account_id and license_key", db.Path)
+		case !maxmind && upd.URL == "":
+			return db, d.Errf("db %s: update options without a source: give update_url, or account_id and license_key", db.Path)
+		}
+		db.Update = upd
+	}
 	return db, nil
+}
+
+// parseFields parses the block of "fields": "<field> [<key|index>...]"; a
+// field with no path is not read.
+func parseFields(d *caddyfile.Dispenser, db *DatabaseConfig) error {
+	for n2 := d.Nesting(); d.NextBlock(n2); {
+		name := d.Val()
+		if names := geodb.FieldNames(); !slices.Contains(names, name) {
+			return d.Errf("unknown field '%s' (want one of %s)", name, strings.Join(names, ", "))
+		}
+		args := d.RemainingArgs()
+		if db.Fields == nil {
+			db.Fields = make(geodb.FieldPaths)
+		}
+		if _, dup := db.Fields[name]; dup {
+			return d.Errf("duplicate field '%s'", name)
+		}
+		path := make([]any, len(args))
+		for i, a := range args {
+			if n, err := strconv.Atoi(a); err == nil {
+				path[i] = n
+			} else {
+				path[i] = a
+			}
+		}
+		db.Fields[name] = path
+	}
+	return nil
 }
 
 func parseInterval(d *caddyfile.Dispenser) (caddy.Duration, error) {

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -24,6 +25,26 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		want  Handler
 	}{
 		{"bare", `geofilter`, Handler{}},
+		{"db updates", `geofilter {
+			db GeoLite2-Country {
+				account_id 42
+				license_key {env.MAXMIND_LICENSE_KEY}
+				update_interval 24h
+			}
+			db /data/asn.mmdb {
+				update_url https://example.com/asn.mmdb.gz
+				update_max_size 64MiB
+				update_timeout 2m
+				fields {
+					in_eu
+					asn network asn
+				}
+			}
+		}`, Handler{Databases: []DatabaseConfig{
+			{Path: "GeoLite2-Country", Update: &UpdateConfig{AccountID: "42", LicenseKey: "{env.MAXMIND_LICENSE_KEY}", Interval: caddy.Duration(24 * time.Hour)}},
+			{Path: "/data/asn.mmdb", Fields: geodb.FieldPaths{"in_eu": {}, "asn": {"network", "asn"}},
+				Update: &UpdateConfig{URL: "https://example.com/asn.mmdb.gz", MaxSize: 64 << 20, Timeout: caddy.Duration(2 * time.Minute)}},
+		}}},
 		{"reload off", "geofilter {\n\treload_interval off\n}", Handler{ReloadInterval: -1}},
 		{"design minimum", `geofilter {
 			db /var/lib/GeoIP/GeoLite2-Country.mmdb
@@ -172,7 +193,12 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"duplicate db", "geofilter {\n\tdb a\n\tdb a\n}", "duplicate db 'a', at Testfile:3"},
 		{"db unknown option", "geofilter {\n\tdb a {\n\t\tfoo\n\t}\n}", "unrecognized db option 'foo', at Testfile:3"},
 		{"db unknown field", "geofilter {\n\tdb a {\n\t\tfields {\n\t\t\tcountry iso\n\t\t}\n\t}\n}", "unknown field 'country', at Testfile:4"},
-		{"db field without path", "geofilter {\n\tdb a {\n\t\tfields {\n\t\t\tcity\n\t\t}\n\t}\n}", "wrong argument count or unexpected line ending after"},
+		{"db update without source", "geofilter {\n\tdb a.mmdb {\n\t\tupdate_interval 1h\n\t}\n}", "db a.mmdb: update options without a source: give update_url, or account_id and license_key, at Testfile:4"},
+		{"db account without key", "geofilter {\n\tdb GeoLite2-Country {\n\t\taccount_id 42\n\t}\n}", "db GeoLite2-Country: a MaxMind update needs both account_id and license_key, at Testfile:4"},
+		{"db update interval too short", "geofilter {\n\tdb a.mmdb {\n\t\tupdate_url https://x/y.mmdb\n\t\tupdate_interval 10s\n\t}\n}", "bad update_interval '10s': at least 1m0s"},
+		{"db update url not http", "geofilter {\n\tdb a.mmdb {\n\t\tupdate_url ftp://x/y.mmdb\n\t}\n}", "bad update_url 'ftp://x/y.mmdb': want an https URL, at Testfile:3"},
+		{"db update bad size", "geofilter {\n\tdb a.mmdb {\n\t\tupdate_url https://x/y.mmdb\n\t\tupdate_max_size lots\n\t}\n}", "bad update_max_size 'lots'"},
+		{"db duplicate option", "geofilter {\n\tdb a.mmdb {\n\t\tupdate_url https://x/y.mmdb\n\t\tupdate_url https://x/z.mmdb\n\t}\n}", "duplicate db option 'update_url', at Testfile:4"},
 		{"db duplicate field", "geofilter {\n\tdb a {\n\t\tfields {\n\t\t\tcity a\n\t\t\tcity b\n\t\t}\n\t}\n}", "duplicate field 'city', at Testfile:5"},
 		{"reload_interval bad", "geofilter {\n\treload_interval soon\n}", "bad reload_interval 'soon', at Testfile:2"},
 		{"reload_interval zero", "geofilter {\n\treload_interval 0s\n}", "bad reload_interval '0s': must be positive, at Testfile:2"},

@@ -8,12 +8,14 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/caddy-edge/edge/geofilter/geodb"
 	"github.com/caddy-edge/edge/geofilter/geoupdate"
 	"github.com/caddy-edge/edge/geofilter/iplist"
+	"github.com/caddy-edge/edge/geofilter/rules"
 )
 
 // This file is what handlers, matchers and the admin API use of the files
@@ -26,19 +28,27 @@ type Result = geodb.Result
 // DatabaseConfig is one database in the JSON config of the handler and the matcher.
 type DatabaseConfig struct {
 	// Path of the MaxMind-format (.mmdb) file. Its kind (country, city, asn,
-	// anonymous) is read from the file's metadata.
+	// anonymous) and the layout of its records are found from its metadata
+	// and a probe of its records (MaxMind, DB-IP, IPinfo, ip-location-db and
+	// the like need nothing more). With a MaxMind update (update.account_id),
+	// it may be an edition ID alone, e.g. "GeoLite2-Country": the file is
+	// then GeoLite2-Country.mmdb in DefaultDatabaseDir().
 	Path string `json:"path"`
 
-	// Where the fields live in the records of a database with another layout
-	// than MaxMind's, by field name: country_code, continent_code, in_eu,
-	// subdivision_code, city, asn, asn_org, is_anonymous, is_anonymous_vpn,
-	// is_hosting_provider, is_public_proxy, is_tor_exit_node,
-	// is_residential_proxy. A path is a list of map keys and array indexes,
-	// e.g. `{"country_code": ["country_code"]}` for a database that keeps the
-	// country code at the top level. Required for a database of a type this
-	// module does not know; for a known type it overrides the defaults, and
-	// an empty path turns a field off. Default: the layout of the type.
+	// Where fields live in the records, by field name: country_code,
+	// continent_code, in_eu, subdivision_code, city, asn, asn_org,
+	// is_anonymous, is_anonymous_vpn, is_hosting_provider, is_public_proxy,
+	// is_tor_exit_node, is_residential_proxy. A path is a list of map keys
+	// and array indexes, e.g. `{"country_code": ["geo", "cc"]}`; it must
+	// hold a value in the records probed at load. A field given here
+	// overrides the layout found; an empty path turns a field off (the
+	// continent and EU membership are then derived from the country).
+	// Default: the layout found.
 	Fields geodb.FieldPaths `json:"fields,omitempty"`
+
+	// Update keeps the file current by downloading new versions in the
+	// background. Default: no updates.
+	Update *UpdateConfig `json:"update,omitempty"`
 }
 
 // DatabaseInfo describes one opening of a database or IP list file, for the
@@ -94,6 +104,7 @@ type DatabaseInfo struct {
 type databases struct {
 	entries []*watchedFile[geodb.DB]
 	keys    []string
+	updates updateKeys // updaters started for these databases
 	user    string
 	once    sync.Once
 }
@@ -104,6 +115,19 @@ type databases struct {
 func openDatabases(cfgs []DatabaseConfig, opts watchOptions) (*databases, error) {
 	d := &databases{user: opts.user}
 	for _, c := range cfgs {
+		if c.Update != nil {
+			// Before the file is opened: a missing one is downloaded.
+			var (
+				key string
+				err error
+			)
+			c.Path, key, err = startUpdater(c, opts.logger)
+			if err != nil {
+				_ = d.close()
+				return nil, fmt.Errorf("database %s: %w", c.Path, err)
+			}
+			d.updates.add(key)
+		}
 		w, key, err := openDB(c, opts)
 		if err != nil {
 			_ = d.close()
@@ -123,12 +147,7 @@ func dbLoader(fields geodb.FieldPaths) fileLoader[geodb.DB] {
 		describe: func(db *geodb.DB) fileDescription {
 			return fileDescription{kind: string(db.Kind()), dbType: db.Type(), layout: db.Layout(), provides: db.Fields(), built: db.BuildTime()}
 		},
-		compatible: func(old, new *geodb.DB) error {
-			if old.Kind() != new.Kind() {
-				return fmt.Errorf("database kind changed from %s (%s) to %s (%s)", old.Kind(), old.Type(), new.Kind(), new.Type())
-			}
-			return nil
-		},
+		compatible: compatibleDB,
 	}
 }
 
@@ -148,6 +167,9 @@ func openDB(c DatabaseConfig, opts watchOptions) (*watchedFile[geodb.DB], string
 	w, err := loadOrOpen(key, abs, dbLoader(c.Fields), DatabaseInfo{Fields: c.Fields}, opts)
 	if err != nil {
 		return nil, "", fmt.Errorf("opening database %s: %w", c.Path, err)
+	}
+	if c.Update != nil {
+		w.setUpdateState(func() *geoupdate.Status { return updateStatus(abs) })
 	}
 	return w, key, nil
 }
@@ -182,6 +204,50 @@ func (d *databases) lookupEach(ip netip.Addr, fn func(path, kind string, r Resul
 	}
 }
 
+// checkNeeds refuses a rule (or matcher) whose conditions read a field that
+// none of the databases provides: such a condition would never hold (or,
+// negated, always), which must be a configuration error, not a filter that
+// lets everything through. The error names the condition, the field and
+// what each file provides.
+func (d *databases) checkNeeds(needs []rules.FieldNeed) error {
+	if d == nil {
+		return nil
+	}
+	for _, n := range needs {
+		ok := false
+		for _, w := range d.entries {
+			db := w.cur.Load()
+			for _, f := range n.Fields {
+				ok = ok || db.Provides(f)
+			}
+		}
+		if ok {
+			continue
+		}
+		var have []string
+		for _, w := range d.entries {
+			db := w.cur.Load()
+			p := strings.Join(db.Fields(), ", ")
+			if p == "" {
+				p = "nothing"
+			}
+			have = append(have, fmt.Sprintf("%s (%s, layout %s) provides %s", w.path, db.Type(), db.Layout(), p))
+		}
+		what := n.Fields[0]
+		if len(n.Fields) > 1 {
+			what = "any of " + strings.Join(n.Fields, ", ")
+		}
+		hint := ""
+		if strings.HasPrefix(what, "any of is_") || strings.HasPrefix(what, "is_") {
+			hint = ": add an anonymous-IP database (e.g. GeoIP2-Anonymous-IP)"
+		} else {
+			hint = ": add a database that has it, or give its path (db ... { fields { " + n.Fields[0] + " <path> } })"
+		}
+		return fmt.Errorf("condition %s reads %s, which no database provides: %s%s", n.Condition, what, strings.Join(have, "; "), hint)
+	}
+	return nil
+}
+
 // len returns the number of databases.
 func (d *databases) len() int {
 	if d == nil {
@@ -205,6 +271,7 @@ func (d *databases) close() error {
 				errs = append(errs, err)
 			}
 		}
+		errs = append(errs, d.updates.release())
 	})
 	return errors.Join(errs...)
 }

@@ -218,6 +218,9 @@ func (h *Handler) compileRules(ctx caddy.Context) error {
 				return fmt.Errorf("rule %s: %w", r.Name, err)
 			}
 			r.Cond = m
+			if err := h.src.dbs.checkNeeds(rc.Needs()); err != nil {
+				return fmt.Errorf("rule %s: %w", r.Name, err)
+			}
 		}
 		h.responses[i] = denyResponse{status: http.StatusForbidden}
 		if rc.Action == rules.Deny {

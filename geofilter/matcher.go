@@ -2,6 +2,7 @@ package geofilter
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -64,6 +65,11 @@ func (m *MatchGeo) Provision(ctx caddy.Context) error {
 	cm, err := m.Conditions.Compile(m.src.openList)
 	if err != nil {
 		return err
+	}
+	// Without databases of its own, the matcher reads the lookup of the
+	// site's geofilter, whose rules are checked there.
+	if err := m.src.dbs.checkNeeds(m.Needs()); err != nil {
+		return fmt.Errorf("geo matcher: %w", err)
 	}
 	m.m = cm
 	return nil

@@ -88,7 +88,7 @@ func registerMetrics(reg *prometheus.Registry) error {
 	if reg == nil {
 		return nil
 	}
-	for _, c := range []prometheus.Collector{decisions, lookupsNotFound, databaseReloads} {
+	for _, c := range []prometheus.Collector{decisions, lookupsNotFound, databaseReloads, databaseUpdates} {
 		if err := reg.Register(c); err != nil {
 			if _, ok := errors.AsType[prometheus.AlreadyRegisteredError](err); !ok {
 				return fmt.Errorf("registering metrics: %w", err)

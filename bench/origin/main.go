@@ -22,6 +22,7 @@ func main() {
 	addr := flag.String("addr", "127.0.0.1:18100", "listen address")
 	flag.Parse()
 
+	chunk := bytes.Repeat([]byte("x"), 64<<10)
 	var (
 		mu     sync.Mutex
 		counts = map[string]int{} // protected by mu
@@ -51,7 +52,15 @@ func main() {
 		w.Header().Set("Cache-Control", cc)
 		w.Header().Set("Content-Type", "text/plain")
 		w.Header().Set("Content-Length", strconv.Itoa(size))
-		w.Write(bytes.Repeat([]byte("x"), size))
+		// Bodies up to 64 KiB in one Write; larger ones in 64 KiB pieces,
+		// so that a 1 GiB body costs the origin no 1 GiB buffer.
+		for size > 0 {
+			n := min(size, len(chunk))
+			if _, err := w.Write(chunk[:n]); err != nil {
+				return
+			}
+			size -= n
+		}
 	})
 	log.Printf("origin listening on %s", *addr)
 	log.Fatal(http.ListenAndServe(*addr, nil))

@@ -10,8 +10,8 @@ import (
 // VaryKey returns the secondary key of a request for a response that
 // varies on the given fields (§4.1): the normalized values of those request
 // fields, in a stable form. ok is false for Vary: * (never matches).
-// Accept-Encoding is normalized to one of br, zstd, gzip or identity, so
-// that every browser's header does not make a variant of its own.
+// Accept-Encoding is normalized to the set of codings it accepts (see
+// NormalizeAcceptEncoding), so that spellings of one set share a variant.
 //
 // vary holds the Vary field lines of the stored response. Field names are
 // case-insensitive, listed once and sorted, so their order in Vary does not
@@ -69,7 +69,7 @@ func VaryKey(vary []string, reqHeader http.Header) (key string, ok bool) {
 		}
 		b.WriteByte('=')
 		if compareFold(name, "Accept-Encoding") == 0 {
-			b.WriteString(acceptEncoding(values))
+			b.WriteString(acceptEncoding(values)) // escaped, no "&" or "="
 			continue
 		}
 		writeNormalized(&b, values)
@@ -152,79 +152,195 @@ func writeEscapedByte(b *strings.Builder, c byte) {
 	}
 }
 
-// NormalizeAcceptEncoding reduces an Accept-Encoding value to the coding
-// the cache keys variants by: the client's best-ranked of br, zstd, gzip,
-// or identity.
+// NormalizeAcceptEncoding reduces an Accept-Encoding value to what the
+// cache keys variants by: the set of content codings the client accepts
+// (RFC 9110 §12.5.3), so that two requests share a variant only when every
+// coding the origin may choose for one is acceptable to the other. The
+// weights beyond "acceptable or not" are dropped: they express a
+// preference, and whatever the origin picks for one request of the set is
+// acceptable to every other.
 //
-// Codings are case-insensitive; x-gzip is gzip (RFC 9110 §8.4.1.3). Each
-// coding's weight is its own q (RFC 9110 §12.4.2; the smallest when listed
-// twice), else that of "*", else 0 (RFC 9110 §12.5.3); q=0 means not
-// acceptable, and an element with an invalid qvalue is ignored. The
-// acceptable coding with the highest weight wins, ties going to br, then
-// zstd, then gzip. When none is acceptable (an empty value included), the
-// result is identity.
+// Codings are case-insensitive; x-gzip is gzip and x-compress is compress
+// (RFC 9110 §8.4.1). Each coding's weight is its own q (RFC 9110 §12.4.2;
+// the smallest when listed twice), else that of "*", else 0; q=0 means not
+// acceptable, and an element with an invalid qvalue or coding is ignored.
+// The result lists the acceptable codings other than identity, sorted and
+// comma-separated; then "*" when "*" is acceptable, followed by "-coding"
+// for every coding it does not cover (listed with q=0); then "!identity"
+// when identity is refused ("identity;q=0", or "*;q=0" without identity).
+// When that leaves nothing, the result is "identity": only unencoded
+// content is acceptable (an empty value included). Examples: "gzip,
+// deflate, br" -> "br,deflate,gzip"; "gzip;q=0, deflate" -> "deflate";
+// "gzip;q=0" -> "identity".
 func NormalizeAcceptEncoding(v string) string {
 	return acceptEncoding([]string{v})
 }
 
-// Indices into the weights of acceptEncoding.
-const (
-	aeBr = iota
-	aeZstd
-	aeGzip
-	aeStar
-	aeN
-)
+// codingWeight is one coding of an Accept-Encoding field and its weight.
+type codingWeight struct {
+	coding string // lower case
+	q      int    // 0..1000
+}
 
-var aeNames = [...]string{aeBr: "br", aeZstd: "zstd", aeGzip: "gzip"}
-
-func acceptEncoding(lines []string) string {
-	var q [aeN]int // -1: not listed; else 0..1000
-	for i := range q {
-		q[i] = -1
-	}
+// parseAcceptEncoding reads the elements of Accept-Encoding field lines
+// (RFC 9110 §12.5.3), lower-casing codings and mapping the x- aliases;
+// invalid elements are skipped.
+func parseAcceptEncoding(lines []string) []codingWeight {
+	var out []codingWeight
 	for _, line := range lines {
 		for line != "" {
 			var e string
 			e, line = nextListElement(line)
 			coding, params, _ := strings.Cut(e, ";")
-			idx := -1
-			switch coding = trimOWS(coding); {
-			case strings.EqualFold(coding, "br"):
-				idx = aeBr
-			case strings.EqualFold(coding, "zstd"):
-				idx = aeZstd
-			case strings.EqualFold(coding, "gzip"), strings.EqualFold(coding, "x-gzip"):
-				idx = aeGzip
-			case coding == "*":
-				idx = aeStar
-			}
-			if idx < 0 {
+			coding = strings.ToLower(trimOWS(coding))
+			if coding == "" || !isToken(coding) {
 				continue
+			}
+			switch coding {
+			case "x-gzip":
+				coding = "gzip"
+			case "x-compress":
+				coding = "compress"
 			}
 			w, ok := weight(params)
 			if !ok {
 				continue
 			}
-			if q[idx] < 0 || w < q[idx] {
-				q[idx] = w
+			out = append(out, codingWeight{coding, w})
+		}
+	}
+	// Sort by coding, the smallest weight first, and keep that one.
+	slices.SortFunc(out, func(a, b codingWeight) int {
+		if c := strings.Compare(a.coding, b.coding); c != 0 {
+			return c
+		}
+		return a.q - b.q
+	})
+	return slices.CompactFunc(out, func(a, b codingWeight) bool { return a.coding == b.coding })
+}
+
+func isToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !isTchar(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// acceptWeights returns the weight of "*" (-1 when not listed), of
+// identity (-1 when not listed) and the other codings.
+func acceptWeights(cw []codingWeight) (star, identity int, others []codingWeight) {
+	star, identity = -1, -1
+	others = cw[:0:0]
+	for _, c := range cw {
+		switch c.coding {
+		case "*":
+			star = c.q
+		case "identity":
+			identity = c.q
+		default:
+			others = append(others, c)
+		}
+	}
+	return star, identity, others
+}
+
+func acceptEncoding(lines []string) string {
+	star, identity, others := acceptWeights(parseAcceptEncoding(lines))
+	var b strings.Builder
+	sep := func() {
+		if b.Len() > 0 {
+			b.WriteByte(',')
+		}
+	}
+	for _, c := range others {
+		if c.q > 0 {
+			sep()
+			writeCoding(&b, c.coding)
+		}
+	}
+	if star > 0 {
+		sep()
+		b.WriteByte('*')
+		for _, c := range others {
+			if c.q == 0 {
+				b.WriteString(",-")
+				writeCoding(&b, c.coding)
 			}
 		}
 	}
-	best, bestQ := -1, 0
-	for i := aeBr; i <= aeGzip; i++ {
-		w := q[i]
-		if w < 0 {
-			w = max(q[aeStar], 0)
-		}
-		if w > bestQ {
-			best, bestQ = i, w
-		}
+	if identity == 0 || (identity < 0 && star == 0) {
+		sep()
+		b.WriteString("!identity")
 	}
-	if best < 0 {
+	if b.Len() == 0 {
 		return "identity"
 	}
-	return aeNames[best]
+	return b.String()
+}
+
+// writeCoding writes a coding into the normalized Accept-Encoding, with
+// the bytes that mark "*", exclusions and refusals there ("*", "!", a
+// leading "-") and the key's separators percent-encoded: a coding named
+// "!identity" or "-gzip" (both tokens) cannot pass for a refusal.
+func writeCoding(b *strings.Builder, c string) {
+	for i := 0; i < len(c); i++ {
+		switch ch := c[i]; {
+		case ch == '*' || ch == '!' || (ch == '-' && i == 0):
+			const hex = "0123456789ABCDEF"
+			b.WriteByte('%')
+			b.WriteByte(hex[ch>>4])
+			b.WriteByte(hex[ch&15])
+		default:
+			writeEscapedByte(b, ch)
+		}
+	}
+}
+
+// EncodingAcceptable tells whether a stored response with the given
+// Content-Encoding field lines may answer a request with header reqHeader
+// (RFC 9110 §12.5.3): without Accept-Encoding any coding is acceptable;
+// otherwise every coding applied must have a non-zero weight, its own or
+// that of "*", and content without a coding (or only "identity") is
+// acceptable unless identity is refused ("identity;q=0", or "*;q=0"
+// without identity). The cache checks it before serving a stored variant,
+// so that even an origin that does not send Vary: Accept-Encoding never
+// gets a client an encoding it refused.
+func EncodingAcceptable(contentEncoding []string, reqHeader http.Header) bool {
+	ae, ok := reqHeader["Accept-Encoding"]
+	if !ok {
+		return true
+	}
+	star, identity, others := acceptWeights(parseAcceptEncoding(ae))
+	coded := false
+	for _, line := range contentEncoding {
+		for line != "" {
+			var c string
+			c, line = nextListElement(line)
+			c = strings.ToLower(c)
+			switch c {
+			case "", "identity":
+				continue
+			case "x-gzip":
+				c = "gzip"
+			case "x-compress":
+				c = "compress"
+			}
+			coded = true
+			q := star
+			if i, found := slices.BinarySearchFunc(others, c, func(cw codingWeight, t string) int { return strings.Compare(cw.coding, t) }); found {
+				q = others[i].q
+			}
+			if q <= 0 {
+				return false
+			}
+		}
+	}
+	if !coded {
+		return !(identity == 0 || (identity < 0 && star == 0))
+	}
+	return true
 }
 
 // weight reads the q parameter of an Accept-Encoding element's parameters

@@ -30,9 +30,9 @@ func TestVaryKey(t *testing.T) {
 			"accept-language=en,fr;q%3D0.5,de x", true},
 		{"separators escaped", []string{"X-A"}, http.Header{"X-A": {"a=1&b%"}}, "x-a=a%3D1%26b%25", true},
 		{"Accept-Encoding normalized", []string{"Accept-Encoding"}, http.Header{"Accept-Encoding": {"gzip, deflate, br;q=0.9"}},
-			"accept-encoding=gzip", true},
+			"accept-encoding=br,deflate,gzip", true},
 		{"Accept-Encoding across lines", []string{"Accept-Encoding"}, http.Header{"Accept-Encoding": {"gzip;q=0.5", "zstd"}},
-			"accept-encoding=zstd", true},
+			"accept-encoding=gzip,zstd", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -59,32 +59,41 @@ func TestVaryKeyOrderIndependentAndUnambiguous(t *testing.T) {
 	}
 }
 
+// Issue 8 item 2: the normalized Accept-Encoding keeps apart every set of
+// acceptable codings (RFC 9110 §12.5.3), so that a variant is only shared
+// by requests that accept every coding the origin may have chosen.
 func TestNormalizeAcceptEncoding(t *testing.T) {
 	tests := []struct {
 		name, in, want string
 	}{
-		{"empty value means identity (RFC 9110 12.5.3)", "", "identity"},
+		{"empty value means identity only (RFC 9110 12.5.3)", "", "identity"},
 		{"identity only", "identity", "identity"},
 		{"gzip", "gzip", "gzip"},
-		{"Chrome", "gzip, deflate, br, zstd", "br"},
-		{"Firefox", "gzip, deflate, br", "br"},
-		{"old curl", "deflate, gzip", "gzip"},
+		{"Chrome", "gzip, deflate, br, zstd", "br,deflate,gzip,zstd"},
+		{"Firefox", "gzip, deflate, br", "br,deflate,gzip"},
+		{"order and weights do not matter", "br;q=0.5, gzip, deflate;q=0.1", "br,deflate,gzip"},
+		{"deflate kept apart from identity (12.5.3)", "deflate", "deflate"},
 		{"x-gzip is gzip (8.4.1.3)", "x-gzip", "gzip"},
-		{"case-insensitive", "GZIP, BR", "br"},
-		{"q decides over preference", "br;q=0.5, gzip", "gzip"},
-		{"tie broken by preference br > zstd > gzip", "gzip;q=0.8, zstd;q=0.8", "zstd"},
-		{"q=0 excludes", "br;q=0, gzip;q=0.1", "gzip"},
+		{"x-compress is compress (8.4.1.1)", "x-compress, compress;q=0.5", "compress"},
+		{"case-insensitive", "GZIP, BR", "br,gzip"},
+		{"q=0 excludes (12.4.2)", "gzip;q=0, deflate", "deflate"},
+		{"q=0 of the only coding", "gzip;q=0", "identity"},
 		{"q=0.000 excludes", "gzip;q=0.000", "identity"},
-		{"star gives unlisted codings its q", "*;q=0.5, gzip;q=0.4", "br"},
-		{"star with q=0 and explicit gzip", "*;q=0, gzip", "gzip"},
-		{"star alone", "*", "br"},
-		{"nothing acceptable is identity", "*;q=0", "identity"},
-		{"unknown codings only", "deflate, compress", "identity"},
+		{"star covers unlisted codings (12.5.3)", "*;q=0.5, gzip;q=0.4", "gzip,*"},
+		{"star with exclusions", "*, gzip;q=0", "*,-gzip"},
+		{"star with q=0 refuses identity too", "*;q=0, gzip", "gzip,!identity"},
+		{"identity;q=0 refused", "identity;q=0, br", "br,!identity"},
+		{"star with q=0 but identity listed", "*;q=0, identity", "identity"},
+		{"star alone", "*", "*"},
+		{"nothing acceptable", "*;q=0", "!identity"},
+		{"unknown codings are kept", "compress, x-foo", "compress,x-foo"},
+		{"a coding spelled like a refusal stays apart", "!identity", "%21identity"},
+		{"a coding spelled like an exclusion stays apart", "-gzip, *", "%2Dgzip,*"},
 		{"invalid q ignores the element", "br;q=2, gzip", "gzip"},
 		{"q above 1 invalid", "br;q=1.5", "identity"},
 		{"q with four decimals invalid", "br;q=0.1234, gzip;q=0.1", "gzip"},
-		{"Q parameter name case-insensitive, spaces", "br ; Q = 0.2, gzip;q=0.3", "gzip"},
-		{"other parameters ignored", "gzip;level=9;q=0.7, br;q=0.6", "gzip"},
+		{"Q parameter name case-insensitive, spaces", "br ; Q = 0, gzip;q=0.3", "gzip"},
+		{"other parameters ignored", "gzip;level=9;q=0.7, br;q=0.6", "br,gzip"},
 		{"duplicate coding takes smallest q", "br, br;q=0, gzip;q=0.1", "gzip"},
 		{"garbage does not panic", ";;;,,q=,\xff;q=1", "identity"},
 	}
@@ -92,6 +101,47 @@ func TestNormalizeAcceptEncoding(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := policy.NormalizeAcceptEncoding(tt.in); got != tt.want {
 				t.Errorf("NormalizeAcceptEncoding(%q) = %q, want %q", tt.in, got, tt.want)
+			}
+		})
+	}
+}
+
+// Issue 8 item 2: a stored response is served only when its
+// Content-Encoding is acceptable to the request (RFC 9110 §12.5.3).
+func TestEncodingAcceptable(t *testing.T) {
+	tests := []struct {
+		name string
+		ce   []string
+		ae   []string // nil: no Accept-Encoding field
+		want bool
+	}{
+		{"no Accept-Encoding: anything (12.5.3)", []string{"deflate"}, nil, true},
+		{"deflate to a client that sent identity", []string{"deflate"}, []string{"identity"}, false},
+		{"deflate to gzip;q=0 only", []string{"deflate"}, []string{"gzip;q=0"}, false},
+		{"deflate to gzip;q=0, deflate", []string{"deflate"}, []string{"gzip;q=0, deflate"}, true},
+		{"gzip refused with q=0", []string{"gzip"}, []string{"gzip;q=0, deflate"}, false},
+		{"x-gzip is gzip", []string{"x-gzip"}, []string{"gzip"}, true},
+		{"case-insensitive", []string{"GZIP"}, []string{"gzip"}, true},
+		{"star covers it", []string{"br"}, []string{"*"}, true},
+		{"star q=0 with explicit", []string{"br"}, []string{"*;q=0, br"}, true},
+		{"explicit q=0 beats star", []string{"br"}, []string{"*, br;q=0"}, false},
+		{"every layer must be acceptable", []string{"gzip, br"}, []string{"gzip"}, false},
+		{"layers over lines", []string{"gzip", "br"}, []string{"gzip, br"}, true},
+		{"empty Accept-Encoding: no coding", []string{"gzip"}, []string{""}, false},
+		{"unencoded to empty Accept-Encoding", nil, []string{""}, true},
+		{"unencoded by default", nil, []string{"gzip"}, true},
+		{"identity;q=0 refuses unencoded", nil, []string{"gzip, identity;q=0"}, false},
+		{"*;q=0 refuses unencoded", nil, []string{"*;q=0"}, false},
+		{"identity Content-Encoding is no coding", []string{"identity"}, []string{"gzip"}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req := http.Header{}
+			if tt.ae != nil {
+				req["Accept-Encoding"] = tt.ae
+			}
+			if got := policy.EncodingAcceptable(tt.ce, req); got != tt.want {
+				t.Errorf("EncodingAcceptable(%q, %q) = %v, want %v", tt.ce, tt.ae, got, tt.want)
 			}
 		})
 	}

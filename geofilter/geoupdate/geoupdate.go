@@ -248,10 +248,13 @@ func (u *Updater) Status() Status {
 	return u.status
 }
 
-// Run attempts an update at once, then every interval (a quarter of it
-// after a failure), until ctx is done.
-func (u *Updater) Run(ctx context.Context) {
-	timer := time.NewTimer(0)
+// Run attempts an update after first (0: at once), then every interval (a
+// quarter of it after a failure), until ctx is done.
+func (u *Updater) Run(ctx context.Context, first time.Duration) {
+	u.mu.Lock()
+	u.status.NextAttempt = time.Now().Add(first)
+	u.mu.Unlock()
+	timer := time.NewTimer(first)
 	defer timer.Stop()
 	for {
 		select {

@@ -429,7 +429,7 @@ func TestRunStops(t *testing.T) {
 		OnReplaced: func() { replaced <- struct{}{} }})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { u.Run(ctx); close(done) }()
+	go func() { u.Run(ctx, 0); close(done) }()
 	<-replaced
 	cancel()
 	<-done

@@ -258,6 +258,66 @@ func (c *Conditions) NeedsGeo() bool {
 	return false
 }
 
+// FieldNeed is what one condition reads of the databases: any of Fields
+// (names of geodb.FieldNames) must be provided by a database for the
+// condition ever to hold as configured.
+type FieldNeed struct {
+	Condition string   // as written: "country", "eu", "anonymous tor", ...
+	Fields    []string // any of these
+}
+
+// Needs lists what the conditions (Not included) read of the databases, so
+// that a config whose databases cannot serve a condition is refused at load
+// rather than matching nothing (or everything, negated) at each request.
+func (c *Conditions) Needs() []FieldNeed {
+	var out []FieldNeed
+	add := func(cond string, fields ...string) {
+		for _, n := range out {
+			if n.Condition == cond {
+				return
+			}
+		}
+		out = append(out, FieldNeed{Condition: cond, Fields: fields})
+	}
+	if len(c.Country) > 0 {
+		add("country", "country_code")
+	}
+	if len(c.Continent) > 0 {
+		add("continent", "continent_code")
+	}
+	if c.EU != nil {
+		add("eu", "in_eu")
+	}
+	if len(c.Subdivision) > 0 {
+		add("subdivision", "subdivision_code")
+	}
+	if len(c.ASN) > 0 {
+		add("asn", "asn")
+	}
+	for _, v := range c.Anonymous {
+		switch strings.ToLower(v) {
+		case AnonAny:
+			add("anonymous", "is_anonymous", "is_anonymous_vpn", "is_hosting_provider", "is_public_proxy", "is_tor_exit_node", "is_residential_proxy")
+		case AnonVPN:
+			add("anonymous vpn", "is_anonymous_vpn")
+		case AnonHosting:
+			add("anonymous hosting", "is_hosting_provider")
+		case AnonPublicProxy:
+			add("anonymous public_proxy", "is_public_proxy")
+		case AnonTor:
+			add("anonymous tor", "is_tor_exit_node")
+		case AnonResidentialProxy:
+			add("anonymous residential_proxy", "is_residential_proxy")
+		}
+	}
+	for i := range c.Not {
+		for _, n := range c.Not[i].Needs() {
+			add(n.Condition, n.Fields...)
+		}
+	}
+	return out
+}
+
 // IPSet is a set of addresses, such as an IP list file.
 type IPSet interface {
 	Contains(ip netip.Addr) bool

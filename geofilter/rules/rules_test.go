@@ -257,3 +257,23 @@ func BenchmarkDecideRules(b *testing.B) {
 		}
 	}
 }
+
+func TestNeeds(t *testing.T) {
+	yes := true
+	c := Conditions{
+		Country: []string{"DE"}, EU: &yes, Anonymous: []string{"tor", "any"},
+		Not: []Conditions{{ASN: []string{"64496"}, Country: []string{"FR"}}},
+	}
+	var got []string
+	for _, n := range c.Needs() {
+		got = append(got, n.Condition+"="+strings.Join(n.Fields, "|"))
+	}
+	want := "country=country_code eu=in_eu anonymous tor=is_tor_exit_node " +
+		"anonymous=is_anonymous|is_anonymous_vpn|is_hosting_provider|is_public_proxy|is_tor_exit_node|is_residential_proxy asn=asn"
+	if strings.Join(got, " ") != want {
+		t.Errorf("Needs() = %q\nwant      %q", strings.Join(got, " "), want)
+	}
+	if n := (&Conditions{IP: []string{"192.0.2.1"}}).Needs(); len(n) != 0 {
+		t.Errorf("ip needs %v", n)
+	}
+}

@@ -18,6 +18,10 @@ import (
 // DefaultAddress is the Redis a store without address uses.
 const DefaultAddress = "127.0.0.1:6379"
 
+// connectWait is how long Provision waits for a new Client's first
+// connection.
+const connectWait = time.Second
+
 // DefaultPrefix is put before every key of a store that sets no prefix.
 const DefaultPrefix = "edge:"
 
@@ -153,13 +157,18 @@ func (s *Store) Provision(ctx caddy.Context) error {
 	s.name = "redis " + strings.Join(co.InitAddress, ",") + "/" + strconv.Itoa(s.DB) + "/" + prefix
 	logger := ctx.Logger()
 	v, _, err := pool.LoadOrNew(s.key, func() (caddy.Destructor, error) {
-		return pooled{NewClient(Options{
+		c := NewClient(Options{
 			Client:        co,
 			Prefix:        prefix,
 			Timeout:       time.Duration(s.Timeout),
 			MaxObjectSize: s.MaxObjectSize,
 			Logger:        logger,
-		})}, nil
+		})
+		// Give the first connection a moment, so that a node uses the
+		// cache from its first request; a Redis that is down delays the
+		// start by this second at most.
+		c.WaitConnected(ctx, connectWait)
+		return pooled{c}, nil
 	})
 	if err != nil {
 		return err

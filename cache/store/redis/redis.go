@@ -1216,3 +1216,22 @@ var (
 // Connected reports whether the Client has connected once (it reconnects
 // by itself after that).
 func (c *Client) Connected() bool { return c.rc.Load() != nil }
+
+// WaitConnected waits until the Client has connected, for at most d or
+// until ctx is done, and reports whether it has.
+func (c *Client) WaitConnected(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for !c.Connected() {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+			return c.Connected()
+		case <-tick.C:
+		}
+	}
+	return true
+}

@@ -1,0 +1,151 @@
+package cache
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/caddy-edge/edge/cache/policy"
+)
+
+// Issue 8 item 4 (parameter cloaking): a "&"-separated part is dropped
+// only when every ";"-separated piece names an ignored parameter, because
+// origins that split on ";" see the other pieces.
+func TestIgnoredParamsCloaking(t *testing.T) {
+	k := newKeyer("", false, []string{"utm_*"})
+	for _, tt := range []struct{ query, want string }{
+		{"utm_x=1;callback=evil", "http://h/?utm_x=1;callback=evil"},
+		{"utm_x=1%3Bcallback=evil", "http://h/"}, // an encoded ";" is the value, split after decoding by nobody
+		{"callback=evil;utm_x=1", "http://h/?callback=evil;utm_x=1"},
+		{"utm_x=1;utm_y=2", "http://h/"},
+		{"utm_x=1;;", "http://h/"},
+		{"utm_x;callback", "http://h/?utm_x;callback"},
+		{"a=1&utm_x=1;b=2&utm_y=3", "http://h/?a=1&utm_x=1;b=2"},
+		{";", "http://h/?;"}, // nothing ignored in it: kept as sent
+	} {
+		if got := k.defaultKey("http", "h", "/", tt.query); got != tt.want {
+			t.Errorf("query %q: key %q, want %q", tt.query, got, tt.want)
+		}
+	}
+	// The cloaked request and the plain one never share a key.
+	if a, b := k.defaultKey("http", "h", "/", "utm_x=1;callback=evil"), k.defaultKey("http", "h", "/", ""); a == b {
+		t.Errorf("cloaked and plain request share key %q", a)
+	}
+}
+
+// templateKeyOf expands template for a request to target with header
+// fields (name, value pairs), with Caddy's request placeholders.
+func templateKeyOf(t *testing.T, template, target string, fields ...string) string {
+	t.Helper()
+	u, err := url.ParseRequestURI(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := (&http.Request{Method: http.MethodGet, URL: u, Host: "example.com", Header: http.Header{}, RequestURI: target}).WithContext(context.Background())
+	for i := 0; i+1 < len(fields); i += 2 {
+		r.Header.Add(fields[i], fields[i+1])
+	}
+	caddyhttp.NewTestReplacer(r)
+	k := newKeyer(template, false, nil)
+	return k.key(r)
+}
+
+// Issue 8 item 3: a decoded placeholder never puts a control byte (the
+// variant separator NUL above all) into the key, and a value cannot reach
+// into the next part of the key.
+func TestTemplateKeyEscaping(t *testing.T) {
+	const tmpl = "{http.request.host}{http.request.uri.path}#{http.request.header.X-A}"
+	for _, tt := range []struct {
+		target string
+		fields []string
+		want   string
+	}{
+		{"/a/b", nil, "example.com/a/b#"},
+		{"/a%00b", nil, "example.com/a%00b#"},                   // the NUL decoded from %00, escaped again
+		{"/a%2500b", nil, "example.com/a%2500b#"},               // a literal "%00" in the decoded path: "%" escaped
+		{"/a%0Ab", nil, "example.com/a%0Ab#"},                   // newline
+		{"/a%23x", []string{"X-A", "y"}, "example.com/a%23x#y"}, // "#" in the path cannot end it early
+		{"/a", []string{"X-A", "x#y"}, "example.com/a#x#y"},     // the last value runs to the end
+	} {
+		got := templateKeyOf(t, tmpl, tt.target, tt.fields...)
+		if got != tt.want {
+			t.Errorf("%s %v: key %q, want %q", tt.target, tt.fields, got, tt.want)
+		}
+		if strings.ContainsAny(got, "\x00\n") {
+			t.Errorf("%s: control byte in key %q", tt.target, got)
+		}
+	}
+	// The issue's attack: the NUL-bearing path forged the variant key of
+	// /a for a request varying on a field.
+	forged := templateKeyOf(t, "{http.request.uri.path}", "/a%00accept-language=en")
+	if strings.Contains(forged, varySep) || forged == "/a"+varySep+"accept-language=en" {
+		t.Errorf("path with %%00 made key %q", forged)
+	}
+	if a, b := templateKeyOf(t, tmpl, "/a%23x", "X-A", "y"), templateKeyOf(t, tmpl, "/a", "X-A", "x#y"); a == b {
+		t.Errorf("two requests share key %q", a)
+	}
+}
+
+func TestParseTemplate(t *testing.T) {
+	for _, tt := range []struct {
+		tmpl string
+		want []segment
+	}{
+		{"{a}", []segment{{ph: "a"}}},
+		{"x{a}#{b}", []segment{{lit: "x"}, {ph: "a", term: '#'}, {lit: "#"}, {ph: "b"}}},
+		{"{a}{b}", []segment{{ph: "a", term: '/'}, {ph: "b", adj: true}}},
+		{`\{a\}{b`, []segment{{lit: "{a}{b"}}},
+		{"", nil},
+	} {
+		got := parseTemplate(tt.tmpl)
+		if len(got) != len(tt.want) {
+			t.Errorf("%q: %+v, want %+v", tt.tmpl, got, tt.want)
+			continue
+		}
+		for i := range got {
+			if got[i] != tt.want[i] {
+				t.Errorf("%q: segment %d %+v, want %+v", tt.tmpl, i, got[i], tt.want[i])
+			}
+		}
+	}
+}
+
+// FuzzKeyUnambiguous searches for two different requests with one store
+// key: the same template (adjacent placeholders, a literal, a trailing
+// one) over two sets of placeholder values, plus a variant part from a
+// Vary'd field. Equal store keys must mean equal values. Seeds in
+// testdata/fuzz/FuzzKeyUnambiguous.
+func FuzzKeyUnambiguous(f *testing.F) {
+	f.Add("example.com", "/a", "x", "en", "example.com", "/a\x00accept-language=en", "", "")
+	f.Add("h", "/a#b", "c", "", "h", "/a", "b#c", "")
+	f.Add("h/", "x", "", "", "h", "/x", "", "")
+	f.Add("h", "", "%/x", "", "h%", "/x", "", "")
+	f.Fuzz(func(t *testing.T, h1, p1, x1, l1, h2, p2, x2, l2 string) {
+		k := newKeyer("{h}{p}#{x}", false, nil)
+		storeKey := func(h, p, x, lang string) string {
+			repl := caddy.NewEmptyReplacer()
+			repl.Set("h", h)
+			repl.Set("p", p)
+			repl.Set("x", x)
+			pk := k.templateKey(repl)
+			if strings.Contains(pk, varySep) {
+				t.Fatalf("primary key %q holds the variant separator", pk)
+			}
+			return pk + varySep + variantKeyForTest([]string{"Accept-Language"}, http.Header{"Accept-Language": {lang}})
+		}
+		a, b := storeKey(h1, p1, x1, l1), storeKey(h2, p2, x2, l2)
+		if a == b && (h1 != h2 || p1 != p2 || x1 != x2 || variantKeyForTest([]string{"Accept-Language"}, http.Header{"Accept-Language": {l1}}) != variantKeyForTest([]string{"Accept-Language"}, http.Header{"Accept-Language": {l2}})) {
+			t.Fatalf("two requests share key %q: (%q %q %q %q) and (%q %q %q %q)", a, h1, p1, x1, l1, h2, p2, x2, l2)
+		}
+	})
+}
+
+func variantKeyForTest(vary []string, h http.Header) string {
+	k, _ := policy.VaryKey(vary, h)
+	return k
+}

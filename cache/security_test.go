@@ -1,0 +1,86 @@
+package cache_test
+
+import (
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// Issue 8 item 1: a GET (or HEAD) with a request body never fills the
+// cache, whether the body has a Content-Length or is chunked: the origin's
+// answer to the body must not be served to clients of the URL. Such a
+// request may still be served a hit.
+func TestRequestBodyNeverFills(t *testing.T) {
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		w.Header().Set("Cache-Control", "max-age=60")
+		io.WriteString(w, "answer to "+string(b))
+	})
+	s := startCache(t, o, "")
+	withBody := func(what string, chunked bool) result {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodGet, s.URL("/b"), strings.NewReader("evil"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if chunked {
+			req.ContentLength = -1 // sent chunked
+			req.Body = io.NopCloser(strings.NewReader("evil"))
+		}
+		resp, err := s.Client.Do(req)
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return result{status: resp.StatusCode, header: resp.Header, body: string(b)}
+	}
+	expect(t, "GET with Content-Length body", withBody("cl", false), 200, "answer to evil", "uncacheable", "detail=request-body")
+	expect(t, "GET with chunked body", withBody("chunked", true), 200, "answer to evil", "uncacheable", "detail=request-body")
+	expect(t, "plain GET after them", get(t, s, "/b"), 200, "answer to ", "miss", "fwd=uri-miss", "stored")
+	expect(t, "GET with body gets the hit", withBody("cl", false), 200, "answer to ", "hit", "hit")
+	if n := o.n.Load(); n != 3 {
+		t.Errorf("origin got %d requests, want 3", n)
+	}
+}
+
+// Issue 8 item 2: a stored variant is never served to a client that
+// refused its content coding (RFC 9110 §12.5.3): q=0 is honoured, every
+// set of acceptable codings is its own variant, and a stored
+// Content-Encoding is checked against the request even when the origin
+// forgot Vary: Accept-Encoding.
+func TestAcceptEncodingRefusedNeverServed(t *testing.T) {
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		if r.URL.Path == "/vary" {
+			w.Header().Set("Vary", "Accept-Encoding")
+		}
+		ae := r.Header.Get("Accept-Encoding")
+		if strings.Contains(ae, "deflate") && !strings.Contains(ae, "deflate;q=0") {
+			w.Header().Set("Content-Encoding", "deflate")
+			io.WriteString(w, "DEFLATED")
+			return
+		}
+		io.WriteString(w, "plain")
+	})
+	s := startCache(t, o, "")
+	for _, p := range []string{"/vary", "/novary"} {
+		expect(t, p+" deflate", get(t, s, p, "Accept-Encoding", "deflate"), 200, "DEFLATED", "miss", "stored")
+		expect(t, p+" deflate again", get(t, s, p, "Accept-Encoding", "deflate"), 200, "DEFLATED", "hit", "hit")
+		r := get(t, s, p, "Accept-Encoding", "identity")
+		expect(t, p+" identity client", r, 200, "plain", "miss", "fwd=vary-miss")
+		if ce := r.header.Get("Content-Encoding"); ce != "" {
+			t.Errorf("%s: identity client got Content-Encoding %q", p, ce)
+		}
+	}
+	// With Vary, the two refusals below are two variants.
+	expect(t, "gzip;q=0, deflate", get(t, s, "/vary", "Accept-Encoding", "gzip;q=0, deflate"), 200, "DEFLATED", "")
+	expect(t, "gzip;q=0, deflate again", get(t, s, "/vary", "Accept-Encoding", "gzip;q=0, deflate"), 200, "DEFLATED", "hit")
+	r := get(t, s, "/vary", "Accept-Encoding", "gzip;q=0")
+	expect(t, "gzip;q=0", r, 200, "plain", "")
+	if ce := r.header.Get("Content-Encoding"); ce != "" {
+		t.Errorf("gzip;q=0 client got Content-Encoding %q", ce)
+	}
+	expect(t, "deflate;q=0 refuses the stored deflate", get(t, s, "/novary", "Accept-Encoding", "gzip, deflate;q=0"), 200, "plain", "")
+}
