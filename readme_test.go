@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -405,4 +406,35 @@ func TestDockerfile(t *testing.T) {
 func itoa(n int) string {
 	b, _ := json.Marshal(n)
 	return string(b)
+}
+
+// TestReadmeModules checks that the README's table of modules lists every
+// module the plugin registers (those whose Go type is in this module), so
+// that a new store or handler gets its row.
+func TestReadmeModules(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ours := 0
+	for _, id := range caddy.Modules() {
+		info, err := caddy.GetModule(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		typ := reflect.TypeOf(info.New())
+		if typ.Kind() == reflect.Pointer {
+			typ = typ.Elem()
+		}
+		if !strings.HasPrefix(typ.PkgPath(), "github.com/caddy-edge/edge") {
+			continue
+		}
+		ours++
+		if !strings.Contains(string(readme), "\n| `"+id+"` |") {
+			t.Errorf("README.md's module table has no row for %s", id)
+		}
+	}
+	if ours < 6 {
+		t.Errorf("found %d modules of the plugin, want at least the 6 of DESIGN.md", ours)
+	}
 }
