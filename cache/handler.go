@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"strings"
 	"sync"
 	"time"
 
@@ -69,6 +70,15 @@ type Handler struct {
 	// and ?b=2&a=1 are one entry. Default: off.
 	SortQuery bool `json:"sort_query,omitempty"`
 
+	// Placeholders whose values select a variant, as if the response's Vary
+	// named them, e.g. ["{geo.country_code}", "{http.request.header.X-Device}"]:
+	// every response is stored as a variant under the URL's key (so a purge
+	// of the URL or of a prefix takes every variant), chosen by the values
+	// of these placeholders (and of the fields the response's Vary lists).
+	// Each is one placeholder in braces; an unknown one is empty. Default:
+	// none.
+	Vary []string `json:"vary,omitempty"`
+
 	// Query parameters left out of the default key, as globs (path.Match
 	// syntax), e.g. ["utm_*", "fbclid"]. The origin still receives them.
 	IgnoreQueryParams []string `json:"ignore_query_params,omitempty"`
@@ -77,6 +87,15 @@ type Handler struct {
 	// s-maxage, Expires, and no Last-Modified for heuristics). Default: 0,
 	// such responses are not stored unless they have a validator.
 	DefaultTTL caddy.Duration `json:"default_ttl,omitempty"`
+
+	// UNSAFE: let default_ttl and heuristic freshness (10% of the time
+	// since Last-Modified, RFC 9111 §4.2.2) apply to responses to requests
+	// that carried Cookie or Authorization. Such a response may be one
+	// user's page; by default it is stored only when the origin gives it
+	// explicit freshness (max-age, s-maxage or Expires), so that a page
+	// that forgot its Cache-Control is never served to another client.
+	// Default: false.
+	UnsafeCredentialedHeuristics bool `json:"unsafe_credentialed_heuristics,omitempty"`
 
 	// Upper bound of every freshness lifetime. Default: no bound.
 	MaxTTL caddy.Duration `json:"max_ttl,omitempty"`
@@ -180,14 +199,15 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 	}
 
-	h.keys = newKeyer(h.Key, h.SortQuery, h.IgnoreQueryParams)
+	h.keys = newKeyer(h.Key, h.SortQuery, h.IgnoreQueryParams, h.Vary)
 	h.opts = policy.Options{
-		Statuses:             h.Statuses,
-		AllowSetCookie:       h.AllowSetCookie,
-		DefaultTTL:           time.Duration(h.DefaultTTL),
-		MaxTTL:               time.Duration(h.MaxTTL),
-		StaleWhileRevalidate: time.Duration(h.StaleWhileRevalidate),
-		StaleIfError:         time.Duration(h.StaleIfError),
+		Statuses:               h.Statuses,
+		AllowSetCookie:         h.AllowSetCookie,
+		CredentialedHeuristics: h.UnsafeCredentialedHeuristics,
+		DefaultTTL:             time.Duration(h.DefaultTTL),
+		MaxTTL:                 time.Duration(h.MaxTTL),
+		StaleWhileRevalidate:   time.Duration(h.StaleWhileRevalidate),
+		StaleIfError:           time.Duration(h.StaleIfError),
 	}
 	h.optsKey = fmt.Sprintf("%+v", h.opts)
 	h.flights = make(map[string]*flight)
@@ -201,6 +221,15 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	live.add(h)
 	return nil
+}
+
+// deriveEntry returns what a fetch stores as e.Derived: the derived data,
+// or for a vary marker (status 0) its Vary field names.
+func (h *Handler) deriveEntry(e *store.Entry) any {
+	if e.Status == 0 {
+		return varyFields(e.Header)
+	}
+	return h.derive(e.Status, e.Header, e.RequestTime, e.ResponseTime)
 }
 
 // loadStore loads the configured store, or the default memory store, and
@@ -221,6 +250,11 @@ func (h *Handler) loadStore(ctx caddy.Context) error {
 		return fmt.Errorf("store module %T is not a cache store", mod)
 	}
 	h.Store = st
+	// A store that fills a copy of entries it read elsewhere (tiered's
+	// memory tier) derives them once, so that its hits parse no header.
+	if ds, ok := st.(interface{ SetDerive(func(*store.Entry) any) }); ok {
+		ds.SetDerive(h.deriveEntry)
+	}
 	switch m := mod.(type) {
 	case store.Namer:
 		h.storeName = m.StoreName()
@@ -253,6 +287,21 @@ func (h *Handler) Validate() error {
 	for _, s := range h.Statuses {
 		if s < 200 || s > 599 {
 			return fmt.Errorf("status %d cannot be stored: statuses are final status codes 200-599", s)
+		}
+	}
+	seenVary := make(map[string]bool)
+	for _, v := range h.Vary {
+		if len(v) < 3 || v[0] != '{' || v[len(v)-1] != '}' || strings.ContainsAny(v[1:len(v)-1], "{}") {
+			return fmt.Errorf("vary: %q is not one placeholder such as {geo.country_code}", v)
+		}
+		if seenVary[v] {
+			return fmt.Errorf("vary: %s listed twice", v)
+		}
+		seenVary[v] = true
+	}
+	for _, c := range h.Key {
+		if c < 0x20 || c == 0x7f {
+			return fmt.Errorf("key: template %q holds a control character", h.Key)
 		}
 	}
 	for _, g := range h.IgnoreQueryParams {

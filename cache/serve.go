@@ -124,7 +124,7 @@ func (h *Handler) lookup(ctx context.Context, pkey string, reqHeader http.Header
 		if !parsed {                           // a store that keeps no Derived
 			fields = varyFields(e.Header)
 		}
-		sec, ok := policy.VaryKey(fields, reqHeader)
+		sec, ok := h.keys.variantKey(fields, reqHeader, replacerOf(ctx))
 		if !ok {
 			return lk
 		}
@@ -136,6 +136,12 @@ func (h *Handler) lookup(ctx context.Context, pkey string, reqHeader http.Header
 			}
 			return lk
 		}
+	}
+	if len(h.keys.vary) > 0 && lk.key == pkey {
+		// Stored before the vary option was set: it varies on nothing
+		// the option names, so it answers no request.
+		b.Close()
+		return lk
 	}
 	// RFC 9110 §12.5.3: never a coding the client refused, even from an
 	// origin that does not send Vary: Accept-Encoding.
@@ -461,7 +467,7 @@ func (h *Handler) serveStored(w http.ResponseWriter, r *http.Request, lk *lookup
 	hdr["Cache-Status"] = vals[1:2:2]
 	h.report(r, result)
 
-	if e.Status >= 200 && e.Status < 300 && policy.NotModified(r.Header, e.Header) {
+	if e.Status >= 200 && e.Status < 300 && policy.NotModifiedAt(r.Header, e.Header, e.ResponseTime) {
 		// §4.3.2: a fresh or validated stored response answers the client's
 		// conditional request.
 		delete(hdr, "Content-Length")
@@ -500,7 +506,7 @@ func serveRange(w http.ResponseWriter, r *http.Request, e *store.Entry, body sto
 	}
 	var modtime time.Time
 	if lm := e.Header.Get("Last-Modified"); lm != "" {
-		if t, err := http.ParseTime(lm); err == nil {
+		if t, ok := policy.ParseHTTPDate(lm); ok {
 			modtime = t
 		}
 	}
