@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/caddy-edge/edge/cache/store"
+	"github.com/caddy-edge/edge/cache/store/disk"
 	"github.com/caddy-edge/edge/cache/store/memory"
 	"github.com/caddy-edge/edge/cache/store/redis"
 	"github.com/caddy-edge/edge/cache/store/storetest"
@@ -54,6 +55,18 @@ func TestAcceptanceOverRedis(t *testing.T) {
 	srv := redistest.Start(t)
 	storetest.Run(t, func(t *testing.T) store.Store {
 		return newTiers(t, newRedis(t, srv.Addr, newPrefix()))
+	})
+}
+
+func TestAcceptanceOverDisk(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store {
+		back, err := disk.Open(disk.Config{Dir: t.TempDir(), MaxSize: 128 << 20, NoSync: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(back.Close)
+		<-back.Ready()
+		return newTiers(t, back)
 	})
 }
 
@@ -175,4 +188,26 @@ func TestTwoNodes(t *testing.T) {
 			time.Sleep(5 * time.Millisecond)
 		}
 	})
+}
+
+// TestDeriveOnPromotion: an entry read from the back store (which keeps no
+// Derived) enters the front with what SetDerive's function computes, so
+// that the handler's hits from the front parse no header.
+func TestDeriveOnPromotion(t *testing.T) {
+	back, err := memory.New(memory.Config{MaxSize: 8 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(back.Close)
+	tr := newTiers(t, back)
+	tr.SetDerive(func(e *store.Entry) any { return "derived:" + strconv.Itoa(e.Status) })
+	put(t, tr, "k", []byte("v"))
+	fill(t, tr, "k", []byte("v"))
+	e, _, err := tr.front.Get(context.Background(), "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Derived != "derived:200" {
+		t.Errorf("front entry's Derived = %v, want derived:200", e.Derived)
+	}
 }
