@@ -3,6 +3,9 @@ package cache
 import (
 	"context"
 	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 )
 
 // Request collapsing
@@ -20,7 +23,8 @@ import (
 type outcome int
 
 const (
-	outcomeFailed      outcome = iota // the fetch broke (origin error, client gone): nothing stored, try again
+	outcomeNone        outcome = iota // not known yet
+	outcomeFailed                     // the fetch broke (origin error, client gone): nothing stored, try again
 	outcomeStored                     // a response was stored or freshened under the key
 	outcomeUncacheable                // the response could not be stored
 )
@@ -29,55 +33,55 @@ const (
 type flight struct {
 	done    chan struct{} // closed when the flight lands
 	outcome outcome       // written before done is closed
-	waiters int           // requests that joined; protected by Handler.mu
+	waiters int           // requests that joined, for the debug log; protected by Handler.mu
 }
 
 // maxHitForMiss bounds the hit-for-miss map; when it is full, expired
 // entries are dropped, and if none had expired the map is emptied.
 const maxHitForMiss = 10000
 
-// join returns the flight for key, and whether the caller opened it and so
-// leads it (and must land it).
-func (h *Handler) join(key string) (*flight, bool) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if f, ok := h.flights[key]; ok {
-		f.waiters++
-		return f, false
-	}
-	f := &flight{done: make(chan struct{})}
-	h.flights[key] = f
-	return f, true
-}
+// joinMode says how a request takes part in the flight of a key.
+type joinMode int
 
-// lead opens a flight for key if none is in the air, and tells whether it
-// did; unlike join, it never counts the caller as a waiter.
-func (h *Handler) lead(key string) (*flight, bool) {
+const (
+	// joinOrLead joins the flight in the air as a waiter, or opens one and
+	// leads it: a miss that may be stored.
+	joinOrLead joinMode = iota
+	// leadOnly opens a flight only if none is in the air, and never waits:
+	// a background refresh or range fill, which another fetch makes
+	// needless.
+	leadOnly
+	// waitOnly joins the flight in the air as a waiter, and never opens
+	// one: a HEAD miss, which a GET in flight can answer.
+	waitOnly
+)
+
+// joinFlight finds or opens the flight for key as mode says. It returns the
+// flight and whether the caller opened it, and so leads it (and must land
+// it); fl is nil when mode allows neither (leadOnly with a flight in the
+// air, waitOnly with none).
+func (h *Handler) joinFlight(key string, mode joinMode) (fl *flight, leader bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if _, ok := h.flights[key]; ok {
+	if fl, ok := h.flights[key]; ok {
+		if mode == leadOnly {
+			return nil, false
+		}
+		fl.waiters++
+		return fl, false
+	}
+	if mode == waitOnly {
 		return nil, false
 	}
-	f := &flight{done: make(chan struct{})}
-	h.flights[key] = f
-	return f, true
+	fl = &flight{done: make(chan struct{})}
+	h.flights[key] = fl
+	return fl, true
 }
 
-// inFlight joins the flight for key as a waiter if one is in the air.
-func (h *Handler) inFlight(key string) (*flight, bool) {
+// land ends the flight fl for key with outcome o and wakes its waiters.
+func (h *Handler) land(key string, fl *flight, o outcome) {
 	h.mu.Lock()
-	defer h.mu.Unlock()
-	f, ok := h.flights[key]
-	if ok {
-		f.waiters++
-	}
-	return f, ok
-}
-
-// land ends the flight f for key with outcome o and wakes its waiters.
-func (h *Handler) land(key string, f *flight, o outcome) {
-	h.mu.Lock()
-	if h.flights[key] == f {
+	if h.flights[key] == fl {
 		delete(h.flights, key)
 	}
 	switch o {
@@ -97,9 +101,13 @@ func (h *Handler) land(key string, f *flight, o outcome) {
 	case outcomeStored:
 		delete(h.hfm, key)
 	}
+	waiters := fl.waiters
 	h.mu.Unlock()
-	f.outcome = o
-	close(f.done)
+	fl.outcome = o
+	close(fl.done)
+	if c := h.logger.Check(zapcore.DebugLevel, "fetch landed"); c != nil {
+		c.Write(zap.String("key", key), zap.Int("outcome", int(o)), zap.Int("waiters", waiters))
+	}
 }
 
 // hitForMiss tells whether key was recently found uncacheable.
@@ -117,17 +125,17 @@ func (h *Handler) hitForMiss(key string) bool {
 	return true
 }
 
-// wait waits for f to land, at most collapse_timeout and while ctx lives.
+// wait waits for fl to land, at most collapse_timeout and while ctx lives.
 // ok is false when it stopped waiting first.
-func (h *Handler) wait(ctx context.Context, f *flight) (o outcome, ok bool) {
+func (h *Handler) wait(ctx context.Context, fl *flight) (o outcome, ok bool) {
 	t := time.NewTimer(time.Duration(h.CollapseTimeout))
 	defer t.Stop()
 	select {
-	case <-f.done:
-		return f.outcome, true
+	case <-fl.done:
+		return fl.outcome, true
 	case <-t.C:
-		return 0, false
+		return outcomeNone, false
 	case <-ctx.Done():
-		return 0, false
+		return outcomeNone, false
 	}
 }

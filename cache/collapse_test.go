@@ -14,7 +14,7 @@ import (
 	"github.com/caddy-edge/edge/cache"
 )
 
-// Item 7: N concurrent misses on one key make exactly one origin request;
+// N concurrent misses on one key make exactly one origin request;
 // the others are served from it.
 func TestConcurrentMissesCollapseIntoOneOriginRequest(t *testing.T) {
 	const clients = 20
@@ -69,7 +69,7 @@ func TestConcurrentMissesCollapseIntoOneOriginRequest(t *testing.T) {
 	}
 }
 
-// Item 7: when the response turns out uncacheable, the waiting requests go
+// When the response turns out uncacheable, the waiting requests go
 // to the origin side by side, and so do the next requests for the key
 // (hit-for-miss) instead of queueing one behind the other.
 func TestUncacheableResponseDoesNotQueueRequests(t *testing.T) {
@@ -144,7 +144,7 @@ func TestUncacheableResponseDoesNotQueueRequests(t *testing.T) {
 	}
 }
 
-// Item 8: a miss streams the body to the client while it arrives: the
+// A miss streams the body to the client while it arrives: the
 // client reads the first part before the origin has sent the rest; then
 // the complete body is stored.
 func TestMissStreamsWhileStoring(t *testing.T) {
@@ -179,7 +179,7 @@ func TestMissStreamsWhileStoring(t *testing.T) {
 	expect(t, "hit", get(t, s, "/stream"), 200, "first part\nsecond part\n", "hit", "hit")
 }
 
-// Item 8: a body larger than max_object_size still reaches the client
+// A body larger than max_object_size still reaches the client
 // whole, and is not stored, whether its length is known in advance or not.
 func TestMaxObjectSizeStreamsButDoesNotStore(t *testing.T) {
 	big := bytes.Repeat([]byte("x"), 64<<10)
@@ -210,7 +210,7 @@ func TestMaxObjectSizeStreamsButDoesNotStore(t *testing.T) {
 	}
 }
 
-// Item 7: waiting is bounded: after collapse_timeout a waiter goes to the
+// Waiting is bounded: after collapse_timeout a waiter goes to the
 // origin on its own (collapsed=?0) instead of waiting for a slow leader.
 func TestCollapseWaitIsBounded(t *testing.T) {
 	release := make(chan struct{})
@@ -246,7 +246,7 @@ func TestCollapseWaitIsBounded(t *testing.T) {
 	expect(t, "leader", <-leader, 200, "slow", "miss", "stored")
 }
 
-// Item 1/8: a client that goes away mid-body does not leave a truncated
+// A client that goes away mid-body does not leave a truncated
 // entry: the next request is a miss that gets the whole body.
 func TestClientGoneMidBodyIsNotStored(t *testing.T) {
 	originDone := make(chan struct{})

@@ -26,7 +26,7 @@ type fetch struct {
 	lk   *lookup         // what the lookup found; lk.entry is nil on a miss
 	dec  policy.Decision // the decision on lk.entry, if any
 
-	store        bool   // the response may be stored (GET, no Range, no request no-store)
+	mayStore     bool   // the response may be stored (GET, no Range, no request no-store)
 	revalidate   bool   // send lk.entry's validators; a 304 freshens it (§4.3)
 	staleIfError bool   // on an origin error, serve lk.entry stale (RFC 5861 §4)
 	background   bool   // a background refresh or range fill: nobody to answer
@@ -35,80 +35,109 @@ type fetch struct {
 	cs           cacheStatus // Cache-Status so far (fwd, collapsed, detail)
 }
 
+// exchange is what came back from the next handler.
+type exchange struct {
+	fw        *fetchWriter
+	err       error        // the next handler's error
+	panicked  any          // the next handler's panic, to go on once the flight landed
+	outcome   outcome      // the flight's outcome
+	freshened *store.Entry // the stored entry freshened by a 304
+	updateErr error        // the store's error freshening it
+}
+
 // run sends the request to the next handler and handles the response:
 // streams it to w while storing it, or freshens the stored entry with a
-// 304, or replaces an origin error by the stale entry.
+// 304, or replaces an origin error by the stale entry. The flight it leads,
+// if any, lands once the response is stored (or not), before the client
+// is answered from a freshened or stale entry.
 func (f *fetch) run(w http.ResponseWriter) error {
-	h := f.h
-	if !f.store {
+	defer f.lk.close()
+	if !f.mayStore {
 		f.revalidate = false
 	}
-	o := outcomeFailed
-	landed := false
-	land := func() {
-		if f.flight != nil && !landed {
-			landed = true
-			h.land(f.lk.key, f.flight, o)
+	x := f.exchange(w)
+	if f.flight != nil {
+		f.h.land(f.lk.key, f.flight, x.outcome)
+	}
+	if x.panicked != nil {
+		panic(x.panicked)
+	}
+	return f.answer(w, x)
+}
+
+// exchange calls the next handler with the outgoing request, streaming
+// its response to w and into the store, and ends the store write; a 304
+// to a revalidation freshens the stored entry. A panic of the next handler
+// or the store is recovered into x, so that the flight always lands.
+func (f *fetch) exchange(w http.ResponseWriter) (x exchange) {
+	x.outcome = outcomeFailed
+	defer func() {
+		if p := recover(); p != nil {
+			x.panicked, x.outcome = p, outcomeFailed
+		}
+	}()
+	x.fw = &fetchWriter{f: f, rw: w, header: make(http.Header), reqTime: f.h.now()}
+	metrics.origin.Inc()
+	x.panicked, x.err = callNext(f.next, x.fw, f.outgoing())
+	x.outcome = x.fw.finish(x.err, x.panicked != nil)
+	if x.panicked == nil && x.fw.state == stateCaptured && x.fw.status == http.StatusNotModified {
+		x.freshened, x.updateErr = f.freshen(x.fw)
+		if x.updateErr == nil {
+			x.outcome = outcomeStored
 		}
 	}
-	defer land()
-	defer f.lk.close()
+	return x
+}
 
+// outgoing returns the request to send to the next handler: without the
+// client's own conditionals when the response may be stored (they must
+// not decide what is stored; the cache answers them from the whole
+// response), with the stored validators for a revalidation (§4.3.1).
+func (f *fetch) outgoing() *http.Request {
 	out := f.r
-	if f.store && !f.background {
-		// The client's own conditionals must not decide what is stored:
-		// fetch the whole response, answer the client's conditional from it.
+	if f.mayStore && !f.background {
 		out = f.r.Clone(f.r.Context())
-		for _, k := range clientConditionals {
-			delete(out.Header, k)
+		for _, name := range clientConditionals {
+			delete(out.Header, name)
 		}
 	}
 	if f.revalidate {
-		// §4.3.1: validate with the stored response's validators.
 		for k, v := range policy.ConditionalHeaders(f.lk.entry.Header) {
 			out.Header[k] = v
 		}
 	}
+	return out
+}
 
-	fw := &fetchWriter{f: f, rw: w, header: make(http.Header), reqTime: h.now()}
-	metrics.origin.Inc()
-	p, err := callNext(f.next, fw, out)
-	o = fw.finish(err, p != nil)
-	if p != nil {
-		land()
-		panic(p)
-	}
-
+// answer finishes the client's response once the flight landed: the
+// freshened entry after a 304, the stale entry in place of an origin error
+// (a 5xx captured by the writer, or an error before any response), or the
+// error. A response already streamed needs nothing more.
+func (f *fetch) answer(w http.ResponseWriter, x exchange) error {
+	h, fw := f.h, x.fw
 	switch {
-	case fw.captured && fw.status == http.StatusNotModified:
-		e, uerr := f.freshen(fw)
-		if uerr == nil {
-			o = outcomeStored
-		}
-		land()
+	case fw.state == stateCaptured && fw.status == http.StatusNotModified:
 		if f.background {
-			return uerr
+			return x.updateErr
 		}
-		dec := h.evaluate(f.rq, e)
-		f.lk.entry = e
+		dec := h.evaluate(f.rq, x.freshened)
+		f.lk.entry = x.freshened
 		cs := f.cs
-		cs.fwdStatus, cs.stored, cs.ttl, cs.hasTTL = http.StatusNotModified, uerr == nil, dec.TTL, true
+		cs.fwdStatus, cs.stored, cs.ttl, cs.hasTTL = http.StatusNotModified, x.updateErr == nil, dec.TTL, true
 		return h.serveStored(w, f.r, f.lk, dec, cs, resultRevalidated)
 
-	case fw.captured:
-		land()
+	case fw.state == stateCaptured:
 		return f.serveStale(w, fw.status)
 
-	case err != nil && !fw.wroteHeader:
-		land()
-		if f.staleIfError && f.r.Context().Err() == nil && isOriginFailure(err) {
+	case x.err != nil && fw.state == stateHeader:
+		if f.staleIfError && f.r.Context().Err() == nil && isOriginFailure(x.err) {
 			status := http.StatusBadGateway
 			var he caddyhttp.HandlerError
-			if errors.As(err, &he) && he.StatusCode != 0 {
+			if errors.As(x.err, &he) && he.StatusCode != 0 {
 				status = he.StatusCode
 			}
 			if c := h.logger.Check(zapcore.DebugLevel, "origin failed, serving stale"); c != nil {
-				c.Write(zap.String("key", f.lk.key), zap.Error(err))
+				c.Write(zap.String("key", f.lk.key), zap.Error(x.err))
 			}
 			return f.serveStale(w, status)
 		}
@@ -117,9 +146,8 @@ func (f *fetch) run(w http.ResponseWriter) error {
 			w.Header()["Cache-Status"] = []string{cs.String()}
 			h.report(f.r, resultUncacheable)
 		}
-		return err
 	}
-	return err
+	return x.err
 }
 
 // serveStale answers with the stale stored entry after the origin failed
@@ -204,18 +232,13 @@ func callNext(next caddyhttp.Handler, w http.ResponseWriter, r *http.Request) (p
 // Content-Length or the next handler fails; an incomplete body is never
 // committed.
 type fetchWriter struct {
-	f      *fetch
-	rw     http.ResponseWriter
-	header http.Header // the next handler's header, until passed on
-
-	passed      bool // header passed to rw: Header returns rw's
-	wroteHeader bool
-	status      int
-	reqTime     time.Time
-	respTime    time.Time
-
-	captured     bool // response kept from the client
-	suppressBody bool // the client gets 304, the body only goes to the store
+	f        *fetch
+	rw       http.ResponseWriter
+	header   http.Header // the next handler's header, until passed on
+	state    writerState
+	status   int // the final status the next handler wrote
+	reqTime  time.Time
+	respTime time.Time
 
 	sw       store.Writer // nil when not storing
 	entry    *store.Entry
@@ -223,13 +246,30 @@ type fetchWriter struct {
 	vary     []string // when storing a variant: the Vary fields
 	written  int64
 	reason   string  // why the response is not stored
-	aborted  outcome // the outcome when the store write was aborted
-	abortSet bool
+	aborted  outcome // when the store write was aborted: the flight's outcome
 }
+
+// writerState is where a fetchWriter is in the response.
+type writerState int8
+
+const (
+	// stateHeader: no final status yet; the next handler's header is kept
+	// apart from the client's.
+	stateHeader writerState = iota
+	// statePassed: the header went to the client and the body streams to
+	// it (and into the store).
+	statePassed
+	// stateNotModified: the client got 304 for its conditional request
+	// (§4.3.2); the body only goes into the store.
+	stateNotModified
+	// stateCaptured: the response is kept from the client: a 304 to a
+	// revalidation, or an error that the stale entry replaces.
+	stateCaptured
+)
 
 // Header returns the header map the next handler fills.
 func (fw *fetchWriter) Header() http.Header {
-	if fw.passed {
+	if fw.state == statePassed || fw.state == stateNotModified {
 		return fw.rw.Header()
 	}
 	return fw.header
@@ -238,31 +278,20 @@ func (fw *fetchWriter) Header() http.Header {
 // WriteHeader decides what happens to the response and passes its header
 // on to the client.
 func (fw *fetchWriter) WriteHeader(status int) {
-	if fw.wroteHeader {
+	if fw.state != stateHeader {
 		return
 	}
-	f, h := fw.f, fw.f.h
+	f := fw.f
 	if status >= 100 && status < 200 {
-		// Informational (e.g. 103 Early Hints): pass on, not final.
-		dst := fw.rw.Header()
-		for k, v := range fw.header {
-			dst[k] = v
-		}
-		fw.rw.WriteHeader(status)
+		fw.writeInformational(status)
 		return
 	}
-	fw.wroteHeader, fw.status, fw.respTime = true, status, h.now()
-
-	if f.revalidate && status == http.StatusNotModified {
-		fw.captured = true
+	fw.status, fw.respTime = status, f.h.now()
+	if fw.captures(status) {
+		fw.state = stateCaptured
 		return
 	}
-	// RFC 5861 §4: an error is a 500, 502, 503 or 504.
-	if f.staleIfError && (status == 500 || status == 502 || status == 503 || status == 504) {
-		fw.captured = true
-		return
-	}
-	if f.store {
+	if f.mayStore {
 		fw.decideStore(status)
 	}
 
@@ -270,7 +299,7 @@ func (fw *fetchWriter) WriteHeader(status int) {
 	for k, v := range fw.header {
 		dst[k] = v
 	}
-	fw.passed = true
+	fw.state = statePassed
 	if f.background {
 		if fw.sw == nil {
 			// Nobody gets this body: do not download it.
@@ -278,6 +307,44 @@ func (fw *fetchWriter) WriteHeader(status int) {
 		}
 		return
 	}
+	fw.report(dst, status)
+	if f.mayStore && status == http.StatusOK && policy.NotModified(f.r.Header, dst) {
+		// The client's conditional matches the fresh response (§4.3.2):
+		// 304 to the client, the body into the store only.
+		fw.state = stateNotModified
+		delete(dst, "Content-Length")
+		fw.rw.WriteHeader(http.StatusNotModified)
+		return
+	}
+	fw.rw.WriteHeader(status)
+}
+
+// writeInformational passes a 1xx response (e.g. 103 Early Hints) on to
+// the client; it is not final.
+func (fw *fetchWriter) writeInformational(status int) {
+	dst := fw.rw.Header()
+	for k, v := range fw.header {
+		dst[k] = v
+	}
+	fw.rw.WriteHeader(status)
+}
+
+// captures tells whether a response with status is kept from the client:
+// a 304 to a revalidation, which freshens the stored entry, or an error
+// (RFC 5861 §4: 500, 502, 503 or 504) that the stale entry replaces.
+func (fw *fetchWriter) captures(status int) bool {
+	f := fw.f
+	if f.revalidate && status == http.StatusNotModified {
+		return true
+	}
+	return f.staleIfError && (status == 500 || status == 502 || status == 503 || status == 504)
+}
+
+// report adds the fetch's Cache-Status to the client's header dst and
+// reports the result: miss when the response is being stored, uncacheable
+// (with the reason) when not.
+func (fw *fetchWriter) report(dst http.Header, status int) {
+	f := fw.f
 	cs := f.cs
 	cs.fwdStatus = status
 	result := resultUncacheable
@@ -293,17 +360,7 @@ func (fw *fetchWriter) WriteHeader(status int) {
 	}
 	prev := dst["Cache-Status"]
 	dst["Cache-Status"] = append(prev[:len(prev):len(prev)], cs.String())
-	h.report(f.r, result)
-
-	if f.store && status == http.StatusOK && policy.NotModified(f.r.Header, dst) {
-		// The client's conditional matches the fresh response (§4.3.2):
-		// 304 to the client, the body into the store only.
-		fw.suppressBody = true
-		delete(dst, "Content-Length")
-		fw.rw.WriteHeader(http.StatusNotModified)
-		return
-	}
-	fw.rw.WriteHeader(status)
+	f.h.report(f.r, result)
 }
 
 // decideStore decides whether the response is stored and, if so, starts
@@ -323,18 +380,10 @@ func (fw *fetchWriter) decideStore(status int) {
 		fw.reason = string(reason)
 		return
 	}
-	size := int64(-1)
-	if cl := fw.header.Get("Content-Length"); cl != "" {
-		n, err := strconv.ParseInt(cl, 10, 64)
-		if err != nil || n < 0 {
-			fw.reason = "bad-content-length"
-			return
-		}
-		if n > h.MaxObjectSize {
-			fw.reason = string(policy.ReasonTooLarge)
-			return
-		}
-		size = n
+	size, tooBig := fw.declaredSize()
+	if tooBig != "" {
+		fw.reason = tooBig
+		return
 	}
 	key := f.lk.pkey
 	var vary []string
@@ -377,6 +426,24 @@ func (fw *fetchWriter) decideStore(status int) {
 	fw.sw, fw.entry, fw.storeKey, fw.vary = sw, e, key, vary
 }
 
+// declaredSize returns the body size that the response's Content-Length
+// declares (-1 without one), or why the response cannot be stored: a bad
+// Content-Length, or one above max_object_size.
+func (fw *fetchWriter) declaredSize() (size int64, reason string) {
+	cl := fw.header.Get("Content-Length")
+	if cl == "" {
+		return -1, ""
+	}
+	n, err := strconv.ParseInt(cl, 10, 64)
+	if err != nil || n < 0 {
+		return -1, "bad-content-length"
+	}
+	if n > fw.f.h.MaxObjectSize {
+		return -1, string(policy.ReasonTooLarge)
+	}
+	return n, ""
+}
+
 // stop ends a background fetch whose body nobody needs any more: its
 // origin request is cancelled.
 func (fw *fetchWriter) stop() {
@@ -389,7 +456,7 @@ func (fw *fetchWriter) stop() {
 func (fw *fetchWriter) abort(reason string, o outcome) {
 	fw.sw.Abort()
 	fw.sw = nil
-	fw.reason, fw.aborted, fw.abortSet = reason, o, true
+	fw.reason, fw.aborted = reason, o
 	fw.stop()
 	if c := fw.f.h.logger.Check(zapcore.DebugLevel, "not storing response"); c != nil {
 		c.Write(zap.String("key", fw.storeKey), zap.String("reason", reason))
@@ -398,14 +465,14 @@ func (fw *fetchWriter) abort(reason string, o outcome) {
 
 // Write sends p to the client and into the store.
 func (fw *fetchWriter) Write(p []byte) (int, error) {
-	if !fw.wroteHeader {
+	if fw.state == stateHeader {
 		fw.WriteHeader(http.StatusOK)
 	}
-	if fw.captured {
-		return len(p), nil
-	}
 	n, err := len(p), error(nil)
-	if !fw.suppressBody {
+	switch fw.state {
+	case stateCaptured:
+		return n, nil
+	case statePassed:
 		n, err = fw.rw.Write(p)
 	}
 	if fw.sw != nil {
@@ -427,10 +494,10 @@ func (fw *fetchWriter) Write(p []byte) (int, error) {
 // ReadFrom lets a response that is not stored use the client writer's
 // ReadFrom (sendfile); a stored one is copied through Write.
 func (fw *fetchWriter) ReadFrom(src io.Reader) (int64, error) {
-	if !fw.wroteHeader {
+	if fw.state == stateHeader {
 		fw.WriteHeader(http.StatusOK)
 	}
-	if fw.sw == nil && !fw.captured && !fw.suppressBody {
+	if fw.sw == nil && fw.state == statePassed {
 		if rf, ok := fw.rw.(io.ReaderFrom); ok {
 			n, err := rf.ReadFrom(src)
 			fw.written += n
@@ -445,10 +512,10 @@ type writerOnly struct{ io.Writer }
 
 // FlushError flushes the client writer (reverse_proxy streams with it).
 func (fw *fetchWriter) FlushError() error {
-	if !fw.wroteHeader {
+	if fw.state == stateHeader {
 		fw.WriteHeader(http.StatusOK)
 	}
-	if fw.captured || fw.suppressBody {
+	if fw.state != statePassed {
 		return nil
 	}
 	return http.NewResponseController(fw.rw).Flush()
@@ -465,20 +532,11 @@ func (fw *fetchWriter) Unwrap() http.ResponseWriter { return fw.rw }
 // flight's outcome.
 func (fw *fetchWriter) finish(err error, panicked bool) outcome {
 	f, h := fw.f, fw.f.h
-	if fw.captured {
+	if fw.state == stateCaptured {
 		return outcomeFailed
 	}
 	if fw.sw == nil {
-		if fw.abortSet {
-			return fw.aborted
-		}
-		// A server error is a failure, not a property of the resource:
-		// remembering it as hit-for-miss would send every request of the
-		// key to an origin that is struggling.
-		if fw.wroteHeader && f.store && fw.reason != "" && fw.reason != "store-error" && fw.status < 500 {
-			return outcomeUncacheable
-		}
-		return outcomeFailed
+		return fw.unstoredOutcome()
 	}
 	reason := ""
 	switch {
@@ -508,6 +566,22 @@ func (fw *fetchWriter) finish(err error, panicked bool) outcome {
 		fw.putMarker()
 	}
 	return outcomeStored
+}
+
+// unstoredOutcome is the flight's outcome when no store write is left to
+// finish: the outcome of an aborted write, uncacheable for a response that
+// may not be stored, failed otherwise.
+func (fw *fetchWriter) unstoredOutcome() outcome {
+	if fw.aborted != outcomeNone {
+		return fw.aborted
+	}
+	// A server error is a failure, not a property of the resource:
+	// remembering it as hit-for-miss would send every request of the key
+	// to an origin that is struggling.
+	if fw.state != stateHeader && fw.f.mayStore && fw.reason != "" && fw.reason != "store-error" && fw.status < 500 {
+		return outcomeUncacheable
+	}
+	return outcomeFailed
 }
 
 // putMarker stores the vary marker under the primary key: an entry with

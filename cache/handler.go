@@ -19,7 +19,7 @@ import (
 
 	"github.com/caddy-edge/edge/cache/policy"
 	"github.com/caddy-edge/edge/cache/store"
-	_ "github.com/caddy-edge/edge/cache/store/memory" // the default store
+	_ "github.com/caddy-edge/edge/cache/store/memory" // the default store, loaded by its module ID
 )
 
 // Defaults of the handler's options.
@@ -133,7 +133,9 @@ type Handler struct {
 	flights map[string]*flight   // key -> the fetch in flight
 	hfm     map[string]time.Time // hit-for-miss key -> until
 
-	wg *sync.WaitGroup // background refreshes
+	wg        *sync.WaitGroup // background refreshes
+	bgMu      *sync.Mutex     // protects cleanedUp, and h.wg's Add against Cleanup's Wait
+	cleanedUp bool            // Cleanup has begun: no new background fetch
 }
 
 // CaddyModule returns the Caddy module information.
@@ -163,28 +165,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.HitForMissTTL = caddy.Duration(DefaultHitForMissTTL)
 	}
 
-	var mod any
-	var err error
-	if h.StoreRaw != nil {
-		mod, err = ctx.LoadModule(h, "StoreRaw")
-	} else {
-		mod, err = ctx.LoadModuleByID("http.cache.stores.memory", json.RawMessage("{}"))
-	}
-	if err != nil {
-		return fmt.Errorf("loading store: %w", err)
-	}
-	st, ok := mod.(store.Store)
-	if !ok {
-		return fmt.Errorf("store module %T is not a cache store", mod)
-	}
-	h.Store = st
-	h.storeName = "memory"
-	if m, ok := mod.(caddy.Module); ok {
-		h.storeName = m.CaddyModule().ID.Name()
-	}
-	if n, ok := mod.(store.Namer); ok {
-		// e.g. memory stores are shared by name: one name, one store.
-		h.storeName = n.StoreName()
+	if err := h.loadStore(ctx); err != nil {
+		return err
 	}
 	h.storeHits, h.storeMisses = metrics.storeLookups(h.storeName)
 
@@ -212,11 +194,39 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.hfm = make(map[string]time.Time)
 	h.mu = new(sync.Mutex)
 	h.wg = new(sync.WaitGroup)
+	h.bgMu = new(sync.Mutex)
 
 	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("registering metrics: %w", err)
 	}
 	live.add(h)
+	return nil
+}
+
+// loadStore loads the configured store, or the default memory store, and
+// the name it goes by in metrics and the admin API.
+func (h *Handler) loadStore(ctx caddy.Context) error {
+	var mod any
+	var err error
+	if h.StoreRaw != nil {
+		mod, err = ctx.LoadModule(h, "StoreRaw")
+	} else {
+		mod, err = ctx.LoadModuleByID("http.cache.stores.memory", json.RawMessage("{}"))
+	}
+	if err != nil {
+		return fmt.Errorf("loading store: %w", err)
+	}
+	st, ok := mod.(store.Store)
+	if !ok {
+		return fmt.Errorf("store module %T is not a cache store", mod)
+	}
+	h.Store = st
+	switch m := mod.(type) {
+	case store.Namer:
+		h.storeName = m.StoreName()
+	case caddy.Module:
+		h.storeName = m.CaddyModule().ID.Name()
+	}
 	return nil
 }
 
@@ -258,6 +268,9 @@ func (h *Handler) Validate() error {
 func (h *Handler) Cleanup() error {
 	live.remove(h)
 	if h.wg != nil {
+		h.bgMu.Lock()
+		h.cleanedUp = true
+		h.bgMu.Unlock()
 		h.wg.Wait()
 	}
 	return nil

@@ -15,7 +15,7 @@ import (
 	"github.com/caddy-edge/edge/internal/caddytest"
 )
 
-// Item 9: a complete stored entry answers Range with 206 or 416, and
+// A complete stored entry answers Range with 206 or 416, and
 // If-Range against its ETag. A Range request on a miss goes to the origin
 // untouched and starts one background fill of the whole response, so that
 // a client that only ever sends Range (a video player) gets hits.

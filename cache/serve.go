@@ -154,9 +154,9 @@ func (h *Handler) lookup(ctx context.Context, pkey string, reqHeader http.Header
 func varyFields(h http.Header) []string {
 	var out []string
 	for _, v := range h.Values("Vary") {
-		for _, f := range strings.Split(v, ",") {
-			if f = strings.TrimSpace(f); f != "" {
-				out = append(out, f)
+		for _, name := range strings.Split(v, ",") {
+			if name = strings.TrimSpace(name); name != "" {
+				out = append(out, name)
 			}
 		}
 	}
@@ -243,141 +243,198 @@ func softPurged(f policy.Freshness, age time.Duration) policy.Freshness {
 	return f
 }
 
+// cacheable is a GET or HEAD request on its way through the cache.
+type cacheable struct {
+	w    http.ResponseWriter
+	r    *http.Request
+	next caddyhttp.Handler
+	pkey string            // primary key
+	rq   policy.Directives // r's Cache-Control (or Pragma), parsed once
+	// mayStore tells whether a fetch for the request may store the
+	// response: a GET of the whole body whose request allows storing
+	// (§5.2.1.5). When false, passDetail says why, for Cache-Status.
+	mayStore   bool
+	passDetail string
+	collapse   collapse // how it took part in collapsing so far
+}
+
 // serveCacheable serves a GET or HEAD request from the store, or fetches it
 // (collapsed with other requests of the same key) and stores it.
+//
+// Each pass looks the key up and either answers the request or waits for
+// another request's fetch of the key and looks again. A request waits at
+// most once (a second pass that finds the key in flight again goes to the
+// origin alone), so the loop ends by the second pass.
 func (h *Handler) serveCacheable(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	ctx := r.Context()
-	pkey := h.keys.key(r)
-	reqCC := policy.RequestDirectives(r.Header)
-	// What a fetch for this request may store: only a GET response to a
-	// whole-body request whose request allows storing (§5.2.1.5).
-	storeOK, passDetail := true, ""
+	c := cacheable{w: w, r: r, next: next, pkey: h.keys.key(r), rq: policy.RequestDirectives(r.Header), mayStore: true}
 	switch {
 	case r.Method == http.MethodHead:
-		storeOK, passDetail = false, "head"
+		c.mayStore, c.passDetail = false, "head"
 	case r.Header["Range"] != nil:
-		storeOK, passDetail = false, "range"
-	case reqCC.NoStore:
-		storeOK, passDetail = false, string(policy.ReasonReqNoStore)
+		c.mayStore, c.passDetail = false, "range"
+	case c.rq.NoStore:
+		c.mayStore, c.passDetail = false, string(policy.ReasonReqNoStore)
 	case hasBody(r):
 		// The origin may answer the body, not the URL: storing that
 		// answer under the URL would poison it for every client.
-		storeOK, passDetail = false, detailRequestBody
+		c.mayStore, c.passDetail = false, detailRequestBody
 	}
-
-	var collapsed int8
 	for attempt := 0; ; attempt++ {
-		lk := h.lookup(ctx, pkey, r.Header)
+		lk := h.lookup(r.Context(), c.pkey, r.Header)
 		var dec policy.Decision
 		if lk.entry != nil {
-			dec = h.evaluate(reqCC, lk.entry)
-			switch dec.Action {
-			case policy.Serve:
-				cs := cacheStatus{ttl: dec.TTL, hasTTL: true}
-				result := resultHit
-				if collapsed == 1 {
-					cs.fwd, cs.collapsed, result = fwdURIMiss, 1, resultCollapsed
-				}
-				return h.serveStored(w, r, &lk, dec, cs, result)
-			case policy.ServeStaleRevalidate:
-				h.refresh(r, next, lk, dec)
-				cs := cacheStatus{ttl: dec.TTL, hasTTL: true, detail: "stale-while-revalidate"}
-				return h.serveStored(w, r, &lk, dec, cs, resultStale)
+			dec = h.evaluate(c.rq, lk.entry)
+			if dec.Action == policy.Serve || dec.Action == policy.ServeStaleRevalidate {
+				return h.serveFromStore(&c, &lk, dec)
 			}
 		}
-
-		// §5.2.1.7: only-if-cached and nothing usable.
-		if reqCC.OnlyIfCached {
-			lk.close()
-			cs := cacheStatus{fwd: lk.fwd, detail: "only-if-cached"}
-			if lk.entry != nil {
-				cs.fwd = fwdStale
-			}
-			w.Header()["Cache-Status"] = []string{cs.String()}
-			h.report(r, resultUnavailable)
-			w.WriteHeader(http.StatusGatewayTimeout)
-			return nil
+		if c.rq.OnlyIfCached {
+			return h.serveUnavailable(&c, &lk)
 		}
-
-		flk := lk // the fetch keeps its own copy, so that lk stays on the stack on hits
-		f := fetch{h: h, r: r, rq: reqCC, next: next, lk: &flk, dec: dec, store: storeOK}
-		f.cs.fwd = lk.fwd
-		if lk.entry != nil {
-			f.cs.fwd = fwdStale
-			if reqCC.NoCache || (reqCC.MaxAge.Set && reqCC.MaxAge.D == 0) {
-				f.cs.fwd = fwdRequest
-			}
-			f.revalidate = dec.Action == policy.Revalidate && policy.HasValidator(lk.entry.Header)
-			f.staleIfError = dec.StaleIfErrorOK
+		f := h.newFetch(&c, lk, dec)
+		var retry bool
+		var err error
+		if c.mayStore {
+			retry, err = h.leadOrWait(&c, f, attempt)
+		} else {
+			retry, err = h.passThrough(&c, f)
 		}
-		if collapsed != 0 {
-			// Waited for another request's fetch and could not use it
-			// (e.g. another variant): collapsed=?0 (RFC 9211 §2.6).
-			f.cs.collapsed = -1
-		}
-		if !storeOK {
-			f.cs.detail = passDetail
-			if collapsed == 0 {
-				switch {
-				case passDetail == "range" && r.Method == http.MethodGet && !reqCC.NoStore && h.wantsFill(&lk):
-					// A Range miss goes to the origin untouched, so that the
-					// client is not delayed, and starts one background fill
-					// of the whole response, which answers the next ranges
-					// (RFC 9111 §3.3 would allow storing the 206 itself;
-					// this cache stores complete responses only). A stale
-					// entry is revalidated the same way.
-					if h.refresh(r, next, lk, dec) {
-						f.cs.detail = detailRangeFill
-					}
-				case r.Method == http.MethodHead && lk.entry == nil:
-					// A HEAD miss waits for a GET of its key already in
-					// flight and is answered from it (RFC 9110 §9.3.2: the
-					// GET response without content); without one, it goes
-					// to the origin as HEAD.
-					if fl, ok := h.inFlight(lk.key); ok {
-						o, ok := h.wait(ctx, fl)
-						if ok && o == outcomeStored {
-							collapsed = 1
-							continue
-						}
-						if ctx.Err() != nil {
-							return ctx.Err()
-						}
-						f.cs.collapsed = -1
-					}
-				}
-			}
-			return f.run(w)
-		}
-		if lk.entry == nil && h.hitForMiss(lk.key) {
-			f.cs.detail = detailHitForMiss
-			return f.run(w)
-		}
-		fl, leader := h.join(lk.key)
-		if leader {
-			f.flight = fl
-			return f.run(w)
-		}
-		// A waiter: do not hold the stored body while waiting.
-		flk.close()
-		f.lk.entry, f.revalidate, f.staleIfError = nil, false, false
-		if attempt > 0 {
-			// Waited once already and the key is still in flight: go on alone.
-			f.cs.collapsed = -1
-			return f.run(w)
-		}
-		o, ok := h.wait(ctx, fl)
-		if !ok || o == outcomeUncacheable {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			f.cs.collapsed = -1
-			return f.run(w)
-		}
-		if o == outcomeStored {
-			collapsed = 1
+		if !retry {
+			return err
 		}
 	}
+}
+
+// serveFromStore answers the request with the stored response lk found,
+// which dec allows serving: fresh, or stale within stale-while-revalidate
+// (RFC 5861 §3), which starts a background refresh.
+func (h *Handler) serveFromStore(c *cacheable, lk *lookup, dec policy.Decision) error {
+	if dec.Action == policy.ServeStaleRevalidate {
+		h.refresh(c.r, c.next, *lk, dec)
+		cs := cacheStatus{ttl: dec.TTL, hasTTL: true, detail: "stale-while-revalidate"}
+		return h.serveStored(c.w, c.r, lk, dec, cs, resultStale)
+	}
+	cs := cacheStatus{ttl: dec.TTL, hasTTL: true}
+	result := resultHit
+	if c.collapse == collapsedServed {
+		cs.fwd, cs.collapsed, result = fwdURIMiss, collapsedServed, resultCollapsed
+	}
+	return h.serveStored(c.w, c.r, lk, dec, cs, result)
+}
+
+// serveUnavailable answers an only-if-cached request that the store cannot
+// answer with 504 (§5.2.1.7).
+func (h *Handler) serveUnavailable(c *cacheable, lk *lookup) error {
+	lk.close()
+	cs := cacheStatus{fwd: lk.fwd, detail: "only-if-cached"}
+	if lk.entry != nil {
+		cs.fwd = fwdStale
+	}
+	c.w.Header()["Cache-Status"] = []string{cs.String()}
+	h.report(c.r, resultUnavailable)
+	c.w.WriteHeader(http.StatusGatewayTimeout)
+	return nil
+}
+
+// newFetch prepares the fetch of a request that the store could not answer
+// with what lk found (dec: the decision on lk.entry): a miss, or a
+// revalidation of the stored response, which may be served stale if the
+// origin fails (RFC 5861 §4).
+func (h *Handler) newFetch(c *cacheable, lk lookup, dec policy.Decision) *fetch {
+	f := &fetch{h: h, r: c.r, rq: c.rq, next: c.next, lk: &lk, dec: dec, mayStore: c.mayStore}
+	f.cs.fwd = lk.fwd
+	if lk.entry != nil {
+		f.cs.fwd = fwdStale
+		if c.rq.NoCache || (c.rq.MaxAge.Set && c.rq.MaxAge.D == 0) {
+			f.cs.fwd = fwdRequest
+		}
+		f.revalidate = dec.Action == policy.Revalidate && policy.HasValidator(lk.entry.Header)
+		f.staleIfError = dec.StaleIfErrorOK
+	}
+	if c.collapse != notCollapsed {
+		// Waited for another request's fetch and could not use it (e.g.
+		// another variant).
+		f.cs.collapsed = collapsedUnused
+	}
+	return f
+}
+
+// passThrough sends a request whose response is not stored (HEAD, Range,
+// request no-store) to the next handler. On the first pass, a Range
+// request that the store cannot answer first starts a background fill of
+// the whole response, and a HEAD miss waits for a GET of its key already in
+// flight: retry tells that the GET's response landed in the store, to be
+// looked up again.
+func (h *Handler) passThrough(c *cacheable, f *fetch) (retry bool, err error) {
+	f.cs.detail = c.passDetail
+	if c.collapse != notCollapsed {
+		return false, f.run(c.w)
+	}
+	switch {
+	case c.passDetail == "range" && c.r.Method == http.MethodGet && !c.rq.NoStore && h.wantsFill(f.lk):
+		// A Range miss goes to the origin untouched, so that the client is
+		// not delayed, and starts one background fill of the whole
+		// response, which answers the next ranges (RFC 9111 §3.3 would
+		// allow storing the 206 itself; this cache stores complete
+		// responses only). A stale entry is revalidated the same way.
+		if h.refresh(c.r, c.next, *f.lk, f.dec) {
+			f.cs.detail = detailRangeFill
+		}
+	case c.r.Method == http.MethodHead && f.lk.entry == nil:
+		// A HEAD miss waits for a GET of its key already in flight and is
+		// answered from it (RFC 9110 §9.3.2: the GET response without
+		// content); without one, it goes to the origin as HEAD.
+		if fl, _ := h.joinFlight(f.lk.key, waitOnly); fl != nil {
+			o, ok := h.wait(c.r.Context(), fl)
+			if ok && o == outcomeStored {
+				c.collapse = collapsedServed
+				return true, nil
+			}
+			if err := c.r.Context().Err(); err != nil {
+				return false, err
+			}
+			f.cs.collapsed = collapsedUnused
+		}
+	}
+	return false, f.run(c.w)
+}
+
+// leadOrWait fetches a response that may be stored, collapsed with the
+// other requests of its key: the first request leads the fetch, the others
+// wait for it to land (at most collapse_timeout) and then, with retry,
+// look the key up again. A key recently found uncacheable (hit-for-miss)
+// goes to the origin without collapsing, and so does a request that waited
+// once already (attempt > 0) and finds the key in flight again, or whose
+// wait ended without a stored response.
+func (h *Handler) leadOrWait(c *cacheable, f *fetch, attempt int) (retry bool, err error) {
+	if f.lk.entry == nil && h.hitForMiss(f.lk.key) {
+		f.cs.detail = detailHitForMiss
+		return false, f.run(c.w)
+	}
+	fl, leader := h.joinFlight(f.lk.key, joinOrLead)
+	if leader {
+		f.flight = fl
+		return false, f.run(c.w)
+	}
+	// A waiter: do not hold the stored body while waiting.
+	f.lk.close()
+	f.lk.entry, f.revalidate, f.staleIfError = nil, false, false
+	if attempt > 0 {
+		f.cs.collapsed = collapsedUnused
+		return false, f.run(c.w)
+	}
+	o, ok := h.wait(c.r.Context(), fl)
+	if !ok || o == outcomeUncacheable {
+		if err := c.r.Context().Err(); err != nil {
+			return false, err
+		}
+		f.cs.collapsed = collapsedUnused
+		return false, f.run(c.w)
+	}
+	if o == outcomeStored {
+		c.collapse = collapsedServed
+	}
+	return true, nil
 }
 
 // serveStored writes a stored response: its header, Age, Cache-Status, and
@@ -478,7 +535,7 @@ func (h *Handler) wantsFill(lk *lookup) bool {
 // request, bounded by refreshTimeout, max_object_size and the config's
 // lifetime.
 func (h *Handler) refresh(r *http.Request, next caddyhttp.Handler, lk lookup, dec policy.Decision) bool {
-	fl, leader := h.lead(lk.key)
+	fl, leader := h.joinFlight(lk.key, leadOnly)
 	if !leader {
 		return false
 	}
@@ -495,46 +552,9 @@ func (h *Handler) refresh(r *http.Request, next caddyhttp.Handler, lk lookup, de
 	if h.ctx != nil {
 		stop = context.AfterFunc(h.ctx, cancel)
 	}
-	r2 := r.Clone(ctx)
-	r2.Method = http.MethodGet // a HEAD or Range hit refreshes the whole GET response
-	for _, f := range clientConditionals {
-		delete(r2.Header, f)
-	}
-	delete(r2.Header, "Range")
-	delete(r2.Header, "If-Range")
-	// The refresh is the cache's own GET of the URL: never with the
-	// client's request body, whose answer must not be stored.
-	r2.Body, r2.ContentLength, r2.TransferEncoding = http.NoBody, 0, nil
-	delete(r2.Header, "Content-Length")
-	delete(r2.Header, "Transfer-Encoding")
 	w := &discardWriter{header: make(http.Header)}
-	if srv, ok := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server); ok && srv != nil {
-		// A replacer and vars of its own: the client's request may be
-		// logged while the refresh runs. They start as copies of the
-		// client's, so that what earlier handlers set (vars, map) still
-		// steers the next handlers (e.g. a dynamic upstream).
-		repl := caddy.NewReplacer()
-		r2 = caddyhttp.PrepareRequest(r2, repl, w, srv)
-		if orig, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
-			repl.Map(func(key string) (any, bool) {
-				if strings.HasPrefix(key, "http.") {
-					return nil, false // the refresh's own request answers these
-				}
-				return orig.Get(key) // static values are safe to read concurrently
-			})
-		}
-		if vars, ok := r.Context().Value(caddyhttp.VarsCtxKey).(map[string]any); ok {
-			if vars2, ok := r2.Context().Value(caddyhttp.VarsCtxKey).(map[string]any); ok {
-				for k, v := range vars { // copied now, while the client's request waits for us
-					if _, set := vars2[k]; !set {
-						vars2[k] = v
-					}
-				}
-			}
-		}
-	}
 	f := fetch{
-		h: h, r: r2, next: next, dec: dec, store: true, flight: fl, background: true, cancel: cancel,
+		h: h, r: backgroundRequest(ctx, r, w), next: next, dec: dec, mayStore: true, flight: fl, background: true, cancel: cancel,
 		lk:         &lookup{pkey: lk.pkey, key: lk.key, fwd: lk.fwd, entry: lk.entry},
 		revalidate: lk.entry != nil && policy.HasValidator(lk.entry.Header),
 	}
@@ -542,7 +562,13 @@ func (h *Handler) refresh(r *http.Request, next caddyhttp.Handler, lk lookup, de
 	if lk.entry != nil {
 		f.cs.fwd = fwdStale
 	}
-	h.wg.Add(1)
+	if !h.goBackground() {
+		// The config is being cleaned up: start nothing it would not wait for.
+		stop()
+		cancel()
+		h.land(lk.key, fl, outcomeFailed)
+		return false
+	}
 	go func() {
 		defer h.wg.Done()
 		defer cancel()
@@ -558,6 +584,67 @@ func (h *Handler) refresh(r *http.Request, next caddyhttp.Handler, lk lookup, de
 			}
 		}
 	}()
+	return true
+}
+
+// backgroundRequest returns the request of a background fetch for the
+// client's request r, living in ctx and answered to w: the whole GET
+// response, without the client's conditionals, Range and body.
+func backgroundRequest(ctx context.Context, r *http.Request, w http.ResponseWriter) *http.Request {
+	r2 := r.Clone(ctx)
+	r2.Method = http.MethodGet // a HEAD or Range hit refreshes the whole GET response
+	for _, name := range clientConditionals {
+		delete(r2.Header, name)
+	}
+	delete(r2.Header, "Range")
+	delete(r2.Header, "If-Range")
+	// The refresh is the cache's own GET of the URL: never with the
+	// client's request body, whose answer must not be stored.
+	r2.Body, r2.ContentLength, r2.TransferEncoding = http.NoBody, 0, nil
+	delete(r2.Header, "Content-Length")
+	delete(r2.Header, "Transfer-Encoding")
+	srv, ok := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server)
+	if !ok || srv == nil {
+		return r2
+	}
+	// A replacer and vars of its own: the client's request may be logged
+	// while the refresh runs. They start as copies of the client's, so that
+	// what earlier handlers set (vars, map) still steers the next handlers
+	// (e.g. a dynamic upstream).
+	repl := caddy.NewReplacer()
+	r2 = caddyhttp.PrepareRequest(r2, repl, w, srv)
+	if orig, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+		repl.Map(func(key string) (any, bool) {
+			if strings.HasPrefix(key, "http.") {
+				return nil, false // the refresh's own request answers these
+			}
+			return orig.Get(key) // static values are safe to read concurrently
+		})
+	}
+	vars, ok := r.Context().Value(caddyhttp.VarsCtxKey).(map[string]any)
+	vars2, ok2 := r2.Context().Value(caddyhttp.VarsCtxKey).(map[string]any)
+	if ok && ok2 {
+		for k, v := range vars { // copied now, while the client's request waits for us
+			if _, set := vars2[k]; !set {
+				vars2[k] = v
+			}
+		}
+	}
+	return r2
+}
+
+// goBackground counts a background fetch about to start in h.wg, which
+// Cleanup waits for, and tells whether it may start: not once Cleanup has
+// begun (a request of an old config may outlive its grace period), since
+// Cleanup would not wait for it (sync.WaitGroup forbids an Add from zero
+// concurrent with Wait).
+func (h *Handler) goBackground() bool {
+	h.bgMu.Lock()
+	defer h.bgMu.Unlock()
+	if h.cleanedUp {
+		return false
+	}
+	h.wg.Add(1)
 	return true
 }
 

@@ -44,7 +44,6 @@ const (
 	fwdMethod   = "method"
 	fwdURIMiss  = "uri-miss"
 	fwdVaryMiss = "vary-miss"
-	fwdMiss     = "miss"
 	fwdRequest  = "request"
 	fwdStale    = "stale"
 )
@@ -57,12 +56,29 @@ const detailHitForMiss = "hit-for-miss"
 // untouched that also started a background fill of the whole response.
 const detailRangeFill = "range-fill"
 
+// collapse is how a request took part in request collapsing: the
+// collapsed parameter of Cache-Status (RFC 9211 §2.6).
+type collapse int8
+
+const (
+	// notCollapsed: the request waited for no other request's fetch (no
+	// parameter).
+	notCollapsed collapse = 0
+	// collapsedServed: it waited for another request's fetch and was
+	// served from it ("collapsed").
+	collapsedServed collapse = 1
+	// collapsedUnused: it waited for another request's fetch and could not
+	// use it (another variant, an uncacheable response, the wait timed
+	// out), so it went on alone ("collapsed=?0").
+	collapsedUnused collapse = -1
+)
+
 // cacheStatus builds a Cache-Status field value. The zero value is a hit.
 type cacheStatus struct {
 	fwd       string // "" on a hit
 	fwdStatus int    // 0: not sent
 	stored    bool
-	collapsed int8 // 0: absent, 1: collapsed, -1: collapsed=?0
+	collapsed collapse
 	ttl       time.Duration
 	hasTTL    bool
 	detail    string // token; "" for none
@@ -86,9 +102,9 @@ func (s *cacheStatus) String() string {
 			b = append(b, "; stored"...)
 		}
 		switch s.collapsed {
-		case 1:
+		case collapsedServed:
 			b = append(b, "; collapsed"...)
-		case -1:
+		case collapsedUnused:
 			b = append(b, "; collapsed=?0"...)
 		}
 	}

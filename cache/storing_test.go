@@ -8,7 +8,7 @@ import (
 	"testing"
 )
 
-// Item 1: a GET response is stored and served again without the origin,
+// A GET response is stored and served again without the origin,
 // with Age and Cache-Status; HEAD is answered from the stored GET.
 func TestStoresGETAndAnswersGETAndHEADFromIt(t *testing.T) {
 	o := newOrigin(t, serve("hello", "Cache-Control", "max-age=60", "Content-Type", "text/plain", "X-Origin", "1"))
@@ -33,7 +33,7 @@ func TestStoresGETAndAnswersGETAndHEADFromIt(t *testing.T) {
 	expect(t, "other query", get(t, s, "/a?x=1"), 200, "hello", "miss", "fwd=uri-miss")
 }
 
-// Item 1: a HEAD miss goes to the origin as HEAD and stores nothing.
+// A HEAD miss goes to the origin as HEAD and stores nothing.
 func TestHEADMissGoesToOriginAndStoresNothing(t *testing.T) {
 	o := newOrigin(t, serve("hello", "Cache-Control", "max-age=60"))
 	s := startCache(t, o, "")
@@ -46,7 +46,7 @@ func TestHEADMissGoesToOriginAndStoresNothing(t *testing.T) {
 	expect(t, "GET after HEAD", get(t, s, "/h"), 200, "hello", "miss", "fwd=uri-miss", "stored")
 }
 
-// Item 1: responses the RFC forbids storing go to the origin every time,
+// Responses the RFC forbids storing go to the origin every time,
 // and Cache-Status says why.
 func TestNotStored(t *testing.T) {
 	for _, tt := range []struct {
@@ -88,7 +88,7 @@ func TestNotStored(t *testing.T) {
 	}
 }
 
-// Item 1: a response to a request with Authorization is stored when the
+// A response to a request with Authorization is stored when the
 // response allows it (public, s-maxage, must-revalidate), §3.5.
 func TestAuthorizationAllowedByResponse(t *testing.T) {
 	for _, cc := range []string{"public, max-age=60", "s-maxage=60", "must-revalidate, max-age=60"} {
@@ -101,7 +101,7 @@ func TestAuthorizationAllowedByResponse(t *testing.T) {
 	}
 }
 
-// Item 1: with allow_set_cookie, a response with Set-Cookie is stored,
+// With allow_set_cookie, a response with Set-Cookie is stored,
 // the client that caused the fetch gets the cookie, and no one else does.
 func TestAllowSetCookieNeverReplaysTheCookie(t *testing.T) {
 	o := newOrigin(t, serve("page", "Cache-Control", "max-age=60", "Set-Cookie", "session=alice"))
@@ -118,7 +118,7 @@ func TestAllowSetCookieNeverReplaysTheCookie(t *testing.T) {
 	}
 }
 
-// Item 2: Age is computed per §4.2.3 from the origin's Age and grows;
+// Age is computed per §4.2.3 from the origin's Age and grows;
 // CDN-Cache-Control wins over Cache-Control (RFC 9213).
 func TestAgeAndCDNCacheControl(t *testing.T) {
 	o := newOrigin(t, serve("x", "Cache-Control", "no-store", "CDN-Cache-Control", "max-age=600", "Age", "100"))
@@ -136,7 +136,7 @@ func TestAgeAndCDNCacheControl(t *testing.T) {
 	}
 }
 
-// Item 2: request directives: max-age=0 and no-cache make the cache go to
+// Request directives: max-age=0 and no-cache make the cache go to
 // the origin (fwd=request); min-fresh beyond the entry's ttl too;
 // only-if-cached with nothing stored gives 504.
 func TestRequestDirectives(t *testing.T) {
@@ -160,7 +160,7 @@ func TestRequestDirectives(t *testing.T) {
 	}
 }
 
-// Item 11: default_ttl stores responses that give no freshness, max_ttl
+// Default_ttl stores responses that give no freshness, max_ttl
 // caps lifetimes, statuses lists exactly the statuses that may be stored.
 func TestConfiguredTTLsAndStatuses(t *testing.T) {
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {

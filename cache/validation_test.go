@@ -55,7 +55,7 @@ func (v *versioned) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprint(w, v.bodyPrefix+etag)
 }
 
-// Item 3: a stale entry is revalidated with If-None-Match; the 304 updates
+// A stale entry is revalidated with If-None-Match; the 304 updates
 // the stored header (§4.3.4) and the stored body is served; afterwards the
 // entry is fresh again.
 func TestRevalidation304FreshensTheStoredResponse(t *testing.T) {
@@ -84,7 +84,7 @@ func TestRevalidation304FreshensTheStoredResponse(t *testing.T) {
 	}
 }
 
-// Item 3: a stale entry whose origin answers 200 with a new version is
+// A stale entry whose origin answers 200 with a new version is
 // replaced by it.
 func TestRevalidationNewVersionReplacesEntry(t *testing.T) {
 	v := newVersioned(`"v1"`, "max-age=60", "61")
@@ -97,7 +97,7 @@ func TestRevalidationNewVersionReplacesEntry(t *testing.T) {
 	expect(t, "hit on new version", get(t, s, "/v"), 200, `body "v2"`, "hit", "hit")
 }
 
-// Item 3: a client's conditional request is answered from a fresh entry
+// A client's conditional request is answered from a fresh entry
 // with 304; on a miss the cache fetches the whole response (stored), and
 // answers the client's conditional from it.
 func TestClientConditionalsAnsweredFromTheCache(t *testing.T) {
@@ -122,7 +122,7 @@ func TestClientConditionalsAnsweredFromTheCache(t *testing.T) {
 	}
 }
 
-// Item 5: stale-while-revalidate serves the stale entry at once and
+// Stale-while-revalidate serves the stale entry at once and
 // refreshes it in the background, once.
 func TestStaleWhileRevalidate(t *testing.T) {
 	v := newVersioned(`"v1"`, "max-age=60, stale-while-revalidate=600", "61")
@@ -143,7 +143,7 @@ func TestStaleWhileRevalidate(t *testing.T) {
 	}
 }
 
-// Item 5: stale-if-error serves the stale entry when the origin answers
+// Stale-if-error serves the stale entry when the origin answers
 // 5xx, and when it cannot be reached at all.
 func TestStaleIfError(t *testing.T) {
 	v := newVersioned(`"v1"`, "max-age=60, stale-if-error=600", "61")
@@ -186,7 +186,7 @@ http://localhost:{HTTP_PORT} {
 	expect(t, "origin timeout", r, 200, `body "v1"`, "stale", "fwd=stale; fwd-status=504", "detail=stale-if-error")
 }
 
-// Item 5: stale_if_error configured as a default covers responses that
+// Stale_if_error configured as a default covers responses that
 // send none; must-revalidate forbids serving stale (§4.2.4).
 func TestStaleIfErrorDefaultAndMustRevalidate(t *testing.T) {
 	v := newVersioned(`"v1"`, "max-age=60", "61")
@@ -204,7 +204,7 @@ func TestStaleIfErrorDefaultAndMustRevalidate(t *testing.T) {
 	expect(t, "must-revalidate", get(t, s, "/m"), 503, "origin error", "uncacheable", "fwd=stale; fwd-status=503")
 }
 
-// Item 3: a response with no-cache and a validator is stored but
+// A response with no-cache and a validator is stored but
 // revalidated on every use (§5.2.2.4).
 func TestResponseNoCacheRevalidatesEveryUse(t *testing.T) {
 	v := newVersioned(`"n1"`, "no-cache", "")

@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-// Item 4: variants are stored side by side and chosen by the request
+// Variants are stored side by side and chosen by the request
 // fields the response varies on; Accept-Encoding is normalised so that
 // browsers' different headers share a variant.
 func TestVaryStoresVariantsSideBySide(t *testing.T) {
@@ -29,7 +29,7 @@ func TestVaryStoresVariantsSideBySide(t *testing.T) {
 	}
 }
 
-// Item 4: Vary: * never matches, so such a response is never served from
+// Vary: * never matches, so such a response is never served from
 // the store.
 func TestVaryStarNeverMatches(t *testing.T) {
 	o := newOrigin(t, serve("star", "Cache-Control", "max-age=60", "Vary", "*"))
@@ -42,7 +42,7 @@ func TestVaryStarNeverMatches(t *testing.T) {
 	}
 }
 
-// Item 6: a successful unsafe request invalidates its URI and the
+// A successful unsafe request invalidates its URI and the
 // same-host Location and Content-Location, with all their variants
 // (§4.4); a failed one invalidates nothing.
 func TestUnsafeRequestsInvalidate(t *testing.T) {

@@ -554,7 +554,7 @@ http://localhost:{HTTP_PORT} {
 	s := caddytest.Start(t, cfg(country))
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	var errs atomic.Int64
+	var errs, answered atomic.Int64
 	wg.Go(func() {
 		for {
 			select {
@@ -571,7 +571,9 @@ http://localhost:{HTTP_PORT} {
 			resp.Body.Close()
 			if resp.StatusCode != 200 {
 				errs.Add(1)
+				continue
 			}
+			answered.Add(1)
 		}
 	})
 	for i := range 6 {
@@ -587,5 +589,18 @@ http://localhost:{HTTP_PORT} {
 	wg.Wait()
 	// The admin server itself restarts with each config, so a few
 	// connection errors are expected; a data race fails the test under -race.
-	t.Logf("%d admin requests failed during config loads", errs.Load())
+	t.Logf("%d admin requests answered, %d failed during config loads", answered.Load(), errs.Load())
+	if answered.Load() == 0 {
+		t.Error("the admin API never answered a lookup while configs were loaded")
+	}
+	// Once the loads are over, the admin API answers from the last config.
+	resp, err := s.Client.Get(s.AdminURL("/geofilter/lookup?ip=" + ipDE))
+	if err != nil {
+		t.Fatalf("admin lookup after the reloads: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"DE"`) {
+		t.Errorf("admin lookup after the reloads = %d %s, want 200 with country DE", resp.StatusCode, body)
+	}
 }

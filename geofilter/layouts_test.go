@@ -321,3 +321,25 @@ func TestDatabaseUpdatesMaxMindEdition(t *testing.T) {
 func newTestContext() (caddy.Context, context.CancelFunc) {
 	return caddy.NewContext(caddy.Context{Context: context.Background()})
 }
+
+// TestReloadKeepsFields: a replacement that lacks a field the current file
+// provides (here, of the same kind) is refused and the current file keeps
+// serving.
+func TestReloadKeepsFields(t *testing.T) {
+	path := writeDB(t, "country.mmdb", mmdbtest.IPinfoLite(map[string]mmdbtest.IPinfoRecord{"192.0.2.0/24": {Country: "DE", ASN: 64496, ASName: "Example"}}))
+	d := openDBsForTest(t, -1, path)
+	// A new version with the same fields: taken.
+	mmdbtest.WriteFile(t, path, mmdbtest.IPinfoLite(map[string]mmdbtest.IPinfoRecord{"192.0.2.0/24": {Country: "FR", ASN: 64497, ASName: "Other"}}))
+	if _, err := reloadDatabase(path); err != nil {
+		t.Fatalf("same fields: %v", err)
+	}
+	// Country only: the ASN would be lost.
+	mmdbtest.WriteFile(t, path, mmdbtest.IPLocationDBCountry(map[string]string{"192.0.2.0/24": "SE"}, 4))
+	_, err := reloadDatabase(path)
+	if err == nil || !strings.Contains(err.Error(), "the new version provides no asn") {
+		t.Fatalf("err = %v, want the lost field named", err)
+	}
+	if got := lookupForTest(d, "192.0.2.1"); got.CountryCode != "FR" || got.ASN != 64497 {
+		t.Errorf("after the refused reload: %+v", got)
+	}
+}

@@ -6,17 +6,10 @@ import (
 	"time"
 )
 
-// Evaluate decides how a stored response (header h, request and response
-// times, freshness f) may answer a request with header reqHeader at now
-// (§4, §4.2.4, §5.2.1). It is EvaluateAge with current_age computed from h
-// (§4.2.3).
-func Evaluate(reqHeader http.Header, h http.Header, f Freshness, requestTime, responseTime, now time.Time) Decision {
-	return EvaluateAge(reqHeader, f, CurrentAge(h, requestTime, responseTime, now))
-}
-
-// EvaluateAge is Evaluate for a stored response whose current_age is
-// already known (see CorrectedInitialAge and AgeAt), so the hit path parses
-// no stored header field. The rules, in order:
+// EvaluateRequest decides how a stored response (freshness f, current_age
+// age: see CorrectedInitialAge and AgeAt, so the hit path parses no stored
+// header field) may answer a request with directives rq (parsed with
+// RequestDirectives) (§4, §4.2.4, §5.2.1). The rules, in order:
 //
 //   - The request's no-cache (§5.2.1.4) — or, without Cache-Control, its
 //     Pragma: no-cache (RFC 7234 §5.4; RFC 9111 §5.4 deprecates Pragma
@@ -48,13 +41,6 @@ func Evaluate(reqHeader http.Header, h http.Header, f Freshness, requestTime, re
 // by an explicit in-protocol directive"). A window of 0 allows nothing.
 //
 // TTL is freshness_lifetime - current_age, negative when stale.
-func EvaluateAge(reqHeader http.Header, f Freshness, age time.Duration) Decision {
-	return EvaluateRequest(RequestDirectives(reqHeader), f, age)
-}
-
-// EvaluateRequest is EvaluateAge for request directives already parsed
-// with RequestDirectives, for a caller that needs them too and should not
-// parse the request's Cache-Control twice.
 func EvaluateRequest(rq Directives, f Freshness, age time.Duration) Decision {
 	d := Decision{Action: Revalidate, Age: age, TTL: f.Lifetime - age}
 	staleness := age - f.Lifetime // > 0 when stale

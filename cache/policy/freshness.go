@@ -11,16 +11,9 @@ const (
 	DefaultHeuristicMax      = 24 * time.Hour
 )
 
-// ResponseFreshness computes the freshness of a response received at
-// responseTime (§4.2.1, §4.2.2; RFC 9213, RFC 5861). It assumes a status
-// that is cacheable by default for the heuristic rule; the handler, which
-// knows the status, should call ResponseFreshnessStatus.
-func ResponseFreshness(h http.Header, responseTime time.Time, opts Options) Freshness {
-	return ResponseFreshnessStatus(http.StatusOK, h, responseTime, opts)
-}
-
 // ResponseFreshnessStatus computes the freshness of a response with the
-// given status and header h, received at responseTime.
+// given status and header h, received at responseTime (§4.2.1, §4.2.2;
+// RFC 9213, RFC 5861).
 //
 // freshness_lifetime is the first of (§4.2.1):
 //   - s-maxage;

@@ -118,10 +118,9 @@ const (
 	Serve                Action = iota // fresh enough for the request
 	ServeStaleRevalidate               // stale within stale-while-revalidate or the request's max-stale: serve, refresh in background
 	Revalidate                         // stale (or no-cache): validate with the origin first; may serve stale if the origin fails within StaleIfError
-	MustFetch                          // unusable (e.g. Vary mismatch handled by caller); fetch
 )
 
-// Decision is the outcome of Evaluate.
+// Decision is the outcome of EvaluateRequest.
 type Decision struct {
 	Action Action
 	Age    time.Duration // current_age, for the Age field

@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -44,19 +45,46 @@ type Server struct {
 // kernel with port 0 and closing it, as the obvious way does, races with
 // the other test processes that go test runs side by side: one of their
 // httptest origins could be given the same port before Caddy binds it.
+//
+// A port is never handed out twice in a process: Caddy binds with
+// SO_REUSEPORT, so two servers given one port would both bind it and share
+// its connections (a site's requests reaching the admin API).
 func FreePort(t testing.TB) int {
 	t.Helper()
 	for range 100 {
 		port := 20000 + rand.IntN(12000)
+		if !claim(port) {
+			continue // handed out before in this process
+		}
 		l, err := net.Listen("tcp", fmt.Sprintf(":%d", port))
 		if err != nil {
-			continue // in use: try another
+			continue // in use: try another (it stays claimed)
 		}
 		l.Close()
 		return port
 	}
 	t.Fatal("finding a free port: 100 random ports in 20000-31999 were all in use")
 	return 0
+}
+
+// handedOut holds the ports FreePort returned in this process.
+var handedOut struct {
+	mu    sync.Mutex // protects ports
+	ports map[int]bool
+}
+
+// claim records port as handed out, and tells whether it was not before.
+func claim(port int) bool {
+	handedOut.mu.Lock()
+	defer handedOut.mu.Unlock()
+	if handedOut.ports[port] {
+		return false
+	}
+	if handedOut.ports == nil {
+		handedOut.ports = make(map[int]bool)
+	}
+	handedOut.ports[port] = true
+	return true
 }
 
 // Start chooses free ports, then loads the Caddyfile into this process's

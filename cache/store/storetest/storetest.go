@@ -69,681 +69,755 @@ func RunWithClock(t *testing.T, newStore func(t *testing.T, now func() time.Time
 	start := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	run(t, withClock, func() time.Time { return start })
 
-	t.Run("ExpiresAsTimePasses", func(t *testing.T) {
-		c := NewClock(start)
-		s := withClock(t, c)
-		ctx := context.Background()
-		e := testEntry(c.Now())
-		e.Expires = c.Now().Add(time.Minute)
-		e.Tags = []string{"t"}
-		put(t, s, "k", e, []byte("body"))
-		mustGet(t, s, "k")
-
-		c.Advance(59 * time.Second)
-		mustGet(t, s, "k")
-
-		c.Advance(time.Second)
-		wantNotFound(t, s, "k")
-		if err := s.Update(ctx, "k", testEntry(c.Now())); !errors.Is(err, store.ErrNotFound) {
-			t.Errorf("Update of an expired entry: got %v, want ErrNotFound", err)
-		}
-		if n, err := s.PurgeTag(ctx, "t", false); err != nil || n != 0 {
-			t.Errorf("PurgeTag of an expired entry = %d, %v; want 0, nil", n, err)
-		}
-	})
-
-	t.Run("UpdateMovesExpiry", func(t *testing.T) {
-		c := NewClock(start)
-		s := withClock(t, c)
-		e := testEntry(c.Now())
-		e.Expires = c.Now().Add(time.Minute)
-		put(t, s, "k", e, []byte("body"))
-
-		c.Advance(30 * time.Second)
-		fresh := testEntry(c.Now())
-		fresh.Expires = c.Now().Add(time.Hour)
-		if err := s.Update(context.Background(), "k", fresh); err != nil {
-			t.Fatal(err)
-		}
-		c.Advance(10 * time.Minute)
-		got, b := mustGet(t, s, "k")
-		if !got.Expires.Equal(fresh.Expires) {
-			t.Errorf("Expires = %v, want %v", got.Expires, fresh.Expires)
-		}
-		if body := readAll(t, b); string(body) != "body" {
-			t.Errorf("body after Update = %q, want %q", body, "body")
-		}
-	})
+	t.Run("ExpiresAsTimePasses", func(t *testing.T) { testExpiresAsTimePasses(t, withClock, start) })
+	t.Run("UpdateMovesExpiry", func(t *testing.T) { testUpdateMovesExpiry(t, withClock, start) })
 }
 
-// run holds the tests common to Run and RunWithClock. now gives the time
-// that the stores see, for entries that must be fresh or expired.
-func run(t *testing.T, newStore func(t *testing.T, c *Clock) store.Store, now func() time.Time) {
-	fresh := func(t *testing.T) store.Store { return newStore(t, NewClock(now())) }
+// testExpiresAsTimePasses: an entry leaves the store when its Expires
+// passes, for Get, Update and PurgeTag alike.
+func testExpiresAsTimePasses(t *testing.T, withClock func(t *testing.T, c *Clock) store.Store, start time.Time) {
+	c := NewClock(start)
+	s := withClock(t, c)
 	ctx := context.Background()
+	e := testEntry(c.Now())
+	e.Expires = c.Now().Add(time.Minute)
+	e.Tags = []string{"t"}
+	put(t, s, "k", e, []byte("body"))
+	mustGet(t, s, "k")
 
-	t.Run("GetMissing", func(t *testing.T) {
-		s := fresh(t)
-		wantNotFound(t, s, "missing")
-	})
+	c.Advance(59 * time.Second)
+	mustGet(t, s, "k")
 
-	t.Run("RoundTrip", func(t *testing.T) {
-		body := pattern(10_000)
-		for _, hint := range []int64{-1, 0, int64(len(body)), 100} {
-			t.Run(fmt.Sprintf("hint=%d", hint), func(t *testing.T) {
-				s := fresh(t)
-				t0 := now()
-				e := testEntry(t0)
-				e.Size = hint
-				w, err := s.Put(ctx, "https://example.com/a?b=c", e)
-				if err != nil {
-					t.Fatal(err)
+	c.Advance(time.Second)
+	wantNotFound(t, s, "k")
+	if err := s.Update(ctx, "k", testEntry(c.Now())); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Update of an expired entry: got %v, want ErrNotFound", err)
+	}
+	if n, err := s.PurgeTag(ctx, "t", false); err != nil || n != 0 {
+		t.Errorf("PurgeTag of an expired entry = %d, %v; want 0, nil", n, err)
+	}
+}
+
+// testUpdateMovesExpiry: Update gives an entry its new Expires.
+func testUpdateMovesExpiry(t *testing.T, withClock func(t *testing.T, c *Clock) store.Store, start time.Time) {
+	c := NewClock(start)
+	s := withClock(t, c)
+	e := testEntry(c.Now())
+	e.Expires = c.Now().Add(time.Minute)
+	put(t, s, "k", e, []byte("body"))
+
+	c.Advance(30 * time.Second)
+	fresh := testEntry(c.Now())
+	fresh.Expires = c.Now().Add(time.Hour)
+	if err := s.Update(context.Background(), "k", fresh); err != nil {
+		t.Fatal(err)
+	}
+	c.Advance(10 * time.Minute)
+	got, b := mustGet(t, s, "k")
+	if !got.Expires.Equal(fresh.Expires) {
+		t.Errorf("Expires = %v, want %v", got.Expires, fresh.Expires)
+	}
+	if body := readAll(t, b); string(body) != "body" {
+		t.Errorf("body after Update = %q, want %q", body, "body")
+	}
+}
+
+// suite holds what the acceptance tests common to Run and RunWithClock
+// need: a way to make a fresh, empty store, and the time the stores see,
+// for entries that must be fresh or expired.
+type suite struct {
+	newStore func(t *testing.T, c *Clock) store.Store
+	now      func() time.Time
+}
+
+// fresh returns a new, empty store whose clock reads su.now().
+func (su suite) fresh(t *testing.T) store.Store { return su.newStore(t, NewClock(su.now())) }
+
+// run runs the tests common to Run and RunWithClock, each as a subtest.
+func run(t *testing.T, newStore func(t *testing.T, c *Clock) store.Store, now func() time.Time) {
+	su := suite{newStore: newStore, now: now}
+	for _, tt := range []struct {
+		name string
+		test func(suite, *testing.T)
+	}{
+		{"GetMissing", suite.testGetMissing},
+		{"RoundTrip", suite.testRoundTrip},
+		{"EmptyBody", suite.testEmptyBody},
+		{"PutClonesEntry", suite.testPutClonesEntry},
+		{"NothingVisibleBeforeCommit", suite.testNothingVisibleBeforeCommit},
+		{"Abort", suite.testAbort},
+		{"CommitReplacesWhileOldBodyIsRead", suite.testCommitReplacesWhileOldBodyIsRead},
+		{"Update", suite.testUpdate},
+		{"Delete", suite.testDelete},
+		{"PurgePrefix", suite.testPurgePrefix},
+		{"PurgeTag", suite.testPurgeTag},
+		{"SoftPurgePrefix", suite.testSoftPurgePrefix},
+		{"SoftPurgeTag", suite.testSoftPurgeTag},
+		{"EntriesPagination", suite.testEntriesPagination},
+		{"Stats", suite.testStats},
+		{"ExpiredEntryNotReturned", suite.testExpiredEntryNotReturned},
+		{"LargeBody", suite.testLargeBody},
+		{"Concurrent", suite.testConcurrent},
+	} {
+		t.Run(tt.name, func(t *testing.T) { tt.test(su, t) })
+	}
+}
+
+// testGetMissing: a key never stored is not found.
+func (su suite) testGetMissing(t *testing.T) {
+	s := su.fresh(t)
+	wantNotFound(t, s, "missing")
+}
+
+// testRoundTrip: an entry and its body come back as written, whatever the size hint.
+func (su suite) testRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	body := pattern(10_000)
+	for _, hint := range []int64{-1, 0, int64(len(body)), 100} {
+		t.Run(fmt.Sprintf("hint=%d", hint), func(t *testing.T) {
+			s := su.fresh(t)
+			t0 := su.now()
+			e := testEntry(t0)
+			e.Size = hint
+			w, err := s.Put(ctx, "https://example.com/a?b=c", e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Written in uneven pieces, as a proxy receives them.
+			for rest := body; len(rest) > 0; {
+				n := min(len(rest), 777)
+				if m, err := w.Write(rest[:n]); err != nil || m != n {
+					t.Fatalf("Write = %d, %v; want %d, nil", m, err, n)
 				}
-				// Written in uneven pieces, as a proxy receives them.
-				for rest := body; len(rest) > 0; {
-					n := min(len(rest), 777)
-					if m, err := w.Write(rest[:n]); err != nil || m != n {
-						t.Fatalf("Write = %d, %v; want %d, nil", m, err, n)
-					}
-					rest = rest[n:]
-				}
-				if err := w.Commit(); err != nil {
-					t.Fatal(err)
-				}
-				want := testEntry(t0)
-				want.Size = int64(len(body))
-				got, b := mustGet(t, s, "https://example.com/a?b=c")
-				checkEntry(t, got, want)
-				checkBody(t, b, body)
-			})
+				rest = rest[n:]
+			}
+			if err := w.Commit(); err != nil {
+				t.Fatal(err)
+			}
+			want := testEntry(t0)
+			want.Size = int64(len(body))
+			got, b := mustGet(t, s, "https://example.com/a?b=c")
+			checkEntry(t, got, want)
+			checkBody(t, b, body)
+		})
+	}
+}
+
+// testEmptyBody: an entry with no body is stored and read back with size 0.
+func (su suite) testEmptyBody(t *testing.T) {
+	s := su.fresh(t)
+	e := testEntry(su.now())
+	e.Status = http.StatusNoContent
+	put(t, s, "k", e, nil)
+	got, b := mustGet(t, s, "k")
+	if got.Size != 0 || b.Size() != 0 {
+		t.Errorf("Size = %d, body Size = %d; want 0", got.Size, b.Size())
+	}
+	checkBody(t, b, nil)
+}
+
+// testPutClonesEntry: the store keeps a copy of the entry: the caller may change its own after Put.
+func (su suite) testPutClonesEntry(t *testing.T) {
+	ctx := context.Background()
+	s := su.fresh(t)
+	e := testEntry(su.now())
+	w, err := s.Put(ctx, "k", e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Header.Set("Content-Type", "changed/by-caller")
+	e.Tags[0] = "changed"
+	write(t, w, []byte("x"))
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := mustGet(t, s, "k")
+	if ct := got.Header.Get("Content-Type"); ct != "text/plain; charset=utf-8" {
+		t.Errorf("stored Content-Type = %q: the store kept the caller's Entry instead of a copy", ct)
+	}
+	if got.Tags[0] != "product:1" {
+		t.Errorf("stored tag = %q: the store kept the caller's Tags instead of a copy", got.Tags[0])
+	}
+}
+
+// testNothingVisibleBeforeCommit: a body being written is invisible until Commit, and an older entry under the key keeps being served meanwhile.
+func (su suite) testNothingVisibleBeforeCommit(t *testing.T) {
+	ctx := context.Background()
+	s := su.fresh(t)
+	w, err := s.Put(ctx, "new", testEntry(su.now()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, w, []byte("partial"))
+	wantNotFound(t, s, "new")
+
+	put(t, s, "old", testEntry(su.now()), []byte("v1"))
+	w2, err := s.Put(ctx, "old", testEntry(su.now()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, w2, []byte("v2"))
+	_, b := mustGet(t, s, "old")
+	checkBody(t, b, []byte("v1"))
+
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := w2.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	_, b = mustGet(t, s, "new")
+	checkBody(t, b, []byte("partial"))
+	_, b = mustGet(t, s, "old")
+	checkBody(t, b, []byte("v2"))
+}
+
+// testAbort: an aborted write stores nothing and leaves an older entry in place; Abort after Commit does nothing.
+func (su suite) testAbort(t *testing.T) {
+	ctx := context.Background()
+	s := su.fresh(t)
+	w, err := s.Put(ctx, "k", testEntry(su.now()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, w, []byte("discarded"))
+	w.Abort()
+	w.Abort() // twice is fine
+	wantNotFound(t, s, "k")
+	if err := w.Commit(); err == nil {
+		t.Error("Commit after Abort succeeded")
+	}
+	wantNotFound(t, s, "k")
+
+	// An aborted replacement leaves the old entry in place.
+	put(t, s, "k", testEntry(su.now()), []byte("kept"))
+	w, err = s.Put(ctx, "k", testEntry(su.now()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, w, []byte("dropped"))
+	w.Abort()
+	_, b := mustGet(t, s, "k")
+	checkBody(t, b, []byte("kept"))
+
+	// Abort after Commit does nothing.
+	w, err = s.Put(ctx, "k2", testEntry(su.now()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, w, []byte("committed"))
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	w.Abort()
+	_, b = mustGet(t, s, "k2")
+	checkBody(t, b, []byte("committed"))
+}
+
+// testCommitReplacesWhileOldBodyIsRead: replacing or deleting an entry does not change a body already being read.
+func (su suite) testCommitReplacesWhileOldBodyIsRead(t *testing.T) {
+	ctx := context.Background()
+	s := su.fresh(t)
+	v1 := bytes.Repeat([]byte("1"), 4096)
+	v2 := bytes.Repeat([]byte("2"), 100)
+	put(t, s, "k", testEntry(su.now()), v1)
+	oldEntry, oldBody := mustGet(t, s, "k")
+	head := make([]byte, 10)
+	if _, err := io.ReadFull(oldBody, head); err != nil {
+		t.Fatal(err)
+	}
+
+	e2 := testEntry(su.now())
+	e2.Status = http.StatusNotFound
+	put(t, s, "k", e2, v2)
+	s.Delete(ctx, "k")
+	put(t, s, "k", e2, v2)
+
+	rest, err := io.ReadAll(oldBody)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := append(head, rest...); !bytes.Equal(got, v1) {
+		t.Errorf("old body changed while being read: %d bytes, starting %q", len(got), got[:min(len(got), 16)])
+	}
+	if oldEntry.Status != http.StatusOK || oldEntry.Size != int64(len(v1)) {
+		t.Errorf("old entry changed: status %d size %d", oldEntry.Status, oldEntry.Size)
+	}
+	got, b := mustGet(t, s, "k")
+	if got.Status != http.StatusNotFound {
+		t.Errorf("Status = %d, want the replacement's %d", got.Status, http.StatusNotFound)
+	}
+	checkBody(t, b, v2)
+}
+
+// testUpdate: Update replaces the entry's fields and tags and keeps its body; it never creates an entry.
+func (su suite) testUpdate(t *testing.T) {
+	ctx := context.Background()
+	s := su.fresh(t)
+	body := pattern(3000)
+	e := testEntry(su.now())
+	put(t, s, "k", e, body)
+	_, oldBody := mustGet(t, s, "k")
+
+	u := testEntry(su.now())
+	u.Status = http.StatusPartialContent
+	u.Header = http.Header{"Etag": {`"v2"`}, "Cache-Control": {"max-age=60"}}
+	u.RequestTime = su.now().Add(time.Minute)
+	u.ResponseTime = su.now().Add(time.Minute + time.Second)
+	u.Expires = su.now().Add(2 * time.Hour)
+	u.Tags = []string{"new-tag"}
+	u.Size = 1 // ignored: the body is kept
+	if err := s.Update(ctx, "k", u); err != nil {
+		t.Fatal(err)
+	}
+	want := u.Clone()
+	want.Size = int64(len(body))
+	got, b := mustGet(t, s, "k")
+	checkEntry(t, got, want)
+	checkBody(t, b, body)
+	checkBody(t, oldBody, body)
+
+	// The tags follow the update.
+	if n, _ := s.PurgeTag(ctx, "product:1", false); n != 0 {
+		t.Errorf("PurgeTag(old tag) = %d after Update replaced the tags, want 0", n)
+	}
+	mustGet(t, s, "k")
+	if n, _ := s.PurgeTag(ctx, "new-tag", false); n != 1 {
+		t.Errorf("PurgeTag(new tag) = %d, want 1", n)
+	}
+	wantNotFound(t, s, "k")
+
+	if err := s.Update(ctx, "missing", u); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Update(missing) = %v, want ErrNotFound", err)
+	}
+	wantNotFound(t, s, "missing")
+}
+
+// testDelete: Delete removes exactly the keys it is given.
+func (su suite) testDelete(t *testing.T) {
+	ctx := context.Background()
+	s := su.fresh(t)
+	for _, k := range []string{"a", "b", "c", "d"} {
+		put(t, s, k, testEntry(su.now()), []byte(k))
+	}
+	if err := s.Delete(ctx, "a", "c", "never-stored"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wantNotFound(t, s, "a")
+	wantNotFound(t, s, "c")
+	_, b := mustGet(t, s, "b")
+	checkBody(t, b, []byte("b"))
+	_, b = mustGet(t, s, "d")
+	checkBody(t, b, []byte("d"))
+}
+
+// testPurgePrefix: PurgePrefix removes every key with the prefix and counts them; the empty prefix removes everything.
+func (su suite) testPurgePrefix(t *testing.T) {
+	ctx := context.Background()
+	s := su.fresh(t)
+	keys := []string{
+		"GET https://a.example/img/1.png",
+		"GET https://a.example/img/2.png",
+		"GET https://a.example/img/sub/3.png",
+		"GET https://a.example/imgx",
+		"GET https://a.example/",
+		"GET https://b.example/img/1.png",
+	}
+	for _, k := range keys {
+		put(t, s, k, testEntry(su.now()), []byte(k))
+	}
+	n, err := s.PurgePrefix(ctx, "GET https://a.example/img/", false)
+	if err != nil || n != 3 {
+		t.Fatalf("PurgePrefix = %d, %v; want 3, nil", n, err)
+	}
+	for _, k := range keys[:3] {
+		wantNotFound(t, s, k)
+	}
+	for _, k := range keys[3:] {
+		mustGet(t, s, k)
+	}
+	if n, _ := s.PurgePrefix(ctx, "GET https://a.example/img/", false); n != 0 {
+		t.Errorf("second PurgePrefix = %d, want 0", n)
+	}
+	if n, _ := s.PurgePrefix(ctx, "", false); n != 3 {
+		t.Errorf("PurgePrefix(\"\") = %d, want 3 (everything left)", n)
+	}
+	if st := s.Stats(); st.Entries != 0 {
+		t.Errorf("Stats().Entries = %d after purging everything, want 0", st.Entries)
+	}
+}
+
+// testPurgeTag: PurgeTag removes the entries whose current tags hold the tag, and counts them.
+func (su suite) testPurgeTag(t *testing.T) {
+	ctx := context.Background()
+	s := su.fresh(t)
+	tagged := map[string][]string{
+		"p1":     {"product:1", "list"},
+		"p2":     {"product:2", "list"},
+		"p1-img": {"product:1"},
+		"home":   {"home"},
+		"none":   nil,
+	}
+	for k, tags := range tagged {
+		e := testEntry(su.now())
+		e.Tags = tags
+		put(t, s, k, e, []byte(k))
+	}
+	n, err := s.PurgeTag(ctx, "product:1", false)
+	if err != nil || n != 2 {
+		t.Fatalf("PurgeTag(product:1) = %d, %v; want 2, nil", n, err)
+	}
+	wantNotFound(t, s, "p1")
+	wantNotFound(t, s, "p1-img")
+	for _, k := range []string{"p2", "home", "none"} {
+		mustGet(t, s, k)
+	}
+	if n, _ := s.PurgeTag(ctx, "list", false); n != 1 {
+		t.Errorf("PurgeTag(list) = %d, want 1 (p1 is already gone)", n)
+	}
+	if n, _ := s.PurgeTag(ctx, "unknown", false); n != 0 {
+		t.Errorf("PurgeTag(unknown) = %d, want 0", n)
+	}
+	if n, _ := s.PurgeTag(ctx, "", false); n != 0 {
+		t.Errorf("PurgeTag(\"\") = %d, want 0", n)
+	}
+
+	// A replacement that keeps a tag is purged by it.
+	e := testEntry(su.now())
+	e.Tags = []string{"keep", "v1-only"}
+	put(t, s, "kept", e, []byte("v1"))
+	e.Tags = []string{"keep"}
+	put(t, s, "kept", e, []byte("v2"))
+	if err := s.Update(ctx, "kept", e); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := s.PurgeTag(ctx, "keep", false); n != 1 {
+		t.Errorf("PurgeTag(keep) = %d after replacements that kept the tag, want 1", n)
+	}
+	wantNotFound(t, s, "kept")
+
+	// A replacement that drops the tag is not purged by it.
+	e = testEntry(su.now())
+	e.Tags = []string{"home", "extra"}
+	put(t, s, "home", e, []byte("v2"))
+	e.Tags = []string{"other"}
+	put(t, s, "home", e, []byte("v3"))
+	if n, _ := s.PurgeTag(ctx, "home", false); n != 0 {
+		t.Errorf("PurgeTag(home) = %d after the entry was replaced without the tag, want 0", n)
+	}
+	_, b := mustGet(t, s, "home")
+	checkBody(t, b, []byte("v3"))
+	if n, _ := s.PurgeTag(ctx, "other", false); n != 1 {
+		t.Errorf("PurgeTag(other) = %d, want 1", n)
+	}
+}
+
+// testSoftPurgePrefix: a soft PurgePrefix marks the entries SoftPurged and keeps them whole; a freshening Update clears the mark, a hard purge still removes them.
+func (su suite) testSoftPurgePrefix(t *testing.T) {
+	ctx := context.Background()
+	s := su.fresh(t)
+	keys := []string{"GET https://a.example/img/1", "GET https://a.example/img/2", "GET https://a.example/other"}
+	t0 := su.now()
+	for _, k := range keys {
+		put(t, s, k, testEntry(t0), []byte(k))
+	}
+	n, err := s.PurgePrefix(ctx, "GET https://a.example/img/", true)
+	if err != nil || n != 2 {
+		t.Fatalf("soft PurgePrefix = %d, %v; want 2, nil", n, err)
+	}
+	// Soft-purged entries stay, with their body and everything else,
+	// and carry the mark.
+	for _, k := range keys[:2] {
+		got, b := mustGet(t, s, k)
+		if !got.SoftPurged {
+			t.Errorf("%s: SoftPurged = false after a soft purge", k)
 		}
-	})
+		want := testEntry(t0)
+		want.Size = int64(len(k))
+		checkEntry(t, got, want)
+		checkBody(t, b, []byte(k))
+	}
+	if got, _ := mustGet(t, s, keys[2]); got.SoftPurged {
+		t.Errorf("%s: SoftPurged set on an entry outside the prefix", keys[2])
+	}
+	if st := s.Stats(); st.Entries != 3 {
+		t.Errorf("Stats().Entries = %d after a soft purge, want 3 (nothing removed)", st.Entries)
+	}
+	// A freshening Update clears the mark.
+	if err := s.Update(ctx, keys[0], testEntry(su.now())); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := mustGet(t, s, keys[0]); got.SoftPurged {
+		t.Error("SoftPurged still set after an Update with an entry without it")
+	}
+	// A hard purge still removes soft-purged entries.
+	if n, err := s.PurgePrefix(ctx, "GET https://a.example/img/", false); err != nil || n != 2 {
+		t.Errorf("hard PurgePrefix after a soft one = %d, %v; want 2, nil", n, err)
+	}
+	wantNotFound(t, s, keys[1])
+}
 
-	t.Run("EmptyBody", func(t *testing.T) {
-		s := fresh(t)
-		e := testEntry(now())
-		e.Status = http.StatusNoContent
-		put(t, s, "k", e, nil)
-		got, b := mustGet(t, s, "k")
-		if got.Size != 0 || b.Size() != 0 {
-			t.Errorf("Size = %d, body Size = %d; want 0", got.Size, b.Size())
+// testSoftPurgeTag: a soft PurgeTag marks the tagged entries SoftPurged and keeps them indexed by their tags; a replacement is not marked.
+func (su suite) testSoftPurgeTag(t *testing.T) {
+	ctx := context.Background()
+	s := su.fresh(t)
+	for k, tags := range map[string][]string{"p1": {"product:1"}, "p2": {"product:2"}, "both": {"product:1", "product:2"}} {
+		e := testEntry(su.now())
+		e.Tags = tags
+		put(t, s, k, e, []byte(k))
+	}
+	n, err := s.PurgeTag(ctx, "product:1", true)
+	if err != nil || n != 2 {
+		t.Fatalf("soft PurgeTag = %d, %v; want 2, nil", n, err)
+	}
+	for k, want := range map[string]bool{"p1": true, "both": true, "p2": false} {
+		got, b := mustGet(t, s, k)
+		if got.SoftPurged != want {
+			t.Errorf("%s: SoftPurged = %v, want %v", k, got.SoftPurged, want)
 		}
-		checkBody(t, b, nil)
-	})
+		checkBody(t, b, []byte(k))
+	}
+	// The tags still index the entry: a second soft purge finds it,
+	// and a hard purge by tag removes it.
+	if n, _ := s.PurgeTag(ctx, "product:1", true); n != 2 {
+		t.Errorf("second soft PurgeTag = %d, want 2", n)
+	}
+	if n, _ := s.PurgeTag(ctx, "product:2", false); n != 2 {
+		t.Errorf("hard PurgeTag(product:2) = %d, want 2", n)
+	}
+	wantNotFound(t, s, "both")
+	mustGet(t, s, "p1")
+	// A replacement is a new response: not soft-purged.
+	put(t, s, "p1", testEntry(su.now()), []byte("v2"))
+	if got, _ := mustGet(t, s, "p1"); got.SoftPurged {
+		t.Error("a replacement committed after a soft purge is SoftPurged")
+	}
+}
 
-	t.Run("PutClonesEntry", func(t *testing.T) {
-		s := fresh(t)
-		e := testEntry(now())
-		w, err := s.Put(ctx, "k", e)
+// testEntriesPagination: Entries lists the keys under a prefix in key order, page by page, with their metadata.
+func (su suite) testEntriesPagination(t *testing.T) {
+	ctx := context.Background()
+	s := su.fresh(t)
+	if l, err := s.Entries(ctx, "", "", 10); err != nil || len(l) != 0 {
+		t.Fatalf("Entries of an empty store = %d, %v; want none", len(l), err)
+	}
+	// Stored out of order; listed in key order.
+	var want []string
+	for i := range 25 {
+		want = append(want, fmt.Sprintf("GET https://a.example/%02d", i))
+	}
+	for i := range want {
+		k := want[(i*7)%len(want)]
+		e := testEntry(su.now())
+		e.Tags = []string{"t" + k[len(k)-2:]}
+		put(t, s, k, e, []byte(k+"!"))
+	}
+	put(t, s, "GET https://b.example/", testEntry(su.now()), []byte("b"))
+
+	var got []string
+	after := ""
+	for pages := 0; ; pages++ {
+		if pages > 10 {
+			t.Fatal("Entries never ran out")
+		}
+		l, err := s.Entries(ctx, "GET https://a.example/", after, 10)
 		if err != nil {
 			t.Fatal(err)
 		}
-		e.Header.Set("Content-Type", "changed/by-caller")
-		e.Tags[0] = "changed"
+		if len(l) > 10 {
+			t.Fatalf("Entries returned %d, more than the limit 10", len(l))
+		}
+		if len(l) == 0 {
+			break
+		}
+		for _, le := range l {
+			got = append(got, le.Key)
+			if le.Entry == nil || le.Entry.Size != int64(len(le.Key)+1) || le.Entry.Status != http.StatusOK {
+				t.Errorf("%s: listed entry %+v, want status 200 and Size %d", le.Key, le.Entry, len(le.Key)+1)
+			} else if len(le.Entry.Tags) != 1 || le.Entry.Tags[0] != "t"+le.Key[len(le.Key)-2:] {
+				t.Errorf("%s: listed tags %q", le.Key, le.Entry.Tags)
+			}
+		}
+		after = l[len(l)-1].Key
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("paginated keys =\n%q\nwant\n%q", got, want)
+	}
+	if l, _ := s.Entries(ctx, "", "", 1000); len(l) != 26 {
+		t.Errorf("Entries of everything = %d, want 26", len(l))
+	}
+	if l, _ := s.Entries(ctx, "", "GET https://a.example/24", 1000); len(l) != 1 || l[0].Key != "GET https://b.example/" {
+		t.Errorf("Entries after the last a.example key = %v, want only b.example", l)
+	}
+	if l, _ := s.Entries(ctx, "GET https://c", "", 10); len(l) != 0 {
+		t.Errorf("Entries of an unknown prefix = %d, want 0", len(l))
+	}
+	// Deleted entries are not listed.
+	s.Delete(ctx, want[0])
+	if l, _ := s.Entries(ctx, "GET https://a.example/", "", 1); len(l) != 1 || l[0].Key != want[1] {
+		t.Errorf("first entry after deleting %s = %v, want %s", want[0], l, want[1])
+	}
+}
+
+// testStats: Stats counts entries (a replacement is not a new one) and their bytes.
+func (su suite) testStats(t *testing.T) {
+	ctx := context.Background()
+	s := su.fresh(t)
+	if st := s.Stats(); st.Entries != 0 || st.Bytes != 0 {
+		t.Errorf("empty store: Stats = %+v, want no entries and no bytes", st)
+	}
+	put(t, s, "a", testEntry(su.now()), pattern(1000))
+	put(t, s, "b", testEntry(su.now()), pattern(2000))
+	put(t, s, "c", testEntry(su.now()), pattern(3000))
+	put(t, s, "c", testEntry(su.now()), pattern(3000)) // replacement, not a new entry
+	st := s.Stats()
+	if st.Entries != 3 {
+		t.Errorf("Stats().Entries = %d, want 3", st.Entries)
+	}
+	if st.Bytes < 6000 {
+		t.Errorf("Stats().Bytes = %d, want at least the 6000 body bytes", st.Bytes)
+	}
+	if st.Capacity != 0 && st.Capacity < st.Bytes {
+		t.Errorf("Stats().Capacity = %d is below Bytes = %d", st.Capacity, st.Bytes)
+	}
+	if err := s.Delete(ctx, "c"); err != nil {
+		t.Fatal(err)
+	}
+	st2 := s.Stats()
+	if st2.Entries != 2 || st2.Bytes >= st.Bytes || st2.Bytes < 3000 {
+		t.Errorf("after Delete: Stats = %+v, want 2 entries and fewer bytes than %d", st2, st.Bytes)
+	}
+}
+
+// testExpiredEntryNotReturned: an entry past its Expires is never returned; a zero Expires means no expiry.
+func (su suite) testExpiredEntryNotReturned(t *testing.T) {
+	ctx := context.Background()
+	s := su.fresh(t)
+	e := testEntry(su.now())
+	e.Expires = su.now().Add(-time.Second)
+	if w, err := s.Put(ctx, "past", e); err == nil {
 		write(t, w, []byte("x"))
 		if err := w.Commit(); err != nil {
 			t.Fatal(err)
 		}
-		got, _ := mustGet(t, s, "k")
-		if ct := got.Header.Get("Content-Type"); ct != "text/plain; charset=utf-8" {
-			t.Errorf("stored Content-Type = %q: the store kept the caller's Entry instead of a copy", ct)
-		}
-		if got.Tags[0] != "product:1" {
-			t.Errorf("stored tag = %q: the store kept the caller's Tags instead of a copy", got.Tags[0])
-		}
-	})
+	}
+	wantNotFound(t, s, "past")
 
-	t.Run("NothingVisibleBeforeCommit", func(t *testing.T) {
-		s := fresh(t)
-		w, err := s.Put(ctx, "new", testEntry(now()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		write(t, w, []byte("partial"))
-		wantNotFound(t, s, "new")
+	e.Expires = su.now().Add(time.Hour)
+	put(t, s, "future", e, []byte("x"))
+	mustGet(t, s, "future")
 
-		put(t, s, "old", testEntry(now()), []byte("v1"))
-		w2, err := s.Put(ctx, "old", testEntry(now()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		write(t, w2, []byte("v2"))
-		_, b := mustGet(t, s, "old")
-		checkBody(t, b, []byte("v1"))
+	e.Expires = time.Time{}
+	put(t, s, "never", e, []byte("x"))
+	mustGet(t, s, "never")
 
-		if err := w.Commit(); err != nil {
-			t.Fatal(err)
-		}
-		if err := w2.Commit(); err != nil {
-			t.Fatal(err)
-		}
-		_, b = mustGet(t, s, "new")
-		checkBody(t, b, []byte("partial"))
-		_, b = mustGet(t, s, "old")
-		checkBody(t, b, []byte("v2"))
-	})
-
-	t.Run("Abort", func(t *testing.T) {
-		s := fresh(t)
-		w, err := s.Put(ctx, "k", testEntry(now()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		write(t, w, []byte("discarded"))
-		w.Abort()
-		w.Abort() // twice is fine
-		wantNotFound(t, s, "k")
-		if err := w.Commit(); err == nil {
-			t.Error("Commit after Abort succeeded")
-		}
-		wantNotFound(t, s, "k")
-
-		// An aborted replacement leaves the old entry in place.
-		put(t, s, "k", testEntry(now()), []byte("kept"))
-		w, err = s.Put(ctx, "k", testEntry(now()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		write(t, w, []byte("dropped"))
-		w.Abort()
-		_, b := mustGet(t, s, "k")
-		checkBody(t, b, []byte("kept"))
-
-		// Abort after Commit does nothing.
-		w, err = s.Put(ctx, "k2", testEntry(now()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		write(t, w, []byte("committed"))
-		if err := w.Commit(); err != nil {
-			t.Fatal(err)
-		}
-		w.Abort()
-		_, b = mustGet(t, s, "k2")
-		checkBody(t, b, []byte("committed"))
-	})
-
-	t.Run("CommitReplacesWhileOldBodyIsRead", func(t *testing.T) {
-		s := fresh(t)
-		v1 := bytes.Repeat([]byte("1"), 4096)
-		v2 := bytes.Repeat([]byte("2"), 100)
-		put(t, s, "k", testEntry(now()), v1)
-		oldEntry, oldBody := mustGet(t, s, "k")
-		head := make([]byte, 10)
-		if _, err := io.ReadFull(oldBody, head); err != nil {
-			t.Fatal(err)
-		}
-
-		e2 := testEntry(now())
-		e2.Status = http.StatusNotFound
-		put(t, s, "k", e2, v2)
-		s.Delete(ctx, "k")
-		put(t, s, "k", e2, v2)
-
-		rest, err := io.ReadAll(oldBody)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := append(head, rest...); !bytes.Equal(got, v1) {
-			t.Errorf("old body changed while being read: %d bytes, starting %q", len(got), got[:min(len(got), 16)])
-		}
-		if oldEntry.Status != http.StatusOK || oldEntry.Size != int64(len(v1)) {
-			t.Errorf("old entry changed: status %d size %d", oldEntry.Status, oldEntry.Size)
-		}
-		got, b := mustGet(t, s, "k")
-		if got.Status != http.StatusNotFound {
-			t.Errorf("Status = %d, want the replacement's %d", got.Status, http.StatusNotFound)
-		}
-		checkBody(t, b, v2)
-	})
-
-	t.Run("Update", func(t *testing.T) {
-		s := fresh(t)
-		body := pattern(3000)
-		e := testEntry(now())
-		put(t, s, "k", e, body)
-		_, oldBody := mustGet(t, s, "k")
-
-		u := testEntry(now())
-		u.Status = http.StatusPartialContent
-		u.Header = http.Header{"Etag": {`"v2"`}, "Cache-Control": {"max-age=60"}}
-		u.RequestTime = now().Add(time.Minute)
-		u.ResponseTime = now().Add(time.Minute + time.Second)
-		u.Expires = now().Add(2 * time.Hour)
-		u.Tags = []string{"new-tag"}
-		u.Size = 1 // ignored: the body is kept
-		if err := s.Update(ctx, "k", u); err != nil {
-			t.Fatal(err)
-		}
-		want := u.Clone()
-		want.Size = int64(len(body))
-		got, b := mustGet(t, s, "k")
-		checkEntry(t, got, want)
-		checkBody(t, b, body)
-		checkBody(t, oldBody, body)
-
-		// The tags follow the update.
-		if n, _ := s.PurgeTag(ctx, "product:1", false); n != 0 {
-			t.Errorf("PurgeTag(old tag) = %d after Update replaced the tags, want 0", n)
-		}
-		mustGet(t, s, "k")
-		if n, _ := s.PurgeTag(ctx, "new-tag", false); n != 1 {
-			t.Errorf("PurgeTag(new tag) = %d, want 1", n)
-		}
-		wantNotFound(t, s, "k")
-
-		if err := s.Update(ctx, "missing", u); !errors.Is(err, store.ErrNotFound) {
-			t.Errorf("Update(missing) = %v, want ErrNotFound", err)
-		}
-		wantNotFound(t, s, "missing")
-	})
-
-	t.Run("Delete", func(t *testing.T) {
-		s := fresh(t)
-		for _, k := range []string{"a", "b", "c", "d"} {
-			put(t, s, k, testEntry(now()), []byte(k))
-		}
-		if err := s.Delete(ctx, "a", "c", "never-stored"); err != nil {
-			t.Fatal(err)
-		}
-		if err := s.Delete(ctx); err != nil {
-			t.Fatal(err)
-		}
-		wantNotFound(t, s, "a")
-		wantNotFound(t, s, "c")
-		_, b := mustGet(t, s, "b")
-		checkBody(t, b, []byte("b"))
-		_, b = mustGet(t, s, "d")
-		checkBody(t, b, []byte("d"))
-	})
-
-	t.Run("PurgePrefix", func(t *testing.T) {
-		s := fresh(t)
-		keys := []string{
-			"GET https://a.example/img/1.png",
-			"GET https://a.example/img/2.png",
-			"GET https://a.example/img/sub/3.png",
-			"GET https://a.example/imgx",
-			"GET https://a.example/",
-			"GET https://b.example/img/1.png",
-		}
-		for _, k := range keys {
-			put(t, s, k, testEntry(now()), []byte(k))
-		}
-		n, err := s.PurgePrefix(ctx, "GET https://a.example/img/", false)
-		if err != nil || n != 3 {
-			t.Fatalf("PurgePrefix = %d, %v; want 3, nil", n, err)
-		}
-		for _, k := range keys[:3] {
-			wantNotFound(t, s, k)
-		}
-		for _, k := range keys[3:] {
-			mustGet(t, s, k)
-		}
-		if n, _ := s.PurgePrefix(ctx, "GET https://a.example/img/", false); n != 0 {
-			t.Errorf("second PurgePrefix = %d, want 0", n)
-		}
-		if n, _ := s.PurgePrefix(ctx, "", false); n != 3 {
-			t.Errorf("PurgePrefix(\"\") = %d, want 3 (everything left)", n)
-		}
-		if st := s.Stats(); st.Entries != 0 {
-			t.Errorf("Stats().Entries = %d after purging everything, want 0", st.Entries)
-		}
-	})
-
-	t.Run("PurgeTag", func(t *testing.T) {
-		s := fresh(t)
-		tagged := map[string][]string{
-			"p1":     {"product:1", "list"},
-			"p2":     {"product:2", "list"},
-			"p1-img": {"product:1"},
-			"home":   {"home"},
-			"none":   nil,
-		}
-		for k, tags := range tagged {
-			e := testEntry(now())
-			e.Tags = tags
-			put(t, s, k, e, []byte(k))
-		}
-		n, err := s.PurgeTag(ctx, "product:1", false)
-		if err != nil || n != 2 {
-			t.Fatalf("PurgeTag(product:1) = %d, %v; want 2, nil", n, err)
-		}
-		wantNotFound(t, s, "p1")
-		wantNotFound(t, s, "p1-img")
-		for _, k := range []string{"p2", "home", "none"} {
-			mustGet(t, s, k)
-		}
-		if n, _ := s.PurgeTag(ctx, "list", false); n != 1 {
-			t.Errorf("PurgeTag(list) = %d, want 1 (p1 is already gone)", n)
-		}
-		if n, _ := s.PurgeTag(ctx, "unknown", false); n != 0 {
-			t.Errorf("PurgeTag(unknown) = %d, want 0", n)
-		}
-		if n, _ := s.PurgeTag(ctx, "", false); n != 0 {
-			t.Errorf("PurgeTag(\"\") = %d, want 0", n)
-		}
-
-		// A replacement that keeps a tag is purged by it.
-		e := testEntry(now())
-		e.Tags = []string{"keep", "v1-only"}
-		put(t, s, "kept", e, []byte("v1"))
-		e.Tags = []string{"keep"}
-		put(t, s, "kept", e, []byte("v2"))
-		if err := s.Update(ctx, "kept", e); err != nil {
-			t.Fatal(err)
-		}
-		if n, _ := s.PurgeTag(ctx, "keep", false); n != 1 {
-			t.Errorf("PurgeTag(keep) = %d after replacements that kept the tag, want 1", n)
-		}
-		wantNotFound(t, s, "kept")
-
-		// A replacement that drops the tag is not purged by it.
-		e = testEntry(now())
-		e.Tags = []string{"home", "extra"}
-		put(t, s, "home", e, []byte("v2"))
-		e.Tags = []string{"other"}
-		put(t, s, "home", e, []byte("v3"))
-		if n, _ := s.PurgeTag(ctx, "home", false); n != 0 {
-			t.Errorf("PurgeTag(home) = %d after the entry was replaced without the tag, want 0", n)
-		}
-		_, b := mustGet(t, s, "home")
-		checkBody(t, b, []byte("v3"))
-		if n, _ := s.PurgeTag(ctx, "other", false); n != 1 {
-			t.Errorf("PurgeTag(other) = %d, want 1", n)
-		}
-	})
-
-	t.Run("SoftPurgePrefix", func(t *testing.T) {
-		s := fresh(t)
-		keys := []string{"GET https://a.example/img/1", "GET https://a.example/img/2", "GET https://a.example/other"}
-		t0 := now()
-		for _, k := range keys {
-			put(t, s, k, testEntry(t0), []byte(k))
-		}
-		n, err := s.PurgePrefix(ctx, "GET https://a.example/img/", true)
-		if err != nil || n != 2 {
-			t.Fatalf("soft PurgePrefix = %d, %v; want 2, nil", n, err)
-		}
-		// Soft-purged entries stay, with their body and everything else,
-		// and carry the mark.
-		for _, k := range keys[:2] {
-			got, b := mustGet(t, s, k)
-			if !got.SoftPurged {
-				t.Errorf("%s: SoftPurged = false after a soft purge", k)
-			}
-			want := testEntry(t0)
-			want.Size = int64(len(k))
-			checkEntry(t, got, want)
-			checkBody(t, b, []byte(k))
-		}
-		if got, _ := mustGet(t, s, keys[2]); got.SoftPurged {
-			t.Errorf("%s: SoftPurged set on an entry outside the prefix", keys[2])
-		}
-		if st := s.Stats(); st.Entries != 3 {
-			t.Errorf("Stats().Entries = %d after a soft purge, want 3 (nothing removed)", st.Entries)
-		}
-		// A freshening Update clears the mark.
-		if err := s.Update(ctx, keys[0], testEntry(now())); err != nil {
-			t.Fatal(err)
-		}
-		if got, _ := mustGet(t, s, keys[0]); got.SoftPurged {
-			t.Error("SoftPurged still set after an Update with an entry without it")
-		}
-		// A hard purge still removes soft-purged entries.
-		if n, err := s.PurgePrefix(ctx, "GET https://a.example/img/", false); err != nil || n != 2 {
-			t.Errorf("hard PurgePrefix after a soft one = %d, %v; want 2, nil", n, err)
-		}
-		wantNotFound(t, s, keys[1])
-	})
-
-	t.Run("SoftPurgeTag", func(t *testing.T) {
-		s := fresh(t)
-		for k, tags := range map[string][]string{"p1": {"product:1"}, "p2": {"product:2"}, "both": {"product:1", "product:2"}} {
-			e := testEntry(now())
-			e.Tags = tags
-			put(t, s, k, e, []byte(k))
-		}
-		n, err := s.PurgeTag(ctx, "product:1", true)
-		if err != nil || n != 2 {
-			t.Fatalf("soft PurgeTag = %d, %v; want 2, nil", n, err)
-		}
-		for k, want := range map[string]bool{"p1": true, "both": true, "p2": false} {
-			got, b := mustGet(t, s, k)
-			if got.SoftPurged != want {
-				t.Errorf("%s: SoftPurged = %v, want %v", k, got.SoftPurged, want)
-			}
-			checkBody(t, b, []byte(k))
-		}
-		// The tags still index the entry: a second soft purge finds it,
-		// and a hard purge by tag removes it.
-		if n, _ := s.PurgeTag(ctx, "product:1", true); n != 2 {
-			t.Errorf("second soft PurgeTag = %d, want 2", n)
-		}
-		if n, _ := s.PurgeTag(ctx, "product:2", false); n != 2 {
-			t.Errorf("hard PurgeTag(product:2) = %d, want 2", n)
-		}
-		wantNotFound(t, s, "both")
-		mustGet(t, s, "p1")
-		// A replacement is a new response: not soft-purged.
-		put(t, s, "p1", testEntry(now()), []byte("v2"))
-		if got, _ := mustGet(t, s, "p1"); got.SoftPurged {
-			t.Error("a replacement committed after a soft purge is SoftPurged")
-		}
-	})
-
-	t.Run("EntriesPagination", func(t *testing.T) {
-		s := fresh(t)
-		if l, err := s.Entries(ctx, "", "", 10); err != nil || len(l) != 0 {
-			t.Fatalf("Entries of an empty store = %d, %v; want none", len(l), err)
-		}
-		// Stored out of order; listed in key order.
-		var want []string
-		for i := range 25 {
-			want = append(want, fmt.Sprintf("GET https://a.example/%02d", i))
-		}
-		for i := range want {
-			k := want[(i*7)%len(want)]
-			e := testEntry(now())
-			e.Tags = []string{"t" + k[len(k)-2:]}
-			put(t, s, k, e, []byte(k+"!"))
-		}
-		put(t, s, "GET https://b.example/", testEntry(now()), []byte("b"))
-
-		var got []string
-		after := ""
-		for pages := 0; ; pages++ {
-			if pages > 10 {
-				t.Fatal("Entries never ran out")
-			}
-			l, err := s.Entries(ctx, "GET https://a.example/", after, 10)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(l) > 10 {
-				t.Fatalf("Entries returned %d, more than the limit 10", len(l))
-			}
-			if len(l) == 0 {
-				break
-			}
-			for _, le := range l {
-				got = append(got, le.Key)
-				if le.Entry == nil || le.Entry.Size != int64(len(le.Key)+1) || le.Entry.Status != http.StatusOK {
-					t.Errorf("%s: listed entry %+v, want status 200 and Size %d", le.Key, le.Entry, len(le.Key)+1)
-				} else if len(le.Entry.Tags) != 1 || le.Entry.Tags[0] != "t"+le.Key[len(le.Key)-2:] {
-					t.Errorf("%s: listed tags %q", le.Key, le.Entry.Tags)
-				}
-			}
-			after = l[len(l)-1].Key
-		}
-		if fmt.Sprint(got) != fmt.Sprint(want) {
-			t.Errorf("paginated keys =\n%q\nwant\n%q", got, want)
-		}
-		if l, _ := s.Entries(ctx, "", "", 1000); len(l) != 26 {
-			t.Errorf("Entries of everything = %d, want 26", len(l))
-		}
-		if l, _ := s.Entries(ctx, "", "GET https://a.example/24", 1000); len(l) != 1 || l[0].Key != "GET https://b.example/" {
-			t.Errorf("Entries after the last a.example key = %v, want only b.example", l)
-		}
-		if l, _ := s.Entries(ctx, "GET https://c", "", 10); len(l) != 0 {
-			t.Errorf("Entries of an unknown prefix = %d, want 0", len(l))
-		}
-		// Deleted entries are not listed.
-		s.Delete(ctx, want[0])
-		if l, _ := s.Entries(ctx, "GET https://a.example/", "", 1); len(l) != 1 || l[0].Key != want[1] {
-			t.Errorf("first entry after deleting %s = %v, want %s", want[0], l, want[1])
-		}
-	})
-
-	t.Run("Stats", func(t *testing.T) {
-		s := fresh(t)
-		if st := s.Stats(); st.Entries != 0 || st.Bytes != 0 {
-			t.Errorf("empty store: Stats = %+v, want no entries and no bytes", st)
-		}
-		put(t, s, "a", testEntry(now()), pattern(1000))
-		put(t, s, "b", testEntry(now()), pattern(2000))
-		put(t, s, "c", testEntry(now()), pattern(3000))
-		put(t, s, "c", testEntry(now()), pattern(3000)) // replacement, not a new entry
-		st := s.Stats()
-		if st.Entries != 3 {
-			t.Errorf("Stats().Entries = %d, want 3", st.Entries)
-		}
-		if st.Bytes < 6000 {
-			t.Errorf("Stats().Bytes = %d, want at least the 6000 body bytes", st.Bytes)
-		}
-		if st.Capacity != 0 && st.Capacity < st.Bytes {
-			t.Errorf("Stats().Capacity = %d is below Bytes = %d", st.Capacity, st.Bytes)
-		}
-		if err := s.Delete(ctx, "c"); err != nil {
-			t.Fatal(err)
-		}
-		st2 := s.Stats()
-		if st2.Entries != 2 || st2.Bytes >= st.Bytes || st2.Bytes < 3000 {
-			t.Errorf("after Delete: Stats = %+v, want 2 entries and fewer bytes than %d", st2, st.Bytes)
-		}
-	})
-
-	t.Run("ExpiredEntryNotReturned", func(t *testing.T) {
-		s := fresh(t)
-		e := testEntry(now())
-		e.Expires = now().Add(-time.Second)
-		if w, err := s.Put(ctx, "past", e); err == nil {
+	// Times whose Unix nanoseconds overflow or are 0.
+	e.Expires = time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
+	put(t, s, "year-9999", e, []byte("x"))
+	mustGet(t, s, "year-9999")
+	for name, exp := range map[string]time.Time{
+		"epoch":     time.Unix(0, 0),
+		"year-1":    time.Date(1, 1, 1, 0, 0, 0, 1, time.UTC),
+		"year-1600": time.Date(1600, 1, 1, 0, 0, 0, 0, time.UTC),
+	} {
+		e.Expires = exp
+		if w, err := s.Put(ctx, name, e); err == nil {
 			write(t, w, []byte("x"))
 			if err := w.Commit(); err != nil {
 				t.Fatal(err)
 			}
 		}
-		wantNotFound(t, s, "past")
+		wantNotFound(t, s, name)
+	}
+}
 
-		e.Expires = now().Add(time.Hour)
-		put(t, s, "future", e, []byte("x"))
-		mustGet(t, s, "future")
+// testLargeBody: a body of several MiB written in chunks reads back intact.
+func (su suite) testLargeBody(t *testing.T) {
+	ctx := context.Background()
+	s := su.fresh(t)
+	const size, chunk = 8 << 20, 32 << 10
+	e := testEntry(su.now())
+	e.Size = -1
+	w, err := s.Put(ctx, "large", e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := sha256.New()
+	buf := make([]byte, chunk)
+	for i := 0; i < size/chunk; i++ {
+		for j := range buf {
+			buf[j] = byte(i*31 + j*7)
+		}
+		h.Write(buf)
+		write(t, w, buf)
+	}
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	want := h.Sum(nil)
 
-		e.Expires = time.Time{}
-		put(t, s, "never", e, []byte("x"))
-		mustGet(t, s, "never")
+	got, b := mustGet(t, s, "large")
+	if got.Size != size || b.Size() != size {
+		t.Fatalf("Size = %d, body Size = %d; want %d", got.Size, b.Size(), size)
+	}
+	h.Reset()
+	if n, err := io.CopyBuffer(h, b, make([]byte, chunk)); err != nil || n != size {
+		t.Fatalf("reading the body: %d bytes, %v", n, err)
+	}
+	if !bytes.Equal(h.Sum(nil), want) {
+		t.Error("large body read back differs from what was written")
+	}
+	b.Close()
+}
 
-		// Times whose Unix nanoseconds overflow or are 0.
-		e.Expires = time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
-		put(t, s, "year-9999", e, []byte("x"))
-		mustGet(t, s, "year-9999")
-		for name, exp := range map[string]time.Time{
-			"epoch":     time.Unix(0, 0),
-			"year-1":    time.Date(1, 1, 1, 0, 0, 0, 1, time.UTC),
-			"year-1600": time.Date(1600, 1, 1, 0, 0, 0, 0, time.UTC),
-		} {
-			e.Expires = exp
-			if w, err := s.Put(ctx, name, e); err == nil {
-				write(t, w, []byte("x"))
-				if err := w.Commit(); err != nil {
-					t.Fatal(err)
-				}
-			}
-			wantNotFound(t, s, name)
-		}
-	})
-
-	t.Run("LargeBody", func(t *testing.T) {
-		s := fresh(t)
-		const size, chunk = 8 << 20, 32 << 10
-		e := testEntry(now())
-		e.Size = -1
-		w, err := s.Put(ctx, "large", e)
-		if err != nil {
-			t.Fatal(err)
-		}
-		h := sha256.New()
-		buf := make([]byte, chunk)
-		for i := 0; i < size/chunk; i++ {
-			for j := range buf {
-				buf[j] = byte(i*31 + j*7)
-			}
-			h.Write(buf)
-			write(t, w, buf)
-		}
-		if err := w.Commit(); err != nil {
-			t.Fatal(err)
-		}
-		want := h.Sum(nil)
-
-		got, b := mustGet(t, s, "large")
-		if got.Size != size || b.Size() != size {
-			t.Fatalf("Size = %d, body Size = %d; want %d", got.Size, b.Size(), size)
-		}
-		h.Reset()
-		if n, err := io.CopyBuffer(h, b, make([]byte, chunk)); err != nil || n != size {
-			t.Fatalf("reading the body: %d bytes, %v", n, err)
-		}
-		if !bytes.Equal(h.Sum(nil), want) {
-			t.Error("large body read back differs from what was written")
-		}
-		b.Close()
-	})
-
-	t.Run("Concurrent", func(t *testing.T) {
-		s := fresh(t)
-		const workers, ops, keys = 8, 200, 8
-		var wg sync.WaitGroup
-		errc := make(chan error, workers)
-		for g := range workers {
-			wg.Go(func() {
-				for i := range ops {
-					key := "k" + strconv.Itoa((g+i)%keys)
-					switch i % 4 {
-					case 0, 1:
-						if err := concurrentPut(s, key, g*ops+i, now()); err != nil {
-							errc <- err
-							return
-						}
-					case 2:
-						if err := concurrentGet(s, key); err != nil {
-							errc <- err
-							return
-						}
-					case 3:
-						if i%16 == 3 {
-							s.Delete(ctx, key)
-						} else if i%16 == 7 {
-							s.PurgeTag(ctx, "tag-"+key, false)
-						} else if err := concurrentGet(s, key); err != nil {
-							errc <- err
-							return
-						}
+// testConcurrent: concurrent writes, reads, deletes and purges never show a torn entry and keep the bookkeeping right.
+func (su suite) testConcurrent(t *testing.T) {
+	ctx := context.Background()
+	s := su.fresh(t)
+	const workers, ops, keys = 8, 200, 8
+	var wg sync.WaitGroup
+	errc := make(chan error, workers)
+	for g := range workers {
+		wg.Go(func() {
+			for i := range ops {
+				key := "k" + strconv.Itoa((g+i)%keys)
+				switch i % 4 {
+				case 0, 1:
+					if err := concurrentPut(s, key, g*ops+i, su.now()); err != nil {
+						errc <- err
+						return
+					}
+				case 2:
+					if err := concurrentGet(s, key); err != nil {
+						errc <- err
+						return
+					}
+				case 3:
+					if i%16 == 3 {
+						s.Delete(ctx, key)
+					} else if i%16 == 7 {
+						s.PurgeTag(ctx, "tag-"+key, false)
+					} else if err := concurrentGet(s, key); err != nil {
+						errc <- err
+						return
 					}
 				}
-			})
-		}
-		wg.Wait()
-		close(errc)
-		for err := range errc {
-			t.Error(err)
-		}
-		// The bookkeeping survived: purging everything empties the store.
-		s.PurgePrefix(ctx, "", false)
-		if st := s.Stats(); st.Entries != 0 {
-			t.Errorf("Stats().Entries = %d after purging everything, want 0", st.Entries)
-		}
-	})
+			}
+		})
+	}
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		t.Error(err)
+	}
+	// The bookkeeping survived: purging everything empties the store.
+	s.PurgePrefix(ctx, "", false)
+	if st := s.Stats(); st.Entries != 0 {
+		t.Errorf("Stats().Entries = %d after purging everything, want 0", st.Entries)
+	}
 }
 
 // concurrentPut stores a body whose every byte and whose X-Version header
@@ -920,7 +994,15 @@ func checkBody(t *testing.T, b store.Body, want []byte) {
 		}
 		return
 	}
+	checkBodySeek(t, b, want)
+	checkBodyReadAt(t, b, want)
+}
 
+// checkBodySeek checks Seek from each origin, then Read, and a seek to a
+// negative position, on a body holding want (not empty).
+func checkBodySeek(t *testing.T, b store.Body, want []byte) {
+	t.Helper()
+	n := int64(len(want))
 	// Seek from each origin, then Read.
 	mid := n / 2
 	for _, sk := range []struct {
@@ -947,6 +1029,14 @@ func checkBody(t *testing.T, b store.Body, want []byte) {
 		t.Error("Seek to a negative position succeeded")
 	}
 
+}
+
+// checkBodyReadAt checks that ReadAt reads at its offset, reports io.EOF at
+// the end, and neither depends on nor moves the body's offset.
+func checkBodyReadAt(t *testing.T, b store.Body, want []byte) {
+	t.Helper()
+	n := int64(len(want))
+	mid := n / 2
 	// ReadAt does not depend on or move the offset.
 	if _, err := b.Seek(0, io.SeekStart); err != nil {
 		t.Fatal(err)
