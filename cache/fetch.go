@@ -420,14 +420,17 @@ func (fw *fetchWriter) decideStore(status int) {
 	var vary []string
 	if _, ok := fw.header["Vary"]; ok {
 		vary = varyFields(fw.header)
-		if len(vary) > 0 {
-			sec, ok := policy.VaryKey(vary, f.r.Header)
-			if !ok {
-				fw.reason = string(policy.ReasonVaryStar)
-				return
-			}
-			key = f.lk.pkey + varySep + sec
+	}
+	if len(vary) > 0 || len(h.keys.vary) > 0 {
+		if vary == nil {
+			vary = []string{} // a variant of the vary option only: the marker lists no field
 		}
+		sec, ok := h.keys.variantKey(vary, f.r.Header, replacerOf(f.r.Context()))
+		if !ok {
+			fw.reason = string(policy.ReasonVaryStar)
+			return
+		}
+		key = f.lk.pkey + varySep + sec
 	}
 	hdr := fw.header.Clone()
 	policy.StripHopByHop(hdr)
@@ -593,7 +596,7 @@ func (fw *fetchWriter) finish(err error, panicked bool) outcome {
 		return outcomeFailed
 	}
 	fw.sw = nil
-	if len(fw.vary) > 0 {
+	if fw.vary != nil {
 		fw.putMarker()
 	}
 	return outcomeStored

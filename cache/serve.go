@@ -124,7 +124,7 @@ func (h *Handler) lookup(ctx context.Context, pkey string, reqHeader http.Header
 		if !parsed {                           // a store that keeps no Derived
 			fields = varyFields(e.Header)
 		}
-		sec, ok := policy.VaryKey(fields, reqHeader)
+		sec, ok := h.keys.variantKey(fields, reqHeader, replacerOf(ctx))
 		if !ok {
 			return lk
 		}
@@ -136,6 +136,12 @@ func (h *Handler) lookup(ctx context.Context, pkey string, reqHeader http.Header
 			}
 			return lk
 		}
+	}
+	if len(h.keys.vary) > 0 && lk.key == pkey {
+		// Stored before the vary option was set: it varies on nothing
+		// the option names, so it answers no request.
+		b.Close()
+		return lk
 	}
 	// RFC 9110 §12.5.3: never a coding the client refused, even from an
 	// origin that does not send Vary: Accept-Encoding.
