@@ -65,3 +65,6 @@ func NormalizeQuery(q string, sortQuery bool, ignore []string) string {
 	k := newKeyer("", sortQuery, ignore, nil)
 	return k.normalizeQuery(q)
 }
+
+// MaxRangeFills is the bound of range fills in flight.
+const MaxRangeFills = maxRangeFills
