@@ -10,6 +10,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/caddy-edge/edge/cache"
+	"github.com/caddy-edge/edge/cache/store/disk"
 	"github.com/caddy-edge/edge/cache/store/memory"
 	"github.com/caddy-edge/edge/cache/store/redis"
 	"github.com/caddy-edge/edge/cache/store/tiered"
@@ -27,6 +28,7 @@ func registerCache() {
 	caddy.RegisterModule(cache.Handler{})
 	caddy.RegisterModule(cache.Admin{})
 	caddy.RegisterModule(memory.Store{})
+	caddy.RegisterModule(disk.Store{})
 	caddy.RegisterModule(redis.Store{})
 	caddy.RegisterModule(tiered.Store{})
 }

@@ -23,6 +23,7 @@ import (
 //	    stale_if_error <duration>               # default: off
 //	    statuses <code...>                      # default: RFC 9110 §15.1
 //	    allow_set_cookie
+//	    unsafe_credentialed_heuristics          # default_ttl/heuristics for Cookie/Authorization requests
 //	    max_object_size <size>                  # default: 32MiB
 //	    collapse_timeout <duration>             # default: 10s
 //	    hit_for_miss_ttl <duration>             # default: 30s
@@ -78,6 +79,12 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return argErr(d, opt)
 			}
 			h.AllowSetCookie = true
+
+		case "unsafe_credentialed_heuristics":
+			if d.NextArg() {
+				return argErr(d, opt)
+			}
+			h.UnsafeCredentialedHeuristics = true
 
 		case "ignore_query_params":
 			args := d.RemainingArgs()

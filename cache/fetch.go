@@ -82,7 +82,9 @@ func (f *fetch) exchange(w http.ResponseWriter) (x exchange) {
 	x.outcome = x.fw.finish(x.err, x.panicked != nil)
 	if x.panicked == nil && x.fw.state == stateCaptured && x.fw.status == http.StatusNotModified {
 		x.freshened, x.updateErr = f.freshen(x.fw)
-		if x.updateErr == nil {
+		if _, gone := x.updateErr.(notStorable); gone {
+			x.outcome = outcomeUncacheable
+		} else if x.updateErr == nil {
 			x.outcome = outcomeStored
 		}
 	}
@@ -117,6 +119,18 @@ func (f *fetch) answer(w http.ResponseWriter, x exchange) error {
 	h, fw := f.h, x.fw
 	switch {
 	case fw.state == stateCaptured && fw.status == http.StatusNotModified:
+		if reason, gone := x.updateErr.(notStorable); gone {
+			// The 304 made the stored response private or no-store: it
+			// is gone, and this request gets a response of its own.
+			if f.background {
+				return nil
+			}
+			f.lk.close()
+			pass := fetch{h: h, r: f.r, rq: f.rq, next: f.next, lk: &lookup{pkey: f.lk.pkey, key: f.lk.key, fwd: f.lk.fwd}}
+			pass.cs = f.cs
+			pass.cs.detail = string(reason)
+			return pass.run(w)
+		}
 		if f.background {
 			return x.updateErr
 		}
@@ -158,7 +172,8 @@ func (f *fetch) serveStale(w http.ResponseWriter, status int) error {
 }
 
 // freshen updates the stored entry with a 304 response (§4.3.4) and
-// returns the updated entry.
+// returns the updated entry, or removes it and returns a notStorable error
+// when the 304's fields make it unstorable.
 func (f *fetch) freshen(fw *fetchWriter) (*store.Entry, error) {
 	h := f.h
 	nm := fw.header.Clone()
@@ -172,12 +187,28 @@ func (f *fetch) freshen(fw *fetchWriter) (*store.Entry, error) {
 	e.Derived = d
 	e.Expires = h.expires(d, e.Header, e.ResponseTime)
 	e.Tags = tags(e.Header)
+	// §4.3.4 updates the stored response with the 304's fields; if they
+	// make it unstorable for a shared cache (private, no-store), it must
+	// not be served again: remove it. Judged on the response alone, not on
+	// this request's credentials, which the stored body does not reflect.
+	if ok, reason := policy.Storable(http.MethodGet, nil, e.Status, e.Header, h.opts); !ok {
+		if err := h.Store.Delete(f.r.Context(), f.lk.key); err != nil && !errors.Is(err, store.ErrNotFound) {
+			h.logger.Error("removing a response a 304 made unstorable", zap.String("key", f.lk.key), zap.Error(err))
+		}
+		return e, notStorable(reason)
+	}
 	err := h.Store.Update(f.r.Context(), f.lk.key, e)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		h.logger.Error("freshening a stored response", zap.String("key", f.lk.key), zap.Error(err))
 	}
 	return e, err
 }
+
+// notStorable is freshen's error when the freshened response may no
+// longer be stored, with the policy's reason.
+type notStorable policy.Reason
+
+func (r notStorable) Error() string { return "freshened response not storable: " + string(r) }
 
 // expires is when the store may drop a response (derived data dv, header hdr) received
 // at responseTime: after its freshness and stale windows, and, for one that
@@ -308,7 +339,7 @@ func (fw *fetchWriter) WriteHeader(status int) {
 		return
 	}
 	fw.report(dst, status)
-	if f.mayStore && status == http.StatusOK && policy.NotModified(f.r.Header, dst) {
+	if f.mayStore && status == http.StatusOK && policy.NotModifiedAt(f.r.Header, dst, fw.respTime) {
 		// The client's conditional matches the fresh response (§4.3.2):
 		// 304 to the client, the body into the store only.
 		fw.state = stateNotModified
@@ -435,7 +466,7 @@ func (fw *fetchWriter) declaredSize() (size int64, reason string) {
 		return -1, ""
 	}
 	n, err := strconv.ParseInt(cl, 10, 64)
-	if err != nil || n < 0 {
+	if err != nil || n < 0 || cl[0] == '+' { // 1*DIGIT (RFC 9110 §8.6): ParseInt also takes a sign
 		return -1, "bad-content-length"
 	}
 	if n > fw.f.h.MaxObjectSize {

@@ -78,6 +78,15 @@ type Handler struct {
 	// such responses are not stored unless they have a validator.
 	DefaultTTL caddy.Duration `json:"default_ttl,omitempty"`
 
+	// UNSAFE: let default_ttl and heuristic freshness (10% of the time
+	// since Last-Modified, RFC 9111 §4.2.2) apply to responses to requests
+	// that carried Cookie or Authorization. Such a response may be one
+	// user's page; by default it is stored only when the origin gives it
+	// explicit freshness (max-age, s-maxage or Expires), so that a page
+	// that forgot its Cache-Control is never served to another client.
+	// Default: false.
+	UnsafeCredentialedHeuristics bool `json:"unsafe_credentialed_heuristics,omitempty"`
+
 	// Upper bound of every freshness lifetime. Default: no bound.
 	MaxTTL caddy.Duration `json:"max_ttl,omitempty"`
 
@@ -182,12 +191,13 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 
 	h.keys = newKeyer(h.Key, h.SortQuery, h.IgnoreQueryParams)
 	h.opts = policy.Options{
-		Statuses:             h.Statuses,
-		AllowSetCookie:       h.AllowSetCookie,
-		DefaultTTL:           time.Duration(h.DefaultTTL),
-		MaxTTL:               time.Duration(h.MaxTTL),
-		StaleWhileRevalidate: time.Duration(h.StaleWhileRevalidate),
-		StaleIfError:         time.Duration(h.StaleIfError),
+		Statuses:               h.Statuses,
+		AllowSetCookie:         h.AllowSetCookie,
+		CredentialedHeuristics: h.UnsafeCredentialedHeuristics,
+		DefaultTTL:             time.Duration(h.DefaultTTL),
+		MaxTTL:                 time.Duration(h.MaxTTL),
+		StaleWhileRevalidate:   time.Duration(h.StaleWhileRevalidate),
+		StaleIfError:           time.Duration(h.StaleIfError),
 	}
 	h.optsKey = fmt.Sprintf("%+v", h.opts)
 	h.flights = make(map[string]*flight)

@@ -84,3 +84,66 @@ func TestAcceptEncodingRefusedNeverServed(t *testing.T) {
 	}
 	expect(t, "deflate;q=0 refuses the stored deflate", get(t, s, "/novary", "Accept-Encoding", "gzip, deflate;q=0"), 200, "plain", "")
 }
+
+// Issue 8 item 9: a response to a request with Cookie or Authorization is
+// shared only with the origin's explicit freshness: neither default_ttl
+// nor the Last-Modified heuristic applies to it. The bypass matcher sees
+// Caddy's normalised path, so spellings an origin maps to /account
+// (";x=1", "%3b") are not bypassed: this rule is what keeps their
+// responses from other clients.
+func TestCredentialedResponsesNeedExplicitFreshness(t *testing.T) {
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/lm" {
+			w.Header().Set("Last-Modified", "Tue, 01 Sep 2020 10:00:00 GMT")
+		}
+		if r.URL.Path == "/explicit" {
+			w.Header().Set("Cache-Control", "max-age=60")
+		}
+		io.WriteString(w, "page of "+r.Header.Get("Cookie"))
+	})
+	s := startCache(t, o, "default_ttl 5m\nbypass path /account/*")
+	for _, p := range []string{"/account;x=1/p.css", "/account;/p.css", "/account%3bx/p.css", "/account%252fp.css", "/lm"} {
+		expect(t, p+" with Cookie", get(t, s, p, "Cookie", "session=alice"), 200, "page of session=alice", "uncacheable", "detail=credentials")
+		expect(t, p+" anonymous", get(t, s, p), 200, "page of ", "miss", "stored")
+	}
+	expect(t, "explicit freshness with Cookie", get(t, s, "/explicit", "Cookie", "session=alice"), 200, "page of session=alice", "miss", "stored")
+	expect(t, "explicit freshness, anonymous", get(t, s, "/explicit"), 200, "page of session=alice", "hit", "hit")
+
+	// The option that names the risk brings default_ttl back.
+	reload(t, s, siteConfig(o, "default_ttl 5m\nunsafe_credentialed_heuristics\nstore memory {\n name risky\n}"))
+	untilReloaded(t, s, "/warmup", "stored")
+	expect(t, "risk accepted", get(t, s, "/risky", "Cookie", "session=bob"), 200, "page of session=bob", "miss", "stored")
+}
+
+// Issue 8 item 5: a 304 that makes the stored response private (or
+// no-store) removes it: after freshening (RFC 9111 §4.3.4) the response is
+// no longer storable by a shared cache, so it is neither served now nor
+// later.
+func TestNotModifiedPrivateRemovesStored(t *testing.T) {
+	for _, cc := range []string{"private", "no-store"} {
+		t.Run(cc, func(t *testing.T) {
+			o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Etag", `"a"`)
+				w.Header().Set("Cache-Control", "no-cache")
+				io.WriteString(w, "v1")
+			})
+			s := startCache(t, o, "")
+			expect(t, "fill", get(t, s, "/p"), 200, "v1", "miss", "stored")
+			o.set(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Etag", `"a"`)
+				w.Header().Set("Cache-Control", cc)
+				if r.Header.Get("If-None-Match") == `"a"` {
+					w.WriteHeader(http.StatusNotModified)
+					return
+				}
+				io.WriteString(w, "v2 for this client")
+			})
+			expect(t, "304 says "+cc, get(t, s, "/p"), 200, "v2 for this client", "uncacheable", "detail="+cc)
+			r := get(t, s, "/p")
+			expect(t, "after", r, 200, "v2 for this client", "uncacheable", "fwd=uri-miss")
+			if n := o.n.Load(); n != 4 {
+				t.Errorf("origin got %d requests, want 4", n)
+			}
+		})
+	}
+}

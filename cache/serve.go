@@ -461,7 +461,7 @@ func (h *Handler) serveStored(w http.ResponseWriter, r *http.Request, lk *lookup
 	hdr["Cache-Status"] = vals[1:2:2]
 	h.report(r, result)
 
-	if e.Status >= 200 && e.Status < 300 && policy.NotModified(r.Header, e.Header) {
+	if e.Status >= 200 && e.Status < 300 && policy.NotModifiedAt(r.Header, e.Header, e.ResponseTime) {
 		// §4.3.2: a fresh or validated stored response answers the client's
 		// conditional request.
 		delete(hdr, "Content-Length")
@@ -500,7 +500,7 @@ func serveRange(w http.ResponseWriter, r *http.Request, e *store.Entry, body sto
 	}
 	var modtime time.Time
 	if lm := e.Header.Get("Last-Modified"); lm != "" {
-		if t, err := http.ParseTime(lm); err == nil {
+		if t, ok := policy.ParseHTTPDate(lm); ok {
 			modtime = t
 		}
 	}

@@ -22,8 +22,10 @@ func CurrentAge(h http.Header, requestTime, responseTime, now time.Time) time.Du
 //	corrected_age_value = age_value + response_delay
 //	corrected_initial_age = max(apparent_age, corrected_age_value)
 //
-// age_value is the Age field read as delta-seconds; an invalid Age (a
-// list, a sign, a non-integer) is ignored (§5.1) and reads as 0. A missing
+// age_value is the Age field read as delta-seconds; when it holds several
+// values (a list or several lines) the first is used (RFC 9110 §5.5), so
+// "Age: 7200, 0" is 7200; an invalid first value (a sign, a non-integer)
+// is ignored (§5.1) and reads as 0. A missing
 // or invalid Date makes apparent_age 0 (date_value = response_time, RFC
 // 9110 §6.6.1).
 func CorrectedInitialAge(h http.Header, requestTime, responseTime time.Time) time.Duration {
@@ -32,8 +34,11 @@ func CorrectedInitialAge(h http.Header, requestTime, responseTime time.Time) tim
 		apparent = max(0, responseTime.Sub(date))
 	}
 	var ageValue time.Duration
-	if v := h["Age"]; len(v) == 1 {
-		ageValue, _ = parseDelta(trimOWS(v[0]))
+	if v := h["Age"]; len(v) > 0 {
+		// RFC 9110 §5.5: a singleton field sent as a list (one line "7200,
+		// 0" or several lines) is read by its first value.
+		first, _ := nextListElement(v[0])
+		ageValue, _ = parseDelta(first)
 	}
 	delay := min(max(0, responseTime.Sub(requestTime)), MaxDelta)
 	return min(max(apparent, ageValue+delay), MaxDelta) // ageValue, delay <= MaxDelta: no overflow

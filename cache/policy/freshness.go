@@ -20,7 +20,9 @@ const (
 //   - max-age;
 //   - Expires minus Date (Date missing or invalid: responseTime, RFC 9110
 //     §6.6.1); an invalid Expires such as "0" means already expired (§5.3),
-//     and so do several Expires lines that disagree (§4.2.1);
+//     and so do several Expires lines (§4.2.1) and any value that is not
+//     exactly an HTTP-date (ParseHTTPDate: a double space, a one-digit
+//     hour, a list of dates);
 //   - opts.DefaultTTL, when set: the operator's own heuristic;
 //   - heuristic freshness (§4.2.2), only when the response has a valid
 //     Last-Modified and the status is cacheable by default or the response
@@ -69,7 +71,11 @@ func ResponseFreshnessStatus(status int, h http.Header, responseTime time.Time, 
 
 // expiresLifetime is Expires minus Date (§4.2.1), never negative.
 func expiresLifetime(h http.Header, responseTime time.Time) time.Duration {
-	exp, ok := singleDate(h["Expires"])
+	v := h["Expires"]
+	if len(v) > 1 {
+		return 0 // several values: stale (§4.2.1 allows either; issue 11 item 3)
+	}
+	exp, ok := singleDate(v)
 	if !ok {
 		return 0 // §5.3: an invalid Expires, e.g. "0", is in the past
 	}
@@ -110,19 +116,19 @@ func dateOr(h http.Header, fallback time.Time) time.Time {
 	return fallback
 }
 
-// singleDate parses an HTTP-date field (any of RFC 9110 §5.6.7's three
-// formats). Several lines must agree: differing values are invalid
+// singleDate parses an HTTP-date field (exactly RFC 9110 §5.6.7's three
+// formats, see ParseHTTPDate). Several lines must agree: differing values are invalid
 // (§4.2.1).
 func singleDate(values []string) (time.Time, bool) {
 	if len(values) == 0 {
 		return time.Time{}, false
 	}
-	t, err := http.ParseTime(trimOWS(values[0]))
-	if err != nil {
+	t, ok := ParseHTTPDate(trimOWS(values[0]))
+	if !ok {
 		return time.Time{}, false
 	}
 	for _, v := range values[1:] {
-		if u, err := http.ParseTime(trimOWS(v)); err != nil || !u.Equal(t) {
+		if u, ok := ParseHTTPDate(trimOWS(v)); !ok || !u.Equal(t) {
 			return time.Time{}, false
 		}
 	}

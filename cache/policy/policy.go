@@ -71,6 +71,7 @@ const (
 	ReasonPartial          Reason = "partial"               // 206 or incomplete body
 	ReasonTooLarge         Reason = "too-large"
 	ReasonMustUnderstand   Reason = "must-understand"
+	ReasonCredentials      Reason = "credentials" // request with Cookie or Authorization, response without explicit freshness
 )
 
 // Options are the configurable parts of the policy.
@@ -88,6 +89,12 @@ type Options struct {
 	// is not stored when it has neither freshness nor a validator. When set,
 	// it replaces the Last-Modified heuristic (§4.2.2).
 	DefaultTTL time.Duration
+	// CredentialedHeuristics lets DefaultTTL and heuristic freshness apply
+	// to a response to a request that carried Cookie or Authorization.
+	// Off, such a response is stored only with explicit freshness from the
+	// origin (max-age, s-maxage, Expires): a personal page that forgot its
+	// Cache-Control is not served to others for DefaultTTL or a heuristic.
+	CredentialedHeuristics bool
 	// MaxTTL caps every freshness lifetime; zero means no cap.
 	MaxTTL time.Duration
 	// HeuristicFraction of the time since Last-Modified (§4.2.2); 0 means

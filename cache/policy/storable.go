@@ -49,6 +49,12 @@ func CacheableByDefault(status int) bool {
 //     response must be revalidated on every use, and without ETag or
 //     Last-Modified every revalidation is a full fetch that replaces it, so
 //     storing it only costs memory;
+//   - a request with Cookie or Authorization and no explicit freshness
+//     (max-age, s-maxage, Expires), unless opts.CredentialedHeuristics:
+//     ReasonCredentials. The response may be personal, and neither
+//     opts.DefaultTTL nor heuristic freshness (§4.2.2, a MAY) is a reason
+//     to share it; only the origin's explicit freshness is. This comes on
+//     top of §3.5's rule for Authorization;
 //   - no explicit freshness (max-age, s-maxage, Expires), no validator and
 //     no opts.DefaultTTL: ReasonNoFreshness (§3 allows storing it, but it
 //     could never be reused: "such responses are not usually useful to
@@ -114,10 +120,20 @@ func Storable(method string, reqHeader http.Header, status int, h http.Header, o
 	if rd.NoCache && !validator {
 		return false, ReasonNoCache
 	}
+	if !explicit && !opts.CredentialedHeuristics && hasCredentials(reqHeader) {
+		return false, ReasonCredentials
+	}
 	if !explicit && !validator && opts.DefaultTTL <= 0 {
 		return false, ReasonNoFreshness
 	}
 	return true, ReasonNone
+}
+
+// hasCredentials tells whether a request carries Cookie or Authorization.
+func hasCredentials(reqHeader http.Header) bool {
+	_, cookie := reqHeader["Cookie"]
+	_, auth := reqHeader["Authorization"]
+	return cookie || auth
 }
 
 // reqHasNoStore tells whether the request's Cache-Control has no-store.

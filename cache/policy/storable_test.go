@@ -37,6 +37,18 @@ func TestStorable(t *testing.T) {
 		{"Authorization with public (3.5)", "GET", http.Header{"Authorization": {"Basic x"}}, 200, http.Header{"Cache-Control": {"public, max-age=60"}}, policy.Options{}, policy.ReasonNone},
 		{"Authorization with s-maxage (3.5)", "GET", http.Header{"Authorization": {"Basic x"}}, 200, http.Header{"Cache-Control": {"s-maxage=60"}}, policy.Options{}, policy.ReasonNone},
 		{"Authorization with must-revalidate (3.5)", "GET", http.Header{"Authorization": {"Basic x"}}, 200, http.Header{"Cache-Control": {"must-revalidate, max-age=60"}}, policy.Options{}, policy.ReasonNone},
+		// Issue 8 item 9: with credentials, only the origin's explicit
+		// freshness lets a response be shared; default_ttl and the §4.2.2
+		// heuristic (a MAY) do not, unless an option accepts the risk.
+		{"Cookie and default_ttl only: not stored", "GET", http.Header{"Cookie": {"s=1"}}, 200, http.Header{}, policy.Options{DefaultTTL: time.Minute}, policy.ReasonCredentials},
+		{"Cookie and Last-Modified only (no heuristic, 4.2.2)", "GET", http.Header{"Cookie": {"s=1"}}, 200, http.Header{"Last-Modified": {lm}}, policy.Options{}, policy.ReasonCredentials},
+		{"Cookie and ETag only", "GET", http.Header{"Cookie": {"s=1"}}, 200, http.Header{"Etag": {`"a"`}}, policy.Options{}, policy.ReasonCredentials},
+		{"Cookie and max-age: explicit freshness (4.2.1)", "GET", http.Header{"Cookie": {"s=1"}}, 200, fresh, policy.Options{DefaultTTL: time.Minute}, policy.ReasonNone},
+		{"Cookie and Expires: explicit freshness (5.3)", "GET", http.Header{"Cookie": {"s=1"}}, 200, http.Header{"Expires": {lm}, "Date": {lm}}, policy.Options{}, policy.ReasonNone},
+		{"Cookie with the risk accepted", "GET", http.Header{"Cookie": {"s=1"}}, 200, http.Header{"Last-Modified": {lm}}, policy.Options{CredentialedHeuristics: true}, policy.ReasonNone},
+		{"Authorization and public without freshness (3.5 then no heuristic)", "GET", http.Header{"Authorization": {"Basic x"}}, 200, http.Header{"Cache-Control": {"public"}, "Last-Modified": {lm}}, policy.Options{}, policy.ReasonCredentials},
+		{"Authorization, public and max-age (3.5)", "GET", http.Header{"Authorization": {"Basic x"}}, 200, http.Header{"Cache-Control": {"public, max-age=60"}}, policy.Options{}, policy.ReasonNone},
+		{"no credentials: Last-Modified is enough", "GET", nil, 200, http.Header{"Last-Modified": {lm}}, policy.Options{}, policy.ReasonNone},
 		{"Set-Cookie not stored by default", "GET", nil, 200, http.Header{"Cache-Control": {"max-age=60"}, "Set-Cookie": {"a=b"}}, policy.Options{}, policy.ReasonSetCookie},
 		{"Set-Cookie stored when allowed", "GET", nil, 200, http.Header{"Cache-Control": {"max-age=60"}, "Set-Cookie": {"a=b"}}, policy.Options{AllowSetCookie: true}, policy.ReasonNone},
 		{"Vary star never matches (4.1)", "GET", nil, 200, http.Header{"Cache-Control": {"max-age=60"}, "Vary": {"Accept, *"}}, policy.Options{}, policy.ReasonVaryStar},

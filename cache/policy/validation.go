@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/textproto"
 	"strings"
+	"time"
 )
 
 // HasValidator tells whether h has an ETag or Last-Modified (RFC 9110
@@ -99,6 +100,16 @@ func freshenKeeps(k string) bool {
 // HTTP-date and the stored response has a valid Last-Modified no later
 // than it (RFC 9110 §13.1.3). The caller applies it to GET and HEAD only.
 func NotModified(reqHeader, h http.Header) bool {
+	return NotModifiedAt(reqHeader, h, time.Time{})
+}
+
+// NotModifiedAt is NotModified for a stored response received at
+// received: when the stored response has no Last-Modified, If-Modified-
+// Since is evaluated against its Date, or, without a valid Date, against
+// received (RFC 9111 §4.3.2: "the Date of the stored response, if the
+// stored response lacks Last-Modified, or ... the time it was received").
+// A zero received disables that last fallback.
+func NotModifiedAt(reqHeader, h http.Header, received time.Time) bool {
 	if _, ok := reqHeader["If-Match"]; ok {
 		return false
 	}
@@ -122,8 +133,14 @@ func NotModified(reqHeader, h http.Header) bool {
 	if !ok {
 		return false // not a valid HTTP-date: ignored
 	}
-	lm, ok := singleDate(h["Last-Modified"])
-	return ok && !lm.After(since)
+	if _, has := h["Last-Modified"]; has {
+		lm, ok := singleDate(h["Last-Modified"])
+		return ok && !lm.After(since)
+	}
+	if d, ok := singleDate(h["Date"]); ok {
+		return !d.After(since)
+	}
+	return !received.IsZero() && !received.Truncate(time.Second).After(since)
 }
 
 // storedETag returns the opaque-tag of the stored ETag (with its quotes,

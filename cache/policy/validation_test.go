@@ -122,7 +122,7 @@ func TestNotModified(t *testing.T) {
 		{"If-Modified-Since invalid is ignored (13.1.3)", http.Header{"If-Modified-Since": {"yesterday"}}, stored, false},
 		{"If-Modified-Since with two lines is ignored", http.Header{"If-Modified-Since": {httpDate(t0), httpDate(t0)}}, stored, false},
 		{"If-Modified-Since without stored Last-Modified", http.Header{"If-Modified-Since": {httpDate(t0)}}, http.Header{"Etag": {`"abc"`}}, false},
-		{"If-Modified-Since in RFC 850 format", http.Header{"If-Modified-Since": {t0.Format(time.RFC850)}}, stored, true},
+		{"If-Modified-Since in RFC 850 format", http.Header{"If-Modified-Since": {t0.UTC().Format("Monday, 02-Jan-06 15:04:05 GMT")}}, stored, true},
 		{"If-Match present: leave it to the origin (13.2.2)", http.Header{"If-Match": {`"abc"`}, "If-None-Match": {`"abc"`}}, stored, false},
 		{"If-Unmodified-Since present: leave it to the origin (13.2.2)", http.Header{"If-Unmodified-Since": {httpDate(t0)}, "If-Modified-Since": {httpDate(t0)}}, stored, false},
 	}
@@ -158,5 +158,32 @@ func TestFreshenMatches(t *testing.T) {
 				t.Errorf("FreshenMatches = %v, want %v", got, tt.want)
 			}
 		})
+	}
+}
+
+// Issue 11 item 4: If-Modified-Since on a stored response without
+// Last-Modified is evaluated against its Date, else the time it was
+// received (RFC 9111 §4.3.2).
+func TestNotModifiedAt(t *testing.T) {
+	ims := http.Header{"If-Modified-Since": {httpDate(t0)}}
+	for _, tt := range []struct {
+		name     string
+		req, h   http.Header
+		received time.Time
+		want     bool
+	}{
+		{"Date before the request's date (4.3.2)", ims, http.Header{"Date": {httpDate(t0.Add(-time.Minute))}}, t0.Add(time.Hour), true},
+		{"Date equal to it", ims, http.Header{"Date": {httpDate(t0)}}, time.Time{}, true},
+		{"Date after it", ims, http.Header{"Date": {httpDate(t0.Add(time.Minute))}}, t0.Add(-time.Hour), false},
+		{"no Date: received before it", ims, http.Header{}, t0.Add(-time.Minute), true},
+		{"no Date: received after it", ims, http.Header{}, t0.Add(time.Minute), false},
+		{"no Date, no receive time", ims, http.Header{}, time.Time{}, false},
+		{"Last-Modified wins over Date", ims, http.Header{"Last-Modified": {httpDate(t0.Add(time.Minute))}, "Date": {httpDate(t0.Add(-time.Minute))}}, time.Time{}, false},
+		{"invalid Last-Modified: no fallback", ims, http.Header{"Last-Modified": {"yesterday"}, "Date": {httpDate(t0.Add(-time.Minute))}}, time.Time{}, false},
+		{"invalid If-Modified-Since ignored", http.Header{"If-Modified-Since": {"Sun, 06 Nov 1994 8:49:37 GMT"}}, http.Header{"Date": {httpDate(t0)}}, time.Time{}, false},
+	} {
+		if got := policy.NotModifiedAt(tt.req, tt.h, tt.received); got != tt.want {
+			t.Errorf("%s: NotModifiedAt = %v, want %v", tt.name, got, tt.want)
+		}
 	}
 }

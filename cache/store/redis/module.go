@@ -154,7 +154,7 @@ func (s *Store) Provision(ctx caddy.Context) error {
 		return err
 	}
 	s.key = string(k)
-	s.name = "redis " + strings.Join(co.InitAddress, ",") + "/" + strconv.Itoa(s.DB) + "/" + prefix
+	s.name = "redis:" + strings.Join(co.InitAddress, ",") + "/" + strconv.Itoa(s.DB) + "/" + prefix
 	logger := ctx.Logger()
 	v, _, err := pool.LoadOrNew(s.key, func() (caddy.Destructor, error) {
 		c := NewClient(Options{

@@ -153,7 +153,7 @@ func (s *Store) Cleanup() error {
 // StoreName names the store: "tiered" and the back store's name.
 func (s *Store) StoreName() string {
 	if n, ok := s.back.(interface{ StoreName() string }); ok {
-		return "tiered " + n.StoreName()
+		return "tiered:" + n.StoreName()
 	}
 	return "tiered"
 }

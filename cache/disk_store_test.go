@@ -1,0 +1,171 @@
+package cache_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+
+	"github.com/caddy-edge/edge/cache/store/disk"
+	"github.com/caddy-edge/edge/internal/caddytest"
+)
+
+func diskStats(t *testing.T, s *caddytest.Server, dir string) map[string]int64 {
+	t.Helper()
+	resp, err := http.Get(s.AdminURL("/http_cache/stats"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var st struct {
+		Stores []map[string]any `json:"stores"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range st.Stores {
+		if m["name"] == "disk:"+dir {
+			out := make(map[string]int64)
+			for k, v := range m {
+				if f, ok := v.(float64); ok {
+					out[k] = int64(f)
+				}
+			}
+			return out
+		}
+	}
+	t.Fatalf("no store disk:%s in %+v", dir, st.Stores)
+	return nil
+}
+
+// The disk store through a real Caddy: entries survive a restart of Caddy
+// and are served again with their correct Age; a reload keeps the store
+// open and applies a new max_size; stopping Caddy closes it.
+func TestDiskStoreRestartReloadStop(t *testing.T) {
+	dir := t.TempDir()
+	big := bytes.Repeat([]byte("0123456789abcdef"), 1<<17) // 2 MiB: sent from the file
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=3600")
+		w.Header().Set("Age", "100") // already 100 s old: the Age must keep counting from there
+		w.Header().Set("ETag", `"e"`)
+		if r.Header.Get("If-None-Match") == `"e"` {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		if r.URL.Path == "/big" {
+			w.Write(big)
+			return
+		}
+		io.WriteString(w, "small "+r.URL.Path)
+	})
+	conf := func(size string) string {
+		return siteConfig(o, "store disk {\n\tpath "+dir+"\n\tmax_size "+size+"\n}")
+	}
+	s := caddytest.Start(t, conf("64MiB"))
+	expect(t, "first", get(t, s, "/a"), 200, "small /a", "miss")
+	expect(t, "second", get(t, s, "/a"), 200, "small /a", "hit")
+	if r := get(t, s, "/big"); r.body != string(big) {
+		t.Fatalf("big miss: %d bytes", len(r.body))
+	}
+	r := get(t, s, "/big")
+	expect(t, "big hit", r, 200, "*", "hit")
+	if r.body != string(big) {
+		t.Errorf("big hit: %d bytes, want %d", len(r.body), len(big))
+	}
+	rr := get(t, s, "/big", "Range", "bytes=1000000-1000015")
+	if rr.status != http.StatusPartialContent || rr.body != string(big[1000000:1000016]) {
+		t.Errorf("range of the big hit: %d %q", rr.status, rr.body)
+	}
+
+	// Reload with another size: same store, same entries, new budget.
+	reload(t, s, conf("32MiB"))
+	waitFor(t, "the new max_size", func() bool { return diskStats(t, s, dir)["capacity"] == 32<<20 })
+	expect(t, "hit after reload", get(t, s, "/a"), 200, "small /a", "hit")
+
+	// Restart: stop Caddy (the store closes and releases the directory),
+	// then start a new one on the same directory.
+	if err := caddy.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if d := disk.Dirs(); len(d) != 0 {
+		t.Fatalf("disk stores still open after Caddy stopped: %v", d)
+	}
+	c, err := disk.Open(disk.Config{Dir: dir})
+	if err != nil {
+		t.Fatalf("the directory is still locked after Caddy stopped: %v", err)
+	}
+	c.Close()
+
+	n := o.n.Load()
+	// The same ports: the cache key has the host and port.
+	s2 := &caddytest.Server{HTTPPort: s.HTTPPort, AdminAddr: s.AdminAddr, Client: &http.Client{}}
+	s2.Load(t, conf("64MiB"))
+	r = get(t, s2, "/a")
+	expect(t, "hit after restart", r, 200, "small /a", "hit")
+	if age, _ := strconv.Atoi(r.header.Get("Age")); age < 100 || age > 400 {
+		t.Errorf("Age after restart = %q, want 100 plus the seconds since it was stored", r.header.Get("Age"))
+	}
+	r = get(t, s2, "/big")
+	expect(t, "big hit after restart", r, 200, "*", "hit")
+	if r.body != string(big) {
+		t.Errorf("big hit after restart: %d bytes", len(r.body))
+	}
+	if o.n.Load() != n {
+		t.Errorf("the origin got %d requests after the restart, want 0", o.n.Load()-n)
+	}
+	if st := diskStats(t, s2, dir); st["entries"] != 2 {
+		t.Errorf("stats after restart: %v, want 2 entries", st)
+	}
+	// The admin API lists, soft-purges and purges the disk store's entries.
+	_, p := listEntries(t, s2, "store=disk:"+dir)
+	if len(p.Entries) != 2 || p.Entries[0].Key != s2.URL("/a") || p.Entries[0].Age < 100 {
+		t.Errorf("entries of the disk store: %+v", p.Entries)
+	}
+	if n := adminPurge(t, s2, `{"url": "`+s2.URL("/a")+`", "soft": true}`); n != 1 {
+		t.Errorf("soft purge: %d", n)
+	}
+	expect(t, "soft-purged", get(t, s2, "/a"), 200, "small /a", "revalidated")
+	if n := adminPurge(t, s2, `{"prefix": "`+s2.URL("/")+`"}`); n != 2 {
+		t.Errorf("purge: %d, want 2", n)
+	}
+	expect(t, "purged", get(t, s2, "/a"), 200, "small /a", "miss")
+}
+
+// A disk store without a path, or one whose directory cannot be created,
+// is refused at load with a message that names it.
+func TestDiskStoreBadConfig(t *testing.T) {
+	o := newOrigin(t, serve("x"))
+	for _, tc := range []struct{ block, want string }{
+		{"store disk", "path is required"},
+		{"store disk {\n max_size 10GiB\n}", "path is required"},
+		{"store disk /tmp/x {\n max_size 100KiB\n}", "minimum is 1MiB"},
+		{"store disk /tmp/x {\n bogus 1\n}", "unrecognized disk store option 'bogus'"},
+	} {
+		_, _, err := adaptCaddyfile(siteConfig(o, tc.block))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: %v, want an error with %q", tc.block, err, tc.want)
+		}
+	}
+	// A path that cannot be a directory: refused when the config loads.
+	cfg, _, err := adaptCaddyfile(siteConfig(o, "store disk /dev/null/cache"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := caddy.Load(cfg, true); err == nil || !strings.Contains(err.Error(), "disk store") {
+		t.Errorf("loading a disk store under /dev/null: %v, want a disk store error", err)
+	}
+	caddy.Stop()
+}
+
+func adaptCaddyfile(caddyfile string) ([]byte, []caddyconfig.Warning, error) {
+	port := caddytest.FreePort(&testing.T{})
+	full := fmt.Sprintf("{\n\tadmin off\n\tauto_https off\n\tpersist_config off\n}\n%s", strings.ReplaceAll(caddyfile, "{HTTP_PORT}", fmt.Sprint(port)))
+	return caddyconfig.GetAdapter("caddyfile").Adapt([]byte(full), nil)
+}

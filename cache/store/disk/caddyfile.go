@@ -1,0 +1,71 @@
+package disk
+
+import (
+	"math"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/dustin/go-humanize"
+)
+
+// UnmarshalCaddyfile sets up the store from Caddyfile tokens, starting at
+// the token "disk" of http_cache's store option. Syntax:
+//
+//	disk [<path>] {
+//		path     <directory>
+//		max_size <size>
+//	}
+//
+// path is required (as the argument or in the block). max_size takes a
+// size such as 10GiB.
+func (s *Store) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // consume the store name "disk"
+	if d.NextArg() {
+		s.Path = d.Val()
+		if d.NextArg() {
+			return d.ArgErr()
+		}
+	}
+	seen := make(map[string]bool)
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		opt := d.Val()
+		switch opt {
+		case "path", "max_size":
+		default:
+			return d.Errf("unrecognized disk store option '%s'", opt)
+		}
+		if seen[opt] || (opt == "path" && s.Path != "") {
+			return d.Errf("duplicate disk store option '%s'", opt)
+		}
+		seen[opt] = true
+		if !d.NextArg() {
+			return d.ArgErr()
+		}
+		val := d.Val()
+		if d.NextArg() {
+			return d.ArgErr()
+		}
+		switch opt {
+		case "path":
+			s.Path = val
+		case "max_size":
+			n, err := humanize.ParseBytes(val)
+			if err != nil {
+				return d.Errf("bad max_size '%s': not a size such as 10GiB or 500MB", val)
+			}
+			if n > math.MaxInt64 {
+				return d.Errf("bad max_size '%s': too large", val)
+			}
+			if int64(n) < MinMaxSize {
+				return d.Errf("bad max_size '%s': the minimum is 1MiB", val)
+			}
+			s.MaxSize = int64(n)
+		}
+	}
+	if s.Path == "" {
+		return d.Err("disk store: path is required")
+	}
+	return nil
+}
+
+// Interface guard
+var _ caddyfile.Unmarshaler = (*Store)(nil)

@@ -1,0 +1,978 @@
+// Package disk is the disk store of http_cache: responses kept as files in
+// one directory, bounded by a byte budget, that survive a restart.
+//
+// Each entry is one file, named by a hash of its key, holding a checksummed
+// prefix, the entry's metadata and its body (see format.go). A file is
+// written under a temporary name, synced and renamed into place, so a
+// crash never leaves half an entry under a key; a file that fails its
+// checks when read is removed and reported as a miss.
+//
+// An in-memory index (key, size, expiry, tags, last access) drives
+// eviction, purges and listing. It is rebuilt from the files in the
+// background when a Cache opens a directory; until it is complete, Get
+// reads the files directly (a correct hit or a miss), purges and listings
+// wait for it.
+//
+// Eviction is an approximate LRU: when the budget is exceeded, the least
+// recently used of a few entries sampled at random is removed (an expired
+// one first), as Redis does.
+//
+// The Caddy module http.cache.stores.disk (type Store) shares one Cache per
+// directory between sites and across config reloads; see Store.
+package disk
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"io/fs"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/caddy-edge/edge/cache/store"
+)
+
+// Defaults and bounds.
+const (
+	// DefaultMaxSize is the byte budget of a store that sets none: 1 GiB.
+	DefaultMaxSize int64 = 1 << 30
+	// MaxEntryFraction is the share of the budget one entry may take at
+	// most, as in the memory store.
+	MaxEntryFraction = 8
+	// DefaultVerifyMax is the largest body verified against its checksum
+	// before a byte of it is returned: 1 MiB. Larger bodies are checked for
+	// length and metadata integrity before they are sent and verified by
+	// the background scrub.
+	DefaultVerifyMax int64 = 1 << 20
+	// DefaultScrubRate bounds the background scrub: 64 MiB/s.
+	DefaultScrubRate int64 = 64 << 20
+	// maintenanceInterval is how often expired entries are removed and a
+	// scrub pass starts.
+	maintenanceInterval = time.Minute
+	// scrubInterval is how often the scrub verifies each large body.
+	scrubInterval = time.Hour
+	// evictionSamples is how many entries eviction compares.
+	evictionSamples = 8
+	// fileOverhead estimates what a file costs beyond its bytes (inode,
+	// directory entry, partial block): counted against the budget.
+	fileOverhead = 512
+	// writeBuffer is the buffer between a Writer and its file.
+	writeBuffer = 32 << 10
+	// errorLogInterval is how often the same kind of failure is logged.
+	errorLogInterval = 10 * time.Second
+)
+
+// Config configures a Cache.
+type Config struct {
+	// Dir is the directory of the entry files; created if missing.
+	Dir string
+	// MaxSize is the byte budget (file sizes plus a per-file estimate).
+	// Zero means DefaultMaxSize.
+	MaxSize int64
+	// VerifyMax is the largest body verified before it is returned. Zero
+	// means DefaultVerifyMax; negative means none.
+	VerifyMax int64
+	// ScrubRate bounds the reads of the background scrub, in bytes per
+	// second. Zero means DefaultScrubRate; negative disables the scrub.
+	ScrubRate int64
+	// NoSync skips the fsync of each entry file before it becomes visible.
+	// Entries then still never show half-written (the checksums tell), but
+	// a power cut may lose recent ones. For tests.
+	NoSync bool
+	// Now returns the current time, which decides expiry. Nil means
+	// time.Now.
+	Now func() time.Time
+	// Logger receives warnings; nil means none.
+	Logger *zap.Logger
+}
+
+// ient is the index entry of one file.
+type ient struct {
+	fileSize int64 // bytes of the file
+	bodyLen  int64
+	expires  int64    // Unix nanoseconds; 0 = never
+	tags     []string // not modified once indexed
+	atime    atomic.Int64
+	scrubbed time.Time // when the scrub last verified the body (large bodies); under mu
+}
+
+func (ie *ient) cost() int64 { return ie.fileSize + fileOverhead }
+
+// Cache is a store.Store in a directory. Create one with Open and Close it
+// when done.
+type Cache struct {
+	dir, tmpDir string
+	cfg         Config
+	now         func() time.Time
+	logger      *zap.Logger
+	maxSize     atomic.Int64
+
+	mu      sync.RWMutex
+	index   map[string]*ient
+	tags    map[string]map[string]struct{}
+	bytes   int64               // sum of the index entries' cost
+	loading bool                // the index is being rebuilt
+	tomb    map[string]struct{} // keys deleted while loading
+
+	ready     chan struct{} // closed when the index is complete
+	tick      atomic.Int64  // logical clock of accesses, for LRU
+	evictions atomic.Int64
+	errors    atomic.Int64
+	subdirs   [256]atomic.Bool
+
+	writeLog, readLog limitedLog
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	unlock func()
+
+	// createTemp creates a temporary entry file; tests replace it to
+	// make writes fail.
+	createTemp func(dir string) (tempFile, error)
+}
+
+// tempFile is what a Writer writes to: an *os.File, or in tests a file
+// that fails.
+type tempFile interface {
+	io.Writer
+	io.WriterAt
+	Sync() error
+	Close() error
+	Name() string
+}
+
+func createTemp(dir string) (tempFile, error) { return os.CreateTemp(dir, "put-*") }
+
+// Open opens (creating it if needed) the cache directory cfg.Dir. The
+// index is rebuilt in the background; Get works meanwhile.
+func Open(cfg Config) (*Cache, error) {
+	if cfg.Dir == "" {
+		return nil, errors.New("disk store: no directory")
+	}
+	if cfg.MaxSize < 0 {
+		return nil, errors.New("disk store: max_size must not be negative")
+	}
+	if cfg.MaxSize == 0 {
+		cfg.MaxSize = DefaultMaxSize
+	}
+	if cfg.VerifyMax == 0 {
+		cfg.VerifyMax = DefaultVerifyMax
+	}
+	if cfg.ScrubRate == 0 {
+		cfg.ScrubRate = DefaultScrubRate
+	}
+	dir, err := filepath.Abs(cfg.Dir)
+	if err != nil {
+		return nil, err
+	}
+	c := &Cache{
+		dir:        dir,
+		tmpDir:     filepath.Join(dir, "tmp"),
+		cfg:        cfg,
+		now:        cfg.Now,
+		logger:     cfg.Logger,
+		index:      make(map[string]*ient),
+		tags:       make(map[string]map[string]struct{}),
+		loading:    true,
+		tomb:       make(map[string]struct{}),
+		ready:      make(chan struct{}),
+		createTemp: createTemp,
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	if c.logger == nil {
+		c.logger = zap.NewNop()
+	}
+	c.maxSize.Store(cfg.MaxSize)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("disk store: %w", err)
+	}
+	unlock, err := lockDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("disk store %s: %w", dir, err)
+	}
+	c.unlock = unlock
+	// Temporary files left by a crash are never entries: start afresh.
+	if err := os.RemoveAll(c.tmpDir); err != nil {
+		c.logger.Warn("disk store: removing leftover temporary files", zap.Error(err))
+	}
+	if err := os.MkdirAll(c.tmpDir, 0o700); err != nil {
+		// A read-only directory still serves what it has.
+		c.logger.Warn("disk store: cannot create the temporary directory; nothing will be stored", zap.String("dir", c.tmpDir), zap.Error(err))
+	}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.wg.Add(2)
+	go c.load()
+	go c.maintain()
+	return c, nil
+}
+
+// Close stops the background work (index loading, expiry, scrub) and
+// waits for it. The Cache keeps answering, so that requests in flight
+// finish; bodies already returned stay readable until closed.
+func (c *Cache) Close() {
+	c.cancel()
+	c.wg.Wait()
+	if c.unlock != nil {
+		c.unlock()
+		c.unlock = nil
+	}
+}
+
+// Dir returns the absolute path of the cache directory.
+func (c *Cache) Dir() string { return c.dir }
+
+// MaxSize returns the byte budget.
+func (c *Cache) MaxSize() int64 { return c.maxSize.Load() }
+
+// MaxEntrySize returns the largest file one entry may take.
+func (c *Cache) MaxEntrySize() int64 { return c.maxSize.Load() / MaxEntryFraction }
+
+// Resize sets a new byte budget, evicting entries until the store fits.
+func (c *Cache) Resize(maxSize int64) error {
+	if maxSize <= 0 {
+		return errors.New("max_size must be positive")
+	}
+	c.maxSize.Store(maxSize)
+	c.mu.Lock()
+	c.evictLocked()
+	c.mu.Unlock()
+	return nil
+}
+
+// Ready returns a channel closed once the index is rebuilt.
+func (c *Cache) Ready() <-chan struct{} { return c.ready }
+
+// waitReady waits for the index, or for ctx.
+func (c *Cache) waitReady(ctx context.Context) error {
+	select {
+	case <-c.ready:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("disk store index not ready yet: %w", ctx.Err())
+	}
+}
+
+// name returns the file name of key, relative to the directory: a
+// subdirectory of the first byte of its hash, and the hash.
+func name(key string) (sub int, file string) {
+	h := sha256.Sum256([]byte(key))
+	return int(h[0]), hex.EncodeToString(h[:16])
+}
+
+func (c *Cache) path(key string) string {
+	sub, file := name(key)
+	return filepath.Join(c.dir, hex.EncodeToString([]byte{byte(sub)}), file)
+}
+
+func (c *Cache) expiredAt(expires int64) bool {
+	return expires != 0 && c.now().UnixNano() >= expires
+}
+
+// unixNano returns t as Unix nanoseconds, saturated, and never 0 (which
+// stands for no expiry); the zero time gives 0.
+func unixNano(t time.Time) int64 {
+	switch {
+	case t.IsZero():
+		return 0
+	case t.After(maxUnixNano):
+		return math.MaxInt64
+	case t.Before(minUnixNano):
+		return math.MinInt64
+	case t.Equal(time.Unix(0, 0)):
+		return -1
+	}
+	return t.UnixNano()
+}
+
+var (
+	minUnixNano = time.Unix(0, math.MinInt64)
+	maxUnixNano = time.Unix(0, math.MaxInt64)
+)
+
+// Get returns the entry under key. A body of up to VerifyMax bytes is read
+// and verified, and returned from memory; a larger one is read from the
+// file (an *os.File behind it, so that io.Copy to a socket uses sendfile)
+// after its length and metadata are checked. A missing, expired, corrupt
+// or unreadable entry is store.ErrNotFound; corrupt files are removed.
+func (c *Cache) Get(_ context.Context, key string) (*store.Entry, store.Body, error) {
+	c.mu.RLock()
+	ie := c.index[key]
+	loading := c.loading
+	c.mu.RUnlock()
+	if ie == nil && !loading {
+		return nil, nil, store.ErrNotFound
+	}
+	if ie != nil {
+		if c.expiredAt(ie.expires) {
+			return nil, nil, store.ErrNotFound
+		}
+		ie.atime.Store(c.tick.Add(1))
+	}
+	path := c.path(key)
+	f, err := os.Open(path)
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			c.readFailed(err)
+		}
+		return nil, nil, store.ErrNotFound
+	}
+	want := int64(4096)
+	if ie != nil && ie.bodyLen <= c.cfg.VerifyMax {
+		want = ie.fileSize + 1 // the whole file, and proof of its end
+	}
+	e, body, err := c.read(f, key, want, true)
+	if err != nil {
+		if errors.Is(err, errCorrupt) {
+			c.corrupt(key, f, err)
+		} else if !errors.Is(err, store.ErrNotFound) {
+			c.readFailed(err)
+		}
+		f.Close()
+		return nil, nil, store.ErrNotFound
+	}
+	if _, ok := body.(*bytesBody); ok {
+		f.Close()
+	}
+	return e, body, nil
+}
+
+// read reads and checks the entry file f of key, reading want bytes first.
+// With withBody, it returns the body: verified and in memory when small,
+// else on f (which the body then owns).
+func (c *Cache) read(f *os.File, key string, want int64, withBody bool) (*store.Entry, store.Body, error) {
+	buf, p, err := readPrefix(f, want)
+	if err != nil {
+		return nil, nil, err
+	}
+	fsz := p.fileSize()
+	small := p.bodyLen <= c.cfg.VerifyMax && withBody
+	need := prefixLen + int64(p.headerLen)
+	if small {
+		need = fsz
+	}
+	if int64(len(buf)) < need || (small && int64(len(buf)) == need) {
+		// Read what is missing, and one byte more to prove the end.
+		more := make([]byte, need+1)
+		n, rerr := f.ReadAt(more, 0)
+		if rerr != nil && rerr != io.EOF {
+			return nil, nil, rerr
+		}
+		buf = more[:n]
+	}
+	if int64(len(buf)) < need {
+		return nil, nil, fmt.Errorf("%w: truncated: %d bytes, want %d", errCorrupt, len(buf), need)
+	}
+	if small && int64(len(buf)) != fsz {
+		return nil, nil, fmt.Errorf("%w: %d bytes, want %d", errCorrupt, len(buf), fsz)
+	}
+	if !small {
+		fi, err := f.Stat()
+		if err != nil {
+			return nil, nil, err
+		}
+		if fi.Size() != fsz {
+			return nil, nil, fmt.Errorf("%w: %d bytes, want %d", errCorrupt, fi.Size(), fsz)
+		}
+	}
+	hdr := buf[prefixLen : prefixLen+int64(p.headerLen)]
+	if crc32.Checksum(hdr, castagnoli) != p.headerCRC {
+		return nil, nil, fmt.Errorf("%w: header checksum", errCorrupt)
+	}
+	k, e, err := decodeHeader(hdr, true)
+	if err != nil {
+		return nil, nil, err
+	}
+	if k != key {
+		return nil, nil, store.ErrNotFound // another key with the same hash
+	}
+	if c.expiredAt(unixNano(e.Expires)) {
+		return nil, nil, store.ErrNotFound
+	}
+	e.Size = p.bodyLen
+	e.SoftPurged = p.flags&flagSoftPurged != 0
+	if !withBody {
+		return e, nil, nil
+	}
+	if small {
+		b := buf[need-p.bodyLen : need]
+		if crc32.Checksum(b, castagnoli) != p.bodyCRC {
+			return nil, nil, fmt.Errorf("%w: body checksum", errCorrupt)
+		}
+		return e, &bytesBody{b: b}, nil
+	}
+	return e, &fileBody{f: f, base: need, size: p.bodyLen}, nil
+}
+
+// readPrefix reads up to want bytes from the start of f and decodes the
+// prefix. A prefix that fails its checksum is read once more: a soft purge
+// may have been rewriting it.
+func readPrefix(f *os.File, want int64) ([]byte, prefix, error) {
+	for try := 0; ; try++ {
+		buf := make([]byte, max(want, prefixLen))
+		n, err := f.ReadAt(buf, 0)
+		if err != nil && err != io.EOF {
+			return nil, prefix{}, err
+		}
+		buf = buf[:n]
+		if n < prefixLen {
+			return nil, prefix{}, fmt.Errorf("%w: truncated prefix", errCorrupt)
+		}
+		p, err := decodePrefix(buf)
+		if err == nil || try == 1 {
+			return buf, p, err
+		}
+	}
+}
+
+// corrupt removes the corrupt entry file of key, which f had open, unless
+// it was replaced since, and logs it (once: the file is gone after).
+func (c *Cache) corrupt(key string, f *os.File, cause error) {
+	path := c.path(key)
+	c.mu.Lock()
+	removed := same(path, f)
+	if removed {
+		os.Remove(path)
+		c.dropLocked(key)
+	}
+	c.mu.Unlock()
+	if removed { // by this reader: counted and logged once
+		c.errors.Add(1)
+		c.logger.Warn("disk store: removed a corrupt entry file; served as a miss", zap.String("file", path), zap.Error(cause))
+	}
+}
+
+// same tells whether path still names the file f has open.
+func same(path string, f *os.File) bool {
+	fi, err := f.Stat()
+	if err != nil {
+		return false
+	}
+	pi, err := os.Stat(path)
+	return err == nil && os.SameFile(fi, pi)
+}
+
+// dropLocked removes key from the index (not its file).
+func (c *Cache) dropLocked(key string) {
+	ie := c.index[key]
+	if ie == nil {
+		return
+	}
+	delete(c.index, key)
+	c.bytes -= ie.cost()
+	for _, t := range ie.tags {
+		if m := c.tags[t]; m != nil {
+			delete(m, key)
+			if len(m) == 0 {
+				delete(c.tags, t)
+			}
+		}
+	}
+}
+
+// addLocked indexes key, replacing any entry there.
+func (c *Cache) addLocked(key string, ie *ient) {
+	c.dropLocked(key)
+	c.index[key] = ie
+	c.bytes += ie.cost()
+	for _, t := range ie.tags {
+		m := c.tags[t]
+		if m == nil {
+			m = make(map[string]struct{})
+			c.tags[t] = m
+		}
+		m[key] = struct{}{}
+	}
+}
+
+// deleteLocked removes the entry under key, file and index, and reports
+// whether the index had a live one.
+func (c *Cache) deleteLocked(key string) bool {
+	ie := c.index[key]
+	if err := os.Remove(c.path(key)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		c.writeFailed(err)
+	}
+	c.dropLocked(key)
+	if c.loading {
+		c.tomb[key] = struct{}{}
+	}
+	return ie != nil && !c.expiredAt(ie.expires)
+}
+
+// evictLocked removes entries until the store fits its budget: of a few
+// sampled entries, an expired one, else the least recently used.
+func (c *Cache) evictLocked() {
+	for c.bytes > c.maxSize.Load() && len(c.index) > 0 {
+		var victim string
+		var oldest int64 = math.MaxInt64
+		expired := false
+		n := 0
+		for k, ie := range c.index {
+			if c.expiredAt(ie.expires) {
+				victim, expired = k, true
+				break
+			}
+			if a := ie.atime.Load(); a < oldest {
+				victim, oldest = k, a
+			}
+			if n++; n == evictionSamples {
+				break
+			}
+		}
+		c.deleteLocked(victim)
+		if !expired {
+			c.evictions.Add(1)
+		}
+	}
+}
+
+// Put starts storing an entry under key, in a temporary file.
+func (c *Cache) Put(_ context.Context, key string, e *store.Entry) (store.Writer, error) {
+	hdr := make([]byte, prefixLen, prefixLen+256)
+	hdr = encodeHeader(hdr, key, e)
+	limit := c.MaxEntrySize()
+	if int64(len(hdr))+max(e.Size, 0) > limit || len(hdr)-prefixLen > maxHeaderLen {
+		return nil, store.ErrTooLarge
+	}
+	f, err := c.createTemp(c.tmpDir)
+	if err != nil {
+		c.writeFailed(err)
+		return nil, fmt.Errorf("disk store: %w", err)
+	}
+	w := &writer{c: c, key: key, f: f, limit: limit}
+	w.p.headerLen = uint32(len(hdr) - prefixLen)
+	w.p.headerCRC = crc32.Checksum(hdr[prefixLen:], castagnoli)
+	if e.SoftPurged {
+		w.p.flags |= flagSoftPurged
+	}
+	w.expires = unixNano(e.Expires)
+	w.tags = slices.Clone(e.Tags)
+	w.bw = bufio.NewWriterSize(f, writeBuffer)
+	// The prefix is written for real at Commit: until then it is zeros,
+	// which no reader accepts.
+	clear(hdr[:prefixLen])
+	if _, err := w.bw.Write(hdr); err != nil {
+		w.err = err
+	}
+	return w, nil
+}
+
+// writer writes one entry file.
+type writer struct {
+	c       *Cache
+	key     string
+	f       tempFile
+	bw      *bufio.Writer
+	p       prefix
+	expires int64
+	tags    []string
+	limit   int64 // the largest file
+	n       int64 // body bytes written
+	crc     uint32
+	err     error // the first write error
+	tooBig  bool
+	done    bool
+}
+
+func (w *writer) write(p []byte) {
+	w.crc = crc32.Update(w.crc, castagnoli, p)
+	if _, err := w.bw.Write(p); err != nil {
+		w.err = err
+	}
+}
+
+// Write adds p to the body. It never fails: a body too large or a failing
+// disk makes Commit fail, so that the response keeps streaming to the
+// client.
+func (w *writer) Write(p []byte) (int, error) {
+	if w.done {
+		return 0, errors.New("write to a committed or aborted cache entry")
+	}
+	w.n += int64(len(p))
+	if w.tooBig || w.err != nil {
+		return len(p), nil
+	}
+	if prefixLen+int64(w.p.headerLen)+w.n > w.limit {
+		w.tooBig = true
+		return len(p), nil
+	}
+	w.write(p)
+	return len(p), nil
+}
+
+// Commit completes the file (prefix, fsync) and renames it into place.
+func (w *writer) Commit() error {
+	if w.done {
+		return errors.New("cache entry already committed or aborted")
+	}
+	w.done = true
+	c := w.c
+	if w.tooBig {
+		w.discard()
+		return store.ErrTooLarge
+	}
+	err := w.err
+	if err == nil {
+		err = w.bw.Flush()
+	}
+	w.p.bodyLen, w.p.bodyCRC = w.n, w.crc
+	if err == nil {
+		var b [prefixLen]byte
+		w.p.encode(b[:])
+		_, err = w.f.WriteAt(b[:], 0)
+	}
+	if err == nil && !c.cfg.NoSync {
+		err = w.f.Sync()
+	}
+	if cerr := w.f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(w.f.Name())
+		c.writeFailed(err)
+		return fmt.Errorf("disk store: %w", err)
+	}
+	ie := &ient{fileSize: w.p.fileSize(), bodyLen: w.n, expires: w.expires, tags: w.tags}
+	return c.install(w.key, w.f.Name(), ie, nil)
+}
+
+// install renames the complete file tmp into place as the entry of key.
+// With old set (an Update), it does so only if the entry there is still
+// the file old; otherwise a newer entry won and tmp is dropped.
+func (c *Cache) install(key, tmp string, ie *ient, old *os.File) error {
+	sub, file := name(key)
+	subdir := filepath.Join(c.dir, hex.EncodeToString([]byte{byte(sub)}))
+	path := filepath.Join(subdir, file)
+	ie.atime.Store(c.tick.Add(1))
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if old != nil && !same(path, old) {
+		os.Remove(tmp)
+		return nil
+	}
+	if c.expiredAt(ie.expires) {
+		// Already past its Expires: it replaces the entry there, and is
+		// gone at once.
+		os.Remove(tmp)
+		c.deleteLocked(key)
+		return nil
+	}
+	if !c.subdirs[sub].Load() {
+		if err := os.MkdirAll(subdir, 0o700); err != nil {
+			os.Remove(tmp)
+			c.writeFailed(err)
+			return fmt.Errorf("disk store: %w", err)
+		}
+		c.subdirs[sub].Store(true)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		c.writeFailed(err)
+		return fmt.Errorf("disk store: %w", err)
+	}
+	c.addLocked(key, ie)
+	if c.loading {
+		delete(c.tomb, key)
+	}
+	c.evictLocked()
+	return nil
+}
+
+// discard closes and removes the temporary file.
+func (w *writer) discard() {
+	w.f.Close()
+	os.Remove(w.f.Name())
+}
+
+// Abort discards the entry being written.
+func (w *writer) Abort() {
+	if w.done {
+		return
+	}
+	w.done = true
+	w.discard()
+}
+
+// Update replaces the metadata of the entry under key and keeps its body:
+// the file is written anew with the body copied (copy_file_range where the
+// file system has it).
+func (c *Cache) Update(_ context.Context, key string, e *store.Entry) error {
+	c.mu.RLock()
+	ie := c.index[key]
+	loading := c.loading
+	c.mu.RUnlock()
+	if ie == nil && !loading {
+		return store.ErrNotFound
+	}
+	f, err := os.Open(c.path(key))
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return store.ErrNotFound
+		}
+		c.readFailed(err)
+		return err
+	}
+	defer f.Close()
+	buf, p, err := readPrefix(f, 4096)
+	if err == nil {
+		_, _, err = c.read(f, key, int64(len(buf)), false)
+	}
+	if err != nil {
+		if errors.Is(err, errCorrupt) {
+			c.corrupt(key, f, err)
+			return store.ErrNotFound
+		}
+		return err
+	}
+	hdr := encodeHeader(make([]byte, prefixLen, prefixLen+256), key, e)
+	np := prefix{headerLen: uint32(len(hdr) - prefixLen), bodyLen: p.bodyLen, bodyCRC: p.bodyCRC}
+	np.headerCRC = crc32.Checksum(hdr[prefixLen:], castagnoli)
+	if e.SoftPurged {
+		np.flags |= flagSoftPurged
+	}
+	np.encode(hdr[:prefixLen])
+	t, err := c.createTemp(c.tmpDir)
+	if err != nil {
+		c.writeFailed(err)
+		return fmt.Errorf("disk store: %w", err)
+	}
+	fail := func(err error) error {
+		t.Close()
+		os.Remove(t.Name())
+		c.writeFailed(err)
+		return fmt.Errorf("disk store: %w", err)
+	}
+	if _, err := t.Write(hdr); err != nil {
+		return fail(err)
+	}
+	if _, err := f.Seek(prefixLen+int64(p.headerLen), io.SeekStart); err != nil {
+		return fail(err)
+	}
+	if n, err := io.Copy(t, &io.LimitedReader{R: f, N: p.bodyLen}); err != nil || n != p.bodyLen {
+		if err == nil {
+			err = io.ErrUnexpectedEOF
+		}
+		return fail(err)
+	}
+	if !c.cfg.NoSync {
+		if err := t.Sync(); err != nil {
+			return fail(err)
+		}
+	}
+	if err := t.Close(); err != nil {
+		os.Remove(t.Name())
+		c.writeFailed(err)
+		return err
+	}
+	nie := &ient{fileSize: np.fileSize(), bodyLen: p.bodyLen, expires: unixNano(e.Expires), tags: slices.Clone(e.Tags)}
+	return c.install(key, t.Name(), nie, f)
+}
+
+// Delete removes the entries under the keys.
+func (c *Cache) Delete(_ context.Context, keys ...string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, k := range keys {
+		c.deleteLocked(k)
+	}
+	return nil
+}
+
+// PurgePrefix removes (or with soft marks) every entry whose key starts
+// with prefix. It scans the index: O(n). It waits for the index to be
+// rebuilt.
+func (c *Cache) PurgePrefix(ctx context.Context, prefix string, soft bool) (int, error) {
+	if err := c.waitReady(ctx); err != nil {
+		return 0, err
+	}
+	c.mu.RLock()
+	var keys []string
+	for k := range c.index {
+		if strings.HasPrefix(k, prefix) {
+			keys = append(keys, k)
+		}
+	}
+	c.mu.RUnlock()
+	return c.purge(keys, "", soft), nil
+}
+
+// PurgeTag removes (or with soft marks) every entry that carries tag,
+// found in the tag index. It waits for the index to be rebuilt.
+func (c *Cache) PurgeTag(ctx context.Context, tag string, soft bool) (int, error) {
+	if err := c.waitReady(ctx); err != nil {
+		return 0, err
+	}
+	c.mu.RLock()
+	keys := make([]string, 0, len(c.tags[tag]))
+	for k := range c.tags[tag] {
+		keys = append(keys, k)
+	}
+	c.mu.RUnlock()
+	return c.purge(keys, tag, soft), nil
+}
+
+// purge removes or soft-purges the live entries under keys that (when tag
+// is set) still carry tag, and counts them.
+func (c *Cache) purge(keys []string, tag string, soft bool) int {
+	n := 0
+	for _, k := range keys {
+		if soft {
+			if c.softPurge(k, tag) {
+				n++
+			}
+			continue
+		}
+		c.mu.Lock()
+		if ie := c.index[k]; ie != nil && (tag == "" || slices.Contains(ie.tags, tag)) && c.deleteLocked(k) {
+			n++
+		}
+		c.mu.Unlock()
+	}
+	return n
+}
+
+// softPurge sets the soft-purged flag of the live entry under key (which,
+// when tag is set, carries tag) by rewriting its prefix in place.
+func (c *Cache) softPurge(key, tag string) bool {
+	path := c.path(key)
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ie := c.index[key]
+	if ie == nil || c.expiredAt(ie.expires) || (tag != "" && !slices.Contains(ie.tags, tag)) || !same(path, f) {
+		return false
+	}
+	var b [prefixLen]byte
+	if _, err := f.ReadAt(b[:], 0); err != nil {
+		return false
+	}
+	p, err := decodePrefix(b[:])
+	if err != nil {
+		return false
+	}
+	if p.flags&flagSoftPurged != 0 {
+		return true
+	}
+	p.flags |= flagSoftPurged
+	p.encode(b[:])
+	if _, err := f.WriteAt(b[:], 0); err != nil {
+		c.writeFailed(err)
+		return false
+	}
+	return true
+}
+
+// Entries lists the live entries whose key starts with prefix and is
+// greater than after, in key order, at most limit, reading each listed
+// entry's metadata from its file. It waits for the index.
+func (c *Cache) Entries(ctx context.Context, prefix, after string, limit int) ([]store.Listed, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	if err := c.waitReady(ctx); err != nil {
+		return nil, err
+	}
+	c.mu.RLock()
+	var keys []string
+	for k, ie := range c.index {
+		if strings.HasPrefix(k, prefix) && k > after && !c.expiredAt(ie.expires) {
+			keys = append(keys, k)
+		}
+	}
+	c.mu.RUnlock()
+	slices.Sort(keys)
+	var out []store.Listed
+	for _, k := range keys {
+		if len(out) == limit {
+			break
+		}
+		if e, err := c.meta(k); err == nil {
+			out = append(out, store.Listed{Key: k, Entry: e})
+		}
+	}
+	return out, nil
+}
+
+// meta reads the metadata of the entry under key.
+func (c *Cache) meta(key string) (*store.Entry, error) {
+	f, err := os.Open(c.path(key))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	e, _, err := c.read(f, key, 4096, false)
+	return e, err
+}
+
+// Stats reports the entries, their bytes (files plus an estimate of 512
+// bytes each), the budget, and the eviction and error counters.
+func (c *Cache) Stats() store.Stats {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return store.Stats{
+		Entries:   int64(len(c.index)),
+		Bytes:     c.bytes,
+		Capacity:  c.maxSize.Load(),
+		Evictions: c.evictions.Load(),
+		Errors:    c.errors.Load(),
+	}
+}
+
+// writeFailed counts and logs (at most every 10 s) a failed write.
+func (c *Cache) writeFailed(err error) {
+	c.errors.Add(1)
+	c.writeLog.log(c.logger, "disk store: writing failed; responses are served from the origin without being stored", err)
+}
+
+// readFailed counts and logs (at most every 10 s) a failed read.
+func (c *Cache) readFailed(err error) {
+	c.errors.Add(1)
+	c.readLog.log(c.logger, "disk store: reading failed; served as a miss", err)
+}
+
+// limitedLog logs one kind of failure at most every errorLogInterval,
+// with the number of failures it did not log.
+type limitedLog struct {
+	mu         sync.Mutex
+	last       time.Time
+	suppressed int
+}
+
+func (l *limitedLog) log(logger *zap.Logger, msg string, err error) {
+	l.mu.Lock()
+	now := time.Now()
+	if !l.last.IsZero() && now.Sub(l.last) < errorLogInterval {
+		l.suppressed++
+		l.mu.Unlock()
+		return
+	}
+	n := l.suppressed
+	l.last, l.suppressed = now, 0
+	l.mu.Unlock()
+	logger.Error(msg, zap.Error(err), zap.Int("not_logged_since_last", n))
+}
+
+// Interface guards
+var (
+	_ store.Store  = (*Cache)(nil)
+	_ store.Writer = (*writer)(nil)
+)

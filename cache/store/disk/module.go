@@ -1,0 +1,232 @@
+package disk
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"sync"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+
+	"github.com/caddy-edge/edge/cache/store"
+)
+
+// MinMaxSize is the smallest byte budget a configuration may set: 1 MiB.
+const MinMaxSize int64 = 1 << 20
+
+// pool holds the open Caches by absolute directory. A Cache stays open
+// while at least one loaded config uses its directory, so a reload keeps
+// it (and its index) as it is.
+var pool = caddy.NewUsagePool()
+
+// shared is a Cache in the pool.
+type shared struct {
+	*Cache
+
+	mu     sync.Mutex // protects owner and warned
+	owner  context.Context
+	warned map[int64]bool
+}
+
+// configure applies the max_size of a config provisioned with ctx: in one
+// config the first store of a directory wins (warn reports the others
+// once); a newer config (a reload) resizes the store to its size.
+func (s *shared) configure(ctx context.Context, maxSize int64) (resized, warn bool, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.owner != ctx {
+		s.owner, s.warned = ctx, nil
+		if maxSize == s.MaxSize() {
+			return false, false, nil
+		}
+		return true, false, s.Resize(maxSize)
+	}
+	if maxSize == s.MaxSize() || s.warned[maxSize] {
+		return false, false, nil
+	}
+	if s.warned == nil {
+		s.warned = make(map[int64]bool)
+	}
+	s.warned[maxSize] = true
+	return false, true, nil
+}
+
+// Destruct closes the Cache when the last config that uses it is
+// unloaded: its goroutines end and its lock file is released.
+func (s *shared) Destruct() error {
+	s.Close()
+	return nil
+}
+
+// Dirs returns the directories of the open disk stores, sorted.
+func Dirs() []string {
+	var dirs []string
+	pool.Range(func(k, _ any) bool {
+		dirs = append(dirs, k.(string))
+		return true
+	})
+	slices.Sort(dirs)
+	return dirs
+}
+
+// Store is the http.cache.stores.disk module: responses kept as files in
+// one directory, within a byte budget, across restarts of Caddy.
+//
+// When the budget is full, the least recently used of a few entries
+// sampled at random is evicted (approximate LRU); expired entries are
+// removed every minute. Every file carries CRC-32C checksums of its
+// metadata and body: a corrupt or truncated file is removed and served as
+// a miss. Bodies up to 1 MiB are verified before they are served; larger
+// ones are checked for length and sent from the file (sendfile), and
+// verified by a background scrub at up to 64 MiB/s.
+//
+// Stores are shared by directory: every http_cache that names the same
+// path uses the same entries, and a config reload keeps them. One entry
+// may take at most 1/8 of max_size.
+type Store struct {
+	// Path is the cache directory, created if missing. Required. Two Caddy
+	// processes cannot use one directory (a lock file guards it).
+	Path string `json:"path,omitempty"`
+
+	// MaxSize is the byte budget: the entry files plus 512 bytes each for
+	// file system overhead. A reload resizes the store to the new config's
+	// size, evicting what no longer fits. At least 1 MiB. Default:
+	// 1073741824 (1 GiB).
+	MaxSize int64 `json:"max_size,omitempty"`
+
+	dir    string
+	c      *shared
+	loaded bool
+	logger *zap.Logger
+}
+
+// CaddyModule returns the Caddy module information.
+func (Store) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.cache.stores.disk",
+		New: func() caddy.Module { return new(Store) },
+	}
+}
+
+// Provision opens the directory, or takes the Cache already open on it.
+func (s *Store) Provision(ctx caddy.Context) error {
+	s.logger = ctx.Logger()
+	if s.Path == "" {
+		return fmt.Errorf("disk store: path is required")
+	}
+	repl := caddy.NewReplacer()
+	dir, err := filepath.Abs(repl.ReplaceKnown(s.Path, ""))
+	if err != nil {
+		return fmt.Errorf("disk store path %q: %w", s.Path, err)
+	}
+	s.dir = dir
+	maxSize := s.MaxSize
+	if maxSize == 0 {
+		maxSize = DefaultMaxSize
+	}
+	if maxSize < MinMaxSize {
+		return fmt.Errorf("disk store %s: max_size %d is below the minimum of %d bytes (1 MiB)", dir, maxSize, MinMaxSize)
+	}
+	v, _, err := pool.LoadOrNew(dir, func() (caddy.Destructor, error) {
+		// The logger of the config that opened it: later configs log
+		// their own resizes.
+		c, err := Open(Config{Dir: dir, MaxSize: maxSize, Logger: s.logger})
+		if err != nil {
+			return nil, err
+		}
+		return &shared{Cache: c}, nil
+	})
+	if err != nil {
+		return fmt.Errorf("opening disk store %s: %w", dir, err)
+	}
+	s.c, s.loaded = v.(*shared), true
+	kept := s.c.MaxSize()
+	resized, warn, err := s.c.configure(ctx.Context, maxSize)
+	if err != nil {
+		return fmt.Errorf("resizing disk store %s: %w", dir, err)
+	}
+	if resized {
+		s.logger.Info("disk store resized", zap.String("path", dir), zap.Int64("max_size", maxSize), zap.Int64("previous_max_size", kept))
+	}
+	if warn {
+		s.logger.Warn("disk store already configured with another max_size in this config; keeping the first",
+			zap.String("path", dir), zap.Int64("max_size", maxSize), zap.Int64("kept_max_size", kept))
+	}
+	return nil
+}
+
+// Validate checks the configuration.
+func (s *Store) Validate() error {
+	if s.MaxSize < 0 {
+		return fmt.Errorf("disk store %s: max_size must not be negative", s.Path)
+	}
+	return nil
+}
+
+// Cleanup releases the shared Cache; the last config to release it
+// closes it.
+func (s *Store) Cleanup() error {
+	if !s.loaded {
+		return nil
+	}
+	s.loaded = false
+	_, err := pool.Delete(s.dir)
+	return err
+}
+
+// StoreName returns "disk:" and the absolute directory.
+func (s *Store) StoreName() string { return "disk:" + s.dir }
+
+// MaxEntrySize returns the largest entry file: 1/8 of max_size.
+func (s *Store) MaxEntrySize() int64 { return s.c.MaxEntrySize() }
+
+// Get implements store.Store.
+func (s *Store) Get(ctx context.Context, key string) (*store.Entry, store.Body, error) {
+	return s.c.Get(ctx, key)
+}
+
+// Put implements store.Store.
+func (s *Store) Put(ctx context.Context, key string, e *store.Entry) (store.Writer, error) {
+	return s.c.Put(ctx, key, e)
+}
+
+// Update implements store.Store.
+func (s *Store) Update(ctx context.Context, key string, e *store.Entry) error {
+	return s.c.Update(ctx, key, e)
+}
+
+// Delete implements store.Store.
+func (s *Store) Delete(ctx context.Context, keys ...string) error {
+	return s.c.Delete(ctx, keys...)
+}
+
+// PurgePrefix implements store.Store.
+func (s *Store) PurgePrefix(ctx context.Context, prefix string, soft bool) (int, error) {
+	return s.c.PurgePrefix(ctx, prefix, soft)
+}
+
+// PurgeTag implements store.Store.
+func (s *Store) PurgeTag(ctx context.Context, tag string, soft bool) (int, error) {
+	return s.c.PurgeTag(ctx, tag, soft)
+}
+
+// Entries implements store.Store.
+func (s *Store) Entries(ctx context.Context, prefix, after string, limit int) ([]store.Listed, error) {
+	return s.c.Entries(ctx, prefix, after, limit)
+}
+
+// Stats implements store.Store.
+func (s *Store) Stats() store.Stats { return s.c.Stats() }
+
+// Interface guards
+var (
+	_ caddy.Module       = (*Store)(nil)
+	_ caddy.Provisioner  = (*Store)(nil)
+	_ caddy.Validator    = (*Store)(nil)
+	_ caddy.CleanerUpper = (*Store)(nil)
+	_ store.Store        = (*Store)(nil)
+	_ store.Namer        = (*Store)(nil)
+	_ caddy.Destructor   = (*shared)(nil)
+)
