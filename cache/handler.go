@@ -213,6 +213,15 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	return nil
 }
 
+// deriveEntry returns what a fetch stores as e.Derived: the derived data,
+// or for a vary marker (status 0) its Vary field names.
+func (h *Handler) deriveEntry(e *store.Entry) any {
+	if e.Status == 0 {
+		return varyFields(e.Header)
+	}
+	return h.derive(e.Status, e.Header, e.RequestTime, e.ResponseTime)
+}
+
 // loadStore loads the configured store, or the default memory store, and
 // the name it goes by in metrics and the admin API.
 func (h *Handler) loadStore(ctx caddy.Context) error {
@@ -231,6 +240,11 @@ func (h *Handler) loadStore(ctx caddy.Context) error {
 		return fmt.Errorf("store module %T is not a cache store", mod)
 	}
 	h.Store = st
+	// A store that fills a copy of entries it read elsewhere (tiered's
+	// memory tier) derives them once, so that its hits parse no header.
+	if ds, ok := st.(interface{ SetDerive(func(*store.Entry) any) }); ok {
+		ds.SetDerive(h.deriveEntry)
+	}
 	switch m := mod.(type) {
 	case store.Namer:
 		h.storeName = m.StoreName()

@@ -2,6 +2,7 @@ package cache
 
 import (
 	"errors"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -30,7 +31,7 @@ func newMetrics() *cacheMetrics {
 			Namespace: "caddy",
 			Subsystem: "http_cache",
 			Name:      "requests_total",
-			Help:      "Requests that passed through http_cache, by result (hit, stale, revalidated, collapsed, miss, uncacheable, bypass, unavailable).",
+			Help:      "Requests that passed through http_cache, by result (" + strings.Join(results[:], ", ") + ").",
 		}, []string{"result"}),
 		origin: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "caddy",
@@ -52,7 +53,7 @@ func newMetrics() *cacheMetrics {
 		}, []string{"store", "result"}),
 		byResult: make(map[string]prometheus.Counter),
 	}
-	for _, r := range []string{resultHit, resultStale, resultRevalidated, resultCollapsed, resultMiss, resultUncacheable, resultBypass, resultUnavailable} {
+	for _, r := range results {
 		m.byResult[r] = m.requests.WithLabelValues(r)
 	}
 	m.stores = storeCollector{

@@ -28,11 +28,15 @@ const (
 	resultUnavailable = "unavailable" // only-if-cached and nothing usable stored: 504
 )
 
+// results lists every result, once: the placeholder's values and the
+// metric's labels are made from it.
+var results = [...]string{resultHit, resultStale, resultRevalidated, resultCollapsed, resultMiss, resultUncacheable, resultBypass, resultUnavailable}
+
 // resultValues holds each result as an interface value, so that setting
 // the placeholder does not allocate.
 var resultValues = func() map[string]any {
 	m := make(map[string]any)
-	for _, r := range []string{resultHit, resultStale, resultRevalidated, resultCollapsed, resultMiss, resultUncacheable, resultBypass, resultUnavailable} {
+	for _, r := range results {
 		m[r] = r
 	}
 	return m

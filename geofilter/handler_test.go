@@ -86,9 +86,10 @@ func request(method, target, clientIP string) (*http.Request, *caddy.Replacer, *
 	return r.WithContext(ctx), repl, extra
 }
 
-// serve runs h on a request from clientIP and returns the response, the
-// error the handler returned and whether the next handler ran.
-func serve(h *Handler, method, target, clientIP string) (*httptest.ResponseRecorder, error, bool, *caddy.Replacer) {
+// serve runs h on a request from clientIP and returns the response,
+// whether the next handler ran, the request's replacer and the error the
+// handler returned.
+func serve(h *Handler, method, target, clientIP string) (*httptest.ResponseRecorder, bool, *caddy.Replacer, error) {
 	r, repl, _ := request(method, target, clientIP)
 	w := httptest.NewRecorder()
 	nextRan := false
@@ -97,7 +98,7 @@ func serve(h *Handler, method, target, clientIP string) (*httptest.ResponseRecor
 		w.WriteHeader(http.StatusNoContent)
 		return nil
 	}))
-	return w, err, nextRan, repl
+	return w, nextRan, repl, err
 }
 
 func statusOf(t *testing.T, err error) int {
@@ -141,7 +142,7 @@ func TestHandlerDecisions(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			w, err, nextRan, repl := serve(h, "GET", tt.path, tt.ip)
+			w, nextRan, repl, err := serve(h, "GET", tt.path, tt.ip)
 			if tt.status == 0 {
 				if err != nil || !nextRan || w.Code != http.StatusNoContent {
 					t.Fatalf("want the request let through; err=%v nextRan=%v code=%d", err, nextRan, w.Code)
@@ -196,7 +197,7 @@ func TestHandlerDenyResponse(t *testing.T) {
 	}
 	provision(t, h)
 
-	w, err, nextRan, _ := serve(h, "GET", "/", "198.51.100.8")
+	w, nextRan, _, err := serve(h, "GET", "/", "198.51.100.8")
 	if err != nil || nextRan {
 		t.Fatalf("err=%v nextRan=%v", err, nextRan)
 	}
@@ -205,17 +206,17 @@ func TestHandlerDenyResponse(t *testing.T) {
 		t.Errorf("got %d %q %v", w.Code, w.Body, w.Header())
 	}
 
-	w, err, _, _ = serve(h, "GET", "/", "203.0.113.9")
+	w, _, _, err = serve(h, "GET", "/", "203.0.113.9")
 	if err != nil || w.Code != 403 || w.Body.String() != "<h1>blocked</h1>" || !strings.HasPrefix(w.Header().Get("Content-Type"), "text/html") {
 		t.Errorf("file: err=%v %d %q %v", err, w.Code, w.Body, w.Header())
 	}
 
-	w, err, _, _ = serve(h, "HEAD", "/", "203.0.113.9")
+	w, _, _, err = serve(h, "HEAD", "/", "203.0.113.9")
 	if err != nil || w.Code != 403 || w.Body.Len() != 0 || w.Header().Get("Content-Length") != "16" {
 		t.Errorf("HEAD: err=%v %d %q %v", err, w.Code, w.Body, w.Header())
 	}
 
-	w, err, _, _ = serve(h, "GET", "/", "192.0.2.1")
+	w, _, _, err = serve(h, "GET", "/", "192.0.2.1")
 	if err != nil || w.Code != 302 || w.Header().Get("Location") != "https://example.com/eu" {
 		t.Errorf("redirect: err=%v %d %v", err, w.Code, w.Header())
 	}
@@ -236,7 +237,7 @@ func TestHandlerDefaultDenyResponse(t *testing.T) {
 		},
 	}
 	provision(t, h)
-	w, err, nextRan, _ := serve(h, "GET", "/", "198.51.100.8")
+	w, nextRan, _, err := serve(h, "GET", "/", "198.51.100.8")
 	if err != nil || nextRan {
 		t.Fatalf("err=%v nextRan=%v", err, nextRan)
 	}
@@ -244,14 +245,14 @@ func TestHandlerDefaultDenyResponse(t *testing.T) {
 		w.Header().Get("Content-Type") != "text/plain; charset=utf-8" {
 		t.Errorf("default deny: %d %q %v", w.Code, w.Body, w.Header())
 	}
-	if _, err, nextRan, _ := serve(h, "GET", "/", "192.0.2.1"); err != nil || !nextRan {
+	if _, nextRan, _, err := serve(h, "GET", "/", "192.0.2.1"); err != nil || !nextRan {
 		t.Errorf("allowed by a rule: err=%v nextRan=%v", err, nextRan)
 	}
 
 	// Only the status: still a Caddy error, for handle_errors.
 	h2 := &Handler{Databases: []DatabaseConfig{{Path: country}}, Default: "deny", DefaultResponse: &DenyResponse{Status: 404}}
 	provision(t, h2)
-	if _, err, nextRan, _ := serve(h2, "GET", "/", "192.0.2.1"); nextRan || statusOf(t, err) != 404 {
+	if _, nextRan, _, err := serve(h2, "GET", "/", "192.0.2.1"); nextRan || statusOf(t, err) != 404 {
 		t.Errorf("status only: err=%v nextRan=%v", err, nextRan)
 	}
 
@@ -282,7 +283,7 @@ func TestHandlerLogOnly(t *testing.T) {
 	core, logs := observer.New(zapcore.InfoLevel)
 	h.logger = zap.New(core)
 	for _, ip := range []string{"198.51.100.8", "203.0.113.9"} {
-		_, err, nextRan, repl := serve(h, "GET", "/", ip)
+		_, nextRan, repl, err := serve(h, "GET", "/", ip)
 		if err != nil || !nextRan {
 			t.Fatalf("%s: log_only blocked: err=%v", ip, err)
 		}
@@ -325,7 +326,7 @@ func TestHandlerPlaceholdersAndLogFields(t *testing.T) {
 		t.Errorf("placeholders\n got %s\nwant %s", nextSaw, want)
 	}
 	// An unknown address: country and continent are "unknown", the rest empty.
-	_, _, _, repl = serve(h, "GET", "/", "10.0.0.1")
+	_, _, repl, _ = serve(h, "GET", "/", "10.0.0.1")
 	if got, want := repl.ReplaceAll("{geo.country_code}|{geo.continent_code}|{geo.city}|{geo.asn}|{geo.is_anonymous}", ""), "unknown|unknown|||false"; got != want {
 		t.Errorf("unknown address: %q, want %q", got, want)
 	}
@@ -517,7 +518,7 @@ func TestHandlerIPList(t *testing.T) {
 		"198.51.100.1": true, "::ffff:198.51.100.1": true, "2001:db8:bad::1": true,
 		"198.51.101.1": false, "2001:db8::1": false,
 	} {
-		_, err, nextRan, _ := serve(h, "GET", "/", ip)
+		_, nextRan, _, err := serve(h, "GET", "/", ip)
 		if denied && (nextRan || statusOf(t, err) != 403) {
 			t.Errorf("%s: not denied (err=%v)", ip, err)
 		}

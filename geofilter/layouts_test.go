@@ -60,7 +60,7 @@ func TestBareDBEveryLayout(t *testing.T) {
 			}
 			provision(t, h)
 			for ip, want := range map[string]string{"198.51.100.1": "cn", "192.0.2.1": "eu", "203.0.113.1": "europe", "192.0.2.200": "default"} {
-				_, _, _, repl := serve(h, http.MethodGet, "/", ip)
+				_, _, repl, _ := serve(h, http.MethodGet, "/", ip)
 				if got, _ := repl.GetString("geo.rule"); got != want {
 					cc, _ := repl.GetString("geo.country_code")
 					cont, _ := repl.GetString("geo.continent_code")
@@ -224,7 +224,7 @@ func TestDatabaseUpdates(t *testing.T) {
 		t.Fatalf("provision (the missing file is downloaded first): %v", err)
 	}
 	country := func() string {
-		_, _, _, repl := serve(h, http.MethodGet, "/", "192.0.2.1")
+		_, _, repl, _ := serve(h, http.MethodGet, "/", "192.0.2.1")
 		cc, _ := repl.GetString("geo.country_code")
 		return cc
 	}
@@ -304,7 +304,7 @@ func TestDatabaseUpdatesMaxMindEdition(t *testing.T) {
 	if res, err := checkUpdate(t, want); err != nil || res != geoupdate.NotModified {
 		t.Errorf("same release: %v %v", res, err)
 	}
-	if _, err, next, _ := serve(h, http.MethodGet, "/", "192.0.2.1"); next || err == nil {
+	if _, next, _, err := serve(h, http.MethodGet, "/", "192.0.2.1"); next || err == nil {
 		t.Error("SE (Europe) not denied")
 	}
 

@@ -47,16 +47,20 @@ func (s *sources) openList(path string) (rules.IPSet, error) {
 	return l, nil
 }
 
-// close releases the databases and IP lists.
+// close releases the databases and IP lists. It leaves the fields as they
+// are: Caddy cleans up an old config's modules while its servers still
+// finish their requests (caddyhttp.App.Stop does not wait for the
+// shutdowns), and those requests keep looking up in the same databases.
+// Releasing only stops the checks of a file no config uses any more; its
+// last version stays in memory until nothing refers to it. Both close
+// methods are idempotent.
 func (s *sources) close() error {
 	var errs []error
 	if s.dbs != nil {
 		errs = append(errs, s.dbs.close())
-		s.dbs = nil
 	}
 	for _, l := range s.lists {
 		errs = append(errs, l.close())
 	}
-	s.lists = nil
 	return errors.Join(errs...)
 }

@@ -376,12 +376,6 @@ func countryIndex(code string) int {
 	return int(code[0]-'A')*26 + int(code[1]-'A')
 }
 
-// ValidCountry reports whether code is a valid country condition value: an
-// assigned ISO 3166-1 alpha-2 code (or XK), any case, or "unknown".
-func ValidCountry(code string) bool {
-	return strings.EqualFold(code, Unknown) || geodb.IsCountry(strings.ToUpper(code))
-}
-
 // NormalizeCountry returns the ISO code of a country as it is counted and
 // shown: "unknown" for "", the code itself if it has two upper-case
 // letters, and "other" for anything else a database may hold (so a metric
@@ -443,7 +437,7 @@ func (c *Conditions) Compile(openList OpenIPList) (*Matcher, error) {
 		m.subdivs = append(m.subdivs, s)
 	}
 	for _, v := range c.ASN {
-		n, err := ParseASN(v)
+		n, err := parseASN(v)
 		if err != nil {
 			return nil, err
 		}
@@ -459,7 +453,7 @@ func (c *Conditions) Compile(openList OpenIPList) (*Matcher, error) {
 		m.anon |= f
 	}
 	for _, v := range c.IP {
-		p, err := ParsePrefix(v)
+		p, err := parsePrefix(v)
 		if err != nil {
 			return nil, err
 		}
@@ -498,8 +492,8 @@ func countryHint(cc string) string {
 	return ""
 }
 
-// ParseASN parses an autonomous system number, "64496" or "AS64496".
-func ParseASN(s string) (uint32, error) {
+// parseASN parses an autonomous system number, "64496" or "AS64496".
+func parseASN(s string) (uint32, error) {
 	t := s
 	if len(t) > 2 && strings.EqualFold(t[:2], "AS") {
 		t = t[2:]
@@ -511,9 +505,9 @@ func ParseASN(s string) (uint32, error) {
 	return uint32(n), nil
 }
 
-// ParsePrefix parses a CIDR range or a single address (a /32 or /128);
+// parsePrefix parses a CIDR range or a single address (a /32 or /128);
 // IPv4-mapped IPv6 forms are reduced to IPv4.
-func ParsePrefix(s string) (netip.Prefix, error) {
+func parsePrefix(s string) (netip.Prefix, error) {
 	if strings.Contains(s, "/") {
 		p, err := netip.ParsePrefix(s)
 		if err != nil {

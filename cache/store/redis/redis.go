@@ -223,6 +223,11 @@ func (c *Client) client() (rueidis.Client, error) {
 // fail records a failed operation and opens the circuit: Redis is left
 // alone for retryAfter. The first failure of an outage is logged.
 func (c *Client) fail(op string, err error) error {
+	if errors.Is(err, context.Canceled) {
+		// The caller gave up (a client went away): no sign of trouble
+		// with Redis.
+		return fmt.Errorf("redis store: %s: %w", op, err)
+	}
 	c.errs.Add(1)
 	c.downErrs.Add(1)
 	c.downUntil.Store(time.Now().Add(retryAfter).UnixNano())
@@ -243,9 +248,10 @@ func (c *Client) up() {
 		return
 	}
 	c.downUntil.Store(0)
-	n := c.downErrs.Swap(0)
-	c.logger.Info("redis store: reachable again",
-		zap.Duration("outage", time.Since(time.Unix(0, since))), zap.Int64("failed_operations", n))
+	if n := c.downErrs.Swap(0); n > 0 { // not the first connection
+		c.logger.Info("redis store: reachable again",
+			zap.Duration("outage", time.Since(time.Unix(0, since))), zap.Int64("failed_operations", n))
+	}
 }
 
 // ok is called after an operation reached Redis.

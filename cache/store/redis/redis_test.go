@@ -312,3 +312,20 @@ func TestCodecRejectsGarbage(t *testing.T) {
 		}
 	}
 }
+
+// TestCanceledRequestIsNoOutage: a request whose client went away cancels
+// its store operation; that must not keep the store away from Redis.
+func TestCanceledRequestIsNoOutage(t *testing.T) {
+	srv := redistest.Start(t)
+	c := newTestClient(t, Options{}, srv.Addr)
+	put(t, c, "k", entry(time.Hour), []byte("v"))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	c.Get(ctx, "k")
+	if _, _, err := c.Get(context.Background(), "k"); err != nil {
+		t.Fatalf("Get after a canceled Get = %v, want a hit", err)
+	}
+	if c.Errors() != 0 {
+		t.Errorf("Errors() = %d after a canceled request, want 0", c.Errors())
+	}
+}

@@ -150,6 +150,10 @@ func (s *Store) Cleanup() error {
 	return err
 }
 
+// SetDerive lets the handler derive the entries that fill the memory tier
+// (see Tiers.SetDerive).
+func (s *Store) SetDerive(fn func(*store.Entry) any) { s.t.SetDerive(fn) }
+
 // StoreName names the store: "tiered" and the back store's name.
 func (s *Store) StoreName() string {
 	if n, ok := s.back.(interface{ StoreName() string }); ok {

@@ -16,6 +16,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/caddy-edge/edge/cache/store"
 	"github.com/caddy-edge/edge/cache/store/memory"
@@ -33,6 +34,9 @@ type Tiers struct {
 	front *memory.Cache
 	back  store.Store
 	unsub func()
+	// derive computes Entry.Derived for an entry read from the back store
+	// (which does not keep it) before it goes into the front.
+	derive atomic.Pointer[func(*store.Entry) any]
 
 	mu sync.Mutex // protects pending and epoch, and orders promotions after invalidations
 	// pending counts, per key, the back store reads that may fill the
@@ -65,6 +69,11 @@ func (t *Tiers) Close() {
 		t.unsub()
 	}
 }
+
+// SetDerive sets the function that computes Entry.Derived for the entries
+// that fill the front: the handler's, so that a hit from the front, like a
+// memory store's, parses no header field.
+func (t *Tiers) SetDerive(fn func(*store.Entry) any) { t.derive.Store(&fn) }
 
 // Front returns the memory tier.
 func (t *Tiers) Front() *memory.Cache { return t.front }
@@ -156,6 +165,10 @@ func (t *Tiers) Get(ctx context.Context, key string) (*store.Entry, store.Body, 
 	if err != nil {
 		pr.finish(nil)
 		return nil, nil, err
+	}
+	if d := t.derive.Load(); d != nil && e.Derived == nil {
+		e = e.Clone()
+		e.Derived = (*d)(e)
 	}
 	w, err := t.front.Put(ctx, key, e)
 	if err != nil { // too large for the front

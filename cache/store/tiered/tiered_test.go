@@ -176,3 +176,25 @@ func TestTwoNodes(t *testing.T) {
 		}
 	})
 }
+
+// TestDeriveOnPromotion: an entry read from the back store (which keeps no
+// Derived) enters the front with what SetDerive's function computes, so
+// that the handler's hits from the front parse no header.
+func TestDeriveOnPromotion(t *testing.T) {
+	back, err := memory.New(memory.Config{MaxSize: 8 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(back.Close)
+	tr := newTiers(t, back)
+	tr.SetDerive(func(e *store.Entry) any { return "derived:" + strconv.Itoa(e.Status) })
+	put(t, tr, "k", []byte("v"))
+	fill(t, tr, "k", []byte("v"))
+	e, _, err := tr.front.Get(context.Background(), "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Derived != "derived:200" {
+		t.Errorf("front entry's Derived = %v, want derived:200", e.Derived)
+	}
+}
