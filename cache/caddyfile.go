@@ -2,6 +2,7 @@ package cache
 
 import (
 	"strconv"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
@@ -15,6 +16,7 @@ import (
 //	http_cache {
 //	    store <module> [{ <module options> }]   # default: memory
 //	    key <template>                          # default: scheme, host, path, query
+//	    vary <placeholder...>                   # e.g. vary {geo.country_code}
 //	    sort_query
 //	    ignore_query_params <glob...>
 //	    default_ttl <duration>                  # default: off
@@ -85,6 +87,18 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return argErr(d, opt)
 			}
 			h.UnsafeCredentialedHeuristics = true
+
+		case "vary":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return argErr(d, opt)
+			}
+			for _, a := range args {
+				if len(a) < 3 || a[0] != '{' || a[len(a)-1] != '}' || strings.ContainsAny(a[1:len(a)-1], "{}") {
+					return d.Errf("bad vary '%s': want one placeholder per argument, e.g. {geo.country_code}", a)
+				}
+			}
+			h.Vary = args
 
 		case "ignore_query_params":
 			args := d.RemainingArgs()

@@ -47,6 +47,10 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 			`"statuses":[200,301,404],"allow_set_cookie":true,"max_object_size":10485760,` +
 			`"collapse_timeout":3000000000,"hit_for_miss_ttl":60000000000,` +
 			`"bypass":[{"path":["/admin/*"]},{"header":{"Cookie":["*session*"]}}]}`},
+		{"vary placeholders and the credentials risk (issue 11 item 8, issue 8 item 9)", `http_cache {
+			vary {geo.country_code} {http.request.header.X-Device}
+			unsafe_credentialed_heuristics
+		}`, `{"vary":["{geo.country_code}","{http.request.header.X-Device}"],"unsafe_credentialed_heuristics":true}`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var h cache.Handler
@@ -93,6 +97,9 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"zero size", "http_cache {\n\tmax_object_size 0\n}", "bad max_object_size '0'"},
 		{"size missing", "http_cache {\n\tmax_object_size\n}", "wrong argument count for http_cache option 'max_object_size'"},
 		{"bypass without matcher", "http_cache {\n\tbypass\n}", "bypass needs a matcher"},
+		{"vary without placeholder", "http_cache {\n\tvary\n}", "wrong argument count for http_cache option 'vary'"},
+		{"vary on a header name", "http_cache {\n\tvary X-Device\n}", "bad vary 'X-Device'"},
+		{"vary on two placeholders in one", "http_cache {\n\tvary {a}{b}\n}", "bad vary '{a}{b}'"},
 		{"bypass unknown matcher", "http_cache {\n\tbypass nosuchmatcher x\n}", "nosuchmatcher"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

@@ -3,11 +3,13 @@ package cache_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -210,67 +212,146 @@ func TestMaxObjectSizeStreamsButDoesNotStore(t *testing.T) {
 	}
 }
 
-// Waiting is bounded: after collapse_timeout a waiter goes to the
-// origin on its own (collapsed=?0) instead of waiting for a slow leader.
-func TestCollapseWaitIsBounded(t *testing.T) {
+// Waiting is bounded without a herd: when the leader's fetch outlasts
+// collapse_timeout, every waiter gets a 504 with Cache-Status
+// detail=collapse-timeout instead of going to the hanging origin itself,
+// and the origin sees one request. The leader still gets its response and
+// stores it.
+func TestCollapseTimeoutAnswersWaitersWithoutTheOrigin(t *testing.T) {
+	const waiters = 20
 	release := make(chan struct{})
-	var once sync.Once
-	var mu sync.Mutex
-	n := 0
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		n++
-		first := n == 1
-		mu.Unlock()
-		if first {
-			// The leader's origin answer is slow: it waits for the waiter
-			// to give up and come here itself.
+		select { // the origin hangs until the waiters have given up
+		case <-release:
+		case <-time.After(10 * time.Second):
+		}
+		w.Header().Set("Cache-Control", "max-age=60")
+		io.WriteString(w, "slow")
+	})
+	s := startCache(t, o, "collapse_timeout 100ms")
+	leader := make(chan result)
+	go func() { leader <- get(t, s, "/slow") }()
+	waitFor(t, "the leader to reach the origin", func() bool { return o.n.Load() == 1 })
+
+	results := make([]result, waiters)
+	var wg sync.WaitGroup
+	for i := range waiters {
+		wg.Go(func() { results[i] = get(t, s, "/slow") })
+	}
+	wg.Wait()
+	for i, r := range results {
+		expect(t, fmt.Sprint("waiter ", i), r, http.StatusGatewayTimeout, "", "unavailable", "fwd=uri-miss; collapsed=?0; detail=collapse-timeout")
+	}
+	if n := o.n.Load(); n != 1 {
+		t.Errorf("origin got %d requests from 1 leader and %d timed-out waiters, want 1", n, waiters)
+	}
+	close(release)
+	expect(t, "leader", <-leader, 200, "slow", "miss", "stored")
+	expect(t, "then", get(t, s, "/slow"), 200, "slow", "hit", "hit")
+}
+
+// A waiter that times out while a stale stored response may be served on
+// an origin error (stale-if-error) gets that response instead of a 504.
+func TestCollapseTimeoutServesStaleIfError(t *testing.T) {
+	release := make(chan struct{})
+	var hang atomic.Bool
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		if hang.Load() {
 			select {
 			case <-release:
 			case <-time.After(10 * time.Second):
 			}
-			w.Header().Set("Cache-Control", "max-age=60")
-			io.WriteString(w, "slow")
-			return
 		}
-		once.Do(func() { close(release) })
-		w.Header().Set("Cache-Control", "max-age=60")
-		io.WriteString(w, "fast")
+		w.Header().Set("Cache-Control", "max-age=0, stale-if-error=600")
+		w.Header().Set("ETag", `"v1"`)
+		io.WriteString(w, "v1")
 	})
-	s := startCache(t, o, "collapse_timeout 50ms")
+	s := startCache(t, o, "collapse_timeout 100ms")
+	expect(t, "first", get(t, s, "/s"), 200, "v1", "miss", "stored")
+	hang.Store(true)
 	leader := make(chan result)
-	go func() { leader <- get(t, s, "/slow") }()
-	waitFor(t, "the leader to reach the origin", func() bool { return o.n.Load() == 1 })
-	r := get(t, s, "/slow")
-	expect(t, "waiter", r, 200, "fast", "miss", "fwd=uri-miss", "collapsed=?0")
-	expect(t, "leader", <-leader, 200, "slow", "miss", "stored")
+	go func() { leader <- get(t, s, "/s") }()
+	waitFor(t, "the leader's revalidation to reach the origin", func() bool { return o.n.Load() == 2 })
+	expect(t, "waiter", get(t, s, "/s"), 200, "v1", "stale", "fwd=stale; collapsed=?0", "detail=collapse-timeout")
+	if n := o.n.Load(); n != 2 {
+		t.Errorf("origin got %d requests, want 2 (the waiter must not go there)", n)
+	}
+	close(release)
+	<-leader
 }
 
-// A client that goes away mid-body does not leave a truncated
-// entry: the next request is a miss that gets the whole body.
-func TestClientGoneMidBodyIsNotStored(t *testing.T) {
-	originDone := make(chan struct{})
-	var calls sync.Mutex
-	n := 0
+// The leader of a collapsed miss leaving does not abort the fetch: the
+// response goes on into the store, the waiting requests are served from
+// it, and the origin sees one request.
+func TestLeaderLeavingKeepsTheCollapsedFetch(t *testing.T) {
+	const waiters = 30
+	leaderGone := make(chan struct{})
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
-		calls.Lock()
-		n++
-		first := n == 1
-		calls.Unlock()
+		// Answer once every waiter waits and the leader's client has left,
+		// and only if the proxy has not given up this request meanwhile.
+		deadline := time.Now().Add(10 * time.Second)
+		for cache.Waiting() < waiters && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+		<-leaderGone
+		select {
+		case <-r.Context().Done():
+			return // the fetch was aborted with its client
+		case <-time.After(300 * time.Millisecond):
+		}
+		w.Header().Set("Cache-Control", "max-age=60")
+		io.WriteString(w, "for the waiters")
+	})
+	s := startCache(t, o, "")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.URL("/hot"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaderErr := make(chan error, 1)
+	go func() {
+		resp, err := s.Client.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		leaderErr <- err
+	}()
+	waitFor(t, "the leader to reach the origin", func() bool { return o.n.Load() == 1 })
+
+	results := make([]result, waiters)
+	var wg sync.WaitGroup
+	for i := range waiters {
+		wg.Go(func() { results[i] = get(t, s, "/hot") })
+	}
+	waitFor(t, "every waiter to wait", func() bool { return cache.Waiting() >= waiters })
+	cancel() // the leader's client leaves
+	if err := <-leaderErr; err == nil {
+		t.Fatal("the leader's request was not cancelled")
+	}
+	close(leaderGone)
+	wg.Wait()
+	for i, r := range results {
+		expect(t, fmt.Sprint("waiter ", i), r, 200, "for the waiters", "collapsed", "fwd=uri-miss; collapsed")
+	}
+	if n := o.n.Load(); n != 1 {
+		t.Errorf("origin got %d requests for a leader that left and %d waiters, want 1", n, waiters)
+	}
+}
+
+// A client that goes away mid-body does not end the fetch: the body goes
+// on into the store whole, and the next request is a hit with all of it.
+func TestClientGoneMidBodyStillStoresTheWholeBody(t *testing.T) {
+	clientLeft := make(chan struct{})
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "max-age=60")
 		io.WriteString(w, "first part\n")
 		w.(http.Flusher).Flush()
-		if first {
-			// Wait until the proxy gives up on this request (its client
-			// left), then try to send the rest.
-			select {
-			case <-r.Context().Done():
-			case <-time.After(10 * time.Second):
-			}
-			io.WriteString(w, "second part\n")
-			close(originDone)
-			return
+		select { // send the rest after the client left
+		case <-clientLeft:
+		case <-time.After(10 * time.Second):
 		}
+		time.Sleep(100 * time.Millisecond)
 		io.WriteString(w, "second part\n")
 	})
 	s := startCache(t, o, "")
@@ -285,14 +366,12 @@ func TestClientGoneMidBodyIsNotStored(t *testing.T) {
 	}
 	resp.Body.Close() // the client leaves mid-body
 	s.Client.CloseIdleConnections()
-	select {
-	case <-originDone:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the origin request was not cancelled")
+	close(clientLeft)
+	waitFor(t, "the fetch to end", func() bool { return cache.Flights() == 0 })
+	expect(t, "after the client left", get(t, s, "/gone"), 200, "first part\nsecond part\n", "hit", "hit")
+	if n := o.n.Load(); n != 1 {
+		t.Errorf("origin got %d requests, want 1", n)
 	}
-	waitFor(t, "the abandoned fetch to end", func() bool { return cache.Waiting() == 0 })
-	expect(t, "after the client left", get(t, s, "/gone"), 200, "first part\nsecond part\n", "", "fwd=uri-miss")
-	expect(t, "then a hit", get(t, s, "/gone"), 200, "first part\nsecond part\n", "hit", "hit")
 }
 
 // A HEAD miss while a GET of its key is in flight waits for that GET and is

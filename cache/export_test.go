@@ -56,12 +56,15 @@ func Quiet(h *Handler) { h.logger = zap.NewNop() }
 
 // KeyForURL is the default primary key of u.
 func KeyForURL(u *url.URL, sortQuery bool, ignore []string) string {
-	k := newKeyer("", sortQuery, ignore)
+	k := newKeyer("", sortQuery, ignore, nil)
 	return k.keyForURL(u)
 }
 
 // NormalizeQuery is the query as the default key has it.
 func NormalizeQuery(q string, sortQuery bool, ignore []string) string {
-	k := newKeyer("", sortQuery, ignore)
+	k := newKeyer("", sortQuery, ignore, nil)
 	return k.normalizeQuery(q)
 }
+
+// MaxRangeFills is the bound of range fills in flight.
+const MaxRangeFills = maxRangeFills

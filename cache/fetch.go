@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -30,9 +31,34 @@ type fetch struct {
 	revalidate   bool   // send lk.entry's validators; a 304 freshens it (§4.3)
 	staleIfError bool   // on an origin error, serve lk.entry stale (RFC 5861 §4)
 	background   bool   // a background refresh or range fill: nobody to answer
+	detached     bool   // r's context outlives the client (see detach)
 	cancel       func() // of a background fetch: stops it once nothing will be stored
 	flight       *flight
 	cs           cacheStatus // Cache-Status so far (fwd, collapsed, detail)
+}
+
+// detach makes the fetch outlive its client, for the requests that wait
+// for it: when the client goes away, the response goes on into the store
+// only (bounded by max_object_size), for at most refreshTimeout more. It
+// returns the function that releases the detached context, to call once
+// the fetch is over.
+func (f *fetch) detach() (release func()) {
+	client := f.r.Context()
+	ctx, cancel := context.WithCancel(context.WithoutCancel(client))
+	stop := context.AfterFunc(client, func() {
+		t := time.NewTimer(refreshTimeout)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+			cancel()
+		}
+	})
+	f.r, f.detached = f.r.WithContext(ctx), true
+	return func() {
+		stop()
+		cancel()
+	}
 }
 
 // exchange is what came back from the next handler.
@@ -293,6 +319,10 @@ const (
 	// stateNotModified: the client got 304 for its conditional request
 	// (§4.3.2); the body only goes into the store.
 	stateNotModified
+	// stateClientGone: writing to the client failed during a detached
+	// fetch; the body only goes into the store, and the fetch stops when
+	// it is not stored.
+	stateClientGone
 	// stateCaptured: the response is kept from the client: a 304 to a
 	// revalidation, or an error that the stale entry replaces.
 	stateCaptured
@@ -300,7 +330,7 @@ const (
 
 // Header returns the header map the next handler fills.
 func (fw *fetchWriter) Header() http.Header {
-	if fw.state == statePassed || fw.state == stateNotModified {
+	if fw.state != stateHeader && fw.state != stateCaptured {
 		return fw.rw.Header()
 	}
 	return fw.header
@@ -420,14 +450,17 @@ func (fw *fetchWriter) decideStore(status int) {
 	var vary []string
 	if _, ok := fw.header["Vary"]; ok {
 		vary = varyFields(fw.header)
-		if len(vary) > 0 {
-			sec, ok := policy.VaryKey(vary, f.r.Header)
-			if !ok {
-				fw.reason = string(policy.ReasonVaryStar)
-				return
-			}
-			key = f.lk.pkey + varySep + sec
+	}
+	if len(vary) > 0 || len(h.keys.vary) > 0 {
+		if vary == nil {
+			vary = []string{} // a variant of the vary option only: the marker lists no field
 		}
+		sec, ok := h.keys.variantKey(vary, f.r.Header, replacerOf(f.r.Context()))
+		if !ok {
+			fw.reason = string(policy.ReasonVaryStar)
+			return
+		}
+		key = f.lk.pkey + varySep + sec
 	}
 	hdr := fw.header.Clone()
 	policy.StripHopByHop(hdr)
@@ -505,6 +538,15 @@ func (fw *fetchWriter) Write(p []byte) (int, error) {
 		return n, nil
 	case statePassed:
 		n, err = fw.rw.Write(p)
+		if err != nil && fw.sw != nil && fw.f.detached {
+			// The client is gone; the requests waiting for this fetch
+			// still get the response from the store.
+			fw.state, n, err = stateClientGone, len(p), nil
+		}
+	case stateClientGone:
+		if fw.sw == nil {
+			return 0, errClientGone
+		}
 	}
 	if fw.sw != nil {
 		switch {
@@ -538,6 +580,10 @@ func (fw *fetchWriter) ReadFrom(src io.Reader) (int64, error) {
 	return io.Copy(writerOnly{fw}, src)
 }
 
+// errClientGone ends a detached fetch whose client is gone once nothing of
+// it is stored any more.
+var errClientGone = errors.New("client gone and response not stored")
+
 // writerOnly hides ReadFrom, so io.Copy uses Write.
 type writerOnly struct{ io.Writer }
 
@@ -549,7 +595,11 @@ func (fw *fetchWriter) FlushError() error {
 	if fw.state != statePassed {
 		return nil
 	}
-	return http.NewResponseController(fw.rw).Flush()
+	err := http.NewResponseController(fw.rw).Flush()
+	if err != nil && fw.sw != nil && fw.f.detached {
+		fw.state, err = stateClientGone, nil // as in Write
+	}
+	return err
 }
 
 // Flush implements http.Flusher.
@@ -593,7 +643,7 @@ func (fw *fetchWriter) finish(err error, panicked bool) outcome {
 		return outcomeFailed
 	}
 	fw.sw = nil
-	if len(fw.vary) > 0 {
+	if fw.vary != nil {
 		fw.putMarker()
 	}
 	return outcomeStored

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"strings"
 	"sync"
 	"time"
 
@@ -68,6 +69,15 @@ type Handler struct {
 	// Sort the query parameters by name in the default key, so that ?a=1&b=2
 	// and ?b=2&a=1 are one entry. Default: off.
 	SortQuery bool `json:"sort_query,omitempty"`
+
+	// Placeholders whose values select a variant, as if the response's Vary
+	// named them, e.g. ["{geo.country_code}", "{http.request.header.X-Device}"]:
+	// every response is stored as a variant under the URL's key (so a purge
+	// of the URL or of a prefix takes every variant), chosen by the values
+	// of these placeholders (and of the fields the response's Vary lists).
+	// Each is one placeholder in braces; an unknown one is empty. Default:
+	// none.
+	Vary []string `json:"vary,omitempty"`
 
 	// Query parameters left out of the default key, as globs (path.Match
 	// syntax), e.g. ["utm_*", "fbclid"]. The origin still receives them.
@@ -189,7 +199,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 	}
 
-	h.keys = newKeyer(h.Key, h.SortQuery, h.IgnoreQueryParams)
+	h.keys = newKeyer(h.Key, h.SortQuery, h.IgnoreQueryParams, h.Vary)
 	h.opts = policy.Options{
 		Statuses:               h.Statuses,
 		AllowSetCookie:         h.AllowSetCookie,
@@ -277,6 +287,21 @@ func (h *Handler) Validate() error {
 	for _, s := range h.Statuses {
 		if s < 200 || s > 599 {
 			return fmt.Errorf("status %d cannot be stored: statuses are final status codes 200-599", s)
+		}
+	}
+	seenVary := make(map[string]bool)
+	for _, v := range h.Vary {
+		if len(v) < 3 || v[0] != '{' || v[len(v)-1] != '}' || strings.ContainsAny(v[1:len(v)-1], "{}") {
+			return fmt.Errorf("vary: %q is not one placeholder such as {geo.country_code}", v)
+		}
+		if seenVary[v] {
+			return fmt.Errorf("vary: %s listed twice", v)
+		}
+		seenVary[v] = true
+	}
+	for _, c := range h.Key {
+		if c < 0x20 || c == 0x7f {
+			return fmt.Errorf("key: template %q holds a control character", h.Key)
 		}
 	}
 	for _, g := range h.IgnoreQueryParams {

@@ -10,6 +10,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/caddy-edge/edge/cache/policy"
 )
 
 // Key layout
@@ -40,8 +42,8 @@ import (
 const varySep = "\x00"
 
 // newKeyer returns the keyer of a handler's key options.
-func newKeyer(template string, sortQuery bool, ignore []string) keyer {
-	k := keyer{template: template, sortQuery: sortQuery, ignore: ignore}
+func newKeyer(template string, sortQuery bool, ignore, vary []string) keyer {
+	k := keyer{template: template, sortQuery: sortQuery, ignore: ignore, vary: vary}
 	if template != "" {
 		k.segments = parseTemplate(template)
 	}
@@ -54,6 +56,7 @@ type keyer struct {
 	segments  []segment // template, parsed
 	sortQuery bool      // sort query parameters by name (stable for equal names)
 	ignore    []string  // query parameter name globs to drop (path.Match syntax)
+	vary      []string  // placeholders, braces included, that select variants
 }
 
 // segment is a piece of a key template: literal text, or a placeholder
@@ -164,6 +167,50 @@ func writeKeyEscaped(b *strings.Builder, v string, term byte, pct bool) {
 		}
 		b.WriteByte(c)
 	}
+}
+
+// variantKey returns the secondary key of a request with header reqHeader
+// and replacer repl for a response that varies on the fields vary (§4.1,
+// policy.VaryKey), followed by the values of the handler's vary
+// placeholders: "&{name}=value" for each, in the configured order, the
+// value with "%", "&", "=" and control bytes percent-encoded. A placeholder
+// keeps its braces, which no field name has (RFC 9110 §5.1: a token), so
+// it never passes for a request field. ok is false for Vary: *.
+func (k *keyer) variantKey(vary []string, reqHeader http.Header, repl *caddy.Replacer) (string, bool) {
+	sec, ok := policy.VaryKey(vary, reqHeader)
+	if !ok || len(k.vary) == 0 {
+		return sec, ok
+	}
+	var b strings.Builder
+	b.WriteString(sec)
+	for _, ph := range k.vary {
+		if b.Len() > 0 {
+			b.WriteByte('&')
+		}
+		b.WriteString(ph)
+		b.WriteByte('=')
+		var v string
+		if repl != nil {
+			if val, found := repl.Get(ph[1 : len(ph)-1]); found {
+				v = caddy.ToString(val)
+			}
+		}
+		for i := 0; i < len(v); i++ {
+			c := v[i]
+			if c == '&' || c == '=' {
+				writeKeyEscaped(&b, v[i:i+1], c, true)
+				continue
+			}
+			writeKeyEscaped(&b, v[i:i+1], 0, true)
+		}
+	}
+	return b.String(), true
+}
+
+// replacerOf returns the request's replacer, if any.
+func replacerOf(ctx context.Context) *caddy.Replacer {
+	repl, _ := ctx.Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	return repl
 }
 
 // key returns the primary cache key of r. The default key is built from

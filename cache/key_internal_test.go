@@ -17,7 +17,7 @@ import (
 // only when every ";"-separated piece names an ignored parameter, because
 // origins that split on ";" see the other pieces.
 func TestIgnoredParamsCloaking(t *testing.T) {
-	k := newKeyer("", false, []string{"utm_*"})
+	k := newKeyer("", false, []string{"utm_*"}, nil)
 	for _, tt := range []struct{ query, want string }{
 		{"utm_x=1;callback=evil", "http://h/?utm_x=1;callback=evil"},
 		{"utm_x=1%3Bcallback=evil", "http://h/"}, // an encoded ";" is the value, split after decoding by nobody
@@ -51,7 +51,7 @@ func templateKeyOf(t *testing.T, template, target string, fields ...string) stri
 		r.Header.Add(fields[i], fields[i+1])
 	}
 	caddyhttp.NewTestReplacer(r)
-	k := newKeyer(template, false, nil)
+	k := newKeyer(template, false, nil, nil)
 	return k.key(r)
 }
 
@@ -126,7 +126,7 @@ func FuzzKeyUnambiguous(f *testing.F) {
 	f.Add("h/", "x", "", "", "h", "/x", "", "")
 	f.Add("h", "", "%/x", "", "h%", "/x", "", "")
 	f.Fuzz(func(t *testing.T, h1, p1, x1, l1, h2, p2, x2, l2 string) {
-		k := newKeyer("{h}{p}#{x}", false, nil)
+		k := newKeyer("{h}{p}#{x}", false, nil, nil)
 		storeKey := func(h, p, x, lang string) string {
 			repl := caddy.NewEmptyReplacer()
 			repl.Set("h", h)
@@ -148,4 +148,29 @@ func FuzzKeyUnambiguous(f *testing.F) {
 func variantKeyForTest(vary []string, h http.Header) string {
 	k, _ := policy.VaryKey(vary, h)
 	return k
+}
+
+// Issue 11 item 8: the vary placeholders' values are built into the
+// variant key unambiguously.
+func TestVariantKeyPlaceholders(t *testing.T) {
+	k := newKeyer("", false, nil, []string{"{a}", "{b}"})
+	key := func(a, b string) string {
+		repl := caddy.NewEmptyReplacer()
+		repl.Set("a", a)
+		repl.Set("b", b)
+		s, ok := k.variantKey([]string{"X-F"}, http.Header{"X-F": {"v"}}, repl)
+		if !ok {
+			t.Fatal("not ok")
+		}
+		return s
+	}
+	if got, want := key("US", "mobile"), "x-f=v&{a}=US&{b}=mobile"; got != want {
+		t.Errorf("key %q, want %q", got, want)
+	}
+	if a, b := key("1&{b}=2", ""), key("1", "2"); a == b {
+		t.Errorf("two requests share variant key %q", a)
+	}
+	if got := key("\x00", "%"); strings.ContainsAny(got, "\x00") || got != "x-f=v&{a}=%00&{b}=%25" {
+		t.Errorf("key %q", got)
+	}
 }

@@ -497,3 +497,46 @@ http://localhost:{HTTP_PORT} {
 		}
 	}
 }
+
+// Range fills are bounded: while a few fills are in flight, a Range miss
+// on another object just passes through (detail=range) instead of starting
+// one more download of a whole object.
+func TestRangeFillsInFlightAreBounded(t *testing.T) {
+	const objects = 8
+	release := make(chan struct{})
+	var fills atomic.Int64
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		if r.Header.Get("Range") != "" {
+			w.Header().Set("Content-Range", "bytes 0-0/10")
+			w.WriteHeader(http.StatusPartialContent)
+			io.WriteString(w, "0")
+			return
+		}
+		fills.Add(1)
+		select { // the fills hang until every Range miss was sent
+		case <-release:
+		case <-time.After(10 * time.Second):
+		}
+		io.WriteString(w, "0123456789")
+	})
+	s := startCache(t, o, "")
+	waitFor(t, "earlier fetches to end", func() bool { return cache.Flights() == 0 })
+	started := 0
+	for i := range objects {
+		r := get(t, s, fmt.Sprintf("/f%d", i), "Range", "bytes=0-0")
+		expect(t, fmt.Sprint("range miss ", i), r, 206, "0", "uncacheable")
+		if strings.Contains(r.cs(), "detail=range-fill") {
+			started++
+		} else if !strings.Contains(r.cs(), "detail=range") {
+			t.Errorf("range miss %d: Cache-Status %q, want detail=range-fill or detail=range", i, r.cs())
+		}
+	}
+	waitFor(t, "the fills to reach the origin", func() bool { return fills.Load() == int64(started) })
+	if started != cache.MaxRangeFills {
+		t.Errorf("%d of %d Range misses started a fill, want the bound, %d", started, objects, cache.MaxRangeFills)
+	}
+	close(release)
+	waitFor(t, "the fills to end", func() bool { return cache.Flights() == 0 })
+	expect(t, "a filled object", get(t, s, "/f0", "Range", "bytes=2-3"), 206, "23", "hit", "hit")
+}

@@ -3,8 +3,11 @@ package cache_test
 import (
 	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/caddy-edge/edge/internal/caddytest"
 )
 
 // Issue 11 item 4: If-Modified-Since on a fresh stored response without
@@ -23,5 +26,54 @@ func TestIfModifiedSinceWithoutLastModified(t *testing.T) {
 	expect(t, "IMS before the stored Date", get(t, s, "/ims", "If-Modified-Since", earlier), 200, "body", "hit", "hit")
 	if n := o.n.Load(); n != 1 {
 		t.Errorf("origin got %d requests, want 1", n)
+	}
+}
+
+// Issue 11 item 8: vary placeholders are variant dimensions that behave
+// like the response's Vary: every value has its own variant under the
+// URL's key, a response's own Vary still applies, and a purge of the URL
+// (or a prefix) takes every variant.
+func TestVaryPlaceholders(t *testing.T) {
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		if r.URL.Path == "/lang" {
+			w.Header().Set("Vary", "Accept-Language")
+		}
+		io.WriteString(w, r.URL.Path+" device="+r.Header.Get("X-Device")+" lang="+r.Header.Get("Accept-Language"))
+	})
+	s := startCache(t, o, "vary {http.request.header.X-Device}")
+	expect(t, "mobile miss", get(t, s, "/p", "X-Device", "mobile"), 200, "/p device=mobile lang=", "miss", "fwd=uri-miss", "stored")
+	expect(t, "desktop vary-miss", get(t, s, "/p", "X-Device", "desktop"), 200, "/p device=desktop lang=", "miss", "fwd=vary-miss", "stored")
+	expect(t, "mobile hit", get(t, s, "/p", "X-Device", "mobile"), 200, "/p device=mobile lang=", "hit", "hit")
+	expect(t, "desktop hit", get(t, s, "/p", "X-Device", "desktop"), 200, "/p device=desktop lang=", "hit", "hit")
+	expect(t, "no device is its own variant", get(t, s, "/p"), 200, "/p device= lang=", "miss", "fwd=vary-miss")
+	// A value that spells another dimension's separator stays apart.
+	expect(t, "separator in the value", get(t, s, "/p", "X-Device", "mobile&x=1"), 200, "/p device=mobile&x=1 lang=", "miss", "fwd=vary-miss")
+
+	// With the response's own Vary on top.
+	expect(t, "lang en mobile", get(t, s, "/lang", "X-Device", "mobile", "Accept-Language", "en"), 200, "/lang device=mobile lang=en", "miss", "stored")
+	expect(t, "lang fr mobile", get(t, s, "/lang", "X-Device", "mobile", "Accept-Language", "fr"), 200, "/lang device=mobile lang=fr", "miss", "stored")
+	expect(t, "lang en mobile hit", get(t, s, "/lang", "X-Device", "mobile", "Accept-Language", "en"), 200, "/lang device=mobile lang=en", "hit", "hit")
+	expect(t, "lang en desktop", get(t, s, "/lang", "X-Device", "desktop", "Accept-Language", "en"), 200, "/lang device=desktop lang=en", "miss", "stored")
+
+	// A purge of the URL takes every variant.
+	purgeVia(t, s, `{"url": "`+s.URL("/p")+`"}`)
+	expect(t, "mobile after purge", get(t, s, "/p", "X-Device", "mobile"), 200, "/p device=mobile lang=", "miss", "fwd=uri-miss")
+	expect(t, "desktop after purge", get(t, s, "/p", "X-Device", "desktop"), 200, "/p device=desktop lang=", "miss", "fwd=vary-miss")
+	// And so does a prefix.
+	purgeVia(t, s, `{"prefix": "`+s.URL("/la")+`"}`)
+	expect(t, "lang after prefix purge", get(t, s, "/lang", "X-Device", "mobile", "Accept-Language", "en"), 200, "/lang device=mobile lang=en", "miss", "fwd=uri-miss")
+}
+
+// purgeVia posts body to the admin API's purge route.
+func purgeVia(t *testing.T, s *caddytest.Server, body string) {
+	t.Helper()
+	resp, err := http.Post(s.AdminURL("/http_cache/purge"), "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("purge %s: %s", body, resp.Status)
 	}
 }

@@ -124,7 +124,7 @@ func (h *Handler) lookup(ctx context.Context, pkey string, reqHeader http.Header
 		if !parsed {                           // a store that keeps no Derived
 			fields = varyFields(e.Header)
 		}
-		sec, ok := policy.VaryKey(fields, reqHeader)
+		sec, ok := h.keys.variantKey(fields, reqHeader, replacerOf(ctx))
 		if !ok {
 			return lk
 		}
@@ -136,6 +136,12 @@ func (h *Handler) lookup(ctx context.Context, pkey string, reqHeader http.Header
 			}
 			return lk
 		}
+	}
+	if len(h.keys.vary) > 0 && lk.key == pkey {
+		// Stored before the vary option was set: it varies on nothing
+		// the option names, so it answers no request.
+		b.Close()
+		return lk
 	}
 	// RFC 9110 §12.5.3: never a coding the client refused, even from an
 	// origin that does not send Vary: Accept-Encoding.
@@ -305,12 +311,41 @@ func (h *Handler) serveCacheable(w http.ResponseWriter, r *http.Request, next ca
 	}
 }
 
+// serveWaitTimedOut answers a request whose wait for another request's
+// fetch of its key outlasted collapse_timeout, without going to the origin:
+// when the origin hangs, every waiter would go there at once, each adding
+// to the load of an origin that already does not answer. The request gets
+// the stored response if the flight landed meanwhile, or a stale one that
+// may be served when the origin fails (stale-if-error, RFC 5861 §4: the
+// origin did not answer in time, as with a 504), and otherwise a 504 with
+// Cache-Status detail=collapse-timeout.
+func (h *Handler) serveWaitTimedOut(c *cacheable, f *fetch) error {
+	lk := h.lookup(c.r.Context(), c.pkey, c.r.Header)
+	if lk.entry != nil {
+		dec := h.evaluate(c.rq, lk.entry)
+		if dec.Action == policy.Serve || dec.Action == policy.ServeStaleRevalidate {
+			c.collapse = collapsedServed
+			return h.serveFromStore(c, &lk, dec)
+		}
+		if dec.StaleIfErrorOK {
+			cs := cacheStatus{fwd: fwdStale, collapsed: collapsedUnused, ttl: dec.TTL, hasTTL: true, detail: detailCollapseTimeout}
+			return h.serveStored(c.w, c.r, &lk, dec, cs, resultStale)
+		}
+		lk.close()
+	}
+	cs := cacheStatus{fwd: f.cs.fwd, collapsed: collapsedUnused, detail: detailCollapseTimeout}
+	c.w.Header()["Cache-Status"] = []string{cs.String()}
+	h.report(c.r, resultUnavailable)
+	c.w.WriteHeader(http.StatusGatewayTimeout)
+	return nil
+}
+
 // serveFromStore answers the request with the stored response lk found,
 // which dec allows serving: fresh, or stale within stale-while-revalidate
 // (RFC 5861 §3), which starts a background refresh.
 func (h *Handler) serveFromStore(c *cacheable, lk *lookup, dec policy.Decision) error {
 	if dec.Action == policy.ServeStaleRevalidate {
-		h.refresh(c.r, c.next, *lk, dec)
+		h.refresh(c.r, c.next, *lk, dec, nil)
 		cs := cacheStatus{ttl: dec.TTL, hasTTL: true, detail: "stale-while-revalidate"}
 		return h.serveStored(c.w, c.r, lk, dec, cs, resultStale)
 	}
@@ -377,8 +412,14 @@ func (h *Handler) passThrough(c *cacheable, f *fetch) (retry bool, err error) {
 		// response, which answers the next ranges (RFC 9111 §3.3 would
 		// allow storing the 206 itself; this cache stores complete
 		// responses only). A stale entry is revalidated the same way.
-		if h.refresh(c.r, c.next, *f.lk, f.dec) {
-			f.cs.detail = detailRangeFill
+		// Fills are bounded (rangeFills): beyond the limit, a Range miss
+		// just passes through.
+		select {
+		case rangeFills <- struct{}{}:
+			if h.refresh(c.r, c.next, *f.lk, f.dec, func() { <-rangeFills }) {
+				f.cs.detail = detailRangeFill
+			}
+		default:
 		}
 	case c.r.Method == http.MethodHead && f.lk.entry == nil:
 		// A HEAD miss waits for a GET of its key already in flight and is
@@ -405,7 +446,8 @@ func (h *Handler) passThrough(c *cacheable, f *fetch) (retry bool, err error) {
 // look the key up again. A key recently found uncacheable (hit-for-miss)
 // goes to the origin without collapsing, and so does a request that waited
 // once already (attempt > 0) and finds the key in flight again, or whose
-// wait ended without a stored response.
+// wait ended with an uncacheable response. A wait that outlasts
+// collapse_timeout does not go to the origin (see serveWaitTimedOut).
 func (h *Handler) leadOrWait(c *cacheable, f *fetch, attempt int) (retry bool, err error) {
 	if f.lk.entry == nil && h.hitForMiss(f.lk.key) {
 		f.cs.detail = detailHitForMiss
@@ -414,6 +456,8 @@ func (h *Handler) leadOrWait(c *cacheable, f *fetch, attempt int) (retry bool, e
 	fl, leader := h.joinFlight(f.lk.key, joinOrLead)
 	if leader {
 		f.flight = fl
+		// The waiters depend on this fetch: it outlives its client.
+		defer f.detach()()
 		return false, f.run(c.w)
 	}
 	// A waiter: do not hold the stored body while waiting.
@@ -424,10 +468,13 @@ func (h *Handler) leadOrWait(c *cacheable, f *fetch, attempt int) (retry bool, e
 		return false, f.run(c.w)
 	}
 	o, ok := h.wait(c.r.Context(), fl)
-	if !ok || o == outcomeUncacheable {
-		if err := c.r.Context().Err(); err != nil {
-			return false, err
-		}
+	if err := c.r.Context().Err(); err != nil && !ok {
+		return false, err
+	}
+	if !ok {
+		return false, h.serveWaitTimedOut(c, f)
+	}
+	if o == outcomeUncacheable {
 		f.cs.collapsed = collapsedUnused
 		return false, f.run(c.w)
 	}
@@ -534,9 +581,16 @@ func (h *Handler) wantsFill(lk *lookup) bool {
 // of a key that a Range request missed. It runs detached from the client's
 // request, bounded by refreshTimeout, max_object_size and the config's
 // lifetime.
-func (h *Handler) refresh(r *http.Request, next caddyhttp.Handler, lk lookup, dec policy.Decision) bool {
+//
+// done, if not nil, is called once the fetch is over, or at once when
+// refresh starts none.
+func (h *Handler) refresh(r *http.Request, next caddyhttp.Handler, lk lookup, dec policy.Decision, done func()) bool {
+	if done == nil {
+		done = func() {}
+	}
 	fl, leader := h.joinFlight(lk.key, leadOnly)
 	if !leader {
+		done()
 		return false
 	}
 	// Another fetch may have landed since lk was looked up.
@@ -544,6 +598,7 @@ func (h *Handler) refresh(r *http.Request, next caddyhttp.Handler, lk lookup, de
 		b.Close()
 		if lk.entry == nil || e.ResponseTime.After(lk.entry.ResponseTime) {
 			h.land(lk.key, fl, outcomeStored)
+			done()
 			return false
 		}
 	}
@@ -567,10 +622,12 @@ func (h *Handler) refresh(r *http.Request, next caddyhttp.Handler, lk lookup, de
 		stop()
 		cancel()
 		h.land(lk.key, fl, outcomeFailed)
+		done()
 		return false
 	}
 	go func() {
 		defer h.wg.Done()
+		defer done()
 		defer cancel()
 		defer stop()
 		defer func() {
@@ -647,6 +704,16 @@ func (h *Handler) goBackground() bool {
 	h.wg.Add(1)
 	return true
 }
+
+// maxRangeFills bounds the background fills that Range misses start, over
+// every http_cache of the process. A fill holds up to max_object_size in
+// the store's writer until it commits; beyond the limit, a Range miss just
+// passes through, so that many Range misses on distinct large objects
+// cannot multiply origin traffic and memory.
+const maxRangeFills = 4
+
+// rangeFills holds a token for each range fill in flight.
+var rangeFills = make(chan struct{}, maxRangeFills)
 
 // discardWriter is the response writer of a background refresh.
 type discardWriter struct {

@@ -25,7 +25,7 @@ const (
 	resultMiss        = "miss"        // fetched from the origin and stored
 	resultUncacheable = "uncacheable" // fetched from the origin and not stored (see detail)
 	resultBypass      = "bypass"      // a bypass matcher matched, or the request cannot be cached (method, Upgrade)
-	resultUnavailable = "unavailable" // only-if-cached and nothing usable stored: 504
+	resultUnavailable = "unavailable" // 504: only-if-cached and nothing usable stored, or a collapsed wait timed out
 )
 
 // results lists every result, once: the placeholder's values and the
@@ -55,6 +55,11 @@ const (
 // detailHitForMiss is the detail of a request sent to the origin without
 // collapsing because the key's last response was not storable.
 const detailHitForMiss = "hit-for-miss"
+
+// detailCollapseTimeout is the detail of a request that waited for another
+// request's fetch of its key longer than collapse_timeout and was answered
+// without going to the origin: stale, or 504.
+const detailCollapseTimeout = "collapse-timeout"
 
 // detailRangeFill is the detail of a Range miss sent to the origin
 // untouched that also started a background fill of the whole response.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/caddy-edge/edge/cache/store"
+	"github.com/caddy-edge/edge/cache/store/disk"
 	"github.com/caddy-edge/edge/cache/store/memory"
 	"github.com/caddy-edge/edge/cache/store/redis"
 	"github.com/caddy-edge/edge/cache/store/storetest"
@@ -54,6 +55,18 @@ func TestAcceptanceOverRedis(t *testing.T) {
 	srv := redistest.Start(t)
 	storetest.Run(t, func(t *testing.T) store.Store {
 		return newTiers(t, newRedis(t, srv.Addr, newPrefix()))
+	})
+}
+
+func TestAcceptanceOverDisk(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store {
+		back, err := disk.Open(disk.Config{Dir: t.TempDir(), MaxSize: 128 << 20, NoSync: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(back.Close)
+		<-back.Ready()
+		return newTiers(t, back)
 	})
 }
 
