@@ -30,9 +30,11 @@ type fetch struct {
 	lk   *lookup         // what the lookup found; lk.entry is nil on a miss
 	dec  policy.Decision // the decision on lk.entry, if any
 
-	mayStore     bool // the response may be stored (GET, no Range, no request no-store)
-	revalidate   bool // send lk.entry's validators; a 304 freshens it (§4.3)
-	staleIfError bool // on an origin error, serve lk.entry stale (RFC 5861 §4)
+	mayStore     bool                              // the response may be stored (GET, no Range, no request no-store)
+	post         bool                              // a POST: stored only as StorablePOST allows, for later GETs
+	invalidate   func(status int, hdr http.Header) // of a POST: §4.4 invalidation, before storing
+	revalidate   bool                              // send lk.entry's validators; a 304 freshens it (§4.3)
+	staleIfError bool                              // on an origin error, serve lk.entry stale (RFC 5861 §4)
 	// staleIfUnreachable: when the origin cannot be reached, serve
 	// lk.entry stale (§4.2.4, stale_if_unreachable).
 	staleIfUnreachable bool
@@ -129,7 +131,7 @@ func (f *fetch) exchange(w http.ResponseWriter) (x exchange) {
 // response), with the stored validators for a revalidation (§4.3.1).
 func (f *fetch) outgoing() *http.Request {
 	out := f.r
-	if f.mayStore && !f.background {
+	if f.mayStore && !f.background && !f.post {
 		out = f.r.Clone(f.r.Context())
 		for _, name := range clientConditionals {
 			delete(out.Header, name)
@@ -389,6 +391,9 @@ func (fw *fetchWriter) WriteHeader(status int) {
 		fw.state = stateCaptured
 		return
 	}
+	if f.invalidate != nil {
+		f.invalidate(status, fw.header) // before a new response is stored under the URI
+	}
 	if f.mayStore {
 		fw.decideStore(status)
 	}
@@ -406,7 +411,7 @@ func (fw *fetchWriter) WriteHeader(status int) {
 		return
 	}
 	fw.report(dst, status)
-	if f.mayStore && status == http.StatusOK && policy.NotModifiedAt(f.r.Header, dst, fw.respTime) {
+	if f.mayStore && !f.post && status == http.StatusOK && policy.NotModifiedAt(f.r.Header, dst, fw.respTime) {
 		// The client's conditional matches the fresh response (§4.3.2):
 		// 304 to the client, the body into the store only.
 		fw.state = stateNotModified
@@ -451,6 +456,8 @@ func (fw *fetchWriter) report(dst http.Header, status int) {
 		result = resultMiss
 		d := fw.entry.Derived.(*derived)
 		cs.ttl, cs.hasTTL = d.fresh.Lifetime-d.initialAge, true
+	} else if f.post {
+		result = resultBypass // a POST as before: passed on, not stored
 	} else if fw.reason != "" && (cs.detail == "" || cs.detail == detailHitForMiss) {
 		// Why this response is not stored says more than that the last
 		// one was not.
@@ -473,7 +480,13 @@ func (fw *fetchWriter) decideStore(status int) {
 		fw.reason = string(policy.ReasonStatus)
 		return
 	}
-	ok, reason := policy.Storable(http.MethodGet, f.r.Header, status, fw.header, h.opts)
+	var ok bool
+	var reason policy.Reason
+	if f.post {
+		ok, reason = policy.StorablePOST(f.r.Header, status, fw.header, effectiveURI(f.r), h.opts)
+	} else {
+		ok, reason = policy.Storable(http.MethodGet, f.r.Header, status, fw.header, h.opts)
+	}
 	if !ok {
 		fw.reason = string(reason)
 		return

@@ -77,3 +77,54 @@ func purgeVia(t *testing.T, s *caddytest.Server, body string) {
 		t.Fatalf("purge %s: %s", body, resp.Status)
 	}
 }
+
+// Issue 11 item 6: a POST response with explicit freshness and a
+// Content-Location equal to the request URI is stored, keyed as a GET of
+// that URI, and answers the next GET (RFC 9110 §9.3.3, RFC 9111 §4). One
+// without explicit freshness or with another Content-Location is not, and
+// still invalidates the URI (§4.4).
+func TestPOSTWithContentLocationStoredForGET(t *testing.T) {
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			b, _ := io.ReadAll(r.Body)
+			switch r.URL.Path {
+			case "/doc":
+				w.Header().Set("Content-Location", "/doc")
+				w.Header().Set("Cache-Control", "max-age=60")
+			case "/abs":
+				w.Header().Set("Content-Location", "http://"+r.Host+"/abs")
+				w.Header().Set("Cache-Control", "max-age=60")
+			case "/nofresh":
+				w.Header().Set("Content-Location", "/nofresh")
+			case "/other":
+				w.Header().Set("Content-Location", "/elsewhere")
+				w.Header().Set("Cache-Control", "max-age=60")
+			}
+			io.WriteString(w, "posted "+string(b))
+			return
+		}
+		w.Header().Set("Cache-Control", "max-age=60")
+		io.WriteString(w, "got "+r.URL.Path)
+	})
+	s := startCache(t, o, "")
+	post := func(p string) result {
+		t.Helper()
+		resp, err := s.Client.Post(s.URL(p), "text/plain", strings.NewReader("x"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return result{status: resp.StatusCode, header: resp.Header, body: string(b)}
+	}
+	for _, p := range []string{"/doc", "/abs"} {
+		expect(t, "POST "+p, post(p), 200, "posted x", "miss", "fwd=method", "stored")
+		expect(t, "GET "+p+" after it", get(t, s, p), 200, "posted x", "hit", "hit")
+		expect(t, "HEAD "+p+" after it", do(t, s, http.MethodHead, p), 200, "", "hit", "hit")
+	}
+	for _, p := range []string{"/nofresh", "/other"} {
+		expect(t, "fill "+p, get(t, s, p), 200, "got "+p, "miss", "stored")
+		expect(t, "POST "+p, post(p), 200, "posted x", "bypass", "fwd=method")
+		expect(t, "GET "+p+" after it", get(t, s, p), 200, "got "+p, "miss", "fwd=uri-miss")
+	}
+}

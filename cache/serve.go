@@ -58,6 +58,18 @@ func (h *Handler) bypassed(w http.ResponseWriter, r *http.Request, next caddyhtt
 // next, and when it succeeds invalidates the stored responses of its URI and
 // of the same-host Location and Content-Location (RFC 9111 §4.4).
 func (h *Handler) serveUnsafe(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if r.Method == http.MethodPost {
+		// RFC 9110 §9.3.3: a POST response with explicit freshness and a
+		// Content-Location equal to the target URI may be stored, under
+		// the key a GET of that URI has; the invalidation (§4.4) comes
+		// first, when the status is known.
+		rq := policy.RequestDirectives(r.Header)
+		pkey := h.keys.key(r)
+		f := fetch{h: h, r: r, rq: rq, next: next, lk: &lookup{pkey: pkey, key: pkey, fwd: fwdMethod}, mayStore: !rq.NoStore, post: true}
+		f.cs.fwd = fwdMethod
+		f.invalidate = func(status int, hdr http.Header) { h.invalidate(r, status, hdr) }
+		return f.run(w)
+	}
 	cs := cacheStatus{fwd: fwdMethod}
 	w.Header()["Cache-Status"] = []string{cs.String()}
 	h.report(r, resultBypass)
@@ -69,13 +81,25 @@ func (h *Handler) serveUnsafe(w http.ResponseWriter, r *http.Request, next caddy
 	if status == 0 {
 		status = http.StatusOK
 	}
+	h.invalidate(r, status, rec.Header())
+	return nil
+}
+
+// effectiveURI is the target URI of r (scheme, host, path, query).
+func effectiveURI(r *http.Request) *url.URL {
 	scheme := "http"
 	if r.TLS != nil {
 		scheme = "https"
 	}
-	target := &url.URL{Scheme: scheme, Host: r.Host, Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery}
+	return &url.URL{Scheme: scheme, Host: r.Host, Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery}
+}
+
+// invalidate removes the stored responses of the target URI of an unsafe
+// request r answered with status and header hdr, and of the same-host
+// Location and Content-Location (RFC 9111 §4.4).
+func (h *Handler) invalidate(r *http.Request, status int, hdr http.Header) {
 	// §4.4: only safe methods are exempt; policy decides on the status.
-	for _, u := range policy.InvalidationTargets(r.Method, status, target, rec.Header()) {
+	for _, u := range policy.InvalidationTargets(r.Method, status, effectiveURI(r), hdr) {
 		n, err := h.purgeKey(context.WithoutCancel(r.Context()), h.keys.keyForURL(u), false)
 		if err != nil {
 			h.logger.Error("invalidating after unsafe request", zap.String("uri", u.String()), zap.Error(err))
@@ -85,7 +109,6 @@ func (h *Handler) serveUnsafe(w http.ResponseWriter, r *http.Request, next caddy
 			metrics.purged.WithLabelValues("invalidation").Add(float64(n))
 		}
 	}
-	return nil
 }
 
 // lookup is the result of looking a request up in the store.

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -368,5 +369,57 @@ func TestRuleJSON(t *testing.T) {
 	}
 	if string(out) != in {
 		t.Errorf("marshalled\n%s\nwant\n%s", out, in)
+	}
+}
+
+// TestEveryConditionEverywhere: every condition of the rules is accepted
+// by the Caddyfile (rules and the geo matcher) and, but for ip_list, by the
+// CEL function geo(), and means the same in each.
+func TestEveryConditionEverywhere(t *testing.T) {
+	sample := map[string]string{
+		rules.CondCountry: "CN", rules.CondContinent: "EU", rules.CondEU: "false",
+		rules.CondSubdivision: "US-CA", rules.CondASN: "64496", rules.CondAnonymous: "tor",
+		rules.CondIP: "192.0.2.0/24", rules.CondIPList: "/srv/drop.netset",
+	}
+	for _, name := range rules.ConditionNames() {
+		v, ok := sample[name]
+		if !ok {
+			t.Errorf("condition %s: no sample value in this test", name)
+			continue
+		}
+		var want rules.Conditions
+		if err := want.Add(name, []string{v}); err != nil {
+			t.Fatalf("Add(%s, %s): %v", name, v, err)
+		}
+		var h Handler
+		if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser("geofilter {\n\tdeny " + name + " " + v + "\n}")); err != nil {
+			t.Errorf("rule condition %s: %v", name, err)
+		} else if !reflect.DeepEqual(h.Rules[0].Conditions, want) {
+			t.Errorf("rule condition %s = %+v, want %+v", name, h.Rules[0].Conditions, want)
+		}
+		var m MatchGeo
+		if err := m.UnmarshalCaddyfile(caddyfile.NewTestDispenser("geo " + name + " " + v)); err != nil {
+			t.Errorf("matcher condition %s: %v", name, err)
+		} else if !reflect.DeepEqual(m.Conditions, want) {
+			t.Errorf("matcher condition %s = %+v, want %+v", name, m.Conditions, want)
+		}
+		c, err := celConditions(map[string][]string{name: {v}})
+		if name == rules.CondIPList {
+			if err == nil {
+				t.Error("geo() accepts ip_list")
+			}
+			continue
+		}
+		if err != nil || !reflect.DeepEqual(c, want) {
+			t.Errorf("geo({'%s': ['%s']}) = %+v, %v; want %+v", name, v, c, err, want)
+		}
+	}
+	for _, flag := range rules.AnonymousFlags() {
+		var h Handler
+		if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser("geofilter {\n\tdeny " + flag + "\n}")); err != nil {
+			t.Errorf("shortcut %s: %v", flag, err)
+		} else if got := h.Rules[0].Anonymous; !slices.Equal(got, []string{flag}) {
+			t.Errorf("shortcut %s = anonymous %q", flag, got)
+		}
 	}
 }

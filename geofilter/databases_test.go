@@ -61,7 +61,7 @@ func infoFor(t *testing.T, path string) DatabaseInfo {
 			return info
 		}
 	}
-	t.Fatalf("ListDatabases has no %s", path)
+	t.Fatalf("listDatabases has no %s", path)
 	return DatabaseInfo{}
 }
 
@@ -381,7 +381,7 @@ func TestListDatabases(t *testing.T) {
 	}
 	want := "a-country.mmdb country ok|b-asn.mmdb asn ok|c-list.netset ip_list ok"
 	if strings.Join(got, "|") != want {
-		t.Errorf("ListDatabases = %q, want %q", strings.Join(got, "|"), want)
+		t.Errorf("listDatabases = %q, want %q", strings.Join(got, "|"), want)
 	}
 	if info := infoFor(t, a); !info.BuildTime.Equal(mmdbtest.BuildEpoch) {
 		t.Errorf("build time %v, want %v", info.BuildTime, mmdbtest.BuildEpoch)

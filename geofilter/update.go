@@ -107,7 +107,7 @@ func resolveUpdate(c DatabaseConfig, logger *zap.Logger) (geoupdate.Config, erro
 	path := c.Path
 	if u.AccountID != "" || u.LicenseKey != "" || u.EditionID != "" {
 		cfg.EditionID, cfg.Endpoint = u.EditionID, target
-		if IsEditionName(path) {
+		if isEditionName(path) {
 			if cfg.EditionID == "" {
 				cfg.EditionID = path
 			}
@@ -133,10 +133,10 @@ func resolveUpdate(c DatabaseConfig, logger *zap.Logger) (geoupdate.Config, erro
 	return cfg, nil
 }
 
-// IsEditionName reports whether the path of a database with a MaxMind
+// isEditionName reports whether the path of a database with a MaxMind
 // update names an edition rather than a file: letters, digits and dashes
 // only, as MaxMind's edition IDs are (GeoLite2-Country, GeoIP2-City).
-func IsEditionName(s string) bool {
+func isEditionName(s string) bool {
 	if s == "" {
 		return false
 	}

@@ -2,7 +2,9 @@ package policy
 
 import (
 	"net/http"
+	"net/url"
 	"slices"
+	"strings"
 )
 
 // CacheableByDefault tells whether status is heuristically cacheable
@@ -134,6 +136,35 @@ func hasCredentials(reqHeader http.Header) bool {
 	_, cookie := reqHeader["Cookie"]
 	_, auth := reqHeader["Authorization"]
 	return cookie || auth
+}
+
+// StorablePOST tells whether a shared cache may store the response to a
+// POST to target, for later GET requests of target (RFC 9110 §9.3.3:
+// "Responses to POST requests are only cacheable when they include
+// explicit freshness information and a Content-Location header field that
+// has the same value as the POST's target URI"; RFC 9111 §4: such a
+// response may then satisfy a GET of that URI). Content-Location must be
+// one value that resolves, against target, to target itself (scheme, host
+// case-insensitively, path and query as sent); the freshness must be
+// explicit (max-age, s-maxage, or Expires outside CDN-Cache-Control).
+// Both failing give ReasonMethod; then every rule of Storable for a GET
+// applies.
+func StorablePOST(reqHeader http.Header, status int, h http.Header, target *url.URL, opts Options) (bool, Reason) {
+	cl := h["Content-Location"]
+	if len(cl) != 1 || target == nil {
+		return false, ReasonMethod
+	}
+	u, err := target.Parse(trimOWS(cl[0]))
+	if err != nil || u.Scheme != target.Scheme || !strings.EqualFold(u.Host, target.Host) ||
+		u.EscapedPath() != target.EscapedPath() || u.RawQuery != target.RawQuery || u.Fragment != "" {
+		return false, ReasonMethod
+	}
+	rd, targeted := responseDirectives(h)
+	_, hasExpires := h["Expires"]
+	if !rd.MaxAge.Set && !rd.SMaxAge.Set && (!hasExpires || targeted) {
+		return false, ReasonMethod
+	}
+	return Storable(http.MethodGet, reqHeader, status, h, opts)
 }
 
 // reqHasNoStore tells whether the request's Cache-Control has no-store.

@@ -2,6 +2,7 @@ package policy_test
 
 import (
 	"net/http"
+	"net/url"
 	"testing"
 	"time"
 
@@ -94,6 +95,37 @@ func TestCacheableByDefault(t *testing.T) {
 	for s := 100; s < 600; s++ {
 		if got := policy.CacheableByDefault(s); got != want[s] {
 			t.Errorf("CacheableByDefault(%d) = %v, want %v (RFC 9110 15.1)", s, got, want[s])
+		}
+	}
+}
+
+// Issue 11 item 6: RFC 9110 §9.3.3 — a POST response is storable (for
+// GETs of its URI) only with explicit freshness and a Content-Location
+// equal to the target URI.
+func TestStorablePOST(t *testing.T) {
+	target := &url.URL{Scheme: "https", Host: "example.com", Path: "/doc", RawQuery: "a=1"}
+	fresh := "max-age=60"
+	for _, tt := range []struct {
+		name string
+		h    http.Header
+		req  http.Header
+		want policy.Reason
+	}{
+		{"relative Content-Location equal, max-age (9.3.3)", http.Header{"Content-Location": {"/doc?a=1"}, "Cache-Control": {fresh}}, nil, policy.ReasonNone},
+		{"absolute, host case-insensitive", http.Header{"Content-Location": {"https://EXAMPLE.com/doc?a=1"}, "Cache-Control": {fresh}}, nil, policy.ReasonNone},
+		{"Expires is explicit freshness (5.3)", http.Header{"Content-Location": {"/doc?a=1"}, "Expires": {"Sun, 06 Nov 2044 08:49:37 GMT"}}, nil, policy.ReasonNone},
+		{"no Content-Location", http.Header{"Cache-Control": {fresh}}, nil, policy.ReasonMethod},
+		{"another path", http.Header{"Content-Location": {"/other"}, "Cache-Control": {fresh}}, nil, policy.ReasonMethod},
+		{"another query", http.Header{"Content-Location": {"/doc?a=2"}, "Cache-Control": {fresh}}, nil, policy.ReasonMethod},
+		{"another scheme", http.Header{"Content-Location": {"http://example.com/doc?a=1"}, "Cache-Control": {fresh}}, nil, policy.ReasonMethod},
+		{"two Content-Locations", http.Header{"Content-Location": {"/doc?a=1", "/doc?a=1"}, "Cache-Control": {fresh}}, nil, policy.ReasonMethod},
+		{"no explicit freshness (Last-Modified only)", http.Header{"Content-Location": {"/doc?a=1"}, "Last-Modified": {"Sun, 06 Nov 1994 08:49:37 GMT"}}, nil, policy.ReasonMethod},
+		{"then the GET rules: private (5.2.2.7)", http.Header{"Content-Location": {"/doc?a=1"}, "Cache-Control": {"private, max-age=60"}}, nil, policy.ReasonPrivate},
+		{"then the GET rules: Authorization (3.5)", http.Header{"Content-Location": {"/doc?a=1"}, "Cache-Control": {fresh}}, http.Header{"Authorization": {"x"}}, policy.ReasonAuthorization},
+	} {
+		ok, reason := policy.StorablePOST(tt.req, 200, tt.h, target, policy.Options{})
+		if reason != tt.want || ok != (tt.want == policy.ReasonNone) {
+			t.Errorf("%s: %v %q, want %q", tt.name, ok, reason, tt.want)
 		}
 	}
 }

@@ -284,3 +284,19 @@ func overwrite(b []byte, off, n int) []byte {
 	}
 	return c
 }
+
+// TestFlatCity: ip-location-db's city builds keep the city name as a flat
+// string beside country_code (and state names, not codes).
+func TestFlatCity(t *testing.T) {
+	b, err := mmdbtest.BuildMeta(mmdbtest.Meta{Type: "city ipv4", IPVersion: 4}, map[string]mmdbtype.DataType{
+		"81.2.69.0/24": mmdbtype.Map{"country_code": mmdbtype.String("GB"), "city": mmdbtype.String("London"), "state1": mmdbtype.String("England")},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := openBytes(t, b, nil)
+	want := geodb.Result{Found: true, CountryCode: "GB", ContinentCode: "EU", City: "London"}
+	if got := lookup(t, db, "81.2.69.1"); got != want || db.Kind() != geodb.KindCity {
+		t.Errorf("lookup = %+v (kind %s), want %+v", got, db.Kind(), want)
+	}
+}

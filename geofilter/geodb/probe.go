@@ -83,15 +83,15 @@ func (d *DB) probe() ([]probedRecord, error) {
 // candidates are, for each field, the places where the known layouts keep
 // it, in order of preference: MaxMind's (GeoIP2, GeoLite2, and DB-IP,
 // IP2Location's MMDB, which copy it), then the flat keys of ip-location-db
-// (country_code; autonomous_system_number and autonomous_system_organization
-// in its ASN builds) and IPinfo (country_code, continent_code, asn, as_name;
+// (country_code, and city in its city builds; autonomous_system_number and
+// autonomous_system_organization in its ASN builds) and IPinfo (country_code, continent_code, asn, as_name;
 // country and continent in its older country builds).
 var candidates = [numFields][][]any{
 	fCountryCode:        {{"country", "iso_code"}, {"country_code"}, {"country"}},
 	fContinentCode:      {{"continent", "code"}, {"continent_code"}, {"continent"}},
 	fInEU:               {{"country", "is_in_european_union"}},
 	fSubdivisionCode:    {{"subdivisions", 0, "iso_code"}},
-	fCity:               {{"city", "names", "en"}},
+	fCity:               {{"city", "names", "en"}, {"city"}},
 	fASN:                {{"autonomous_system_number"}, {"asn"}, {"traits", "autonomous_system_number"}},
 	fASNOrg:             {{"autonomous_system_organization"}, {"as_name"}, {"traits", "autonomous_system_organization"}},
 	fIsAnonymous:        {{"is_anonymous"}, {"traits", "is_anonymous"}},

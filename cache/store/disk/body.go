@@ -93,6 +93,11 @@ func (b *fileBody) ReadAt(p []byte, off int64) (int, error) {
 // WriteTo copies the rest of the body to w straight from the file: with
 // w a socket (directly or through writers that implement io.ReaderFrom),
 // the kernel sends it with sendfile and the body never enters user space.
+//
+// The body runs to the end of its file (Get checked the file's length),
+// so the file itself is the source, not an io.LimitedReader of it: Caddy's
+// IdleTimeoutWriter wraps the source in an io.LimitReader of its own, and
+// net.TCPConn uses sendfile only for a file inside at most one of those.
 func (b *fileBody) WriteTo(w io.Writer) (int64, error) {
 	if b.off >= b.size {
 		return 0, nil
@@ -100,7 +105,7 @@ func (b *fileBody) WriteTo(w io.Writer) (int64, error) {
 	if _, err := b.f.Seek(b.base+b.off, io.SeekStart); err != nil {
 		return 0, err
 	}
-	n, err := io.Copy(w, &io.LimitedReader{R: b.f, N: b.size - b.off})
+	n, err := io.Copy(w, b.f)
 	b.off += n
 	if err == nil && b.off < b.size {
 		err = io.ErrUnexpectedEOF

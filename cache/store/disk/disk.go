@@ -57,6 +57,12 @@ const (
 	// length and metadata integrity before they are sent and verified by
 	// the background scrub.
 	DefaultVerifyMax int64 = 1 << 20
+	// inlineMax is the largest body always read whole, verified and
+	// returned from memory. A larger body up to VerifyMax is verified the
+	// first time it is read; once verified (or written by this process),
+	// it is sent from the file like a large one, and the scrub verifies
+	// it again every scrubInterval.
+	inlineMax = 64 << 10
 	// DefaultScrubRate bounds the background scrub: 64 MiB/s.
 	DefaultScrubRate int64 = 64 << 20
 	// maintenanceInterval is how often expired entries are removed and a
@@ -107,6 +113,9 @@ type ient struct {
 	tags     []string // not modified once indexed
 	atime    atomic.Int64
 	scrubbed time.Time // when the scrub last verified the body (large bodies); under mu
+	// verified tells that this process wrote the file or checked its
+	// body against its checksum.
+	verified atomic.Bool
 }
 
 func (ie *ient) cost() int64 { return ie.fileSize + fileOverhead }
@@ -333,10 +342,11 @@ func (c *Cache) Get(_ context.Context, key string) (*store.Entry, store.Body, er
 		return nil, nil, store.ErrNotFound
 	}
 	want := int64(4096)
-	if ie != nil && ie.bodyLen <= c.cfg.VerifyMax {
+	trusted := ie != nil && ie.verified.Load()
+	if ie != nil && c.inline(ie.bodyLen, trusted) {
 		want = ie.fileSize + 1 // the whole file, and proof of its end
 	}
-	e, body, err := c.read(f, key, want, true)
+	e, body, err := c.read(f, key, want, true, trusted)
 	if err != nil {
 		if errors.Is(err, errCorrupt) {
 			c.corrupt(key, f, err)
@@ -348,25 +358,35 @@ func (c *Cache) Get(_ context.Context, key string) (*store.Entry, store.Body, er
 	}
 	if _, ok := body.(*bytesBody); ok {
 		f.Close()
+		if ie != nil {
+			ie.verified.Store(true)
+		}
 	}
 	return e, body, nil
 }
 
+// inline tells whether a body of n bytes is read whole and verified:
+// always up to inlineMax, up to VerifyMax until it was verified once.
+func (c *Cache) inline(n int64, verified bool) bool {
+	return n <= c.cfg.VerifyMax && (n <= inlineMax || !verified)
+}
+
 // read reads and checks the entry file f of key, reading want bytes first.
-// With withBody, it returns the body: verified and in memory when small,
-// else on f (which the body then owns).
-func (c *Cache) read(f *os.File, key string, want int64, withBody bool) (*store.Entry, store.Body, error) {
-	buf, p, err := readPrefix(f, want)
+// With withBody, it returns the body: verified and in memory when small
+// (see inline; trusted tells a body verified before), else on f (which the
+// body then owns).
+func (c *Cache) read(f *os.File, key string, want int64, withBody, trusted bool) (*store.Entry, store.Body, error) {
+	buf, p, atEOF, err := readPrefix(f, want)
 	if err != nil {
 		return nil, nil, err
 	}
 	fsz := p.fileSize()
-	small := p.bodyLen <= c.cfg.VerifyMax && withBody
+	small := withBody && c.inline(p.bodyLen, trusted)
 	need := prefixLen + int64(p.headerLen)
 	if small {
 		need = fsz
 	}
-	if int64(len(buf)) < need || (small && int64(len(buf)) == need) {
+	if int64(len(buf)) < need || (small && !atEOF) {
 		// Read what is missing, and one byte more to prove the end.
 		more := make([]byte, need+1)
 		n, rerr := f.ReadAt(more, 0)
@@ -420,22 +440,24 @@ func (c *Cache) read(f *os.File, key string, want int64, withBody bool) (*store.
 }
 
 // readPrefix reads up to want bytes from the start of f and decodes the
-// prefix. A prefix that fails its checksum is read once more: a soft purge
-// may have been rewriting it.
-func readPrefix(f *os.File, want int64) ([]byte, prefix, error) {
+// prefix; atEOF tells that the bytes read are the whole file. A prefix
+// that fails its checksum is read once more: a soft purge may have been
+// rewriting it.
+func readPrefix(f *os.File, want int64) (buf []byte, p prefix, atEOF bool, err error) {
 	for try := 0; ; try++ {
-		buf := make([]byte, max(want, prefixLen))
-		n, err := f.ReadAt(buf, 0)
-		if err != nil && err != io.EOF {
-			return nil, prefix{}, err
+		buf = make([]byte, max(want, prefixLen))
+		n, rerr := f.ReadAt(buf, 0)
+		if rerr != nil && rerr != io.EOF {
+			return nil, prefix{}, false, rerr
 		}
+		atEOF = n < len(buf)
 		buf = buf[:n]
 		if n < prefixLen {
-			return nil, prefix{}, fmt.Errorf("%w: truncated prefix", errCorrupt)
+			return nil, prefix{}, atEOF, fmt.Errorf("%w: truncated prefix", errCorrupt)
 		}
-		p, err := decodePrefix(buf)
+		p, err = decodePrefix(buf)
 		if err == nil || try == 1 {
-			return buf, p, err
+			return buf, p, atEOF, err
 		}
 	}
 }
@@ -648,6 +670,7 @@ func (w *writer) Commit() error {
 		return fmt.Errorf("disk store: %w", err)
 	}
 	ie := &ient{fileSize: w.p.fileSize(), bodyLen: w.n, expires: w.expires, tags: w.tags}
+	ie.verified.Store(true) // its checksum is of the bytes written
 	return c.install(w.key, w.f.Name(), ie, nil)
 }
 
@@ -728,9 +751,9 @@ func (c *Cache) Update(_ context.Context, key string, e *store.Entry) error {
 		return err
 	}
 	defer f.Close()
-	buf, p, err := readPrefix(f, 4096)
+	buf, p, _, err := readPrefix(f, 4096)
 	if err == nil {
-		_, _, err = c.read(f, key, int64(len(buf)), false)
+		_, _, err = c.read(f, key, int64(len(buf)), false, false)
 	}
 	if err != nil {
 		if errors.Is(err, errCorrupt) {
@@ -780,6 +803,8 @@ func (c *Cache) Update(_ context.Context, key string, e *store.Entry) error {
 		return err
 	}
 	nie := &ient{fileSize: np.fileSize(), bodyLen: p.bodyLen, expires: unixNano(e.Expires), tags: slices.Clone(e.Tags)}
+	// The body is the old file's: as verified as it was.
+	nie.verified.Store(ie != nil && ie.verified.Load())
 	return c.install(key, t.Name(), nie, f)
 }
 
@@ -919,7 +944,7 @@ func (c *Cache) meta(key string) (*store.Entry, error) {
 		return nil, err
 	}
 	defer f.Close()
-	e, _, err := c.read(f, key, 4096, false)
+	e, _, err := c.read(f, key, 4096, false, false)
 	return e, err
 }
 

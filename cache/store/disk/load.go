@@ -74,7 +74,7 @@ func (c *Cache) loadFile(sub byte, path, file string) error {
 		return errSkip
 	}
 	defer f.Close()
-	buf, p, err := readPrefix(f, 4096)
+	buf, p, _, err := readPrefix(f, 4096)
 	if err == nil {
 		need := prefixLen + int64(p.headerLen)
 		if int64(len(buf)) < need {
@@ -170,8 +170,8 @@ func (c *Cache) removeExpired() {
 	}
 }
 
-// scrub verifies the bodies larger than VerifyMax that were not verified
-// in the last scrubInterval, at most ScrubRate bytes per second, and
+// scrub verifies the bodies that may be sent from their file (larger than
+// inlineMax) and were not verified in the last scrubInterval, at most ScrubRate bytes per second, and
 // removes those that fail. A large body is thus verified within
 // scrubInterval plus one pass (at most the bytes of such bodies divided
 // by ScrubRate) of being written, loaded or last verified.
@@ -180,7 +180,7 @@ func (c *Cache) scrub() {
 	c.mu.RLock()
 	var keys []string
 	for k, ie := range c.index {
-		if ie.bodyLen > c.cfg.VerifyMax && ie.scrubbed.Before(due) {
+		if ie.bodyLen > inlineMax && ie.scrubbed.Before(due) {
 			keys = append(keys, k)
 		}
 	}
@@ -201,7 +201,7 @@ func (c *Cache) scrubOne(key string) {
 		return
 	}
 	defer f.Close()
-	_, p, err := readPrefix(f, prefixLen)
+	_, p, _, err := readPrefix(f, prefixLen)
 	if err == nil {
 		err = c.verifyBody(f, &p)
 	}
