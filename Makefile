@@ -16,7 +16,7 @@ ORIGIN_PORT ?= 9000
 ADMIN_PORT  ?= 2019
 export EDGE_PORT ORIGIN_PORT ADMIN_PORT
 
-.PHONY: help run reload check-ports build test bench load bench-load example-assets
+.PHONY: help run reload check-ports build test bench load bench-load soak example-assets
 
 ## help: list the targets
 help:
@@ -68,6 +68,11 @@ bench:
 ## load: the loopback load script (hit vs respond, geofilter overhead, collapsing)
 load:
 	bench/load.sh
+
+## soak: a few minutes of mixed hits, misses, ranges, purges, reloads and denials against bin/caddy; reports errors, RSS and goroutines (SOAK_DURATION=3m)
+SOAK_DURATION ?= 3m
+soak: bin/caddy
+	go run ./bench/soak -caddy bin/caddy -duration $(SOAK_DURATION)
 
 ## bench-load: the comparison harness: ceiling, respond, reverse_proxy, cache hits per store, misses, pass-through, nginx, Varnish (bench/harness.sh)
 bench-load:

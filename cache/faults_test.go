@@ -3,6 +3,7 @@ package cache_test
 import (
 	"bufio"
 	"context"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"net"
@@ -13,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/caddy-edge/edge/internal/caddytest"
 )
@@ -357,6 +360,85 @@ func TestFaultOriginCloseDelimitedBody(t *testing.T) {
 	expect(t, "close-delimited, again", r, 200, "*", "hit", "hit")
 	if r.body != body {
 		t.Errorf("close-delimited from the store: %d bytes, want %d", len(r.body), len(body))
+	}
+	if n := o.n.Load(); n != 1 {
+		t.Errorf("origin got %d requests, want 1", n)
+	}
+}
+
+// Issue 8 (Guarantees): the key is the URL (and what Vary names); headers
+// outside it that an origin honours, such as X-Original-URL, could make a
+// client's request store another page under the URL. The two remedies the
+// README gives hold: strip the header before the origin (request_header),
+// or have the origin name it in Vary. Either way an attacker's header
+// never changes what the next client of the URL gets.
+func TestFaultUnkeyedHeaderStrippedOrVaried(t *testing.T) {
+	for _, tt := range []struct {
+		name, site string
+		vary       bool
+	}{
+		{"request_header strips it", "request_header -X-Original-URL", false},
+		{"origin varies on it", "", true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+				page := r.URL.Path
+				if u := r.Header.Get("X-Original-URL"); u != "" {
+					page = u // as IIS and some frameworks do
+				}
+				w.Header().Set("Cache-Control", "max-age=600")
+				if tt.vary {
+					w.Header().Set("Vary", "X-Original-URL")
+				}
+				io.WriteString(w, "page "+page)
+			})
+			s := caddytest.Start(t, `
+http://localhost:{HTTP_PORT} {
+	header >X-Result {http_cache.status}
+	`+tt.site+`
+	http_cache
+	reverse_proxy `+o.addr()+`
+}
+`)
+			attack := get(t, s, "/home", "X-Original-URL", "/admin")
+			if tt.vary {
+				expect(t, "attacker", attack, 200, "page /admin", "miss")
+			} else {
+				expect(t, "attacker", attack, 200, "page /home", "miss")
+			}
+			expect(t, "next client", get(t, s, "/home"), 200, "page /home", "")
+			expect(t, "next client again", get(t, s, "/home"), 200, "page /home", "hit")
+		})
+	}
+}
+
+// Issue 8 (Guarantees): http_cache runs after basic_auth, so a stored
+// response is never served to a client that fails authentication: it gets
+// 401, with or without the entry in the store.
+func TestFaultHitNeedsAuth(t *testing.T) {
+	hash, err := bcrypt.GenerateFromPassword([]byte("secret"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := newOrigin(t, serve("members only", "Cache-Control", "public, max-age=600"))
+	s := caddytest.Start(t, `
+http://localhost:{HTTP_PORT} {
+	header >X-Result {http_cache.status}
+	basic_auth {
+		alice `+string(hash)+`
+	}
+	http_cache
+	reverse_proxy `+o.addr()+`
+}
+`)
+	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte("alice:secret"))
+	wrong := "Basic " + base64.StdEncoding.EncodeToString([]byte("alice:guess"))
+	expect(t, "member", get(t, s, "/m", "Authorization", auth), 200, "members only", "miss", "stored")
+	expect(t, "member again", get(t, s, "/m", "Authorization", auth), 200, "members only", "hit")
+	for _, r := range []result{get(t, s, "/m"), get(t, s, "/m", "Authorization", wrong)} {
+		if r.status != http.StatusUnauthorized || strings.Contains(r.body, "members only") {
+			t.Errorf("without valid credentials: %d %q, want 401", r.status, r.body)
+		}
 	}
 	if n := o.n.Load(); n != 1 {
 		t.Errorf("origin got %d requests, want 1", n)

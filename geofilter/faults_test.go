@@ -229,3 +229,47 @@ http://localhost:{HTTP_PORT} {
 		}
 	}
 }
+
+// TestFaultClientAddressAppendingProxy: behind a trusted proxy that
+// appends the peer it saw to the client's own X-Forwarded-For (as most load
+// balancers do), a client in CN that sends "X-Forwarded-For: <a DE
+// address>" arrives with "<DE>, <CN>". With trusted_proxies_strict, Caddy's
+// client_ip is the rightmost address that is not a trusted proxy, and the
+// client is denied (403); without it, Caddy takes the leftmost address,
+// the one the client wrote, and lets it through (200) — which is why the
+// README asks for trusted_proxies_strict with such proxies.
+func TestFaultClientAddressAppendingProxy(t *testing.T) {
+	country := mmdbtest.Country(t, countryNets)
+	site := `
+http://localhost:{HTTP_PORT} {
+	geofilter {
+		db ` + country + `
+		deny country CN
+	}
+	respond "{geo.ip} {geo.country_code}"
+}
+`
+	global := func(strict string) string {
+		return `{
+	admin {ADMIN_ADDR}
+	http_port {HTTP_PORT}
+	auto_https off
+	skip_install_trust
+	persist_config off
+	servers {
+		trusted_proxies static 127.0.0.1/8 ::1
+		` + strict + `
+	}
+}
+`
+	}
+	s := caddytest.Start(t, global("trusted_proxies_strict")+site)
+	spoofed := ipDE + ", " + ipCN // what the client wrote, then what the proxy saw
+	expect(t, s, "GET", "/", spoofed, 403, "")
+	expect(t, s, "GET", "/", ipCN, 403, "")
+	expect(t, s, "GET", "/", ipDE, 200, ipDE+" DE")
+
+	s.Load(t, global("")+site)
+	s.Client.CloseIdleConnections()
+	expect(t, s, "GET", "/", spoofed, 200, ipDE+" DE")
+}
