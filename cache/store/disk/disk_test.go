@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -570,5 +571,35 @@ func TestMidSizeBodyVerifiedOnce(t *testing.T) {
 		if fmt.Sprintf("%T", b) != want || !bytes.Equal(got, body) {
 			t.Errorf("read %d: %T with %d bytes, want %s with the body", i, b, len(got), want)
 		}
+	}
+}
+
+// Close ends every goroutine of the Cache, also while the index is still
+// loading, and releases the directory.
+func TestCloseLeavesNothing(t *testing.T) {
+	dir := t.TempDir()
+	c, err := Open(Config{Dir: dir, NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-c.Ready()
+	for i := range 3000 {
+		put(t, c, fmt.Sprint("k", i), entry(time.Now()), []byte("v"))
+	}
+	c.Close()
+	before := runtime.NumGoroutine()
+	for range 5 {
+		c, err := Open(Config{Dir: dir, NoSync: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Close() // most likely before the index is complete
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		t.Errorf("%d goroutines after Open and Close, %d before", n, before)
+	}
+	c2 := open(t, Config{Dir: dir, NoSync: true})
+	if st := c2.Stats(); st.Entries != 3000 {
+		t.Errorf("Stats().Entries = %d after interrupted loads, want 3000", st.Entries)
 	}
 }
