@@ -438,3 +438,46 @@ func TestReadmeModules(t *testing.T) {
 		t.Errorf("found %d modules of the plugin, want at least the 6 of DESIGN.md", ours)
 	}
 }
+
+// TestReadmeOptionTables checks that every option of a Caddyfile syntax
+// block (the lines one level inside the directive) has a row in the option
+// table that follows the block, so that an option added to the syntax gets
+// its default and meaning.
+func TestReadmeOptionTables(t *testing.T) {
+	raw, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(raw), "\n")
+	for _, b := range markdownBlocks(t, "README.md") {
+		if b.lang != "caddyfile" || b.info != "syntax" {
+			continue
+		}
+		// The table: the first run of lines starting with | after the block.
+		var table strings.Builder
+		end := b.line + strings.Count(b.text, "\n") + 1 // the closing fence, 1-based
+		for _, l := range lines[end:] {
+			if strings.HasPrefix(l, "|") {
+				table.WriteString(strings.ReplaceAll(l, `\|`, "|") + "\n")
+			} else if table.Len() > 0 || strings.HasPrefix(l, "#") {
+				break
+			}
+		}
+		if table.Len() == 0 {
+			t.Errorf("README.md:%d: syntax block without an option table after it", b.line)
+			continue
+		}
+		for l := range strings.SplitSeq(b.text, "\n") {
+			if !strings.HasPrefix(l, "\t") || strings.HasPrefix(l, "\t\t") {
+				continue
+			}
+			opt := strings.Fields(l)[0]
+			if strings.HasPrefix(opt, "<") || opt == "}" {
+				continue
+			}
+			if !strings.Contains(table.String(), "| `"+opt) {
+				t.Errorf("README.md:%d: option %s of the syntax has no row in the table after it", b.line, opt)
+			}
+		}
+	}
+}

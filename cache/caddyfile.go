@@ -23,6 +23,7 @@ import (
 //	    max_ttl <duration>                      # default: none
 //	    stale_while_revalidate <duration>       # default: off
 //	    stale_if_error <duration>               # default: off
+//	    stale_if_unreachable <duration>|off     # default: 1d
 //	    statuses <code...>                      # default: RFC 9110 §15.1
 //	    allow_set_cookie
 //	    unsafe_credentialed_heuristics          # default_ttl/heuristics for Cookie/Authorization requests
@@ -136,6 +137,23 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			case "hit_for_miss_ttl":
 				h.HitForMissTTL = v
 			}
+
+		case "stale_if_unreachable":
+			if !d.NextArg() {
+				return argErr(d, opt)
+			}
+			var window caddy.Duration
+			if d.Val() != "off" {
+				dur, err := caddy.ParseDuration(d.Val())
+				if err != nil || dur <= 0 {
+					return d.Errf("bad stale_if_unreachable '%s': want a positive duration or off", d.Val())
+				}
+				window = caddy.Duration(dur)
+			}
+			if d.NextArg() {
+				return argErr(d, opt)
+			}
+			h.StaleIfUnreachable = &window
 
 		case "statuses":
 			args := d.RemainingArgs()

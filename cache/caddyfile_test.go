@@ -51,6 +51,8 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 			vary {geo.country_code} {http.request.header.X-Device}
 			unsafe_credentialed_heuristics
 		}`, `{"vary":["{geo.country_code}","{http.request.header.X-Device}"],"unsafe_credentialed_heuristics":true}`},
+		{"stale_if_unreachable window", "http_cache {\n\tstale_if_unreachable 2h\n}", `{"stale_if_unreachable":7200000000000}`},
+		{"stale_if_unreachable off", "http_cache {\n\tstale_if_unreachable off\n}", `{"stale_if_unreachable":0}`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var h cache.Handler
@@ -98,6 +100,9 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"size missing", "http_cache {\n\tmax_object_size\n}", "wrong argument count for http_cache option 'max_object_size'"},
 		{"bypass without matcher", "http_cache {\n\tbypass\n}", "bypass needs a matcher"},
 		{"vary without placeholder", "http_cache {\n\tvary\n}", "wrong argument count for http_cache option 'vary'"},
+		{"stale_if_unreachable bad", "http_cache {\n\tstale_if_unreachable never\n}", "bad stale_if_unreachable 'never': want a positive duration or off"},
+		{"stale_if_unreachable zero", "http_cache {\n\tstale_if_unreachable 0s\n}", "bad stale_if_unreachable '0s'"},
+		{"stale_if_unreachable missing", "http_cache {\n\tstale_if_unreachable\n}", "wrong argument count for http_cache option 'stale_if_unreachable'"},
 		{"vary on a header name", "http_cache {\n\tvary X-Device\n}", "bad vary 'X-Device'"},
 		{"vary on two placeholders in one", "http_cache {\n\tvary {a}{b}\n}", "bad vary '{a}{b}'"},
 		{"bypass unknown matcher", "http_cache {\n\tbypass nosuchmatcher x\n}", "nosuchmatcher"},

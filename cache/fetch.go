@@ -4,12 +4,16 @@ import (
 	"context"
 	"errors"
 	"io"
+	"maps"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -32,11 +36,14 @@ type fetch struct {
 	invalidate   func(status int, hdr http.Header) // of a POST: §4.4 invalidation, before storing
 	revalidate   bool                              // send lk.entry's validators; a 304 freshens it (§4.3)
 	staleIfError bool                              // on an origin error, serve lk.entry stale (RFC 5861 §4)
-	background   bool                              // a background refresh or range fill: nobody to answer
-	detached     bool                              // r's context outlives the client (see detach)
-	cancel       func()                            // of a background fetch: stops it once nothing will be stored
-	flight       *flight
-	cs           cacheStatus // Cache-Status so far (fwd, collapsed, detail)
+	// staleIfUnreachable: when the origin cannot be reached, serve
+	// lk.entry stale (§4.2.4, stale_if_unreachable).
+	staleIfUnreachable bool
+	background         bool   // a background refresh or range fill: nobody to answer
+	detached           bool   // r's context outlives the client (see detach)
+	cancel             func() // of a background fetch: stops it once nothing will be stored
+	flight             *flight
+	cs                 cacheStatus // Cache-Status so far (fwd, collapsed, detail)
 }
 
 // detach makes the fetch outlive its client, for the requests that wait
@@ -169,10 +176,10 @@ func (f *fetch) answer(w http.ResponseWriter, x exchange) error {
 		return h.serveStored(w, f.r, f.lk, dec, cs, resultRevalidated)
 
 	case fw.state == stateCaptured:
-		return f.serveStale(w, fw.status)
+		return f.serveStale(w, fw.status, "stale-if-error")
 
 	case x.err != nil && fw.state == stateHeader:
-		if f.staleIfError && f.r.Context().Err() == nil && isOriginFailure(x.err) {
+		if detail := f.staleOnError(x.err); detail != "" {
 			status := http.StatusBadGateway
 			var he caddyhttp.HandlerError
 			if errors.As(x.err, &he) && he.StatusCode != 0 {
@@ -181,7 +188,7 @@ func (f *fetch) answer(w http.ResponseWriter, x exchange) error {
 			if c := h.logger.Check(zapcore.DebugLevel, "origin failed, serving stale"); c != nil {
 				c.Write(zap.String("key", f.lk.key), zap.Error(x.err))
 			}
-			return f.serveStale(w, status)
+			return f.serveStale(w, status, detail)
 		}
 		if !f.background {
 			cs := f.cs
@@ -192,10 +199,41 @@ func (f *fetch) answer(w http.ResponseWriter, x exchange) error {
 	return x.err
 }
 
+// staleOnError tells whether the stored entry answers in place of err, an
+// error of the next handler before any response header, and under which
+// Cache-Status detail: stale-if-error for any origin failure within that
+// window (RFC 5861 §4), stale-if-unreachable when the origin could not be
+// reached at all (§4.2.4); "" when neither applies (or the client left).
+func (f *fetch) staleOnError(err error) string {
+	if f.r.Context().Err() != nil || !isOriginFailure(err) {
+		return ""
+	}
+	switch {
+	case f.staleIfError:
+		return "stale-if-error"
+	case f.staleIfUnreachable && unreachable(err):
+		return "stale-if-unreachable"
+	}
+	return ""
+}
+
+// unreachable tells whether err, returned by the next handler before any
+// response header, means the origin could not be reached: a network error
+// (connection refused or reset, a timeout, a connection closed before the
+// response), not a response.
+func unreachable(err error) bool {
+	var ne net.Error
+	var de reverseproxy.DialError // wraps the dial error without Unwrap
+	return errors.As(err, &de) || errors.As(err, &ne) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, context.DeadlineExceeded)
+}
+
 // serveStale answers with the stale stored entry after the origin failed
-// with status.
-func (f *fetch) serveStale(w http.ResponseWriter, status int) error {
-	cs := cacheStatus{fwd: fwdStale, fwdStatus: status, ttl: f.dec.TTL, hasTTL: true, detail: "stale-if-error", collapsed: f.cs.collapsed}
+// with status; detail says which rule allowed it.
+func (f *fetch) serveStale(w http.ResponseWriter, status int, detail string) error {
+	cs := cacheStatus{fwd: fwdStale, fwdStatus: status, ttl: f.dec.TTL, hasTTL: true, detail: detail, collapsed: f.cs.collapsed}
 	return f.h.serveStored(w, f.r, f.lk, f.dec, cs, resultStale)
 }
 
@@ -243,7 +281,7 @@ func (r notStorable) Error() string { return "freshened response not storable: "
 // can be revalidated, revalidationKeep more.
 func (h *Handler) expires(dv *derived, hdr http.Header, responseTime time.Time) time.Time {
 	fr := dv.fresh
-	d := fr.Lifetime + max(fr.StaleWhileRevalidate, fr.StaleIfError)
+	d := fr.Lifetime + max(fr.StaleWhileRevalidate, fr.StaleIfError, fr.StaleIfUnreachable)
 	if policy.HasValidator(hdr) {
 		d += revalidationKeep
 	}
@@ -386,13 +424,19 @@ func (fw *fetchWriter) WriteHeader(status int) {
 }
 
 // writeInformational passes a 1xx response (e.g. 103 Early Hints) on to
-// the client; it is not final.
+// the client with the fields the next handler set for it. It is not final:
+// those fields are then taken back out of the client's header map, so that
+// they are neither sent with the final response nor stored (the next
+// handler clears its own map the same way: reverse_proxy does).
 func (fw *fetchWriter) writeInformational(status int) {
 	dst := fw.rw.Header()
+	own := dst.Clone()
 	for k, v := range fw.header {
 		dst[k] = v
 	}
 	fw.rw.WriteHeader(status)
+	clear(dst)
+	maps.Copy(dst, own)
 }
 
 // captures tells whether a response with status is kept from the client:

@@ -28,6 +28,8 @@ const (
 	DefaultMaxObjectSize   int64 = 32 << 20
 	DefaultCollapseTimeout       = 10 * time.Second
 	DefaultHitForMissTTL         = 30 * time.Second
+	// DefaultStaleIfUnreachable is stale_if_unreachable's default.
+	DefaultStaleIfUnreachable = 24 * time.Hour
 	// refreshTimeout bounds a background fetch: a stale-while-revalidate
 	// refresh or the fill started by a Range miss.
 	refreshTimeout = 30 * time.Second
@@ -107,6 +109,16 @@ type Handler struct {
 	// stale-if-error window (RFC 5861) for responses that send none.
 	// Default: 0 (only what the origin sends).
 	StaleIfError caddy.Duration `json:"stale_if_error,omitempty"`
+
+	// How long past its freshness a stored response is served (stale)
+	// when the origin cannot be reached: the next handler fails before
+	// any response header (connection refused or reset, timeout), as
+	// opposed to answering with a 5xx, which stale_if_error covers.
+	// Never for responses with must-revalidate, proxy-revalidate,
+	// s-maxage or no-cache (RFC 9111 §4.2.4). Stored responses are kept
+	// this long past their freshness for it. 0 turns it off. Default:
+	// 86400000000000 (1 day).
+	StaleIfUnreachable *caddy.Duration `json:"stale_if_unreachable,omitempty"`
 
 	// Status codes that may be stored. Default: those cacheable by default
 	// (RFC 9110 §15.1) and any final status with explicit freshness.
@@ -208,6 +220,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		MaxTTL:                 time.Duration(h.MaxTTL),
 		StaleWhileRevalidate:   time.Duration(h.StaleWhileRevalidate),
 		StaleIfError:           time.Duration(h.StaleIfError),
+		StaleIfUnreachable:     DefaultStaleIfUnreachable,
+	}
+	if h.StaleIfUnreachable != nil {
+		h.opts.StaleIfUnreachable = time.Duration(*h.StaleIfUnreachable)
 	}
 	h.optsKey = fmt.Sprintf("%+v", h.opts)
 	h.flights = make(map[string]*flight)
@@ -280,6 +296,9 @@ func (h *Handler) Validate() error {
 		if d.d < 0 {
 			return fmt.Errorf("%s must not be negative", d.name)
 		}
+	}
+	if h.StaleIfUnreachable != nil && *h.StaleIfUnreachable < 0 {
+		return errors.New("stale_if_unreachable must not be negative")
 	}
 	if h.MaxTTL > 0 && h.DefaultTTL > h.MaxTTL {
 		return fmt.Errorf("default_ttl %s is longer than max_ttl %s", time.Duration(h.DefaultTTL), time.Duration(h.MaxTTL))

@@ -350,7 +350,7 @@ func (h *Handler) serveWaitTimedOut(c *cacheable, f *fetch) error {
 			c.collapse = collapsedServed
 			return h.serveFromStore(c, &lk, dec)
 		}
-		if dec.StaleIfErrorOK {
+		if dec.StaleIfErrorOK || dec.StaleIfUnreachableOK { // the origin did not answer in time
 			cs := cacheStatus{fwd: fwdStale, collapsed: collapsedUnused, ttl: dec.TTL, hasTTL: true, detail: detailCollapseTimeout}
 			return h.serveStored(c.w, c.r, &lk, dec, cs, resultStale)
 		}
@@ -408,6 +408,7 @@ func (h *Handler) newFetch(c *cacheable, lk lookup, dec policy.Decision) *fetch 
 		}
 		f.revalidate = dec.Action == policy.Revalidate && policy.HasValidator(lk.entry.Header)
 		f.staleIfError = dec.StaleIfErrorOK
+		f.staleIfUnreachable = dec.StaleIfUnreachableOK
 	}
 	if c.collapse != notCollapsed {
 		// Waited for another request's fetch and could not use it (e.g.
@@ -485,7 +486,7 @@ func (h *Handler) leadOrWait(c *cacheable, f *fetch, attempt int) (retry bool, e
 	}
 	// A waiter: do not hold the stored body while waiting.
 	f.lk.close()
-	f.lk.entry, f.revalidate, f.staleIfError = nil, false, false
+	f.lk.entry, f.revalidate, f.staleIfError, f.staleIfUnreachable = nil, false, false, false
 	if attempt > 0 {
 		f.cs.collapsed = collapsedUnused
 		return false, f.run(c.w)

@@ -53,6 +53,8 @@ func EvaluateRequest(rq Directives, f Freshness, age time.Duration) Decision {
 			maxStaleOK
 	}
 
+	d.StaleIfUnreachableOK = within(staleness, f.StaleIfUnreachable)
+
 	switch {
 	case rq.NoCache || f.NoCache:
 		// §5.2.1.4, §5.2.2.4: validate first.

@@ -66,7 +66,22 @@ func ResponseFreshnessStatus(status int, h http.Header, responseTime time.Time, 
 	}
 	f.MustRevalidate = rd.MustRevalidate || rd.ProxyRevalidate || rd.SMaxAge.Set
 	f.NoCache = rd.NoCache
+	f.StaleIfUnreachable = staleIfUnreachable(f, opts.StaleIfUnreachable)
 	return f
+}
+
+// staleIfUnreachable is the window past its freshness in which a response
+// with freshness f may be served when the origin cannot be reached (the
+// cache is "disconnected", §4.2.4): the configured window, but never for a
+// response whose directives forbid serving it stale: must-revalidate
+// (§5.2.2.2), proxy-revalidate (§5.2.2.8), s-maxage (§5.2.2.10), all in
+// f.MustRevalidate, and no-cache (§5.2.2.4), which asks for validation at
+// every use.
+func staleIfUnreachable(f Freshness, window time.Duration) time.Duration {
+	if f.MustRevalidate || f.NoCache {
+		return 0
+	}
+	return window
 }
 
 // expiresLifetime is Expires minus Date (§4.2.1), never negative.

@@ -105,6 +105,10 @@ type Options struct {
 	// response sends none (RFC 5861); zero means off.
 	StaleWhileRevalidate time.Duration
 	StaleIfError         time.Duration
+	// StaleIfUnreachable is how long past its freshness a stored response
+	// may be served when the origin cannot be reached (§4.2.4: "when the
+	// cache is disconnected from the origin server"); zero means off.
+	StaleIfUnreachable time.Duration
 }
 
 // Freshness is what the policy knows of a stored response's lifetimes.
@@ -115,6 +119,7 @@ type Freshness struct {
 	StaleIfError         time.Duration // window after Lifetime, RFC 5861
 	MustRevalidate       bool          // must-revalidate, proxy-revalidate or s-maxage: never serve stale (§5.2.2.2, §5.2.2.8, §5.2.2.10)
 	NoCache              bool          // response no-cache: revalidate every use (§5.2.2.4)
+	StaleIfUnreachable   time.Duration // window after Lifetime when the origin cannot be reached; 0 when a directive forbids stale (§4.2.4)
 }
 
 // Action is what to do with a stored response for a request.
@@ -138,4 +143,8 @@ type Decision struct {
 	// revalidation fails (origin 5xx, refused, timeout) — RFC 5861 §4 and
 	// the request's max-stale, never when MustRevalidate or NoCache.
 	StaleIfErrorOK bool
+	// StaleIfUnreachableOK tells whether the stored response may be served
+	// when the origin cannot be reached at all (refused, reset or timed
+	// out before any response): within Freshness.StaleIfUnreachable.
+	StaleIfUnreachableOK bool
 }

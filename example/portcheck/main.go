@@ -16,30 +16,41 @@ import (
 )
 
 func main() {
-	busy := 0
+	problems, err := check(os.Args[1:])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "portcheck:", err)
+		os.Exit(2)
+	}
+	for _, p := range problems {
+		fmt.Fprintln(os.Stderr, p)
+	}
+	if len(problems) > 0 {
+		fmt.Fprintln(os.Stderr, "pick free ports, e.g.: make run EDGE_PORT=8081 ORIGIN_PORT=9001 ADMIN_PORT=2020")
+		os.Exit(1)
+	}
+}
+
+// check returns one line for each NAME=PORT argument whose port cannot be
+// bound on 127.0.0.1 or is given to another name too.
+func check(args []string) ([]string, error) {
+	var problems []string
 	seen := map[string]string{} // port -> name
-	for _, arg := range os.Args[1:] {
+	for _, arg := range args {
 		name, port, ok := strings.Cut(arg, "=")
 		if !ok {
-			fmt.Fprintf(os.Stderr, "portcheck: argument %q is not NAME=PORT\n", arg)
-			os.Exit(2)
+			return nil, fmt.Errorf("argument %q is not NAME=PORT", arg)
 		}
 		if other, dup := seen[port]; dup {
-			fmt.Fprintf(os.Stderr, "port %s is given to both %s and %s\n", port, other, name)
-			busy++
+			problems = append(problems, fmt.Sprintf("port %s is given to both %s and %s", port, other, name))
 			continue
 		}
 		seen[port] = name
 		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", port))
 		if err != nil {
-			fmt.Fprintf(os.Stderr, "port %s (%s) is busy on 127.0.0.1: %v\n", port, name, err)
-			busy++
+			problems = append(problems, fmt.Sprintf("port %s (%s) is busy on 127.0.0.1: %v", port, name, err))
 			continue
 		}
 		l.Close()
 	}
-	if busy > 0 {
-		fmt.Fprintln(os.Stderr, "pick free ports, e.g.: make run EDGE_PORT=8081 ORIGIN_PORT=9001 ADMIN_PORT=2020")
-		os.Exit(1)
-	}
+	return problems, nil
 }

@@ -2,7 +2,9 @@ package redis
 
 import (
 	"math"
+	"net"
 	"strconv"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -46,6 +48,11 @@ func (s *Store) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if len(args) == 0 {
 				return d.ArgErr()
 			}
+			for _, a := range args {
+				if _, _, err := net.SplitHostPort(a); err != nil && !strings.Contains(a, "{") {
+					return d.Errf("bad address '%s': want host:port", a)
+				}
+			}
 			s.Address = append(s.Address, args...)
 		case "tls":
 			if d.NextArg() {
@@ -69,6 +76,9 @@ func (s *Store) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			case "password":
 				s.Password = val
 			case "prefix":
+				if strings.ContainsAny(val, "{}") {
+					return d.Errf("bad prefix '%s': '{' and '}' would make a Redis Cluster hash tag", val)
+				}
 				s.Prefix = val
 			case "db":
 				n, err := strconv.Atoi(val)
@@ -92,6 +102,9 @@ func (s *Store) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("unrecognized redis store option '%s'", opt)
 			}
 		}
+	}
+	if s.DB != 0 && len(s.Address) > 1 {
+		return d.Errf("db %d with several addresses: a Redis Cluster has only db 0", s.DB)
 	}
 	return nil
 }

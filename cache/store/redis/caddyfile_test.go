@@ -60,6 +60,9 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"bad timeout", "redis {\n\ttimeout 0s\n}", "bad timeout '0s'"},
 		{"tls arg", "redis {\n\ttls yes\n}", "wrong argument count"},
 		{"tls unknown", "redis {\n\ttls {\n\t\tverify no\n\t}\n}", "unrecognized redis store tls option 'verify'"},
+		{"address without port", "redis {\n\taddress redis.internal\n}", "bad address 'redis.internal'"},
+		{"brace in prefix", "redis {\n\tprefix {a}\n}", "bad prefix '{a}'"},
+		{"db on a cluster", "redis {\n\taddress a:1 b:1\n\tdb 1\n}", "only db 0"},
 		{"client_auth one file", "redis {\n\ttls {\n\t\tclient_auth a.pem\n\t}\n}", "wrong argument count"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
