@@ -182,6 +182,9 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 // admin API.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
+	if err := checkPlacement(ctx); err != nil {
+		return err
+	}
 	h.ctx = ctx
 	if h.now == nil {
 		h.now = time.Now
