@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"strconv"
@@ -423,13 +424,19 @@ func (fw *fetchWriter) WriteHeader(status int) {
 }
 
 // writeInformational passes a 1xx response (e.g. 103 Early Hints) on to
-// the client; it is not final.
+// the client with the fields the next handler set for it. It is not final:
+// those fields are then taken back out of the client's header map, so that
+// they are neither sent with the final response nor stored (the next
+// handler clears its own map the same way: reverse_proxy does).
 func (fw *fetchWriter) writeInformational(status int) {
 	dst := fw.rw.Header()
+	own := dst.Clone()
 	for k, v := range fw.header {
 		dst[k] = v
 	}
 	fw.rw.WriteHeader(status)
+	clear(dst)
+	maps.Copy(dst, own)
 }
 
 // captures tells whether a response with status is kept from the client:
