@@ -20,18 +20,23 @@ import (
 )
 
 // TestReloadUnderLoad runs `caddy reload` (POST /load on the admin API,
-// with a Caddyfile) 50 times while clients send hits, misses and geofilter
-// denials. What the clients get: every request answered, with the answer
-// of the old or the new config and never an error; a response stored
-// before the reloads is still a hit after them (the store outlives
-// reloads, and so do the open geo databases); and Caddy's goroutines and
-// open files come back to where they were (no leak per reload).
+// with a Caddyfile) 50 times while clients send hits, misses, ranges,
+// stale hits (each refreshed in the background) and geofilter denials.
+// What the clients get: every request answered, with the answer of the
+// old or the new config and never an error; a response stored before the
+// reloads is still a hit after them (the store outlives reloads, and so do
+// the open geo databases); and Caddy's goroutines and open files come back
+// to where they were (no leak per reload).
 func TestReloadUnderLoad(t *testing.T) {
 	var originHits atomic.Int64
 	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		originHits.Add(1)
-		w.Header().Set("Cache-Control", "max-age=3600")
-		io.WriteString(w, "origin "+r.URL.Path)
+		if r.URL.Path == "/swr" { // stale at once: every hit refreshes it in the background
+			w.Header().Set("Cache-Control", "max-age=0, stale-while-revalidate=3600")
+		} else {
+			w.Header().Set("Cache-Control", "max-age=3600")
+		}
+		http.ServeContent(w, r, "", time.Time{}, strings.NewReader("origin "+r.URL.Path))
 	}))
 	defer origin.Close()
 	country := mmdbtest.Country(t, map[string]string{"127.0.0.0/8": "DE", "198.51.100.0/24": "CN"})
@@ -134,7 +139,25 @@ http://localhost:{HTTP_PORT} {
 		wg.Go(func() {
 			for i := 0; ctx.Err() == nil && i < 100000; i++ {
 				requests.Add(1)
-				switch i % 3 {
+				switch i % 5 {
+				case 3: // a stale hit, refreshed in the background while configs go
+					code, body, _, err := get("/swr")
+					if err != nil || code != 200 || body != "origin /swr" {
+						fail("GET /swr: %d %q %v", code, body, err)
+					}
+				case 4: // a range of the stored entry
+					req, _ := http.NewRequest("GET", s.URL("/kept"), nil)
+					req.Header.Set("Range", "bytes=2-5")
+					resp, err := send(req)
+					if err != nil {
+						fail("GET /kept bytes=2-5: %v", err)
+						continue
+					}
+					b, err := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					if err != nil || resp.StatusCode != 206 || string(b) != "igin" || resp.Header.Get("X-Result") != "hit" {
+						fail("GET /kept bytes=2-5: %d %q X-Result %q %v", resp.StatusCode, b, resp.Header.Get("X-Result"), err)
+					}
 				case 0: // a hit, stored before the reloads
 					code, body, h, err := get("/kept")
 					if err != nil || code != 200 || body != "origin /kept" || h.Get("X-Result") != "hit" {
