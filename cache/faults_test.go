@@ -444,3 +444,59 @@ http://localhost:{HTTP_PORT} {
 		t.Errorf("origin got %d requests, want 1", n)
 	}
 }
+
+// Issue 8: requests that wait for a fill (collapsed on its key) while the
+// origin breaks that fill off mid-body never get the broken body as a whole
+// one: each gets the whole body (from a fetch of its own) or an error.
+func TestFaultCollapsedWaitersOnABrokenFill(t *testing.T) {
+	body := strings.Repeat("w", 256<<10)
+	first := make(chan struct{})
+	var once sync.Once
+	o := newRawOrigin(t, nil)
+	o.set(func(c net.Conn, r *http.Request) {
+		broken := false
+		once.Do(func() { broken = true })
+		if !broken {
+			whole(body)(c, r)
+			return
+		}
+		head(c, "Content-Length", strconv.Itoa(len(body)))
+		io.WriteString(c, body[:len(body)/2])
+		close(first)
+		time.Sleep(150 * time.Millisecond) // the waiters queue up
+		c.(*net.TCPConn).SetLinger(0)      // then a reset
+	})
+	s := caddytest.Start(t, faultSite(o.addr, ""))
+
+	type got struct {
+		r   result
+		err error
+	}
+	results := make(chan got, 6)
+	go func() {
+		r, err := fetchBroken(t, s, "/w")
+		results <- got{r, err}
+	}()
+	<-first
+	for range 5 {
+		go func() {
+			r, err := fetchBroken(t, s, "/w")
+			results <- got{r, err}
+		}()
+	}
+	var outcomes []string
+	for i := range 6 {
+		g := <-results
+		whole := g.err == nil && g.r.status == 200 && g.r.body == body
+		failed := g.err != nil || g.r.status >= 500
+		outcomes = append(outcomes, fmt.Sprintf("%d %t %q", g.r.status, whole, g.r.cs()))
+		if !whole && !failed {
+			t.Errorf("request %d: %d, %d of %d bytes, no error (Cache-Status %q)", i, g.r.status, len(g.r.body), len(body), g.r.cs())
+		}
+	}
+	t.Logf("status, whole, Cache-Status: %s", strings.Join(outcomes, "; "))
+	r := get(t, s, "/w")
+	if r.status != 200 || r.body != body {
+		t.Errorf("after the broken fill: %d, %d bytes (Cache-Status %q)", r.status, len(r.body), r.cs())
+	}
+}
