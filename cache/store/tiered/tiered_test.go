@@ -149,6 +149,7 @@ func TestTwoNodes(t *testing.T) {
 		{"prefix", small, func() error { _, err := a.PurgePrefix(context.Background(), "k", false); return err }},
 		{"tag", large, func() error { _, err := a.PurgeTag(context.Background(), "tag", false); return err }},
 		{"replace", large, func() error { put(t, a, "k", []byte("v2")); return nil }},
+		{"soft", small, func() error { _, err := a.PurgeTag(context.Background(), "tag", true); return err }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			put(t, a, "k", tc.body)
@@ -165,11 +166,17 @@ func TestTwoNodes(t *testing.T) {
 			}
 			t.Logf("B's memory tier dropped the key %v after A's change returned", time.Since(start))
 			got, err := get(t, b, "k")
-			if tc.name == "replace" {
+			switch {
+			case tc.name == "replace":
 				if string(got) != "v2" {
 					t.Errorf("B: Get after the replacement = %q, %v; want v2", got, err)
 				}
-			} else if !errors.Is(err, store.ErrNotFound) {
+			case tc.name == "soft":
+				e, _, err := b.Get(context.Background(), "k")
+				if err != nil || !e.SoftPurged {
+					t.Errorf("B: Get after A's soft purge = %+v, %v; want the entry, soft-purged", e, err)
+				}
+			case !errors.Is(err, store.ErrNotFound):
 				t.Errorf("B: Get after the purge = %d bytes, %v; want ErrNotFound", len(got), err)
 			}
 			a.Delete(context.Background(), "k")
