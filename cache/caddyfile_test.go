@@ -135,6 +135,7 @@ func TestValidate(t *testing.T) {
 		{"bad status", `{"statuses": [99]}`, "status 99"},
 		{"bad glob", `{"ignore_query_params": ["[x"]}`, "bad glob"},
 		{"negative duration", `{"collapse_timeout": -5}`, "collapse_timeout"},
+		{"negative stale_if_unreachable", `{"stale_if_unreachable": -5}`, "stale_if_unreachable must not be negative"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var h cache.Handler

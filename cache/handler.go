@@ -182,6 +182,9 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 // admin API.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
+	if err := checkPlacement(ctx); err != nil {
+		return err
+	}
 	h.ctx = ctx
 	if h.now == nil {
 		h.now = time.Now
@@ -285,20 +288,22 @@ func (h *Handler) Validate() error {
 	if h.MaxObjectSize < 0 {
 		return errors.New("max_object_size must not be negative")
 	}
+	var staleIfUnreachable caddy.Duration
+	if h.StaleIfUnreachable != nil {
+		staleIfUnreachable = *h.StaleIfUnreachable
+	}
 	for _, d := range []struct {
 		name string
 		d    caddy.Duration
 	}{
 		{"default_ttl", h.DefaultTTL}, {"max_ttl", h.MaxTTL},
 		{"stale_while_revalidate", h.StaleWhileRevalidate}, {"stale_if_error", h.StaleIfError},
+		{"stale_if_unreachable", staleIfUnreachable},
 		{"collapse_timeout", h.CollapseTimeout}, {"hit_for_miss_ttl", h.HitForMissTTL},
 	} {
 		if d.d < 0 {
 			return fmt.Errorf("%s must not be negative", d.name)
 		}
-	}
-	if h.StaleIfUnreachable != nil && *h.StaleIfUnreachable < 0 {
-		return errors.New("stale_if_unreachable must not be negative")
 	}
 	if h.MaxTTL > 0 && h.DefaultTTL > h.MaxTTL {
 		return fmt.Errorf("default_ttl %s is longer than max_ttl %s", time.Duration(h.DefaultTTL), time.Duration(h.MaxTTL))

@@ -540,3 +540,44 @@ func TestRangeFillsInFlightAreBounded(t *testing.T) {
 	waitFor(t, "the fills to end", func() bool { return cache.Flights() == 0 })
 	expect(t, "a filled object", get(t, s, "/f0", "Range", "bytes=2-3"), 206, "23", "hit", "hit")
 }
+
+// A range fill whose Content-Length is above max_object_size is stopped at
+// its header: the origin does not get to send the object.
+func TestRangeFillSkipsObjectLargerThanMaxObjectSize(t *testing.T) {
+	const size = 1 << 30
+	var sent atomic.Int64
+	fillStopped := make(chan struct{})
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		if r.Header.Get("Range") != "" {
+			w.Header().Set("Content-Range", fmt.Sprintf("bytes 0-3/%d", size))
+			w.WriteHeader(http.StatusPartialContent)
+			io.WriteString(w, "xxxx")
+			return
+		}
+		defer close(fillStopped)
+		w.Header().Set("Content-Length", fmt.Sprint(size))
+		w.WriteHeader(http.StatusOK)
+		w.(http.Flusher).Flush()
+		chunk := strings.Repeat("x", 64<<10)
+		for sent.Load() < size && r.Context().Err() == nil {
+			n, err := io.WriteString(w, chunk)
+			sent.Add(int64(n))
+			if err != nil {
+				return
+			}
+		}
+	})
+	s := startCache(t, o, "max_object_size 1MiB")
+	expect(t, "range miss", get(t, s, "/huge", "Range", "bytes=0-3"), 206, "xxxx", "uncacheable", "detail=range-fill")
+	select {
+	case <-fillStopped:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the fill of an object above max_object_size was not stopped")
+	}
+	if n := sent.Load(); n >= size/4 {
+		t.Errorf("the origin sent %d bytes of a %d-byte object the cache would not store", n, size)
+	}
+	waitFor(t, "the range fill to land", func() bool { return cache.Flights() == 0 })
+	expect(t, "next range", get(t, s, "/huge", "Range", "bytes=0-3"), 206, "xxxx", "uncacheable", "detail=range")
+}

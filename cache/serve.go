@@ -458,6 +458,9 @@ func (h *Handler) passThrough(c *cacheable, f *fetch) (retry bool, err error) {
 			if err := c.r.Context().Err(); err != nil {
 				return false, err
 			}
+			if !ok { // as a GET waiter: no herd on a hanging origin
+				return false, h.serveWaitTimedOut(c, f)
+			}
 			f.cs.collapsed = collapsedUnused
 		}
 	}

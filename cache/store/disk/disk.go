@@ -62,7 +62,7 @@ const (
 	// first time it is read; once verified (or written by this process),
 	// it is sent from the file like a large one, and the scrub verifies
 	// it again every scrubInterval.
-	inlineMax = 64 << 10
+	inlineMax = 8 << 10
 	// DefaultScrubRate bounds the background scrub: 64 MiB/s.
 	DefaultScrubRate int64 = 64 << 20
 	// maintenanceInterval is how often expired entries are removed and a

@@ -541,7 +541,7 @@ func (r *readFromRecorder) ReadFrom(src io.Reader) (int64, error) {
 	return r.buf.ReadFrom(src)
 }
 
-// A body between 64 KiB and 1 MiB from a file this process did not write
+// A body between 8 KiB and 1 MiB from a file this process did not write
 // is verified before it is first served (a corrupt one is a miss); once
 // verified, it is sent from the file.
 func TestMidSizeBodyVerifiedOnce(t *testing.T) {

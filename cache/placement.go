@@ -1,0 +1,86 @@
+package cache
+
+import (
+	"cmp"
+	"encoding/json"
+	"fmt"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+// terminalHandlers are the handlers that answer every request they get
+// and never call the next one. A handler after them in a route list never
+// runs.
+var terminalHandlers = map[string]bool{"reverse_proxy": true, "static_response": true, "error": true}
+
+// checkPlacement refuses an http_cache placed after a terminal handler
+// (reverse_proxy, respond, error) in the same route list with no matcher
+// in between, e.g. "route { reverse_proxy ...; http_cache }": the cache
+// would never see a request. A handler cannot see its position, but Caddy
+// provisions a route list's handlers in order with the list's owner (the
+// subroute of a route or handle block, or the http app for a server's
+// top-level routes) in the context's lineage (caddy.Context.Modules):
+// the routes before ours are loaded (Handlers), ours and those after it
+// still hold their JSON (HandlersRaw). The nearest owner is checked.
+func checkPlacement(ctx caddy.Context) error {
+	mods := ctx.Modules()
+	for i := len(mods) - 1; i >= 0; i-- {
+		switch m := mods[i].(type) {
+		case *caddyhttp.Subroute:
+			return checkRoutes(m.Routes)
+		case *caddyhttp.App:
+			for _, srv := range m.Servers {
+				if err := checkRoutes(srv.Routes); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}
+	return nil
+}
+
+// checkRoutes finds an http_cache after an unconditional terminal handler
+// in routes.
+func checkRoutes(routes caddyhttp.RouteList) error {
+	terminal := "" // an unconditional terminal handler in an earlier route
+	for _, r := range routes {
+		unconditional := len(r.MatcherSets) == 0 && len(r.MatcherSetsRaw) == 0
+		inRoute := "" // a terminal handler earlier in this route: matched or not, the rest of the route is dead
+		for _, name := range handlerNames(r) {
+			if before := cmp.Or(inRoute, terminal); name == "http_cache" && before != "" {
+				return fmt.Errorf("http_cache is placed after %s in the same route list (e.g. in a route block): %s answers every request it gets, so http_cache would never run; put http_cache before it", before, before)
+			}
+			if terminalHandlers[name] && inRoute == "" {
+				inRoute = name
+			}
+		}
+		if unconditional && terminal == "" {
+			terminal = inRoute
+		}
+	}
+	return nil
+}
+
+// handlerNames returns the handler names of a route, loaded or not.
+func handlerNames(r caddyhttp.Route) []string {
+	var names []string
+	if len(r.Handlers) > 0 {
+		for _, h := range r.Handlers {
+			if m, ok := h.(caddy.Module); ok {
+				names = append(names, m.CaddyModule().ID.Name())
+			}
+		}
+		return names
+	}
+	for _, raw := range r.HandlersRaw {
+		var v struct {
+			Handler string `json:"handler"`
+		}
+		if json.Unmarshal(raw, &v) == nil {
+			names = append(names, v.Handler)
+		}
+	}
+	return names
+}

@@ -1,0 +1,46 @@
+package cache_test
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+)
+
+// Issue 8 item 10: http_cache after reverse_proxy (or respond, error) in a
+// route never sees a request; such a config is refused at load, as
+// `caddy validate` and `caddy run` load it. Placements where it can run
+// are accepted.
+func TestPlacementAfterTerminalRefused(t *testing.T) {
+	for _, tt := range []struct {
+		name, site, want string
+	}{
+		{"after reverse_proxy in a route", "route {\n\treverse_proxy 127.0.0.1:9\n\thttp_cache\n}", "http_cache is placed after reverse_proxy"},
+		{"after respond in a route", "route {\n\trespond \"x\"\n\thttp_cache\n}", "http_cache is placed after static_response"},
+		{"after reverse_proxy in a nested handle", "handle /a/* {\n\troute {\n\t\treverse_proxy 127.0.0.1:9\n\t\thttp_cache\n\t}\n}", "http_cache is placed after reverse_proxy"},
+		{"before reverse_proxy in a route", "route {\n\thttp_cache\n\treverse_proxy 127.0.0.1:9\n}", ""},
+		{"after a reverse_proxy with a matcher", "route {\n\treverse_proxy /api/* 127.0.0.1:9\n\thttp_cache\n\treverse_proxy 127.0.0.1:8\n}", ""},
+		{"site block: sorted by directive order", "reverse_proxy 127.0.0.1:9\nhttp_cache", ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			caddyfile := "{\n\tadmin off\n\tauto_https off\n}\nhttp://localhost:1 {\n" + tt.site + "\n}\n"
+			cfgJSON, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(caddyfile), nil)
+			if err != nil {
+				t.Fatalf("adapting: %v", err)
+			}
+			var cfg caddy.Config
+			if err := json.Unmarshal(cfgJSON, &cfg); err != nil {
+				t.Fatal(err)
+			}
+			err = caddy.Validate(&cfg)
+			switch {
+			case tt.want == "" && err != nil:
+				t.Errorf("refused: %v", err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Errorf("err = %v, want it to contain %q\n%s", err, tt.want, cfgJSON)
+			}
+		})
+	}
+}
