@@ -304,9 +304,29 @@ func checkCommand(t *testing.T, line int, cmd string, vars map[string]string, ta
 
 // checkLayout checks a layout block: each entry (a word ending in / or .go
 // at the start of a line, indented entries under the last unindented
-// directory) exists.
+// directory) exists, and every Go package under cache/, geofilter/ and
+// internal/ has its entry.
 func checkLayout(t *testing.T, b codeBlock) {
 	t.Helper()
+	named := map[string]bool{}
+	defer func() {
+		_ = filepath.WalkDir(".", func(path string, d os.DirEntry, err error) error {
+			if err != nil || !d.IsDir() {
+				return err
+			}
+			if d.Name() == "testdata" || strings.HasPrefix(d.Name(), ".") && path != "." {
+				return filepath.SkipDir
+			}
+			top, _, _ := strings.Cut(path, "/")
+			if top != "cache" && top != "geofilter" && top != "internal" {
+				return nil
+			}
+			if gos, _ := filepath.Glob(filepath.Join(path, "*.go")); len(gos) > 0 && !named[path] {
+				t.Errorf("README.md:%d: the layout does not name the package %s/", b.line, path)
+			}
+			return nil
+		})
+	}()
 	parent := ""
 	for l := range strings.SplitSeq(b.text, "\n") {
 		word := strings.Fields(l)
@@ -323,6 +343,7 @@ func checkLayout(t *testing.T, b codeBlock) {
 		} else if strings.HasSuffix(name, "/") {
 			parent = name
 		}
+		named[strings.TrimSuffix(path, "/")] = true
 		if _, err := os.Stat(strings.TrimSuffix(path, "/")); err != nil {
 			t.Errorf("README.md:%d: the layout names %s: %v", b.line, path, err)
 		}

@@ -9,6 +9,7 @@ package redistest
 
 import (
 	"bufio"
+	"crypto/tls"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -44,14 +45,28 @@ type Server struct {
 	args []string
 	t    testing.TB
 	cmd  *exec.Cmd
+	tls  bool // the port speaks TLS only
 }
 
 // Start starts a redis-server with persistence off. extra are more
 // "--option value" arguments.
 func Start(t testing.TB, extra ...string) *Server {
 	t.Helper()
+	return start(t, false, extra...)
+}
+
+// StartTLS starts a redis-server that speaks only TLS on its port, with
+// the certificate and key in the PEM files given, and no client
+// certificates required.
+func StartTLS(t testing.TB, certFile, keyFile string) *Server {
+	t.Helper()
+	return start(t, true, "--tls-cert-file", certFile, "--tls-key-file", keyFile, "--tls-auth-clients", "no")
+}
+
+func start(t testing.TB, tls bool, extra ...string) *Server {
+	t.Helper()
 	bin := Need(t, "redis-server")
-	s := &Server{t: t, dir: t.TempDir()}
+	s := &Server{t: t, dir: t.TempDir(), tls: tls}
 	s.args = append([]string{
 		"--bind", "127.0.0.1",
 		"--save", "",
@@ -75,6 +90,9 @@ func Start(t testing.TB, extra ...string) *Server {
 
 func (s *Server) start(bin string) error {
 	args := append([]string{"--port", strconv.Itoa(s.Port)}, s.args...)
+	if s.tls {
+		args = append([]string{"--port", "0", "--tls-port", strconv.Itoa(s.Port)}, s.args...)
+	}
 	cmd := exec.Command(bin, args...)
 	logf, err := os.Create(filepath.Join(s.dir, fmt.Sprintf("redis-%d.log", s.Port)))
 	if err != nil {
@@ -95,7 +113,7 @@ func (s *Server) start(bin string) error {
 			return fmt.Errorf("redis-server exited: %v: %s", err, b)
 		default:
 		}
-		if ping(s.Addr) {
+		if ping(s.Addr, s.tls) {
 			s.cmd = cmd
 			go func() { <-exited }()
 			return nil
@@ -188,8 +206,15 @@ func (s *Server) Do(args ...string) string {
 }
 
 // ping reports whether a Redis answers PING at addr.
-func ping(addr string) bool {
-	c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+func ping(addr string, useTLS bool) bool {
+	var c net.Conn
+	var err error
+	d := &net.Dialer{Timeout: 200 * time.Millisecond}
+	if useTLS {
+		c, err = tls.DialWithDialer(d, "tcp", addr, &tls.Config{InsecureSkipVerify: true})
+	} else {
+		c, err = d.Dial("tcp", addr)
+	}
 	if err != nil {
 		return false
 	}

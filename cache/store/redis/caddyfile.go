@@ -7,8 +7,10 @@ import (
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
+	"github.com/caddyserver/caddy/v2/modules/caddytls"
 	"github.com/dustin/go-humanize"
 )
 
@@ -124,7 +126,7 @@ func unmarshalTLS(d *caddyfile.Dispenser, t *reverseproxy.TLSConfig) error {
 			if len(args) == 0 {
 				return d.ArgErr()
 			}
-			t.RootCAPEMFiles = args
+			t.CARaw = caddyconfig.JSONModuleObject(caddytls.FileCAPool{TrustedCACertPEMFiles: args}, "provider", "file", nil)
 		case "insecure_skip_verify":
 			if len(args) != 0 {
 				return d.ArgErr()

@@ -28,7 +28,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 			max_object_size 16MiB
 			timeout 250ms
 		}`, `{"address":["10.0.0.1:6379","10.0.0.2:6379","10.0.0.3:6379"],"username":"edge",` +
-			`"password":"{env.REDIS_PASSWORD}","tls":{"root_ca_pem_files":["/etc/ssl/redis-ca.pem"],` +
+			`"password":"{env.REDIS_PASSWORD}","tls":{"ca":{"pem_files":["/etc/ssl/redis-ca.pem"],"provider":"file"},` +
 			`"client_certificate_file":"/etc/ssl/c.pem","client_certificate_key_file":"/etc/ssl/c.key",` +
 			`"server_name":"redis.internal"},"prefix":"cache:","max_object_size":16777216,"timeout":250000000}`},
 		{"bare tls", "redis {\n\ttls\n\tdb 3\n}", `{"db":3,"tls":{}}`},
