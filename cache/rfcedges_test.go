@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/caddy-edge/edge/internal/caddytest"
+	"github.com/caddy-edge/edge/internal/mmdbtest"
 )
 
 // Issue 11 item 4: If-Modified-Since on a fresh stored response without
@@ -126,5 +127,49 @@ func TestPOSTWithContentLocationStoredForGET(t *testing.T) {
 		expect(t, "fill "+p, get(t, s, p), 200, "got "+p, "miss", "stored")
 		expect(t, "POST "+p, post(p), 200, "posted x", "bypass", "fwd=method")
 		expect(t, "GET "+p+" after it", get(t, s, p), 200, "got "+p, "miss", "fwd=uri-miss")
+	}
+}
+
+// Issue 11 item 8, the README's per-country cache: geofilter sets
+// {geo.country_code}, and `vary {geo.country_code}` gives each country its
+// own variant of a URL, all purged with the URL.
+func TestVaryPerCountry(t *testing.T) {
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		io.WriteString(w, "page for "+r.Header.Get("X-Country"))
+	})
+	db := mmdbtest.Country(t, map[string]string{"192.0.2.0/25": "DE", "192.0.2.128/25": "US"})
+	s := caddytest.Start(t, `{
+	admin {ADMIN_ADDR}
+	http_port {HTTP_PORT}
+	auto_https off
+	skip_install_trust
+	persist_config off
+	servers {
+		trusted_proxies static 127.0.0.1/8 ::1
+	}
+}
+http://localhost:{HTTP_PORT} {
+	header >X-Result {http_cache.status}
+	geofilter {
+		db `+db+`
+	}
+	http_cache {
+		vary {geo.country_code}
+	}
+	reverse_proxy `+o.addr()+` {
+		header_up X-Country {geo.country_code}
+	}
+}
+`)
+	de, us := "192.0.2.10", "192.0.2.200"
+	expect(t, "DE miss", get(t, s, "/home", "X-Forwarded-For", de), 200, "page for DE", "miss", "stored")
+	expect(t, "US miss", get(t, s, "/home", "X-Forwarded-For", us), 200, "page for US", "miss", "fwd=vary-miss", "stored")
+	expect(t, "DE hit", get(t, s, "/home", "X-Forwarded-For", de), 200, "page for DE", "hit", "hit")
+	expect(t, "US hit", get(t, s, "/home", "X-Forwarded-For", us), 200, "page for US", "hit", "hit")
+	purgeVia(t, s, `{"url": "`+s.URL("/home")+`"}`)
+	expect(t, "US after purge", get(t, s, "/home", "X-Forwarded-For", us), 200, "page for US", "miss", "fwd=uri-miss")
+	if n := o.n.Load(); n != 3 {
+		t.Errorf("origin got %d requests, want 3", n)
 	}
 }

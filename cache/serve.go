@@ -184,7 +184,7 @@ func varyFields(h http.Header) []string {
 	var out []string
 	for _, v := range h.Values("Vary") {
 		for _, name := range strings.Split(v, ",") {
-			if name = strings.TrimSpace(name); name != "" {
+			if name = strings.Trim(name, " \t"); name != "" { // OWS only (RFC 9110 §5.6.1), as policy.VaryKey reads names
 				out = append(out, name)
 			}
 		}

@@ -280,6 +280,19 @@ func acceptEncoding(lines []string) string {
 	return b.String()
 }
 
+// mayRefuseIdentity tells whether Accept-Encoding lines could refuse
+// unencoded content: only "identity" (any case) or "*" can.
+func mayRefuseIdentity(lines []string) bool {
+	for _, l := range lines {
+		for i := 0; i < len(l); i++ {
+			if l[i] == '*' || (l[i]|0x20 == 'i' && len(l)-i >= 8 && strings.EqualFold(l[i:i+8], "identity")) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // writeCoding writes a coding into the normalized Accept-Encoding, with
 // the bytes that mark "*", exclusions and refusals there ("*", "!", a
 // leading "-") and the key's separators percent-encoded: a coding named
@@ -311,6 +324,9 @@ func EncodingAcceptable(contentEncoding []string, reqHeader http.Header) bool {
 	ae, ok := reqHeader["Accept-Encoding"]
 	if !ok {
 		return true
+	}
+	if len(contentEncoding) == 0 && !mayRefuseIdentity(ae) {
+		return true // the common hit: unencoded content, nothing refuses it; no parsing
 	}
 	star, identity, others := acceptWeights(parseAcceptEncoding(ae))
 	coded := false

@@ -132,6 +132,8 @@ func TestEncodingAcceptable(t *testing.T) {
 		{"unencoded by default", nil, []string{"gzip"}, true},
 		{"identity;q=0 refuses unencoded", nil, []string{"gzip, identity;q=0"}, false},
 		{"*;q=0 refuses unencoded", nil, []string{"*;q=0"}, false},
+		{"IDENTITY;q=0 in any case refuses unencoded", nil, []string{"gzip", "IDENTITY;q=0"}, false},
+		{"identity listed with a weight accepts unencoded", nil, []string{"identity;q=0.5, *;q=0"}, true},
 		{"identity Content-Encoding is no coding", []string{"identity"}, []string{"gzip"}, true},
 	}
 	for _, tt := range tests {
