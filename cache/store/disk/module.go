@@ -96,11 +96,17 @@ type Store struct {
 	// 1073741824 (1 GiB).
 	MaxSize int64 `json:"max_size,omitempty"`
 
+	// backend is c: Store's store.Store methods are its own.
+	backend
 	dir    string
 	c      *shared
 	loaded bool
 	logger *zap.Logger
 }
+
+// backend is the store.Store a module Store forwards its methods to,
+// embedded under an unexported name so it adds no JSON field.
+type backend = store.Store
 
 // CaddyModule returns the Caddy module information.
 func (Store) CaddyModule() caddy.ModuleInfo {
@@ -142,6 +148,7 @@ func (s *Store) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("opening disk store %s: %w", dir, err)
 	}
 	s.c, s.loaded = v.(*shared), true
+	s.backend = s.c
 	kept := s.c.MaxSize()
 	resized, warn, err := s.c.configure(ctx.Context, maxSize)
 	if err != nil {
@@ -181,44 +188,6 @@ func (s *Store) StoreName() string { return "disk:" + s.dir }
 
 // MaxEntrySize returns the largest entry file: 1/8 of max_size.
 func (s *Store) MaxEntrySize() int64 { return s.c.MaxEntrySize() }
-
-// Get implements store.Store.
-func (s *Store) Get(ctx context.Context, key string) (*store.Entry, store.Body, error) {
-	return s.c.Get(ctx, key)
-}
-
-// Put implements store.Store.
-func (s *Store) Put(ctx context.Context, key string, e *store.Entry) (store.Writer, error) {
-	return s.c.Put(ctx, key, e)
-}
-
-// Update implements store.Store.
-func (s *Store) Update(ctx context.Context, key string, e *store.Entry) error {
-	return s.c.Update(ctx, key, e)
-}
-
-// Delete implements store.Store.
-func (s *Store) Delete(ctx context.Context, keys ...string) error {
-	return s.c.Delete(ctx, keys...)
-}
-
-// PurgePrefix implements store.Store.
-func (s *Store) PurgePrefix(ctx context.Context, prefix string, soft bool) (int, error) {
-	return s.c.PurgePrefix(ctx, prefix, soft)
-}
-
-// PurgeTag implements store.Store.
-func (s *Store) PurgeTag(ctx context.Context, tag string, soft bool) (int, error) {
-	return s.c.PurgeTag(ctx, tag, soft)
-}
-
-// Entries implements store.Store.
-func (s *Store) Entries(ctx context.Context, prefix, after string, limit int) ([]store.Listed, error) {
-	return s.c.Entries(ctx, prefix, after, limit)
-}
-
-// Stats implements store.Store.
-func (s *Store) Stats() store.Stats { return s.c.Stats() }
 
 // Interface guards
 var (

@@ -75,6 +75,9 @@ func (s *shared) Destruct() error {
 // uses the same entries, and the entries survive a config reload as long
 // as the new config still has a store of that name. One entry may take at
 // most 1/8 of max_size; larger responses are served but not stored.
+//
+// PurgePrefix scans every key (O(n) in the number of entries); Entries
+// scans and sorts the matching keys.
 type Store struct {
 	// Name identifies the store. Caches with the same name share their
 	// entries, also across sites. Default: "default".
@@ -88,10 +91,16 @@ type Store struct {
 	// 1 MiB. Default: 268435456 (256 MiB).
 	MaxSize int64 `json:"max_size,omitempty"`
 
+	// backend is c: Store's store.Store methods are its own.
+	backend
 	c      *shared
 	loaded bool // s.c holds a reference in pool, released by Cleanup
 	logger *zap.Logger
 }
+
+// backend is the store.Store a module Store forwards its methods to,
+// embedded under an unexported name so it adds no JSON field.
+type backend = store.Store
 
 // CaddyModule returns the Caddy module information.
 func (Store) CaddyModule() caddy.ModuleInfo {
@@ -127,6 +136,7 @@ func (s *Store) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("creating memory store %q: %w", s.Name, err)
 	}
 	s.c, s.loaded = v.(*shared), true
+	s.backend = s.c
 	kept := s.c.MaxSize()
 	resized, warn, err := s.c.configure(ctx.Context, maxSize)
 	if err != nil {
@@ -172,50 +182,9 @@ func (s *Store) Cleanup() error {
 // larger than that are refused with store.ErrTooLarge.
 func (s *Store) MaxEntrySize() int64 { return s.c.MaxEntrySize() }
 
-// Get implements store.Store.
-func (s *Store) Get(ctx context.Context, key string) (*store.Entry, store.Body, error) {
-	return s.c.Get(ctx, key)
-}
-
-// Put implements store.Store.
-func (s *Store) Put(ctx context.Context, key string, e *store.Entry) (store.Writer, error) {
-	return s.c.Put(ctx, key, e)
-}
-
-// Update implements store.Store.
-func (s *Store) Update(ctx context.Context, key string, e *store.Entry) error {
-	return s.c.Update(ctx, key, e)
-}
-
-// Delete implements store.Store.
-func (s *Store) Delete(ctx context.Context, keys ...string) error {
-	return s.c.Delete(ctx, keys...)
-}
-
-// PurgePrefix implements store.Store. It scans every key: O(n) in the
-// number of entries.
-func (s *Store) PurgePrefix(ctx context.Context, prefix string, soft bool) (int, error) {
-	return s.c.PurgePrefix(ctx, prefix, soft)
-}
-
-// PurgeTag implements store.Store.
-func (s *Store) PurgeTag(ctx context.Context, tag string, soft bool) (int, error) {
-	return s.c.PurgeTag(ctx, tag, soft)
-}
-
-// Entries implements store.Store. It scans and sorts the matching keys.
-func (s *Store) Entries(ctx context.Context, prefix, after string, limit int) ([]store.Listed, error) {
-	return s.c.Entries(ctx, prefix, after, limit)
-}
-
 // StoreName returns "memory/" and the store's name: memory stores are
 // shared by name.
 func (s *Store) StoreName() string { return "memory/" + s.Name }
-
-// Stats implements store.Store.
-func (s *Store) Stats() store.Stats {
-	return s.c.Stats()
-}
 
 // Interface guards
 var (

@@ -1,7 +1,6 @@
 package redis
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -95,11 +94,17 @@ type Store struct {
 	// 100ms.
 	Timeout caddy.Duration `json:"timeout,omitempty"`
 
+	// backend is c: Store's store.Store methods are its own.
+	backend
 	c      *Client
 	key    string // in pool
 	loaded bool   // s.key holds a reference in pool, released by Cleanup
 	name   string
 }
+
+// backend is the store.Store a module Store forwards its methods to,
+// embedded under an unexported name so it adds no JSON field.
+type backend = store.Store
 
 // CaddyModule returns the Caddy module information.
 func (Store) CaddyModule() caddy.ModuleInfo {
@@ -174,6 +179,7 @@ func (s *Store) Provision(ctx caddy.Context) error {
 		return err
 	}
 	s.c, s.loaded = v.(pooled).Client, true
+	s.backend = s.c
 	return nil
 }
 
@@ -211,44 +217,6 @@ func (s *Store) Client() *Client { return s.c }
 // StoreName names the store in the admin API and metrics: "redis", the
 // addresses, db and prefix.
 func (s *Store) StoreName() string { return s.name }
-
-// Get implements store.Store.
-func (s *Store) Get(ctx context.Context, key string) (*store.Entry, store.Body, error) {
-	return s.c.Get(ctx, key)
-}
-
-// Put implements store.Store.
-func (s *Store) Put(ctx context.Context, key string, e *store.Entry) (store.Writer, error) {
-	return s.c.Put(ctx, key, e)
-}
-
-// Update implements store.Store.
-func (s *Store) Update(ctx context.Context, key string, e *store.Entry) error {
-	return s.c.Update(ctx, key, e)
-}
-
-// Delete implements store.Store.
-func (s *Store) Delete(ctx context.Context, keys ...string) error {
-	return s.c.Delete(ctx, keys...)
-}
-
-// PurgePrefix implements store.Store.
-func (s *Store) PurgePrefix(ctx context.Context, prefix string, soft bool) (int, error) {
-	return s.c.PurgePrefix(ctx, prefix, soft)
-}
-
-// PurgeTag implements store.Store.
-func (s *Store) PurgeTag(ctx context.Context, tag string, soft bool) (int, error) {
-	return s.c.PurgeTag(ctx, tag, soft)
-}
-
-// Entries implements store.Store.
-func (s *Store) Entries(ctx context.Context, prefix, after string, limit int) ([]store.Listed, error) {
-	return s.c.Entries(ctx, prefix, after, limit)
-}
-
-// Stats implements store.Store.
-func (s *Store) Stats() store.Stats { return s.c.Stats() }
 
 // Interface guards
 var (
