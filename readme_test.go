@@ -502,3 +502,45 @@ func TestReadmeOptionTables(t *testing.T) {
 		}
 	}
 }
+
+// TestReadmeTestNames checks that every test, fuzz target and benchmark the
+// README names as proof exists, so a renamed test does not leave a claim
+// without its evidence.
+func TestReadmeTestNames(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defined := map[string]bool{}
+	decl := regexp.MustCompile(`(?m)^func ((?:Test|Fuzz|Benchmark)\w+)\(`)
+	err = filepath.WalkDir(".", func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == "testdata" || strings.HasPrefix(d.Name(), ".") && path != ".") {
+			return filepath.SkipDir
+		}
+		if strings.HasSuffix(path, "_test.go") {
+			src, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			for _, m := range decl.FindAllSubmatch(src, -1) {
+				defined[string(m[1])] = true
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	named := regexp.MustCompile("`((?:Test|Fuzz|Benchmark)[A-Z]\\w*)").FindAllSubmatch(readme, -1)
+	for _, m := range named {
+		if !defined[string(m[1])] {
+			t.Errorf("README.md names %s, which no _test.go file defines", m[1])
+		}
+	}
+	if len(named) == 0 {
+		t.Error("README.md names no test; the pattern must be wrong")
+	}
+}

@@ -8,47 +8,6 @@ import (
 	"github.com/caddy-edge/edge/cache/store"
 )
 
-// bytesBody is a small body, read and verified whole.
-type bytesBody struct {
-	b   []byte
-	off int64
-}
-
-func (b *bytesBody) Read(p []byte) (int, error) {
-	if b.off >= int64(len(b.b)) {
-		return 0, io.EOF
-	}
-	n := copy(p, b.b[b.off:])
-	b.off += int64(n)
-	return n, nil
-}
-
-func (b *bytesBody) ReadAt(p []byte, off int64) (int, error) {
-	if off < 0 {
-		return 0, errors.New("disk store body: negative offset")
-	}
-	if off >= int64(len(b.b)) {
-		return 0, io.EOF
-	}
-	n := copy(p, b.b[off:])
-	if n < len(p) {
-		return n, io.EOF
-	}
-	return n, nil
-}
-
-func (b *bytesBody) Seek(offset int64, whence int) (int64, error) {
-	abs, err := seek(b.off, int64(len(b.b)), offset, whence)
-	if err == nil {
-		b.off = abs
-	}
-	return abs, err
-}
-
-func (b *bytesBody) Size() int64   { return int64(len(b.b)) }
-func (b *bytesBody) Bytes() []byte { return b.b }
-func (b *bytesBody) Close() error  { return nil }
-
 // fileBody reads a body from its entry file, which it has open: it stays
 // readable when the entry is replaced or removed.
 type fileBody struct {
@@ -114,7 +73,7 @@ func (b *fileBody) WriteTo(w io.Writer) (int64, error) {
 }
 
 func (b *fileBody) Seek(offset int64, whence int) (int64, error) {
-	abs, err := seek(b.off, b.size, offset, whence)
+	abs, err := store.SeekOffset(b.off, b.size, offset, whence)
 	if err == nil {
 		b.off = abs
 	}
@@ -124,28 +83,8 @@ func (b *fileBody) Seek(offset int64, whence int) (int64, error) {
 func (b *fileBody) Size() int64  { return b.size }
 func (b *fileBody) Close() error { return b.f.Close() }
 
-func seek(cur, size, offset int64, whence int) (int64, error) {
-	var abs int64
-	switch whence {
-	case io.SeekStart:
-		abs = offset
-	case io.SeekCurrent:
-		abs = cur + offset
-	case io.SeekEnd:
-		abs = size + offset
-	default:
-		return 0, errors.New("disk store body: invalid whence")
-	}
-	if abs < 0 {
-		return 0, errors.New("disk store body: negative position")
-	}
-	return abs, nil
-}
-
 // Interface guards
 var (
-	_ store.Body      = (*bytesBody)(nil)
-	_ store.BytesBody = (*bytesBody)(nil)
-	_ store.Body      = (*fileBody)(nil)
-	_ io.WriterTo     = (*fileBody)(nil)
+	_ store.Body  = (*fileBody)(nil)
+	_ io.WriterTo = (*fileBody)(nil)
 )

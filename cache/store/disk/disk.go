@@ -356,7 +356,7 @@ func (c *Cache) Get(_ context.Context, key string) (*store.Entry, store.Body, er
 		f.Close()
 		return nil, nil, store.ErrNotFound
 	}
-	if _, ok := body.(*bytesBody); ok {
+	if _, ok := body.(*store.BytesReader); ok {
 		f.Close()
 		if ie != nil {
 			ie.verified.Store(true)
@@ -434,7 +434,7 @@ func (c *Cache) read(f *os.File, key string, want int64, withBody, trusted bool)
 		if crc32.Checksum(b, castagnoli) != p.bodyCRC {
 			return nil, nil, fmt.Errorf("%w: body checksum", errCorrupt)
 		}
-		return e, &bytesBody{b: b}, nil
+		return e, store.NewBytesReader(b), nil
 	}
 	return e, &fileBody{f: f, base: need, size: p.bodyLen}, nil
 }

@@ -561,7 +561,7 @@ func TestMidSizeBodyVerifiedOnce(t *testing.T) {
 	if _, _, err := get(t, c2, "bad"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("corrupt mid-size body after reopening: %v, want ErrNotFound", err)
 	}
-	for i, want := range []string{"*disk.bytesBody", "*disk.fileBody"} {
+	for i, want := range []string{"*store.BytesReader", "*disk.fileBody"} {
 		_, b, err := c2.Get(context.Background(), "good")
 		if err != nil {
 			t.Fatal(err)

@@ -13,7 +13,6 @@ package memory
 import (
 	"context"
 	"errors"
-	"io"
 	"math"
 	"slices"
 	"strings"
@@ -175,7 +174,7 @@ func (c *Cache) Get(_ context.Context, key string) (*store.Entry, store.Body, er
 	if !ok || c.expired(it) {
 		return nil, nil, store.ErrNotFound
 	}
-	return it.entry, &Body{b: it.body}, nil
+	return it.entry, store.NewBytesReader(it.body), nil
 }
 
 // expired reports whether it's Expires has passed. Otter drops such entries
@@ -539,66 +538,6 @@ func (w *writer) Abort() {
 	w.buf = nil
 }
 
-// Body reads a stored body. It implements store.Body and store.BytesBody.
-type Body struct {
-	b   []byte
-	off int64
-}
-
-// Read reads from the current offset.
-func (b *Body) Read(p []byte) (int, error) {
-	if b.off >= int64(len(b.b)) {
-		return 0, io.EOF
-	}
-	n := copy(p, b.b[b.off:])
-	b.off += int64(n)
-	return n, nil
-}
-
-// ReadAt reads len(p) bytes at off, or fewer and io.EOF at the end.
-func (b *Body) ReadAt(p []byte, off int64) (int, error) {
-	if off < 0 {
-		return 0, errors.New("memory store body: negative offset")
-	}
-	if off >= int64(len(b.b)) {
-		return 0, io.EOF
-	}
-	n := copy(p, b.b[off:])
-	if n < len(p) {
-		return n, io.EOF
-	}
-	return n, nil
-}
-
-// Seek sets the offset for the next Read.
-func (b *Body) Seek(offset int64, whence int) (int64, error) {
-	var abs int64
-	switch whence {
-	case io.SeekStart:
-		abs = offset
-	case io.SeekCurrent:
-		abs = b.off + offset
-	case io.SeekEnd:
-		abs = int64(len(b.b)) + offset
-	default:
-		return 0, errors.New("memory store body: invalid whence")
-	}
-	if abs < 0 {
-		return 0, errors.New("memory store body: negative position")
-	}
-	b.off = abs
-	return abs, nil
-}
-
-// Size returns the body's length.
-func (b *Body) Size() int64 { return int64(len(b.b)) }
-
-// Bytes returns the whole body. The slice must not be modified.
-func (b *Body) Bytes() []byte { return b.b }
-
-// Close does nothing; the body stays readable.
-func (b *Body) Close() error { return nil }
-
 // expiresAfter tells otter when an item expires: at its entry's Expires,
 // set on every write (a Commit or Update) and left alone by reads, which
 // then skip the calculator altogether (otter.ExpiryWritingFunc).
@@ -623,8 +562,6 @@ func (c clock) Tick(time.Duration) <-chan time.Time { return nil }
 
 // Interface guards
 var (
-	_ store.Store     = (*Cache)(nil)
-	_ store.Body      = (*Body)(nil)
-	_ store.BytesBody = (*Body)(nil)
-	_ store.Writer    = (*writer)(nil)
+	_ store.Store  = (*Cache)(nil)
+	_ store.Writer = (*writer)(nil)
 )

@@ -282,7 +282,7 @@ func TestCommitShrinksSpareCapacity(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, b, _ := c.Get(ctx, "k")
-	if got := cap(b.(*Body).b); got != 1100 {
+	if got := cap(b.(store.BytesBody).Bytes()); got != 1100 {
 		t.Errorf("stored body capacity = %d, want 1100", got)
 	}
 	if st := c.Stats(); st.Bytes != 1100+metaWeight("k", entry()) {
@@ -299,7 +299,7 @@ func TestSizeHintBuffers(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return cap(b.(*Body).b)
+		return cap(b.(store.BytesBody).Bytes())
 	}
 
 	// An announced 3 MiB body: 1 MiB first, then the rest in one step,

@@ -345,7 +345,7 @@ func (c *Client) Get(ctx context.Context, key string) (*store.Entry, store.Body,
 	}
 	e := m.entry
 	if m.chunks == 0 {
-		return e, &bytesBody{b: m.inline}, nil
+		return e, store.NewBytesReader(m.inline), nil
 	}
 	ks := c.chunkKeys(key, m.gen, m.chunks)
 	cctx, cancel := c.opCtx(ctx)
@@ -1033,65 +1033,6 @@ func (c *Client) invalidated(msgs []rueidis.RedisMessage) {
 	}
 }
 
-// bytesBody is a body held in memory.
-type bytesBody struct {
-	b   []byte
-	off int64
-}
-
-func (b *bytesBody) Read(p []byte) (int, error) {
-	if b.off >= int64(len(b.b)) {
-		return 0, io.EOF
-	}
-	n := copy(p, b.b[b.off:])
-	b.off += int64(n)
-	return n, nil
-}
-
-func (b *bytesBody) ReadAt(p []byte, off int64) (int, error) {
-	if off < 0 {
-		return 0, errors.New("redis store: negative offset")
-	}
-	if off >= int64(len(b.b)) {
-		return 0, io.EOF
-	}
-	n := copy(p, b.b[off:])
-	if n < len(p) {
-		return n, io.EOF
-	}
-	return n, nil
-}
-
-func (b *bytesBody) Seek(offset int64, whence int) (int64, error) {
-	pos, err := seek(b.off, int64(len(b.b)), offset, whence)
-	if err == nil {
-		b.off = pos
-	}
-	return pos, err
-}
-
-func (b *bytesBody) Size() int64   { return int64(len(b.b)) }
-func (b *bytesBody) Bytes() []byte { return b.b }
-func (b *bytesBody) Close() error  { return nil }
-
-func seek(cur, size, offset int64, whence int) (int64, error) {
-	var pos int64
-	switch whence {
-	case io.SeekStart:
-		pos = offset
-	case io.SeekCurrent:
-		pos = cur + offset
-	case io.SeekEnd:
-		pos = size + offset
-	default:
-		return cur, errors.New("redis store: bad whence")
-	}
-	if pos < 0 {
-		return cur, errors.New("redis store: seek to a negative position")
-	}
-	return pos, nil
-}
-
 // errChunkGone is a body read that found a chunk missing: the body cannot
 // be completed, and the response must fail rather than end short.
 var errChunkGone = errors.New("redis store: a chunk of the body is gone (evicted or expired)")
@@ -1193,7 +1134,7 @@ func (b *chunkBody) ReadAt(p []byte, off int64) (int, error) {
 func (b *chunkBody) Seek(offset int64, whence int) (int64, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	pos, err := seek(b.off, b.size, offset, whence)
+	pos, err := store.SeekOffset(b.off, b.size, offset, whence)
 	if err == nil {
 		b.off = pos
 	}
@@ -1212,11 +1153,9 @@ func (b *chunkBody) Close() error {
 
 // Interface guards
 var (
-	_ store.Store     = (*Client)(nil)
-	_ store.Writer    = (*writer)(nil)
-	_ store.Body      = (*bytesBody)(nil)
-	_ store.BytesBody = (*bytesBody)(nil)
-	_ store.Body      = (*chunkBody)(nil)
+	_ store.Store  = (*Client)(nil)
+	_ store.Writer = (*writer)(nil)
+	_ store.Body   = (*chunkBody)(nil)
 )
 
 // Connected reports whether the Client has connected once (it reconnects
