@@ -390,4 +390,4 @@ echo
 echo "1000 concurrent requests for one missing key -> $(curl -s "$origin/_count?path=$key") origin request(s) (target 1)"
 
 # Errors Caddy logged other than clients (wrk) closing connections at the end of a run.
-grep -iE '"level":"error"|panic' "$work/caddy.log" | grep -vE 'broken pipe|connection reset by peer' | head -5 || true
+grep -iE '"level":"error"|panic' "$work/caddy.log" | grep -vE 'broken pipe|connection reset by peer|context canceled' | head -5 || true

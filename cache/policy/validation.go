@@ -189,9 +189,7 @@ func ifNoneMatchHit(line, etag string, hasETag bool) bool {
 // nextETag reads entity-tag = [ "W/" ] DQUOTE *etagc DQUOTE at the start of
 // s, returning the opaque-tag (quotes included) and what follows.
 func nextETag(s string) (tag, rest string, ok bool) {
-	if strings.HasPrefix(s, "W/") {
-		s = s[2:]
-	}
+	s = strings.TrimPrefix(s, "W/")
 	if len(s) < 2 || s[0] != '"' {
 		return "", s, false
 	}

@@ -191,13 +191,6 @@ func (d *decoder) time() time.Time {
 	return time.Unix(sec, int64(nsec))
 }
 
-// decodeKey returns the key that an encoded header starts with.
-func decodeKey(b []byte) (string, error) {
-	d := decoder{b: b}
-	k := d.string()
-	return k, d.err
-}
-
 // decodeHeader decodes an encoded header: the entry's key and metadata.
 // When full is false only the key, status, times and tags are decoded.
 func decodeHeader(b []byte, full bool) (string, *store.Entry, error) {

@@ -296,9 +296,8 @@ func TestInvalidations(t *testing.T) {
 func TestCodecRejectsGarbage(t *testing.T) {
 	e := entry(time.Hour)
 	e.Header = map[string][]string{"A": {"1", "2"}}
-	v := encodeMeta("key", 7, 0, e, []byte("body"))
 	e.Size = 4
-	v = encodeMeta("key", 7, 0, e, []byte("body"))
+	v := encodeMeta("key", 7, 0, e, []byte("body"))
 	if _, err := decodeMeta(v); err != nil {
 		t.Fatal(err)
 	}

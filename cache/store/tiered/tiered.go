@@ -96,14 +96,6 @@ func (t *Tiers) invalidate(keys []string) {
 	}
 }
 
-// invalidateAll marks every promotion in flight as stale, without
-// emptying the front.
-func (t *Tiers) invalidateAll() {
-	t.mu.Lock()
-	t.epoch++
-	t.mu.Unlock()
-}
-
 // promotion is a back store read that may fill the front.
 type promotion struct {
 	t     *Tiers
