@@ -5,12 +5,12 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
-	"sync"
 
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
 	"github.com/caddy-edge/edge/cache/store"
+	"github.com/caddy-edge/edge/cache/store/internal/sizing"
 )
 
 // MinMaxSize is the smallest byte budget a configuration may set: 1 MiB.
@@ -24,33 +24,13 @@ var pool = caddy.NewUsagePool()
 // shared is a Cache in the pool.
 type shared struct {
 	*Cache
-
-	mu     sync.Mutex // protects owner and warned
-	owner  context.Context
-	warned map[int64]bool
+	size sizing.Owner
 }
 
-// configure applies the max_size of a config provisioned with ctx: in one
-// config the first store of a directory wins (warn reports the others
-// once); a newer config (a reload) resizes the store to its size.
+// configure applies the max_size of a config provisioned with ctx (see
+// sizing.Owner.Configure).
 func (s *shared) configure(ctx context.Context, maxSize int64) (resized, warn bool, err error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.owner != ctx {
-		s.owner, s.warned = ctx, nil
-		if maxSize == s.MaxSize() {
-			return false, false, nil
-		}
-		return true, false, s.Resize(maxSize)
-	}
-	if maxSize == s.MaxSize() || s.warned[maxSize] {
-		return false, false, nil
-	}
-	if s.warned == nil {
-		s.warned = make(map[int64]bool)
-	}
-	s.warned[maxSize] = true
-	return false, true, nil
+	return s.size.Configure(ctx, s.Cache, maxSize)
 }
 
 // Destruct closes the Cache when the last config that uses it is

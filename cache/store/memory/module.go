@@ -3,12 +3,12 @@ package memory
 import (
 	"context"
 	"fmt"
-	"sync"
 
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
 	"github.com/caddy-edge/edge/cache/store"
+	"github.com/caddy-edge/edge/cache/store/internal/sizing"
 )
 
 // DefaultName is the name of a store that sets none.
@@ -24,37 +24,13 @@ var pool = caddy.NewUsagePool()
 // shared is a Cache in the pool.
 type shared struct {
 	*Cache
-
-	mu sync.Mutex // protects owner and warned
-	// owner is the context of the config that last set the size: every
-	// module of one config is provisioned with the same ctx.Context, and
-	// each config load (a reload) has its own.
-	owner  context.Context
-	warned map[int64]bool // max_size values of owner's config warned about
+	size sizing.Owner
 }
 
-// configure applies the max_size that a config provisioned with ctx asks
-// for. In the config that set the size the first store wins, and warn
-// reports each other size once; a newer config (a reload) resizes the
-// store to its size, and resized reports whether that changed it.
+// configure applies the max_size of a config provisioned with ctx (see
+// sizing.Owner.Configure).
 func (s *shared) configure(ctx context.Context, maxSize int64) (resized, warn bool, err error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.owner != ctx {
-		s.owner, s.warned = ctx, nil
-		if maxSize == s.MaxSize() {
-			return false, false, nil
-		}
-		return true, false, s.Resize(maxSize)
-	}
-	if maxSize == s.MaxSize() || s.warned[maxSize] {
-		return false, false, nil
-	}
-	if s.warned == nil {
-		s.warned = make(map[int64]bool)
-	}
-	s.warned[maxSize] = true
-	return false, true, nil
+	return s.size.Configure(ctx, s.Cache, maxSize)
 }
 
 // Destruct frees the Cache when the last config that uses it is unloaded.
