@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/caddy-edge/edge/internal/caddytest"
 )
 
 // Issue 8 item 1: a GET (or HEAD) with a request body never fills the
@@ -145,5 +147,33 @@ func TestNotModifiedPrivateRemovesStored(t *testing.T) {
 				t.Errorf("origin got %d requests, want 4", n)
 			}
 		})
+	}
+}
+
+// A handler after the cache may rewrite response fields in place: Caddy's
+// header directive replaces a value by assigning to hdr[name][i]. A hit
+// must hand out value slices of its own, never the stored entry's, or each
+// hit would rewrite the stored response (and race with the others).
+func TestHitFieldsNotSharedWithStore(t *testing.T) {
+	o := newOrigin(t, serve("body", "Cache-Control", "max-age=60", "X-Stored", "a"))
+	s := caddytest.Start(t, `
+http://localhost:{HTTP_PORT} {
+	header >X-Stored "a" "ab"
+	header >Cache-Status "hit;" "HIT;"
+	http_cache
+	reverse_proxy `+o.addr()+`
+}
+`)
+	for i := range 4 {
+		r := get(t, s, "/f")
+		if got := r.header.Get("X-Stored"); got != "ab" {
+			t.Errorf("request %d: X-Stored = %q, want %q (the stored value rewritten by earlier hits?)", i+1, got, "ab")
+		}
+		if i > 0 && !strings.Contains(r.cs(), "; HIT;") {
+			t.Errorf("request %d: Cache-Status = %q, want the replaced %q", i+1, r.cs(), "; HIT;")
+		}
+	}
+	if n := o.n.Load(); n != 1 {
+		t.Errorf("origin got %d requests, want 1", n)
 	}
 }

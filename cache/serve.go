@@ -517,11 +517,6 @@ func (h *Handler) serveStored(w http.ResponseWriter, r *http.Request, lk *lookup
 	defer lk.close()
 	e, body := lk.entry, lk.body
 	hdr := w.Header()
-	// Stored header slices are never appended to in place (Header.Clone
-	// caps them), so sharing them is safe.
-	for k, v := range e.Header {
-		hdr[k] = v
-	}
 	d := h.entryDerived(e)
 	var status string
 	if cs.fwd == "" && cs.detail == "" && cs.hasTTL {
@@ -529,10 +524,24 @@ func (h *Handler) serveStored(w http.ResponseWriter, r *http.Request, lk *lookup
 	} else {
 		status = cs.String()
 	}
-	// One allocation for both fields' value slices.
-	vals := &[2]string{strconv.FormatInt(int64(max(dec.Age, 0)/time.Second), 10), status}
-	hdr["Age"] = vals[0:1:1]
-	hdr["Cache-Status"] = vals[1:2:2]
+	// The response gets value slices of its own, in one allocation: the
+	// stored ones are shared by every hit, and a handler after this one may
+	// rewrite values in place (Caddy's header directive assigns to
+	// hdr[name][i]), which would change the stored entry for later hits
+	// and race with the hits being written.
+	n := 2
+	for _, v := range e.Header {
+		n += len(v)
+	}
+	vals := make([]string, 0, n)
+	for k, v := range e.Header {
+		i := len(vals)
+		vals = append(vals, v...)
+		hdr[k] = vals[i:len(vals):len(vals)]
+	}
+	vals = append(vals, strconv.FormatInt(int64(max(dec.Age, 0)/time.Second), 10), status)
+	hdr["Age"] = vals[n-2 : n-1 : n-1]
+	hdr["Cache-Status"] = vals[n-1 : n : n]
 	h.report(r, result)
 
 	if e.Status >= 200 && e.Status < 300 && policy.NotModifiedAt(r.Header, e.Header, e.ResponseTime) {
