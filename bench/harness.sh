@@ -12,6 +12,9 @@
 # Scenarios (each its own site on 127.0.0.1; a store scenario runs only when
 # its module is built in, and redis only when redis-server is installed):
 #   ceiling      bench_ceiling: the prebuilt body in one Write
+#   ceiling-hit  bench_ceiling with the three fields a hit adds (Date, Age,
+#                Cache-Status), prebuilt: a hit against it shows the
+#                cache's own cost apart from net/http's for those fields
 #   respond      Caddy's respond with the same body
 #   proxy        reverse_proxy to the origin, no cache
 #   hit-memory   http_cache (memory store) + reverse_proxy, every request a hit
@@ -30,11 +33,16 @@
 # per request (user+system time of the serving process tree during the run,
 # divided by the requests; the origin's CPU is not counted), the server's RSS
 # after the run, and req/s as a ratio to the ceiling and to nginx of the
-# same round.
+# same round (and to ceiling-hit and proxy, the ceilings of hits and of
+# misses).
 #
 # Usage: bench/harness.sh [seconds-per-run (5)] [rounds (3)]
 # Environment: SIZES="1024 16384 262144" CONNS="64 256" SCENARIOS="..." to
-# run a subset (names as above).
+# run a subset (names as above); PROFILE=<dir> also saves a CPU profile of
+# Caddy (from its admin API's /debug/pprof) for every Caddy run, as
+# <dir>/<scenario>-<size>-<conns>-r<round>.pprof, to compare with
+# `go tool pprof -top -diff_base <dir>/ceiling-... <dir>/hit-memory-...`
+# (profiling costs the server a few per cent while it runs).
 # Needs: wrk, nginx, varnishd, curl (installed with apt-get when missing and
 # run as root); redis-server for hit-redis (optional).
 set -euo pipefail
@@ -43,7 +51,7 @@ secs=${1:-5}
 rounds=${2:-3}
 sizes=(${SIZES:-1024 16384 262144})
 conns_list=(${CONNS:-64 256})
-all_scenarios="ceiling respond proxy hit-memory hit-disk hit-redis hit-tiered geo-hit miss pass nginx varnish"
+all_scenarios="ceiling ceiling-hit respond proxy hit-memory hit-disk hit-redis hit-tiered geo-hit miss pass nginx varnish"
 scenarios=(${SCENARIOS:-$all_scenarios})
 
 need() { # need <command> [debian-package]
@@ -65,7 +73,7 @@ chmod 755 "$work"
 pids=()
 cleanup() {
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	[ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
+	[ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid" 2>/dev/null)" 2>/dev/null || true
 	wait 2>/dev/null || true
 	rm -rf "$work"
 }
@@ -124,6 +132,9 @@ CADDY
 		cat <<CADDY
 http://127.0.0.1:$(port_of ceiling "$size") {
 	bench_ceiling $size
+}
+http://127.0.0.1:$(port_of ceiling-hit "$size") {
+	bench_ceiling $size hit_fields
 }
 http://127.0.0.1:$(port_of respond "$size") {
 	header Cache-Control "public, max-age=3600"
@@ -193,7 +204,7 @@ http://127.0.0.1:$(port_of hit-tiered "$size") {
 }
 CADDY
 		fi
-		if has_module http.cache.stores.redis; then
+		if printf '%s\n' "${scenarios[@]}" | grep -qx hit-redis; then
 			cat <<CADDY
 http://127.0.0.1:$(port_of hit-redis "$size") {
 	http_cache {
@@ -270,9 +281,9 @@ for _ in $(seq 100); do
 done
 [ $ok = 1 ] || { echo "servers did not start"; tail -5 "$work"/*.log; exit 1; }
 
-path_of() { # path_of <scenario> <size>: the URL path wrk asks for
+path_of() { # path_of <scenario> <size> [run-id]: the URL path wrk asks for
 	case $1 in
-	pass) echo "/bench?size=$2&cc=no-store" ;;
+	pass) echo "/pass/$3?size=$2&cc=no-store" ;;
 	*) echo "/bench?size=$2" ;;
 	esac
 }
@@ -299,31 +310,43 @@ cpu_ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' 
 rss_kb() { local t=0 p; for p in "$@"; do t=$((t + $(awk '/^VmRSS/ {print $2}' "/proc/$p/status" 2>/dev/null || echo 0))); done; echo $t; }
 hz=$(getconf CLK_TCK)
 
-# A wrk script that makes every URL new, for the miss scenario.
+# A wrk script that makes every URL new, for the miss scenario: the paths
+# start with a prefix unique to the run (wrk's math.random is not seeded, so
+# a random one would repeat in the next run and make its "misses" hits).
 cat >"$work/miss.lua" <<'LUA'
-local counter, id = 0, 0
-function setup(thread) thread:set("id", math.random(1, 1e9)) end
-function init(args) size = args[1] end
+local threads, counter = 0, 0
+function setup(thread) threads = threads + 1; thread:set("id", threads) end
+function init(args) size, prefix = args[1], args[2] end
 function request()
 	counter = counter + 1
-	return wrk.format(nil, "/miss/" .. id .. "/" .. counter .. "?size=" .. size)
+	return wrk.format(nil, prefix .. id .. "/" .. counter .. "?size=" .. size)
 end
 LUA
 
 results="$work/results"
 : >"$results"
 run() { # run <round> <scenario> <size> <conns>
-	local s=$2 size=$3 c=$4 url out pids_ before after reqs
-	url="http://127.0.0.1:$(port_of "$s" "$size")$(path_of "$s" "$size")"
+	local s=$2 size=$3 c=$4 url out pids_ before after reqs prefix="/$2/r$1-$3-$4-"
+	url="http://127.0.0.1:$(port_of "$s" "$size")$(path_of "$s" "$size" "${prefix#/pass/}")"
 	pids_=$(tree_of "$s")
+	prof=
+	if [ -n "${PROFILE:-}" ] && [ "$pids_" = "$caddy_pid" ]; then
+		mkdir -p "$PROFILE"
+		curl -s -o "$PROFILE/$s-$size-$c-r$1.pprof" "http://127.0.0.1:18019/debug/pprof/profile?seconds=$((secs > 1 ? secs - 1 : 1))" &
+		prof=$!
+	fi
 	before=$(cpu_ticks $pids_)
 	if [ "$s" = miss ]; then
-		out=$(wrk -t2 -c"$c" -d"${secs}s" --latency -s "$work/miss.lua" "$url" -- "$size")
+		out=$(wrk -t2 -c"$c" -d"${secs}s" --latency -s "$work/miss.lua" "$url" -- "$size" "$prefix")
 	else
 		out=$(wrk -t2 -c"$c" -d"${secs}s" --latency -H 'X-Forwarded-For: 81.2.69.160' "$url")
 	fi
 	after=$(cpu_ticks $pids_)
+	[ -z "$prof" ] || wait "$prof"
 	reqs=$(awk '/requests in/ {print $1}' <<<"$out")
+	case $s in miss | pass) # did every request reach the origin?
+		echo "$s $size $c $reqs $(curl -s "$origin/_count?prefix=$prefix")" >>"$work/origin-counts" ;;
+	esac
 	awk -v r="$1" -v s="$s" -v size="$size" -v c="$c" -v hz="$hz" -v ticks=$((after - before)) -v reqs="$reqs" -v rss="$(rss_kb $pids_)" '
 		/Requests\/sec/ {rps = $2}
 		/^ +99%/ {p99 = $2; if (p99 ~ /us$/) p99 = p99 / 1000; else if (p99 ~ /ms$/) p99 = p99 + 0; else if (p99 ~ /s$/) p99 = p99 * 1000}
@@ -367,17 +390,20 @@ awk -v scen="${scenarios[*]}" '
 		for (i = 1; i <= nk; i++) {
 			k = order[i]; split(k, kk, " ")
 			printf "\n%s B, %s connections\n", kk[1], kk[2]
-			printf "%-12s %10s %9s %9s %8s %10s %9s\n", "scenario", "req/s", "p99 ms", "cpu us", "RSS MiB", "x ceiling", "x nginx"
+			printf "%-12s %10s %9s %9s %8s %10s %11s %9s %9s\n", "scenario", "req/s", "p99 ms", "cpu us", "RSS MiB", "x ceiling", "x ceil-hit", "x proxy", "x nginx"
 			for (j = 1; j <= ns; j++) {
 				s = S[j]; if (!((s " " k) in rps)) continue
-				rc = ""; rn = ""
+				rc = ""; rh = ""; rp = ""; rn = ""
 				for (r = 1; r <= nr; r++) {
-					v = round[r " " s " " k]; c = round[r " ceiling " k]; n = round[r " nginx " k]
+					v = round[r " " s " " k]; c = round[r " ceiling " k]; h = round[r " ceiling-hit " k]; p = round[r " proxy " k]; n = round[r " nginx " k]
 					if (c > 0) rc = rc " " v / c
+					if (h > 0) rh = rh " " v / h
+					if (p > 0) rp = rp " " v / p
 					if (n > 0) rn = rn " " v / n
 				}
-				printf "%-12s %10.0f %9.2f %9.1f %8.0f %10s %9s\n", s, median(rps[s " " k]), median(p99[s " " k]), median(cpu[s " " k]), median(rss[s " " k]),
-					rc == "" ? "-" : sprintf("%.3f", median(rc)), rn == "" ? "-" : sprintf("%.3f", median(rn))
+				printf "%-12s %10.0f %9.2f %9.1f %8.0f %10s %11s %9s %9s\n", s, median(rps[s " " k]), median(p99[s " " k]), median(cpu[s " " k]), median(rss[s " " k]),
+					rc == "" ? "-" : sprintf("%.3f", median(rc)), rh == "" ? "-" : sprintf("%.3f", median(rh)),
+					rp == "" ? "-" : sprintf("%.3f", median(rp)), rn == "" ? "-" : sprintf("%.3f", median(rn))
 			}
 		}
 	}' "$results"
@@ -386,6 +412,11 @@ awk -v scen="${scenarios[*]}" '
 # the origin (target 1)?
 key="/collapse-$RANDOM$RANDOM"
 wrk -t2 -c1000 -d2s "http://127.0.0.1:$(port_of hit-memory "${sizes[0]}")$key?size=${sizes[0]}&delay=500ms" >/dev/null 2>&1 || true
+# A miss or pass-through that did not reach the origin would flatter it.
+if [ -s "$work/origin-counts" ]; then
+	echo
+	awk '{n[$1] += $4; o[$1] += $5} END {for (s in n) printf "%s: %d client requests, %d origin requests (%.3f per request; 1 expected)\n", s, n[s], o[s], n[s] ? o[s] / n[s] : 0}' "$work/origin-counts"
+fi
 echo
 echo "1000 concurrent requests for one missing key -> $(curl -s "$origin/_count?path=$key") origin request(s) (target 1)"
 

@@ -8,6 +8,7 @@ package ceiling
 import (
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -30,14 +31,25 @@ func init() {
 //
 // Syntax:
 //
-//	bench_ceiling <size>
+//	bench_ceiling <size> [hit_fields]
 type Handler struct {
 	// Size of the body in bytes.
 	Size int `json:"size,omitempty"`
+	// HitFields adds the fields an http_cache hit sends and this handler
+	// otherwise does not: the origin's Date, Age and Cache-Status (prebuilt
+	// too). Measured against it, a hit shows what the cache's own work
+	// costs, apart from what net/http spends writing three more fields.
+	HitFields bool `json:"hit_fields,omitempty"`
 
 	body   []byte
 	length []string
+	date   []string
 }
+
+var (
+	age         = []string{"0"}
+	cacheStatus = []string{"caddy-edge; hit; ttl=3600"}
+)
 
 // CaddyModule returns the Caddy module information.
 func (Handler) CaddyModule() caddy.ModuleInfo {
@@ -54,6 +66,7 @@ func (h *Handler) Provision(caddy.Context) error {
 		h.body[i] = 'x'
 	}
 	h.length = []string{strconv.Itoa(h.Size)}
+	h.date = []string{time.Now().UTC().Format(http.TimeFormat)}
 	return nil
 }
 
@@ -66,6 +79,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, _ *http.Request, _ caddyhttp.
 	hdr["Cache-Control"] = cacheControl
 	hdr["Content-Type"] = contentType
 	hdr["Content-Length"] = h.length
+	if h.HitFields {
+		hdr["Date"] = h.date
+		hdr["Age"] = age
+		hdr["Cache-Status"] = cacheStatus
+	}
 	w.WriteHeader(http.StatusOK)
 	_, err := w.Write(h.body)
 	return err
@@ -82,6 +100,12 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		return d.Errf("bad size '%s'", d.Val())
 	}
 	h.Size = n
+	if d.NextArg() {
+		if d.Val() != "hit_fields" {
+			return d.Errf("unknown option '%s'", d.Val())
+		}
+		h.HitFields = true
+	}
 	if d.NextArg() {
 		return d.ArgErr()
 	}

@@ -5,6 +5,7 @@
 //
 //	GET /any/path?size=1024&cc=max-age%3D60&delay=200ms
 //	GET /_count?path=/any/path   -> the number of requests seen for that path
+//	GET /_count?prefix=/any/     -> ... for all paths that start with prefix
 package main
 
 import (
@@ -14,6 +15,7 @@ import (
 	"log"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -28,8 +30,17 @@ func main() {
 		counts = map[string]int{} // protected by mu
 	)
 	http.HandleFunc("/_count", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
 		mu.Lock()
-		n := counts[r.URL.Query().Get("path")]
+		n := counts[q.Get("path")]
+		if prefix := q.Get("prefix"); prefix != "" {
+			n = 0
+			for p, c := range counts {
+				if strings.HasPrefix(p, prefix) {
+					n += c
+				}
+			}
+		}
 		mu.Unlock()
 		fmt.Fprintln(w, n)
 	})
