@@ -529,19 +529,19 @@ func (h *Handler) serveStored(w http.ResponseWriter, r *http.Request, lk *lookup
 	// rewrite values in place (Caddy's header directive assigns to
 	// hdr[name][i]), which would change the stored entry for later hits
 	// and race with the hits being written.
-	n := 2
-	for _, v := range e.Header {
-		n += len(v)
-	}
-	vals := make([]string, 0, n)
+	// Sized for one value a field (the common case); a field with more
+	// makes append move on to a new array, and the slices already handed
+	// out keep the old one.
+	vals := make([]string, 0, len(e.Header)+2)
 	for k, v := range e.Header {
 		i := len(vals)
 		vals = append(vals, v...)
 		hdr[k] = vals[i:len(vals):len(vals)]
 	}
+	i := len(vals)
 	vals = append(vals, strconv.FormatInt(int64(max(dec.Age, 0)/time.Second), 10), status)
-	hdr["Age"] = vals[n-2 : n-1 : n-1]
-	hdr["Cache-Status"] = vals[n-1 : n : n]
+	hdr["Age"] = vals[i : i+1 : i+1]
+	hdr["Cache-Status"] = vals[i+1 : i+2 : i+2]
 	h.report(r, result)
 
 	if e.Status >= 200 && e.Status < 300 && policy.NotModifiedAt(r.Header, e.Header, e.ResponseTime) {
