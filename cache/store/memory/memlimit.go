@@ -14,10 +14,14 @@ import (
 // takes up to 512 MiB plus Caddy's own memory. So while memory stores are
 // loaded, a governor keeps a soft memory limit (runtime/debug.SetMemoryLimit)
 // that gives the stores' budgets only 1/16 of headroom and everything else
-// the usual 100 %:
+// half its live size:
 //
-//	limit = Σ max_size × 17/16 + 2 × (live heap − stored bytes) + 8 MiB
+//	limit = Σ max_size × 17/16 + 1.5 × (live heap − stored bytes) + 8 MiB
 //
+// (With 2 × for everything else, as GOGC=100 would give it, a full 256 MiB
+// store of 1 KiB entries took 395 MiB of RSS, over the 1.25 × max_size +
+// 64 MiB the store promises; the half costs the collector more frequent
+// cycles when the store is full, see BENCHMARKS.md.)
 // recomputed every second from runtime/metrics, so that a burst of
 // in-flight bodies raises the limit instead of making the collector work
 // without pause. The limit never goes above the one in force before (Caddy
@@ -131,5 +135,5 @@ func (g *memGovernor) adjustLocked() {
 // bound).
 func governorLimit(budgets, stored, live, before int64) int64 {
 	other := max(live-stored, 0)
-	return min(budgets+budgets/16+2*other+governorSlack, before)
+	return min(budgets+budgets/16+other+other/2+governorSlack, before)
 }
