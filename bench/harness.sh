@@ -370,8 +370,13 @@ done
 
 # Report: medians over rounds; ratios per round, then their median.
 echo
-echo "--- results: medians of $rounds rounds (req/s; p99 ms; server CPU us/request; server RSS MiB after the run)"
+echo "--- results: medians of $rounds rounds (req/s; its spread over the rounds, (max - min) / median; p99 ms; server CPU us/request; server RSS MiB after the run)"
 awk -v scen="${scenarios[*]}" '
+	function spread(list,   n, a, i, lo, hi) { # (max - min) / median, in per cent
+		n = split(list, a, " "); lo = hi = a[1] + 0
+		for (i = 2; i <= n; i++) { if (a[i] + 0 < lo) lo = a[i] + 0; if (a[i] + 0 > hi) hi = a[i] + 0 }
+		return median(list) > 0 ? (hi - lo) / median(list) * 100 : 0
+	}
 	function median(list,   n, a, i, j, t) {
 		n = split(list, a, " ")
 		for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] + 0 > t + 0; j--) a[j + 1] = a[j]; a[j + 1] = t }
@@ -390,7 +395,7 @@ awk -v scen="${scenarios[*]}" '
 		for (i = 1; i <= nk; i++) {
 			k = order[i]; split(k, kk, " ")
 			printf "\n%s B, %s connections\n", kk[1], kk[2]
-			printf "%-12s %10s %9s %9s %8s %10s %11s %9s %9s\n", "scenario", "req/s", "p99 ms", "cpu us", "RSS MiB", "x ceiling", "x ceil-hit", "x proxy", "x nginx"
+			printf "%-12s %10s %7s %9s %9s %8s %10s %11s %9s %9s\n", "scenario", "req/s", "spread", "p99 ms", "cpu us", "RSS MiB", "x ceiling", "x ceil-hit", "x proxy", "x nginx"
 			for (j = 1; j <= ns; j++) {
 				s = S[j]; if (!((s " " k) in rps)) continue
 				rc = ""; rh = ""; rp = ""; rn = ""
@@ -401,7 +406,7 @@ awk -v scen="${scenarios[*]}" '
 					if (p > 0) rp = rp " " v / p
 					if (n > 0) rn = rn " " v / n
 				}
-				printf "%-12s %10.0f %9.2f %9.1f %8.0f %10s %11s %9s %9s\n", s, median(rps[s " " k]), median(p99[s " " k]), median(cpu[s " " k]), median(rss[s " " k]),
+				printf "%-12s %10.0f %6.0f%% %9.2f %9.1f %8.0f %10s %11s %9s %9s\n", s, median(rps[s " " k]), spread(rps[s " " k]), median(p99[s " " k]), median(cpu[s " " k]), median(rss[s " " k]),
 					rc == "" ? "-" : sprintf("%.3f", median(rc)), rh == "" ? "-" : sprintf("%.3f", median(rh)),
 					rp == "" ? "-" : sprintf("%.3f", median(rp)), rn == "" ? "-" : sprintf("%.3f", median(rn))
 			}
