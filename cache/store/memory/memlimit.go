@@ -13,16 +13,16 @@ import (
 // full memory store is long-lived data: with GOGC alone, a 256 MiB store
 // takes up to 512 MiB plus Caddy's own memory. So while memory stores are
 // loaded, a governor keeps a soft memory limit (runtime/debug.SetMemoryLimit)
-// that gives the stores' budgets only 1/32 of headroom and everything else
+// that gives the stores' budgets only 1/16 of headroom and everything else
 // half its live size:
 //
-//	limit = Σ max_size × 33/32 + 1.5 × (live heap − stored bytes) + 8 MiB
+//	limit = Σ max_size × 17/16 + 1.5 × (live heap − stored bytes) + 8 MiB
 //
-// (With 1/16 and 2 × everything else, as GOGC=100 would give it, a full
-// 256 MiB store of 1 KiB entries took 395 MiB of RSS, over the 1.25 ×
-// max_size + 64 MiB the store promises: the heap's fragmentation by
-// evictions takes about an eighth of the store. Less headroom costs the
-// collector more frequent cycles when the store is full; see BENCHMARKS.md.)
+// (With 2 × everything else, as GOGC=100 would give it, a full 256 MiB
+// store of 1 KiB entries took 395 MiB of RSS, over the 1.25 × max_size +
+// 64 MiB the store promises. Less headroom costs the collector more
+// frequent cycles when the store is full; see BENCHMARKS.md. Stores count
+// the heap's fragmentation in their entries' weight: fragmentationShare.)
 // recomputed every second from runtime/metrics, so that a burst of
 // in-flight bodies raises the limit instead of making the collector work
 // without pause. The limit never goes above the one in force before (Caddy
@@ -136,5 +136,5 @@ func (g *memGovernor) adjustLocked() {
 // bound).
 func governorLimit(budgets, stored, live, before int64) int64 {
 	other := max(live-stored, 0)
-	return min(budgets+budgets/32+other+other/2+governorSlack, before)
+	return min(budgets+budgets/16+other+other/2+governorSlack, before)
 }

@@ -43,6 +43,14 @@ const MaxEntryFraction = 8
 // so that a full store does not take more memory than its budget.
 const entryOverhead = 576
 
+// fragmentationShare: an entry is counted 1/fragmentationShare heavier than
+// the heap it takes when it is stored, for the holes that evictions leave
+// in the heap's spans. Measured with bench/memory.sh (1 KiB entries, a
+// store evicting for a while): the heap in use exceeded the live heap by
+// about 1/10 of the store; without this share a full 256 MiB store took
+// 386-387 MiB of RSS against its 384 MiB target.
+const fragmentationShare = 16
+
 // coarseResolution is how often the default clock reads the time: an entry
 // may be returned up to this long after its Expires (never before).
 const coarseResolution = 10 * time.Millisecond
@@ -359,7 +367,9 @@ func (c *Cache) commit(key string, it *item) {
 }
 
 func newItem(e *store.Entry, body []byte, meta int64) *item {
-	it := &item{entry: e, body: body, weight: uint32(min(meta+int64(cap(body)), math.MaxUint32))}
+	w := meta + int64(cap(body))
+	w += w / fragmentationShare
+	it := &item{entry: e, body: body, weight: uint32(min(w, math.MaxUint32))}
 	if !e.Expires.IsZero() {
 		it.expires = unixNano(e.Expires)
 	}
