@@ -22,6 +22,13 @@
 #   hit-redis    http_cache (redis store, a redis-server started here)
 #   hit-tiered   http_cache (memory tier in front of disk)
 #   geo-hit      geofilter (demo database, a GB client) + http_cache hits
+#   zipf-hot     http_cache hits on one key of a store filled with
+#                ZIPF_KEYS entries (default 100000; fewer where they would
+#                hold more than 256 MiB of bodies), the path chosen by a
+#                wrk script (the same script as zipf, drawing from one key)
+#   zipf         the same store, each path drawn from a Zipf distribution
+#                (s = 1.1) over all its keys: a large store against one
+#                hot key (zipf / zipf-hot)
 #   miss         http_cache, every URL new: fetched and stored
 #   pass         http_cache, the origin says no-store: fetched, not stored
 #   nginx        nginx proxy_cache hits
@@ -51,7 +58,7 @@ secs=${1:-5}
 rounds=${2:-3}
 sizes=(${SIZES:-1024 16384 262144})
 conns_list=(${CONNS:-64 256})
-all_scenarios="ceiling ceiling-hit respond proxy hit-memory hit-disk hit-redis hit-tiered geo-hit miss pass nginx varnish"
+all_scenarios="ceiling ceiling-hit respond proxy hit-memory hit-disk hit-redis hit-tiered geo-hit zipf-hot zipf miss pass nginx varnish"
 scenarios=(${SCENARIOS:-$all_scenarios})
 
 need() { # need <command> [debian-package]
@@ -91,12 +98,17 @@ pids+=($!)
 
 # Ports: scenario i, size j -> 18200 + 10*i + j.
 port_of() { # port_of <scenario> <size>
-	local i=0 j=0 s
-	for s in $all_scenarios; do [ "$s" = "$1" ] && break; i=$((i + 1)); done
+	local i=0 j=0 s want=${1/#zipf-hot/zipf}
+	for s in $all_scenarios; do [ "$s" = "$want" ] && break; i=$((i + 1)); done
 	for s in "${sizes[@]}"; do [ "$s" = "$2" ] && break; j=$((j + 1)); done
 	echo $((18200 + 10 * i + j))
 }
 
+zipf_keys=${ZIPF_KEYS:-100000}
+zipf_keys_of() { # zipf_keys_of <size>: ZIPF_KEYS, at most 256 MiB of bodies
+	local most=$(((256 << 20) / $1))
+	echo $((zipf_keys < most ? zipf_keys : most))
+}
 redis_port=18190
 if printf '%s\n' "${scenarios[@]}" | grep -qx hit-redis; then
 	if command -v redis-server >/dev/null && has_module http.cache.stores.redis; then
@@ -154,6 +166,17 @@ http://127.0.0.1:$(port_of geo-hit "$size") {
 		default allow
 	}
 	http_cache
+	reverse_proxy $origin
+}
+# The Zipf scenarios have a store of their own, large enough for all
+# their keys.
+http://127.0.0.1:$(port_of zipf "$size") {
+	http_cache {
+		store memory {
+			name zipf$size
+			max_size $((($(zipf_keys_of "$size") * (size + 2400) * 17 / 16 + (64 << 20)) >> 20))MiB
+		}
+	}
 	reverse_proxy $origin
 }
 # Misses fill a store of their own, so that they never evict the entries
@@ -284,13 +307,14 @@ done
 path_of() { # path_of <scenario> <size> [run-id]: the URL path wrk asks for
 	case $1 in
 	pass) echo "/pass/$3?size=$2&cc=no-store" ;;
+	zipf | zipf-hot) echo "/z/1?size=$2" ;;
 	*) echo "/bench?size=$2" ;;
 	esac
 }
 # Warm the caches: after these requests every hit scenario is a hit.
 for size in "${sizes[@]}"; do
 	for s in "${scenarios[@]}"; do
-		case $s in miss | pass) continue ;; esac
+		case $s in miss | pass | zipf | zipf-hot) continue ;; esac
 		for _ in 1 2 3; do curl -s -o /dev/null -H 'X-Forwarded-For: 81.2.69.160' "http://127.0.0.1:$(port_of "$s" "$size")$(path_of "$s" "$size")"; done
 	done
 	echo "--- $size B: what a hit looks like"
@@ -323,6 +347,52 @@ function request()
 end
 LUA
 
+# The Zipf scenarios: a script that draws each path from a Zipf
+# distribution (s = 1.1) over /z/1 ... /z/<keys> (or, with "hot", makes the
+# same draw and asks for /z/1, so that wrk spends the same on both), and one
+# that fills the store with every key.
+cat >"$work/zipf.lua" <<'LUA'
+local threads = 0
+function setup(thread) threads = threads + 1; thread:set("id", threads) end
+function init(args)
+	size, n, hot = args[1], tonumber(args[2]), args[3] == "hot"
+	math.randomseed(id * 7919 + os.time())
+	cdf = {}
+	local total = 0
+	for k = 1, n do total = total + 1 / k ^ 1.1; cdf[k] = total end
+	for k = 1, n do cdf[k] = cdf[k] / total end
+end
+function request()
+	local u, lo, hi = math.random(), 1, n
+	while lo < hi do
+		local mid = math.floor((lo + hi) / 2)
+		if cdf[mid] < u then lo = mid + 1 else hi = mid end
+	end
+	if hot then lo = 1 end
+	return wrk.format(nil, "/z/" .. lo .. "?size=" .. size)
+end
+LUA
+cat >"$work/zipf-fill.lua" <<'LUA'
+local threads = 0
+function setup(thread) threads = threads + 1; thread:set("id", threads) end
+function init(args) size, n = args[1], tonumber(args[2]); k = id - 2 end
+function request()
+	k = k + 2
+	if k > n then k = id end
+	return wrk.format(nil, "/z/" .. k .. "?size=" .. size)
+end
+LUA
+if printf '%s\n' "${scenarios[@]}" | grep -qE '^zipf'; then
+	for size in "${sizes[@]}"; do
+		entries() { curl -s 127.0.0.1:18019/http_cache/stats | tr -d ' \n' | grep -oE "\"name\":\"memory/zipf$size\",\"entries\":[0-9]+" | grep -oE '[0-9]+$' || echo 0; }
+		for _ in $(seq 30); do
+			[ "$(entries)" -ge "$(zipf_keys_of "$size")" ] && break
+			wrk -t2 -c64 -d5s -s "$work/zipf-fill.lua" "http://127.0.0.1:$(port_of zipf "$size")/" -- "$size" "$(zipf_keys_of "$size")" >/dev/null
+		done
+		echo "--- $size B: the Zipf store holds $(entries) entries ($(zipf_keys_of "$size") keys)"
+	done
+fi
+
 results="$work/results"
 : >"$results"
 run() { # run <round> <scenario> <size> <conns>
@@ -338,6 +408,8 @@ run() { # run <round> <scenario> <size> <conns>
 	before=$(cpu_ticks $pids_)
 	if [ "$s" = miss ]; then
 		out=$(wrk -t2 -c"$c" -d"${secs}s" --latency -s "$work/miss.lua" "$url" -- "$size" "$prefix")
+	elif [ "$s" = zipf ] || [ "$s" = zipf-hot ]; then
+		out=$(wrk -t2 -c"$c" -d"${secs}s" --latency -s "$work/zipf.lua" "$url" -- "$size" "$(zipf_keys_of "$size")" "${s#zipf-}")
 	else
 		out=$(wrk -t2 -c"$c" -d"${secs}s" --latency -H 'X-Forwarded-For: 81.2.69.160' "$url")
 	fi
