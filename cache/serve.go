@@ -532,7 +532,7 @@ func (h *Handler) serveStored(w http.ResponseWriter, r *http.Request, lk *lookup
 	// Sized for one value a field (the common case); a field with more
 	// makes append move on to a new array, and the slices already handed
 	// out keep the old one.
-	vals := make([]string, 0, len(e.Header)+2)
+	vals := make([]string, 0, len(e.Header)+3)
 	for k, v := range e.Header {
 		i := len(vals)
 		vals = append(vals, v...)
@@ -542,6 +542,11 @@ func (h *Handler) serveStored(w http.ResponseWriter, r *http.Request, lk *lookup
 	vals = append(vals, strconv.FormatInt(int64(max(dec.Age, 0)/time.Second), 10), status)
 	hdr["Age"] = vals[i : i+1 : i+1]
 	hdr["Cache-Status"] = vals[i+1 : i+2 : i+2]
+	if _, ok := hdr["Content-Length"]; !ok {
+		// A response the origin sent without a length (chunked).
+		vals = append(vals, d.contentLengthOf(body.Size()))
+		hdr["Content-Length"] = vals[i+2 : i+3 : i+3]
+	}
 	h.report(r, result)
 
 	if e.Status >= 200 && e.Status < 300 && policy.NotModifiedAt(r.Header, e.Header, e.ResponseTime) {
@@ -553,9 +558,6 @@ func (h *Handler) serveStored(w http.ResponseWriter, r *http.Request, lk *lookup
 	}
 	if e.Status == http.StatusOK && r.Header["Range"] != nil {
 		return serveRange(w, r, e, body)
-	}
-	if _, ok := hdr["Content-Length"]; !ok {
-		hdr["Content-Length"] = []string{d.contentLengthOf(body.Size())}
 	}
 	w.WriteHeader(e.Status)
 	if r.Method == http.MethodHead {
