@@ -87,9 +87,11 @@ type DatabaseInfo struct {
 	LastCheck time.Time `json:"last_check"`
 	// When a changed file was last swapped in.
 	LastReload time.Time `json:"last_reload,omitzero"`
-	// Outcome of the last check: "ok" (loaded), "unchanged", "changing: ..."
-	// (the file was being written; read again at the next check), or
-	// "error: ..." (rejected; the last good version keeps serving).
+	// Outcome of the last check: "ok" (loaded), "unchanged", "settling: ..."
+	// (rewritten in place: loaded once left unchanged for a while; the last
+	// good version keeps serving meanwhile), "changing: ..." (the file was
+	// being written; read again at the next check), or "error: ..."
+	// (rejected; the last good version keeps serving).
 	LastResult string `json:"last_result"`
 	// Successful reloads and rejected replacements since the file was opened.
 	Reloads  int64 `json:"reloads"`

@@ -230,18 +230,54 @@ func TestReloadReplacedByRename(t *testing.T) {
 	}
 }
 
+// leftAlone makes the file at path look last written a minute ago, as a
+// rewrite in place that its writer finished long ago. It changes the
+// file's stamp: the next check sees a new version, the one after may load
+// it.
+func leftAlone(t *testing.T, path string) {
+	t.Helper()
+	if err := os.Chtimes(path, time.Time{}, time.Now().Add(-time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestReloadRewrittenInPlace: a database rewritten in place is loaded once
+// it has settled (unchanged since the previous check, and written at least
+// the settle time ago), not at the first check that sees it: the writer may
+// not be done.
 func TestReloadRewrittenInPlace(t *testing.T) {
+	reloads, observe := observeReloads()
 	path := mmdbtest.Country(t, map[string]string{"81.2.69.0/24": "GB"})
-	d := openDBsForTest(t, -1, path)
+	d := openObservedForTest(t, watchOptions{interval: -1, onReload: observe}, path)
+	w := d.entries[0]
 	// Truncate and rewrite the same inode, as `cp new.mmdb path` does.
 	if err := os.WriteFile(path, mmdbtest.BuildCountry(map[string]string{"81.2.69.0/24": "FR", "89.160.20.0/24": "SE"}), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := d.entries[0].check(false); err != nil {
+	leftAlone(t, path)
+	if _, err := w.check(false); err != nil {
+		t.Fatal(err)
+	}
+	if got := lookupForTest(d, "81.2.69.1"); got.CountryCode != "GB" {
+		t.Errorf("loaded at the first check that saw the rewrite: %+v, want the old GB", got)
+	}
+	if info := infoFor(t, path); !strings.HasPrefix(info.LastResult, "settling: ") || info.Reloads != 0 || info.Failures != 0 {
+		t.Errorf("while settling: %+v", info)
+	}
+	if _, err := w.check(false); err != nil {
 		t.Fatal(err)
 	}
 	if got := lookupForTest(d, "81.2.69.1"); got.CountryCode != "FR" || !got.InEU {
 		t.Errorf("after in-place rewrite: %+v, want FR", got)
+	}
+	if info := infoFor(t, path); info.LastResult != "ok" || info.Reloads != 1 || info.Failures != 0 {
+		t.Errorf("after the settled rewrite: %+v", info)
+	}
+	if got := <-reloads; got != path+" country ok" {
+		t.Errorf("observer got %q", got)
+	}
+	if len(reloads) != 0 {
+		t.Errorf("%d more reload observations, want one", len(reloads))
 	}
 }
 
@@ -419,9 +455,20 @@ func TestIPListReload(t *testing.T) {
 	if l.Contains(in) || !l.Contains(out) || !l.Contains(netip.MustParseAddr("2001:db8::1")) {
 		t.Error("reloaded list not served")
 	}
-	// Truncated for a rewrite: a file of zero bytes is not a list of nothing.
+	// Truncated for a rewrite: not loaded while the writer may be at work,
+	// and once left alone, a file of zero bytes is not a list of nothing.
 	if err := os.WriteFile(path, nil, 0o644); err != nil {
 		t.Fatal(err)
+	}
+	if _, err := l.w.check(false); err != nil || !strings.HasPrefix(l.w.snapshot().LastResult, "settling: ") {
+		t.Errorf("truncated list at the first check: err = %v, %+v", err, l.w.snapshot())
+	}
+	if !l.Contains(out) {
+		t.Error("truncated list loaded before it settled")
+	}
+	leftAlone(t, path)
+	if _, err := l.w.check(false); err != nil {
+		t.Errorf("truncated list changed again: err = %v", err)
 	}
 	if _, err := l.w.check(false); err == nil || !strings.Contains(err.Error(), "empty file") {
 		t.Errorf("empty replacement: err = %v", err)
@@ -614,5 +661,86 @@ func TestDatabasesLookupEach(t *testing.T) {
 	want := "country.mmdb country GB 0 <nil>|asn.mmdb asn  20712 <nil>"
 	if strings.Join(got, "|") != want {
 		t.Errorf("LookupEach = %q, want %q", strings.Join(got, "|"), want)
+	}
+}
+
+// TestIPListReplacedByRenameLoadsAtOnce: a list replaced by rename (a new
+// file at the path, whole when it appears) is loaded at the first check
+// that sees it, even while a rewrite in place of the old file was settling,
+// and every time: on file systems that give a freed inode to the next new
+// file (ext4), the replaced version is held open so that its inode is not
+// taken for the old file's.
+func TestIPListReplacedByRenameLoadsAtOnce(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "drop.netset")
+	mmdbtest.WriteFile(t, path, []byte("192.0.2.0/24\n"))
+	l, err := openIPList(path, watchOptions{interval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.close() })
+	first, second := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("198.51.100.1")
+
+	// Half of a rewrite in place: settling, the whole old list serves.
+	if err := os.WriteFile(path, []byte("198.51.100.0/24\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.w.check(false); err != nil || !strings.HasPrefix(l.w.snapshot().LastResult, "settling: ") {
+		t.Fatalf("rewrite in place: err = %v, %+v", err, l.w.snapshot())
+	}
+	if !l.Contains(first) || l.Contains(second) {
+		t.Fatal("a list rewritten in place was loaded before it settled")
+	}
+	// Each good replacement follows a rejected one: the inode freed by the
+	// rename of the rejected file over the loaded one is the one ext4 gives
+	// to the next temporary file.
+	for i := range 20 {
+		want, other := first, second
+		if i%2 == 0 {
+			want, other = second, first
+		}
+		mmdbtest.WriteFile(t, path, []byte("not a list\n"))
+		if _, err := l.w.check(false); err == nil {
+			t.Fatalf("bad replacement %d by rename not rejected at the first check: %+v", i, l.w.snapshot())
+		}
+		mmdbtest.WriteFile(t, path, []byte(netip.PrefixFrom(want, 24).Masked().String()+"\n"))
+		if _, err := l.w.check(false); err != nil {
+			t.Fatal(err)
+		}
+		if !l.Contains(want) || l.Contains(other) {
+			t.Fatalf("replacement %d by rename not loaded at the first check: %+v", i, l.w.snapshot())
+		}
+	}
+	if info := l.w.snapshot(); info.Reloads != 20 || info.Failures != 20 || info.LastResult != "ok" {
+		t.Errorf("after 20 bad and 20 good replacements by rename: %+v", info)
+	}
+}
+
+// TestReloadForcedLoadsRewriteInPlace: a forced reload (POST
+// /geofilter/reload) loads a file rewritten in place at once: the operator
+// asked for it.
+func TestReloadForcedLoadsRewriteInPlace(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "drop.netset")
+	mmdbtest.WriteFile(t, path, []byte("192.0.2.0/24\n"))
+	l, err := openIPList(path, watchOptions{interval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.close() })
+	if err := os.WriteFile(path, []byte("198.51.100.0/24\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.w.check(false); err != nil || l.Contains(netip.MustParseAddr("198.51.100.1")) {
+		t.Fatalf("rewrite in place loaded before it settled (err = %v)", err)
+	}
+	info, err := reloadDatabase(path)
+	if err != nil || info.LastResult != "ok" || info.Reloads != 1 {
+		t.Errorf("forced reload: %+v, %v", info, err)
+	}
+	if !l.Contains(netip.MustParseAddr("198.51.100.1")) || l.Contains(netip.MustParseAddr("192.0.2.1")) {
+		t.Error("forced reload did not load the rewrite in place")
+	}
+	// Loaded: the next check finds it unchanged, nothing pending.
+	if info, err := l.w.check(false); err != nil || info.LastResult != "unchanged" {
+		t.Errorf("check after the forced reload: %+v, %v", info, err)
 	}
 }

@@ -2,6 +2,8 @@ package geofilter
 
 import (
 	"errors"
+	"io"
+	"io/fs"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -22,6 +24,28 @@ import (
 // defaultReloadInterval is how often files are checked for changes when no
 // interval is configured.
 const defaultReloadInterval = time.Minute
+
+// A file rewritten in place (the same inode as the version loaded, or as the
+// last version seen) may be read between two writes of its writer, and the
+// part written so far can be valid: any prefix of the lines of an IP list
+// is a list. So it is loaded only once it has settled: its stamp unchanged
+// since the previous check, and its modification time at least the settle
+// time in the past. The settle time is one check interval, bounded:
+//   - minSettle, because modification times are coarse on some file
+//     systems (1 s on ext3, HFS+ and many network mounts), so a younger one
+//     says little, and a copy or a download pausing for less than a second
+//     is ordinary;
+//   - maxSettle, because beyond it the rule "unchanged since the previous
+//     check" already asks for a whole interval of quiet: with the default
+//     interval, a rewrite is loaded at the second check after it ended.
+//
+// A file replaced by rename (a new inode at the path) is whole when it
+// appears, and is loaded at the first check; so is any file on a forced
+// check (the operator asked).
+const (
+	minSettle = time.Second
+	maxSettle = 10 * time.Second
+)
 
 // files holds every open database and IP list of the process, shared by
 // every handler and matcher (of this config and the next, during a reload)
@@ -106,12 +130,27 @@ type watchedFile[T any] struct {
 	stop     chan struct{}
 	done     chan struct{}
 
-	mu        sync.Mutex // protects the fields below; serialises checks
-	stamp     fileStamp  // version of the file cur was loaded from
-	failed    fileStamp  // version last rejected, not retried until it changes
-	failedMsg string     // LastResult of that rejection; "" if none since the last load
-	info      DatabaseInfo
-	users     map[string]int // who holds the entry, and how many times
+	mu    sync.Mutex // protects the fields below; serialises checks
+	stamp fileStamp  // version of the file cur was loaded from
+	// pin holds that file open (see pinFile; nil if none). With seenPin,
+	// at most two versions of the file are held: their disk space is freed
+	// at the next load after they were replaced or removed.
+	pin       io.Closer
+	failed    fileStamp // version last rejected, not retried until it changes
+	failedMsg string    // LastResult of that rejection; "" if none since the last load
+	// The version seen at the last check that did not load it (settling,
+	// rejected, or changing while read), when it was first seen so, and the
+	// file held open if it is not the one loaded; zero after a load.
+	seen    fileStamp
+	seenAt  time.Time
+	seenPin io.Closer
+	// gone: a check since the last load found no file at the path; a file
+	// that appears there next is likely being written by whoever removed
+	// the last one, and settles as a rewrite in place.
+	gone bool
+
+	info  DatabaseInfo
+	users map[string]int // who holds the entry, and how many times
 	// update, if set, reports the state of the file's automatic updates
 	// (see setUpdateState).
 	update func() *geoupdate.Status
@@ -135,16 +174,18 @@ func loadOrOpen[T any](key, path string, l fileLoader[T], info DatabaseInfo, opt
 			done:    make(chan struct{}),
 			users:   make(map[string]int),
 		}
-		st, val, err := w.read()
+		st, val, pin, err := w.read()
 		for try := 0; errors.Is(err, errFileChanging) && try < 3; try++ {
-			st, val, err = w.read() // being written right now: give it a moment
+			unpin(pin)
+			st, val, pin, err = w.read() // being written right now: give it a moment
 		}
 		if err != nil {
+			unpin(pin)
 			return nil, err
 		}
 		now := time.Now()
 		w.cur.Store(val)
-		w.stamp = st
+		w.stamp, w.pin = st, pin
 		w.info = info
 		w.info.Path = path
 		w.info.LoadedAt, w.info.LastCheck, w.info.LastResult = now, now, "ok"
@@ -187,24 +228,71 @@ func (w *watchedFile[T]) describe(val *T) {
 }
 
 // read loads the file, and makes sure it did not change while being read
-// (a file being written is retried at the next check).
-func (w *watchedFile[T]) read() (fileStamp, *T, error) {
+// (a file being written is retried at the next check). It returns the
+// stamp of the version read and that file held open (see pinFile), even
+// when the load failed; the caller closes or keeps pin.
+func (w *watchedFile[T]) read() (fileStamp, *T, io.Closer, error) {
 	before, err := statFile(w.path)
 	if err != nil {
-		return before, nil, err
+		return before, nil, nil, err
+	}
+	pin, err := pinFile(w.path, before)
+	if err != nil {
+		return before, nil, nil, err
 	}
 	val, err := w.loader.load(w.path)
 	if err != nil {
-		return before, nil, err
+		return before, nil, pin, err
 	}
 	after, err := statFile(w.path)
 	if err != nil {
-		return before, nil, err
+		return before, nil, pin, err
 	}
 	if after != before {
-		return before, nil, errFileChanging
+		return before, nil, pin, errFileChanging
 	}
-	return before, val, nil
+	return before, val, pin, nil
+}
+
+// settleTime is how long a file rewritten in place must be left alone
+// before it is loaded (see minSettle).
+func (w *watchedFile[T]) settleTime() time.Duration {
+	return min(max(time.Duration(w.interval.Load()), minSettle), maxSettle)
+}
+
+// settled tells whether the version st of the file, changed since the
+// version loaded, may be loaded now: at once if it is a new file at the
+// path (replaced by rename), or once it has settled if it was rewritten in
+// place (see minSettle). The caller holds w.mu.
+func (w *watchedFile[T]) settled(st fileStamp, now time.Time) bool {
+	inPlace := st.inode == 0 || // no inodes: cannot tell, so be safe
+		sameFile(st, w.stamp) || sameFile(st, w.seen) || w.gone
+	if !inPlace {
+		return true
+	}
+	if st != w.seen { // changed since the previous check
+		if !sameFile(st, w.seen) {
+			unpin(w.seenPin)
+			w.seenPin = nil
+		}
+		w.seen, w.seenAt = st, now
+		return false
+	}
+	quiet := now.Sub(time.Unix(0, st.modTime))
+	if quiet < 0 { // modified in the future (a clock set back, touch -d)
+		quiet = now.Sub(w.seenAt)
+	}
+	return quiet >= w.settleTime()
+}
+
+// see records st, read but not loaded, as the version last seen, and pin
+// as the file held open for it. The caller holds w.mu.
+func (w *watchedFile[T]) see(st fileStamp, pin io.Closer, now time.Time) {
+	if st != w.seen {
+		w.seenAt = now
+	}
+	unpin(w.seenPin)
+	w.seen, w.seenPin = st, pin
 }
 
 func (w *watchedFile[T]) setInterval(d time.Duration) {
@@ -259,6 +347,9 @@ func (w *watchedFile[T]) checkLocked(force bool) (DatabaseInfo, error) {
 	now := time.Now()
 	w.info.LastCheck = now
 	st, err := statFile(w.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		w.gone = true
+	}
 	if !force {
 		if err == nil && st == w.stamp {
 			w.info.LastResult = "unchanged"
@@ -270,13 +361,33 @@ func (w *watchedFile[T]) checkLocked(force bool) (DatabaseInfo, error) {
 			w.info.LastResult = w.failedMsg
 			return w.infoLocked(), errors.New(w.failedMsg)
 		}
+		// A rewrite in place is maybe not finished: the last good version
+		// keeps serving until it has settled. Nothing is counted.
+		if err == nil && !w.settled(st, now) {
+			settle := w.settleTime()
+			w.info.LastResult = "settling: rewritten in place; loaded once left unchanged for " + settle.String()
+			w.logger.Debug(w.loader.what+" rewritten in place; will load it once left unchanged for "+settle.String(),
+				zap.String("path", w.path))
+			return w.infoLocked(), nil
+		}
 	}
-	var val *T
+	var (
+		val *T
+		pin io.Closer
+	)
 	if err == nil {
-		st, val, err = w.read()
+		var read fileStamp
+		read, val, pin, err = w.read()
+		if err == nil && !sameFile(read, st) && read.inode != 0 {
+			err = errFileChanging // replaced since judged settled
+		}
+		st = read
 	}
 	if err == nil && w.loader.compatible != nil {
 		err = w.loader.compatible(w.cur.Load(), val)
+	}
+	if err != nil && pin != nil {
+		w.see(st, pin, now)
 	}
 	if errors.Is(err, errFileChanging) {
 		w.info.LastResult = "changing: " + err.Error()
@@ -294,7 +405,10 @@ func (w *watchedFile[T]) checkLocked(force bool) (DatabaseInfo, error) {
 		return w.infoLocked(), err
 	}
 	w.cur.Store(val)
-	w.stamp, w.failed, w.failedMsg = st, fileStamp{}, ""
+	unpin(w.pin)
+	unpin(w.seenPin)
+	w.stamp, w.pin, w.failed, w.failedMsg = st, pin, fileStamp{}, ""
+	w.seen, w.seenAt, w.seenPin, w.gone = fileStamp{}, time.Time{}, nil, false
 	w.describe(val)
 	w.info.LastReload = now
 	w.info.Reloads++
@@ -353,6 +467,11 @@ func (w *watchedFile[T]) setUpdateState(f func() *geoupdate.Status) {
 func (w *watchedFile[T]) Destruct() error {
 	close(w.stop)
 	<-w.done
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	unpin(w.pin)
+	unpin(w.seenPin)
+	w.pin, w.seenPin = nil, nil
 	return nil
 }
 
