@@ -49,7 +49,8 @@
 # Caddy (from its admin API's /debug/pprof) for every Caddy run, as
 # <dir>/<scenario>-<size>-<conns>-r<round>.pprof, to compare with
 # `go tool pprof -top -diff_base <dir>/ceiling-... <dir>/hit-memory-...`
-# (profiling costs the server a few per cent while it runs).
+# (profiling costs the server a few per cent while it runs); RESULTS=<file>
+# keeps every run's figures ("round scenario size conns req/s p99 cpu rss").
 # Needs: wrk, nginx, varnishd, curl (installed with apt-get when missing and
 # run as root); redis-server for hit-redis (optional).
 set -euo pipefail
@@ -440,6 +441,7 @@ for r in $(seq "$rounds"); do
 	echo "round $r done"
 done
 
+[ -z "${RESULTS:-}" ] || cp "$results" "$RESULTS"
 # Report: medians over rounds; ratios per round, then their median.
 echo
 echo "--- results: medians of $rounds rounds (req/s; its spread over the rounds, (max - min) / median; p99 ms; server CPU us/request; server RSS MiB after the run)"
