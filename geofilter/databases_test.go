@@ -54,6 +54,20 @@ func observeReloads() (<-chan string, func(path, kind, result string)) {
 	return ch, func(path, kind, result string) { ch <- path + " " + kind + " " + result }
 }
 
+// reported returns the next reload outcome reported to the observer of
+// observeReloads. It is for checks made by the test itself, which report
+// before they return: none reported fails the test (it does not wait).
+func reported(t *testing.T, reloads <-chan string) string {
+	t.Helper()
+	select {
+	case got := <-reloads:
+		return got
+	default:
+		t.Fatal("no reload outcome reported")
+		return ""
+	}
+}
+
 func infoFor(t *testing.T, path string) DatabaseInfo {
 	t.Helper()
 	for _, info := range listDatabases() {
@@ -225,7 +239,7 @@ func TestReloadReplacedByRename(t *testing.T) {
 	if info.LastResult != "ok" || info.Reloads != 1 || info.Failures != 0 || info.LastReload.IsZero() || info.LastReload.Before(info.LoadedAt) {
 		t.Errorf("after reload: %+v", info)
 	}
-	if got := <-reloads; got != path+" country ok" {
+	if got := reported(t, reloads); got != path+" country ok" {
 		t.Errorf("observer got %q", got)
 	}
 }
@@ -273,7 +287,7 @@ func TestReloadRewrittenInPlace(t *testing.T) {
 	if info := infoFor(t, path); info.LastResult != "ok" || info.Reloads != 1 || info.Failures != 0 {
 		t.Errorf("after the settled rewrite: %+v", info)
 	}
-	if got := <-reloads; got != path+" country ok" {
+	if got := reported(t, reloads); got != path+" country ok" {
 		t.Errorf("observer got %q", got)
 	}
 	if len(reloads) != 0 {
@@ -316,7 +330,7 @@ func TestReloadRejectsCorruptReplacement(t *testing.T) {
 		t.Errorf("bad file counted twice: %+v", info)
 	}
 	for range 3 {
-		if got := <-reloads; got != path+" country error" {
+		if got := reported(t, reloads); got != path+" country error" {
 			t.Errorf("observer got %q", got)
 		}
 	}
