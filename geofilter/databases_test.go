@@ -685,13 +685,7 @@ func TestDatabasesLookupEach(t *testing.T) {
 // file (ext4), the replaced version is held open so that its inode is not
 // taken for the old file's.
 func TestIPListReplacedByRenameLoadsAtOnce(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "drop.netset")
-	mmdbtest.WriteFile(t, path, []byte("192.0.2.0/24\n"))
-	l, err := openIPList(path, watchOptions{interval: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.close() })
+	path, l := unwatchedList(t, "192.0.2.0/24\n")
 	first, second := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("198.51.100.1")
 
 	// Half of a rewrite in place: settling, the whole old list serves.
@@ -733,13 +727,7 @@ func TestIPListReplacedByRenameLoadsAtOnce(t *testing.T) {
 // /geofilter/reload) loads a file rewritten in place at once: the operator
 // asked for it.
 func TestReloadForcedLoadsRewriteInPlace(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "drop.netset")
-	mmdbtest.WriteFile(t, path, []byte("192.0.2.0/24\n"))
-	l, err := openIPList(path, watchOptions{interval: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.close() })
+	path, l := unwatchedList(t, "192.0.2.0/24\n")
 	if err := os.WriteFile(path, []byte("198.51.100.0/24\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -757,4 +745,18 @@ func TestReloadForcedLoadsRewriteInPlace(t *testing.T) {
 	if info, err := l.w.check(false); err != nil || info.LastResult != "unchanged" {
 		t.Errorf("check after the forced reload: %+v, %v", info, err)
 	}
+}
+
+// unwatchedList writes an IP list with content and opens it with no
+// periodic check (tests call check themselves).
+func unwatchedList(t *testing.T, content string) (string, *ipList) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "drop.netset")
+	mmdbtest.WriteFile(t, path, []byte(content))
+	l, err := openIPList(path, watchOptions{interval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.close() })
+	return path, l
 }

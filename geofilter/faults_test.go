@@ -1,7 +1,6 @@
 package geofilter_test
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -106,25 +105,7 @@ http://localhost:{HTTP_PORT} {
 	}()
 
 	// info returns what the admin API says of the file at path.
-	info := func(path string) geofilter.DatabaseInfo {
-		t.Helper()
-		resp, err := s.Client.Get(s.AdminURL("/geofilter/databases"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var infos []geofilter.DatabaseInfo
-		if err := json.NewDecoder(resp.Body).Decode(&infos); err != nil {
-			t.Fatal(err)
-		}
-		for _, i := range infos {
-			if i.Path == path {
-				return i
-			}
-		}
-		t.Fatalf("%s is not listed by the admin API", path)
-		return geofilter.DatabaseInfo{}
-	}
+	info := func(path string) geofilter.DatabaseInfo { return adminInfo(t, s, path) }
 	// rejected waits (at most 10 s) until a check made after now has
 	// rejected the file at path.
 	rejected := func(what, path string) {

@@ -426,6 +426,13 @@ func getQuiet(s *caddytest.Server, client string) (int, string, error) {
 // /geofilter/databases on s's admin API says.
 func loadedAt(t *testing.T, s *caddytest.Server, path string) string {
 	t.Helper()
+	return adminInfo(t, s, path).LoadedAt.String()
+}
+
+// adminInfo returns what GET /geofilter/databases on s's admin API says of
+// the file at path.
+func adminInfo(t *testing.T, s *caddytest.Server, path string) geofilter.DatabaseInfo {
+	t.Helper()
 	abs, _ := filepath.Abs(path)
 	resp, err := s.Client.Get(s.AdminURL("/geofilter/databases"))
 	if err != nil {
@@ -438,11 +445,11 @@ func loadedAt(t *testing.T, s *caddytest.Server, path string) string {
 	}
 	for _, d := range list {
 		if d.Path == abs {
-			return d.LoadedAt.String()
+			return d
 		}
 	}
-	t.Fatalf("%s is not open", abs)
-	return ""
+	t.Fatalf("%s is not listed by the admin API", abs)
+	return geofilter.DatabaseInfo{}
 }
 
 // TestIntegrationAccessLog checks the "geo" object that every access log

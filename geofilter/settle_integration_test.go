@@ -1,7 +1,6 @@
 package geofilter_test
 
 import (
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -47,25 +46,7 @@ http://localhost:{HTTP_PORT} {
 		}
 		return c
 	}
-	info := func() geofilter.DatabaseInfo {
-		t.Helper()
-		resp, err := s.Client.Get(s.AdminURL("/geofilter/databases"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var infos []geofilter.DatabaseInfo
-		if err := json.NewDecoder(resp.Body).Decode(&infos); err != nil {
-			t.Fatal(err)
-		}
-		for _, i := range infos {
-			if i.Path == list {
-				return i
-			}
-		}
-		t.Fatalf("%s is not listed by the admin API", list)
-		return geofilter.DatabaseInfo{}
-	}
+	info := func() geofilter.DatabaseInfo { return adminInfo(t, s, list) }
 	if code(onlyOld) != 403 || code(secondHalf) != 403 || code(firstHalf) != 200 {
 		t.Fatal("the old list is not served at start")
 	}
