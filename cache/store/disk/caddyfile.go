@@ -1,10 +1,9 @@
 package disk
 
 import (
-	"math"
-
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
-	"github.com/dustin/go-humanize"
+
+	"github.com/caddy-edge/edge/cache/store/internal/sizing"
 )
 
 // UnmarshalCaddyfile sets up the store from Caddyfile tokens, starting at
@@ -48,17 +47,11 @@ func (s *Store) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "path":
 			s.Path = val
 		case "max_size":
-			n, err := humanize.ParseBytes(val)
+			n, err := sizing.ParseMaxSize(val, "10GiB or 500MB")
 			if err != nil {
-				return d.Errf("bad max_size '%s': not a size such as 10GiB or 500MB", val)
+				return d.Err(err.Error())
 			}
-			if n > math.MaxInt64 {
-				return d.Errf("bad max_size '%s': too large", val)
-			}
-			if int64(n) < MinMaxSize {
-				return d.Errf("bad max_size '%s': the minimum is 1MiB", val)
-			}
-			s.MaxSize = int64(n)
+			s.MaxSize = n
 		}
 	}
 	if s.Path == "" {

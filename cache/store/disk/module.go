@@ -14,7 +14,7 @@ import (
 )
 
 // MinMaxSize is the smallest byte budget a configuration may set: 1 MiB.
-const MinMaxSize int64 = 1 << 20
+const MinMaxSize = sizing.MinMaxSize
 
 // pool holds the open Caches by absolute directory. A Cache stays open
 // while at least one loaded config uses its directory, so a reload keeps

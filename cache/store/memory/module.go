@@ -15,7 +15,7 @@ import (
 const DefaultName = "default"
 
 // MinMaxSize is the smallest byte budget a configuration may set: 1 MiB.
-const MinMaxSize int64 = 1 << 20
+const MinMaxSize = sizing.MinMaxSize
 
 // pool holds the live Caches by name. A Cache stays while at least one
 // loaded config uses its name, so a reload keeps the stored entries.

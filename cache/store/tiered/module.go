@@ -4,15 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
-	"github.com/dustin/go-humanize"
 	"go.uber.org/zap"
 
 	"github.com/caddy-edge/edge/cache/store"
+	"github.com/caddy-edge/edge/cache/store/internal/sizing"
 	"github.com/caddy-edge/edge/cache/store/memory"
 )
 
@@ -238,14 +237,11 @@ func (s *Store) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				if d.NextArg() {
 					return d.ArgErr()
 				}
-				v, err := humanize.ParseBytes(val)
-				if err != nil || v > math.MaxInt64 {
-					return d.Errf("bad max_size '%s': not a size such as 64MiB", val)
+				v, err := sizing.ParseMaxSize(val, "64MiB")
+				if err != nil {
+					return d.Err(err.Error())
 				}
-				if int64(v) < memory.MinMaxSize {
-					return d.Errf("bad max_size '%s': the minimum is 1MiB", val)
-				}
-				s.Memory.MaxSize = int64(v)
+				s.Memory.MaxSize = v
 			}
 		case "tiered":
 			return d.Errf("tiered store: '%s' cannot be the back store", name)
