@@ -43,6 +43,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddy-edge/edge/cache/store"
+	"github.com/caddy-edge/edge/cache/store/internal/unixtime"
 )
 
 // Defaults and bounds.
@@ -293,27 +294,6 @@ func (c *Cache) expiredAt(expires int64) bool {
 	return expires != 0 && c.now().UnixNano() >= expires
 }
 
-// unixNano returns t as Unix nanoseconds, saturated, and never 0 (which
-// stands for no expiry); the zero time gives 0.
-func unixNano(t time.Time) int64 {
-	switch {
-	case t.IsZero():
-		return 0
-	case t.After(maxUnixNano):
-		return math.MaxInt64
-	case t.Before(minUnixNano):
-		return math.MinInt64
-	case t.Equal(time.Unix(0, 0)):
-		return -1
-	}
-	return t.UnixNano()
-}
-
-var (
-	minUnixNano = time.Unix(0, math.MinInt64)
-	maxUnixNano = time.Unix(0, math.MaxInt64)
-)
-
 // Get returns the entry under key. A body of up to VerifyMax bytes is read
 // and verified, and returned from memory; a larger one is read from the
 // file (an *os.File behind it, so that io.Copy to a socket uses sendfile)
@@ -421,7 +401,7 @@ func (c *Cache) read(f *os.File, key string, want int64, withBody, trusted bool)
 	if k != key {
 		return nil, nil, store.ErrNotFound // another key with the same hash
 	}
-	if c.expiredAt(unixNano(e.Expires)) {
+	if c.expiredAt(unixtime.Nano(e.Expires)) {
 		return nil, nil, store.ErrNotFound
 	}
 	e.Size = p.bodyLen
@@ -582,7 +562,7 @@ func (c *Cache) Put(_ context.Context, key string, e *store.Entry) (store.Writer
 	if e.SoftPurged {
 		w.p.flags |= flagSoftPurged
 	}
-	w.expires = unixNano(e.Expires)
+	w.expires = unixtime.Nano(e.Expires)
 	w.tags = slices.Clone(e.Tags)
 	w.bw = bufio.NewWriterSize(f, writeBuffer)
 	// The prefix is written for real at Commit: until then it is zeros,
@@ -802,7 +782,7 @@ func (c *Cache) Update(_ context.Context, key string, e *store.Entry) error {
 		c.writeFailed(err)
 		return err
 	}
-	nie := &ient{fileSize: np.fileSize(), bodyLen: p.bodyLen, expires: unixNano(e.Expires), tags: slices.Clone(e.Tags)}
+	nie := &ient{fileSize: np.fileSize(), bodyLen: p.bodyLen, expires: unixtime.Nano(e.Expires), tags: slices.Clone(e.Tags)}
 	// The body is the old file's: as verified as it was.
 	nie.verified.Store(ie != nil && ie.verified.Load())
 	return c.install(key, t.Name(), nie, f)

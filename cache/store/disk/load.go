@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/caddy-edge/edge/cache/store/internal/unixtime"
 )
 
 // load rebuilds the index from the entry files, then evicts what exceeds
@@ -106,7 +108,7 @@ func (c *Cache) loadFile(sub byte, path, file string) error {
 			err = errCorrupt // not where its key puts it
 		} else {
 			key = k
-			ie = &ient{fileSize: p.fileSize(), bodyLen: p.bodyLen, expires: unixNano(e.Expires), tags: e.Tags}
+			ie = &ient{fileSize: p.fileSize(), bodyLen: p.bodyLen, expires: unixtime.Nano(e.Expires), tags: e.Tags}
 		}
 	}
 	c.mu.Lock()

@@ -23,6 +23,7 @@ import (
 	"github.com/maypok86/otter/v2"
 
 	"github.com/caddy-edge/edge/cache/store"
+	"github.com/caddy-edge/edge/cache/store/internal/unixtime"
 )
 
 // DefaultMaxSize is the byte budget of a store that sets none: 256 MiB.
@@ -371,29 +372,10 @@ func newItem(e *store.Entry, body []byte, meta int64) *item {
 	w += w / fragmentationShare
 	it := &item{entry: e, body: body, weight: uint32(min(w, math.MaxUint32))}
 	if !e.Expires.IsZero() {
-		it.expires = unixNano(e.Expires)
+		it.expires = unixtime.Nano(e.Expires)
 	}
 	return it
 }
-
-// unixNano returns t as Unix nanoseconds, saturated where they overflow
-// (before 1678, after 2261), and never 0, which stands for no expiry.
-func unixNano(t time.Time) int64 {
-	switch {
-	case t.After(maxUnixNano):
-		return math.MaxInt64
-	case t.Before(minUnixNano):
-		return math.MinInt64
-	case t.Equal(time.Unix(0, 0)):
-		return -1
-	}
-	return t.UnixNano()
-}
-
-var (
-	minUnixNano = time.Unix(0, math.MinInt64)
-	maxUnixNano = time.Unix(0, math.MaxInt64)
-)
 
 // indexAdd counts it in and adds it to the tag index. Called under the
 // bucket lock of key, from a Compute function, so that the index changes
