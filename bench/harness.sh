@@ -335,19 +335,6 @@ cpu_ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' 
 rss_kb() { local t=0 p; for p in "$@"; do t=$((t + $(awk '/^VmRSS/ {print $2}' "/proc/$p/status" 2>/dev/null || echo 0))); done; echo $t; }
 hz=$(getconf CLK_TCK)
 
-# A wrk script that makes every URL new, for the miss scenario: the paths
-# start with a prefix unique to the run (wrk's math.random is not seeded, so
-# a random one would repeat in the next run and make its "misses" hits).
-cat >"$work/miss.lua" <<'LUA'
-local threads, counter = 0, 0
-function setup(thread) threads = threads + 1; thread:set("id", threads) end
-function init(args) size, prefix = args[1], args[2] end
-function request()
-	counter = counter + 1
-	return wrk.format(nil, prefix .. id .. "/" .. counter .. "?size=" .. size)
-end
-LUA
-
 # The Zipf scenarios: a script that draws each path from a Zipf
 # distribution (s = 1.1) over /z/1 ... /z/<keys> (or, with "hot", makes the
 # same draw and asks for /z/1, so that wrk spends the same on both), and one
@@ -408,7 +395,7 @@ run() { # run <round> <scenario> <size> <conns>
 	fi
 	before=$(cpu_ticks $pids_)
 	if [ "$s" = miss ]; then
-		out=$(wrk -t2 -c"$c" -d"${secs}s" --latency -s "$work/miss.lua" "$url" -- "$size" "$prefix")
+		out=$(wrk -t2 -c"$c" -d"${secs}s" --latency -s bench/miss.lua "$url" -- "$size" "$prefix")
 	elif [ "$s" = zipf ] || [ "$s" = zipf-hot ]; then
 		out=$(wrk -t2 -c"$c" -d"${secs}s" --latency -s "$work/zipf.lua" "$url" -- "$size" "$(zipf_keys_of "$size")" "${s#zipf-}")
 	else

@@ -28,19 +28,6 @@ go build -o "$work/origin" ./bench/origin
 "$work/origin" -addr 127.0.0.1:18100 2>"$work/origin.log" &
 pids+=($!)
 
-# Every URL new: the paths start with a prefix unique to the wrk run
-# (wrk's math.random is not seeded, so a random one repeats in the next run
-# and makes its requests hits).
-cat >"$work/miss.lua" <<'LUA'
-local threads, counter = 0, 0
-function setup(thread) threads = threads + 1; thread:set("id", threads) end
-function init(args) prefix = args[1] end
-function request()
-	counter = counter + 1
-	return wrk.format(nil, prefix .. id .. "/" .. counter .. "?size=1024")
-end
-LUA
-
 rss_mib() { awk '/^VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$1/status"; }
 stats() { curl -s 127.0.0.1:18019/http_cache/stats | tr -d ' \n' | grep -oE '"entries":[0-9]+,"bytes":[0-9]+' | head -1; }
 
@@ -65,9 +52,9 @@ CADDY
 		env $env "$work/caddy" run --config "$work/Caddyfile" --adapter caddyfile >"$work/caddy.log" 2>&1 &
 		cpid=$!
 		for _ in $(seq 50); do curl -s -o /dev/null 127.0.0.1:18002/up && break; sleep 0.2; done
-		wrk -t2 -c64 -d"${fill}s" -s "$work/miss.lua" http://127.0.0.1:18002/ -- "/fill/$mib$env/" >/dev/null
+		wrk -t2 -c64 -d"${fill}s" -s bench/miss.lua http://127.0.0.1:18002/ -- 1024 "/fill/$mib$env/" >/dev/null
 		a=$(rss_mib $cpid)
-		wrk -t2 -c64 -d"$((fill / 2))s" -s "$work/miss.lua" http://127.0.0.1:18002/ -- "/churn/$mib$env/" >/dev/null
+		wrk -t2 -c64 -d"$((fill / 2))s" -s bench/miss.lua http://127.0.0.1:18002/ -- 1024 "/churn/$mib$env/" >/dev/null
 		b=$(rss_mib $cpid)
 		s=$(stats)
 		echo "$mib $(sed -E 's/"entries":([0-9]+),"bytes":([0-9]+)/\1 \2/' <<<"$s") $a $b $((mib * 5 / 4 + 64)) ${env:-governed}"
