@@ -263,7 +263,9 @@ func (w *watchedFile[T]) settleTime() time.Duration {
 // settled tells whether the version st of the file, changed since the
 // version loaded, may be loaded now: at once if it is a new file at the
 // path (replaced by rename), or once it has settled if it was rewritten in
-// place (see minSettle). The caller holds w.mu.
+// place (see minSettle). A rewrite in place not seen before is recorded
+// as the version seen (w.seen, w.seenAt), from which its quiet time
+// counts. The caller holds w.mu.
 func (w *watchedFile[T]) settled(st fileStamp, now time.Time) bool {
 	inPlace := st.inode == 0 || // no inodes: cannot tell, so be safe
 		sameFile(st, w.stamp) || sameFile(st, w.seen) || w.gone
