@@ -17,6 +17,10 @@
 #                cache's own cost apart from net/http's for those fields
 #   respond      Caddy's respond with the same body
 #   proxy        reverse_proxy to the origin, no cache
+#   proxy-new    reverse_proxy, no cache, every URL new: the same wrk script
+#                as miss, so that a stored miss is compared with a proxy
+#                whose client does the same work (wrk's Lua request()
+#                costs CPU on the machine both share)
 #   hit-memory   http_cache (memory store) + reverse_proxy, every request a hit
 #   hit-disk     http_cache (disk store)
 #   hit-redis    http_cache (redis store, a redis-server started here)
@@ -40,8 +44,9 @@
 # per request (user+system time of the serving process tree during the run,
 # divided by the requests; the origin's CPU is not counted), the server's RSS
 # after the run, and req/s as a ratio to the ceiling and to nginx of the
-# same round (and to ceiling-hit and proxy, the ceilings of hits and of
-# misses).
+# same round (and to ceiling-hit, proxy and proxy-new, the ceilings of hits
+# and of misses; a stored miss is measured against proxy-new, whose client
+# runs the same script).
 #
 # Usage: bench/harness.sh [seconds-per-run (5)] [rounds (3)]
 # Environment: SIZES="1024 16384 262144" CONNS="64 256" SCENARIOS="..." to
@@ -59,7 +64,7 @@ secs=${1:-5}
 rounds=${2:-3}
 sizes=(${SIZES:-1024 16384 262144})
 conns_list=(${CONNS:-64 256})
-all_scenarios="ceiling ceiling-hit respond proxy hit-memory hit-disk hit-redis hit-tiered geo-hit zipf-hot zipf miss pass nginx varnish"
+all_scenarios="ceiling ceiling-hit respond proxy proxy-new hit-memory hit-disk hit-redis hit-tiered geo-hit zipf-hot zipf miss pass nginx varnish"
 scenarios=(${SCENARIOS:-$all_scenarios})
 
 need() { # need <command> [debian-package]
@@ -154,6 +159,9 @@ http://127.0.0.1:$(port_of respond "$size") {
 	respond "$body"
 }
 http://127.0.0.1:$(port_of proxy "$size") {
+	reverse_proxy $origin
+}
+http://127.0.0.1:$(port_of proxy-new "$size") {
 	reverse_proxy $origin
 }
 http://127.0.0.1:$(port_of hit-memory "$size") {
@@ -315,7 +323,7 @@ path_of() { # path_of <scenario> <size> [run-id]: the URL path wrk asks for
 # Warm the caches: after these requests every hit scenario is a hit.
 for size in "${sizes[@]}"; do
 	for s in "${scenarios[@]}"; do
-		case $s in miss | pass | zipf | zipf-hot) continue ;; esac
+		case $s in miss | proxy-new | pass | zipf | zipf-hot) continue ;; esac
 		for _ in 1 2 3; do curl -s -o /dev/null -H 'X-Forwarded-For: 81.2.69.160' "http://127.0.0.1:$(port_of "$s" "$size")$(path_of "$s" "$size")"; done
 	done
 	echo "--- $size B: what a hit looks like"
@@ -394,7 +402,7 @@ run() { # run <round> <scenario> <size> <conns>
 		prof=$!
 	fi
 	before=$(cpu_ticks $pids_)
-	if [ "$s" = miss ]; then
+	if [ "$s" = miss ] || [ "$s" = proxy-new ]; then
 		out=$(wrk -t2 -c"$c" -d"${secs}s" --latency -s bench/miss.lua "$url" -- "$size" "$prefix")
 	elif [ "$s" = zipf ] || [ "$s" = zipf-hot ]; then
 		out=$(wrk -t2 -c"$c" -d"${secs}s" --latency -s "$work/zipf.lua" "$url" -- "$size" "$(zipf_keys_of "$size")" "${s#zipf-}")
@@ -404,7 +412,7 @@ run() { # run <round> <scenario> <size> <conns>
 	after=$(cpu_ticks $pids_)
 	[ -z "$prof" ] || wait "$prof"
 	reqs=$(awk '/requests in/ {print $1}' <<<"$out")
-	case $s in miss | pass) # did every request reach the origin?
+	case $s in miss | proxy-new | pass) # did every request reach the origin?
 		echo "$s $size $c $reqs $(curl -s "$origin/_count?prefix=$prefix")" >>"$work/origin-counts" ;;
 	esac
 	awk -v r="$1" -v s="$s" -v size="$size" -v c="$c" -v hz="$hz" -v ticks=$((after - before)) -v reqs="$reqs" -v rss="$(rss_kb $pids_)" '
@@ -456,20 +464,22 @@ awk -v scen="${scenarios[*]}" '
 		for (i = 1; i <= nk; i++) {
 			k = order[i]; split(k, kk, " ")
 			printf "\n%s B, %s connections\n", kk[1], kk[2]
-			printf "%-12s %10s %7s %9s %9s %8s %10s %11s %9s %9s\n", "scenario", "req/s", "spread", "p99 ms", "cpu us", "RSS MiB", "x ceiling", "x ceil-hit", "x proxy", "x nginx"
+			printf "%-12s %10s %7s %9s %9s %8s %10s %11s %9s %10s %9s\n", "scenario", "req/s", "spread", "p99 ms", "cpu us", "RSS MiB", "x ceiling", "x ceil-hit", "x proxy", "x prx-new", "x nginx"
 			for (j = 1; j <= ns; j++) {
 				s = S[j]; if (!((s " " k) in rps)) continue
-				rc = ""; rh = ""; rp = ""; rn = ""
+				rc = ""; rh = ""; rp = ""; rq = ""; rn = ""
 				for (r = 1; r <= nr; r++) {
-					v = round[r " " s " " k]; c = round[r " ceiling " k]; h = round[r " ceiling-hit " k]; p = round[r " proxy " k]; n = round[r " nginx " k]
+					v = round[r " " s " " k]; c = round[r " ceiling " k]; h = round[r " ceiling-hit " k]; p = round[r " proxy " k]; q = round[r " proxy-new " k]; n = round[r " nginx " k]
 					if (c > 0) rc = rc " " v / c
 					if (h > 0) rh = rh " " v / h
 					if (p > 0) rp = rp " " v / p
+					if (q > 0) rq = rq " " v / q
 					if (n > 0) rn = rn " " v / n
 				}
-				printf "%-12s %10.0f %6.0f%% %9.2f %9.1f %8.0f %10s %11s %9s %9s\n", s, median(rps[s " " k]), spread(rps[s " " k]), median(p99[s " " k]), median(cpu[s " " k]), median(rss[s " " k]),
+				printf "%-12s %10.0f %6.0f%% %9.2f %9.1f %8.0f %10s %11s %9s %10s %9s\n", s, median(rps[s " " k]), spread(rps[s " " k]), median(p99[s " " k]), median(cpu[s " " k]), median(rss[s " " k]),
 					rc == "" ? "-" : sprintf("%.3f", median(rc)), rh == "" ? "-" : sprintf("%.3f", median(rh)),
-					rp == "" ? "-" : sprintf("%.3f", median(rp)), rn == "" ? "-" : sprintf("%.3f", median(rn))
+					rp == "" ? "-" : sprintf("%.3f", median(rp)), rq == "" ? "-" : sprintf("%.3f", median(rq)),
+					rn == "" ? "-" : sprintf("%.3f", median(rn))
 			}
 		}
 	}' "$results"
