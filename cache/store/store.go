@@ -82,7 +82,8 @@ type Body interface {
 
 // BytesBody is implemented by bodies held in memory in one piece, so that a
 // hit can be written with one call and no copy. The returned slice must not
-// be modified.
+// be modified, nor used once the body is closed: the memory store reuses a
+// large body's buffer for another body after that.
 type BytesBody interface {
 	Bytes() []byte
 }

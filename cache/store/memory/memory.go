@@ -80,8 +80,12 @@ type Config struct {
 // once in the cache: Update and Commit put new items, so readers of an
 // old item keep a consistent entry and body.
 type item struct {
-	entry  *store.Entry
-	body   []byte
+	entry *store.Entry
+	body  []byte
+	// buf is body's buffer when it is recycled (see buffers.go), nil for
+	// a small body. The item holds one of its references while it is in
+	// the cache.
+	buf    *sharedBuf
 	weight uint32
 	// expires caches entry.Expires as Unix nanoseconds; 0 means never.
 	expires int64
@@ -177,13 +181,39 @@ func (c *Cache) setLimits(maxSize int64) {
 func (c *Cache) MaxEntrySize() int64 { return c.maxEntry.Load() }
 
 // Get returns the entry under key and its body. The body implements
-// store.BytesBody. A hit allocates only the body reader.
+// store.BytesBody. A hit allocates only the body reader. A large body's
+// buffer is held until the reader is closed, and recycled after that if
+// the entry has left the store.
 func (c *Cache) Get(_ context.Context, key string) (*store.Entry, store.Body, error) {
 	it, ok := c.c.GetIfPresent(key)
 	if !ok || c.expired(it) {
 		return nil, nil, store.ErrNotFound
 	}
-	return it.entry, store.NewBytesReader(it.body), nil
+	if it.buf == nil {
+		return it.entry, store.NewBytesReader(it.body), nil
+	}
+	if !it.buf.hold() {
+		// The entry left the store after GetIfPresent found it, and its
+		// buffer may already hold another body.
+		return nil, nil, store.ErrNotFound
+	}
+	return it.entry, &heldBody{BytesReader: *store.NewBytesReader(it.body), buf: it.buf}, nil
+}
+
+// heldBody reads a recycled buffer, holding it until Close. Once closed
+// it reads as empty: the buffer may be holding another body by then.
+type heldBody struct {
+	store.BytesReader
+	buf *sharedBuf
+}
+
+// Close releases the buffer. A second Close does nothing.
+func (b *heldBody) Close() error {
+	if buf := b.buf; buf != nil {
+		b.buf, b.BytesReader = nil, store.BytesReader{}
+		buf.release()
+	}
+	return nil
 }
 
 // expired reports whether it's Expires has passed. Otter drops such entries
@@ -205,7 +235,7 @@ func (c *Cache) Put(_ context.Context, key string, e *store.Entry) (store.Writer
 		// Up to preallocMax at once, the rest when the body gets there:
 		// a stalled origin that announced a large Content-Length does not
 		// hold the whole length from the first byte.
-		w.buf = make([]byte, 0, min(e.Size, preallocMax))
+		w.buf = newBuffer(int(min(e.Size, preallocMax)))
 	}
 	return w, nil
 }
@@ -221,6 +251,7 @@ func (c *Cache) Update(_ context.Context, key string, e *store.Entry) error {
 		found = true
 		ne.Size = int64(len(old.body))
 		it := newItem(ne, old.body, metaWeight(key, ne))
+		it.buf = old.buf.share()
 		c.indexAdd(key, it)
 		return it, otter.WriteOp
 	})
@@ -309,7 +340,7 @@ func (c *Cache) softPurge(key, tag string) bool {
 		}
 		ne := old.entry.Clone()
 		ne.SoftPurged = true
-		it := &item{entry: ne, body: old.body, weight: old.weight, expires: old.expires}
+		it := &item{entry: ne, body: old.body, buf: old.buf.share(), weight: old.weight, expires: old.expires}
 		c.indexAdd(key, it)
 		return it, otter.WriteOp
 	})
@@ -407,6 +438,13 @@ func (c *Cache) onDeletion(e otter.DeletionEvent[string, *item]) {
 	if e.Cause == otter.CauseOverflow {
 		c.evictions.Add(1)
 	}
+	if it.buf != nil && e.Cause != otter.CauseInvalidation {
+		// Evicted, expired or replaced: the next large body may reuse the
+		// buffer once its readers are done. A purge or delete, which can
+		// free much at once, leaves its buffers to the collector instead
+		// of filling the pools.
+		it.buf.release()
+	}
 	c.entries.Add(-1)
 	c.bytes.Add(-int64(it.weight))
 	if len(it.entry.Tags) == 0 {
@@ -477,6 +515,7 @@ func (w *writer) Write(p []byte) (int, error) {
 	}
 	if w.n+w.meta > w.limit {
 		w.tooLarge = true
+		recycle(w.buf) // never shared: the writer's own
 		w.buf = nil
 		return len(p), nil
 	}
@@ -489,7 +528,9 @@ func (w *writer) Write(p []byte) (int, error) {
 			c = int(w.hint) // the announced length, in one step
 		}
 		c = min(c, int(w.limit-w.meta))
-		w.buf = append(make([]byte, 0, c), w.buf...)
+		old := w.buf
+		w.buf = append(newBuffer(c), old...)
+		recycle(old)
 	}
 	w.buf = append(w.buf, p...)
 	return len(p), nil
@@ -504,12 +545,14 @@ func (w *writer) Commit() error {
 	}
 	w.done = true
 	if w.tooLarge || w.n+w.meta > w.limit {
+		recycle(w.buf)
 		w.buf = nil
 		return store.ErrTooLarge
 	}
 	body := w.buf
 	if cap(body)-len(body) > len(body)/8 {
-		body = append(make([]byte, 0, len(body)), body...)
+		body = append(newBuffer(len(body)), body...)
+		recycle(w.buf)
 	}
 	w.buf = nil
 	w.entry.Size = int64(len(body))
@@ -518,7 +561,12 @@ func (w *writer) Commit() error {
 		// Already past its Expires: it replaces the entry there, and is
 		// gone at once.
 		w.c.c.Invalidate(w.key)
+		recycle(body)
 		return nil
+	}
+	if _, capacity, ok := bufClass(cap(body)); ok && capacity == cap(body) {
+		it.buf = &sharedBuf{b: body}
+		it.buf.refs.Store(1) // the item's, released when it leaves the store
 	}
 	w.c.commit(w.key, it)
 	return nil
@@ -526,6 +574,9 @@ func (w *writer) Commit() error {
 
 // Abort discards the body.
 func (w *writer) Abort() {
+	if !w.done {
+		recycle(w.buf)
+	}
 	w.done = true
 	w.buf = nil
 }
@@ -554,6 +605,8 @@ func (c clock) Tick(time.Duration) <-chan time.Time { return nil }
 
 // Interface guards
 var (
-	_ store.Store  = (*Cache)(nil)
-	_ store.Writer = (*writer)(nil)
+	_ store.Store     = (*Cache)(nil)
+	_ store.Writer    = (*writer)(nil)
+	_ store.Body      = (*heldBody)(nil)
+	_ store.BytesBody = (*heldBody)(nil)
 )
