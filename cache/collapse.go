@@ -13,8 +13,11 @@ import (
 // At most one request per store key goes to the origin at a time: the
 // first miss (the leader) opens a flight under the key, later requests for
 // the key (waiters) wait for it to land, bounded by collapse_timeout and
-// their own context, then look the key up again. If the leader's response
-// was not storable, the key is remembered as hit-for-miss for
+// their own context, then look the key up again. If the leader's fetch
+// failed (an origin error, a body cut short), the waiters collapse once
+// more, behind one of them, within the same collapse_timeout: a transient
+// failure costs one more origin request, not one per waiter. If the
+// leader's response was not storable, the key is remembered as hit-for-miss for
 // hit_for_miss_ttl: its requests then go to the origin side by side instead
 // of queueing behind one another, and the waiters of that flight go to the
 // origin at once.
@@ -125,10 +128,10 @@ func (h *Handler) hitForMiss(key string) bool {
 	return true
 }
 
-// wait waits for fl to land, at most collapse_timeout and while ctx lives.
-// ok is false when it stopped waiting first.
-func (h *Handler) wait(ctx context.Context, fl *flight) (o outcome, ok bool) {
-	t := time.NewTimer(time.Duration(h.CollapseTimeout))
+// wait waits for fl to land, at most until until and while ctx lives. ok
+// is false when it stopped waiting first.
+func (h *Handler) wait(ctx context.Context, fl *flight, until time.Time) (o outcome, ok bool) {
+	t := time.NewTimer(time.Until(until))
 	defer t.Stop()
 	select {
 	case <-fl.done:

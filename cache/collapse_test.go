@@ -431,3 +431,133 @@ func TestHEADMissCollapsesIntoGETInFlight(t *testing.T) {
 		}
 	}
 }
+
+// When the fetch that requests wait for fails (the origin cuts the body
+// short, or answers 503), the waiters collapse again behind one of them
+// instead of all going to the origin at once: one more origin request,
+// whose response they all get.
+func TestWaitersOfAFailedFetchCollapseAgain(t *testing.T) {
+	for _, mode := range []string{"cut-mid-body", "503"} {
+		t.Run(mode, func(t *testing.T) {
+			const waiters = 20
+			var n atomic.Int64
+			o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+				deadline := time.Now().Add(10 * time.Second)
+				switch n.Add(1) {
+				case 1: // fails once every waiter waits for it
+					for cache.Waiting() < waiters && time.Now().Before(deadline) {
+						time.Sleep(time.Millisecond)
+					}
+					if mode == "503" {
+						w.WriteHeader(http.StatusServiceUnavailable)
+						return
+					}
+					w.Header().Set("Cache-Control", "max-age=60")
+					w.Header().Set("Content-Length", "100")
+					io.WriteString(w, "cut")
+					panic(http.ErrAbortHandler)
+				case 2: // answers once the others wait for it
+					for cache.Waiting() < waiters-1 && time.Now().Before(deadline) {
+						time.Sleep(time.Millisecond)
+					}
+					w.Header().Set("Cache-Control", "max-age=60")
+					io.WriteString(w, "second try")
+				default:
+					io.WriteString(w, "not collapsed")
+				}
+			})
+			s := startCache(t, o, "")
+
+			leaderDone := make(chan struct{})
+			go func() {
+				defer close(leaderDone)
+				if resp, err := s.Client.Get(s.URL("/flaky")); err == nil {
+					io.Copy(io.Discard, resp.Body) // cut short, or a 503
+					resp.Body.Close()
+				}
+			}()
+			waitFor(t, "the leader to reach the origin", func() bool { return o.n.Load() == 1 })
+			results := make([]result, waiters)
+			var wg sync.WaitGroup
+			for i := range waiters {
+				wg.Go(func() { results[i] = get(t, s, "/flaky") })
+			}
+			wg.Wait()
+			<-leaderDone
+
+			var leaders int
+			for i, r := range results {
+				expect(t, fmt.Sprint("waiter ", i), r, 200, "second try", "", "fwd=uri-miss")
+				if r.header.Get("X-Result") == "miss" {
+					leaders++
+				} else if r.header.Get("X-Result") != "collapsed" {
+					t.Errorf("waiter %d: X-Result %q, want miss (the new leader) or collapsed", i, r.header.Get("X-Result"))
+				}
+			}
+			if leaders != 1 {
+				t.Errorf("%d waiters went to the origin after the failed fetch, want 1 new leader", leaders)
+			}
+			if got := o.n.Load(); got != 2 {
+				t.Errorf("origin got %d requests (a failed fetch and %d waiters), want 2", got, waiters)
+			}
+			expect(t, "then", get(t, s, "/flaky"), 200, "second try", "hit", "hit")
+		})
+	}
+}
+
+// The second wait after a failed fetch takes what is left of the one
+// collapse_timeout: a waiter is answered (504, the origin not answering
+// in time) when its collapse_timeout has passed since it first waited,
+// not a whole collapse_timeout after the failure.
+func TestSecondWaitKeepsTheFirstDeadline(t *testing.T) {
+	const waiters = 5
+	var n atomic.Int64
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1) == 1 { // fails late in the waiters' collapse_timeout
+			deadline := time.Now().Add(10 * time.Second)
+			for cache.Waiting() < waiters && time.Now().Before(deadline) {
+				time.Sleep(time.Millisecond)
+			}
+			time.Sleep(600 * time.Millisecond)
+			w.WriteHeader(http.StatusBadGateway)
+			return
+		}
+		time.Sleep(2 * time.Second) // the new leader's fetch is slow
+		w.Header().Set("Cache-Control", "max-age=60")
+		io.WriteString(w, "late")
+	})
+	s := startCache(t, o, "collapse_timeout 1s")
+	go get(t, s, "/slow")
+	waitFor(t, "the leader to reach the origin", func() bool { return o.n.Load() == 1 })
+	took := make([]time.Duration, waiters)
+	results := make([]result, waiters)
+	var wg sync.WaitGroup
+	for i := range waiters {
+		wg.Go(func() {
+			start := time.Now()
+			results[i] = get(t, s, "/slow")
+			took[i] = time.Since(start)
+		})
+	}
+	wg.Wait()
+	timedOut := 0
+	for i, r := range results {
+		if r.header.Get("X-Result") == "miss" {
+			expect(t, "the new leader", r, 200, "late", "miss", "stored")
+			continue
+		}
+		timedOut++
+		expect(t, fmt.Sprint("waiter ", i), r, http.StatusGatewayTimeout, "", "unavailable", "detail=collapse-timeout")
+		// 1s after it first waited; a fresh collapse_timeout for the
+		// second wait would make it about 1.6s.
+		if took[i] > 1400*time.Millisecond {
+			t.Errorf("waiter %d answered after %v, want about 1s (its collapse_timeout)", i, took[i])
+		}
+	}
+	if timedOut != waiters-1 {
+		t.Errorf("%d waiters timed out, want all but the new leader (%d)", timedOut, waiters-1)
+	}
+	if got := n.Load(); got != 2 {
+		t.Errorf("origin got %d requests, want 2 (the failed fetch and the new leader's)", got)
+	}
+}

@@ -285,6 +285,13 @@ type cacheable struct {
 	mayStore   bool
 	passDetail string
 	collapse   collapse // how it took part in collapsing so far
+	// waitUntil ends the request's waiting for other requests' fetches:
+	// collapse_timeout after it first waited. A second wait, after a
+	// fetch that failed, takes what is left of it.
+	waitUntil time.Time
+	// leaderFailed: the fetch it waited for broke without storing
+	// anything (see leadOrWait).
+	leaderFailed bool
 }
 
 // serveCacheable serves a GET or HEAD request from the store, or fetches it
@@ -292,8 +299,9 @@ type cacheable struct {
 //
 // Each pass looks the key up and either answers the request or waits for
 // another request's fetch of the key and looks again. A request waits at
-// most once (a second pass that finds the key in flight again goes to the
-// origin alone), so the loop ends by the second pass.
+// most twice, and a second time only when the fetch it first waited for
+// failed (see leadOrWait); a later pass that finds the key in flight again
+// goes to the origin alone, so the loop ends by the third pass.
 func (h *Handler) serveCacheable(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	c := cacheable{w: w, r: r, next: next, pkey: h.keys.key(r), rq: policy.RequestDirectives(r.Header), mayStore: true}
 	switch {
@@ -450,7 +458,7 @@ func (h *Handler) passThrough(c *cacheable, f *fetch) (retry bool, err error) {
 		// answered from it (RFC 9110 §9.3.2: the GET response without
 		// content); without one, it goes to the origin as HEAD.
 		if fl, _ := h.joinFlight(f.lk.key, waitOnly); fl != nil {
-			o, ok := h.wait(c.r.Context(), fl)
+			o, ok := h.wait(c.r.Context(), fl, time.Now().Add(time.Duration(h.CollapseTimeout)))
 			if ok && o == outcomeStored {
 				c.collapse = collapsedServed
 				return true, nil
@@ -490,11 +498,20 @@ func (h *Handler) leadOrWait(c *cacheable, f *fetch, attempt int) (retry bool, e
 	// A waiter: do not hold the stored body while waiting.
 	f.lk.close()
 	f.lk.entry, f.revalidate, f.staleIfError, f.staleIfUnreachable = nil, false, false, false
-	if attempt > 0 {
+	// It waits at its first pass, and once more when the fetch it waited
+	// for failed: an origin connection reset mid-body, an origin error. The
+	// waiters then collapse again behind one of them, the new leader,
+	// instead of all going to the origin at once, within the one
+	// collapse_timeout. Any other later pass (the flight stored another
+	// variant, or failed twice) goes to the origin alone.
+	if attempt > 1 || (attempt == 1 && !c.leaderFailed) {
 		f.cs.collapsed = collapsedUnused
 		return false, f.run(c.w)
 	}
-	o, ok := h.wait(c.r.Context(), fl)
+	if attempt == 0 {
+		c.waitUntil = time.Now().Add(time.Duration(h.CollapseTimeout))
+	}
+	o, ok := h.wait(c.r.Context(), fl, c.waitUntil)
 	if err := c.r.Context().Err(); err != nil && !ok {
 		return false, err
 	}
@@ -508,6 +525,7 @@ func (h *Handler) leadOrWait(c *cacheable, f *fetch, attempt int) (retry bool, e
 	if o == outcomeStored {
 		c.collapse = collapsedServed
 	}
+	c.leaderFailed = o == outcomeFailed
 	return true, nil
 }
 
