@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Does a full memory store keep its budget? Fills http_cache's memory store
-# with 1 KiB responses (every URL new, through a real Caddy and the Go
+# with 1 KiB responses (BODY_SIZE bytes when set; every URL new, through a real Caddy and the Go
 # origin, loopback only) until it has been evicting for a while, then
 # reports Caddy's RSS against max_size and the target
 # RSS <= 1.25 x max_size + 64 MiB. Then it sends one 1 GiB response through
@@ -9,11 +9,14 @@
 # than 64 MiB).
 #
 # Usage: bench/memory.sh [max sizes in MiB (default "64 256")] [fill seconds (default 60)]
+# Environment: BODY_SIZE=<bytes> fills with bodies of that size (default
+# 1024); 32 KiB and more exercises the recycling of large bodies' buffers.
 # Needs: wrk and curl (installed with apt-get when missing and run as root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 sizes=(${1:-64 256})
 fill=${2:-60}
+body=${BODY_SIZE:-1024}
 
 need() { command -v "$1" >/dev/null || { [ "$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1" >/dev/null; } || { echo "please install $1"; exit 1; }; }
 need wrk
@@ -52,9 +55,9 @@ CADDY
 		env $env "$work/caddy" run --config "$work/Caddyfile" --adapter caddyfile >"$work/caddy.log" 2>&1 &
 		cpid=$!
 		for _ in $(seq 50); do curl -s -o /dev/null 127.0.0.1:18002/up && break; sleep 0.2; done
-		wrk -t2 -c64 -d"${fill}s" -s bench/miss.lua http://127.0.0.1:18002/ -- 1024 "/fill/$mib$env/" >/dev/null
+		wrk -t2 -c64 -d"${fill}s" -s bench/miss.lua http://127.0.0.1:18002/ -- "$body" "/fill/$mib$env/" >/dev/null
 		a=$(rss_mib $cpid)
-		wrk -t2 -c64 -d"$((fill / 2))s" -s bench/miss.lua http://127.0.0.1:18002/ -- 1024 "/churn/$mib$env/" >/dev/null
+		wrk -t2 -c64 -d"$((fill / 2))s" -s bench/miss.lua http://127.0.0.1:18002/ -- "$body" "/churn/$mib$env/" >/dev/null
 		b=$(rss_mib $cpid)
 		s=$(stats)
 		echo "$mib $(sed -E 's/"entries":([0-9]+),"bytes":([0-9]+)/\1 \2/' <<<"$s") $a $b $((mib * 5 / 4 + 64)) ${env:-governed}"
