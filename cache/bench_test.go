@@ -153,7 +153,8 @@ func BenchmarkMissStreaming(b *testing.B) {
 // BenchmarkMiss is a miss that is stored (every URL new), against the
 // same origin called without the cache: the cache's own cost of a miss,
 // per body size, written in 32 KiB pieces as reverse_proxy does. The
-// store is large enough that nothing is evicted.
+// store (256 MiB) fills and then evicts, as a busy store does; at 256 KiB
+// it then reuses the evicted entries' buffers.
 func BenchmarkMiss(b *testing.B) {
 	for _, size := range []int{1 << 10, 16 << 10, 256 << 10} {
 		body := bytes.Repeat([]byte("m"), size)
@@ -181,7 +182,7 @@ func BenchmarkMiss(b *testing.B) {
 			b.Run(name, func(b *testing.B) {
 				h := &cache.Handler{}
 				if cached {
-					h.StoreRaw = []byte(`{"module":"memory","name":"bench-miss","max_size":4294967296}`)
+					h.StoreRaw = []byte(`{"module":"memory","name":"bench-miss","max_size":268435456}`)
 				}
 				provisioned(b, h)
 				w := &discardWriter{h: make(http.Header)}
