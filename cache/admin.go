@@ -218,15 +218,36 @@ func (a *Admin) handleEntries(w http.ResponseWriter, r *http.Request) error {
 		return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: fmt.Errorf("method not allowed")}
 	}
 	q := r.URL.Query()
-	limit := defaultEntriesLimit
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > maxEntriesLimit {
-			return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: fmt.Errorf("limit must be an integer from 1 to %d: %q", maxEntriesLimit, v)}
-		}
-		limit = n
+	limit, err := entriesLimit(q.Get("limit"))
+	if err != nil {
+		return err
 	}
-	prefix, after, only := q.Get("prefix"), q.Get("after"), q.Get("store")
+	// One more than the page from each store, to tell whether there is a
+	// next page.
+	all, err := listEntries(r.Context(), q.Get("store"), q.Get("prefix"), q.Get("after"), limit+1)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	return json.NewEncoder(w).Encode(entriesPage(all, limit))
+}
+
+// entriesLimit parses the limit parameter of the entries listing.
+func entriesLimit(v string) (int, error) {
+	if v == "" {
+		return defaultEntriesLimit, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > maxEntriesLimit {
+		return 0, caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: fmt.Errorf("limit must be an integer from 1 to %d: %q", maxEntriesLimit, v)}
+	}
+	return n, nil
+}
+
+// listEntries lists, sorted by key, at most limit entries of each live
+// store (of the store named only, if not empty) whose key starts with
+// prefix and comes after after.
+func listEntries(ctx context.Context, only, prefix, after string, limit int) ([]EntryInfo, error) {
 	var all []EntryInfo
 	found := false
 	for _, ls := range live.stores() {
@@ -234,10 +255,9 @@ func (a *Admin) handleEntries(w http.ResponseWriter, r *http.Request) error {
 			continue
 		}
 		found = true
-		// One more than the page, to tell whether there is a next one.
-		l, err := ls.store.Entries(r.Context(), prefix, after, limit+1)
+		l, err := ls.store.Entries(ctx, prefix, after, limit)
 		if err != nil {
-			return caddy.APIError{HTTPStatus: http.StatusInternalServerError, Err: fmt.Errorf("listing store %s: %v", ls.name, err)}
+			return nil, caddy.APIError{HTTPStatus: http.StatusInternalServerError, Err: fmt.Errorf("listing store %s: %v", ls.name, err)}
 		}
 		now := ls.h.now()
 		for _, le := range l {
@@ -245,9 +265,15 @@ func (a *Admin) handleEntries(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	if only != "" && !found {
-		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: fmt.Errorf("no store named %q in use", only)}
+		return nil, caddy.APIError{HTTPStatus: http.StatusNotFound, Err: fmt.Errorf("no store named %q in use", only)}
 	}
 	sort.SliceStable(all, func(i, j int) bool { return all[i].Key < all[j].Key })
+	return all, nil
+}
+
+// entriesPage makes the page of at most limit entries from all (sorted by
+// key), with the key to continue after when there are more.
+func entriesPage(all []EntryInfo, limit int) EntriesResponse {
 	resp := EntriesResponse{Entries: all}
 	if len(all) > limit {
 		// Cut between two keys, never inside one key held by several
@@ -268,8 +294,7 @@ func (a *Admin) handleEntries(w http.ResponseWriter, r *http.Request) error {
 	if resp.Entries == nil {
 		resp.Entries = []EntryInfo{}
 	}
-	w.Header().Set("Content-Type", "application/json")
-	return json.NewEncoder(w).Encode(resp)
+	return resp
 }
 
 // entryInfo describes a listed entry, its age and ttl as seen by the
