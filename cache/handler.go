@@ -288,6 +288,33 @@ func (h *Handler) Validate() error {
 	if h.MaxObjectSize < 0 {
 		return errors.New("max_object_size must not be negative")
 	}
+	if err := h.validateDurations(); err != nil {
+		return err
+	}
+	for _, s := range h.Statuses {
+		if s < 200 || s > 599 {
+			return fmt.Errorf("status %d cannot be stored: statuses are final status codes 200-599", s)
+		}
+	}
+	if err := validateVary(h.Vary); err != nil {
+		return err
+	}
+	for _, c := range h.Key {
+		if c < 0x20 || c == 0x7f {
+			return fmt.Errorf("key: template %q holds a control character", h.Key)
+		}
+	}
+	for _, g := range h.IgnoreQueryParams {
+		if _, err := path.Match(g, ""); err != nil {
+			return fmt.Errorf("ignore_query_params: bad glob %q: %v", g, err)
+		}
+	}
+	return nil
+}
+
+// validateDurations refuses negative durations and a default_ttl longer
+// than max_ttl.
+func (h *Handler) validateDurations() error {
 	var staleIfUnreachable caddy.Duration
 	if h.StaleIfUnreachable != nil {
 		staleIfUnreachable = *h.StaleIfUnreachable
@@ -308,30 +335,21 @@ func (h *Handler) Validate() error {
 	if h.MaxTTL > 0 && h.DefaultTTL > h.MaxTTL {
 		return fmt.Errorf("default_ttl %s is longer than max_ttl %s", time.Duration(h.DefaultTTL), time.Duration(h.MaxTTL))
 	}
-	for _, s := range h.Statuses {
-		if s < 200 || s > 599 {
-			return fmt.Errorf("status %d cannot be stored: statuses are final status codes 200-599", s)
-		}
-	}
-	seenVary := make(map[string]bool)
-	for _, v := range h.Vary {
+	return nil
+}
+
+// validateVary requires each vary entry to be one placeholder, listed
+// once.
+func validateVary(vary []string) error {
+	seen := make(map[string]bool)
+	for _, v := range vary {
 		if len(v) < 3 || v[0] != '{' || v[len(v)-1] != '}' || strings.ContainsAny(v[1:len(v)-1], "{}") {
 			return fmt.Errorf("vary: %q is not one placeholder such as {geo.country_code}", v)
 		}
-		if seenVary[v] {
+		if seen[v] {
 			return fmt.Errorf("vary: %s listed twice", v)
 		}
-		seenVary[v] = true
-	}
-	for _, c := range h.Key {
-		if c < 0x20 || c == 0x7f {
-			return fmt.Errorf("key: template %q holds a control character", h.Key)
-		}
-	}
-	for _, g := range h.IgnoreQueryParams {
-		if _, err := path.Match(g, ""); err != nil {
-			return fmt.Errorf("ignore_query_params: bad glob %q: %v", g, err)
-		}
+		seen[v] = true
 	}
 	return nil
 }
