@@ -452,8 +452,10 @@ func TestFaultCollapsedWaitersOnABrokenFill(t *testing.T) {
 	body := strings.Repeat("w", 256<<10)
 	first := make(chan struct{})
 	var once sync.Once
+	var fetches atomic.Int64
 	o := newRawOrigin(t, nil)
 	o.set(func(c net.Conn, r *http.Request) {
+		fetches.Add(1)
 		broken := false
 		once.Do(func() { broken = true })
 		if !broken {
@@ -498,5 +500,9 @@ func TestFaultCollapsedWaitersOnABrokenFill(t *testing.T) {
 	r := get(t, s, "/w")
 	if r.status != 200 || r.body != body {
 		t.Errorf("after the broken fill: %d, %d bytes (Cache-Status %q)", r.status, len(r.body), r.cs())
+	}
+	// The waiters collapsed again behind one of them: one more fetch.
+	if n := fetches.Load(); n != 2 {
+		t.Errorf("origin fetches = %d, want 2 (the broken fill and one for the 5 waiters)", n)
 	}
 }
