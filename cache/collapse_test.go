@@ -561,3 +561,39 @@ func TestSecondWaitKeepsTheFirstDeadline(t *testing.T) {
 		t.Errorf("origin got %d requests, want 2 (the failed fetch and the new leader's)", got)
 	}
 }
+
+// Requests that wait for a revalidation of a stale entry that may be
+// served on an origin error (stale-if-error) keep that right when the
+// origin fails every time: after two failed fetches each goes to the
+// origin on its own, and still gets the stale response, never the error.
+func TestWaitersKeepStaleIfErrorWhenTheOriginKeepsFailing(t *testing.T) {
+	const waiters = 6
+	var failing atomic.Bool
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		if failing.Load() {
+			// Fail once every request that is not fetching waits.
+			deadline := time.Now().Add(5 * time.Second)
+			for cache.Waiting() == 0 && time.Now().Before(deadline) {
+				time.Sleep(time.Millisecond)
+			}
+			time.Sleep(20 * time.Millisecond)
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Cache-Control", "max-age=0, stale-if-error=600")
+		w.Header().Set("ETag", `"v1"`)
+		io.WriteString(w, "v1")
+	})
+	s := startCache(t, o, "")
+	expect(t, "first", get(t, s, "/down"), 200, "v1", "miss", "stored")
+	failing.Store(true)
+	results := make([]result, waiters)
+	var wg sync.WaitGroup
+	for i := range waiters {
+		wg.Go(func() { results[i] = get(t, s, "/down") })
+	}
+	wg.Wait()
+	for i, r := range results {
+		expect(t, fmt.Sprint("request ", i), r, 200, "v1", "", "fwd=stale")
+	}
+}

@@ -495,19 +495,21 @@ func (h *Handler) leadOrWait(c *cacheable, f *fetch, attempt int) (retry bool, e
 		defer f.detach()()
 		return false, f.run(c.w)
 	}
-	// A waiter: do not hold the stored body while waiting.
-	f.lk.close()
-	f.lk.entry, f.revalidate, f.staleIfError, f.staleIfUnreachable = nil, false, false, false
 	// It waits at its first pass, and once more when the fetch it waited
 	// for failed: an origin connection reset mid-body, an origin error. The
 	// waiters then collapse again behind one of them, the new leader,
 	// instead of all going to the origin at once, within the one
 	// collapse_timeout. Any other later pass (the flight stored another
-	// variant, or failed twice) goes to the origin alone.
+	// variant, or failed twice) goes to the origin alone, with the stored
+	// entry it found: it revalidates it, and serves it stale where
+	// stale-if-error allows when the origin fails again.
 	if attempt > 1 || (attempt == 1 && !c.leaderFailed) {
 		f.cs.collapsed = collapsedUnused
 		return false, f.run(c.w)
 	}
+	// A waiter: do not hold the stored body while waiting.
+	f.lk.close()
+	f.lk.entry, f.revalidate, f.staleIfError, f.staleIfUnreachable = nil, false, false, false
 	if attempt == 0 {
 		c.waitUntil = time.Now().Add(time.Duration(h.CollapseTimeout))
 	}
