@@ -142,7 +142,7 @@ func (f *fetch) outgoing() *http.Request {
 		}
 	}
 	if f.revalidate {
-		for k, v := range policy.ConditionalHeaders(f.lk.entry.Header) {
+		for k, v := range policy.ConditionalHeaders(&f.lk.entry.Header) {
 			out.Header[k] = v
 		}
 	}
@@ -260,17 +260,18 @@ func (f *fetch) freshen(fw *fetchWriter) (*store.Entry, error) {
 	delete(nm, "Set-Cookie")
 	e := f.lk.entry.Clone()
 	e.SoftPurged = false // validated: no longer purged
-	e.Header = policy.Freshen(e.Header, nm).Clone()
+	hdr := policy.Freshen(e.Header.Header(), nm)
+	e.Header = store.FieldsOf(hdr)
 	e.RequestTime, e.ResponseTime = fw.reqTime, fw.respTime
-	d := h.derive(e.Status, e.Header, e.RequestTime, e.ResponseTime)
+	d := h.derive(e.Status, hdr, e.RequestTime, e.ResponseTime)
 	e.Derived = d
-	e.Expires = h.expires(d, e.Header, e.ResponseTime)
-	e.Tags = tags(e.Header)
+	e.Expires = h.expires(d, hdr, e.ResponseTime)
+	e.Tags = tags(hdr)
 	// §4.3.4 updates the stored response with the 304's fields; if they
 	// make it unstorable for a shared cache (private, no-store), it must
 	// not be served again: remove it. Judged on the response alone, not on
 	// this request's credentials, which the stored body does not reflect.
-	if ok, reason := policy.Storable(http.MethodGet, nil, e.Status, e.Header, h.opts); !ok {
+	if ok, reason := policy.Storable(http.MethodGet, nil, e.Status, hdr, h.opts); !ok {
 		if err := h.Store.Delete(f.r.Context(), f.lk.key); err != nil && !errors.Is(err, store.ErrNotFound) {
 			h.logger.Error("removing a response a 304 made unstorable", zap.String("key", f.lk.key), zap.Error(err))
 		}
@@ -539,7 +540,7 @@ func (fw *fetchWriter) decideStore(status int) {
 	dv := h.derive(status, hdr, fw.reqTime, fw.respTime)
 	e := &store.Entry{
 		Status:       status,
-		Header:       hdr,
+		Header:       store.FieldsOf(hdr),
 		RequestTime:  fw.reqTime,
 		ResponseTime: fw.respTime,
 		Expires:      h.expires(dv, hdr, fw.respTime),
@@ -740,7 +741,7 @@ func (fw *fetchWriter) unstoredOutcome() outcome {
 func (fw *fetchWriter) putMarker() {
 	f, h := fw.f, fw.f.h
 	m := &store.Entry{
-		Header:       http.Header{"Vary": {strings.Join(fw.vary, ", ")}},
+		Header:       store.Fields{"Vary", strings.Join(fw.vary, ", ")},
 		RequestTime:  fw.reqTime,
 		ResponseTime: fw.respTime,
 		Expires:      fw.entry.Expires,

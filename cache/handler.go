@@ -246,9 +246,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 // or for a vary marker (status 0) its Vary field names.
 func (h *Handler) deriveEntry(e *store.Entry) any {
 	if e.Status == 0 {
-		return varyFields(e.Header)
+		return varyFields(&e.Header)
 	}
-	return h.derive(e.Status, e.Header, e.RequestTime, e.ResponseTime)
+	return h.derive(e.Status, e.Header.Header(), e.RequestTime, e.ResponseTime)
 }
 
 // loadStore loads the configured store, or the default memory store, and

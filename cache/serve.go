@@ -145,7 +145,7 @@ func (h *Handler) lookup(ctx context.Context, pkey string, reqHeader http.Header
 		lk.fwd = fwdVaryMiss
 		fields, parsed := e.Derived.([]string) // set by putMarker
 		if !parsed {                           // a store that keeps no Derived
-			fields = varyFields(e.Header)
+			fields = varyFields(&e.Header)
 		}
 		sec, ok := h.keys.variantKey(fields, reqHeader, replacerOf(ctx))
 		if !ok {
@@ -168,8 +168,8 @@ func (h *Handler) lookup(ctx context.Context, pkey string, reqHeader http.Header
 	}
 	// RFC 9110 §12.5.3: never a coding the client refused, even from an
 	// origin that does not send Vary: Accept-Encoding.
-	if ce, ok := e.Header["Content-Encoding"]; ok || reqHeader["Accept-Encoding"] != nil {
-		if !policy.EncodingAcceptable(ce, reqHeader) {
+	if e.Header.Has("Content-Encoding") || reqHeader["Accept-Encoding"] != nil {
+		if !policy.EncodingAcceptable(e.Header.Values("Content-Encoding"), reqHeader) {
 			b.Close()
 			lk.fwd = fwdVaryMiss
 			return lk
@@ -180,7 +180,7 @@ func (h *Handler) lookup(ctx context.Context, pkey string, reqHeader http.Header
 }
 
 // varyFields returns the field names listed in h's Vary fields.
-func varyFields(h http.Header) []string {
+func varyFields(h policy.FieldReader) []string {
 	var out []string
 	for _, v := range h.Values("Vary") {
 		for _, name := range strings.Split(v, ",") {
@@ -248,7 +248,7 @@ func (h *Handler) entryDerived(e *store.Entry) *derived {
 	if d, ok := e.Derived.(*derived); ok && d.optsKey == h.optsKey {
 		return d
 	}
-	return h.derive(e.Status, e.Header, e.RequestTime, e.ResponseTime)
+	return h.derive(e.Status, e.Header.Header(), e.RequestTime, e.ResponseTime)
 }
 
 // evaluate decides how the stored entry e may answer a request with
@@ -414,7 +414,7 @@ func (h *Handler) newFetch(c *cacheable, lk lookup, dec policy.Decision) *fetch 
 		if c.rq.NoCache || (c.rq.MaxAge.Set && c.rq.MaxAge.D == 0) {
 			f.cs.fwd = fwdRequest
 		}
-		f.revalidate = dec.Action == policy.Revalidate && policy.HasValidator(lk.entry.Header)
+		f.revalidate = dec.Action == policy.Revalidate && policy.HasValidator(&lk.entry.Header)
 		f.staleIfError = dec.StaleIfErrorOK
 		f.staleIfUnreachable = dec.StaleIfUnreachableOK
 	}
@@ -552,10 +552,14 @@ func (h *Handler) serveStored(w http.ResponseWriter, r *http.Request, lk *lookup
 	// Sized for one value a field (the common case); a field with more
 	// makes append move on to a new array, and the slices already handed
 	// out keep the old one.
-	vals := make([]string, 0, len(e.Header)+3)
-	for k, v := range e.Header {
-		i := len(vals)
-		vals = append(vals, v...)
+	f := e.Header
+	vals := make([]string, 0, f.Len()+3)
+	for j := 0; j+1 < len(f); {
+		// The values of one name are next to each other (store.Fields).
+		k, i := f[j], len(vals)
+		for ; j+1 < len(f) && f[j] == k; j += 2 {
+			vals = append(vals, f[j+1])
+		}
 		hdr[k] = vals[i:len(vals):len(vals)]
 	}
 	i := len(vals)
@@ -569,7 +573,7 @@ func (h *Handler) serveStored(w http.ResponseWriter, r *http.Request, lk *lookup
 	}
 	h.report(r, result)
 
-	if e.Status >= 200 && e.Status < 300 && policy.NotModifiedAt(r.Header, e.Header, e.ResponseTime) {
+	if e.Status >= 200 && e.Status < 300 && policy.NotModifiedAt(r.Header, &e.Header, e.ResponseTime) {
 		// §4.3.2: a fresh or validated stored response answers the client's
 		// conditional request.
 		delete(hdr, "Content-Length")
@@ -669,7 +673,7 @@ func (h *Handler) refresh(r *http.Request, next caddyhttp.Handler, lk lookup, de
 	f := fetch{
 		h: h, r: backgroundRequest(ctx, r, w), next: next, dec: dec, mayStore: true, flight: fl, background: true, cancel: cancel,
 		lk:         &lookup{pkey: lk.pkey, key: lk.key, fwd: lk.fwd, entry: lk.entry},
-		revalidate: lk.entry != nil && policy.HasValidator(lk.entry.Header),
+		revalidate: lk.entry != nil && policy.HasValidator(&lk.entry.Header),
 	}
 	f.cs.fwd = lk.fwd
 	if lk.entry != nil {

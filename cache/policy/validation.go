@@ -7,10 +7,17 @@ import (
 	"time"
 )
 
+// FieldReader reads a response's header fields by name: http.Header, and
+// the compact form the cache stores them in (store.Fields).
+type FieldReader interface {
+	// Values returns the field's values, nil when it is absent.
+	Values(name string) []string
+}
+
 // HasValidator tells whether h has an ETag or Last-Modified (RFC 9110
 // §8.8), the validators a cache revalidates with (§4.3.1).
-func HasValidator(h http.Header) bool {
-	return nonEmpty(h["Etag"]) || nonEmpty(h["Last-Modified"])
+func HasValidator(h FieldReader) bool {
+	return nonEmpty(h.Values("Etag")) || nonEmpty(h.Values("Last-Modified"))
 }
 
 func nonEmpty(v []string) bool {
@@ -22,8 +29,8 @@ func nonEmpty(v []string) bool {
 // cache "MUST send the relevant entity tags") and If-Modified-Since from
 // Last-Modified (it "SHOULD send the Last-Modified value"; both are sent,
 // as §4.3.1 notes is usual). Nil when h has neither.
-func ConditionalHeaders(h http.Header) http.Header {
-	etag, lm := h["Etag"], h["Last-Modified"]
+func ConditionalHeaders(h FieldReader) http.Header {
+	etag, lm := h.Values("Etag"), h.Values("Last-Modified")
 	if !nonEmpty(etag) && !nonEmpty(lm) {
 		return nil
 	}
@@ -109,7 +116,7 @@ func NotModified(reqHeader, h http.Header) bool {
 // received (RFC 9111 §4.3.2: "the Date of the stored response, if the
 // stored response lacks Last-Modified, or ... the time it was received").
 // A zero received disables that last fallback.
-func NotModifiedAt(reqHeader, h http.Header, received time.Time) bool {
+func NotModifiedAt(reqHeader http.Header, h FieldReader, received time.Time) bool {
 	if _, ok := reqHeader["If-Match"]; ok {
 		return false
 	}
@@ -133,11 +140,11 @@ func NotModifiedAt(reqHeader, h http.Header, received time.Time) bool {
 	if !ok {
 		return false // not a valid HTTP-date: ignored
 	}
-	if _, has := h["Last-Modified"]; has {
-		lm, ok := singleDate(h["Last-Modified"])
+	if lmv := h.Values("Last-Modified"); lmv != nil {
+		lm, ok := singleDate(lmv)
 		return ok && !lm.After(since)
 	}
-	if d, ok := singleDate(h["Date"]); ok {
+	if d, ok := singleDate(h.Values("Date")); ok {
 		return !d.After(since)
 	}
 	return !received.IsZero() && !received.Truncate(time.Second).After(since)
@@ -145,8 +152,8 @@ func NotModifiedAt(reqHeader, h http.Header, received time.Time) bool {
 
 // storedETag returns the opaque-tag of the stored ETag (with its quotes,
 // without W/).
-func storedETag(h http.Header) (string, bool) {
-	v := h["Etag"]
+func storedETag(h FieldReader) (string, bool) {
+	v := h.Values("Etag")
 	if len(v) == 0 {
 		return "", false
 	}

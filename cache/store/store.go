@@ -11,7 +11,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net/http"
 	"time"
 )
 
@@ -30,8 +29,8 @@ type Entry struct {
 	// Status is the response's status code.
 	Status int
 	// Header holds the stored response header fields (hop-by-hop fields
-	// already removed).
-	Header http.Header
+	// already removed), in the compact form of Fields.
+	Header Fields
 	// RequestTime and ResponseTime are request_time and response_time of
 	// RFC 9111 §4.2.3, used to compute the entry's Age.
 	RequestTime  time.Time

@@ -54,7 +54,7 @@ func TestAcceptanceFileBodies(t *testing.T) {
 func entry(now time.Time) *store.Entry {
 	return &store.Entry{
 		Status:       http.StatusOK,
-		Header:       http.Header{"Content-Type": {"text/plain"}, "Etag": {`"1"`}},
+		Header:       store.FieldsOf(http.Header{"Content-Type": {"text/plain"}, "Etag": {`"1"`}}),
 		RequestTime:  now.Add(-2 * time.Second),
 		ResponseTime: now.Add(-time.Second),
 		Expires:      now.Add(time.Hour),

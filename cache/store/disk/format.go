@@ -5,7 +5,6 @@ import (
 	"errors"
 	"hash/crc32"
 	"math"
-	"net/http"
 	"time"
 
 	"github.com/caddy-edge/edge/cache/store"
@@ -94,11 +93,11 @@ func encodeHeader(b []byte, key string, e *store.Entry) []byte {
 	for _, t := range e.Tags {
 		b = appendString(b, t)
 	}
-	b = binary.AppendUvarint(b, uint64(len(e.Header)))
-	for k, vs := range e.Header {
+	b = binary.AppendUvarint(b, uint64(e.Header.Names()))
+	for k, pairs := range e.Header.Groups() {
 		b = appendString(b, k)
-		b = binary.AppendUvarint(b, uint64(len(vs)))
-		for _, v := range vs {
+		b = binary.AppendUvarint(b, uint64(pairs.Len()))
+		for _, v := range pairs.All() {
 			b = appendString(b, v)
 		}
 	}
@@ -213,20 +212,18 @@ func decodeHeader(b []byte, full bool) (string, *store.Entry, error) {
 	}
 	if full {
 		n := d.count()
-		e.Header = make(http.Header, n)
 		for range n {
 			k := d.string()
-			vs := make([]string, d.count())
-			for i := range vs {
-				vs[i] = d.string()
+			nv := d.count()
+			for range nv {
+				e.Header = append(e.Header, k, d.string())
 			}
 			if d.err != nil {
 				break
 			}
-			// Capped, as Header.Clone does: an append by a reader never
-			// writes into a shared array.
-			e.Header[k] = vs[:len(vs):len(vs)]
 		}
+		// Capped: an append by a reader never writes into a shared array.
+		e.Header = e.Header[:len(e.Header):len(e.Header)]
 		if len(d.b) != 0 && d.err == nil {
 			d.err = errCorrupt
 		}

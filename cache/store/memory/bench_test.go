@@ -117,12 +117,12 @@ func benchEntry() *store.Entry {
 	now := time.Now()
 	return &store.Entry{
 		Status: 200,
-		Header: http.Header{
+		Header: store.FieldsOf(http.Header{
 			"Content-Type":  {"text/html; charset=utf-8"},
 			"Cache-Control": {"public, max-age=3600"},
 			"Etag":          {`"5f2a-17c3b"`},
 			"Last-Modified": {"Tue, 01 Sep 2026 10:00:00 GMT"},
-		},
+		}),
 		RequestTime:  now,
 		ResponseTime: now,
 		Expires:      now.Add(time.Hour),

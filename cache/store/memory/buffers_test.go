@@ -49,7 +49,7 @@ func putFilled(t *testing.T, c *Cache, key string, size int, fill byte) {
 	t.Helper()
 	e := entry()
 	e.Size = int64(size)
-	e.Header.Set("X-Fill", strconv.Itoa(int(fill)))
+	e.Header = append(e.Header, "X-Fill", strconv.Itoa(int(fill)))
 	w, err := c.Put(context.Background(), key, e)
 	if err != nil {
 		t.Fatal(err)
@@ -169,7 +169,7 @@ func TestRecycledBuffersUnderConcurrentChurn(t *testing.T) {
 				switch i % 10 {
 				case 8:
 					e := entry()
-					e.Header.Set("X-Fill", strconv.Itoa(int(fill)))
+					e.Header = append(e.Header, "X-Fill", strconv.Itoa(int(fill)))
 					c.Update(ctx, key, e)
 				case 9:
 					if i%20 == 9 {

@@ -37,12 +37,15 @@ const MaxEntryFraction = 8
 
 // entryOverhead estimates, in bytes, what an entry costs beyond its key,
 // body, header fields and tags: the Entry and item structs, the handler's
-// derived data (store.Entry.Derived), the header map's table, the eviction
-// policy's node, and the hash table and tag index slots. Measured with
-// BenchmarkEntryCost in package cache (the heap a stored 1 KiB response
-// really takes against what the store counts); it errs on the high side,
-// so that a full store does not take more memory than its budget.
-const entryOverhead = 576
+// derived data (store.Entry.Derived) and the Cache-Status value it caches,
+// the eviction policy's node, and the hash table and tag index slots.
+// BenchmarkEntryCost in package cache measures a stored 1 KiB response at
+// 1,658 bytes of heap, about 450 of them these; the store counts it as
+// 2,025. The margin is the heap's fragmentation under churn, which many
+// small objects cause beyond their bytes: calibrated with bench/memory.sh
+// so that a full store of 1 KiB entries stays within its RSS budget
+// (1.25 x max_size + 64 MiB; with 416 a 64 MiB store took 148-149 MiB).
+const entryOverhead = 600
 
 // fragmentationShare: an entry is counted 1/fragmentationShare heavier than
 // the heap it takes when it is stored, for the holes that evictions leave
@@ -61,7 +64,8 @@ const coarseResolution = 10 * time.Millisecond
 const preallocMax = 1 << 20
 
 // fieldOverhead estimates the cost of one header field value or tag beyond
-// its bytes: a string header and a slice or map slot.
+// its bytes: the string headers of the name and the value in
+// store.Fields, or a tag's string header and slice or map slot.
 const fieldOverhead = 32
 
 // Config configures a Cache.
@@ -474,11 +478,9 @@ func hasTag(tags []string, tag string) bool {
 // metaWeight estimates the bytes an entry costs besides its body.
 func metaWeight(key string, e *store.Entry) int64 {
 	n := int64(entryOverhead + len(key))
-	for k, vs := range e.Header {
-		n += int64(len(k) + fieldOverhead)
-		for _, v := range vs {
-			n += int64(len(v) + fieldOverhead)
-		}
+	for k, v := range e.Header.All() {
+		// The name and the value strings, and their slots in the pairs.
+		n += int64(len(k) + len(v) + fieldOverhead)
 	}
 	for _, t := range e.Tags {
 		// The tag is held by the entry and its key again by the index.

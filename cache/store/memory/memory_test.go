@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"strconv"
 	"sync"
 	"testing"
@@ -51,7 +50,7 @@ func TestNewRejectsNegativeSize(t *testing.T) {
 }
 
 func entry() *store.Entry {
-	return &store.Entry{Status: 200, Header: http.Header{"Content-Type": {"text/plain"}}, Size: -1}
+	return &store.Entry{Status: 200, Header: store.Fields{"Content-Type", "text/plain"}, Size: -1}
 }
 
 func TestTooLarge(t *testing.T) {
@@ -86,7 +85,7 @@ func TestTooLarge(t *testing.T) {
 	})
 	t.Run("header", func(t *testing.T) {
 		e := entry()
-		e.Header.Set("X-Huge", string(make([]byte, limit)))
+		e.Header = append(e.Header, "X-Huge", string(make([]byte, limit)))
 		if _, err := c.Put(ctx, "k", e); !errors.Is(err, store.ErrTooLarge) {
 			t.Errorf("Put of an entry whose header alone is over the limit = %v, want ErrTooLarge", err)
 		}

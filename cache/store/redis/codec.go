@@ -3,7 +3,6 @@ package redis
 import (
 	"encoding/binary"
 	"errors"
-	"net/http"
 	"time"
 
 	"github.com/caddy-edge/edge/cache/store"
@@ -43,11 +42,8 @@ func encodeMeta(key string, gen uint64, chunks uint32, e *store.Entry, inline []
 	for _, t := range e.Tags {
 		n += len(t) + 2
 	}
-	for k, vs := range e.Header {
-		n += len(k) + 4
-		for _, v := range vs {
-			n += len(v) + 2
-		}
+	for k, v := range e.Header.All() {
+		n += len(k) + len(v) + 6
 	}
 	b := make([]byte, fixedLen, n)
 	b[0], b[1] = magic, formatVersion
@@ -68,11 +64,11 @@ func encodeMeta(key string, gen uint64, chunks uint32, e *store.Entry, inline []
 	for _, t := range e.Tags {
 		b = appendString(b, t)
 	}
-	b = binary.AppendUvarint(b, uint64(len(e.Header)))
-	for k, vs := range e.Header {
+	b = binary.AppendUvarint(b, uint64(e.Header.Names()))
+	for k, pairs := range e.Header.Groups() {
 		b = appendString(b, k)
-		b = binary.AppendUvarint(b, uint64(len(vs)))
-		for _, v := range vs {
+		b = binary.AppendUvarint(b, uint64(pairs.Len()))
+		for _, v := range pairs.All() {
 			b = appendString(b, v)
 		}
 	}
@@ -112,14 +108,12 @@ func decodeMeta(b []byte) (*meta, error) {
 		}
 	}
 	nh := d.count()
-	e.Header = make(http.Header, nh)
 	for range nh {
 		k := d.string()
-		vs := make([]string, d.count())
-		for i := range vs {
-			vs[i] = d.string()
+		nv := d.count()
+		for range nv {
+			e.Header = append(e.Header, k, d.string())
 		}
-		e.Header[k] = vs
 	}
 	if d.err || e.Status < 0 || e.Status > 999 || e.Size < 0 {
 		return nil, errCorrupt

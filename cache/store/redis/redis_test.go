@@ -295,7 +295,7 @@ func TestInvalidations(t *testing.T) {
 
 func TestCodecRejectsGarbage(t *testing.T) {
 	e := entry(time.Hour)
-	e.Header = map[string][]string{"A": {"1", "2"}}
+	e.Header = store.Fields{"A", "1", "A", "2"}
 	e.Size = 4
 	v := encodeMeta("key", 7, 0, e, []byte("body"))
 	if _, err := decodeMeta(v); err != nil {

@@ -225,7 +225,11 @@ func (su suite) testPutClonesEntry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.Header.Set("Content-Type", "changed/by-caller")
+	for i := 0; i+1 < len(e.Header); i += 2 {
+		if e.Header[i] == "Content-Type" {
+			e.Header[i+1] = "changed/by-caller"
+		}
+	}
 	e.Tags[0] = "changed"
 	write(t, w, []byte("x"))
 	if err := w.Commit(); err != nil {
@@ -361,7 +365,7 @@ func (su suite) testUpdate(t *testing.T) {
 
 	u := testEntry(su.now())
 	u.Status = http.StatusPartialContent
-	u.Header = http.Header{"Etag": {`"v2"`}, "Cache-Control": {"max-age=60"}}
+	u.Header = store.FieldsOf(http.Header{"Etag": {`"v2"`}, "Cache-Control": {"max-age=60"}})
 	u.RequestTime = su.now().Add(time.Minute)
 	u.ResponseTime = su.now().Add(time.Minute + time.Second)
 	u.Expires = su.now().Add(2 * time.Hour)
@@ -825,7 +829,7 @@ func (su suite) testConcurrent(t *testing.T) {
 func concurrentPut(s store.Store, key string, version int, now time.Time) error {
 	e := testEntry(now)
 	v := strconv.Itoa(version)
-	e.Header = http.Header{"X-Version": {v}}
+	e.Header = store.Fields{"X-Version", v}
 	e.Tags = []string{"tag-" + key}
 	w, err := s.Put(context.Background(), key, e)
 	if err != nil {
@@ -867,12 +871,12 @@ func concurrentGet(s store.Store, key string) error {
 func testEntry(now time.Time) *store.Entry {
 	return &store.Entry{
 		Status: http.StatusOK,
-		Header: http.Header{
+		Header: store.FieldsOf(http.Header{
 			"Content-Type":  {"text/plain; charset=utf-8"},
 			"Cache-Control": {"max-age=3600", "stale-while-revalidate=30"},
 			"Etag":          {`"abc"`},
 			"Vary":          {"Accept-Encoding"},
-		},
+		}),
 		RequestTime:  now.Add(-2 * time.Second),
 		ResponseTime: now.Add(-time.Second),
 		Expires:      now.Add(time.Hour),
@@ -948,7 +952,7 @@ func checkEntry(t *testing.T, got, want *store.Entry) {
 	if got.Status != want.Status {
 		t.Errorf("Status = %d, want %d", got.Status, want.Status)
 	}
-	if fmt.Sprint(got.Header) != fmt.Sprint(want.Header) {
+	if fmt.Sprint(got.Header.Header()) != fmt.Sprint(want.Header.Header()) {
 		t.Errorf("Header = %v, want %v", got.Header, want.Header)
 	}
 	for _, tm := range []struct {
