@@ -32,16 +32,7 @@ func TestConcurrentMissesCollapseIntoOneOriginRequest(t *testing.T) {
 	s := startCache(t, o, "")
 	collapsedBefore, originBefore := cache.Requests("collapsed"), cache.OriginRequests()
 
-	results := make([]result, clients)
-	var wg sync.WaitGroup
-	for i := range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			results[i] = get(t, s, "/hot")
-		}()
-	}
-	wg.Wait()
+	results := getAll(t, s, "/hot", clients)
 	if n := o.n.Load(); n != 1 {
 		t.Fatalf("origin got %d requests for %d concurrent misses, want 1", n, clients)
 	}
@@ -117,19 +108,7 @@ func TestUncacheableResponseDoesNotQueueRequests(t *testing.T) {
 	})
 	s := startCache(t, o, "hit_for_miss_ttl 1h")
 
-	run := func() []result {
-		res := make([]result, clients)
-		var wg sync.WaitGroup
-		for i := range clients {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				res[i] = get(t, s, "/nostore")
-			}()
-		}
-		wg.Wait()
-		return res
-	}
+	run := func() []result { return getAll(t, s, "/nostore", clients) }
 	for i, r := range run() {
 		if r.status != 200 || r.body != "private data" {
 			t.Errorf("phase 1 client %d: %d %q", i, r.status, r.body)
@@ -233,12 +212,7 @@ func TestCollapseTimeoutAnswersWaitersWithoutTheOrigin(t *testing.T) {
 	go func() { leader <- get(t, s, "/slow") }()
 	waitFor(t, "the leader to reach the origin", func() bool { return o.n.Load() == 1 })
 
-	results := make([]result, waiters)
-	var wg sync.WaitGroup
-	for i := range waiters {
-		wg.Go(func() { results[i] = get(t, s, "/slow") })
-	}
-	wg.Wait()
+	results := getAll(t, s, "/slow", waiters)
 	for i, r := range results {
 		expect(t, fmt.Sprint("waiter ", i), r, http.StatusGatewayTimeout, "", "unavailable", "fwd=uri-miss; collapsed=?0; detail=collapse-timeout")
 	}
@@ -477,12 +451,7 @@ func TestWaitersOfAFailedFetchCollapseAgain(t *testing.T) {
 				}
 			}()
 			waitFor(t, "the leader to reach the origin", func() bool { return o.n.Load() == 1 })
-			results := make([]result, waiters)
-			var wg sync.WaitGroup
-			for i := range waiters {
-				wg.Go(func() { results[i] = get(t, s, "/flaky") })
-			}
-			wg.Wait()
+			results := getAll(t, s, "/flaky", waiters)
 			<-leaderDone
 
 			var leaders int
@@ -587,12 +556,7 @@ func TestWaitersKeepStaleIfErrorWhenTheOriginKeepsFailing(t *testing.T) {
 	s := startCache(t, o, "")
 	expect(t, "first", get(t, s, "/down"), 200, "v1", "miss", "stored")
 	failing.Store(true)
-	results := make([]result, waiters)
-	var wg sync.WaitGroup
-	for i := range waiters {
-		wg.Go(func() { results[i] = get(t, s, "/down") })
-	}
-	wg.Wait()
+	results := getAll(t, s, "/down", waiters)
 	for i, r := range results {
 		expect(t, fmt.Sprint("request ", i), r, 200, "v1", "", "fwd=stale")
 	}

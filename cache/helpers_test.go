@@ -144,6 +144,18 @@ func get(t *testing.T, s *caddytest.Server, path string, fields ...string) resul
 	return do(t, s, http.MethodGet, path, fields...)
 }
 
+// getAll sends n GET requests for path at once and returns their results.
+func getAll(t *testing.T, s *caddytest.Server, path string, n int) []result {
+	t.Helper()
+	results := make([]result, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { results[i] = get(t, s, path) })
+	}
+	wg.Wait()
+	return results
+}
+
 // expect checks a response's status, body and X-Result, and that its
 // Cache-Status contains every part.
 func expect(t *testing.T, what string, r result, status int, body, res string, csParts ...string) {

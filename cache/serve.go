@@ -544,24 +544,11 @@ func (h *Handler) serveStored(w http.ResponseWriter, r *http.Request, lk *lookup
 	} else {
 		status = cs.String()
 	}
-	// The response gets value slices of its own, in one allocation: the
-	// stored ones are shared by every hit, and a handler after this one may
-	// rewrite values in place (Caddy's header directive assigns to
-	// hdr[name][i]), which would change the stored entry for later hits
-	// and race with the hits being written.
-	// Sized for one value a field (the common case); a field with more
-	// makes append move on to a new array, and the slices already handed
-	// out keep the old one.
-	f := e.Header
-	vals := make([]string, 0, f.Len()+3)
-	for j := 0; j+1 < len(f); {
-		// The values of one name are next to each other (store.Fields).
-		k, i := f[j], len(vals)
-		for ; j+1 < len(f) && f[j] == k; j += 2 {
-			vals = append(vals, f[j+1])
-		}
-		hdr[k] = vals[i:len(vals):len(vals)]
-	}
+	// The response gets value slices of its own (a handler after this one
+	// may rewrite values in place: Caddy's header directive assigns to
+	// hdr[name][i]), in one allocation with room for Age, Cache-Status and
+	// Content-Length.
+	vals := e.Header.CopyTo(hdr, 3)
 	i := len(vals)
 	vals = append(vals, strconv.FormatInt(int64(max(dec.Age, 0)/time.Second), 10), status)
 	hdr["Age"] = vals[i : i+1 : i+1]

@@ -132,11 +132,19 @@ func (f Fields) Names() int {
 // Header returns the fields as a new http.Header, for code that needs one
 // (the revalidation paths); its value slices share one allocation.
 func (f Fields) Header() http.Header {
-	if len(f) == 0 {
-		return http.Header{}
-	}
 	h := make(http.Header, len(f)/2)
-	vals := make([]string, 0, len(f)/2)
+	f.CopyTo(h, 0)
+	return h
+}
+
+// CopyTo sets f's fields in h, with value slices of their own: f is shared
+// by every reader of a stored entry, and a handler may rewrite h's values
+// in place. The slices share one allocation, with room for spare more
+// values after them; CopyTo returns it, for the caller's own fields. Each
+// slice is capped, so that an append to one moves it to a new array and
+// never writes into another's.
+func (f Fields) CopyTo(h http.Header, spare int) []string {
+	vals := make([]string, 0, f.Len()+spare)
 	for i := 0; i+1 < len(f); {
 		name, start := f[i], len(vals)
 		for ; i+1 < len(f) && f[i] == name; i += 2 {
@@ -144,7 +152,7 @@ func (f Fields) Header() http.Header {
 		}
 		h[name] = vals[start:len(vals):len(vals)]
 	}
-	return h
+	return vals
 }
 
 // Clone returns a copy of f.

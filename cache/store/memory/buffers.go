@@ -66,15 +66,19 @@ func newBuffer(n int) []byte {
 	return make([]byte, 0, capacity)
 }
 
+// recyclable reports whether b's capacity is a class's, and its class.
+func recyclable(b []byte) (idx int, ok bool) {
+	idx, capacity, ok := bufClass(cap(b))
+	return idx, ok && capacity == cap(b)
+}
+
 // recycle gives b back to the pool, for a buffer whose capacity is a
 // class's: the caller must be its only user, now and later.
 func recycle(b []byte) {
-	idx, capacity, ok := bufClass(cap(b))
-	if !ok || capacity != cap(b) {
-		return
+	if idx, ok := recyclable(b); ok {
+		b = b[:0]
+		bufPools[idx].Put(&b)
 	}
-	b = b[:0]
-	bufPools[idx].Put(&b)
 }
 
 // sharedBuf is a recycled body buffer that stored items and readers hold:

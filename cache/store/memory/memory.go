@@ -566,7 +566,7 @@ func (w *writer) Commit() error {
 		recycle(body)
 		return nil
 	}
-	if _, capacity, ok := bufClass(cap(body)); ok && capacity == cap(body) {
+	if _, ok := recyclable(body); ok {
 		it.buf = &sharedBuf{b: body}
 		it.buf.refs.Store(1) // the item's, released when it leaves the store
 	}
