@@ -33,13 +33,13 @@ func (d *discardWriter) WriteHeader(s int) { d.status = s }
 // benchRequest returns a GET request with the context Caddy's server gives
 // every request (replacer, vars, extra log fields), for a server without
 // access logs, as a Caddyfile without a log directive makes.
-func benchRequest(b *testing.B, target string) *http.Request {
+func benchRequest(b testing.TB, target string) *http.Request {
 	r := httptest.NewRequest(http.MethodGet, target, nil)
 	repl := caddy.NewReplacer()
 	return caddyhttp.PrepareRequest(r, repl, nil, &caddyhttp.Server{})
 }
 
-func provisioned(b *testing.B, h *cache.Handler) {
+func provisioned(b testing.TB, h *cache.Handler) {
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	b.Cleanup(cancel)
 	if err := h.Provision(ctx); err != nil {

@@ -313,6 +313,48 @@ func TestLeaderLeavingKeepsTheCollapsedFetch(t *testing.T) {
 	}
 }
 
+// A fetch that outlives its client for the requests that may wait for it
+// is bounded: once the client has been gone for the grace period, the
+// fetch is cancelled, so that a hanging origin holds no fetch, flight or
+// origin connection forever.
+func TestDetachedFetchEndsAfterItsClientLeft(t *testing.T) {
+	defer cache.SetOrphanGrace(300*time.Millisecond, 20*time.Millisecond)()
+	aborted := make(chan struct{})
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+			close(aborted)
+		case <-time.After(20 * time.Second):
+		}
+	})
+	s := startCache(t, o, "")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.URL("/hangs"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clientErr := make(chan error, 1)
+	go func() {
+		resp, err := s.Client.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		clientErr <- err
+	}()
+	waitFor(t, "the request to reach the origin", func() bool { return o.n.Load() == 1 })
+	cancel()
+	if err := <-clientErr; err == nil {
+		t.Fatal("the client's request was not cancelled")
+	}
+	select {
+	case <-aborted:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the origin request of a fetch whose client left was never cancelled")
+	}
+	waitFor(t, "the flight to end", func() bool { return cache.Flights() == 0 })
+}
+
 // A client that goes away mid-body does not end the fetch: the body goes
 // on into the store whole, and the next request is a hit with all of it.
 func TestClientGoneMidBodyStillStoresTheWholeBody(t *testing.T) {

@@ -2,6 +2,7 @@ package cache
 
 import (
 	"net/url"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/zap"
@@ -68,3 +69,17 @@ func NormalizeQuery(q string, sortQuery bool, ignore []string) string {
 
 // MaxRangeFills is the bound of range fills in flight.
 const MaxRangeFills = maxRangeFills
+
+// SetOrphanGrace sets how long a detached fetch outlives its client, and
+// how often the watch looks, until restore.
+func SetOrphanGrace(grace, tick time.Duration) (restore func()) {
+	orphans.mu.Lock()
+	defer orphans.mu.Unlock()
+	g, k := orphanGrace, orphanTick
+	orphanGrace, orphanTick = grace, tick
+	return func() {
+		orphans.mu.Lock()
+		defer orphans.mu.Unlock()
+		orphanGrace, orphanTick = g, k
+	}
+}

@@ -39,8 +39,9 @@ type fetch struct {
 	// staleIfUnreachable: when the origin cannot be reached, serve
 	// lk.entry stale (§4.2.4, stale_if_unreachable).
 	staleIfUnreachable bool
-	background         bool   // a background refresh or range fill: nobody to answer
-	detached           bool   // r's context outlives the client (see detach)
+	background         bool // a background refresh or range fill: nobody to answer
+	detached           bool // r's context outlives the client (see detach)
+	det                detachment
 	cancel             func() // of a background fetch: stops it once nothing will be stored
 	flight             *flight
 	cs                 cacheStatus // Cache-Status so far (fwd, collapsed, detail)
@@ -48,26 +49,20 @@ type fetch struct {
 
 // detach makes the fetch outlive its client, for the requests that wait
 // for it: when the client goes away, the response goes on into the store
-// only (bounded by max_object_size), for at most refreshTimeout more. It
-// returns the function that releases the detached context, to call once
-// the fetch is over.
-func (f *fetch) detach() (release func()) {
-	client := f.r.Context()
-	ctx, cancel := context.WithCancel(context.WithoutCancel(client))
-	stop := context.AfterFunc(client, func() {
-		t := time.NewTimer(refreshTimeout)
-		defer t.Stop()
-		select {
-		case <-ctx.Done():
-		case <-t.C:
-			cancel()
-		}
-	})
+// only (bounded by max_object_size), for at most orphanGrace more (see
+// orphans). Call undetach once the fetch is over.
+func (f *fetch) detach() {
+	f.det.client = f.r.Context()
+	var ctx context.Context
+	ctx, f.det.cancel = context.WithCancel(context.WithoutCancel(f.det.client))
 	f.r, f.detached = f.r.WithContext(ctx), true
-	return func() {
-		stop()
-		cancel()
-	}
+	orphans.add(&f.det)
+}
+
+// undetach releases the context detach made.
+func (f *fetch) undetach() {
+	orphans.remove(&f.det)
+	f.det.cancel()
 }
 
 // exchange is what came back from the next handler.
@@ -293,7 +288,7 @@ func (r notStorable) Error() string { return "freshened response not storable: "
 // expires is when the store may drop a response (derived data dv, header hdr) received
 // at responseTime: after its freshness and stale windows, and, for one that
 // can be revalidated, revalidationKeep more.
-func (h *Handler) expires(dv *derived, hdr http.Header, responseTime time.Time) time.Time {
+func (h *Handler) expires(dv *derived, hdr policy.FieldReader, responseTime time.Time) time.Time {
 	fr := dv.fresh
 	d := fr.Lifetime + max(fr.StaleWhileRevalidate, fr.StaleIfError, fr.StaleIfUnreachable)
 	if policy.HasValidator(hdr) {
@@ -304,10 +299,10 @@ func (h *Handler) expires(dv *derived, hdr http.Header, responseTime time.Time) 
 
 // tags returns the surrogate keys of a response: the space- or
 // comma-separated values of Cache-Tag and Surrogate-Key.
-func tags(hdr http.Header) []string {
+func tags(hdr policy.FieldReader) []string {
 	var out []string
 	for _, name := range []string{"Cache-Tag", "Surrogate-Key"} {
-		for _, v := range hdr[name] {
+		for _, v := range hdr.Values(name) {
 			out = append(out, strings.FieldsFunc(v, func(r rune) bool { return r == ' ' || r == ',' || r == '\t' })...)
 		}
 	}
@@ -533,21 +528,15 @@ func (fw *fetchWriter) decideStore(status int) {
 		}
 		key = f.lk.pkey + varySep + sec
 	}
-	hdr := fw.header.Clone()
-	policy.StripHopByHop(hdr)
-	// The cookie goes to the client that caused the fetch, never to others.
-	delete(hdr, "Set-Cookie")
-	dv := h.derive(status, hdr, fw.reqTime, fw.respTime)
 	e := &store.Entry{
 		Status:       status,
-		Header:       store.FieldsOf(hdr),
+		Header:       storedFields(fw.header),
 		RequestTime:  fw.reqTime,
 		ResponseTime: fw.respTime,
-		Expires:      h.expires(dv, hdr, fw.respTime),
-		Tags:         tags(hdr),
 		Size:         size,
-		Derived:      dv,
 	}
+	dv := h.derive(status, &e.Header, fw.reqTime, fw.respTime)
+	e.Expires, e.Tags, e.Derived = h.expires(dv, &e.Header, fw.respTime), tags(&e.Header), dv
 	sw, err := h.Store.Put(f.r.Context(), key, e)
 	if err != nil {
 		if errors.Is(err, store.ErrTooLarge) {
@@ -559,6 +548,17 @@ func (fw *fetchWriter) decideStore(status int) {
 		return
 	}
 	fw.sw, fw.entry, fw.storeKey, fw.vary = sw, e, key, vary
+}
+
+// storedFields returns the fields of a response header that are stored:
+// neither hop-by-hop nor those a cache must not store (RFC 9110 §7.6.1,
+// RFC 9111 §3.1), and no Set-Cookie, which goes to the client that caused
+// the fetch, never to others.
+func storedFields(hdr http.Header) store.Fields {
+	conn := hdr["Connection"]
+	return store.FieldsOfFunc(hdr, func(name string) bool {
+		return name != "Set-Cookie" && !policy.HopByHop(name, conn)
+	})
 }
 
 // declaredSize returns the body size that the response's Content-Length

@@ -248,7 +248,7 @@ func (h *Handler) deriveEntry(e *store.Entry) any {
 	if e.Status == 0 {
 		return varyFields(&e.Header)
 	}
-	return h.derive(e.Status, e.Header.Header(), e.RequestTime, e.ResponseTime)
+	return h.derive(e.Status, &e.Header, e.RequestTime, e.ResponseTime)
 }
 
 // loadStore loads the configured store, or the default memory store, and

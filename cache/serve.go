@@ -234,7 +234,7 @@ func (d *derived) contentLengthOf(size int64) string {
 
 // derive computes the derived data of an entry with status, header and
 // times as given.
-func (h *Handler) derive(status int, hdr http.Header, requestTime, responseTime time.Time) *derived {
+func (h *Handler) derive(status int, hdr policy.FieldReader, requestTime, responseTime time.Time) *derived {
 	return &derived{
 		optsKey:    h.optsKey,
 		fresh:      policy.ResponseFreshnessStatus(status, hdr, responseTime, h.opts),
@@ -248,7 +248,7 @@ func (h *Handler) entryDerived(e *store.Entry) *derived {
 	if d, ok := e.Derived.(*derived); ok && d.optsKey == h.optsKey {
 		return d
 	}
-	return h.derive(e.Status, e.Header.Header(), e.RequestTime, e.ResponseTime)
+	return h.derive(e.Status, &e.Header, e.RequestTime, e.ResponseTime)
 }
 
 // evaluate decides how the stored entry e may answer a request with
@@ -492,7 +492,8 @@ func (h *Handler) leadOrWait(c *cacheable, f *fetch, attempt int) (retry bool, e
 	if leader {
 		f.flight = fl
 		// The waiters depend on this fetch: it outlives its client.
-		defer f.detach()()
+		f.detach()
+		defer f.undetach()
 		return false, f.run(c.w)
 	}
 	// It waits at its first pass, and once more when the fetch it waited

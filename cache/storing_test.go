@@ -2,10 +2,15 @@ package cache_test
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/caddy-edge/edge/cache"
 )
 
 // A GET response is stored and served again without the origin,
@@ -115,6 +120,48 @@ func TestAllowSetCookieNeverReplaysTheCookie(t *testing.T) {
 	expect(t, "second", r, 200, "page", "hit", "hit")
 	if c := r.header.Values("Set-Cookie"); len(c) != 0 {
 		t.Errorf("hit replays Set-Cookie %q", c)
+	}
+}
+
+// The fields a cache must not store never reach a later client: those the
+// response's Connection lists and the fixed hop-by-hop ones (RFC 9110
+// §7.6.1, RFC 9111 §3.1), and Set-Cookie (with allow_set_cookie).
+// reverse_proxy removes the hop-by-hop fields itself, so the next handler
+// here writes them directly.
+func TestHopByHopFieldsAreNotStored(t *testing.T) {
+	h := &cache.Handler{AllowSetCookie: true}
+	provisioned(t, h)
+	next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		hdr := w.Header()
+		hdr.Set("Cache-Control", "max-age=60")
+		hdr.Set("Connection", "x-hop, Keep-Alive")
+		hdr.Set("X-Hop", "listed in Connection")
+		hdr.Set("Keep-Alive", "timeout=5")
+		hdr.Set("Proxy-Authenticate", "Basic")
+		hdr.Set("Set-Cookie", "session=alice")
+		hdr.Set("X-Kept", "end-to-end")
+		_, err := io.WriteString(w, "body")
+		return err
+	})
+	for i, want := range []string{"stored", "hit"} {
+		w := &discardWriter{h: make(http.Header)}
+		if err := h.ServeHTTP(w, benchRequest(t, "http://example.com/hop"), next); err != nil {
+			t.Fatal(err)
+		}
+		if cs := w.h.Get("Cache-Status"); !strings.Contains(cs, want) {
+			t.Fatalf("request %d: Cache-Status %q, want %s", i, cs, want)
+		}
+		if i == 0 {
+			continue
+		}
+		for _, name := range []string{"Connection", "X-Hop", "Keep-Alive", "Proxy-Authenticate", "Set-Cookie"} {
+			if v := w.h.Values(name); v != nil {
+				t.Errorf("a hit replays %s: %q", name, v)
+			}
+		}
+		if v := w.h.Get("X-Kept"); v != "end-to-end" {
+			t.Errorf("a hit lost an end-to-end field: X-Kept %q", v)
+		}
 	}
 }
 

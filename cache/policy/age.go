@@ -1,7 +1,6 @@
 package policy
 
 import (
-	"net/http"
 	"time"
 )
 
@@ -9,7 +8,7 @@ import (
 // at requestTime and received at responseTime, at now. It is never
 // negative and never more than MaxDelta (§5.1: an overflowing age is sent
 // as 2^31).
-func CurrentAge(h http.Header, requestTime, responseTime, now time.Time) time.Duration {
+func CurrentAge(h FieldReader, requestTime, responseTime, now time.Time) time.Duration {
 	return AgeAt(CorrectedInitialAge(h, requestTime, responseTime), responseTime, now)
 }
 
@@ -28,13 +27,13 @@ func CurrentAge(h http.Header, requestTime, responseTime, now time.Time) time.Du
 // is ignored (§5.1) and reads as 0. A missing
 // or invalid Date makes apparent_age 0 (date_value = response_time, RFC
 // 9110 §6.6.1).
-func CorrectedInitialAge(h http.Header, requestTime, responseTime time.Time) time.Duration {
+func CorrectedInitialAge(h FieldReader, requestTime, responseTime time.Time) time.Duration {
 	var apparent time.Duration
-	if date, ok := singleDate(h["Date"]); ok {
+	if date, ok := singleDate(h.Values("Date")); ok {
 		apparent = max(0, responseTime.Sub(date))
 	}
 	var ageValue time.Duration
-	if v := h["Age"]; len(v) > 0 {
+	if v := h.Values("Age"); len(v) > 0 {
 		// RFC 9110 §5.5: a singleton field sent as a list (one line "7200,
 		// 0" or several lines) is read by its first value.
 		first, _ := nextListElement(v[0])

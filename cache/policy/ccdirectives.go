@@ -67,22 +67,22 @@ func ParseCacheControl(values []string) Directives {
 // response: CDN-Cache-Control when present and valid (RFC 9213 §2.1),
 // Cache-Control otherwise.
 func ResponseDirectives(h http.Header) Directives {
-	d, _ := responseDirectives(h)
+	d, _ := responseDirectives(headerMap(h))
 	return d
 }
 
 // responseDirectives is ResponseDirectives, also telling whether the
 // directives came from CDN-Cache-Control, in which case Expires must be
 // ignored too (RFC 9213 §2.2).
-func responseDirectives(h http.Header) (Directives, bool) {
-	if v := h[fieldCDNCacheControl]; len(v) > 0 {
+func responseDirectives(h FieldReader) (Directives, bool) {
+	if v := h.Values(fieldCDNCacheControl); len(v) > 0 {
 		// RFC 9213 §2.2: use the first targeted field "with a valid,
 		// non-empty value", and then ignore Cache-Control and Expires.
 		if d, ok := parseTargeted(v); ok {
 			return d, true
 		}
 	}
-	return ParseCacheControl(h[fieldCacheControl]), false
+	return ParseCacheControl(h.Values(fieldCacheControl)), false
 }
 
 // Directive identities, used as bit positions to remember which delta

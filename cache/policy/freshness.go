@@ -1,7 +1,6 @@
 package policy
 
 import (
-	"net/http"
 	"time"
 )
 
@@ -36,7 +35,7 @@ const (
 // 5861 §3, §4) or else opts. MustRevalidate is set by must-revalidate
 // (§5.2.2.2), proxy-revalidate (§5.2.2.8) and s-maxage, which "incorporates
 // the semantics of the proxy-revalidate" (§5.2.2.10).
-func ResponseFreshnessStatus(status int, h http.Header, responseTime time.Time, opts Options) Freshness {
+func ResponseFreshnessStatus(status int, h FieldReader, responseTime time.Time, opts Options) Freshness {
 	rd, targeted := responseDirectives(h)
 	var f Freshness
 	switch {
@@ -44,12 +43,12 @@ func ResponseFreshnessStatus(status int, h http.Header, responseTime time.Time, 
 		f.Lifetime = rd.SMaxAge.D
 	case rd.MaxAge.Set:
 		f.Lifetime = rd.MaxAge.D
-	case !targeted && len(h["Expires"]) > 0:
+	case !targeted && len(h.Values("Expires")) > 0:
 		f.Lifetime = expiresLifetime(h, responseTime)
 	case opts.DefaultTTL > 0:
 		f.Lifetime, f.Heuristic = opts.DefaultTTL, true
 	default:
-		if lm, ok := singleDate(h["Last-Modified"]); ok && (CacheableByDefault(status) || rd.Public) {
+		if lm, ok := singleDate(h.Values("Last-Modified")); ok && (CacheableByDefault(status) || rd.Public) {
 			f.Lifetime, f.Heuristic = heuristicLifetime(dateOr(h, responseTime), lm, opts), true
 		}
 	}
@@ -85,8 +84,8 @@ func staleIfUnreachable(f Freshness, window time.Duration) time.Duration {
 }
 
 // expiresLifetime is Expires minus Date (§4.2.1), never negative.
-func expiresLifetime(h http.Header, responseTime time.Time) time.Duration {
-	v := h["Expires"]
+func expiresLifetime(h FieldReader, responseTime time.Time) time.Duration {
+	v := h.Values("Expires")
 	if len(v) > 1 {
 		return 0 // several values: stale (§4.2.1 allows either; issue 11 item 3)
 	}
@@ -124,8 +123,8 @@ func heuristicLifetime(date, lastModified time.Time, opts Options) time.Duration
 
 // dateOr returns the Date of h, or fallback when it is missing or invalid
 // (RFC 9110 §6.6.1: the recipient uses the time it received the message).
-func dateOr(h http.Header, fallback time.Time) time.Time {
-	if d, ok := singleDate(h["Date"]); ok {
+func dateOr(h FieldReader, fallback time.Time) time.Time {
+	if d, ok := singleDate(h.Values("Date")); ok {
 		return d
 	}
 	return fallback

@@ -3,6 +3,7 @@ package policy
 import (
 	"net/http"
 	"net/textproto"
+	"strings"
 )
 
 // StripHopByHop removes the hop-by-hop fields of h (RFC 9110 §7.6.1: those
@@ -22,6 +23,25 @@ func StripHopByHop(h http.Header) {
 	for _, k := range hopByHop {
 		delete(h, k)
 	}
+}
+
+// HopByHop tells whether the canonical field name is hop-by-hop or one a
+// cache must not store (see StripHopByHop) in a header whose Connection
+// field has the values connection.
+func HopByHop(name string, connection []string) bool {
+	if isHopByHop(name) {
+		return true
+	}
+	for _, line := range connection {
+		for line != "" {
+			var f string
+			f, line = nextListElement(line)
+			if strings.EqualFold(f, name) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // hopByHop lists, in canonical form, the fields a cache neither stores nor

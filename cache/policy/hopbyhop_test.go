@@ -25,7 +25,19 @@ func TestStripHopByHop(t *testing.T) {
 		"Content-Type":              {"text/plain"},
 		"Cache-Control":             {"max-age=60"},
 	}
+	conn := h["Connection"]
+	kept := map[string]bool{}
+	for name := range h {
+		kept[name] = !policy.HopByHop(name, conn)
+	}
 	policy.StripHopByHop(h)
+	t.Run("HopByHop names exactly the fields StripHopByHop removes", func(t *testing.T) {
+		for name, k := range kept {
+			if _, left := h[name]; left != k {
+				t.Errorf("%s: HopByHop says kept=%v, StripHopByHop left=%v", name, k, left)
+			}
+		}
+	})
 	want := http.Header{"Content-Type": {"text/plain"}, "Cache-Control": {"max-age=60"}}
 	t.Run("hop-by-hop, Connection-listed and proxy fields removed (RFC 9110 7.6.1, RFC 9111 3.1)", func(t *testing.T) {
 		if !reflect.DeepEqual(h, want) {

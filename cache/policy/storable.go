@@ -76,7 +76,7 @@ func Storable(method string, reqHeader http.Header, status int, h http.Header, o
 	if status == http.StatusPartialContent {
 		return false, ReasonPartial
 	}
-	rd, targeted := responseDirectives(h)
+	rd, targeted := responseDirectives(headerMap(h))
 	understood := CacheableByDefault(status)
 	noStore := rd.NoStore
 	if rd.MustUnderstand {
@@ -159,7 +159,7 @@ func StorablePOST(reqHeader http.Header, status int, h http.Header, target *url.
 		u.EscapedPath() != target.EscapedPath() || u.RawQuery != target.RawQuery || u.Fragment != "" {
 		return false, ReasonMethod
 	}
-	rd, targeted := responseDirectives(h)
+	rd, targeted := responseDirectives(headerMap(h))
 	_, hasExpires := h["Expires"]
 	if !rd.MaxAge.Set && !rd.SMaxAge.Set && (!hasExpires || targeted) {
 		return false, ReasonMethod

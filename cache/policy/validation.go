@@ -7,12 +7,19 @@ import (
 	"time"
 )
 
-// FieldReader reads a response's header fields by name: http.Header, and
-// the compact form the cache stores them in (store.Fields).
+// FieldReader reads a response's header fields by canonical name:
+// http.Header, and the compact form the cache stores them in
+// (store.Fields).
 type FieldReader interface {
 	// Values returns the field's values, nil when it is absent.
 	Values(name string) []string
 }
+
+// headerMap reads an http.Header by canonical names as they are, without
+// http.Header.Values' canonicalisation of the name.
+type headerMap http.Header
+
+func (h headerMap) Values(name string) []string { return h[name] }
 
 // HasValidator tells whether h has an ETag or Last-Modified (RFC 9110
 // §8.8), the validators a cache revalidates with (§4.3.1).

@@ -21,20 +21,22 @@ type Fields []string
 
 // FieldsOf returns h's fields as Fields. h's keys are taken as they are:
 // http.Header's methods keep them canonical.
-func FieldsOf(h http.Header) Fields {
+func FieldsOf(h http.Header) Fields { return FieldsOfFunc(h, nil) }
+
+// FieldsOfFunc is FieldsOf with only the fields whose name keep accepts
+// (all when keep is nil).
+func FieldsOfFunc(h http.Header, keep func(name string) bool) Fields {
 	n := 0
-	for _, vs := range h {
-		n += len(vs)
-	}
-	if n == 0 {
-		return nil
-	}
 	var buf [16]string
 	names := buf[:0]
 	for k, vs := range h {
-		if len(vs) > 0 {
+		if len(vs) > 0 && (keep == nil || keep(k)) {
 			names = append(names, k)
+			n += len(vs)
 		}
+	}
+	if n == 0 {
+		return nil
 	}
 	slices.Sort(names)
 	f := make(Fields, 0, 2*n)
@@ -69,7 +71,8 @@ func (f Fields) Get(name string) string {
 }
 
 // Values returns the values of the field name, nil when there is none, as
-// http.Header.Values does. The slice is the caller's.
+// http.Header.Values does. The slice is read-only: a single value is a
+// view of f, not a copy.
 func (f Fields) Values(name string) []string {
 	name = textproto.CanonicalMIMEHeaderKey(name)
 	i := f.index(name)
@@ -79,6 +82,9 @@ func (f Fields) Values(name string) []string {
 	j := i + 2
 	for j+1 < len(f) && f[j] == name {
 		j += 2
+	}
+	if j == i+2 {
+		return f[i+1 : i+2 : i+2]
 	}
 	vs := make([]string, 0, (j-i)/2)
 	for ; i < j; i += 2 {

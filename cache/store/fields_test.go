@@ -32,6 +32,13 @@ func TestFields(t *testing.T) {
 	if got := f.Values("cache-control"); !slices.Equal(got, []string{"max-age=60", "stale-if-error=30"}) {
 		t.Errorf("Values(cache-control) = %q", got)
 	}
+	if got := f.Values("etag"); !slices.Equal(got, []string{`"a"`}) {
+		t.Errorf("Values(etag) = %q", got)
+	}
+	kept := store.FieldsOfFunc(h, func(name string) bool { return name != "Cache-Control" })
+	if want := (store.Fields{"Content-Type", "text/plain", "Etag", `"a"`}); !slices.Equal(kept, want) {
+		t.Errorf("FieldsOfFunc without Cache-Control = %q, want %q", kept, want)
+	}
 	if f.Get("Age") != "" || f.Values("Age") != nil || f.Has("Age") || !f.Has("content-type") {
 		t.Error("an absent field read as present, or a present one as absent")
 	}
