@@ -314,14 +314,14 @@ func (c *Cache) Get(_ context.Context, key string) (*store.Entry, store.Body, er
 		ie.atime.Store(c.tick.Add(1))
 	}
 	path := c.path(key)
-	f, err := os.Open(path)
+	f, err := openRead(path)
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
 			c.readFailed(err)
 		}
 		return nil, nil, store.ErrNotFound
 	}
-	want := int64(4096)
+	want := int64(prefixBufSize)
 	trusted := ie != nil && ie.verified.Load()
 	if ie != nil && c.inline(ie.bodyLen, trusted) {
 		want = ie.fileSize + 1 // the whole file, and proof of its end
@@ -356,12 +356,25 @@ func (c *Cache) inline(n int64, verified bool) bool {
 // (see inline; trusted tells a body verified before), else on f (which the
 // body then owns).
 func (c *Cache) read(f *os.File, key string, want int64, withBody, trusted bool) (*store.Entry, store.Body, error) {
-	buf, p, atEOF, err := readPrefix(f, want)
+	var scratch *[]byte
+	if want == prefixBufSize { // not a read of a whole small file
+		scratch = prefixBufs.Get().(*[]byte)
+	}
+	buf, p, atEOF, err := readPrefix(f, want, scratch)
 	if err != nil {
+		if scratch != nil {
+			prefixBufs.Put(scratch)
+		}
 		return nil, nil, err
 	}
 	fsz := p.fileSize()
 	small := withBody && c.inline(p.bodyLen, trusted)
+	if scratch != nil && !small {
+		// Only the header is read from buf, and decoded into strings of
+		// its own: the buffer goes back once read returns. (A small
+		// body is a slice of buf, which then stays the body's.)
+		defer prefixBufs.Put(scratch)
+	}
 	need := prefixLen + int64(p.headerLen)
 	if small {
 		need = fsz
@@ -419,13 +432,27 @@ func (c *Cache) read(f *os.File, key string, want int64, withBody, trusted bool)
 	return e, &fileBody{f: f, base: need, size: p.bodyLen}, nil
 }
 
+// prefixBufs holds the buffers that read reads entry files' first bytes
+// into (a hit on a body served from its file would otherwise allocate and
+// clear one each time).
+var prefixBufs = sync.Pool{New: func() any { b := make([]byte, prefixBufSize); return &b }}
+
+// prefixBufSize is the size of prefixBufs' buffers: what Get reads first
+// of an entry file whose body is served from the file.
+const prefixBufSize = 4096
+
 // readPrefix reads up to want bytes from the start of f and decodes the
 // prefix; atEOF tells that the bytes read are the whole file. A prefix
 // that fails its checksum is read once more: a soft purge may have been
-// rewriting it.
-func readPrefix(f *os.File, want int64) (buf []byte, p prefix, atEOF bool, err error) {
+// rewriting it. It reads into scratch when scratch is not nil (and holds
+// want bytes).
+func readPrefix(f *os.File, want int64, scratch *[]byte) (buf []byte, p prefix, atEOF bool, err error) {
 	for try := 0; ; try++ {
-		buf = make([]byte, max(want, prefixLen))
+		if scratch != nil {
+			buf = (*scratch)[:max(want, prefixLen)]
+		} else {
+			buf = make([]byte, max(want, prefixLen))
+		}
 		n, rerr := f.ReadAt(buf, 0)
 		if rerr != nil && rerr != io.EOF {
 			return nil, prefix{}, false, rerr
@@ -722,7 +749,7 @@ func (c *Cache) Update(_ context.Context, key string, e *store.Entry) error {
 	if ie == nil && !loading {
 		return store.ErrNotFound
 	}
-	f, err := os.Open(c.path(key))
+	f, err := openRead(c.path(key))
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return store.ErrNotFound
@@ -731,7 +758,7 @@ func (c *Cache) Update(_ context.Context, key string, e *store.Entry) error {
 		return err
 	}
 	defer f.Close()
-	buf, p, _, err := readPrefix(f, 4096)
+	buf, p, _, err := readPrefix(f, 4096, nil)
 	if err == nil {
 		_, _, err = c.read(f, key, int64(len(buf)), false, false)
 	}
@@ -919,7 +946,7 @@ func (c *Cache) Entries(ctx context.Context, prefix, after string, limit int) ([
 
 // meta reads the metadata of the entry under key.
 func (c *Cache) meta(key string) (*store.Entry, error) {
-	f, err := os.Open(c.path(key))
+	f, err := openRead(c.path(key))
 	if err != nil {
 		return nil, err
 	}

@@ -124,6 +124,10 @@ func appendTime(b []byte, t time.Time) []byte {
 type decoder struct {
 	b   []byte
 	err error
+	// s, when set, holds the whole header as one string, and string()
+	// returns sub-strings of it: one allocation for all of a header's
+	// strings instead of one each.
+	s string
 }
 
 func (d *decoder) uvarint() uint64 {
@@ -167,7 +171,13 @@ func (d *decoder) string() string {
 	if d.err != nil {
 		return ""
 	}
-	s := string(d.b[:n])
+	var s string
+	if d.s != "" {
+		off := len(d.s) - len(d.b)
+		s = d.s[off : off+n]
+	} else {
+		s = string(d.b[:n])
+	}
 	d.b = d.b[n:]
 	return s
 }
@@ -194,6 +204,12 @@ func (d *decoder) time() time.Time {
 // When full is false only the key, status, times and tags are decoded.
 func decodeHeader(b []byte, full bool) (string, *store.Entry, error) {
 	d := decoder{b: b}
+	if full {
+		// The entry is the caller's whole: its strings may share one
+		// allocation. (Not so for the index's tags, which must not keep a
+		// whole header alive.)
+		d.s = string(b)
+	}
 	key := d.string()
 	e := &store.Entry{}
 	st := d.uvarint()
@@ -212,6 +228,9 @@ func decodeHeader(b []byte, full bool) (string, *store.Entry, error) {
 	}
 	if full {
 		n := d.count()
+		if n > 0 {
+			e.Header = make(store.Fields, 0, 2*n)
+		}
 		for range n {
 			k := d.string()
 			nv := d.count()

@@ -71,12 +71,12 @@ var errSkip = errors.New("skipped")
 // loadFile indexes one entry file, unless the index already has its key
 // (written since the start) or the key was deleted since.
 func (c *Cache) loadFile(sub byte, path, file string) error {
-	f, err := os.Open(path)
+	f, err := openRead(path)
 	if err != nil {
 		return errSkip
 	}
 	defer f.Close()
-	buf, p, _, err := readPrefix(f, 4096)
+	buf, p, _, err := readPrefix(f, 4096, nil)
 	if err == nil {
 		need := prefixLen + int64(p.headerLen)
 		if int64(len(buf)) < need {
@@ -198,12 +198,12 @@ func (c *Cache) scrub() {
 // scrubOne verifies the body of the entry under key.
 func (c *Cache) scrubOne(key string) {
 	path := c.path(key)
-	f, err := os.Open(path)
+	f, err := openRead(path)
 	if err != nil {
 		return
 	}
 	defer f.Close()
-	_, p, _, err := readPrefix(f, prefixLen)
+	_, p, _, err := readPrefix(f, prefixLen, nil)
 	if err == nil {
 		err = c.verifyBody(f, &p)
 	}
