@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/caddy-edge/edge/cache"
+	"github.com/caddy-edge/edge/internal/caddytest"
 )
 
 // N concurrent misses on one key make exactly one origin request;
@@ -278,19 +279,7 @@ func TestLeaderLeavingKeepsTheCollapsedFetch(t *testing.T) {
 	})
 	s := startCache(t, o, "")
 
-	ctx, cancel := context.WithCancel(context.Background())
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.URL("/hot"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaderErr := make(chan error, 1)
-	go func() {
-		resp, err := s.Client.Do(req)
-		if err == nil {
-			resp.Body.Close()
-		}
-		leaderErr <- err
-	}()
+	cancel, leaderErr := getCancellable(t, s, "/hot")
 	waitFor(t, "the leader to reach the origin", func() bool { return o.n.Load() == 1 })
 
 	results := make([]result, waiters)
@@ -329,19 +318,7 @@ func TestDetachedFetchEndsAfterItsClientLeft(t *testing.T) {
 	})
 	s := startCache(t, o, "")
 
-	ctx, cancel := context.WithCancel(context.Background())
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.URL("/hangs"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	clientErr := make(chan error, 1)
-	go func() {
-		resp, err := s.Client.Do(req)
-		if err == nil {
-			resp.Body.Close()
-		}
-		clientErr <- err
-	}()
+	cancel, clientErr := getCancellable(t, s, "/hangs")
 	waitFor(t, "the request to reach the origin", func() bool { return o.n.Load() == 1 })
 	cancel()
 	if err := <-clientErr; err == nil {
@@ -353,6 +330,27 @@ func TestDetachedFetchEndsAfterItsClientLeft(t *testing.T) {
 		t.Fatal("the origin request of a fetch whose client left was never cancelled")
 	}
 	waitFor(t, "the flight to end", func() bool { return cache.Flights() == 0 })
+}
+
+// getCancellable sends a GET for path in the background; cancel makes its
+// client leave, and the channel receives the client's error (nil when it
+// got a response).
+func getCancellable(t *testing.T, s *caddytest.Server, path string) (cancel func(), errc <-chan error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.URL(path), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := make(chan error, 1)
+	go func() {
+		resp, err := s.Client.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		c <- err
+	}()
+	return cancel, c
 }
 
 // A client that goes away mid-body does not end the fetch: the body goes
