@@ -166,6 +166,10 @@ func (s *Store) Cleanup() error {
 // StoreName returns "disk:" and the absolute directory.
 func (s *Store) StoreName() string { return "disk:" + s.dir }
 
+// SetDerive lets the handler derive the metadata the store keeps decoded
+// (see Cache.SetDerive).
+func (s *Store) SetDerive(fn func(*store.Entry) any) { s.c.SetDerive(fn) }
+
 // MaxEntrySize returns the largest entry file: 1/8 of max_size.
 func (s *Store) MaxEntrySize() int64 { return s.c.MaxEntrySize() }
 

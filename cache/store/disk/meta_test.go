@@ -1,0 +1,156 @@
+package disk
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/caddy-edge/edge/cache/store"
+)
+
+// A hit on a body served from its file reuses the metadata the first hit
+// decoded (and derived), and never serves it after the file changed: a
+// soft purge, a replacement, a freshening Update, a new derive function.
+func TestHitsReuseDecodedMetadata(t *testing.T) {
+	ctx := context.Background()
+	c := open(t, Config{NoSync: true})
+	var derived atomic.Int32
+	c.SetDerive(func(e *store.Entry) any { derived.Add(1); return e.Header.Get("Etag") })
+	body := bytes.Repeat([]byte("b"), 64<<10) // over inlineMax: served from the file
+	put(t, c, "k", entry(time.Now()), body)
+
+	e1, b1, err := get(t, c, "k")
+	if err != nil || !bytes.Equal(b1, body) {
+		t.Fatalf("first hit: %v, %d bytes", err, len(b1))
+	}
+	e2, b2, err := get(t, c, "k")
+	if err != nil || !bytes.Equal(b2, body) {
+		t.Fatalf("second hit: %v, %d bytes", err, len(b2))
+	}
+	if e1 != e2 || e2.Derived != `"1"` || derived.Load() != 1 || c.metas.Load() != 1 {
+		t.Fatalf("the second hit decoded again: same entry %v, Derived %v, derived %d times, %d kept", e1 == e2, e2.Derived, derived.Load(), c.metas.Load())
+	}
+
+	if _, err := c.PurgePrefix(ctx, "k", true); err != nil {
+		t.Fatal(err)
+	}
+	if e, _, err := get(t, c, "k"); err != nil || !e.SoftPurged {
+		t.Fatalf("hit after a soft purge: %v, soft-purged %v", err, e != nil && e.SoftPurged)
+	}
+
+	replaced := entry(time.Now())
+	replaced.Header = store.FieldsOf(http.Header{"Etag": {`"2"`}})
+	put(t, c, "k", replaced, body) // same size, another header
+	if e, _, err := get(t, c, "k"); err != nil || e.Header.Get("Etag") != `"2"` || e.SoftPurged {
+		t.Fatalf("hit after a replacement: %v, %v", err, e)
+	}
+	get(t, c, "k") // kept again
+
+	freshened := entry(time.Now())
+	freshened.Header = store.FieldsOf(http.Header{"Etag": {`"3"`}})
+	if err := c.Update(ctx, "k", freshened); err != nil {
+		t.Fatal(err)
+	}
+	e, b, err := get(t, c, "k")
+	if err != nil || e.Header.Get("Etag") != `"3"` || !bytes.Equal(b, body) {
+		t.Fatalf("hit after an Update: %v, %v, %d bytes", err, e, len(b))
+	}
+
+	c.SetDerive(func(e *store.Entry) any { return "new" })
+	if e, _, _ := get(t, c, "k"); e == nil || e.Derived != "new" {
+		t.Fatalf("metadata derived by an earlier function served: %v", e)
+	}
+
+	if err := c.Delete(ctx, "k"); err != nil {
+		t.Fatal(err)
+	}
+	if n := c.metas.Load(); n != 0 {
+		t.Errorf("%d entries counted as kept decoded after the last was deleted", n)
+	}
+}
+
+// Hits racing with replacements and soft purges of their key always get
+// a body and metadata of the same version.
+func TestDecodedMetadataUnderConcurrentWrites(t *testing.T) {
+	ctx := context.Background()
+	c := open(t, Config{NoSync: true})
+	version := func(v int) (*store.Entry, []byte) {
+		e := entry(time.Now())
+		e.Header = store.FieldsOf(http.Header{"X-Version": {fmt.Sprint(v)}})
+		return e, bytes.Repeat([]byte{byte('a' + v%26)}, 16<<10)
+	}
+	e, b := version(0)
+	put(t, c, "k", e, b)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for v := 1; ; v++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			e, b := version(v)
+			put(t, c, "k", e, b)
+			if v%3 == 0 {
+				c.PurgePrefix(ctx, "k", true)
+			}
+		}
+	})
+	var reads atomic.Int64
+	for range 3 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				e, body, err := get(t, c, "k")
+				if err != nil {
+					continue // between a replacement's steps
+				}
+				var v int
+				fmt.Sscan(e.Header.Get("X-Version"), &v)
+				if want := byte('a' + v%26); len(body) != 16<<10 || bytes.Count(body, []byte{want}) != len(body) {
+					t.Errorf("version %d served with another version's body (%q...)", v, body[:min(8, len(body))])
+					return
+				}
+				reads.Add(1)
+			}
+		})
+	}
+	time.Sleep(time.Second)
+	close(stop)
+	wg.Wait()
+	if reads.Load() == 0 {
+		t.Fatal("no hit read the entry")
+	}
+}
+
+// A hit that read the file before a soft purge does not keep what it
+// read: the next hits see the purge.
+func TestMetadataReadBeforeASoftPurgeIsNotKept(t *testing.T) {
+	c := open(t, Config{NoSync: true})
+	put(t, c, "k", entry(time.Now()), bytes.Repeat([]byte("b"), 64<<10))
+	c.mu.RLock()
+	ie := c.index["k"]
+	c.mu.RUnlock()
+	rewrites := ie.rewrites.Load()
+	read := entry(time.Now()) // what the hit decoded: not soft-purged yet
+	if !c.softPurge("k", "") {
+		t.Fatal("soft purge failed")
+	}
+	c.cacheMeta("k", ie, read, prefixLen, rewrites)
+	if ie.meta.Load() != nil {
+		t.Fatal("metadata read before a soft purge was kept")
+	}
+	if e, _, err := get(t, c, "k"); err != nil || !e.SoftPurged {
+		t.Fatalf("hit after the soft purge: %v, soft-purged %v", err, e != nil && e.SoftPurged)
+	}
+}
