@@ -118,107 +118,15 @@ type ient struct {
 	// body against its checksum.
 	verified atomic.Bool
 	// meta is the entry decoded from the file, for a body served from
-	// the file (see metaCache); nil until a hit decoded it, metaDropped
-	// once the entry left the index.
+	// the file (see meta.go); nil until a hit decoded it (or after the
+	// clock took it back), metaDropped once the entry left the index.
 	meta atomic.Pointer[cachedMeta]
+	// metaRef: a hit used meta since the clock's hand last passed.
+	metaRef atomic.Bool
 	// rewrites counts the in-place rewrites of the file (soft purges),
 	// so that a hit that read the file before one does not keep what it
 	// read. Changed under Cache.mu.
 	rewrites atomic.Uint32
-}
-
-// cachedMeta is an entry file's decoded metadata, kept so that a hit on a
-// body served from the file neither reads nor decodes it again: the
-// entry (shared by the hits, never modified), where the body starts in
-// the file, and the derive generation its Derived was computed with.
-type cachedMeta struct {
-	e    *store.Entry
-	base int64
-	gen  uint64
-}
-
-// metaDropped marks the meta of an entry that left the index: no hit
-// caches metadata on it any more.
-var metaDropped = new(cachedMeta)
-
-// metaCacheMax bounds the entries whose metadata is kept decoded (about
-// 1 KB each with the derived data: at most ~8 MiB of memory). Beyond it,
-// hits read the metadata from the file, as every hit did before.
-const metaCacheMax = 8192
-
-// deriver is the handler's function that computes Entry.Derived (see
-// SetDerive), and the generation it was set in.
-type deriver struct {
-	fn  func(*store.Entry) any
-	gen uint64
-}
-
-// SetDerive sets the function that computes Entry.Derived for the
-// metadata kept decoded, so that a hit parses no header field either.
-// Metadata derived by an earlier function (a handler of an earlier
-// configuration) is decoded and derived again at its next hit.
-func (c *Cache) SetDerive(fn func(*store.Entry) any) {
-	c.derive.Store(&deriver{fn: fn, gen: c.deriveGen.Add(1)})
-}
-
-// currentDeriveGen returns the generation of the derive function, 0 for
-// none.
-func (c *Cache) currentDeriveGen() uint64 {
-	if d := c.derive.Load(); d != nil {
-		return d.gen
-	}
-	return 0
-}
-
-// getCached serves a hit on a body served from its file with the
-// metadata an earlier hit decoded: the file is opened and its length
-// checked, its metadata neither read nor decoded. ok is false when there
-// is none to use; the caller then reads the file.
-func (c *Cache) getCached(key, path string, ie *ient) (e *store.Entry, body store.Body, ok bool) {
-	m := ie.meta.Load()
-	if m == nil || m == metaDropped || m.gen != c.currentDeriveGen() || c.inline(ie.bodyLen, ie.verified.Load()) {
-		return nil, nil, false
-	}
-	f, err := openRead(path)
-	if err != nil {
-		return nil, nil, false
-	}
-	fi, err := f.Stat()
-	// The file is the one m was decoded from unless a write replaced it
-	// since ie was looked up: writes replace the file and the index
-	// entry together, under c.mu.
-	c.mu.RLock()
-	current := c.index[key] == ie
-	c.mu.RUnlock()
-	if err != nil || fi.Size() != ie.fileSize || !current {
-		f.Close()
-		return nil, nil, false
-	}
-	return m.e, &fileBody{f: f, base: m.base, size: ie.bodyLen}, true
-}
-
-// cacheMeta keeps e, just decoded from the file of ie (whose in-place
-// rewrites numbered rewrites when the read began), for the next hits, if
-// ie is still the entry under key and was not rewritten since, and the
-// bound allows. It sets e.Derived first: e is shared from then on.
-func (c *Cache) cacheMeta(key string, ie *ient, e *store.Entry, base int64, rewrites uint32) {
-	if c.metas.Load() >= metaCacheMax {
-		return
-	}
-	var gen uint64
-	if d := c.derive.Load(); d != nil {
-		e.Derived, gen = d.fn(e), d.gen
-	}
-	m := &cachedMeta{e: e, base: base, gen: gen}
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	if c.index[key] != ie || ie.rewrites.Load() != rewrites {
-		return
-	}
-	old := ie.meta.Load()
-	if old != metaDropped && ie.meta.CompareAndSwap(old, m) && old == nil {
-		c.metas.Add(1)
-	}
 }
 
 func (ie *ient) cost() int64 { return ie.fileSize + fileOverhead }
@@ -247,7 +155,7 @@ type Cache struct {
 
 	writeLog, readLog limitedLog
 
-	metas     atomic.Int64 // index entries holding a cachedMeta
+	metas     metaClock // which entries keep decoded metadata
 	derive    atomic.Pointer[deriver]
 	deriveGen atomic.Uint64
 
@@ -620,9 +528,7 @@ func (c *Cache) dropLocked(key string) {
 	if ie == nil {
 		return
 	}
-	if m := ie.meta.Swap(metaDropped); m != nil && m != metaDropped {
-		c.metas.Add(-1)
-	}
+	ie.meta.Store(metaDropped)
 	delete(c.index, key)
 	c.bytes -= ie.cost()
 	for _, t := range ie.tags {
@@ -1030,9 +936,7 @@ func (c *Cache) softPurge(key, tag string) bool {
 	// The decoded metadata no longer holds, and a hit reading the file
 	// meanwhile must not keep what it read.
 	ie.rewrites.Add(1)
-	if m := ie.meta.Swap(nil); m != nil && m != metaDropped {
-		c.metas.Add(-1)
-	}
+	ie.meta.Store(nil)
 	if _, err := f.WriteAt(b[:], 0); err != nil {
 		c.writeFailed(err)
 		return false

@@ -32,8 +32,8 @@ func TestHitsReuseDecodedMetadata(t *testing.T) {
 	if err != nil || !bytes.Equal(b2, body) {
 		t.Fatalf("second hit: %v, %d bytes", err, len(b2))
 	}
-	if e1 != e2 || e2.Derived != `"1"` || derived.Load() != 1 || c.metas.Load() != 1 {
-		t.Fatalf("the second hit decoded again: same entry %v, Derived %v, derived %d times, %d kept", e1 == e2, e2.Derived, derived.Load(), c.metas.Load())
+	if e1 != e2 || e2.Derived != `"1"` || derived.Load() != 1 || c.metas.kept() != 1 {
+		t.Fatalf("the second hit decoded again: same entry %v, Derived %v, derived %d times, %d kept", e1 == e2, e2.Derived, derived.Load(), c.metas.kept())
 	}
 
 	if _, err := c.PurgePrefix(ctx, "k", true); err != nil {
@@ -69,7 +69,7 @@ func TestHitsReuseDecodedMetadata(t *testing.T) {
 	if err := c.Delete(ctx, "k"); err != nil {
 		t.Fatal(err)
 	}
-	if n := c.metas.Load(); n != 0 {
+	if n := c.metas.kept(); n != 0 {
 		t.Errorf("%d entries counted as kept decoded after the last was deleted", n)
 	}
 }
@@ -152,5 +152,61 @@ func TestMetadataReadBeforeASoftPurgeIsNotKept(t *testing.T) {
 	}
 	if e, _, err := get(t, c, "k"); err != nil || !e.SoftPurged {
 		t.Fatalf("hit after the soft purge: %v, soft-purged %v", err, e != nil && e.SoftPurged)
+	}
+}
+
+// kept returns the number of entries holding decoded metadata.
+func (k *metaClock) kept() int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	n := 0
+	for _, s := range k.slots {
+		if m := s.meta.Load(); m != nil && m != metaDropped {
+			n++
+		}
+	}
+	return n
+}
+
+// At the bound, the metadata of an entry no hit used since the clock's
+// hand last passed gives its place to the new one; used entries keep
+// theirs.
+func TestKeptMetadataGoesToEntriesInUse(t *testing.T) {
+	c := open(t, Config{NoSync: true})
+	c.metas.max = 4
+	body := bytes.Repeat([]byte("b"), 64<<10)
+	keys := []string{"e1", "e2", "e3", "e4", "e5"}
+	for _, k := range keys {
+		put(t, c, k, entry(time.Now()), body)
+	}
+	hit := func(k string) {
+		t.Helper()
+		if _, b, err := get(t, c, k); err != nil || !bytes.Equal(b, body) {
+			t.Fatalf("hit on %s: %v", k, err)
+		}
+	}
+	kept := func(k string) bool {
+		c.mu.RLock()
+		defer c.mu.RUnlock()
+		m := c.index[k].meta.Load()
+		return m != nil && m != metaDropped
+	}
+	for _, k := range keys[:4] {
+		hit(k) // decoded and kept: the four places are taken
+	}
+	hit("e1") // used again: a second chance
+	hit("e2")
+	hit("e5") // the first place from the hand not used since: e3's
+	for k, want := range map[string]bool{"e1": true, "e2": true, "e3": false, "e4": true, "e5": true} {
+		if kept(k) != want {
+			t.Errorf("%s keeps metadata: %v, want %v", k, kept(k), want)
+		}
+	}
+	if n := c.metas.kept(); n != 4 {
+		t.Errorf("%d entries keep metadata, want the bound, 4", n)
+	}
+	hit("e3") // decoded again, and kept in the place of one not used since
+	if !kept("e3") || c.metas.kept() != 4 {
+		t.Errorf("e3 kept %v, %d kept", kept("e3"), c.metas.kept())
 	}
 }
