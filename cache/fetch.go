@@ -39,10 +39,9 @@ type fetch struct {
 	// staleIfUnreachable: when the origin cannot be reached, serve
 	// lk.entry stale (§4.2.4, stale_if_unreachable).
 	staleIfUnreachable bool
-	background         bool // a background refresh or range fill: nobody to answer
-	detached           bool // r's context outlives the client (see detach)
-	det                detachment
-	cancel             func() // of a background fetch: stops it once nothing will be stored
+	background         bool       // a background refresh or range fill: nobody to answer
+	det                detachment // r's context, detached from the client's (see detach); zero if not
+	cancel             func()     // of a background fetch: stops it once nothing will be stored
 	flight             *flight
 	cs                 cacheStatus // Cache-Status so far (fwd, collapsed, detail)
 }
@@ -55,7 +54,7 @@ func (f *fetch) detach() {
 	f.det.client = f.r.Context()
 	var ctx context.Context
 	ctx, f.det.cancel = context.WithCancel(context.WithoutCancel(f.det.client))
-	f.r, f.detached = f.r.WithContext(ctx), true
+	f.r = f.r.WithContext(ctx)
 	orphans.add(&f.det)
 }
 
@@ -250,9 +249,7 @@ func (f *fetch) serveStale(w http.ResponseWriter, status int, detail string) err
 // when the 304's fields make it unstorable.
 func (f *fetch) freshen(fw *fetchWriter) (*store.Entry, error) {
 	h := f.h
-	nm := fw.header.Clone()
-	policy.StripHopByHop(nm)
-	delete(nm, "Set-Cookie")
+	nm := storedFields(fw.header).Header()
 	e := f.lk.entry.Clone()
 	e.SoftPurged = false // validated: no longer purged
 	hdr := policy.Freshen(e.Header.Header(), nm)
@@ -609,7 +606,7 @@ func (fw *fetchWriter) Write(p []byte) (int, error) {
 		return n, nil
 	case statePassed:
 		n, err = fw.rw.Write(p)
-		if err != nil && fw.sw != nil && fw.f.detached {
+		if err != nil && fw.sw != nil && fw.f.det.cancel != nil {
 			// The client is gone; the requests waiting for this fetch
 			// still get the response from the store.
 			fw.state, n, err = stateClientGone, len(p), nil
@@ -667,7 +664,7 @@ func (fw *fetchWriter) FlushError() error {
 		return nil
 	}
 	err := http.NewResponseController(fw.rw).Flush()
-	if err != nil && fw.sw != nil && fw.f.detached {
+	if err != nil && fw.sw != nil && fw.f.det.cancel != nil {
 		fw.state, err = stateClientGone, nil // as in Write
 	}
 	return err

@@ -168,8 +168,8 @@ func (h *Handler) lookup(ctx context.Context, pkey string, reqHeader http.Header
 	}
 	// RFC 9110 §12.5.3: never a coding the client refused, even from an
 	// origin that does not send Vary: Accept-Encoding.
-	if e.Header.Has("Content-Encoding") || reqHeader["Accept-Encoding"] != nil {
-		if !policy.EncodingAcceptable(e.Header.Values("Content-Encoding"), reqHeader) {
+	if ce := e.Header.Values("Content-Encoding"); ce != nil || reqHeader["Accept-Encoding"] != nil {
+		if !policy.EncodingAcceptable(ce, reqHeader) {
 			b.Close()
 			lk.fwd = fwdVaryMiss
 			return lk

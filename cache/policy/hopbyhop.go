@@ -2,7 +2,6 @@ package policy
 
 import (
 	"net/http"
-	"net/textproto"
 	"strings"
 )
 
@@ -11,17 +10,11 @@ import (
 // Transfer-Encoding, Upgrade) and those §3.1 says a cache must not store
 // (Proxy-Authenticate etc.), in place.
 func StripHopByHop(h http.Header) {
-	for _, line := range h["Connection"] {
-		for line != "" {
-			var f string
-			f, line = nextListElement(line)
-			if f != "" {
-				delete(h, textproto.CanonicalMIMEHeaderKey(f))
-			}
+	conn := h["Connection"]
+	for k := range h {
+		if HopByHop(k, conn) {
+			delete(h, k)
 		}
-	}
-	for _, k := range hopByHop {
-		delete(h, k)
 	}
 }
 
