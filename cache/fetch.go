@@ -552,9 +552,9 @@ func (fw *fetchWriter) decideStore(status int) {
 // RFC 9111 §3.1), and no Set-Cookie, which goes to the client that caused
 // the fetch, never to others.
 func storedFields(hdr http.Header) store.Fields {
-	conn := hdr["Connection"]
+	hop := policy.HopByHop(hdr["Connection"])
 	return store.FieldsOfFunc(hdr, func(name string) bool {
-		return name != "Set-Cookie" && !policy.HopByHop(name, conn)
+		return name != "Set-Cookie" && !hop(name)
 	})
 }
 

@@ -2,7 +2,7 @@ package policy
 
 import (
 	"net/http"
-	"strings"
+	"net/textproto"
 )
 
 // StripHopByHop removes the hop-by-hop fields of h (RFC 9110 §7.6.1: those
@@ -10,31 +10,34 @@ import (
 // Transfer-Encoding, Upgrade) and those §3.1 says a cache must not store
 // (Proxy-Authenticate etc.), in place.
 func StripHopByHop(h http.Header) {
-	conn := h["Connection"]
+	hop := HopByHop(h["Connection"])
 	for k := range h {
-		if HopByHop(k, conn) {
+		if hop(k) {
 			delete(h, k)
 		}
 	}
 }
 
-// HopByHop tells whether the canonical field name is hop-by-hop or one a
-// cache must not store (see StripHopByHop) in a header whose Connection
-// field has the values connection.
-func HopByHop(name string, connection []string) bool {
-	if isHopByHop(name) {
-		return true
+// HopByHop returns the test of whether a canonical field name is
+// hop-by-hop or one a cache must not store (see StripHopByHop) in a
+// header whose Connection field has the values connection. The names
+// Connection lists are parsed once, into a set: a header of many fields
+// with a long Connection field costs their sum, not their product.
+func HopByHop(connection []string) func(name string) bool {
+	if len(connection) == 0 {
+		return isHopByHop
 	}
+	listed := make(map[string]bool)
 	for _, line := range connection {
 		for line != "" {
 			var f string
 			f, line = nextListElement(line)
-			if strings.EqualFold(f, name) {
-				return true
+			if f != "" {
+				listed[textproto.CanonicalMIMEHeaderKey(f)] = true
 			}
 		}
 	}
-	return false
+	return func(name string) bool { return isHopByHop(name) || listed[name] }
 }
 
 // hopByHop lists, in canonical form, the fields a cache neither stores nor
