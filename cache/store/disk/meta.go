@@ -32,9 +32,22 @@ type cachedMeta struct {
 // metaDropped marks the meta of an entry that left the index.
 var metaDropped = new(cachedMeta)
 
-// metaCacheMax bounds the entries whose metadata is kept decoded (about
-// 1 KB each with the derived data: at most ~8 MiB of memory).
-const metaCacheMax = 8192
+// metaCacheMax bounds the entries whose metadata is kept decoded, and
+// metaMaxCost the memory one may take (estimated by metaCost): about 1 KB
+// each for usual headers, at most 8,192 x 4 KiB = 32 MiB whatever the
+// origin sends. An entry with more metadata is read from its file at each
+// hit, as before.
+const (
+	metaCacheMax = 8192
+	metaMaxCost  = 4 << 10
+)
+
+// metaCost estimates the memory the decoded metadata of an entry takes:
+// its encoded bytes (base: the file's prefix and metadata), the string
+// headers of its fields, and the entry and derived structs.
+func metaCost(base int64, e *store.Entry) int64 {
+	return base + 32*int64(e.Header.Len()+len(e.Tags)) + 512
+}
 
 // metaClock holds the entries that keep decoded metadata, at most
 // metaCacheMax, and chooses the one that gives its place to a new one: the
@@ -141,6 +154,9 @@ func (c *Cache) getCached(key, path string, ie *ient) (e *store.Entry, body stor
 // ie is still the entry under key and was not rewritten since. It sets
 // e.Derived first: e is shared from then on.
 func (c *Cache) cacheMeta(key string, ie *ient, e *store.Entry, base int64, rewrites uint32) {
+	if metaCost(base, e) > metaMaxCost {
+		return
+	}
 	var gen uint64
 	if d := c.derive.Load(); d != nil {
 		e.Derived, gen = d.fn(e), d.gen

@@ -210,3 +210,20 @@ func TestKeptMetadataGoesToEntriesInUse(t *testing.T) {
 		t.Errorf("e3 kept %v, %d kept", kept("e3"), c.metas.kept())
 	}
 }
+
+// Metadata larger than metaMaxCost is not kept: a hostile origin's huge
+// headers cannot make the kept metadata take more than its bound.
+func TestLargeMetadataIsNotKept(t *testing.T) {
+	c := open(t, Config{NoSync: true})
+	e := entry(time.Now())
+	e.Header = store.FieldsOf(http.Header{"X-Big": {string(bytes.Repeat([]byte("h"), metaMaxCost))}})
+	put(t, c, "k", e, bytes.Repeat([]byte("b"), 64<<10))
+	for range 2 {
+		if got, _, err := get(t, c, "k"); err != nil || got.Header.Get("X-Big") == "" {
+			t.Fatalf("hit: %v", err)
+		}
+	}
+	if n := c.metas.kept(); n != 0 {
+		t.Errorf("%d entries keep metadata over the bound", n)
+	}
+}
