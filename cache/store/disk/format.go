@@ -5,9 +5,9 @@ import (
 	"errors"
 	"hash/crc32"
 	"math"
-	"time"
 
 	"github.com/caddy-edge/edge/cache/store"
+	"github.com/caddy-edge/edge/cache/store/internal/codec"
 )
 
 // An entry file is a fixed prefix, the encoded metadata (the "header") and
@@ -84,171 +84,44 @@ func decodePrefix(b []byte) (prefix, error) {
 
 // encodeHeader appends the metadata of the entry under key to b.
 func encodeHeader(b []byte, key string, e *store.Entry) []byte {
-	b = appendString(b, key)
+	b = codec.AppendString(b, key)
 	b = binary.AppendUvarint(b, uint64(max(e.Status, 0)))
-	b = appendTime(b, e.RequestTime)
-	b = appendTime(b, e.ResponseTime)
-	b = appendTime(b, e.Expires)
-	b = binary.AppendUvarint(b, uint64(len(e.Tags)))
-	for _, t := range e.Tags {
-		b = appendString(b, t)
-	}
-	b = binary.AppendUvarint(b, uint64(e.Header.Names()))
-	for k, pairs := range e.Header.Groups() {
-		b = appendString(b, k)
-		b = binary.AppendUvarint(b, uint64(pairs.Len()))
-		for _, v := range pairs.All() {
-			b = appendString(b, v)
-		}
-	}
-	return b
-}
-
-func appendString(b []byte, s string) []byte {
-	b = binary.AppendUvarint(b, uint64(len(s)))
-	return append(b, s...)
-}
-
-// appendTime encodes t as Unix seconds and nanoseconds; the zero time as
-// a single 0 byte.
-func appendTime(b []byte, t time.Time) []byte {
-	if t.IsZero() {
-		return append(b, 0)
-	}
-	b = append(b, 1)
-	b = binary.AppendVarint(b, t.Unix())
-	return binary.AppendUvarint(b, uint64(t.Nanosecond()))
-}
-
-// decoder reads an encoded header; the first error sticks.
-type decoder struct {
-	b   []byte
-	err error
-	// s, when set, holds the whole header as one string, and string()
-	// returns sub-strings of it: one allocation for all of a header's
-	// strings instead of one each.
-	s string
-}
-
-func (d *decoder) uvarint() uint64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
-		d.err = errCorrupt
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) varint() int64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Varint(d.b)
-	if n <= 0 {
-		d.err = errCorrupt
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-// count reads a number of items, each taking at least one byte.
-func (d *decoder) count() int {
-	n := d.uvarint()
-	if n > uint64(len(d.b)) {
-		d.err = errCorrupt
-		return 0
-	}
-	return int(n)
-}
-
-func (d *decoder) string() string {
-	n := d.count()
-	if d.err != nil {
-		return ""
-	}
-	var s string
-	if d.s != "" {
-		off := len(d.s) - len(d.b)
-		s = d.s[off : off+n]
-	} else {
-		s = string(d.b[:n])
-	}
-	d.b = d.b[n:]
-	return s
-}
-
-func (d *decoder) time() time.Time {
-	if d.err != nil || len(d.b) == 0 {
-		d.err = errCorrupt
-		return time.Time{}
-	}
-	set := d.b[0]
-	d.b = d.b[1:]
-	if set == 0 {
-		return time.Time{}
-	}
-	sec := d.varint()
-	nsec := d.uvarint()
-	if nsec >= 1e9 {
-		d.err = errCorrupt
-	}
-	return time.Unix(sec, int64(nsec))
+	b = codec.AppendTime(b, e.RequestTime)
+	b = codec.AppendTime(b, e.ResponseTime)
+	b = codec.AppendTime(b, e.Expires)
+	b = codec.AppendStrings(b, e.Tags)
+	return codec.AppendFields(b, e.Header)
 }
 
 // decodeHeader decodes an encoded header: the entry's key and metadata.
 // When full is false only the key, status, times and tags are decoded.
 func decodeHeader(b []byte, full bool) (string, *store.Entry, error) {
-	d := decoder{b: b}
+	d := codec.NewDecoder(b)
 	if full {
 		// The entry is the caller's whole: its strings may share one
 		// allocation. (Not so for the index's tags, which must not keep a
 		// whole header alive.)
-		d.s = string(b)
+		d = codec.NewStringDecoder(string(b))
 	}
-	key := d.string()
+	key := d.String()
 	e := &store.Entry{}
-	st := d.uvarint()
+	st := d.Uvarint()
 	if st > 999 {
-		d.err = errCorrupt
+		d.Fail()
 	}
 	e.Status = int(st)
-	e.RequestTime = d.time()
-	e.ResponseTime = d.time()
-	e.Expires = d.time()
-	if n := d.count(); n > 0 {
-		e.Tags = make([]string, n)
-		for i := range e.Tags {
-			e.Tags[i] = d.string()
-		}
-	}
+	e.RequestTime = d.Time()
+	e.ResponseTime = d.Time()
+	e.Expires = d.Time()
+	e.Tags = d.Strings()
 	if full {
-		n := d.count()
-		if n > 0 {
-			e.Header = make(store.Fields, 0, 2*n)
-		}
-		for range n {
-			k := d.string()
-			nv := d.count()
-			for range nv {
-				e.Header = append(e.Header, k, d.string())
-			}
-			if d.err != nil {
-				break
-			}
-		}
-		// Capped: an append by a reader never writes into a shared array.
-		e.Header = e.Header[:len(e.Header):len(e.Header)]
-		if len(d.b) != 0 && d.err == nil {
-			d.err = errCorrupt
+		e.Header = d.Fields()
+		if len(d.Rest()) != 0 {
+			d.Fail()
 		}
 	}
-	if d.err != nil {
-		return "", nil, d.err
+	if d.Failed() {
+		return "", nil, errCorrupt
 	}
 	return key, e, nil
 }

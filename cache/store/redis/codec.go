@@ -3,9 +3,9 @@ package redis
 import (
 	"encoding/binary"
 	"errors"
-	"time"
 
 	"github.com/caddy-edge/edge/cache/store"
+	"github.com/caddy-edge/edge/cache/store/internal/codec"
 )
 
 // The value of an entry's meta key:
@@ -49,29 +49,19 @@ func encodeMeta(key string, gen uint64, chunks uint32, e *store.Entry, inline []
 	b[0], b[1] = magic, formatVersion
 	binary.BigEndian.PutUint64(b[2:], gen)
 	binary.BigEndian.PutUint32(b[10:], chunks)
-	b = appendString(b, key)
+	b = codec.AppendString(b, key)
 	b = binary.AppendUvarint(b, uint64(e.Status))
 	var flags byte
 	if e.SoftPurged {
 		flags |= flagSoft
 	}
 	b = append(b, flags)
-	b = appendTime(b, e.RequestTime)
-	b = appendTime(b, e.ResponseTime)
-	b = appendTime(b, e.Expires)
+	b = codec.AppendTime(b, e.RequestTime)
+	b = codec.AppendTime(b, e.ResponseTime)
+	b = codec.AppendTime(b, e.Expires)
 	b = binary.AppendVarint(b, e.Size)
-	b = binary.AppendUvarint(b, uint64(len(e.Tags)))
-	for _, t := range e.Tags {
-		b = appendString(b, t)
-	}
-	b = binary.AppendUvarint(b, uint64(e.Header.Names()))
-	for k, pairs := range e.Header.Groups() {
-		b = appendString(b, k)
-		b = binary.AppendUvarint(b, uint64(pairs.Len()))
-		for _, v := range pairs.All() {
-			b = appendString(b, v)
-		}
-	}
+	b = codec.AppendStrings(b, e.Tags)
+	b = codec.AppendFields(b, e.Header)
 	return append(b, inline...)
 }
 
@@ -91,128 +81,30 @@ func decodeMeta(b []byte) (*meta, error) {
 	if !ok {
 		return nil, errCorrupt
 	}
-	d := decoder{b: b[fixedLen:]}
+	d := codec.NewDecoder(b[fixedLen:])
 	m := &meta{gen: gen, chunks: chunks, entry: new(store.Entry)}
 	e := m.entry
-	m.key = d.string()
-	e.Status = int(d.uvarint())
-	flags := d.byte()
-	e.RequestTime = d.time()
-	e.ResponseTime = d.time()
-	e.Expires = d.time()
-	e.Size = d.varint()
-	if nt := d.count(); nt > 0 {
-		e.Tags = make([]string, nt)
-		for i := range e.Tags {
-			e.Tags[i] = d.string()
-		}
-	}
-	nh := d.count()
-	for range nh {
-		k := d.string()
-		nv := d.count()
-		for range nv {
-			e.Header = append(e.Header, k, d.string())
-		}
-	}
-	if d.err || e.Status < 0 || e.Status > 999 || e.Size < 0 {
+	m.key = d.String()
+	e.Status = int(d.Uvarint())
+	flags := d.Byte()
+	e.RequestTime = d.Time()
+	e.ResponseTime = d.Time()
+	e.Expires = d.Time()
+	e.Size = d.Varint()
+	e.Tags = d.Strings()
+	e.Header = d.Fields()
+	if d.Failed() || e.Status < 0 || e.Status > 999 || e.Size < 0 {
 		return nil, errCorrupt
 	}
+	rest := d.Rest()
 	if chunks == 0 {
-		if int64(len(d.b)) != e.Size {
+		if int64(len(rest)) != e.Size {
 			return nil, errCorrupt
 		}
-		m.inline = d.b
-	} else if len(d.b) != 0 {
+		m.inline = rest
+	} else if len(rest) != 0 {
 		return nil, errCorrupt
 	}
 	e.SoftPurged = flags&flagSoft != 0
 	return m, nil
-}
-
-func appendString(b []byte, s string) []byte {
-	b = binary.AppendUvarint(b, uint64(len(s)))
-	return append(b, s...)
-}
-
-// appendTime encodes t as Unix seconds and nanoseconds, with a flag for the
-// zero time (whose Unix seconds are far below any real time).
-func appendTime(b []byte, t time.Time) []byte {
-	if t.IsZero() {
-		return append(b, 0)
-	}
-	b = append(b, 1)
-	b = binary.AppendVarint(b, t.Unix())
-	return binary.AppendUvarint(b, uint64(t.Nanosecond()))
-}
-
-// decoder reads what the append functions wrote; after the first error
-// every read returns a zero value and err stays set.
-type decoder struct {
-	b   []byte
-	err bool
-}
-
-func (d *decoder) uvarint() uint64 {
-	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
-		d.err, d.b = true, nil
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) varint() int64 {
-	v, n := binary.Varint(d.b)
-	if n <= 0 {
-		d.err, d.b = true, nil
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) byte() byte {
-	if len(d.b) == 0 {
-		d.err = true
-		return 0
-	}
-	c := d.b[0]
-	d.b = d.b[1:]
-	return c
-}
-
-// count reads a number of items that follow, each at least one byte long.
-func (d *decoder) count() int {
-	n := d.uvarint()
-	if n > uint64(len(d.b)) {
-		d.err, d.b = true, nil
-		return 0
-	}
-	return int(n)
-}
-
-func (d *decoder) string() string {
-	n := d.uvarint()
-	if n > uint64(len(d.b)) {
-		d.err, d.b = true, nil
-		return ""
-	}
-	s := string(d.b[:n])
-	d.b = d.b[n:]
-	return s
-}
-
-func (d *decoder) time() time.Time {
-	if d.byte() == 0 {
-		return time.Time{}
-	}
-	sec := d.varint()
-	nsec := d.uvarint()
-	if nsec >= 1e9 {
-		d.err = true
-		return time.Time{}
-	}
-	return time.Unix(sec, int64(nsec)).UTC()
 }
