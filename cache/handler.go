@@ -271,8 +271,8 @@ func (h *Handler) loadStore(ctx caddy.Context) error {
 	h.Store = st
 	// A store that fills a copy of entries it read elsewhere (tiered's
 	// memory tier) derives them once, so that its hits parse no header.
-	if ds, ok := st.(interface{ SetDerive(func(*store.Entry) any) }); ok {
-		ds.SetDerive(h.deriveEntry)
+	if ds, ok := st.(store.Deriving); ok {
+		ds.SetDerive(h.optsKey, h.deriveEntry)
 	}
 	switch m := mod.(type) {
 	case store.Namer:

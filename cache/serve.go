@@ -204,6 +204,9 @@ type derived struct {
 	contentLength atomic.Pointer[string]    // when the stored header has none
 }
 
+// DeriveKey names the options d was derived with (store.Deriving).
+func (d *derived) DeriveKey() string { return d.optsKey }
+
 // ttlString is a Cache-Status value for one ttl, in seconds.
 type ttlString struct {
 	ttl int64

@@ -56,8 +56,20 @@ type Entry struct {
 	// so that a hit parses no header field. Stores that keep entries in
 	// memory keep it; stores that serialise entries may drop it, and the
 	// handler then derives it again. Clone copies the reference: it is
-	// never modified.
+	// never modified. A Derived value may name the options it was
+	// derived with (a DeriveKey method), so that a store that decodes
+	// entries again derives each with the function of its key (see
+	// Deriving).
 	Derived any
+}
+
+// Deriving is implemented by stores that decode entries and keep them
+// decoded for the next hits (memory, disk, tiered). The handler gives them
+// its function that computes Entry.Derived, under the key its Derived
+// values return from their DeriveKey method: functions under one key
+// derive alike, and a store may keep one per key.
+type Deriving interface {
+	SetDerive(key string, fn func(*Entry) any)
 }
 
 // Clone returns a deep copy of e.

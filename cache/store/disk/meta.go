@@ -105,8 +105,10 @@ type deriver struct {
 // SetDerive sets the function that computes Entry.Derived for the
 // metadata kept decoded, so that a hit parses no header field either.
 // Metadata derived by an earlier function (a handler of an earlier
-// configuration) is decoded and derived again at its next hit.
-func (c *Cache) SetDerive(fn func(*store.Entry) any) {
+// configuration) is decoded and derived again at its next hit. The store
+// keeps one function, whatever its key: handlers with other options that
+// share the store derive again at their hits.
+func (c *Cache) SetDerive(_ string, fn func(*store.Entry) any) {
 	c.derive.Store(&deriver{fn: fn, gen: c.deriveGen.Add(1)})
 }
 

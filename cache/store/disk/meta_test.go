@@ -20,7 +20,7 @@ func TestHitsReuseDecodedMetadata(t *testing.T) {
 	ctx := context.Background()
 	c := open(t, Config{NoSync: true})
 	var derived atomic.Int32
-	c.SetDerive(func(e *store.Entry) any { derived.Add(1); return e.Header.Get("Etag") })
+	c.SetDerive("", func(e *store.Entry) any { derived.Add(1); return e.Header.Get("Etag") })
 	body := bytes.Repeat([]byte("b"), 64<<10) // over inlineMax: served from the file
 	put(t, c, "k", entry(time.Now()), body)
 
@@ -61,7 +61,7 @@ func TestHitsReuseDecodedMetadata(t *testing.T) {
 		t.Fatalf("hit after an Update: %v, %v, %d bytes", err, e, len(b))
 	}
 
-	c.SetDerive(func(e *store.Entry) any { return "new" })
+	c.SetDerive("", func(e *store.Entry) any { return "new" })
 	if e, _, _ := get(t, c, "k"); e == nil || e.Derived != "new" {
 		t.Fatalf("metadata derived by an earlier function served: %v", e)
 	}

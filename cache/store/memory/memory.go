@@ -1,7 +1,9 @@
 // Package memory is the in-memory store of http_cache, its default store.
 //
-// A Cache holds each body in one []byte and bounds the total by a byte
-// budget. Eviction is W-TinyLFU (github.com/maypok86/otter/v2): an entry
+// A Cache holds each body in one []byte and each entry's metadata
+// encoded in one string, and bounds the total by a byte budget. The
+// entries that hits use keep their metadata decoded as well, within a
+// share of the budget (see keptShare). Eviction is W-TinyLFU (github.com/maypok86/otter/v2): an entry
 // that is requested often survives a burst of entries requested once, as a
 // scan of many URLs would bring. Entries also leave when their
 // store.Entry.Expires passes.
@@ -23,6 +25,7 @@ import (
 	"github.com/maypok86/otter/v2"
 
 	"github.com/caddy-edge/edge/cache/store"
+	"github.com/caddy-edge/edge/cache/store/internal/keep"
 	"github.com/caddy-edge/edge/cache/store/internal/unixtime"
 )
 
@@ -35,17 +38,22 @@ const DefaultMaxSize int64 = 256 << 20
 // would push out many popular ones at once.
 const MaxEntryFraction = 8
 
-// entryOverhead estimates, in bytes, what an entry costs beyond its key,
-// body, header fields and tags: the Entry and item structs, the handler's
-// derived data (store.Entry.Derived) and the Cache-Status value it caches,
-// the eviction policy's node, and the hash table and tag index slots.
-// BenchmarkEntryCost in package cache measures a stored 1 KiB response at
-// 1,658 bytes of heap, about 450 of them these; the store counts it as
-// 2,025. The margin is the heap's fragmentation under churn, which many
-// small objects cause beyond their bytes: calibrated with bench/memory.sh
-// so that a full store of 1 KiB entries stays within its RSS budget
-// (1.25 x max_size + 64 MiB; with 416 a 64 MiB store took 148-149 MiB).
-const entryOverhead = 600
+// entryOverhead is what an entry costs beyond its key, its body and its
+// encoded metadata: the item (80 bytes), the eviction policy's node (80)
+// and hash table slots, the metadata string's rounding to its size class,
+// and a margin for the heap's fragmentation under churn. BenchmarkEntryCost
+// in package cache measures a stored 1 KiB response: see the README's
+// "Memory" section for the figures. Calibrated with bench/memory.sh so
+// that a full store of 1 KiB entries stays within its RSS budget (1.25 x
+// max_size + 64 MiB).
+const entryOverhead = 240
+
+// keptShare: the decoded metadata that hits use (the entry, its header
+// fields' slice, the handler's derived data) is kept for as many entries
+// as fit in 1/keptShare of the budget, chosen by a CLOCK; a hit on
+// another entry decodes its metadata. The rest of the budget holds the
+// entries.
+const keptShare = 16
 
 // fragmentationShare: an entry is counted 1/fragmentationShare heavier than
 // the heap it takes when it is stored, for the holes that evictions leave
@@ -63,11 +71,6 @@ const coarseResolution = 10 * time.Millisecond
 // size: 1 MiB.
 const preallocMax = 1 << 20
 
-// fieldOverhead estimates the cost of one header field value or tag beyond
-// its bytes: the string headers of the name and the value in
-// store.Fields, or a tag's string header and slice or map slot.
-const fieldOverhead = 32
-
 // Config configures a Cache.
 type Config struct {
 	// MaxSize is the byte budget. Zero means DefaultMaxSize.
@@ -81,18 +84,28 @@ type Config struct {
 }
 
 // item is what the otter cache holds under a key. Items are immutable
-// once in the cache: Update and Commit put new items, so readers of an
-// old item keep a consistent entry and body.
+// once in the cache (but for what they keep decoded): Update and Commit
+// put new items, so readers of an old item keep a consistent entry and
+// body.
 type item struct {
-	entry *store.Entry
-	body  []byte
+	// meta is the entry's metadata, encoded by encodeMeta: one string
+	// without pointers, which the collector does not scan.
+	meta string
+	body []byte
 	// buf is body's buffer when it is recycled (see buffers.go), nil for
 	// a small body. The item holds one of its references while it is in
 	// the cache.
-	buf    *sharedBuf
-	weight uint32
-	// expires caches entry.Expires as Unix nanoseconds; 0 means never.
+	buf *sharedBuf
+	// expires caches the entry's Expires as Unix nanoseconds; 0 means
+	// never.
 	expires int64
+	weight  uint32
+	// deriver numbers the handler's function that derives the entry's
+	// Derived data when it is decoded (see derivers).
+	deriver uint16
+	tagged  bool // the entry has tags
+	// kept holds the decoded entry while the CLOCK keeps it.
+	kept keep.Slot[store.Entry]
 }
 
 // Cache is an in-memory store.Store bounded by a byte budget. The zero
@@ -111,6 +124,12 @@ type Cache struct {
 
 	mu   sync.Mutex                  // protects tags
 	tags map[string]map[string]*item // tag -> key -> item that carries tag
+
+	kept     *keep.Clock[store.Entry] // the decoded entries kept
+	derivers derivers
+	// decodeErrors counts metadata that failed to decode: never, unless
+	// memory was corrupted.
+	decodeErrors atomic.Int64
 }
 
 // New returns a Cache configured by cfg.
@@ -121,7 +140,7 @@ func New(cfg Config) (*Cache, error) {
 	if cfg.MaxSize == 0 {
 		cfg.MaxSize = DefaultMaxSize
 	}
-	c := &Cache{tags: make(map[string]map[string]*item)}
+	c := &Cache{tags: make(map[string]map[string]*item), kept: keep.NewClock[store.Entry](0)}
 	if cfg.Now != nil {
 		c.clock = clock{cfg.Now}
 	} else {
@@ -132,7 +151,7 @@ func New(cfg Config) (*Cache, error) {
 	}
 	c.setLimits(cfg.MaxSize)
 	opts := &otter.Options[string, *item]{
-		MaximumWeight:    uint64(cfg.MaxSize),
+		MaximumWeight:    uint64(entriesShare(cfg.MaxSize)),
 		Weigher:          func(_ string, it *item) uint32 { return it.weight },
 		ExpiryCalculator: otter.ExpiryWritingFunc(c.expiresAfter),
 		OnAtomicDeletion: c.onDeletion,
@@ -171,14 +190,19 @@ func (c *Cache) Resize(maxSize int64) error {
 		return errors.New("max_size must be positive")
 	}
 	c.setLimits(maxSize)
-	c.c.SetMaximum(uint64(maxSize))
+	c.c.SetMaximum(uint64(entriesShare(maxSize)))
 	return nil
 }
 
 func (c *Cache) setLimits(maxSize int64) {
 	c.maxSize.Store(maxSize)
 	c.maxEntry.Store(min(maxSize/MaxEntryFraction, math.MaxUint32))
+	c.kept.SetMax(maxSize / keptShare)
 }
+
+// entriesShare is the part of the budget that holds the entries
+// themselves, the rest keeping decoded metadata.
+func entriesShare(maxSize int64) int64 { return maxSize - maxSize/keptShare }
 
 // MaxEntrySize returns the largest weight (body plus metadata estimate)
 // that one entry may have.
@@ -193,15 +217,21 @@ func (c *Cache) Get(_ context.Context, key string) (*store.Entry, store.Body, er
 	if !ok || c.expired(it) {
 		return nil, nil, store.ErrNotFound
 	}
+	e := it.kept.Load(c.kept)
+	if e == nil {
+		if e = c.decode(it, true); e == nil {
+			return nil, nil, store.ErrNotFound
+		}
+	}
 	if it.buf == nil {
-		return it.entry, store.NewBytesReader(it.body), nil
+		return e, store.NewBytesReader(it.body), nil
 	}
 	if !it.buf.hold() {
 		// The entry left the store after GetIfPresent found it, and its
 		// buffer may already hold another body.
 		return nil, nil, store.ErrNotFound
 	}
-	return it.entry, &heldBody{BytesReader: *store.NewBytesReader(it.body), buf: it.buf}, nil
+	return e, &heldBody{BytesReader: *store.NewBytesReader(it.body), buf: it.buf}, nil
 }
 
 // heldBody reads a recycled buffer, holding it until Close. Once closed
@@ -230,11 +260,16 @@ func (c *Cache) expired(it *item) bool {
 // body buffer is allocated at once; a hint above MaxEntrySize returns
 // store.ErrTooLarge.
 func (c *Cache) Put(_ context.Context, key string, e *store.Entry) (store.Writer, error) {
-	meta, limit := metaWeight(key, e), c.maxEntry.Load()
-	if max(e.Size, 0)+meta > limit {
+	meta := encodeMeta(e)
+	weight, limit := metaWeight(key, meta, e.Tags), c.maxEntry.Load()
+	if max(e.Size, 0)+weight > limit {
 		return nil, store.ErrTooLarge
 	}
-	w := &writer{c: c, key: key, entry: e.Clone(), meta: meta, limit: limit, hint: e.Size}
+	w := &writer{
+		c: c, key: key, limit: limit, hint: e.Size,
+		it:   c.newItem(meta, e),
+		meta: weight, derived: e.Derived,
+	}
 	if e.Size > 0 {
 		// Up to preallocMax at once, the rest when the body gets there:
 		// a stalled origin that announced a large Content-Length does not
@@ -246,22 +281,22 @@ func (c *Cache) Put(_ context.Context, key string, e *store.Entry) (store.Writer
 
 // Update replaces the metadata of the entry under key and keeps its body.
 func (c *Cache) Update(_ context.Context, key string, e *store.Entry) error {
-	ne := e.Clone()
-	found := false
+	meta := encodeMeta(e)
+	var it *item
 	c.c.ComputeIfPresent(key, func(old *item) (*item, otter.ComputeOp) {
 		if c.expired(old) {
 			return old, otter.CancelOp
 		}
-		found = true
-		ne.Size = int64(len(old.body))
-		it := newItem(ne, old.body, metaWeight(key, ne))
+		it = c.newItem(meta, e)
+		it.setBody(old.body, metaWeight(key, meta, e.Tags))
 		it.buf = old.buf.share()
 		c.indexAdd(key, it)
 		return it, otter.WriteOp
 	})
-	if !found {
+	if it == nil {
 		return store.ErrNotFound
 	}
+	c.keep(it, e.Derived)
 	return nil
 }
 
@@ -318,7 +353,7 @@ func (c *Cache) PurgeTag(_ context.Context, tag string, soft bool) (int, error) 
 		// The entry may have been replaced since the index was read:
 		// remove it only if the entry there now carries tag.
 		c.c.ComputeIfPresent(k, func(old *item) (*item, otter.ComputeOp) {
-			if !hasTag(old.entry.Tags, tag) {
+			if !hasTag(old, tag) {
 				return old, otter.CancelOp
 			}
 			if !c.expired(old) {
@@ -335,16 +370,17 @@ func (c *Cache) PurgeTag(_ context.Context, tag string, soft bool) (int, error) 
 func (c *Cache) softPurge(key, tag string) bool {
 	done := false
 	c.c.ComputeIfPresent(key, func(old *item) (*item, otter.ComputeOp) {
-		if c.expired(old) || (tag != "" && !hasTag(old.entry.Tags, tag)) {
+		if c.expired(old) || (tag != "" && !hasTag(old, tag)) {
 			return old, otter.CancelOp
 		}
 		done = true
-		if old.entry.SoftPurged {
+		if softPurged(old.meta) {
 			return old, otter.CancelOp
 		}
-		ne := old.entry.Clone()
-		ne.SoftPurged = true
-		it := &item{entry: ne, body: old.body, buf: old.buf.share(), weight: old.weight, expires: old.expires}
+		it := &item{
+			meta: setSoftPurged(old.meta), body: old.body, buf: old.buf.share(),
+			expires: old.expires, weight: old.weight, deriver: old.deriver, tagged: old.tagged,
+		}
 		c.indexAdd(key, it)
 		return it, otter.WriteOp
 	})
@@ -371,21 +407,25 @@ func (c *Cache) Entries(_ context.Context, prefix, after string, limit int) ([]s
 			break
 		}
 		if it, ok := c.c.GetIfPresent(k); ok && !c.expired(it) {
-			out = append(out, store.Listed{Key: k, Entry: it.entry})
+			if e := c.decode(it, false); e != nil {
+				out = append(out, store.Listed{Key: k, Entry: e})
+			}
 		}
 	}
 	return out, nil
 }
 
 // Stats reports the number of entries, their total weight (bodies plus
-// the metadata estimate) and the byte budget. Expired entries count until
+// the metadata estimate, and the decoded metadata kept) and the byte
+// budget. Expired entries count until
 // they are dropped.
 func (c *Cache) Stats() store.Stats {
 	return store.Stats{
 		Entries:   c.entries.Load(),
-		Bytes:     c.bytes.Load(),
+		Bytes:     c.bytes.Load() + c.kept.Used(),
 		Capacity:  c.maxSize.Load(),
 		Evictions: c.evictions.Load(),
+		Errors:    c.decodeErrors.Load(),
 	}
 }
 
@@ -402,14 +442,22 @@ func (c *Cache) commit(key string, it *item) {
 	})
 }
 
-func newItem(e *store.Entry, body []byte, meta int64) *item {
-	w := meta + int64(cap(body))
-	w += w / fragmentationShare
-	it := &item{entry: e, body: body, weight: uint32(min(w, math.MaxUint32))}
+// newItem returns an item of the encoded metadata meta of e, without
+// its body yet.
+func (c *Cache) newItem(meta string, e *store.Entry) *item {
+	it := &item{meta: meta, tagged: len(e.Tags) > 0, deriver: c.derivers.of(e.Derived)}
 	if !e.Expires.IsZero() {
 		it.expires = unixtime.Nano(e.Expires)
 	}
 	return it
+}
+
+// setBody sets the item's body and its weight: meta (metaWeight) plus the
+// body's capacity, plus the fragmentation share.
+func (it *item) setBody(body []byte, meta int64) {
+	w := meta + int64(cap(body))
+	w += w / fragmentationShare
+	it.body, it.weight = body, uint32(min(w, math.MaxUint32))
 }
 
 // indexAdd counts it in and adds it to the tag index. Called under the
@@ -418,15 +466,17 @@ func newItem(e *store.Entry, body []byte, meta int64) *item {
 func (c *Cache) indexAdd(key string, it *item) {
 	c.entries.Add(1)
 	c.bytes.Add(int64(it.weight))
-	if len(it.entry.Tags) == 0 {
+	if !it.tagged {
 		return
 	}
 	c.mu.Lock()
-	for _, t := range it.entry.Tags {
+	for _, t := range metaTags(it.meta) {
 		m := c.tags[t]
 		if m == nil {
 			m = make(map[string]*item)
-			c.tags[t] = m
+			// A copy: t is a part of the item's metadata, which the index
+			// must not keep alive.
+			c.tags[strings.Clone(t)] = m
 		}
 		m[key] = it
 	}
@@ -449,13 +499,14 @@ func (c *Cache) onDeletion(e otter.DeletionEvent[string, *item]) {
 		// of filling the pools.
 		it.buf.release()
 	}
+	c.kept.Drop(&it.kept)
 	c.entries.Add(-1)
 	c.bytes.Add(-int64(it.weight))
-	if len(it.entry.Tags) == 0 {
+	if !it.tagged {
 		return
 	}
 	c.mu.Lock()
-	for _, t := range it.entry.Tags {
+	for _, t := range metaTags(it.meta) {
 		if m := c.tags[t]; m != nil && m[e.Key] == it {
 			delete(m, e.Key)
 			if len(m) == 0 {
@@ -466,38 +517,34 @@ func (c *Cache) onDeletion(e otter.DeletionEvent[string, *item]) {
 	c.mu.Unlock()
 }
 
-func hasTag(tags []string, tag string) bool {
-	for _, t := range tags {
-		if t == tag {
-			return true
-		}
-	}
-	return false
+func hasTag(it *item, tag string) bool {
+	return it.tagged && slices.Contains(metaTags(it.meta), tag)
 }
 
-// metaWeight estimates the bytes an entry costs besides its body.
-func metaWeight(key string, e *store.Entry) int64 {
-	n := int64(entryOverhead + len(key))
-	for k, v := range e.Header.All() {
-		// The name and the value strings, and their slots in the pairs.
-		n += int64(len(k) + len(v) + fieldOverhead)
-	}
-	for _, t := range e.Tags {
-		// The tag is held by the entry and its key again by the index.
-		n += int64(len(t) + len(key) + 3*fieldOverhead)
+// metaWeight estimates the bytes an entry under key, whose metadata
+// encodes to meta, costs besides its body.
+func metaWeight(key, meta string, tags []string) int64 {
+	n := int64(entryOverhead + len(key) + len(meta))
+	for range tags {
+		// The index holds the tag's map slot, the key again and the
+		// item (the tag itself is in meta).
+		n += int64(len(key) + 96)
 	}
 	return n
 }
 
 // writer buffers a body until Commit.
 type writer struct {
-	c     *Cache
-	key   string
-	entry *store.Entry
-	meta  int64 // metaWeight of key and entry
-	limit int64 // the entry weight limit when Put was called
-	hint  int64 // the size hint given to Put; -1 or 0 when unknown
-	buf   []byte
+	c   *Cache
+	key string
+	it  *item // the item to commit, without its body
+	// derived is the Derived data of the entry given to Put, kept with
+	// its decoded metadata.
+	derived any
+	meta    int64 // metaWeight of key and entry
+	limit   int64 // the entry weight limit when Put was called
+	hint    int64 // the size hint given to Put; -1 or 0 when unknown
+	buf     []byte
 	// tooLarge is set once the body outgrew the entry limit; buf is then
 	// released and n keeps counting.
 	tooLarge bool
@@ -557,8 +604,8 @@ func (w *writer) Commit() error {
 		recycle(w.buf)
 	}
 	w.buf = nil
-	w.entry.Size = int64(len(body))
-	it := newItem(w.entry, body, w.meta)
+	it := w.it
+	it.setBody(body, w.meta)
 	if w.c.expired(it) {
 		// Already past its Expires: it replaces the entry there, and is
 		// gone at once.
@@ -571,6 +618,7 @@ func (w *writer) Commit() error {
 		it.buf.refs.Store(1) // the item's, released when it leaves the store
 	}
 	w.c.commit(w.key, it)
+	w.c.keep(it, w.derived)
 	return nil
 }
 
@@ -608,6 +656,7 @@ func (c clock) Tick(time.Duration) <-chan time.Time { return nil }
 // Interface guards
 var (
 	_ store.Store     = (*Cache)(nil)
+	_ store.Deriving  = (*Cache)(nil)
 	_ store.Writer    = (*writer)(nil)
 	_ store.Body      = (*heldBody)(nil)
 	_ store.BytesBody = (*heldBody)(nil)

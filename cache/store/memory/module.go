@@ -158,6 +158,10 @@ func (s *Store) Cleanup() error {
 // larger than that are refused with store.ErrTooLarge.
 func (s *Store) MaxEntrySize() int64 { return s.c.MaxEntrySize() }
 
+// SetDerive gives the shared store the handler's derive function (see
+// Cache.SetDerive).
+func (s *Store) SetDerive(key string, fn func(*store.Entry) any) { s.c.SetDerive(key, fn) }
+
 // StoreName returns "memory/" and the store's name: memory stores are
 // shared by name.
 func (s *Store) StoreName() string { return "memory/" + s.Name }
@@ -170,5 +174,6 @@ var (
 	_ caddy.CleanerUpper = (*Store)(nil)
 	_ store.Store        = (*Store)(nil)
 	_ store.Namer        = (*Store)(nil)
+	_ store.Deriving     = (*Store)(nil)
 	_ caddy.Destructor   = (*shared)(nil)
 )

@@ -151,7 +151,7 @@ func (s *Store) Cleanup() error {
 
 // SetDerive lets the handler derive the entries that fill the memory tier
 // (see Tiers.SetDerive).
-func (s *Store) SetDerive(fn func(*store.Entry) any) { s.t.SetDerive(fn) }
+func (s *Store) SetDerive(key string, fn func(*store.Entry) any) { s.t.SetDerive(key, fn) }
 
 // StoreName names the store: "tiered" and the back store's name.
 func (s *Store) StoreName() string {
@@ -271,5 +271,6 @@ var (
 	_ caddyfile.Unmarshaler = (*Store)(nil)
 	_ store.Store           = (*Store)(nil)
 	_ store.Namer           = (*Store)(nil)
+	_ store.Deriving        = (*Store)(nil)
 	_ caddy.Destructor      = front{}
 )

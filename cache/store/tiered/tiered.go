@@ -72,8 +72,15 @@ func (t *Tiers) Close() {
 
 // SetDerive sets the function that computes Entry.Derived for the entries
 // that fill the front: the handler's, so that a hit from the front, like a
-// memory store's, parses no header field.
-func (t *Tiers) SetDerive(fn func(*store.Entry) any) { t.derive.Store(&fn) }
+// memory store's, parses no header field. The front and the back store,
+// when it keeps entries decoded too, get it as well.
+func (t *Tiers) SetDerive(key string, fn func(*store.Entry) any) {
+	t.derive.Store(&fn)
+	t.front.SetDerive(key, fn)
+	if d, ok := t.back.(store.Deriving); ok {
+		d.SetDerive(key, fn)
+	}
+}
 
 // Front returns the memory tier.
 func (t *Tiers) Front() *memory.Cache { return t.front }

@@ -207,7 +207,7 @@ func TestDeriveOnPromotion(t *testing.T) {
 	}
 	t.Cleanup(back.Close)
 	tr := newTiers(t, back)
-	tr.SetDerive(func(e *store.Entry) any { return "derived:" + strconv.Itoa(e.Status) })
+	tr.SetDerive("", func(e *store.Entry) any { return "derived:" + strconv.Itoa(e.Status) })
 	put(t, tr, "k", []byte("v"))
 	fill(t, tr, "k", []byte("v"))
 	e, _, err := tr.front.Get(context.Background(), "k")

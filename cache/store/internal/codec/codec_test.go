@@ -60,7 +60,7 @@ func TestTruncatedFails(t *testing.T) {
 	b := encoded()
 	for n := range len(b) {
 		for _, d := range []*Decoder{NewDecoder(b[:n]), NewStringDecoder(string(b[:n]))} {
-			d.String()
+			_ = d.String()
 			d.Time()
 			d.Time()
 			d.Strings()

@@ -1,0 +1,185 @@
+package memory
+
+import (
+	"encoding/binary"
+	"sync"
+
+	"github.com/caddy-edge/edge/cache/store"
+	"github.com/caddy-edge/edge/cache/store/internal/codec"
+)
+
+// An entry's metadata is kept encoded in one string (item.meta): a
+// store.Entry with its header fields and the handler's derived data took
+// about 500 bytes in five objects, its encoding takes the bytes of its
+// fields and a few dozen more, in one object the collector does not scan.
+// The entries that hits use keep their metadata decoded too (item.kept),
+// as many as fit in 1/keptShare of the budget: a hit on one of them
+// decodes nothing, a hit on another decodes its metadata and derives its
+// data again, about a microsecond.
+//
+// The encoding, private to the process:
+//
+//	flags byte (flagSoftPurged), status, request time, response time,
+//	expires, tags, header fields
+//
+// The body's length is the body's.
+
+const flagSoftPurged = 1
+
+// encodeMeta returns e's metadata encoded.
+func encodeMeta(e *store.Entry) string {
+	var buf [512]byte
+	b := append(buf[:0], 0)
+	if e.SoftPurged {
+		b[0] = flagSoftPurged
+	}
+	b = binary.AppendUvarint(b, uint64(max(e.Status, 0)))
+	b = codec.AppendTime(b, e.RequestTime)
+	b = codec.AppendTime(b, e.ResponseTime)
+	b = codec.AppendTime(b, e.Expires)
+	b = codec.AppendStrings(b, e.Tags)
+	b = codec.AppendFields(b, e.Header)
+	return string(b) // its exact length: the string is kept
+}
+
+// decodeMeta decodes metadata encoded by encodeMeta. Its strings are
+// sub-strings of meta.
+func decodeMeta(meta string) (*store.Entry, bool) {
+	d := codec.NewStringDecoder(meta)
+	flags := d.Byte()
+	e := &store.Entry{SoftPurged: flags&flagSoftPurged != 0}
+	e.Status = int(d.Uvarint())
+	e.RequestTime = d.Time()
+	e.ResponseTime = d.Time()
+	e.Expires = d.Time()
+	e.Tags = d.Strings()
+	e.Header = d.Fields()
+	if d.Failed() || len(d.Rest()) != 0 {
+		return nil, false
+	}
+	return e, true
+}
+
+// metaTags returns the tags of encoded metadata, decoding no more than
+// needed.
+func metaTags(meta string) []string {
+	d := codec.NewStringDecoder(meta)
+	d.Byte()
+	d.Uvarint()
+	d.Time()
+	d.Time()
+	d.Time()
+	return d.Strings()
+}
+
+func softPurged(meta string) bool { return meta != "" && meta[0]&flagSoftPurged != 0 }
+
+// setSoftPurged returns meta with the entry marked soft purged.
+func setSoftPurged(meta string) string {
+	b := []byte(meta)
+	b[0] |= flagSoftPurged
+	return string(b)
+}
+
+// keptCost estimates the memory a decoded entry takes: the Entry (160
+// bytes), its fields' and tags' string headers (the strings themselves
+// are meta's), and the handler's derived data with the strings it caches
+// for hits.
+func keptCost(e *store.Entry) int64 {
+	return 352 + 16*int64(len(e.Header)+len(e.Tags))
+}
+
+// decode returns the entry of it, decoded from its metadata, or nil if
+// the metadata is corrupt (counted as a store error). With keep, its
+// Derived data is derived and the CLOCK may keep it for the next hits.
+func (c *Cache) decode(it *item, keep bool) *store.Entry {
+	e, ok := decodeMeta(it.meta)
+	if !ok {
+		c.decodeErrors.Add(1)
+		return nil
+	}
+	e.Size = int64(len(it.body))
+	if keep {
+		if fn := c.derivers.fn(it.deriver); fn != nil {
+			e.Derived = fn(e)
+		}
+		c.kept.Put(&it.kept, e, keptCost(e))
+	}
+	return e
+}
+
+// keep keeps the decoded metadata of it, just stored, with the derived
+// data the handler gave with it: a new entry is likely to be hit.
+func (c *Cache) keep(it *item, derived any) {
+	e, ok := decodeMeta(it.meta)
+	if !ok {
+		c.decodeErrors.Add(1)
+		return
+	}
+	e.Size = int64(len(it.body))
+	e.Derived = derived
+	c.kept.Put(&it.kept, e, keptCost(e))
+}
+
+// SetDerive sets the function that computes Entry.Derived for the
+// entries whose Derived data, given to Put or Update, has the DeriveKey
+// key: when an entry's decoded metadata was not kept, a hit decodes it and
+// derives its data with the function of its key, so that the handler
+// parses no header field. Functions of other keys (handlers of other
+// sites, with other options) stay; a function set under the key of an
+// earlier one replaces it.
+func (c *Cache) SetDerive(key string, fn func(*store.Entry) any) {
+	c.derivers.set(key, fn)
+}
+
+// maxDerivers bounds the derive functions a store knows: one per set of
+// handler options seen since it was created. Entries of further ones are
+// derived by the handler at each hit while their metadata is not kept.
+const maxDerivers = 1 << 12
+
+// derivers numbers the derive functions, by key; number 0 is none.
+type derivers struct {
+	mu    sync.RWMutex
+	fns   []func(*store.Entry) any
+	byKey map[string]uint16
+}
+
+func (d *derivers) set(key string, fn func(*store.Entry) any) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if i, ok := d.byKey[key]; ok {
+		d.fns[i] = fn
+		return
+	}
+	if d.byKey == nil {
+		d.byKey = make(map[string]uint16)
+		d.fns = []func(*store.Entry) any{nil}
+	}
+	if len(d.fns) >= maxDerivers {
+		return
+	}
+	d.byKey[key] = uint16(len(d.fns))
+	d.fns = append(d.fns, fn)
+}
+
+// of returns the number of the function that derived derived, 0 when it
+// is not known.
+func (d *derivers) of(derived any) uint16 {
+	k, ok := derived.(interface{ DeriveKey() string })
+	if !ok {
+		return 0
+	}
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return d.byKey[k.DeriveKey()]
+}
+
+// fn returns the function numbered i, nil for 0.
+func (d *derivers) fn(i uint16) func(*store.Entry) any {
+	if i == 0 {
+		return nil
+	}
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return d.fns[i]
+}
