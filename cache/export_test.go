@@ -6,6 +6,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/zap"
+
+	"github.com/caddy-edge/edge/cache/store"
 )
 
 // Waiting returns how many requests joined a flight still in the air, over
@@ -82,4 +84,15 @@ func SetOrphanGrace(grace, tick time.Duration) (restore func()) {
 		defer orphans.mu.Unlock()
 		orphanGrace, orphanTick = g, k
 	}
+}
+
+// DerivedFor tells whether e carries derived data computed with h's
+// options, as a hit of h reuses it (for a vary marker: its parsed names).
+func DerivedFor(h *Handler, e *store.Entry) bool {
+	if e.Status == 0 {
+		_, ok := e.Derived.(varyNames)
+		return ok
+	}
+	d, ok := e.Derived.(*derived)
+	return ok && d.optsKey == h.optsKey
 }

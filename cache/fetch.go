@@ -743,7 +743,7 @@ func (fw *fetchWriter) putMarker() {
 		ResponseTime: fw.respTime,
 		Expires:      fw.entry.Expires,
 		Size:         0,
-		Derived:      fw.vary, // the parsed field names, for lookups
+		Derived:      varyNames(fw.vary), // the parsed field names, for lookups
 	}
 	mw, err := h.Store.Put(f.r.Context(), f.lk.pkey, m)
 	if err == nil {

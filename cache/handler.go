@@ -229,6 +229,13 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.opts.StaleIfUnreachable = time.Duration(*h.StaleIfUnreachable)
 	}
 	h.optsKey = fmt.Sprintf("%+v", h.opts)
+	// A store that decodes entries (memory, disk) or fills a copy of
+	// entries it read elsewhere (tiered's memory tier) derives them once,
+	// so that its hits parse no header.
+	if ds, ok := h.Store.(store.Deriving); ok {
+		ds.SetDerive(h.optsKey, h.deriveEntry)
+		ds.SetDerive(markerDeriveKey, h.deriveEntry)
+	}
 	h.flights = make(map[string]*flight)
 	h.hfm = make(map[string]time.Time)
 	h.mu = new(sync.Mutex)
@@ -269,11 +276,6 @@ func (h *Handler) loadStore(ctx caddy.Context) error {
 		return fmt.Errorf("store module %T is not a cache store", mod)
 	}
 	h.Store = st
-	// A store that fills a copy of entries it read elsewhere (tiered's
-	// memory tier) derives them once, so that its hits parse no header.
-	if ds, ok := st.(store.Deriving); ok {
-		ds.SetDerive(h.optsKey, h.deriveEntry)
-	}
 	switch m := mod.(type) {
 	case store.Namer:
 		h.storeName = m.StoreName()

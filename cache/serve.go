@@ -143,8 +143,8 @@ func (h *Handler) lookup(ctx context.Context, pkey string, reqHeader http.Header
 	if e.Status == 0 { // a vary marker: the URL is known, find the variant
 		b.Close()
 		lk.fwd = fwdVaryMiss
-		fields, parsed := e.Derived.([]string) // set by putMarker
-		if !parsed {                           // a store that keeps no Derived
+		fields, parsed := e.Derived.(varyNames) // set by putMarker
+		if !parsed {                            // a store that keeps no Derived
 			fields = varyFields(&e.Header)
 		}
 		sec, ok := h.keys.variantKey(fields, reqHeader, replacerOf(ctx))
@@ -180,8 +180,8 @@ func (h *Handler) lookup(ctx context.Context, pkey string, reqHeader http.Header
 }
 
 // varyFields returns the field names listed in h's Vary fields.
-func varyFields(h policy.FieldReader) []string {
-	var out []string
+func varyFields(h policy.FieldReader) varyNames {
+	var out varyNames
 	for _, v := range h.Values("Vary") {
 		for _, name := range strings.Split(v, ",") {
 			if name = strings.Trim(name, " \t"); name != "" { // OWS only (RFC 9110 §5.6.1), as policy.VaryKey reads names
@@ -191,6 +191,17 @@ func varyFields(h policy.FieldReader) []string {
 	}
 	return out
 }
+
+// varyNames is a vary marker's Derived data: the names its Vary field
+// lists, parsed.
+type varyNames []string
+
+// markerDeriveKey is the store.Deriving key of vary markers, whose Derived
+// data depends on no option.
+const markerDeriveKey = "vary marker"
+
+// DeriveKey names what derives vn (store.Deriving).
+func (varyNames) DeriveKey() string { return markerDeriveKey }
 
 // derived is what the handler computes once per stored entry
 // (store.Entry.Derived), so that a hit parses no header field.

@@ -1,0 +1,216 @@
+package memory
+
+import (
+	"context"
+	"errors"
+	"runtime"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/caddy-edge/edge/cache/store"
+)
+
+// keyed is Derived data that names its deriver's key, as the handler's
+// does.
+type keyed struct{ key, etag string }
+
+func (k *keyed) DeriveKey() string { return k.key }
+
+func putDerived(t testing.TB, c *Cache, key, etag string, derived any) {
+	t.Helper()
+	e := entry()
+	e.Header = store.Fields{"Content-Type", "text/plain", "Etag", etag}
+	e.Derived = derived
+	w, err := c.Put(context.Background(), key, e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write([]byte("body of " + key))
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestMetaRoundTrip(t *testing.T) {
+	now := time.Now()
+	e := &store.Entry{
+		Status:       203,
+		Header:       store.Fields{"A", "1", "B", "2", "B", "3", "C", ""},
+		RequestTime:  now.Add(-time.Second),
+		ResponseTime: now,
+		Tags:         []string{"t1", "t2"},
+		SoftPurged:   true,
+	}
+	got, ok := decodeMeta(encodeMeta(e))
+	if !ok {
+		t.Fatal("decodeMeta failed")
+	}
+	if got.Status != 203 || !slices.Equal(got.Header, e.Header) || !got.RequestTime.Equal(e.RequestTime) ||
+		!got.ResponseTime.Equal(now) || !got.Expires.IsZero() || !slices.Equal(got.Tags, e.Tags) || !got.SoftPurged {
+		t.Errorf("decoded %+v, want %+v", got, e)
+	}
+	e.SoftPurged = false
+	meta := encodeMeta(e)
+	if softPurged(meta) || !softPurged(setSoftPurged(meta)) || softPurged(meta) {
+		t.Error("setSoftPurged does not mark a copy, or changed the original")
+	}
+	if tags := metaTags(meta); !slices.Equal(tags, e.Tags) {
+		t.Errorf("metaTags = %q", tags)
+	}
+}
+
+// Hits on an entry whose decoded metadata is kept get the same decoded
+// entry, with the Derived data given to Put: nothing decoded or derived.
+func TestHitsUseTheKeptEntry(t *testing.T) {
+	c := newCache(t, Config{})
+	derived := &keyed{key: "a"}
+	putDerived(t, c, "k", `"1"`, derived)
+	e1, _, err := c.Get(context.Background(), "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e2, _, _ := c.Get(context.Background(), "k")
+	if e1 != e2 || e1.Derived != derived {
+		t.Errorf("two hits got entries %p and %p, Derived %v; want one kept entry with the Derived given", e1, e2, e1.Derived)
+	}
+	if e1.Size != int64(len("body of k")) || e1.Header.Get("Etag") != `"1"` {
+		t.Errorf("kept entry %+v", e1)
+	}
+}
+
+// In a store whose budget keeps few entries decoded, hits on the others
+// decode them and derive their data with the function of their own key:
+// sites with other options that share a store each derive their entries.
+func TestColdEntriesDeriveWithTheirOwnFunction(t *testing.T) {
+	c := newCache(t, Config{MaxSize: 1 << 20})
+	for _, k := range []string{"a", "b"} {
+		c.SetDerive(k, func(e *store.Entry) any { return &keyed{key: k, etag: e.Header.Get("Etag")} })
+	}
+	const n = 2000
+	for i := range n {
+		var derived any
+		switch i % 3 {
+		case 0:
+			derived = &keyed{key: "a"}
+		case 1:
+			derived = &keyed{key: "b"}
+		default:
+			derived = "no key"
+		}
+		putDerived(t, c, strconv.Itoa(i), strconv.Itoa(i), derived)
+	}
+	if used, bound := c.kept.Used(), c.MaxSize()/keptShare; used > bound {
+		t.Errorf("%d bytes of decoded metadata kept, over its bound %d", used, bound)
+	}
+	cold := 0
+	for i := range n {
+		e, _, err := c.Get(context.Background(), strconv.Itoa(i))
+		if errors.Is(err, store.ErrNotFound) {
+			continue // evicted
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, _ := e.Derived.(*keyed)
+		if d == nil || d.etag == "" {
+			continue // kept, with what Put gave
+		}
+		cold++
+		if want := []string{"a", "b"}[i%3]; i%3 == 2 || d.key != want || d.etag != strconv.Itoa(i) {
+			t.Fatalf("entry %d decoded with Derived %+v, want key %q and its own Etag", i, d, want)
+		}
+	}
+	if cold < n/3 {
+		t.Errorf("only %d of %d entries were decoded at a hit: the test checks too little", cold, n)
+	}
+}
+
+// A soft purge or an Update makes a new item: the entry kept for the old
+// one is not served any more.
+func TestChangesDropTheKeptEntry(t *testing.T) {
+	ctx := context.Background()
+	c := newCache(t, Config{})
+	putDerived(t, c, "k", `"1"`, &keyed{key: "a"})
+	old, _, _ := c.Get(ctx, "k")
+	if n, _ := c.PurgePrefix(ctx, "k", true); n != 1 {
+		t.Fatalf("soft purge marked %d entries", n)
+	}
+	e, _, err := c.Get(ctx, "k")
+	if err != nil || e == old || !e.SoftPurged {
+		t.Fatalf("after a soft purge: %+v, %v; want a new entry, soft purged", e, err)
+	}
+	ne := entry()
+	ne.Header = store.Fields{"Etag", `"2"`}
+	if err := c.Update(ctx, "k", ne); err != nil {
+		t.Fatal(err)
+	}
+	e, _, _ = c.Get(ctx, "k")
+	if e.SoftPurged || e.Header.Get("Etag") != `"2"` {
+		t.Errorf("after an Update: %+v", e)
+	}
+	if used := c.kept.Used(); used != keptCost(e) {
+		t.Errorf("%d bytes of decoded metadata kept for one entry, want %d", used, keptCost(e))
+	}
+}
+
+// Metadata that does not decode (memory corrupted) is a miss and a store
+// error, never a wrong entry.
+func TestCorruptMetadataIsAMiss(t *testing.T) {
+	c := newCache(t, Config{})
+	putDerived(t, c, "k", `"1"`, nil)
+	it, _ := c.c.GetIfPresent("k")
+	c.kept.Drop(&it.kept)
+	it.meta = it.meta[:len(it.meta)-1]
+	if _, _, err := c.Get(context.Background(), "k"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Get of corrupt metadata = %v, want ErrNotFound", err)
+	}
+	if st := c.Stats(); st.Errors != 1 {
+		t.Errorf("Stats.Errors = %d, want 1", st.Errors)
+	}
+}
+
+// BenchmarkEntryHeap stores entries with the header of benchEntry and a
+// 1 KiB body and reports the heap each takes beyond its key and body: with
+// its decoded metadata kept (an entry hits use) and without (the others).
+func BenchmarkEntryHeap(b *testing.B) {
+	const n = 20000
+	body := make([]byte, 1024)
+	for b.Loop() {
+		var before, kept, cold runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		c, err := New(Config{MaxSize: 1 << 30})
+		if err != nil {
+			b.Fatal(err)
+		}
+		keys := 0
+		for i := range n {
+			key := "example.com/entry/" + strconv.Itoa(i)
+			keys += len(key)
+			e := benchEntry()
+			e.Derived = &keyed{key: "a"}
+			w, _ := c.Put(context.Background(), key, e)
+			w.Write(body)
+			if err := w.Commit(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&kept)
+		for _, it := range c.c.All() {
+			c.kept.Drop(&it.kept)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&cold)
+		per := func(m runtime.MemStats) float64 {
+			return float64(int64(m.HeapAlloc-before.HeapAlloc)-int64(keys)-int64(n*len(body))) / n
+		}
+		b.ReportMetric(per(kept), "kept-B/entry")
+		b.ReportMetric(per(cold), "cold-B/entry")
+		b.ReportMetric(float64(len(encodeMeta(benchEntry()))), "meta-B")
+		c.Close()
+		runtime.KeepAlive(c)
+	}
+}
