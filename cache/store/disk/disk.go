@@ -43,6 +43,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddy-edge/edge/cache/store"
+	"github.com/caddy-edge/edge/cache/store/internal/keep"
 	"github.com/caddy-edge/edge/cache/store/internal/unixtime"
 )
 
@@ -117,12 +118,9 @@ type ient struct {
 	// verified tells that this process wrote the file or checked its
 	// body against its checksum.
 	verified atomic.Bool
-	// meta is the entry decoded from the file, for a body served from
-	// the file (see meta.go); nil until a hit decoded it (or after the
-	// clock took it back), metaDropped once the entry left the index.
-	meta atomic.Pointer[cachedMeta]
-	// metaRef: a hit used meta since the clock's hand last passed.
-	metaRef atomic.Bool
+	// meta keeps the entry decoded from the file, for a body served from
+	// the file (see meta.go), while Cache.metas lets it.
+	meta keep.Slot[cachedMeta]
 	// rewrites counts the in-place rewrites of the file (soft purges),
 	// so that a hit that read the file before one does not keep what it
 	// read. Changed under Cache.mu.
@@ -155,7 +153,7 @@ type Cache struct {
 
 	writeLog, readLog limitedLog
 
-	metas     metaClock // which entries keep decoded metadata
+	metas     *keep.Clock[cachedMeta] // which entries keep decoded metadata
 	derive    atomic.Pointer[deriver]
 	deriveGen atomic.Uint64
 
@@ -215,6 +213,7 @@ func Open(cfg Config) (*Cache, error) {
 		tomb:       make(map[string]struct{}),
 		ready:      make(chan struct{}),
 		createTemp: createTemp,
+		metas:      keep.NewClock[cachedMeta](metaKeptMax, metaMaxCost),
 	}
 	if c.now == nil {
 		c.now = time.Now
@@ -528,7 +527,7 @@ func (c *Cache) dropLocked(key string) {
 	if ie == nil {
 		return
 	}
-	ie.meta.Store(metaDropped)
+	c.metas.Drop(&ie.meta)
 	delete(c.index, key)
 	c.bytes -= ie.cost()
 	for _, t := range ie.tags {
@@ -936,7 +935,7 @@ func (c *Cache) softPurge(key, tag string) bool {
 	// The decoded metadata no longer holds, and a hit reading the file
 	// meanwhile must not keep what it read.
 	ie.rewrites.Add(1)
-	ie.meta.Store(nil)
+	c.metas.Forget(&ie.meta)
 	if _, err := f.WriteAt(b[:], 0); err != nil {
 		c.writeFailed(err)
 		return false

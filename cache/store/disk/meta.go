@@ -1,24 +1,22 @@
 package disk
 
 import (
-	"sync"
-
 	"github.com/caddy-edge/edge/cache/store"
 )
 
 // A hit on a body served from its file (over inlineMax, verified) needs
 // the entry's metadata, which is at the start of the file. Reading and
 // decoding it, and deriving its freshness, was about 7 % of a 16 KiB disk
-// hit's CPU. The store keeps it decoded on the index entry for up to
-// metaCacheMax entries, chosen by a CLOCK (metaClock), and a hit then only
+// hit's CPU. The store keeps it decoded on the index entry, within
+// metaKeptMax bytes, chosen by a CLOCK (Cache.metas), and a hit then only
 // opens the file and checks its length.
 //
 // Kept metadata is never served after the file changed: a replacement or
-// Update installs a new index entry (the old one's meta becomes
-// metaDropped, which takes no metadata any more); a soft purge clears it
-// and counts a rewrite, so that a hit that read the file before does not
-// keep what it read; and a hit checks under c.mu, after opening the file,
-// that the index entry it used is still the one under the key.
+// Update installs a new index entry (the old one's meta is dropped, and
+// takes no metadata any more); a soft purge forgets it and counts a
+// rewrite, so that a hit that read the file before does not keep what it
+// read; and a hit checks under c.mu, after opening the file, that the
+// index entry it used is still the one under the key.
 
 // cachedMeta is an entry file's decoded metadata: the entry (shared by the
 // hits, never modified), where the body starts in the file, and the derive
@@ -29,17 +27,13 @@ type cachedMeta struct {
 	gen  uint64
 }
 
-// metaDropped marks the meta of an entry that left the index.
-var metaDropped = new(cachedMeta)
-
-// metaCacheMax bounds the entries whose metadata is kept decoded, and
-// metaMaxCost the memory one may take (estimated by metaCost): about 1 KB
-// each for usual headers, at most 8,192 x 4 KiB = 32 MiB whatever the
-// origin sends. An entry with more metadata is read from its file at each
-// hit, as before.
+// metaKeptMax bounds the memory the kept metadata takes (estimated by
+// metaCost), and metaMaxCost the metadata of one entry: about 1 KB each
+// for usual headers, so about 8,000 entries keep theirs. An entry with
+// more metadata is read from its file at each hit.
 const (
-	metaCacheMax = 8192
-	metaMaxCost  = 4 << 10
+	metaKeptMax = 8 << 20
+	metaMaxCost = 4 << 10
 )
 
 // metaCost estimates the memory the decoded metadata of an entry takes:
@@ -47,52 +41,6 @@ const (
 // headers of its fields, and the entry and derived structs.
 func metaCost(base int64, e *store.Entry) int64 {
 	return base + 32*int64(e.Header.Len()+len(e.Tags)) + 512
-}
-
-// metaClock holds the entries that keep decoded metadata, at most
-// metaCacheMax, and chooses the one that gives its place to a new one: the
-// first from the hand that no hit used since the hand last passed (the
-// CLOCK approximation of least recently used).
-type metaClock struct {
-	mu    sync.Mutex
-	slots []*ient
-	hand  int
-	max   int // metaCacheMax unless a test sets it
-}
-
-// place makes ie (whose meta is nil) keep m, taking a free place or the
-// first place from the hand whose entry was not used since the hand last
-// passed (that entry's metadata is dropped); it gives up after two turns.
-func (k *metaClock) place(ie *ient, m *cachedMeta) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if k.max == 0 {
-		k.max = metaCacheMax
-	}
-	if len(k.slots) < k.max {
-		if ie.meta.CompareAndSwap(nil, m) {
-			k.slots = append(k.slots, ie)
-		}
-		return
-	}
-	for range 2 * len(k.slots) {
-		i := k.hand
-		k.hand = (k.hand + 1) % len(k.slots)
-		s := k.slots[i]
-		cur := s.meta.Load()
-		if cur != nil && cur != metaDropped {
-			if s.metaRef.Swap(false) {
-				continue // used since the hand last passed: a second chance
-			}
-			if !s.meta.CompareAndSwap(cur, nil) {
-				continue
-			}
-		}
-		if ie.meta.CompareAndSwap(nil, m) {
-			k.slots[i] = ie
-		}
-		return
-	}
 }
 
 // deriver is the handler's function that computes Entry.Derived (see
@@ -126,8 +74,8 @@ func (c *Cache) currentDeriveGen() uint64 {
 // checked, its metadata neither read nor decoded. ok is false when there
 // is none to use; the caller then reads the file.
 func (c *Cache) getCached(key, path string, ie *ient) (e *store.Entry, body store.Body, ok bool) {
-	m := ie.meta.Load()
-	if m == nil || m == metaDropped || m.gen != c.currentDeriveGen() || c.inline(ie.bodyLen, ie.verified.Load()) {
+	m := ie.meta.Load(c.metas)
+	if m == nil || m.gen != c.currentDeriveGen() || c.inline(ie.bodyLen, ie.verified.Load()) {
 		return nil, nil, false
 	}
 	f, err := openRead(path)
@@ -144,9 +92,6 @@ func (c *Cache) getCached(key, path string, ie *ient) (e *store.Entry, body stor
 	if err != nil || fi.Size() != ie.fileSize || !current {
 		f.Close()
 		return nil, nil, false
-	}
-	if !ie.metaRef.Load() {
-		ie.metaRef.Store(true)
 	}
 	return m.e, &fileBody{f: f, base: m.base, size: ie.bodyLen}, true
 }
@@ -169,11 +114,8 @@ func (c *Cache) cacheMeta(key string, ie *ient, e *store.Entry, base int64, rewr
 	if c.index[key] != ie || ie.rewrites.Load() != rewrites {
 		return
 	}
-	switch old := ie.meta.Load(); {
-	case old == metaDropped:
-	case old != nil: // derived by an earlier function: replaced in place
-		ie.meta.CompareAndSwap(old, m)
-	default:
-		c.metas.place(ie, m)
+	if old := ie.meta.Load(c.metas); old != nil {
+		c.metas.Forget(&ie.meta) // derived by an earlier function
 	}
+	c.metas.Put(&ie.meta, m, metaCost(base, e))
 }

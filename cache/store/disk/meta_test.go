@@ -32,8 +32,8 @@ func TestHitsReuseDecodedMetadata(t *testing.T) {
 	if err != nil || !bytes.Equal(b2, body) {
 		t.Fatalf("second hit: %v, %d bytes", err, len(b2))
 	}
-	if e1 != e2 || e2.Derived != `"1"` || derived.Load() != 1 || c.metas.kept() != 1 {
-		t.Fatalf("the second hit decoded again: same entry %v, Derived %v, derived %d times, %d kept", e1 == e2, e2.Derived, derived.Load(), c.metas.kept())
+	if e1 != e2 || e2.Derived != `"1"` || derived.Load() != 1 || c.metas.Len() != 1 {
+		t.Fatalf("the second hit decoded again: same entry %v, Derived %v, derived %d times, %d kept", e1 == e2, e2.Derived, derived.Load(), c.metas.Len())
 	}
 
 	if _, err := c.PurgePrefix(ctx, "k", true); err != nil {
@@ -69,7 +69,7 @@ func TestHitsReuseDecodedMetadata(t *testing.T) {
 	if err := c.Delete(ctx, "k"); err != nil {
 		t.Fatal(err)
 	}
-	if n := c.metas.kept(); n != 0 {
+	if n := c.metas.Len(); n != 0 {
 		t.Errorf("%d entries counted as kept decoded after the last was deleted", n)
 	}
 }
@@ -147,7 +147,7 @@ func TestMetadataReadBeforeASoftPurgeIsNotKept(t *testing.T) {
 		t.Fatal("soft purge failed")
 	}
 	c.cacheMeta("k", ie, read, prefixLen, rewrites)
-	if ie.meta.Load() != nil {
+	if ie.meta.Kept(c.metas) {
 		t.Fatal("metadata read before a soft purge was kept")
 	}
 	if e, _, err := get(t, c, "k"); err != nil || !e.SoftPurged {
@@ -155,25 +155,11 @@ func TestMetadataReadBeforeASoftPurgeIsNotKept(t *testing.T) {
 	}
 }
 
-// kept returns the number of entries holding decoded metadata.
-func (k *metaClock) kept() int {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	n := 0
-	for _, s := range k.slots {
-		if m := s.meta.Load(); m != nil && m != metaDropped {
-			n++
-		}
-	}
-	return n
-}
-
 // At the bound, the metadata of an entry no hit used since the clock's
 // hand last passed gives its place to the new one; used entries keep
 // theirs.
 func TestKeptMetadataGoesToEntriesInUse(t *testing.T) {
 	c := open(t, Config{NoSync: true})
-	c.metas.max = 4
 	body := bytes.Repeat([]byte("b"), 64<<10)
 	keys := []string{"e1", "e2", "e3", "e4", "e5"}
 	for _, k := range keys {
@@ -188,10 +174,13 @@ func TestKeptMetadataGoesToEntriesInUse(t *testing.T) {
 	kept := func(k string) bool {
 		c.mu.RLock()
 		defer c.mu.RUnlock()
-		m := c.index[k].meta.Load()
-		return m != nil && m != metaDropped
+		return c.index[k].meta.Kept(c.metas)
 	}
-	for _, k := range keys[:4] {
+	hit("e1")
+	// Room for the metadata of four entries, not five: they differ by a
+	// few bytes (their times' encodings).
+	c.metas.SetMax(4*c.metas.Used()+64, metaMaxCost)
+	for _, k := range keys[1:4] {
 		hit(k) // decoded and kept: the four places are taken
 	}
 	hit("e1") // used again: a second chance
@@ -202,12 +191,12 @@ func TestKeptMetadataGoesToEntriesInUse(t *testing.T) {
 			t.Errorf("%s keeps metadata: %v, want %v", k, kept(k), want)
 		}
 	}
-	if n := c.metas.kept(); n != 4 {
+	if n := c.metas.Len(); n != 4 {
 		t.Errorf("%d entries keep metadata, want the bound, 4", n)
 	}
 	hit("e3") // decoded again, and kept in the place of one not used since
-	if !kept("e3") || c.metas.kept() != 4 {
-		t.Errorf("e3 kept %v, %d kept", kept("e3"), c.metas.kept())
+	if !kept("e3") || c.metas.Len() != 4 {
+		t.Errorf("e3 kept %v, %d kept", kept("e3"), c.metas.Len())
 	}
 }
 
@@ -223,7 +212,7 @@ func TestLargeMetadataIsNotKept(t *testing.T) {
 			t.Fatalf("hit: %v", err)
 		}
 	}
-	if n := c.metas.kept(); n != 0 {
+	if n := c.metas.Len(); n != 0 {
 		t.Errorf("%d entries keep metadata over the bound", n)
 	}
 }

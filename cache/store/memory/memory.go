@@ -140,7 +140,7 @@ func New(cfg Config) (*Cache, error) {
 	if cfg.MaxSize == 0 {
 		cfg.MaxSize = DefaultMaxSize
 	}
-	c := &Cache{tags: make(map[string]map[string]*item), kept: keep.NewClock[store.Entry](0)}
+	c := &Cache{tags: make(map[string]map[string]*item), kept: keep.NewClock[store.Entry](0, 0)}
 	if cfg.Now != nil {
 		c.clock = clock{cfg.Now}
 	} else {
@@ -197,7 +197,9 @@ func (c *Cache) Resize(maxSize int64) error {
 func (c *Cache) setLimits(maxSize int64) {
 	c.maxSize.Store(maxSize)
 	c.maxEntry.Store(min(maxSize/MaxEntryFraction, math.MaxUint32))
-	c.kept.SetMax(maxSize / keptShare)
+	// One decoded entry may take 1/8 of the share, as one entry may of
+	// the budget.
+	c.kept.SetMax(maxSize/keptShare, maxSize/keptShare/MaxEntryFraction)
 }
 
 // entriesShare is the part of the budget that holds the entries

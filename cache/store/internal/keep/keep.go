@@ -45,21 +45,38 @@ type Clock[T any] struct {
 	hand   int
 	used   int64
 	max    int64
+	// maxValue bounds one value's cost: a value that would push out many
+	// others at once is not kept.
+	maxValue int64
 	// dropped is the value of a slot whose entry left its store: it never
 	// keeps a value again.
 	dropped *T
 }
 
-// NewClock returns a Clock that keeps at most max bytes of values.
-func NewClock[T any](max int64) *Clock[T] {
-	return &Clock[T]{max: max, dropped: new(T)}
+// NewClock returns a Clock that keeps at most max bytes of values, none
+// costing more than maxValue.
+func NewClock[T any](max, maxValue int64) *Clock[T] {
+	return &Clock[T]{max: max, maxValue: maxValue, dropped: new(T)}
 }
 
-// SetMax changes the bound; values over it leave at the next Put.
-func (c *Clock[T]) SetMax(max int64) {
+// SetMax changes the bounds; values over them leave at the next Put.
+func (c *Clock[T]) SetMax(max, maxValue int64) {
 	c.mu.Lock()
-	c.max = max
+	c.max, c.maxValue = max, maxValue
 	c.mu.Unlock()
+}
+
+// Kept reports whether s keeps a value, without marking it used.
+func (s *Slot[T]) Kept(c *Clock[T]) bool {
+	v := s.v.Load()
+	return v != nil && v != c.dropped
+}
+
+// Len returns the number of values kept.
+func (c *Clock[T]) Len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.places) - len(c.free)
 }
 
 // Used returns the sum of the kept values' costs.
@@ -71,13 +88,13 @@ func (c *Clock[T]) Used() int64 {
 
 // Put makes s keep v, which costs cost bytes, and reports whether it
 // does. It does not when s keeps a value already or was dropped, or when
-// v costs more than 1/8 of the bound. To make room it takes values from
+// v costs more than the bound of one value. To make room it takes values from
 // the slots that the hand finds not used since it last passed them
 // (giving a used one a second chance).
 func (c *Clock[T]) Put(s *Slot[T], v *T, cost int64) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if cost > c.max/8 || s.v.Load() != nil {
+	if cost > c.maxValue || s.v.Load() != nil {
 		return false
 	}
 	for n := 2*len(c.places) + 1; c.used+cost > c.max && n > 0; n-- {

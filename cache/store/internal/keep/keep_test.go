@@ -15,10 +15,10 @@ func slots(n int) []*Slot[val] {
 	return s
 }
 
-// The kept values' costs never exceed the bound, and a value over 1/8 of
-// it is not kept at all.
+// The kept values' costs never exceed the bound, and a value over the
+// bound of one is not kept at all.
 func TestBoundInBytes(t *testing.T) {
-	c := NewClock[val](1000)
+	c := NewClock[val](1000, 125)
 	ss := slots(100)
 	for i, s := range ss {
 		c.Put(s, &val{i}, 100)
@@ -32,17 +32,17 @@ func TestBoundInBytes(t *testing.T) {
 			kept++
 		}
 	}
-	if kept != 10 {
-		t.Errorf("%d values kept, want 10 of 100 bytes each under 1000", kept)
+	if kept != 10 || c.Len() != 10 {
+		t.Errorf("%d values kept (Len %d), want 10 of 100 bytes each under 1000", kept, c.Len())
 	}
 	if c.Put(new(Slot[val]), &val{}, 126) {
-		t.Error("a value of 126 bytes was kept under a bound of 1000")
+		t.Error("a value of 126 bytes was kept under a bound of 125 a value")
 	}
 }
 
 // A value used since the hand last passed stays; one not used makes room.
 func TestUsedValuesStay(t *testing.T) {
-	c := NewClock[val](800)
+	c := NewClock[val](800, 125)
 	ss := slots(8)
 	for i, s := range ss {
 		if !c.Put(s, &val{i}, 100) {
@@ -56,7 +56,7 @@ func TestUsedValuesStay(t *testing.T) {
 		}
 		c.Put(new(Slot[val]), &val{100 + round}, 100)
 	}
-	if ss[0].Load(c) != nil {
+	if ss[0].Kept(c) {
 		t.Error("the first value, never used, is still kept after 50 puts")
 	}
 }
@@ -64,7 +64,7 @@ func TestUsedValuesStay(t *testing.T) {
 // A dropped slot keeps nothing and takes nothing any more; a forgotten
 // one may keep a value again.
 func TestDropAndForget(t *testing.T) {
-	c := NewClock[val](1000)
+	c := NewClock[val](1000, 125)
 	s := new(Slot[val])
 	c.Put(s, &val{1}, 100)
 	c.Drop(s)
@@ -94,7 +94,7 @@ func TestDropAndForget(t *testing.T) {
 // Puts, loads, drops and forgets from many goroutines keep the count of
 // bytes exact (run under -race).
 func TestConcurrentUse(t *testing.T) {
-	c := NewClock[val](50 * 100)
+	c := NewClock[val](50*100, 125)
 	ss := slots(400)
 	var wg sync.WaitGroup
 	for g := range 4 {
