@@ -346,7 +346,8 @@ hz=$(getconf CLK_TCK)
 # The Zipf scenarios: a script that draws each path from a Zipf
 # distribution (s = 1.1) over /z/1 ... /z/<keys> (or, with "hot", makes the
 # same draw and asks for /z/1, so that wrk spends the same on both), and one
-# that fills the store with every key.
+# that fills the store with every key, from the key its third argument
+# names on.
 cat >"$work/zipf.lua" <<'LUA'
 local threads = 0
 function setup(thread) threads = threads + 1; thread:set("id", threads) end
@@ -371,7 +372,7 @@ LUA
 cat >"$work/zipf-fill.lua" <<'LUA'
 local threads = 0
 function setup(thread) threads = threads + 1; thread:set("id", threads) end
-function init(args) size, n = args[1], tonumber(args[2]); k = id - 2 end
+function init(args) size, n, start = args[1], tonumber(args[2]), tonumber(args[3]); k = start + id - 2 end
 function request()
 	k = k + 2
 	if k > n then k = id end
@@ -383,7 +384,9 @@ if printf '%s\n' "${scenarios[@]}" | grep -qE '^zipf'; then
 		entries() { curl -s 127.0.0.1:18019/http_cache/stats | tr -d ' \n' | grep -oE "\"name\":\"memory/zipf$size\",\"entries\":[0-9]+" | grep -oE '[0-9]+$' || echo 0; }
 		for _ in $(seq 30); do
 			[ "$(entries)" -ge "$(zipf_keys_of "$size")" ] && break
-			wrk -t2 -c64 -d5s -s "$work/zipf-fill.lua" "http://127.0.0.1:$(port_of zipf "$size")/" -- "$size" "$(zipf_keys_of "$size")" >/dev/null
+			# Each run starts where the store's count says the last one
+			# stopped, not at the first key again.
+			wrk -t2 -c64 -d5s -s "$work/zipf-fill.lua" "http://127.0.0.1:$(port_of zipf "$size")/" -- "$size" "$(zipf_keys_of "$size")" "$(entries)" >/dev/null
 		done
 		echo "--- $size B: the Zipf store holds $(entries) entries ($(zipf_keys_of "$size") keys)"
 	done
