@@ -233,8 +233,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	// entries it read elsewhere (tiered's memory tier) derives them once,
 	// so that its hits parse no header.
 	if ds, ok := h.Store.(store.Deriving); ok {
-		ds.SetDerive(h.optsKey, h.deriveEntry)
-		ds.SetDerive(markerDeriveKey, h.deriveEntry)
+		// The function holds the options, not the handler: a store
+		// outlives the configs it served.
+		fn := optionsDeriver{key: h.optsKey, opts: h.opts}.entry
+		ds.SetDerive(h.optsKey, fn)
+		ds.SetDerive(markerDeriveKey, fn)
 	}
 	h.flights = make(map[string]*flight)
 	h.hfm = make(map[string]time.Time)
@@ -249,13 +252,19 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	return nil
 }
 
-// deriveEntry returns what a fetch stores as e.Derived: the derived data,
-// or for a vary marker (status 0) its Vary field names.
-func (h *Handler) deriveEntry(e *store.Entry) any {
+// optionsDeriver derives entries' data with one set of options.
+type optionsDeriver struct {
+	key  string
+	opts policy.Options
+}
+
+// entry returns what a fetch stores as e.Derived: the derived data, or
+// for a vary marker (status 0) its Vary field names.
+func (d optionsDeriver) entry(e *store.Entry) any {
 	if e.Status == 0 {
 		return varyFields(&e.Header)
 	}
-	return h.derive(e.Status, &e.Header, e.RequestTime, e.ResponseTime)
+	return d.derive(e.Status, &e.Header, e.RequestTime, e.ResponseTime)
 }
 
 // loadStore loads the configured store, or the default memory store, and

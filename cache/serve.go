@@ -249,9 +249,15 @@ func (d *derived) contentLengthOf(size int64) string {
 // derive computes the derived data of an entry with status, header and
 // times as given.
 func (h *Handler) derive(status int, hdr policy.FieldReader, requestTime, responseTime time.Time) *derived {
+	return optionsDeriver{key: h.optsKey, opts: h.opts}.derive(status, hdr, requestTime, responseTime)
+}
+
+// derive computes the derived data of an entry with status, header and
+// times as given, with d's options.
+func (d optionsDeriver) derive(status int, hdr policy.FieldReader, requestTime, responseTime time.Time) *derived {
 	return &derived{
-		optsKey:    h.optsKey,
-		fresh:      policy.ResponseFreshnessStatus(status, hdr, responseTime, h.opts),
+		optsKey:    d.key,
+		fresh:      policy.ResponseFreshnessStatus(status, hdr, responseTime, d.opts),
 		initialAge: policy.CorrectedInitialAge(hdr, requestTime, responseTime),
 	}
 }
