@@ -22,7 +22,9 @@ import (
 //	flags byte (flagSoftPurged), status, request time, response time,
 //	expires, tags, header fields
 //
-// The body's length is the body's.
+// The body's length is the body's. Header fields are encoded as the disk
+// store's are, but for their names: a common name (commonNames) is one
+// byte, its number, and another name a 0 byte and the name.
 
 const flagSoftPurged = 1
 
@@ -38,7 +40,7 @@ func encodeMeta(e *store.Entry) string {
 	b = codec.AppendTime(b, e.ResponseTime)
 	b = codec.AppendTime(b, e.Expires)
 	b = codec.AppendStrings(b, e.Tags)
-	b = codec.AppendFields(b, e.Header)
+	b = appendFields(b, e.Header)
 	return string(b) // its exact length: the string is kept
 }
 
@@ -53,7 +55,7 @@ func decodeMeta(meta string) (*store.Entry, bool) {
 	e.ResponseTime = d.Time()
 	e.Expires = d.Time()
 	e.Tags = d.Strings()
-	e.Header = d.Fields()
+	e.Header = decodeFields(d)
 	if d.Failed() || len(d.Rest()) != 0 {
 		return nil, false
 	}
@@ -70,6 +72,81 @@ func metaTags(meta string) []string {
 	d.Time()
 	d.Time()
 	return d.Strings()
+}
+
+// commonNames are the response header fields most stored responses
+// carry, in canonical form: encoded as their number (1-based), and
+// decoded as these strings, they take one byte of an entry's metadata.
+// Numbers are private to the process; the list may change freely.
+var commonNames = [...]string{
+	"Accept-Ranges", "Access-Control-Allow-Credentials", "Access-Control-Allow-Headers",
+	"Access-Control-Allow-Methods", "Access-Control-Allow-Origin", "Access-Control-Expose-Headers",
+	"Access-Control-Max-Age", "Age", "Allow", "Alt-Svc", "Cache-Control", "Cache-Tag",
+	"Cdn-Cache-Control", "Content-Disposition", "Content-Encoding", "Content-Language",
+	"Content-Length", "Content-Location", "Content-Range", "Content-Security-Policy",
+	"Content-Security-Policy-Report-Only", "Content-Type", "Cross-Origin-Embedder-Policy",
+	"Cross-Origin-Opener-Policy", "Cross-Origin-Resource-Policy", "Date", "Etag", "Expires",
+	"Last-Modified", "Link", "Location", "Nel", "Permissions-Policy", "Pragma", "Referrer-Policy",
+	"Report-To", "Retry-After", "Server", "Server-Timing", "Strict-Transport-Security",
+	"Surrogate-Control", "Surrogate-Key", "Timing-Allow-Origin", "Vary", "Via", "Www-Authenticate",
+	"X-Cache", "X-Content-Type-Options", "X-Frame-Options", "X-Powered-By", "X-Request-Id",
+	"X-Xss-Protection",
+}
+
+// nameCodes numbers commonNames.
+var nameCodes = func() map[string]byte {
+	m := make(map[string]byte, len(commonNames))
+	for i, n := range commonNames {
+		m[n] = byte(i + 1)
+	}
+	return m
+}()
+
+// appendFields appends f as codec.AppendFields does, a common name as
+// its number.
+func appendFields(b []byte, f store.Fields) []byte {
+	b = binary.AppendUvarint(b, uint64(f.Names()))
+	for k, pairs := range f.Groups() {
+		if c, ok := nameCodes[k]; ok {
+			b = append(b, c)
+		} else {
+			b = codec.AppendString(append(b, 0), k)
+		}
+		b = binary.AppendUvarint(b, uint64(pairs.Len()))
+		for _, v := range pairs.All() {
+			b = codec.AppendString(b, v)
+		}
+	}
+	return b
+}
+
+// decodeFields reads fields written by appendFields; nil for none. The
+// result is capped, so that an append by a reader never writes into a
+// shared array.
+func decodeFields(d *codec.Decoder) store.Fields {
+	n := d.Count()
+	if n == 0 {
+		return nil
+	}
+	f := make(store.Fields, 0, 2*n)
+	for range n {
+		var k string
+		switch c := d.Byte(); {
+		case c == 0:
+			k = d.String()
+		case int(c) <= len(commonNames):
+			k = commonNames[c-1]
+		default:
+			d.Fail()
+		}
+		for range d.Count() {
+			f = append(f, k, d.String())
+		}
+		if d.Failed() {
+			return nil
+		}
+	}
+	return f[:len(f):len(f)]
 }
 
 func softPurged(meta string) bool { return meta != "" && meta[0]&flagSoftPurged != 0 }

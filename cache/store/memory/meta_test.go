@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/textproto"
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -38,7 +40,7 @@ func TestMetaRoundTrip(t *testing.T) {
 	now := time.Now()
 	e := &store.Entry{
 		Status:       203,
-		Header:       store.Fields{"A", "1", "B", "2", "B", "3", "C", ""},
+		Header:       store.Fields{"A", "1", "B", "2", "B", "3", "C", "", "Cache-Control", "max-age=1", "Vary", "A", "Vary", "B"},
 		RequestTime:  now.Add(-time.Second),
 		ResponseTime: now,
 		Tags:         []string{"t1", "t2"},
@@ -59,6 +61,35 @@ func TestMetaRoundTrip(t *testing.T) {
 	}
 	if tags := metaTags(meta); !slices.Equal(tags, e.Tags) {
 		t.Errorf("metaTags = %q", tags)
+	}
+}
+
+// The common names are canonical, as stored fields' names are (or no
+// field would ever be encoded by its number), and each is listed once.
+func TestCommonNames(t *testing.T) {
+	if len(commonNames) > 255 {
+		t.Fatalf("%d common names do not fit in a byte", len(commonNames))
+	}
+	seen := map[string]bool{}
+	for _, n := range commonNames {
+		if textproto.CanonicalMIMEHeaderKey(n) != n || seen[n] {
+			t.Errorf("common name %q is not canonical, or listed twice", n)
+		}
+		seen[n] = true
+	}
+	meta := encodeMeta(&store.Entry{Header: store.Fields{"Cache-Control", "max-age=1"}})
+	if strings.Contains(meta, "Cache-Control") {
+		t.Error("a common name was encoded in full")
+	}
+	// A name number past the list is corrupt metadata, not a name.
+	bad := []byte(meta)
+	at := strings.Index(meta, "max-age=1") - 3 // the name, its value count, the value's length
+	if bad[at] != nameCodes["Cache-Control"] {
+		t.Fatalf("byte %d is %d, not the name's number", at, bad[at])
+	}
+	bad[at] = byte(len(commonNames) + 1)
+	if _, ok := decodeMeta(string(bad)); ok {
+		t.Error("a name number past the list decoded")
 	}
 }
 
