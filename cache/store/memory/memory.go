@@ -3,10 +3,10 @@
 // A Cache holds each body in one []byte and each entry's metadata
 // encoded in one string, and bounds the total by a byte budget. The
 // entries that hits use keep their metadata decoded as well, within a
-// share of the budget (see keptShare). Eviction is W-TinyLFU (github.com/maypok86/otter/v2): an entry
-// that is requested often survives a burst of entries requested once, as a
-// scan of many URLs would bring. Entries also leave when their
-// store.Entry.Expires passes.
+// share of the budget (see keptShare). Eviction is W-TinyLFU
+// (github.com/maypok86/otter/v2): an entry that is requested often
+// survives a burst of entries requested once, as a scan of many URLs
+// would bring. Entries also leave when their store.Entry.Expires passes.
 //
 // The Caddy module http.cache.stores.memory (type Store) shares one Cache
 // per name between sites and across config reloads; see Store.
@@ -419,8 +419,7 @@ func (c *Cache) Entries(_ context.Context, prefix, after string, limit int) ([]s
 
 // Stats reports the number of entries, their total weight (bodies plus
 // the metadata estimate, and the decoded metadata kept) and the byte
-// budget. Expired entries count until
-// they are dropped.
+// budget. Expired entries count until they are dropped.
 func (c *Cache) Stats() store.Stats {
 	return store.Stats{
 		Entries:   c.entries.Load(),

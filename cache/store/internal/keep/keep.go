@@ -59,11 +59,12 @@ func NewClock[T any](max, maxValue int64) *Clock[T] {
 	return &Clock[T]{max: max, maxValue: maxValue, dropped: new(T)}
 }
 
-// SetMax changes the bounds; values over them leave at the next Put.
+// SetMax changes the bounds. A lower bound makes values leave at once.
 func (c *Clock[T]) SetMax(max, maxValue int64) {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.max, c.maxValue = max, maxValue
-	c.mu.Unlock()
+	c.makeRoom(0)
 }
 
 // Kept reports whether s keeps a value, without marking it used.
@@ -97,20 +98,7 @@ func (c *Clock[T]) Put(s *Slot[T], v *T, cost int64) bool {
 	if cost > c.maxValue || s.v.Load() != nil {
 		return false
 	}
-	for n := 2*len(c.places) + 1; c.used+cost > c.max && n > 0; n-- {
-		if c.hand >= len(c.places) {
-			c.hand = 0
-		}
-		i := c.hand
-		c.hand++
-		p := c.places[i]
-		if p.s == nil || p.s.ref.Swap(false) {
-			continue
-		}
-		c.remove(i)
-		p.s.v.Store(nil)
-	}
-	if c.used+cost > c.max {
+	if !c.makeRoom(cost) {
 		return false
 	}
 	var i int
@@ -129,6 +117,26 @@ func (c *Clock[T]) Put(s *Slot[T], v *T, cost int64) bool {
 		return false
 	}
 	return true
+}
+
+// makeRoom takes values from the slots the hand finds not used since it
+// last passed them until cost more bytes fit, and reports whether they
+// do. It gives up after two turns of the hand. Under c.mu.
+func (c *Clock[T]) makeRoom(cost int64) bool {
+	for n := 2*len(c.places) + 1; c.used+cost > c.max && n > 0; n-- {
+		if c.hand >= len(c.places) {
+			c.hand = 0
+		}
+		i := c.hand
+		c.hand++
+		p := c.places[i]
+		if p.s == nil || p.s.ref.Swap(false) {
+			continue
+		}
+		c.remove(i)
+		p.s.v.Store(nil)
+	}
+	return c.used+cost <= c.max
 }
 
 // remove empties place i. Under c.mu.

@@ -38,6 +38,10 @@ func TestBoundInBytes(t *testing.T) {
 	if c.Put(new(Slot[val]), &val{}, 126) {
 		t.Error("a value of 126 bytes was kept under a bound of 125 a value")
 	}
+	c.SetMax(500, 125)
+	if u, n := c.Used(), c.Len(); u > 500 || n != 5 {
+		t.Errorf("after the bound was lowered to 500: %d bytes in %d values kept", u, n)
+	}
 }
 
 // A value used since the hand last passed stays; one not used makes room.
