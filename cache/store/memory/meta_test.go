@@ -277,3 +277,28 @@ func originEntry() *store.Entry {
 		Size:         1024,
 	}
 }
+
+// BenchmarkGetDecoded is BenchmarkGetHit on an entry whose metadata is not
+// kept decoded: each hit decodes it and derives its data (here a small
+// struct, as the handler's), the cost of a hit on a cold entry.
+func BenchmarkGetDecoded(b *testing.B) {
+	ctx := context.Background()
+	c := newCache(b, Config{})
+	c.kept.SetMax(0, 0)
+	c.SetDerive("a", func(e *store.Entry) any { return &keyed{key: "a", etag: e.Header.Get("Etag")} })
+	e := originEntry()
+	e.Derived = &keyed{key: "a"}
+	w, _ := c.Put(ctx, "k", e)
+	w.Write(make([]byte, 1024))
+	if err := w.Commit(); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		e, body, err := c.Get(ctx, "k")
+		if err != nil || e.Derived == nil {
+			b.Fatal(err)
+		}
+		body.Close()
+	}
+}
