@@ -270,7 +270,7 @@ func (c *Cache) Put(_ context.Context, key string, e *store.Entry) (store.Writer
 	w := &writer{
 		c: c, key: key, limit: limit, hint: e.Size,
 		it:   c.newItem(meta, e),
-		meta: weight, derived: e.Derived,
+		meta: weight,
 	}
 	if e.Size > 0 {
 		// Up to preallocMax at once, the rest when the body gets there:
@@ -536,16 +536,13 @@ func metaWeight(key, meta string, tags []string) int64 {
 
 // writer buffers a body until Commit.
 type writer struct {
-	c   *Cache
-	key string
-	it  *item // the item to commit, without its body
-	// derived is the Derived data of the entry given to Put, kept with
-	// its decoded metadata.
-	derived any
-	meta    int64 // metaWeight of key and entry
-	limit   int64 // the entry weight limit when Put was called
-	hint    int64 // the size hint given to Put; -1 or 0 when unknown
-	buf     []byte
+	c     *Cache
+	key   string
+	it    *item // the item to commit, without its body
+	meta  int64 // metaWeight of key and entry
+	limit int64 // the entry weight limit when Put was called
+	hint  int64 // the size hint given to Put; -1 or 0 when unknown
+	buf   []byte
 	// tooLarge is set once the body outgrew the entry limit; buf is then
 	// released and n keeps counting.
 	tooLarge bool
@@ -618,8 +615,9 @@ func (w *writer) Commit() error {
 		it.buf = &sharedBuf{b: body}
 		it.buf.refs.Store(1) // the item's, released when it leaves the store
 	}
+	// Its metadata is kept decoded from its first hit on: most entries
+	// of a large store are never hit, and would only push others out.
 	w.c.commit(w.key, it)
-	w.c.keep(it, w.derived)
 	return nil
 }
 

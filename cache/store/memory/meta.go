@@ -186,8 +186,9 @@ func (c *Cache) decode(it *item, keep bool) *store.Entry {
 	return e
 }
 
-// keep keeps the decoded metadata of it, just stored, with the derived
-// data the handler gave with it: a new entry is likely to be hit.
+// keep keeps the decoded metadata of it, just updated, with the derived
+// data the handler gave with it: an entry is freshened after a hit
+// found it stale, and is likely to be hit again.
 func (c *Cache) keep(it *item, derived any) {
 	e, ok := decodeMeta(it.meta)
 	if !ok {
