@@ -66,8 +66,9 @@ type Entry struct {
 // Deriving is implemented by stores that decode entries and keep them
 // decoded for the next hits (memory, disk, tiered). The handler gives them
 // its function that computes Entry.Derived, under the key its Derived
-// values return from their DeriveKey method: functions under one key
-// derive alike, and a store may keep one per key.
+// values return from their DeriveKey method (the key of a value without
+// one is ""): functions under one key derive alike, and a store may keep
+// one per key.
 type Deriving interface {
 	SetDerive(key string, fn func(*Entry) any)
 }

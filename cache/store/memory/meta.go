@@ -242,15 +242,19 @@ func (d *derivers) set(key string, fn func(*store.Entry) any) {
 }
 
 // of returns the number of the function that derived derived, 0 when it
-// is not known.
+// is not known or derived is nil. Derived data without a DeriveKey method
+// has the key "".
 func (d *derivers) of(derived any) uint16 {
-	k, ok := derived.(interface{ DeriveKey() string })
-	if !ok {
+	if derived == nil {
 		return 0
+	}
+	key := ""
+	if k, ok := derived.(interface{ DeriveKey() string }); ok {
+		key = k.DeriveKey()
 	}
 	d.mu.RLock()
 	defer d.mu.RUnlock()
-	return d.byKey[k.DeriveKey()]
+	return d.byKey[key]
 }
 
 // fn returns the function numbered i, nil for 0.
