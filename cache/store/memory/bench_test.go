@@ -114,18 +114,24 @@ func BenchmarkParallelGet(b *testing.B) {
 // benchEntry is a typical stored response: a few header fields and an
 // Expires an hour ahead.
 func benchEntry() *store.Entry {
+	return entryNow(-1, http.Header{
+		"Content-Type":  {"text/html; charset=utf-8"},
+		"Cache-Control": {"public, max-age=3600"},
+		"Etag":          {`"5f2a-17c3b"`},
+		"Last-Modified": {"Tue, 01 Sep 2026 10:00:00 GMT"},
+	})
+}
+
+// entryNow is a 200 response of size bytes (-1: unknown) with header h,
+// received now and expiring in an hour.
+func entryNow(size int64, h http.Header) *store.Entry {
 	now := time.Now()
 	return &store.Entry{
-		Status: 200,
-		Header: store.FieldsOf(http.Header{
-			"Content-Type":  {"text/html; charset=utf-8"},
-			"Cache-Control": {"public, max-age=3600"},
-			"Etag":          {`"5f2a-17c3b"`},
-			"Last-Modified": {"Tue, 01 Sep 2026 10:00:00 GMT"},
-		}),
+		Status:       200,
+		Header:       store.FieldsOf(h),
 		RequestTime:  now,
 		ResponseTime: now,
 		Expires:      now.Add(time.Hour),
-		Size:         -1,
+		Size:         size,
 	}
 }

@@ -283,20 +283,12 @@ func BenchmarkEntryHeap(b *testing.B) {
 // originEntry is a 1 KiB response as a Go origin sends it behind
 // reverse_proxy.
 func originEntry() *store.Entry {
-	now := time.Now()
-	return &store.Entry{
-		Status: 200,
-		Header: store.FieldsOf(http.Header{
-			"Cache-Control":  {"public, max-age=3600"},
-			"Content-Type":   {"text/plain; charset=utf-8"},
-			"Content-Length": {"1024"},
-			"Date":           {now.UTC().Format(http.TimeFormat)},
-		}),
-		RequestTime:  now,
-		ResponseTime: now,
-		Expires:      now.Add(time.Hour),
-		Size:         1024,
-	}
+	return entryNow(1024, http.Header{
+		"Cache-Control":  {"public, max-age=3600"},
+		"Content-Type":   {"text/plain; charset=utf-8"},
+		"Content-Length": {"1024"},
+		"Date":           {time.Now().UTC().Format(http.TimeFormat)},
+	})
 }
 
 // BenchmarkGetDecoded is BenchmarkGetHit on an entry whose metadata is not
