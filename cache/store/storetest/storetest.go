@@ -197,7 +197,7 @@ func (su suite) testRoundTrip(t *testing.T) {
 			want := testEntry(t0)
 			want.Size = int64(len(body))
 			got, b := mustGet(t, s, "https://example.com/a?b=c")
-			checkEntry(t, got, want)
+			CheckEntry(t, got, want)
 			checkBody(t, b, body)
 		})
 	}
@@ -377,7 +377,7 @@ func (su suite) testUpdate(t *testing.T) {
 	want := u.Clone()
 	want.Size = int64(len(body))
 	got, b := mustGet(t, s, "k")
-	checkEntry(t, got, want)
+	CheckEntry(t, got, want)
 	checkBody(t, b, body)
 	checkBody(t, oldBody, body)
 
@@ -541,7 +541,7 @@ func (su suite) testSoftPurgePrefix(t *testing.T) {
 		}
 		want := testEntry(t0)
 		want.Size = int64(len(k))
-		checkEntry(t, got, want)
+		CheckEntry(t, got, want)
 		checkBody(t, b, []byte(k))
 	}
 	if got, _ := mustGet(t, s, keys[2]); got.SoftPurged {
@@ -947,7 +947,9 @@ func readAll(t *testing.T, b store.Body) []byte {
 	return p
 }
 
-func checkEntry(t *testing.T, got, want *store.Entry) {
+// CheckEntry reports, as test errors, where got differs from want: its
+// status, header fields, times, tags or size.
+func CheckEntry(t testing.TB, got, want *store.Entry) {
 	t.Helper()
 	if got.Status != want.Status {
 		t.Errorf("Status = %d, want %d", got.Status, want.Status)
