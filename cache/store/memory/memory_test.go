@@ -36,6 +36,17 @@ func TestAcceptanceRealClock(t *testing.T) {
 	})
 }
 
+// TestAcceptanceNothingKept runs the suite with no metadata kept decoded:
+// every hit decodes its entry, as a hit on a cold entry of a large store
+// does.
+func TestAcceptanceNothingKept(t *testing.T) {
+	storetest.RunWithClock(t, func(t *testing.T, now func() time.Time) store.Store {
+		c := newCache(t, Config{MaxSize: 128 << 20, Now: now})
+		c.kept.SetMax(0, 0)
+		return c
+	})
+}
+
 func TestNewRejectsNegativeSize(t *testing.T) {
 	if _, err := New(Config{MaxSize: -1}); err == nil {
 		t.Error("New accepted a negative MaxSize")
