@@ -112,15 +112,11 @@ func (d *Decoder) Uvarint() uint64 {
 	return v
 }
 
-// Varint reads a signed varint.
+// Varint reads a signed varint: an unsigned one, zig-zag encoded, as
+// binary.AppendVarint writes it.
 func (d *Decoder) Varint() int64 {
-	v, n := binary.Varint(d.b)
-	if n <= 0 {
-		d.Fail()
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
+	u := d.Uvarint()
+	return int64(u>>1) ^ -int64(u&1)
 }
 
 // Byte reads one byte.

@@ -1,6 +1,8 @@
 package codec
 
 import (
+	"encoding/binary"
+	"math"
 	"slices"
 	"testing"
 	"time"
@@ -107,5 +109,15 @@ func TestStringDecoderShares(t *testing.T) {
 	clear(b)
 	if copied != "key" {
 		t.Errorf("a byte decoder's string changed with its bytes: %q", copied)
+	}
+}
+
+// Varint reads what binary.AppendVarint writes, at the limits too.
+func TestVarint(t *testing.T) {
+	for _, v := range []int64{0, 1, -1, 63, -64, 1700000000, -1700000000, math.MaxInt64, math.MinInt64} {
+		d := NewDecoder(binary.AppendVarint(nil, v))
+		if got := d.Varint(); got != v || d.Failed() {
+			t.Errorf("Varint of %d = %d (failed %v)", v, got, d.Failed())
+		}
 	}
 }
