@@ -71,4 +71,21 @@ func TestDecodedEntriesDeriveWithTheirSitesOptions(t *testing.T) {
 	if checked < n || markers < n/20 {
 		t.Errorf("only %d entries, %d of them vary markers, checked: the store kept too few", checked, markers)
 	}
+
+	// A reload with other options: the new handler is provisioned, the
+	// old ones cleaned up. Their entries are now derived for the new one.
+	c := &cache.Handler{StoreRaw: store, DefaultTTL: caddy.Duration(2 * time.Minute)}
+	provisioned(t, c)
+	a.Cleanup()
+	b.Cleanup()
+	for _, l := range listed {
+		e, body, err := c.Store.Get(ctx, l.Key)
+		if err != nil {
+			continue
+		}
+		body.Close()
+		if !cache.DerivedFor(c, e) {
+			t.Fatalf("after the reload, entry %s has derived data not of the new options", l.Key)
+		}
+	}
 }

@@ -155,7 +155,8 @@ type Handler struct {
 	bypass                 caddyhttp.MatcherSets
 	keys                   keyer
 	opts                   policy.Options
-	optsKey                string // opts as a string: tells derived data computed with other options
+	optsKey                string   // opts as a string: tells derived data computed with other options
+	releaseDerive          []func() // release the keys given to the store's SetDerive
 	logger                 *zap.Logger
 	ctx                    context.Context  // the config's context: done when it is unloaded
 	now                    func() time.Time // the clock; time.Now unless a test injects one
@@ -236,8 +237,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		// The function holds the options, not the handler: a store
 		// outlives the configs it served.
 		fn := optionsDeriver{key: h.optsKey, opts: h.opts}.entry
-		ds.SetDerive(h.optsKey, fn)
-		ds.SetDerive(markerDeriveKey, fn)
+		h.releaseDerive = append(h.releaseDerive, ds.SetDerive(h.optsKey, fn), ds.SetDerive(markerDeriveKey, fn))
 	}
 	h.flights = make(map[string]*flight)
 	h.hfm = make(map[string]time.Time)
@@ -369,6 +369,12 @@ func validateVary(vary []string) error {
 // the admin API. The store itself is cleaned up by Caddy, which loaded it.
 func (h *Handler) Cleanup() error {
 	live.remove(h)
+	// The store may now derive the entries of these options with the
+	// function of the handler that replaced this one.
+	for _, release := range h.releaseDerive {
+		release()
+	}
+	h.releaseDerive = nil
 	if h.wg != nil {
 		h.bgMu.Lock()
 		h.cleanedUp = true

@@ -69,8 +69,12 @@ type Entry struct {
 // values return from their DeriveKey method (the key of a value without
 // one is ""): functions under one key derive alike, and a store may keep
 // one per key.
+//
+// SetDerive holds the key until release is called (the handler's
+// Cleanup): entries whose key no handler holds any more, after a reload
+// changed the options, are derived with the function set last.
 type Deriving interface {
-	SetDerive(key string, fn func(*Entry) any)
+	SetDerive(key string, fn func(*Entry) any) (release func())
 }
 
 // Clone returns a deep copy of e.

@@ -43,6 +43,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddy-edge/edge/cache/store"
+	"github.com/caddy-edge/edge/cache/store/internal/derive"
 	"github.com/caddy-edge/edge/cache/store/internal/keep"
 	"github.com/caddy-edge/edge/cache/store/internal/unixtime"
 )
@@ -121,6 +122,9 @@ type ient struct {
 	// meta keeps the entry decoded from the file, for a body served from
 	// the file (see meta.go), while Cache.metas lets it.
 	meta keep.Slot[cachedMeta]
+	// deriver numbers the function the entry's Derived data came from
+	// (Cache.derivers); 0 for an entry loaded from the directory.
+	deriver uint16
 	// rewrites counts the in-place rewrites of the file (soft purges),
 	// so that a hit that read the file before one does not keep what it
 	// read. Changed under Cache.mu.
@@ -153,9 +157,8 @@ type Cache struct {
 
 	writeLog, readLog limitedLog
 
-	metas     *keep.Clock[cachedMeta] // which entries keep decoded metadata
-	derive    atomic.Pointer[deriver]
-	deriveGen atomic.Uint64
+	metas    *keep.Clock[cachedMeta] // which entries keep decoded metadata
+	derivers derive.Registry         // the handlers' derive functions, by key
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -609,7 +612,7 @@ func (c *Cache) Put(_ context.Context, key string, e *store.Entry) (store.Writer
 		c.writeFailed(err)
 		return nil, fmt.Errorf("disk store: %w", err)
 	}
-	w := &writer{c: c, key: key, f: f, limit: limit}
+	w := &writer{c: c, key: key, f: f, limit: limit, deriver: c.derivers.Of(e.Derived)}
 	w.p.headerLen = uint32(len(hdr) - prefixLen)
 	w.p.headerCRC = crc32.Checksum(hdr[prefixLen:], castagnoli)
 	if e.SoftPurged {
@@ -636,8 +639,9 @@ type writer struct {
 	p       prefix
 	expires int64
 	tags    []string
-	limit   int64 // the largest file
-	n       int64 // body bytes written
+	deriver uint16 // the number of the function the entry's Derived came from
+	limit   int64  // the largest file
+	n       int64  // body bytes written
 	crc     uint32
 	err     error // the first write error
 	tooBig  bool
@@ -702,7 +706,7 @@ func (w *writer) Commit() error {
 		c.writeFailed(err)
 		return fmt.Errorf("disk store: %w", err)
 	}
-	ie := &ient{fileSize: w.p.fileSize(), bodyLen: w.n, expires: w.expires, tags: w.tags}
+	ie := &ient{fileSize: w.p.fileSize(), bodyLen: w.n, expires: w.expires, tags: w.tags, deriver: w.deriver}
 	ie.verified.Store(true) // its checksum is of the bytes written
 	return c.install(w.key, w.f.Name(), ie, nil)
 }
@@ -835,7 +839,10 @@ func (c *Cache) Update(_ context.Context, key string, e *store.Entry) error {
 		c.writeFailed(err)
 		return err
 	}
-	nie := &ient{fileSize: np.fileSize(), bodyLen: p.bodyLen, expires: unixtime.Nano(e.Expires), tags: slices.Clone(e.Tags)}
+	nie := &ient{
+		fileSize: np.fileSize(), bodyLen: p.bodyLen, expires: unixtime.Nano(e.Expires), tags: slices.Clone(e.Tags),
+		deriver: c.derivers.Of(e.Derived),
+	}
 	// The body is the old file's: as verified as it was.
 	nie.verified.Store(ie != nil && ie.verified.Load())
 	return c.install(key, t.Name(), nie, f)

@@ -43,30 +43,16 @@ func metaCost(base int64, e *store.Entry) int64 {
 	return base + 32*int64(e.Header.Len()+len(e.Tags)) + 512
 }
 
-// deriver is the handler's function that computes Entry.Derived (see
-// SetDerive), and the generation it was set in.
-type deriver struct {
-	fn  func(*store.Entry) any
-	gen uint64
-}
-
 // SetDerive sets the function that computes Entry.Derived for the
-// metadata kept decoded, so that a hit parses no header field either.
-// Metadata derived by an earlier function (a handler of an earlier
-// configuration) is decoded and derived again at its next hit. The store
-// keeps one function, whatever its key: handlers with other options that
-// share the store derive again at their hits.
-func (c *Cache) SetDerive(_ string, fn func(*store.Entry) any) {
-	c.derive.Store(&deriver{fn: fn, gen: c.deriveGen.Add(1)})
-}
-
-// currentDeriveGen returns the generation of the derive function, 0 for
-// none.
-func (c *Cache) currentDeriveGen() uint64 {
-	if d := c.derive.Load(); d != nil {
-		return d.gen
-	}
-	return 0
+// metadata kept decoded, under the key of the options it derives with, so
+// that a hit parses no header field either: an entry stored by this
+// process is derived with the function of its own key, one loaded from
+// the directory (whose files do not record it) or of a key no handler
+// holds any more with the function set last. Metadata derived before a
+// key was set for the first time or released is derived again at its
+// next hit.
+func (c *Cache) SetDerive(key string, fn func(*store.Entry) any) (release func()) {
+	return c.derivers.Set(key, fn)
 }
 
 // getCached serves a hit on a body served from its file with the
@@ -75,7 +61,7 @@ func (c *Cache) currentDeriveGen() uint64 {
 // is none to use; the caller then reads the file.
 func (c *Cache) getCached(key, path string, ie *ient) (e *store.Entry, body store.Body, ok bool) {
 	m := ie.meta.Load(c.metas)
-	if m == nil || m.gen != c.currentDeriveGen() || c.inline(ie.bodyLen, ie.verified.Load()) {
+	if m == nil || m.gen != c.derivers.Gen() || c.inline(ie.bodyLen, ie.verified.Load()) {
 		return nil, nil, false
 	}
 	f, err := openRead(path)
@@ -104,9 +90,9 @@ func (c *Cache) cacheMeta(key string, ie *ient, e *store.Entry, base int64, rewr
 	if metaCost(base, e) > metaMaxCost {
 		return
 	}
-	var gen uint64
-	if d := c.derive.Load(); d != nil {
-		e.Derived, gen = d.fn(e), d.gen
+	gen := c.derivers.Gen()
+	if fn := c.derivers.Func(ie.deriver); fn != nil {
+		e.Derived = fn(e)
 	}
 	m := &cachedMeta{e: e, base: base, gen: gen}
 	c.mu.RLock()

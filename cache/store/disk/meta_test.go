@@ -61,7 +61,9 @@ func TestHitsReuseDecodedMetadata(t *testing.T) {
 		t.Fatalf("hit after an Update: %v, %v, %d bytes", err, e, len(b))
 	}
 
-	c.SetDerive("", func(e *store.Entry) any { return "new" })
+	// A function under a new key (a reload with other options): the
+	// entry, stored without a key of its own, is derived with it.
+	c.SetDerive("new options", func(e *store.Entry) any { return "new" })
 	if e, _, _ := get(t, c, "k"); e == nil || e.Derived != "new" {
 		t.Fatalf("metadata derived by an earlier function served: %v", e)
 	}

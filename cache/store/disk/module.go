@@ -168,7 +168,9 @@ func (s *Store) StoreName() string { return "disk:" + s.dir }
 
 // SetDerive lets the handler derive the metadata the store keeps decoded
 // (see Cache.SetDerive).
-func (s *Store) SetDerive(key string, fn func(*store.Entry) any) { s.c.SetDerive(key, fn) }
+func (s *Store) SetDerive(key string, fn func(*store.Entry) any) (release func()) {
+	return s.c.SetDerive(key, fn)
+}
 
 // MaxEntrySize returns the largest entry file: 1/8 of max_size.
 func (s *Store) MaxEntrySize() int64 { return s.c.MaxEntrySize() }

@@ -25,6 +25,7 @@ import (
 	"github.com/maypok86/otter/v2"
 
 	"github.com/caddy-edge/edge/cache/store"
+	"github.com/caddy-edge/edge/cache/store/internal/derive"
 	"github.com/caddy-edge/edge/cache/store/internal/keep"
 	"github.com/caddy-edge/edge/cache/store/internal/unixtime"
 )
@@ -126,7 +127,7 @@ type Cache struct {
 	tags map[string]map[string]*item // tag -> key -> item that carries tag
 
 	kept     *keep.Clock[store.Entry] // the decoded entries kept
-	derivers derivers
+	derivers derive.Registry
 	// decodeErrors counts metadata that failed to decode: never, unless
 	// memory was corrupted.
 	decodeErrors atomic.Int64
@@ -446,7 +447,7 @@ func (c *Cache) commit(key string, it *item) {
 // newItem returns an item of the encoded metadata meta of e, without
 // its body yet.
 func (c *Cache) newItem(meta string, e *store.Entry) *item {
-	it := &item{meta: meta, tagged: len(e.Tags) > 0, deriver: c.derivers.of(e.Derived)}
+	it := &item{meta: meta, tagged: len(e.Tags) > 0, deriver: c.derivers.Of(e.Derived)}
 	if !e.Expires.IsZero() {
 		it.expires = unixtime.Nano(e.Expires)
 	}

@@ -2,7 +2,6 @@ package memory
 
 import (
 	"encoding/binary"
-	"sync"
 
 	"github.com/caddy-edge/edge/cache/store"
 	"github.com/caddy-edge/edge/cache/store/internal/codec"
@@ -178,7 +177,7 @@ func (c *Cache) decode(it *item, keep bool) *store.Entry {
 	}
 	e.Size = int64(len(it.body))
 	if keep {
-		if fn := c.derivers.fn(it.deriver); fn != nil {
+		if fn := c.derivers.Func(it.deriver); fn != nil {
 			e.Derived = fn(e)
 		}
 		c.kept.Put(&it.kept, e, keptCost(e))
@@ -206,63 +205,24 @@ func (c *Cache) keep(it *item, derived any) {
 // derives its data with the function of its key, so that the handler
 // parses no header field. Functions of other keys (handlers of other
 // sites, with other options) stay; a function set under the key of an
-// earlier one replaces it.
-func (c *Cache) SetDerive(key string, fn func(*store.Entry) any) {
-	c.derivers.set(key, fn)
+// earlier one replaces it. When a key is set for the first time or
+// released by its last holder, the decoded entries kept are dropped, to
+// be derived again at their next hit.
+func (c *Cache) SetDerive(key string, fn func(*store.Entry) any) (release func()) {
+	gen := c.derivers.Gen()
+	rel := c.derivers.Set(key, fn)
+	c.forgetIfChanged(gen)
+	return func() {
+		gen := c.derivers.Gen()
+		rel()
+		c.forgetIfChanged(gen)
+	}
 }
 
-// maxDerivers bounds the derive functions a store knows: one per set of
-// handler options seen since it was created. Entries of further ones are
-// derived by the handler at each hit while their metadata is not kept.
-const maxDerivers = 1 << 12
-
-// derivers numbers the derive functions, by key; number 0 is none.
-type derivers struct {
-	mu    sync.RWMutex
-	fns   []func(*store.Entry) any
-	byKey map[string]uint16
-}
-
-func (d *derivers) set(key string, fn func(*store.Entry) any) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if i, ok := d.byKey[key]; ok {
-		d.fns[i] = fn
-		return
+// forgetIfChanged drops the decoded entries kept when the derive
+// functions changed since generation gen.
+func (c *Cache) forgetIfChanged(gen uint64) {
+	if c.derivers.Gen() != gen {
+		c.kept.Clear()
 	}
-	if d.byKey == nil {
-		d.byKey = make(map[string]uint16)
-		d.fns = []func(*store.Entry) any{nil}
-	}
-	if len(d.fns) >= maxDerivers {
-		return
-	}
-	d.byKey[key] = uint16(len(d.fns))
-	d.fns = append(d.fns, fn)
-}
-
-// of returns the number of the function that derived derived, 0 when it
-// is not known or derived is nil. Derived data without a DeriveKey method
-// has the key "".
-func (d *derivers) of(derived any) uint16 {
-	if derived == nil {
-		return 0
-	}
-	key := ""
-	if k, ok := derived.(interface{ DeriveKey() string }); ok {
-		key = k.DeriveKey()
-	}
-	d.mu.RLock()
-	defer d.mu.RUnlock()
-	return d.byKey[key]
-}
-
-// fn returns the function numbered i, nil for 0.
-func (d *derivers) fn(i uint16) func(*store.Entry) any {
-	if i == 0 {
-		return nil
-	}
-	d.mu.RLock()
-	defer d.mu.RUnlock()
-	return d.fns[i]
 }

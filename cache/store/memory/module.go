@@ -160,7 +160,9 @@ func (s *Store) MaxEntrySize() int64 { return s.c.MaxEntrySize() }
 
 // SetDerive gives the shared store the handler's derive function (see
 // Cache.SetDerive).
-func (s *Store) SetDerive(key string, fn func(*store.Entry) any) { s.c.SetDerive(key, fn) }
+func (s *Store) SetDerive(key string, fn func(*store.Entry) any) (release func()) {
+	return s.c.SetDerive(key, fn)
+}
 
 // StoreName returns "memory/" and the store's name: memory stores are
 // shared by name.

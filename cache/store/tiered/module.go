@@ -151,7 +151,9 @@ func (s *Store) Cleanup() error {
 
 // SetDerive lets the handler derive the entries that fill the memory tier
 // (see Tiers.SetDerive).
-func (s *Store) SetDerive(key string, fn func(*store.Entry) any) { s.t.SetDerive(key, fn) }
+func (s *Store) SetDerive(key string, fn func(*store.Entry) any) (release func()) {
+	return s.t.SetDerive(key, fn)
+}
 
 // StoreName names the store: "tiered" and the back store's name.
 func (s *Store) StoreName() string {

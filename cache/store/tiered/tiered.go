@@ -74,11 +74,16 @@ func (t *Tiers) Close() {
 // that fill the front: the handler's, so that a hit from the front, like a
 // memory store's, parses no header field. The front and the back store,
 // when it keeps entries decoded too, get it as well.
-func (t *Tiers) SetDerive(key string, fn func(*store.Entry) any) {
+func (t *Tiers) SetDerive(key string, fn func(*store.Entry) any) (release func()) {
 	t.derive.Store(&fn)
-	t.front.SetDerive(key, fn)
+	releaseFront := t.front.SetDerive(key, fn)
+	releaseBack := func() {}
 	if d, ok := t.back.(store.Deriving); ok {
-		d.SetDerive(key, fn)
+		releaseBack = d.SetDerive(key, fn)
+	}
+	return func() {
+		releaseFront()
+		releaseBack()
 	}
 }
 

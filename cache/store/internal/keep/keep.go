@@ -67,6 +67,18 @@ func (c *Clock[T]) SetMax(max, maxValue int64) {
 	c.makeRoom(0)
 }
 
+// Clear releases every value kept; their slots may keep values again.
+func (c *Clock[T]) Clear() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, p := range c.places {
+		if p.s != nil {
+			c.remove(i)
+			p.s.v.Store(nil)
+		}
+	}
+}
+
 // Kept reports whether s keeps a value, without marking it used.
 func (s *Slot[T]) Kept(c *Clock[T]) bool {
 	v := s.v.Load()
