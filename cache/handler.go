@@ -369,8 +369,8 @@ func validateVary(vary []string) error {
 // the admin API. The store itself is cleaned up by Caddy, which loaded it.
 func (h *Handler) Cleanup() error {
 	live.remove(h)
-	// The store may now derive the entries of these options with the
-	// function of the handler that replaced this one.
+	// Once no handler holds these options' key, the store derives their
+	// entries with the function set last (a reload's new handler).
 	for _, release := range h.releaseDerive {
 		release()
 	}
