@@ -95,8 +95,8 @@ func TestDropAndForget(t *testing.T) {
 	}
 }
 
-// Puts, loads, drops and forgets from many goroutines keep the count of
-// bytes exact (run under -race).
+// Puts, loads, drops, forgets and clears from many goroutines keep the
+// count of bytes exact (run under -race).
 func TestConcurrentUse(t *testing.T) {
 	c := NewClock[val](50*100, 125)
 	ss := slots(400)
@@ -117,6 +117,9 @@ func TestConcurrentUse(t *testing.T) {
 				case 4:
 					if i%50 == 4 {
 						c.Drop(s)
+					}
+					if i%500 == 9 {
+						c.Clear()
 					}
 				}
 			}
