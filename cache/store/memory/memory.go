@@ -222,7 +222,7 @@ func (c *Cache) Get(_ context.Context, key string) (*store.Entry, store.Body, er
 	}
 	e := it.kept.Load(c.kept)
 	if e == nil {
-		if e = c.decode(it, true); e == nil {
+		if e = c.decodeAndKeep(it, nil); e == nil {
 			return nil, nil, store.ErrNotFound
 		}
 	}
@@ -299,7 +299,9 @@ func (c *Cache) Update(_ context.Context, key string, e *store.Entry) error {
 	if it == nil {
 		return store.ErrNotFound
 	}
-	c.keep(it, e.Derived)
+	// Kept decoded at once: an entry is freshened after a hit found it
+	// stale, and is likely to be hit again.
+	c.decodeAndKeep(it, e.Derived)
 	return nil
 }
 
@@ -410,7 +412,7 @@ func (c *Cache) Entries(_ context.Context, prefix, after string, limit int) ([]s
 			break
 		}
 		if it, ok := c.c.GetIfPresent(k); ok && !c.expired(it) {
-			if e := c.decode(it, false); e != nil {
+			if e := c.decode(it); e != nil {
 				out = append(out, store.Listed{Key: k, Entry: e})
 			}
 		}

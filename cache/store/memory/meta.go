@@ -167,36 +167,33 @@ func keptCost(e *store.Entry) int64 {
 }
 
 // decode returns the entry of it, decoded from its metadata, or nil if
-// the metadata is corrupt (counted as a store error). With keep, its
-// Derived data is derived and the CLOCK may keep it for the next hits.
-func (c *Cache) decode(it *item, keep bool) *store.Entry {
+// the metadata is corrupt (counted as a store error).
+func (c *Cache) decode(it *item) *store.Entry {
 	e, ok := decodeMeta(it.meta)
 	if !ok {
 		c.decodeErrors.Add(1)
 		return nil
 	}
 	e.Size = int64(len(it.body))
-	if keep {
-		if fn := c.derivers.Func(it.deriver); fn != nil {
-			e.Derived = fn(e)
-		}
-		c.kept.Put(&it.kept, e, keptCost(e))
-	}
 	return e
 }
 
-// keep keeps the decoded metadata of it, just updated, with the derived
-// data the handler gave with it: an entry is freshened after a hit
-// found it stale, and is likely to be hit again.
-func (c *Cache) keep(it *item, derived any) {
-	e, ok := decodeMeta(it.meta)
-	if !ok {
-		c.decodeErrors.Add(1)
-		return
+// decodeAndKeep decodes the entry of it as decode does, with derived as
+// its Derived data (nil: derived by the function of its key), and lets the
+// CLOCK keep it for the next hits.
+func (c *Cache) decodeAndKeep(it *item, derived any) *store.Entry {
+	e := c.decode(it)
+	if e == nil {
+		return nil
 	}
-	e.Size = int64(len(it.body))
+	if derived == nil {
+		if fn := c.derivers.Func(it.deriver); fn != nil {
+			derived = fn(e)
+		}
+	}
 	e.Derived = derived
 	c.kept.Put(&it.kept, e, keptCost(e))
+	return e
 }
 
 // SetDerive sets the function that computes Entry.Derived for the

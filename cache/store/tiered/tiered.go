@@ -16,7 +16,6 @@ import (
 	"io"
 	"strings"
 	"sync"
-	"sync/atomic"
 
 	"github.com/caddy-edge/edge/cache/store"
 	"github.com/caddy-edge/edge/cache/store/memory"
@@ -34,9 +33,6 @@ type Tiers struct {
 	front *memory.Cache
 	back  store.Store
 	unsub func()
-	// derive computes Entry.Derived for an entry read from the back store
-	// (which does not keep it) before it goes into the front.
-	derive atomic.Pointer[func(*store.Entry) any]
 
 	mu sync.Mutex // protects pending and epoch, and orders promotions after invalidations
 	// pending counts, per key, the back store reads that may fill the
@@ -70,12 +66,11 @@ func (t *Tiers) Close() {
 	}
 }
 
-// SetDerive sets the function that computes Entry.Derived for the entries
-// that fill the front: the handler's, so that a hit from the front, like a
-// memory store's, parses no header field. The front and the back store,
-// when it keeps entries decoded too, get it as well.
+// SetDerive gives the handler's function that computes Entry.Derived to
+// the front, which derives the entries that fill it at their first hit
+// there, so that a hit from the front, like a memory store's, parses no
+// header field; and to the back store, when it keeps entries decoded too.
 func (t *Tiers) SetDerive(key string, fn func(*store.Entry) any) (release func()) {
-	t.derive.Store(&fn)
 	releaseFront := t.front.SetDerive(key, fn)
 	releaseBack := func() {}
 	if d, ok := t.back.(store.Deriving); ok {
@@ -169,10 +164,6 @@ func (t *Tiers) Get(ctx context.Context, key string) (*store.Entry, store.Body, 
 	if err != nil {
 		pr.finish(nil)
 		return nil, nil, err
-	}
-	if d := t.derive.Load(); d != nil && e.Derived == nil {
-		e = e.Clone()
-		e.Derived = (*d)(e)
 	}
 	w, err := t.front.Put(ctx, key, e)
 	if err != nil { // too large for the front

@@ -166,11 +166,8 @@ func (c *Clock[T]) Drop(s *Slot[T]) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if v := s.v.Load(); v != c.dropped {
-		if c.places[s.idx].s == s {
-			c.remove(int(s.idx))
-		}
-		s.v.Store(c.dropped)
+	if s.v.Load() != c.dropped {
+		c.release(s, c.dropped)
 	}
 }
 
@@ -180,9 +177,15 @@ func (c *Clock[T]) Forget(s *Slot[T]) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if v := s.v.Load(); v != nil && v != c.dropped {
-		if c.places[s.idx].s == s {
-			c.remove(int(s.idx))
-		}
-		s.v.Store(nil)
+		c.release(s, nil)
 	}
+}
+
+// release empties the place of s, which keeps a value or nothing, and
+// sets its value to v. Under c.mu.
+func (c *Clock[T]) release(s *Slot[T], v *T) {
+	if i := int(s.idx); i < len(c.places) && c.places[i].s == s {
+		c.remove(i)
+	}
+	s.v.Store(v)
 }
