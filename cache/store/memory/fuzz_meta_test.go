@@ -8,29 +8,33 @@ import (
 	"github.com/caddy-edge/edge/cache/store/storetest"
 )
 
-// FuzzDecodeMeta: any bytes as an entry's metadata decode to an entry or
-// fail, never panic; what decodes encodes again to the same entry.
+// FuzzDecodeMeta: any bytes as an entry's metadata, with any body size,
+// decode to an entry or fail, never panic; what decodes encodes again to
+// the same entry.
 func FuzzDecodeMeta(f *testing.F) {
 	now := time.Unix(1700000000, 5)
-	f.Add(encodeMeta(originEntry()))
+	f.Add(encodeMeta(originEntry()), int64(1024))
 	f.Add(encodeMeta(&store.Entry{
 		Status: 304, SoftPurged: true, RequestTime: now, ResponseTime: now,
+		Expires: now.Add(-time.Second), Size: -1,
 		Tags:   []string{"a", "b"},
-		Header: store.Fields{"Vary", "A", "Vary", "B", "X-Other", "1"},
-	}))
-	f.Add("")
-	f.Fuzz(func(t *testing.T, meta string) {
-		e, ok := decodeMeta(meta)
+		Header: store.Fields{"Vary", "A", "Vary", "B", "X-Other", "1", "Date", "Tue, 14 Nov 2023 22:13:20 GMT"},
+	}), int64(0))
+	f.Add("", int64(-1))
+	f.Fuzz(func(t *testing.T, meta string, size int64) {
+		e, ok := decodeMeta(meta, size)
 		if !ok {
 			return
 		}
 		if len(e.Header)%2 != 0 {
 			t.Fatalf("decoded an odd number of field strings: %q", e.Header)
 		}
-		again, ok := decodeMeta(encodeMeta(e))
+		e.Size = size
+		again, ok := decodeMeta(encodeMeta(e), size)
 		if !ok {
 			t.Fatal("a decoded entry did not decode once encoded again")
 		}
+		again.Size = size
 		storetest.CheckEntry(t, again, e)
 		if again.SoftPurged != e.SoftPurged {
 			t.Error("SoftPurged changed")

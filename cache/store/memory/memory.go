@@ -290,6 +290,12 @@ func (c *Cache) Update(_ context.Context, key string, e *store.Entry) error {
 		if c.expired(old) {
 			return old, otter.CancelOp
 		}
+		if meta[0]&flagBodyLength != 0 && int64(len(old.body)) != e.Size {
+			// Its Content-Length is not the stored body's: kept as sent.
+			e := *e
+			e.Size = -1
+			meta = encodeMeta(&e)
+		}
 		it = c.newItem(meta, e)
 		it.setBody(old.body, metaWeight(key, meta, e.Tags))
 		it.buf = old.buf.share()
@@ -599,6 +605,11 @@ func (w *writer) Commit() error {
 		w.buf = nil
 		return store.ErrTooLarge
 	}
+	if w.it.meta[0]&flagBodyLength != 0 && w.n != w.hint {
+		recycle(w.buf)
+		w.buf = nil
+		return errBodyLength
+	}
 	body := w.buf
 	if cap(body)-len(body) > len(body)/8 {
 		body = append(newBuffer(len(body)), body...)
@@ -623,6 +634,10 @@ func (w *writer) Commit() error {
 	w.c.commit(w.key, it)
 	return nil
 }
+
+// errBodyLength: a body of another length than the Content-Length its
+// entry was put with, which its metadata encodes as the body's length.
+var errBodyLength = errors.New("the body's length differs from the Content-Length it was stored with")
 
 // Abort discards the body.
 func (w *writer) Abort() {

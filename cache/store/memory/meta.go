@@ -2,6 +2,9 @@ package memory
 
 import (
 	"encoding/binary"
+	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/caddy-edge/edge/cache/store"
 	"github.com/caddy-edge/edge/cache/store/internal/codec"
@@ -18,58 +21,156 @@ import (
 //
 // The encoding, private to the process:
 //
-//	flags byte (flagSoftPurged), status, request time, response time,
-//	expires, tags, header fields
+//	flags byte, status (unless flagStatusOK), request time, response
+//	time, expires, tags, header fields
 //
-// The body's length is the body's. Header fields are encoded as the disk
-// store's are, but for their names: a common name (commonNames) is one
-// byte, its number, and another name a 0 byte and the name.
+// Times are what a stored response carries in the most bytes after its
+// fields, so two of them are kept as differences: the response time from
+// the request time (flagResponseDelta; a few milliseconds, 3 bytes instead
+// of 11), expires from the response time (flagExpiresDelta). The body's
+// length is the body's. Header fields are encoded as the disk store's
+// are, but for their names: a common name (commonNames) is one byte, its
+// number, and another name a 0 byte and the name. Two fields that most
+// responses carry take one or two bytes instead of their values:
+//
+//   - a Date whose value is an IMF-fixdate that formats back to itself
+//     (codeDate), as its seconds from the response time's;
+//   - a Content-Length equal to the entry's size (codeBodyLength, with
+//     flagBodyLength set), as nothing: it is decoded from the body's
+//     length. A writer refuses a body of another length (errBodyLength).
 
-const flagSoftPurged = 1
+const (
+	flagSoftPurged    = 1 << iota
+	flagStatusOK      // status 200, not encoded
+	flagResponseDelta // response time: nanoseconds after the request time
+	flagExpiresDelta  // expires: nanoseconds after the response time (signed)
+	flagBodyLength    // a Content-Length field is the body's length
+)
 
-// encodeMeta returns e's metadata encoded.
+// Field name codes past the common names' numbers.
+const (
+	codeDate       = 0xfe // Date, one IMF-fixdate value, as seconds from the response time's
+	codeBodyLength = 0xff // Content-Length, one value: the body's length
+)
+
+// encodeMeta returns e's metadata encoded. A Content-Length that equals
+// e.Size (a length known when the entry is put) is encoded as the body's
+// length.
 func encodeMeta(e *store.Entry) string {
 	var buf [512]byte
 	b := append(buf[:0], 0)
+	var flags byte
 	if e.SoftPurged {
-		b[0] = flagSoftPurged
+		flags |= flagSoftPurged
 	}
-	b = binary.AppendUvarint(b, uint64(max(e.Status, 0)))
+	if e.Status == 200 {
+		flags |= flagStatusOK
+	} else {
+		b = binary.AppendUvarint(b, uint64(max(e.Status, 0)))
+	}
 	b = codec.AppendTime(b, e.RequestTime)
-	b = codec.AppendTime(b, e.ResponseTime)
-	b = codec.AppendTime(b, e.Expires)
+	if d, ok := nanosAfter(e.RequestTime, e.ResponseTime); ok && d >= 0 {
+		flags |= flagResponseDelta
+		b = binary.AppendUvarint(b, uint64(d))
+	} else {
+		b = codec.AppendTime(b, e.ResponseTime)
+	}
+	if d, ok := nanosAfter(e.ResponseTime, e.Expires); ok {
+		flags |= flagExpiresDelta
+		b = binary.AppendVarint(b, d)
+	} else {
+		b = codec.AppendTime(b, e.Expires)
+	}
 	b = codec.AppendStrings(b, e.Tags)
-	b = appendFields(b, e.Header)
+	b = appendFields(b, e.Header, e.Size, e.ResponseTime, &flags)
+	b[0] = flags
 	return string(b) // its exact length: the string is kept
 }
 
-// decodeMeta decodes metadata encoded by encodeMeta. Its strings are
-// sub-strings of meta.
-func decodeMeta(meta string) (*store.Entry, bool) {
+// nanosAfter returns the nanoseconds from t0 to t, when both are set and
+// Unix nanoseconds can hold them.
+func nanosAfter(t0, t time.Time) (int64, bool) {
+	if t0.IsZero() || t.IsZero() || !inNanoRange(t0) || !inNanoRange(t) {
+		return 0, false
+	}
+	return t.UnixNano() - t0.UnixNano(), true
+}
+
+// inNanoRange tells whether t's Unix nanoseconds fit in an int64 with
+// room for a difference of two of them: years 1824 to 2116.
+func inNanoRange(t time.Time) bool {
+	const limit = (1 << 62) / 1_000_000_000 // seconds
+	s := t.Unix()
+	return s > -limit && s < limit
+}
+
+// decodeMeta decodes metadata encoded by encodeMeta, of an entry whose
+// body is size bytes long. Its strings are sub-strings of meta, but for a
+// Date or Content-Length encoded as a number.
+func decodeMeta(meta string, size int64) (*store.Entry, bool) {
 	d := codec.NewStringDecoder(meta)
-	flags := d.Byte()
-	e := &store.Entry{SoftPurged: flags&flagSoftPurged != 0}
-	e.Status = int(d.Uvarint())
-	e.RequestTime = d.Time()
-	e.ResponseTime = d.Time()
-	e.Expires = d.Time()
+	e := &store.Entry{}
+	var flags byte
+	flags, e.Status, e.RequestTime, e.ResponseTime, e.Expires = decodeTimes(d)
+	e.SoftPurged = flags&flagSoftPurged != 0
 	e.Tags = d.Strings()
-	e.Header = decodeFields(d)
+	e.Header = decodeFields(d, flags, size, e.ResponseTime)
 	if d.Failed() || len(d.Rest()) != 0 {
 		return nil, false
 	}
 	return e, true
 }
 
+// decodeTimes reads the flags, the status and the times.
+func decodeTimes(d *codec.Decoder) (flags byte, status int, req, resp, exp time.Time) {
+	flags = d.Byte()
+	status = 200
+	if flags&flagStatusOK == 0 {
+		st := d.Uvarint()
+		if st > 999 { // three digits (RFC 9110 §15), or 0 for a vary marker
+			d.Fail()
+		}
+		status = int(st)
+	}
+	req = d.Time()
+	if flags&flagResponseDelta != 0 {
+		resp = addNanos(d, req, int64(d.Uvarint()))
+	} else {
+		resp = d.Time()
+	}
+	if flags&flagExpiresDelta != 0 {
+		exp = addNanos(d, resp, d.Varint())
+	} else {
+		exp = d.Time()
+	}
+	return flags, status, req, resp, exp
+}
+
+// addNanos returns t plus n nanoseconds, as UTC, or fails d when t is
+// not set or the sum leaves the range the encoder writes.
+func addNanos(d *codec.Decoder, t time.Time, n int64) time.Time {
+	if d.Failed() || t.IsZero() || !inNanoRange(t) {
+		d.Fail()
+		return time.Time{}
+	}
+	sum := t.UnixNano() + n
+	if (n > 0 && sum < t.UnixNano()) || (n < 0 && sum > t.UnixNano()) {
+		d.Fail()
+		return time.Time{}
+	}
+	r := time.Unix(0, sum).UTC()
+	if !inNanoRange(r) {
+		d.Fail()
+		return time.Time{}
+	}
+	return r
+}
+
 // metaTags returns the tags of encoded metadata, decoding no more than
 // needed.
 func metaTags(meta string) []string {
 	d := codec.NewStringDecoder(meta)
-	d.Byte()
-	d.Uvarint()
-	d.Time()
-	d.Time()
-	d.Time()
+	decodeTimes(d)
 	return d.Strings()
 }
 
@@ -102,10 +203,27 @@ var nameCodes = func() map[string]byte {
 }()
 
 // appendFields appends f as codec.AppendFields does, a common name as
-// its number.
-func appendFields(b []byte, f store.Fields) []byte {
+// its number, and a Date or a Content-Length that encode as a number (see
+// the encoding above) as their code and the number. flags gets
+// flagBodyLength when the Content-Length is size.
+func appendFields(b []byte, f store.Fields, size int64, responseTime time.Time, flags *byte) []byte {
 	b = binary.AppendUvarint(b, uint64(f.Names()))
 	for k, pairs := range f.Groups() {
+		if pairs.Len() == 1 {
+			switch v := pairs[1]; k {
+			case "Date":
+				if t, ok := fixdate(v); ok {
+					b = binary.AppendVarint(append(b, codeDate), t.Unix()-unixSeconds(responseTime))
+					continue
+				}
+			case "Content-Length":
+				if size >= 0 && v == strconv.FormatInt(size, 10) {
+					*flags |= flagBodyLength
+					b = append(b, codeBodyLength)
+					continue
+				}
+			}
+		}
 		if c, ok := nameCodes[k]; ok {
 			b = append(b, c)
 		} else {
@@ -119,18 +237,65 @@ func appendFields(b []byte, f store.Fields) []byte {
 	return b
 }
 
-// decodeFields reads fields written by appendFields; nil for none. The
-// result is capped, so that an append by a reader never writes into a
-// shared array.
-func decodeFields(d *codec.Decoder) store.Fields {
+// fixdate parses v as an IMF-fixdate (RFC 9110 §5.6.7) that formats back
+// to v exactly, so that it can be kept as a time.
+func fixdate(v string) (time.Time, bool) {
+	if len(v) != len(http.TimeFormat) {
+		return time.Time{}, false
+	}
+	t, err := time.Parse(http.TimeFormat, v)
+	if err != nil || !inNanoRange(t) {
+		return time.Time{}, false
+	}
+	var buf [len(http.TimeFormat)]byte
+	return t, string(t.AppendFormat(buf[:0], http.TimeFormat)) == v
+}
+
+// unixSeconds is t's Unix seconds, 0 for the zero time.
+func unixSeconds(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.Unix()
+}
+
+// decodeFields reads fields written by appendFields, for an entry whose
+// body is size bytes long; nil for none. The result is capped, so that an
+// append by a reader never writes into a shared array.
+func decodeFields(d *codec.Decoder, flags byte, size int64, responseTime time.Time) store.Fields {
 	n := d.Count()
 	if n == 0 {
 		return nil
 	}
 	f := make(store.Fields, 0, 2*n)
+	// The values made from numbers, made one string at the end, and
+	// their places in f and in made.
+	var madeBuf [64]byte
+	var atBuf [4]int
+	made, at := madeBuf[:0], atBuf[:0]
 	for range n {
 		var k string
 		switch c := d.Byte(); {
+		case c == codeDate:
+			secs := d.Varint()
+			t := time.Unix(unixSeconds(responseTime)+secs, 0).UTC()
+			if secs != t.Unix()-unixSeconds(responseTime) || !inNanoRange(t) {
+				d.Fail() // overflowed: not what the encoder writes
+				return nil
+			}
+			at = append(at, len(f)+1, len(made))
+			made = appendFixdate(made, t)
+			f = append(f, "Date", "")
+			continue
+		case c == codeBodyLength:
+			if flags&flagBodyLength == 0 || size < 0 {
+				d.Fail()
+				return nil
+			}
+			at = append(at, len(f)+1, len(made))
+			made = strconv.AppendInt(made, size, 10)
+			f = append(f, "Content-Length", "")
+			continue
 		case c == 0:
 			k = d.String()
 		case int(c) <= len(commonNames):
@@ -145,7 +310,32 @@ func decodeFields(d *codec.Decoder) store.Fields {
 			return nil
 		}
 	}
+	if len(at) > 0 {
+		vals := string(made)
+		for i := 0; i < len(at); i += 2 {
+			end := len(vals)
+			if i+3 < len(at) {
+				end = at[i+3]
+			}
+			f[at[i]] = vals[at[i+1]:end]
+		}
+	}
 	return f[:len(f):len(f)]
+}
+
+// appendFixdate appends t, in UTC and with a four-digit year, as an
+// IMF-fixdate: what t.Format(http.TimeFormat) returns, in a fraction of
+// its time.
+func appendFixdate(b []byte, t time.Time) []byte {
+	t = t.UTC()
+	year, month, day := t.Date()
+	hour, minute, sec := t.Clock()
+	b = append(b, t.Weekday().String()[:3]...)
+	b = append(b, ',', ' ', byte('0'+day/10), byte('0'+day%10), ' ')
+	b = append(b, month.String()[:3]...)
+	b = append(b, ' ', byte('0'+year/1000), byte('0'+year/100%10), byte('0'+year/10%10), byte('0'+year%10), ' ')
+	b = append(b, byte('0'+hour/10), byte('0'+hour%10), ':', byte('0'+minute/10), byte('0'+minute%10), ':')
+	return append(b, byte('0'+sec/10), byte('0'+sec%10), ' ', 'G', 'M', 'T')
 }
 
 func softPurged(meta string) bool { return meta != "" && meta[0]&flagSoftPurged != 0 }
@@ -169,12 +359,13 @@ func keptCost(e *store.Entry) int64 {
 // decode returns the entry of it, decoded from its metadata, or nil if
 // the metadata is corrupt (counted as a store error).
 func (c *Cache) decode(it *item) *store.Entry {
-	e, ok := decodeMeta(it.meta)
+	size := int64(len(it.body))
+	e, ok := decodeMeta(it.meta, size)
 	if !ok {
 		c.decodeErrors.Add(1)
 		return nil
 	}
-	e.Size = int64(len(it.body))
+	e.Size = size
 	return e
 }
 

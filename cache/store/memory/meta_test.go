@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/caddy-edge/edge/cache/store"
+	"github.com/caddy-edge/edge/cache/store/internal/codec"
 )
 
 // keyed is Derived data that names its deriver's key, as the handler's
@@ -46,7 +47,7 @@ func TestMetaRoundTrip(t *testing.T) {
 		Tags:         []string{"t1", "t2"},
 		SoftPurged:   true,
 	}
-	got, ok := decodeMeta(encodeMeta(e))
+	got, ok := decodeMeta(encodeMeta(e), 0)
 	if !ok {
 		t.Fatal("decodeMeta failed")
 	}
@@ -61,6 +62,149 @@ func TestMetaRoundTrip(t *testing.T) {
 	}
 	if tags := metaTags(meta); !slices.Equal(tags, e.Tags) {
 		t.Errorf("metaTags = %q", tags)
+	}
+}
+
+// Times round trip exactly, whichever way they are kept: as differences
+// (the usual case), or in full when one is missing, a response time comes
+// before its request's, or a time is beyond what nanoseconds hold.
+func TestMetaTimes(t *testing.T) {
+	now := time.Unix(1764571234, 567_890_123) // nanoseconds that take 5 bytes in full
+	far := time.Date(3000, 1, 2, 3, 4, 5, 6, time.UTC)
+	cases := []struct {
+		name           string
+		req, resp, exp time.Time
+	}{
+		{"usual", now.Add(-3 * time.Millisecond), now, now.Add(time.Hour)},
+		{"expired already", now, now.Add(time.Millisecond), now.Add(-time.Minute)},
+		{"response before request", now, now.Add(-time.Second), now.Add(time.Second)},
+		{"no request time", time.Time{}, now, now.Add(time.Hour)},
+		{"no times", time.Time{}, time.Time{}, time.Time{}},
+		{"no expiry", now, now, time.Time{}},
+		{"far future", now, far, far.Add(time.Hour)},
+		{"far past", time.Date(1600, 1, 1, 0, 0, 0, 1, time.UTC), now, now},
+	}
+	for _, tc := range cases {
+		e := &store.Entry{Status: 200, RequestTime: tc.req, ResponseTime: tc.resp, Expires: tc.exp}
+		got, ok := decodeMeta(encodeMeta(e), 0)
+		if !ok {
+			t.Errorf("%s: did not decode", tc.name)
+			continue
+		}
+		for _, p := range []struct{ got, want time.Time }{{got.RequestTime, tc.req}, {got.ResponseTime, tc.resp}, {got.Expires, tc.exp}} {
+			if !p.got.Equal(p.want) || p.got.IsZero() != p.want.IsZero() {
+				t.Errorf("%s: decoded %v, want %v", tc.name, p.got, p.want)
+			}
+		}
+	}
+	// Against the three times in full, as the disk store keeps them.
+	usual := &store.Entry{Status: 200, RequestTime: cases[0].req, ResponseTime: cases[0].resp, Expires: cases[0].exp}
+	full := 0
+	for _, tm := range []time.Time{usual.RequestTime, usual.ResponseTime, usual.Expires} {
+		full += len(codec.AppendTime(nil, tm))
+	}
+	if n := len(encodeMeta(usual)) - 3; n > full-10 { // less flags, tags' and fields' counts
+		t.Errorf("times kept as differences take %d bytes, in full %d", n, full)
+	}
+}
+
+// A Date in IMF-fixdate form and a Content-Length equal to the entry's
+// size take a byte or two each, and decode to the very same strings; any
+// other Date or Content-Length is kept as sent.
+func TestMetaDateAndLength(t *testing.T) {
+	now := time.Now()
+	date := now.Add(-2 * time.Second).UTC().Format(http.TimeFormat)
+	e := &store.Entry{
+		Status: 200, RequestTime: now, ResponseTime: now, Size: 1024,
+		Header: store.Fields{"Content-Length", "1024", "Date", date, "X-A", "1"},
+	}
+	meta := encodeMeta(e)
+	if strings.Contains(meta, "1024") || strings.Contains(meta, date[5:16]) {
+		t.Errorf("the Date or Content-Length was encoded as text: %q", meta)
+	}
+	got, ok := decodeMeta(meta, 1024)
+	if !ok || !slices.Equal(got.Header, e.Header) {
+		t.Fatalf("decoded %q, %v; want %q", got.Header, ok, e.Header)
+	}
+	for _, h := range []store.Fields{
+		{"Date", "Tue, 1 Nov 2023 22:13:20 GMT"},             // not a fixdate: one-digit day
+		{"Date", "Tue, 14 Nov 2023 22:13:20 UTC"},            // not GMT
+		{"Date", "Mon, 14 Nov 2023 22:13:20 GMT"},            // the wrong weekday
+		{"Date", date, "Date", date},                         // two values
+		{"Content-Length", "01024"},                          // not as formatted
+		{"Content-Length", "1023"},                           // not the size
+		{"Content-Length", "1024", "Content-Length", "1024"}, // two values
+	} {
+		e := &store.Entry{Status: 200, ResponseTime: now, Size: 1024, Header: h}
+		meta := encodeMeta(e)
+		if !strings.Contains(meta, h[1]) {
+			t.Errorf("%q was not kept as sent", h)
+		}
+		if got, ok := decodeMeta(meta, 1024); !ok || !slices.Equal(got.Header, h) {
+			t.Errorf("%q decoded as %q, %v", h, got.Header, ok)
+		}
+	}
+	// The size must be known when the entry is put.
+	e.Size = -1
+	if meta := encodeMeta(e); !strings.Contains(meta, "1024") || meta[0]&flagBodyLength != 0 {
+		t.Errorf("a Content-Length was encoded as the length of a body of unknown size")
+	}
+}
+
+// A writer refuses a body of another length than the Content-Length its
+// entry was put with: that header would be decoded as the body's length.
+// An Update whose entry's size is not the stored body's keeps its
+// Content-Length as sent.
+func TestBodyLengthMustMatch(t *testing.T) {
+	ctx := context.Background()
+	c := newCache(t, Config{})
+	put := func(size int64, body string) error {
+		e := entry()
+		e.Size = size
+		e.Header = store.Fields{"Content-Length", strconv.FormatInt(size, 10)}
+		w, err := c.Put(ctx, "k", e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write([]byte(body))
+		return w.Commit()
+	}
+	if err := put(4, "abc"); err == nil {
+		t.Error("a 3-byte body with Content-Length: 4 was stored")
+	}
+	if _, _, err := c.Get(ctx, "k"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Get after the refused commit = %v", err)
+	}
+	if err := put(3, "abc"); err != nil {
+		t.Fatal(err)
+	}
+	e, body, err := c.Get(ctx, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body.Close()
+	if got := e.Header.Get("Content-Length"); got != "3" {
+		t.Errorf("Content-Length = %q, want 3", got)
+	}
+	up := *e
+	up.Header = store.Fields{"Content-Length", "7"}
+	up.Size = 7
+	if err := c.Update(ctx, "k", &up); err != nil {
+		t.Fatal(err)
+	}
+	e, body, err = c.Get(ctx, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body.Close()
+	c.kept.Clear() // decode again from the metadata
+	e, body, err = c.Get(ctx, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body.Close()
+	if got := e.Header.Get("Content-Length"); got != "7" || e.Size != 3 {
+		t.Errorf("after an Update: Content-Length %q, size %d; want 7 as sent, 3", got, e.Size)
 	}
 }
 
@@ -88,7 +232,7 @@ func TestCommonNames(t *testing.T) {
 		t.Fatalf("byte %d is %d, not the name's number", at, bad[at])
 	}
 	bad[at] = byte(len(commonNames) + 1)
-	if _, ok := decodeMeta(string(bad)); ok {
+	if _, ok := decodeMeta(string(bad), 0); ok {
 		t.Error("a name number past the list decoded")
 	}
 }
@@ -319,5 +463,19 @@ func BenchmarkGetDecoded(b *testing.B) {
 			b.Fatal(err)
 		}
 		body.Close()
+	}
+}
+
+// appendFixdate writes what time.Format does, for every day, time of day
+// and year the metadata's times reach.
+func TestAppendFixdate(t *testing.T) {
+	ts := []time.Time{time.Unix(0, 0), time.Date(1824, 12, 31, 23, 59, 59, 0, time.UTC), time.Date(2116, 2, 29, 0, 0, 0, 0, time.UTC)}
+	for s := int64(-4_600_000_000); s < 4_600_000_000; s += 86_400*17 + 3_607 {
+		ts = append(ts, time.Unix(s, 0))
+	}
+	for _, tm := range ts {
+		if got, want := string(appendFixdate(nil, tm)), tm.UTC().Format(http.TimeFormat); got != want {
+			t.Fatalf("appendFixdate(%d) = %q, want %q", tm.Unix(), got, want)
+		}
 	}
 }
