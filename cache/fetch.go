@@ -180,7 +180,7 @@ func (f *fetch) answer(w http.ResponseWriter, x exchange) error {
 		f.lk.entry = x.freshened
 		cs := f.cs
 		cs.fwdStatus, cs.stored, cs.ttl, cs.hasTTL = http.StatusNotModified, x.updateErr == nil, dec.TTL, true
-		return h.serveStored(w, f.r, f.lk, dec, cs, resultRevalidated)
+		return h.serveStored(w, f.r, f.lk, dec, &cs, resultRevalidated)
 
 	case fw.state == stateCaptured:
 		return f.serveStale(w, fw.status, "stale-if-error")
@@ -241,7 +241,7 @@ func unreachable(err error) bool {
 // with status; detail says which rule allowed it.
 func (f *fetch) serveStale(w http.ResponseWriter, status int, detail string) error {
 	cs := cacheStatus{fwd: fwdStale, fwdStatus: status, ttl: f.dec.TTL, hasTTL: true, detail: detail, collapsed: f.cs.collapsed}
-	return f.h.serveStored(w, f.r, f.lk, f.dec, cs, resultStale)
+	return f.h.serveStored(w, f.r, f.lk, f.dec, &cs, resultStale)
 }
 
 // freshen updates the stored entry with a 304 response (§4.3.4) and

@@ -25,19 +25,58 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		return h.serveUnsafe(w, r, next)
 	}
-	if _, up := r.Header["Upgrade"]; up {
-		return h.bypassed(w, r, next, fwdBypass)
+	if _, up := r.Header["Upgrade"]; up || len(h.bypass) > 0 {
+		if done, err := h.serveBypass(w, r, next); done {
+			return err
+		}
 	}
-	if len(h.bypass) > 0 {
+	// A fresh hit is written from here, with little of the goroutine's
+	// stack in use: the collector shrinks the stacks of idle connections
+	// to 8 KiB, Caddy's handler chain takes about 6 KiB of it, and a hit
+	// that goes deeper copies its stack to a larger one at its first
+	// request after each collection (see BENCHMARKS.md). So the work of
+	// a hit before its response is written is done in functions that
+	// return first.
+	var lk lookup
+	dec := h.firstLookup(r, &lk)
+	if lk.entry != nil && dec.Action == policy.Serve {
+		return h.serveStored(w, r, &lk, dec, nil, resultHit)
+	}
+	return h.serveCacheable(w, r, next, &lk, dec)
+}
+
+// serveBypass passes on an Upgrade request, or one that a bypass matcher
+// matches, and tells whether it did.
+func (h *Handler) serveBypass(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) (done bool, err error) {
+	if _, up := r.Header["Upgrade"]; !up && len(h.bypass) > 0 {
 		match, err := h.bypass.AnyMatchWithError(r)
 		if err != nil {
-			return caddyhttp.Error(http.StatusInternalServerError, err)
+			return true, caddyhttp.Error(http.StatusInternalServerError, err)
 		}
-		if match {
-			return h.bypassed(w, r, next, fwdBypass)
+		if !match {
+			return false, nil
 		}
 	}
-	return h.serveCacheable(w, r, next)
+	return true, h.bypassed(w, r, next, fwdBypass)
+}
+
+// firstLookup looks the request up into lk and decides on the entry it
+// found, in a frame of its own that is gone before a hit is written.
+func (h *Handler) firstLookup(r *http.Request, lk *lookup) policy.Decision {
+	*lk = h.lookup(r.Context(), h.keys.key(r), r.Header)
+	if lk.entry == nil {
+		return policy.Decision{}
+	}
+	return h.evaluateRequest(r.Header, lk.entry)
+}
+
+// evaluateRequest is evaluate for a request with header reqHeader. Not
+// inlined: the parsed directives take 176 bytes of the frame they are in,
+// which is then not on the stack while the store is read.
+//
+//go:noinline
+func (h *Handler) evaluateRequest(reqHeader http.Header, e *store.Entry) policy.Decision {
+	return h.evaluate(policy.RequestDirectives(reqHeader), e)
 }
 
 // hasBody tells whether a request has content: a Content-Length above 0,
@@ -135,28 +174,11 @@ func (h *Handler) lookup(ctx context.Context, pkey string, reqHeader http.Header
 	defer h.countLookup(&lk)
 	e, b, err := h.Store.Get(ctx, pkey)
 	if err != nil {
-		if !errors.Is(err, store.ErrNotFound) {
-			h.logger.Error("reading from the cache store", zap.String("key", pkey), zap.Error(err))
-		}
+		h.storeReadFailed(pkey, err)
 		return lk
 	}
 	if e.Status == 0 { // a vary marker: the URL is known, find the variant
-		b.Close()
-		lk.fwd = fwdVaryMiss
-		fields, parsed := e.Derived.(varyNames) // set by putMarker
-		if !parsed {                            // a store that keeps no Derived
-			fields = varyFields(&e.Header)
-		}
-		sec, ok := h.keys.variantKey(fields, reqHeader, replacerOf(ctx))
-		if !ok {
-			return lk
-		}
-		lk.key = pkey + varySep + sec
-		e, b, err = h.Store.Get(ctx, lk.key)
-		if err != nil {
-			if !errors.Is(err, store.ErrNotFound) {
-				h.logger.Error("reading from the cache store", zap.String("key", lk.key), zap.Error(err))
-			}
+		if e, b = h.lookupVariant(ctx, &lk, e, b, reqHeader); e == nil {
 			return lk
 		}
 	}
@@ -177,6 +199,38 @@ func (h *Handler) lookup(ctx context.Context, pkey string, reqHeader http.Header
 	}
 	lk.entry, lk.body = e, b
 	return lk
+}
+
+// lookupVariant follows the vary marker m (with body b, closed here) to the
+// variant of the request with header reqHeader, setting lk's key and fwd.
+// It returns the variant, or nil when there is none. Out of lookup's
+// frame, as storeReadFailed is, to keep the stack of a hit short (see
+// ServeHTTP).
+func (h *Handler) lookupVariant(ctx context.Context, lk *lookup, m *store.Entry, b store.Body, reqHeader http.Header) (*store.Entry, store.Body) {
+	b.Close()
+	lk.fwd = fwdVaryMiss
+	fields, parsed := m.Derived.(varyNames) // set by putMarker
+	if !parsed {                            // a store that keeps no Derived
+		fields = varyFields(&m.Header)
+	}
+	sec, ok := h.keys.variantKey(fields, reqHeader, replacerOf(ctx))
+	if !ok {
+		return nil, nil
+	}
+	lk.key = lk.pkey + varySep + sec
+	e, b, err := h.Store.Get(ctx, lk.key)
+	if err != nil {
+		h.storeReadFailed(lk.key, err)
+		return nil, nil
+	}
+	return e, b
+}
+
+// storeReadFailed logs a store's error reading key, but for a miss.
+func (h *Handler) storeReadFailed(key string, err error) {
+	if !errors.Is(err, store.ErrNotFound) {
+		h.logger.Error("reading from the cache store", zap.String("key", key), zap.Error(err))
+	}
 }
 
 // varyFields returns the field names listed in h's Vary fields.
@@ -322,8 +376,11 @@ type cacheable struct {
 // most twice, and a second time only when the fetch it first waited for
 // failed (see leadOrWait); a later pass that finds the key in flight again
 // goes to the origin alone, so the loop ends by the third pass.
-func (h *Handler) serveCacheable(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	c := cacheable{w: w, r: r, next: next, pkey: h.keys.key(r), rq: policy.RequestDirectives(r.Header), mayStore: true}
+//
+// first and firstDec are the first pass's lookup and decision, made by
+// ServeHTTP; serveCacheable takes over first's body.
+func (h *Handler) serveCacheable(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, first *lookup, firstDec policy.Decision) error {
+	c := cacheable{w: w, r: r, next: next, pkey: first.pkey, rq: policy.RequestDirectives(r.Header), mayStore: true}
 	switch {
 	case r.Method == http.MethodHead:
 		c.mayStore, c.passDetail = false, "head"
@@ -337,10 +394,17 @@ func (h *Handler) serveCacheable(w http.ResponseWriter, r *http.Request, next ca
 		c.mayStore, c.passDetail = false, detailRequestBody
 	}
 	for attempt := 0; ; attempt++ {
-		lk := h.lookup(r.Context(), c.pkey, r.Header)
+		var lk lookup
 		var dec policy.Decision
+		if attempt == 0 {
+			lk, dec = *first, firstDec
+		} else {
+			lk = h.lookup(r.Context(), c.pkey, r.Header)
+			if lk.entry != nil {
+				dec = h.evaluate(c.rq, lk.entry)
+			}
+		}
 		if lk.entry != nil {
-			dec = h.evaluate(c.rq, lk.entry)
 			if dec.Action == policy.Serve || dec.Action == policy.ServeStaleRevalidate {
 				return h.serveFromStore(&c, &lk, dec)
 			}
@@ -380,7 +444,7 @@ func (h *Handler) serveWaitTimedOut(c *cacheable, f *fetch) error {
 		}
 		if dec.StaleIfErrorOK || dec.StaleIfUnreachableOK { // the origin did not answer in time
 			cs := cacheStatus{fwd: fwdStale, collapsed: collapsedUnused, ttl: dec.TTL, hasTTL: true, detail: detailCollapseTimeout}
-			return h.serveStored(c.w, c.r, &lk, dec, cs, resultStale)
+			return h.serveStored(c.w, c.r, &lk, dec, &cs, resultStale)
 		}
 		lk.close()
 	}
@@ -398,14 +462,14 @@ func (h *Handler) serveFromStore(c *cacheable, lk *lookup, dec policy.Decision) 
 	if dec.Action == policy.ServeStaleRevalidate {
 		h.refresh(c.r, c.next, *lk, dec, nil)
 		cs := cacheStatus{ttl: dec.TTL, hasTTL: true, detail: "stale-while-revalidate"}
-		return h.serveStored(c.w, c.r, lk, dec, cs, resultStale)
+		return h.serveStored(c.w, c.r, lk, dec, &cs, resultStale)
 	}
 	cs := cacheStatus{ttl: dec.TTL, hasTTL: true}
 	result := resultHit
 	if c.collapse == collapsedServed {
 		cs.fwd, cs.collapsed, result = fwdURIMiss, collapsedServed, resultCollapsed
 	}
-	return h.serveStored(c.w, c.r, lk, dec, cs, result)
+	return h.serveStored(c.w, c.r, lk, dec, &cs, result)
 }
 
 // serveUnavailable answers an only-if-cached request that the store cannot
@@ -553,38 +617,18 @@ func (h *Handler) leadOrWait(c *cacheable, f *fetch, attempt int) (retry bool, e
 }
 
 // serveStored writes a stored response: its header, Age, Cache-Status, and
-// its body (or 304 to a matching conditional request, or a range).
-func (h *Handler) serveStored(w http.ResponseWriter, r *http.Request, lk *lookup, dec policy.Decision, cs cacheStatus, result string) error {
+// its body (or 304 to a matching conditional request, or a range). A nil
+// cs stands for a plain hit's: the entry's time to live.
+func (h *Handler) serveStored(w http.ResponseWriter, r *http.Request, lk *lookup, dec policy.Decision, cs *cacheStatus, result string) error {
 	defer lk.close()
 	e, body := lk.entry, lk.body
-	hdr := w.Header()
-	d := h.entryDerived(e)
-	var status string
-	if cs.fwd == "" && cs.detail == "" && cs.hasTTL {
-		status = d.hitCacheStatus(&cs)
-	} else {
-		status = cs.String()
-	}
-	// The response gets value slices of its own (a handler after this one
-	// may rewrite values in place: Caddy's header directive assigns to
-	// hdr[name][i]), in one allocation with room for Age, Cache-Status and
-	// Content-Length.
-	vals := e.Header.CopyTo(hdr, 3)
-	i := len(vals)
-	vals = append(vals, strconv.FormatInt(int64(max(dec.Age, 0)/time.Second), 10), status)
-	hdr["Age"] = vals[i : i+1 : i+1]
-	hdr["Cache-Status"] = vals[i+1 : i+2 : i+2]
-	if _, ok := hdr["Content-Length"]; !ok {
-		// A response the origin sent without a length (chunked).
-		vals = append(vals, d.contentLengthOf(body.Size()))
-		hdr["Content-Length"] = vals[i+2 : i+3 : i+3]
-	}
+	h.storedHeader(w.Header(), lk, dec, cs)
 	h.report(r, result)
 
 	if e.Status >= 200 && e.Status < 300 && policy.NotModifiedAt(r.Header, &e.Header, e.ResponseTime) {
 		// §4.3.2: a fresh or validated stored response answers the client's
 		// conditional request.
-		delete(hdr, "Content-Length")
+		delete(w.Header(), "Content-Length")
 		w.WriteHeader(http.StatusNotModified)
 		return nil
 	}
@@ -602,6 +646,38 @@ func (h *Handler) serveStored(w http.ResponseWriter, r *http.Request, lk *lookup
 	}
 	_, _ = io.Copy(w, body)
 	return nil
+}
+
+// storedHeader sets the fields of the stored response lk found in the
+// client's header hdr, with Age, Cache-Status cs and, for a response the
+// origin sent without a length, Content-Length. A function of its own, so
+// that its frame is off the stack when the response is written.
+func (h *Handler) storedHeader(hdr http.Header, lk *lookup, dec policy.Decision, cs *cacheStatus) {
+	e := lk.entry
+	d := h.entryDerived(e)
+	if cs == nil {
+		cs = &cacheStatus{ttl: dec.TTL, hasTTL: true}
+	}
+	var status string
+	if cs.fwd == "" && cs.detail == "" && cs.hasTTL {
+		status = d.hitCacheStatus(cs)
+	} else {
+		status = cs.String()
+	}
+	// The response gets value slices of its own (a handler after this one
+	// may rewrite values in place: Caddy's header directive assigns to
+	// hdr[name][i]), in one allocation with room for Age, Cache-Status and
+	// Content-Length.
+	vals := e.Header.CopyTo(hdr, 3)
+	i := len(vals)
+	vals = append(vals, strconv.FormatInt(int64(max(dec.Age, 0)/time.Second), 10), status)
+	hdr["Age"] = vals[i : i+1 : i+1]
+	hdr["Cache-Status"] = vals[i+1 : i+2 : i+2]
+	if _, ok := hdr["Content-Length"]; !ok {
+		// A response the origin sent without a length (chunked).
+		vals = append(vals, d.contentLengthOf(lk.body.Size()))
+		hdr["Content-Length"] = vals[i+2 : i+3 : i+3]
+	}
 }
 
 // serveRange answers a Range request (RFC 9110 §14) from a complete stored

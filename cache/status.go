@@ -152,13 +152,28 @@ func (h *Handler) report(r *http.Request, result string) {
 	// ExtraLogFields.Set costs a fresh map per call: skip it when the
 	// server writes no access log.
 	if srv, ok := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server); !ok || srv == nil || srv.Logs != nil {
-		if extra, ok := r.Context().Value(caddyhttp.ExtraLogFieldsCtxKey).(*caddyhttp.ExtraLogFields); ok {
-			extra.Set(zap.String("http_cache_status", result))
-		}
+		setLogField(r, result)
 	}
 	metrics.count(result)
+	if h.logger.Core().Enabled(zapcore.DebugLevel) {
+		h.logResult(r, result)
+	}
+}
+
+// logResult writes the debug log line of a request's result. A function
+// of its own, so that zap's Check and the fields, more than a kilobyte of
+// stack, are not on the stack of every hit (see ServeHTTP).
+func (h *Handler) logResult(r *http.Request, result string) {
 	if c := h.logger.Check(zapcore.DebugLevel, "http_cache"); c != nil {
 		c.Write(zap.String("result", result), zap.String("method", r.Method), zap.String("uri", r.RequestURI))
+	}
+}
+
+// setLogField adds the result to r's access log entry; out of report's
+// frame, as logResult is.
+func setLogField(r *http.Request, result string) {
+	if extra, ok := r.Context().Value(caddyhttp.ExtraLogFieldsCtxKey).(*caddyhttp.ExtraLogFields); ok {
+		extra.Set(zap.String("http_cache_status", result))
 	}
 }
 

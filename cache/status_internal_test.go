@@ -1,8 +1,14 @@
 package cache
 
 import (
+	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 func TestCacheStatusString(t *testing.T) {
@@ -39,6 +45,29 @@ func TestDefaultKey(t *testing.T) {
 	} {
 		if got := tt.k.defaultKey(tt.scheme, tt.host, tt.path, tt.query); got != tt.want {
 			t.Errorf("defaultKey(%q, %q, %q, %q) = %q, want %q", tt.scheme, tt.host, tt.path, tt.query, got, tt.want)
+		}
+	}
+}
+
+// Each result is logged at Debug, with the request's method and URI, when
+// the logger is at Debug, and not otherwise.
+func TestReportLogsAtDebug(t *testing.T) {
+	for _, level := range []zapcore.Level{zapcore.DebugLevel, zapcore.InfoLevel} {
+		core, logs := observer.New(level)
+		h := &Handler{logger: zap.New(core)}
+		h.report(httptest.NewRequest(http.MethodGet, "/a?b", nil), resultHit)
+		got := logs.FilterMessage("http_cache").All()
+		if level == zapcore.InfoLevel {
+			if len(got) != 0 {
+				t.Errorf("at Info: %d debug lines logged", len(got))
+			}
+			continue
+		}
+		if len(got) != 1 {
+			t.Fatalf("at Debug: %d lines logged, want 1", len(got))
+		}
+		if f := got[0].ContextMap(); f["result"] != resultHit || f["method"] != "GET" || f["uri"] != "/a?b" {
+			t.Errorf("logged %v", f)
 		}
 	}
 }

@@ -430,6 +430,16 @@ func (h *Handler) record(l *lookup, d rules.Decision) {
 	if d.Logged >= 0 || l.decision == decisionWouldDeny {
 		level = zapcore.InfoLevel
 	}
+	if h.logger.Core().Enabled(level) {
+		h.logDecision(l, d, level, country)
+	}
+}
+
+// logDecision writes the log line of a decision. A function of its own,
+// so that zap's Check and the fields, more than a kilobyte of stack, are
+// not on the stack of every request (the stack of an idle connection is
+// shrunk by each collection, and a deeper request then copies it).
+func (h *Handler) logDecision(l *lookup, d rules.Decision, level zapcore.Level, country string) {
 	if c := h.logger.Check(level, "geofilter decision"); c != nil {
 		fields := []zap.Field{
 			zap.Stringer("client_ip", l.ip),
