@@ -41,13 +41,14 @@ const MaxEntryFraction = 8
 
 // entryOverhead is what an entry costs beyond its key, its body and its
 // encoded metadata: the item (80 bytes), the eviction policy's node (80)
-// and hash table slots, the metadata string's rounding to its size class,
-// and a margin for the heap's fragmentation under churn. BenchmarkEntryCost
-// in package cache measures a stored 1 KiB response: see the README's
-// "Memory" section for the figures. Calibrated with bench/memory.sh so
-// that a full store of 1 KiB entries stays within its RSS budget (1.25 x
+// and hash table slots (about 30), and the metadata string's rounding to
+// its size class; the heap's fragmentation under churn is counted apart
+// (fragmentationShare). BenchmarkEntryHeap measures 270 bytes beyond key
+// and body for a stored 1 KiB response whose metadata takes 76: see the
+// README's "Memory" section for the figures. Checked with bench/memory.sh:
+// a full store of 1 KiB entries stays within its RSS budget (1.25 x
 // max_size + 64 MiB).
-const entryOverhead = 240
+const entryOverhead = 200
 
 // keptShare: the decoded metadata that hits use (the entry, its header
 // fields' slice, the handler's derived data) is kept for as many entries
