@@ -6,7 +6,8 @@
 // share of the budget (see keptShare). Eviction is W-TinyLFU
 // (github.com/maypok86/otter/v2): an entry that is requested often
 // survives a burst of entries requested once, as a scan of many URLs
-// would bring. Entries also leave when their store.Entry.Expires passes.
+// would bring. Entries also leave when their store.Entry.Expires passes:
+// Get never returns them, and a sweep removes them (see sweepInterval).
 //
 // The Caddy module http.cache.stores.memory (type Store) shares one Cache
 // per name between sites and across config reloads; see Store.
@@ -69,6 +70,15 @@ const fragmentationShare = 16
 // may be returned up to this long after its Expires (never before).
 const coarseResolution = 10 * time.Millisecond
 
+// sweepInterval is how often a Cache on the real clock removes the
+// entries whose Expires has passed. Get never returns them before; until
+// then they are counted in Stats and take their part of the budget, as
+// entries no request uses do until they are evicted. The sweep reads
+// every entry: about 30 ms a million entries. (Otter could expire entries
+// itself, at 16 bytes more per entry for its timer wheel's links and
+// deadline.)
+var sweepInterval = 30 * time.Second
+
 // preallocMax is the most a Put preallocates for a body of announced
 // size: 1 MiB.
 const preallocMax = 1 << 20
@@ -80,8 +90,8 @@ type Config struct {
 	// Now returns the current time. It decides when an entry has expired.
 	// Nil means the real time, read every 10ms (coarseResolution). Tests
 	// inject a clock here so that expiry needs no sleep; a Cache with a
-	// Now of its own does no periodic clean-up (expired entries are
-	// dropped by writes and maintenance, and never returned).
+	// Now of its own runs no sweep (expired entries are never returned,
+	// and CleanUp removes them).
 	Now func() time.Time
 }
 
@@ -116,6 +126,8 @@ type Cache struct {
 	c        *otter.Cache[string, *item]
 	clock    otter.Clock        // the time for expiry, shared with otter
 	coarse   *otter.CoarseClock // the default clock, stopped by Close; nil with Config.Now
+	stop     chan struct{}      // closed by Close: ends the sweeps
+	closing  sync.Once
 	maxSize  atomic.Int64
 	maxEntry atomic.Int64 // the largest weight one entry may have
 
@@ -155,7 +167,6 @@ func New(cfg Config) (*Cache, error) {
 	opts := &otter.Options[string, *item]{
 		MaximumWeight:    uint64(entriesShare(cfg.MaxSize)),
 		Weigher:          func(_ string, it *item) uint32 { return it.weight },
-		ExpiryCalculator: otter.ExpiryWritingFunc(c.expiresAfter),
 		OnAtomicDeletion: c.onDeletion,
 		Clock:            c.clock,
 	}
@@ -165,13 +176,54 @@ func New(cfg Config) (*Cache, error) {
 		return nil, err
 	}
 	c.c = oc
+	c.stop = make(chan struct{})
+	if c.coarse != nil {
+		go c.sweepEvery(sweepInterval)
+	}
 	return c, nil
+}
+
+// sweepEvery sweeps every interval until Close.
+func (c *Cache) sweepEvery(interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-t.C:
+			c.sweep()
+		}
+	}
+}
+
+// sweep removes the entries whose Expires has passed. An entry replaced
+// since it was read stays: its successor is checked at the next sweep.
+// A large body's buffer goes back to the pool, as on eviction.
+func (c *Cache) sweep() {
+	for k, it := range c.c.All() {
+		if !c.expired(it) {
+			continue
+		}
+		c.c.ComputeIfPresent(k, func(old *item) (*item, otter.ComputeOp) {
+			if old != it {
+				return old, otter.CancelOp
+			}
+			if it.buf != nil {
+				// onDeletion leaves the buffers of invalidated entries to
+				// the collector: it takes purges for invalidations.
+				it.buf.release()
+			}
+			return nil, otter.InvalidateOp
+		})
+	}
 }
 
 // Close stops the Cache's background work: the periodic clean-up and the
 // coarse clock. The Cache keeps answering without them, so that requests
 // still in flight when a config is unloaded finish normally.
 func (c *Cache) Close() {
+	c.closing.Do(func() { close(c.stop) })
 	c.c.StopAllGoroutines()
 	c.stopClock()
 }
@@ -441,9 +493,13 @@ func (c *Cache) Stats() store.Stats {
 }
 
 // CleanUp runs pending maintenance now: evictions for space and removal
-// of expired entries. It is never necessary; tests use it to observe the
-// effect of eviction.
-func (c *Cache) CleanUp() { c.c.CleanUp() }
+// of expired entries (a sweep). It is never necessary; tests use it to
+// observe the effect of eviction and expiry.
+func (c *Cache) CleanUp() {
+	c.c.CleanUp()
+	c.sweep()
+	c.c.CleanUp()
+}
 
 // commit stores it under key, replacing any entry there.
 func (c *Cache) commit(key string, it *item) {
@@ -648,21 +704,6 @@ func (w *writer) Abort() {
 	w.done = true
 	w.buf = nil
 }
-
-// expiresAfter tells otter when an item expires: at its entry's Expires,
-// set on every write (a Commit or Update) and left alone by reads, which
-// then skip the calculator altogether (otter.ExpiryWritingFunc).
-func (c *Cache) expiresAfter(e otter.Entry[string, *item]) time.Duration {
-	if e.Value.expires == 0 {
-		return forever
-	}
-	// Otter reads a non-positive duration as "keep the deadline", which
-	// for a new entry is never: an entry already expired gets 1ns.
-	return max(time.Duration(e.Value.expires-c.clock.NowNano()), 1)
-}
-
-// forever stands for "no expiry"; otter saturates deadlines that overflow.
-const forever = time.Duration(math.MaxInt64)
 
 // clock adapts a Now function to otter's Clock. It gives no ticks, so the
 // cache runs no periodic clean-up goroutine.

@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -462,5 +464,61 @@ func TestUsableAfterClose(t *testing.T) {
 	}
 	if n, _ := c.PurgePrefix(ctx, "", false); n != 2 {
 		t.Errorf("PurgePrefix after Close = %d, want 2", n)
+	}
+}
+
+// On the real clock, entries past their Expires leave the store by
+// themselves (a sweep), with their tags; Close ends the sweeps.
+func TestSweepRemovesExpired(t *testing.T) {
+	defer func(d time.Duration) { sweepInterval = d }(sweepInterval)
+	sweepInterval = 20 * time.Millisecond
+	ctx := context.Background()
+	c, err := New(Config{MaxSize: 8 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		e := entry()
+		e.Expires = time.Now().Add(100 * time.Millisecond)
+		if i == 0 {
+			e.Expires = time.Now().Add(time.Hour)
+		}
+		e.Tags = []string{"t"}
+		w, _ := c.Put(ctx, fmt.Sprintf("k%d", i), e)
+		w.Write(make([]byte, 64<<10)) // a recycled buffer
+		if err := w.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for c.Stats().Entries != 1 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if st := c.Stats(); st.Entries != 1 {
+		t.Fatalf("Stats().Entries = %d a while after 4 of 5 entries expired, want 1", st.Entries)
+	}
+	if _, _, err := c.Get(ctx, "k0"); err != nil {
+		t.Errorf("the entry not expired: %v", err)
+	}
+	c.mu.Lock()
+	tagged := len(c.tags["t"])
+	c.mu.Unlock()
+	if tagged != 1 {
+		t.Errorf("%d keys indexed under the tag, want 1", tagged)
+	}
+	sweeping := func() bool {
+		buf := make([]byte, 1<<20)
+		return strings.Contains(string(buf[:runtime.Stack(buf, true)]), "sweepEvery")
+	}
+	if !sweeping() {
+		t.Fatal("no sweeping goroutine before Close")
+	}
+	c.Close()
+	deadline = time.Now().Add(5 * time.Second)
+	for sweeping() && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if sweeping() {
+		t.Error("the sweep goes on after Close")
 	}
 }
