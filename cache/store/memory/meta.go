@@ -217,7 +217,8 @@ func appendFields(b []byte, f store.Fields, size int64, responseTime time.Time, 
 					continue
 				}
 			case "Content-Length":
-				if size >= 0 && v == strconv.FormatInt(size, 10) {
+				var digits [20]byte
+				if size >= 0 && v == string(strconv.AppendInt(digits[:0], size, 10)) {
 					*flags |= flagBodyLength
 					b = append(b, codeBodyLength)
 					continue
