@@ -41,11 +41,12 @@ const DefaultMaxSize int64 = 256 << 20
 const MaxEntryFraction = 8
 
 // entryOverhead is what an entry costs beyond its key, its body and its
-// encoded metadata: the item (80 bytes), the eviction policy's node (80)
-// and hash table slots (about 30), and the metadata string's rounding to
-// its size class; the heap's fragmentation under churn is counted apart
-// (fragmentationShare). BenchmarkEntryHeap measures 270 bytes beyond key
-// and body for a stored 1 KiB response whose metadata takes 76: see the
+// encoded metadata: the item (80 bytes), the eviction policy's node (64)
+// and hash table slots (about 30), the metadata string's rounding to its
+// size class, and a margin; the heap's fragmentation under churn is
+// counted apart (fragmentationShare). BenchmarkEntryHeap measures 253
+// bytes beyond key and body for a stored 1 KiB response whose metadata
+// takes 76: see the
 // README's "Memory" section for the figures. Checked with bench/memory.sh:
 // a full store of 1 KiB entries stays within its RSS budget (1.25 x
 // max_size + 64 MiB).
