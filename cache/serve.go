@@ -63,7 +63,7 @@ func (h *Handler) serveBypass(w http.ResponseWriter, r *http.Request, next caddy
 // firstLookup looks the request up into lk and decides on the entry it
 // found, in a frame of its own that is gone before a hit is written.
 func (h *Handler) firstLookup(r *http.Request, lk *lookup) policy.Decision {
-	*lk = h.lookup(r.Context(), h.keys.key(r), r.Header)
+	h.lookupInto(r.Context(), h.keys.key(r), r.Header, lk)
 	if lk.entry == nil {
 		return policy.Decision{}
 	}
@@ -169,24 +169,31 @@ func (lk *lookup) close() {
 
 // lookup finds the stored response for a request with header reqHeader
 // under primary key pkey, following a vary marker to the variant (§4.1).
-func (h *Handler) lookup(ctx context.Context, pkey string, reqHeader http.Header) lookup {
-	lk := lookup{pkey: pkey, key: pkey, fwd: fwdURIMiss}
-	defer h.countLookup(&lk)
+func (h *Handler) lookup(ctx context.Context, pkey string, reqHeader http.Header) (lk lookup) {
+	h.lookupInto(ctx, pkey, reqHeader, &lk)
+	return lk
+}
+
+// lookupInto is lookup writing into lk, which a hit's path keeps in the
+// frame of ServeHTTP (see ServeHTTP).
+func (h *Handler) lookupInto(ctx context.Context, pkey string, reqHeader http.Header, lk *lookup) {
+	*lk = lookup{pkey: pkey, key: pkey, fwd: fwdURIMiss}
+	defer h.countLookup(lk)
 	e, b, err := h.Store.Get(ctx, pkey)
 	if err != nil {
 		h.storeReadFailed(pkey, err)
-		return lk
+		return
 	}
 	if e.Status == 0 { // a vary marker: the URL is known, find the variant
-		if e, b = h.lookupVariant(ctx, &lk, e, b, reqHeader); e == nil {
-			return lk
+		if e, b = h.lookupVariant(ctx, lk, e, b, reqHeader); e == nil {
+			return
 		}
 	}
 	if len(h.keys.vary) > 0 && lk.key == pkey {
 		// Stored before the vary option was set: it varies on nothing
 		// the option names, so it answers no request.
 		b.Close()
-		return lk
+		return
 	}
 	// RFC 9110 §12.5.3: never a coding the client refused, even from an
 	// origin that does not send Vary: Accept-Encoding.
@@ -194,11 +201,10 @@ func (h *Handler) lookup(ctx context.Context, pkey string, reqHeader http.Header
 		if !policy.EncodingAcceptable(ce, reqHeader) {
 			b.Close()
 			lk.fwd = fwdVaryMiss
-			return lk
+			return
 		}
 	}
 	lk.entry, lk.body = e, b
-	return lk
 }
 
 // lookupVariant follows the vary marker m (with body b, closed here) to the
