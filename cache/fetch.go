@@ -176,7 +176,7 @@ func (f *fetch) answer(w http.ResponseWriter, x exchange) error {
 		if f.background {
 			return x.updateErr
 		}
-		dec := h.evaluate(f.rq, x.freshened)
+		dec := h.evaluate(&f.rq, x.freshened)
 		f.lk.entry = x.freshened
 		cs := f.cs
 		cs.fwdStatus, cs.stored, cs.ttl, cs.hasTTL = http.StatusNotModified, x.updateErr == nil, dec.TTL, true

@@ -72,11 +72,27 @@ func (h *Handler) firstLookup(r *http.Request, lk *lookup) policy.Decision {
 
 // evaluateRequest is evaluate for a request with header reqHeader. Not
 // inlined: the parsed directives take 176 bytes of the frame they are in,
-// which is then not on the stack while the store is read.
+// which is then not on the stack while the store is read. A request
+// without Cache-Control and Pragma, most of them, has no directives to
+// parse.
 //
 //go:noinline
 func (h *Handler) evaluateRequest(reqHeader http.Header, e *store.Entry) policy.Decision {
-	return h.evaluate(policy.RequestDirectives(reqHeader), e)
+	if reqHeader["Cache-Control"] == nil && reqHeader["Pragma"] == nil {
+		return h.evaluate(&noDirectives, e)
+	}
+	return h.evaluateParsed(reqHeader, e)
+}
+
+// noDirectives are those of a request without Cache-Control and Pragma;
+// never written.
+var noDirectives policy.Directives
+
+// evaluateParsed is evaluateRequest for a request with Cache-Control or
+// Pragma, whose parsing takes about 600 bytes of stack.
+func (h *Handler) evaluateParsed(reqHeader http.Header, e *store.Entry) policy.Decision {
+	rq := policy.RequestDirectives(reqHeader)
+	return h.evaluate(&rq, e)
 }
 
 // hasBody tells whether a request has content: a Content-Length above 0,
@@ -328,18 +344,26 @@ func (h *Handler) entryDerived(e *store.Entry) *derived {
 	if d, ok := e.Derived.(*derived); ok && d.optsKey == h.optsKey {
 		return d
 	}
+	return h.deriveEntry(e)
+}
+
+// deriveEntry computes e's derived data; apart from entryDerived, so that
+// entryDerived is inlined and the parsing's frame is not on the stack of
+// a hit on an entry whose data is kept.
+func (h *Handler) deriveEntry(e *store.Entry) *derived {
 	return h.derive(e.Status, &e.Header, e.RequestTime, e.ResponseTime)
 }
 
 // evaluate decides how the stored entry e may answer a request with
 // header reqHeader now.
-func (h *Handler) evaluate(rq policy.Directives, e *store.Entry) policy.Decision {
+func (h *Handler) evaluate(rq *policy.Directives, e *store.Entry) policy.Decision {
 	d := h.entryDerived(e)
 	age := policy.AgeAt(d.initialAge, e.ResponseTime, h.now())
 	if e.SoftPurged {
-		return policy.EvaluateRequest(rq, softPurged(d.fresh, age), age)
+		f := softPurged(d.fresh, age)
+		return policy.EvaluateRequest(rq, &f, age)
 	}
-	return policy.EvaluateRequest(rq, d.fresh, age)
+	return policy.EvaluateRequest(rq, &d.fresh, age)
 }
 
 // softPurged returns the freshness of a soft-purged entry of age age: stale
@@ -407,7 +431,7 @@ func (h *Handler) serveCacheable(w http.ResponseWriter, r *http.Request, next ca
 		} else {
 			lk = h.lookup(r.Context(), c.pkey, r.Header)
 			if lk.entry != nil {
-				dec = h.evaluate(c.rq, lk.entry)
+				dec = h.evaluate(&c.rq, lk.entry)
 			}
 		}
 		if lk.entry != nil {
@@ -443,7 +467,7 @@ func (h *Handler) serveCacheable(w http.ResponseWriter, r *http.Request, next ca
 func (h *Handler) serveWaitTimedOut(c *cacheable, f *fetch) error {
 	lk := h.lookup(c.r.Context(), c.pkey, c.r.Header)
 	if lk.entry != nil {
-		dec := h.evaluate(c.rq, lk.entry)
+		dec := h.evaluate(&c.rq, lk.entry)
 		if dec.Action == policy.Serve || dec.Action == policy.ServeStaleRevalidate {
 			c.collapse = collapsedServed
 			return h.serveFromStore(c, &lk, dec)
@@ -723,7 +747,7 @@ func (h *Handler) wantsFill(lk *lookup) bool {
 	if h.entryDerived(lk.entry).fresh.NoCache {
 		return false
 	}
-	return h.evaluate(policy.Directives{}, lk.entry).Action != policy.Serve
+	return h.evaluate(&policy.Directives{}, lk.entry).Action != policy.Serve
 }
 
 // refresh starts a background fetch of the whole GET response for lk.key,

@@ -41,7 +41,7 @@ import (
 // by an explicit in-protocol directive"). A window of 0 allows nothing.
 //
 // TTL is freshness_lifetime - current_age, negative when stale.
-func EvaluateRequest(rq Directives, f Freshness, age time.Duration) Decision {
+func EvaluateRequest(rq *Directives, f *Freshness, age time.Duration) Decision {
 	d := Decision{Action: Revalidate, Age: age, TTL: f.Lifetime - age}
 	staleness := age - f.Lifetime // > 0 when stale
 	fresh := staleness < 0        // §4.2: freshness_lifetime > current_age

@@ -14,7 +14,8 @@ func Evaluate(reqHeader http.Header, h http.Header, f Freshness, requestTime, re
 
 // EvaluateAge is EvaluateRequest for a request header.
 func EvaluateAge(reqHeader http.Header, f Freshness, age time.Duration) Decision {
-	return EvaluateRequest(RequestDirectives(reqHeader), f, age)
+	rq := RequestDirectives(reqHeader)
+	return EvaluateRequest(&rq, &f, age)
 }
 
 // ResponseFreshness is ResponseFreshnessStatus for a 200 response.

@@ -34,7 +34,7 @@ func TestStaleIfUnreachable(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := policy.ResponseFreshnessStatus(http.StatusOK, http.Header{"Cache-Control": {tt.cc}}, t0, tt.opts)
-			d := policy.EvaluateRequest(policy.Directives{}, f, tt.age)
+			d := policy.EvaluateRequest(&policy.Directives{}, &f, tt.age)
 			if d.StaleIfUnreachableOK != tt.wantOK {
 				t.Errorf("StaleIfUnreachableOK = %v, want %v (freshness %+v)", d.StaleIfUnreachableOK, tt.wantOK, f)
 			}
