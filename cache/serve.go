@@ -39,10 +39,36 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	// return first.
 	var lk lookup
 	dec := h.firstLookup(r, &lk)
-	if lk.entry != nil && dec.Action == policy.Serve {
+	if lk.entry == nil || dec.Action != policy.Serve {
+		return h.serveCacheable(w, r, next, &lk, dec)
+	}
+	defer lk.close()
+	body, ok := h.plainHit(w, r, &lk, dec)
+	if !ok {
 		return h.serveStored(w, r, &lk, dec, nil, resultHit)
 	}
-	return h.serveCacheable(w, r, next, &lk, dec)
+	// Errors writing to the client are the client's (gone); nothing to do.
+	w.WriteHeader(lk.entry.Status)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(body)
+	}
+	return nil
+}
+
+// plainHit sets the header of a hit that is written whole from memory (a
+// body the store holds as bytes, no Range, no conditional it answers with
+// 304) and returns the body; ok is false, and nothing done, for any other
+// hit, which serveStored writes.
+func (h *Handler) plainHit(w http.ResponseWriter, r *http.Request, lk *lookup, dec policy.Decision) (body []byte, ok bool) {
+	e := lk.entry
+	bb, ok := lk.body.(store.BytesBody)
+	if !ok || (e.Status == http.StatusOK && r.Header["Range"] != nil) ||
+		(e.Status >= 200 && e.Status < 300 && policy.NotModifiedAt(r.Header, &e.Header, e.ResponseTime)) {
+		return nil, false
+	}
+	h.storedHeader(w.Header(), lk, dec, nil)
+	h.report(r, resultHit)
+	return bb.Bytes(), true
 }
 
 // serveBypass passes on an Upgrade request, or one that a bypass matcher
