@@ -60,10 +60,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 // 304) and returns the body; ok is false, and nothing done, for any other
 // hit, which serveStored writes.
 func (h *Handler) plainHit(w http.ResponseWriter, r *http.Request, lk *lookup, dec policy.Decision) (body []byte, ok bool) {
-	e := lk.entry
 	bb, ok := lk.body.(store.BytesBody)
-	if !ok || (e.Status == http.StatusOK && r.Header["Range"] != nil) ||
-		(e.Status >= 200 && e.Status < 300 && policy.NotModifiedAt(r.Header, &e.Header, e.ResponseTime)) {
+	if !ok || answerFor(r, lk.entry) != answerWhole {
 		return nil, false
 	}
 	h.storedHeader(w.Header(), lk, dec, nil)
@@ -681,14 +679,12 @@ func (h *Handler) serveStored(w http.ResponseWriter, r *http.Request, lk *lookup
 	h.storedHeader(w.Header(), lk, dec, cs)
 	h.report(r, result)
 
-	if e.Status >= 200 && e.Status < 300 && policy.NotModifiedAt(r.Header, &e.Header, e.ResponseTime) {
-		// §4.3.2: a fresh or validated stored response answers the client's
-		// conditional request.
+	switch answerFor(r, e) {
+	case answerNotModified:
 		delete(w.Header(), "Content-Length")
 		w.WriteHeader(http.StatusNotModified)
 		return nil
-	}
-	if e.Status == http.StatusOK && r.Header["Range"] != nil {
+	case answerRange:
 		return serveRange(w, r, e, body)
 	}
 	w.WriteHeader(e.Status)
@@ -734,6 +730,28 @@ func (h *Handler) storedHeader(hdr http.Header, lk *lookup, dec policy.Decision,
 		vals = append(vals, d.contentLengthOf(lk.body.Size()))
 		hdr["Content-Length"] = vals[i+2 : i+3 : i+3]
 	}
+}
+
+// answer is how a stored response answers a request.
+type answer int
+
+const (
+	answerWhole       answer = iota // the status and the whole body (none for HEAD)
+	answerNotModified               // 304
+	answerRange                     // 206 or 416 (serveRange)
+)
+
+// answerFor tells how the stored response e answers r: §4.3.2, a fresh or
+// validated stored response answers the client's conditional request with
+// 304; a complete 200 answers a Range request with the range.
+func answerFor(r *http.Request, e *store.Entry) answer {
+	switch {
+	case e.Status >= 200 && e.Status < 300 && policy.NotModifiedAt(r.Header, &e.Header, e.ResponseTime):
+		return answerNotModified
+	case e.Status == http.StatusOK && r.Header["Range"] != nil:
+		return answerRange
+	}
+	return answerWhole
 }
 
 // serveRange answers a Range request (RFC 9110 §14) from a complete stored
