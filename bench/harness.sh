@@ -37,6 +37,17 @@
 #   pass         http_cache, the origin says no-store: fetched, not stored
 #   nginx        nginx proxy_cache hits
 #   varnish      Varnish hits
+#   nginx-proxy-new  nginx proxy_pass without a cache, every URL new
+#   nginx-miss   nginx proxy_cache, every URL new: fetched and stored (in
+#                files, as nginx stores)
+#   varnish-pass Varnish, every URL new, passed (return (pass)): fetched,
+#                not stored (Varnish still holds a passed body in its
+#                transient storage while it sends it)
+#   varnish-miss Varnish, every URL new: fetched and stored (malloc)
+# The last four show what storing a miss costs the servers users compare
+# us with: the column "x fetch" divides a stored miss by the same server
+# fetching without storing (miss by proxy-new, nginx-miss by
+# nginx-proxy-new, varnish-miss by varnish-pass).
 # and, at the end, how many origin requests 1000 concurrent requests for one
 # missing key make.
 #
@@ -46,7 +57,8 @@
 # after the run, and req/s as a ratio to the ceiling and to nginx of the
 # same round (and to ceiling-hit, proxy and proxy-new, the ceilings of hits
 # and of misses; a stored miss is measured against proxy-new, whose client
-# runs the same script).
+# runs the same script; and, as "x fetch", each server's stored miss
+# against its own fetch without storing).
 #
 # Usage: bench/harness.sh [seconds-per-run (5)] [rounds (3)]
 # Environment: SIZES="1024 16384 262144" CONNS="64 256" SCENARIOS="..." to
@@ -64,7 +76,7 @@ secs=${1:-5}
 rounds=${2:-3}
 sizes=(${SIZES:-1024 16384 262144})
 conns_list=(${CONNS:-64 256})
-all_scenarios="ceiling ceiling-hit respond proxy proxy-new hit-memory hit-disk hit-redis hit-tiered geo-hit zipf-hot zipf miss pass nginx varnish"
+all_scenarios="ceiling ceiling-hit respond proxy proxy-new hit-memory hit-disk hit-redis hit-tiered geo-hit zipf-hot zipf miss pass nginx varnish nginx-proxy-new nginx-miss varnish-pass varnish-miss"
 scenarios=(${SCENARIOS:-$all_scenarios})
 
 need() { # need <command> [debian-package]
@@ -88,7 +100,7 @@ cleanup() {
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	[ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid" 2>/dev/null)" 2>/dev/null || true
 	wait 2>/dev/null || true
-	rm -rf "$work"
+	rm -rf "$work" "${nginx_misses:-}"
 }
 trap cleanup EXIT
 
@@ -256,7 +268,9 @@ caddy_pid=$!
 pids+=($caddy_pid)
 
 # --- nginx proxy_cache, on one port per size (all proxy to the origin).
-mkdir -p "$work/nginx-cache" "$work/nginx-tmp"
+nginx_misses="$work/nginx-misses"
+[ -d /dev/shm ] && [ -w /dev/shm ] && nginx_misses=$(mktemp -d /dev/shm/edge-nginx-misses.XXXXXX)
+mkdir -p "$work/nginx-cache" "$nginx_misses" "$work/nginx-tmp"
 {
 	cat <<NGINX
 user root;
@@ -273,6 +287,12 @@ http {
 	uwsgi_temp_path $work/nginx-tmp/uwsgi;
 	scgi_temp_path $work/nginx-tmp/scgi;
 	proxy_cache_path $work/nginx-cache levels=1:2 keys_zone=edge:16m max_size=1g inactive=1h use_temp_path=off;
+	# Misses fill a cache of their own, as large as the memory store and
+	# Varnish's storage, so that they never evict the hits' entries. It is
+	# in memory (tmpfs), as the others store: on this machine's disk, the
+	# kernel's writeback of earlier runs' files slowed nginx's stored misses
+	# two- to fivefold from one run to the next.
+	proxy_cache_path $nginx_misses levels=1:2 keys_zone=misses:16m max_size=256m inactive=1h use_temp_path=off;
 	upstream origin { server $origin; keepalive 64; }
 NGINX
 	for size in "${sizes[@]}"; do
@@ -286,6 +306,23 @@ NGINX
 			proxy_cache edge;
 		}
 	}
+	server {
+		listen 127.0.0.1:$(port_of nginx-miss "$size");
+		location / {
+			proxy_pass http://origin;
+			proxy_http_version 1.1;
+			proxy_set_header Connection "";
+			proxy_cache misses;
+		}
+	}
+	server {
+		listen 127.0.0.1:$(port_of nginx-proxy-new "$size");
+		location / {
+			proxy_pass http://origin;
+			proxy_http_version 1.1;
+			proxy_set_header Connection "";
+		}
+	}
 NGINX
 	done
 	echo "}"
@@ -294,17 +331,32 @@ nginx -c "$work/nginx.conf" -e "$work/nginx-error.log" 2>>"$work/nginx-error.log
 pids+=($!)
 
 # --- Varnish: malloc storage, one listener per size, the origin as backend.
-varnish_args=()
-for size in "${sizes[@]}"; do varnish_args+=(-a "127.0.0.1:$(port_of varnish "$size")"); done
-varnishd -F -j none -n "$work/varnish" "${varnish_args[@]}" -b $origin -s malloc,256m >"$work/varnish.log" 2>&1 &
+# Paths under /varnish-pass/ (the prefix bench/miss.lua gives that
+# scenario's URLs) are passed: fetched, not stored.
+cat >"$work/varnish.vcl" <<VCL
+vcl 4.1;
+backend origin { .host = "${origin%:*}"; .port = "${origin#*:}"; }
+sub vcl_recv { if (req.url ~ "^/varnish-pass/") { return (pass); } }
+VCL
+# The misses have an instance of their own, so that they never evict the
+# hits' objects.
+varnish_args=() varnish_miss_args=()
+for size in "${sizes[@]}"; do
+	varnish_args+=(-a "127.0.0.1:$(port_of varnish "$size")")
+	for s in varnish-pass varnish-miss; do varnish_miss_args+=(-a "127.0.0.1:$(port_of $s "$size")"); done
+done
+varnishd -F -j none -n "$work/varnish" "${varnish_args[@]}" -f "$work/varnish.vcl" -s malloc,256m >"$work/varnish.log" 2>&1 &
 varnish_pid=$!
 pids+=($varnish_pid)
+varnishd -F -j none -n "$work/varnish-misses" "${varnish_miss_args[@]}" -f "$work/varnish.vcl" -s malloc,256m >"$work/varnish-misses.log" 2>&1 &
+varnish_miss_pid=$!
+pids+=($varnish_miss_pid)
 
 # Wait for every listener.
 for _ in $(seq 100); do
 	ok=1
 	for size in "${sizes[@]}"; do
-		for s in ceiling nginx varnish; do
+		for s in ceiling nginx varnish varnish-miss; do
 			curl -s -o /dev/null "http://127.0.0.1:$(port_of $s "$size")/" || ok=0
 		done
 	done
@@ -323,7 +375,7 @@ path_of() { # path_of <scenario> <size> [run-id]: the URL path wrk asks for
 # Warm the caches: after these requests every hit scenario is a hit.
 for size in "${sizes[@]}"; do
 	for s in "${scenarios[@]}"; do
-		case $s in miss | proxy-new | pass | zipf | zipf-hot) continue ;; esac
+		case $s in *miss | *proxy-new | *pass | zipf | zipf-hot) continue ;; esac
 		for _ in 1 2 3; do curl -s -o /dev/null -H 'X-Forwarded-For: 81.2.69.160' "http://127.0.0.1:$(port_of "$s" "$size")$(path_of "$s" "$size")"; done
 	done
 	echo "--- $size B: what a hit looks like"
@@ -334,8 +386,9 @@ done
 # The processes whose CPU a scenario costs, and their RSS.
 tree_of() { # tree_of <scenario>
 	case $1 in
-	nginx) cat "$work/nginx.pid"; pgrep -P "$(cat "$work/nginx.pid")" || true ;;
+	nginx*) cat "$work/nginx.pid"; pgrep -P "$(cat "$work/nginx.pid")" || true ;;
 	varnish) echo "$varnish_pid"; pgrep -P "$varnish_pid" || true ;;
+	varnish-*) echo "$varnish_miss_pid"; pgrep -P "$varnish_miss_pid" || true ;;
 	*) echo "$caddy_pid" ;;
 	esac
 }
@@ -405,7 +458,7 @@ run() { # run <round> <scenario> <size> <conns>
 		prof=$!
 	fi
 	before=$(cpu_ticks $pids_)
-	if [ "$s" = miss ] || [ "$s" = proxy-new ]; then
+	if [[ $s == *miss || $s == *proxy-new || $s == varnish-pass ]]; then
 		out=$(wrk -t2 -c"$c" -d"${secs}s" --latency -s bench/miss.lua "$url" -- "$size" "$prefix")
 	elif [ "$s" = zipf ] || [ "$s" = zipf-hot ]; then
 		out=$(wrk -t2 -c"$c" -d"${secs}s" --latency -s "$work/zipf.lua" "$url" -- "$size" "$(zipf_keys_of "$size")" "${s#zipf-}")
@@ -415,7 +468,7 @@ run() { # run <round> <scenario> <size> <conns>
 	after=$(cpu_ticks $pids_)
 	[ -z "$prof" ] || wait "$prof"
 	reqs=$(awk '/requests in/ {print $1}' <<<"$out")
-	case $s in miss | proxy-new | pass) # did every request reach the origin?
+	case $s in *miss | *proxy-new | *pass) # did every request reach the origin?
 		echo "$s $size $c $reqs $(curl -s "$origin/_count?prefix=$prefix")" >>"$work/origin-counts" ;;
 	esac
 	awk -v r="$1" -v s="$s" -v size="$size" -v c="$c" -v hz="$hz" -v ticks=$((after - before)) -v reqs="$reqs" -v rss="$(rss_kb $pids_)" '
@@ -463,14 +516,16 @@ awk -v scen="${scenarios[*]}" '
 		if ($1 > nr) nr = $1
 	}
 	END {
+		# A stored miss against the same server fetching without storing.
+		fetchOf["miss"] = "proxy-new"; fetchOf["nginx-miss"] = "nginx-proxy-new"; fetchOf["varnish-miss"] = "varnish-pass"
 		ns = split(scen, S, " ")
 		for (i = 1; i <= nk; i++) {
 			k = order[i]; split(k, kk, " ")
 			printf "\n%s B, %s connections\n", kk[1], kk[2]
-			printf "%-12s %10s %7s %9s %9s %8s %10s %11s %9s %10s %9s\n", "scenario", "req/s", "spread", "p99 ms", "cpu us", "RSS MiB", "x ceiling", "x ceil-hit", "x proxy", "x prx-new", "x nginx"
+			printf "%-16s %10s %7s %9s %9s %8s %10s %11s %9s %10s %9s %8s\n", "scenario", "req/s", "spread", "p99 ms", "cpu us", "RSS MiB", "x ceiling", "x ceil-hit", "x proxy", "x prx-new", "x nginx", "x fetch"
 			for (j = 1; j <= ns; j++) {
 				s = S[j]; if (!((s " " k) in rps)) continue
-				rc = ""; rh = ""; rp = ""; rq = ""; rn = ""
+				rc = ""; rh = ""; rp = ""; rq = ""; rn = ""; rf = ""
 				for (r = 1; r <= nr; r++) {
 					v = round[r " " s " " k]; c = round[r " ceiling " k]; h = round[r " ceiling-hit " k]; p = round[r " proxy " k]; q = round[r " proxy-new " k]; n = round[r " nginx " k]
 					if (c > 0) rc = rc " " v / c
@@ -478,11 +533,13 @@ awk -v scen="${scenarios[*]}" '
 					if (p > 0) rp = rp " " v / p
 					if (q > 0) rq = rq " " v / q
 					if (n > 0) rn = rn " " v / n
+					f = (s in fetchOf) ? round[r " " fetchOf[s] " " k] : 0
+					if (f > 0) rf = rf " " v / f
 				}
-				printf "%-12s %10.0f %6.0f%% %9.2f %9.1f %8.0f %10s %11s %9s %10s %9s\n", s, median(rps[s " " k]), spread(rps[s " " k]), median(p99[s " " k]), median(cpu[s " " k]), median(rss[s " " k]),
+				printf "%-16s %10.0f %6.0f%% %9.2f %9.1f %8.0f %10s %11s %9s %10s %9s %8s\n", s, median(rps[s " " k]), spread(rps[s " " k]), median(p99[s " " k]), median(cpu[s " " k]), median(rss[s " " k]),
 					rc == "" ? "-" : sprintf("%.3f", median(rc)), rh == "" ? "-" : sprintf("%.3f", median(rh)),
 					rp == "" ? "-" : sprintf("%.3f", median(rp)), rq == "" ? "-" : sprintf("%.3f", median(rq)),
-					rn == "" ? "-" : sprintf("%.3f", median(rn))
+					rn == "" ? "-" : sprintf("%.3f", median(rn)), rf == "" ? "-" : sprintf("%.3f", median(rf))
 			}
 		}
 	}' "$results"
