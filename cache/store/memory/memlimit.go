@@ -29,11 +29,26 @@ import (
 // sets 90 % of the machine's or the container's memory at start-up), and it
 // is restored when the last memory store is unloaded.
 //
-// When GOMEMLIMIT is set in the environment (any value, "off" included) the
-// operator's choice wins and the governor does nothing.
+// The other end: a small heap. GOGC=100 starts a cycle each time the heap
+// has grown by its live size, and Caddy's own live heap is only a few MiB,
+// so under load the collector ran tens of times a second: 10 % of the CPU
+// of 1 KiB hits and of Caddy's fastest handler alike (BENCHMARKS.md). A
+// memory store's budget is memory the operator has given the process, so
+// while stores are loaded the governor also raises GOGC, every second, to
+// what lets the heap grow by at least gcHeadroom between cycles:
+//
+//	GOGC = max(100, 100 × 32 MiB / live heap)
+//
+// (about 450 for Caddy's 7 MiB). A heap of 32 MiB or more, a store with
+// entries in it for instance, keeps GOGC=100; the memory limit above bounds
+// the heap whatever GOGC says. GOGC is restored with the limit.
+//
+// When GOMEMLIMIT or GOGC is set in the environment (any value, "off"
+// included) the operator's choice wins and the governor touches neither.
 const (
 	governorPeriod = time.Second
 	governorSlack  = 8 << 20
+	gcHeadroom     = 32 << 20
 )
 
 // governor is the process's memory-limit governor. Caches register while
@@ -41,16 +56,18 @@ const (
 var governor = &memGovernor{caches: make(map[*Cache]struct{})}
 
 type memGovernor struct {
-	mu     sync.Mutex          // protects the fields below
-	caches map[*Cache]struct{} // the loaded caches
-	before int64               // the limit in force before the governor set one
-	stop   chan struct{}       // closed to stop the running loop; nil when none runs
-	done   chan struct{}       // closed when the loop has stopped
-	limit  int64               // the limit the governor last set; 0 when none
+	mu       sync.Mutex          // protects the fields below
+	caches   map[*Cache]struct{} // the loaded caches
+	before   int64               // the limit in force before the governor set one
+	beforeGC int                 // GOGC in force before
+	stop     chan struct{}       // closed to stop the running loop; nil when none runs
+	done     chan struct{}       // closed when the loop has stopped
+	limit    int64               // the limit the governor last set; 0 when none
+	gc       int                 // the GOGC the governor last set; 0 when none
 }
 
-// managed reports whether the governor may set the limit.
-func managed() bool { return os.Getenv("GOMEMLIMIT") == "" }
+// managed reports whether the governor may set the limit and GOGC.
+func managed() bool { return os.Getenv("GOMEMLIMIT") == "" && os.Getenv("GOGC") == "" }
 
 // add registers c and starts the loop with the first cache.
 func (g *memGovernor) add(c *Cache) {
@@ -61,7 +78,7 @@ func (g *memGovernor) add(c *Cache) {
 	defer g.mu.Unlock()
 	g.caches[c] = struct{}{}
 	if g.stop == nil {
-		g.before = debug.SetMemoryLimit(-1)
+		g.before, g.beforeGC = debug.SetMemoryLimit(-1), gcPercent()
 		g.stop, g.done = make(chan struct{}), make(chan struct{})
 		go g.loop(g.stop, g.done)
 	}
@@ -84,11 +101,14 @@ func (g *memGovernor) remove(c *Cache) {
 	}
 	stop, done := g.stop, g.done
 	g.stop, g.done = nil, nil
-	// Restore only if nobody changed the limit since the governor set it.
+	// Restore only what nobody changed since the governor set it.
 	if g.limit != 0 && debug.SetMemoryLimit(-1) == g.limit {
 		debug.SetMemoryLimit(g.before)
 	}
-	g.limit = 0
+	if g.gc != 0 && gcPercent() == g.gc {
+		debug.SetGCPercent(g.beforeGC)
+	}
+	g.limit, g.gc = 0, 0
 	g.mu.Unlock()
 	close(stop)
 	<-done
@@ -112,6 +132,19 @@ func (g *memGovernor) loop(stop, done chan struct{}) {
 
 var liveSample = []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
 
+// gcPercent returns the GOGC in force (-1 for off).
+func gcPercent() int {
+	s := []metrics.Sample{{Name: "/gc/gogc:percent"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return 100
+	}
+	if v := s[0].Value.Uint64(); v <= 1<<31 {
+		return int(v)
+	}
+	return -1
+}
+
 // adjustLocked computes and sets the limit. Called with g.mu held.
 func (g *memGovernor) adjustLocked() {
 	var budgets, stored int64
@@ -129,6 +162,22 @@ func (g *memGovernor) adjustLocked() {
 		debug.SetMemoryLimit(limit)
 		g.limit = limit
 	}
+	if gc := governorGC(live, g.beforeGC); gc != g.gc {
+		debug.SetGCPercent(gc)
+		g.gc = gc
+	}
+}
+
+// governorGC is the GOGC for a live heap of live bytes: what lets the heap
+// grow by gcHeadroom before the next cycle, and never less than before
+// (GOGC=100 unless the program changed it; off stays off). Before the first
+// cycle the live heap reads as 0 and counts as the runtime's smallest goal,
+// 4 MiB.
+func governorGC(live int64, before int) int {
+	if before < 0 {
+		return before
+	}
+	return max(before, int(100*gcHeadroom/max(live, 4<<20)))
 }
 
 // governorLimit is the limit for stores with the given total budget and

@@ -3,7 +3,9 @@ package memory
 import (
 	"context"
 	"encoding/json"
+	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
 	"testing"
 
 	"github.com/caddyserver/caddy/v2"
@@ -35,21 +37,64 @@ func TestGovernorLimit(t *testing.T) {
 	}
 }
 
+func TestGovernorGC(t *testing.T) {
+	const MiB = 1 << 20
+	for _, tt := range []struct {
+		name   string
+		live   int64
+		before int
+		want   int
+	}{
+		{"Caddy's own few MiB: the heap may grow by 32 MiB between cycles", 8 * MiB, 100, 400},
+		{"before the first cycle the live heap counts as 4 MiB", 0, 100, 800},
+		{"a heap of 32 MiB or more keeps GOGC=100", 32 * MiB, 100, 100},
+		{"a full store keeps GOGC=100 (the limit bounds it)", 300 * MiB, 100, 100},
+		{"never below a GOGC the program set", 300 * MiB, 200, 200},
+		{"off stays off", 8 * MiB, -1, -1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := governorGC(tt.live, tt.before); got != tt.want {
+				t.Errorf("governorGC(%d MiB, %d) = %d, want %d", tt.live/MiB, tt.before, got, tt.want)
+			}
+		})
+	}
+}
+
+// liveHeap returns the live heap after a collection.
+func liveHeap() int64 {
+	runtime.GC()
+	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	metrics.Read(s)
+	return int64(s[0].Value.Uint64())
+}
+
 // TestGovernorFollowsLoadedStores loads a memory store as Caddy does and
 // checks that the process's soft memory limit comes down to what the store
-// needs while it is loaded, and is given back when it is unloaded.
+// needs while it is loaded, that GOGC lets a small heap grow by 32 MiB
+// between cycles, and that both are given back when the store is unloaded.
 func TestGovernorFollowsLoadedStores(t *testing.T) {
 	register()
 	t.Setenv("GOMEMLIMIT", "")
+	t.Setenv("GOGC", "")
+	if live := liveHeap(); live > gcHeadroom/4 {
+		t.Fatalf("the test's live heap is %d MiB: too large to see GOGC raised", live>>20)
+	}
+	beforeGC := gcPercent()
 	before := debug.SetMemoryLimit(-1)
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	if _, err := ctx.LoadModuleByID("http.cache.stores.memory", json.RawMessage(`{"name":"governed","max_size":67108864}`)); err != nil {
 		cancel()
 		t.Fatal(err)
 	}
-	loaded := debug.SetMemoryLimit(-1)
+	loaded, loadedGC := debug.SetMemoryLimit(-1), gcPercent()
 	cancel()
-	after := debug.SetMemoryLimit(-1)
+	after, afterGC := debug.SetMemoryLimit(-1), gcPercent()
+	if loadedGC < 2*beforeGC {
+		t.Errorf("with a store loaded and a small heap GOGC is %d (before: %d); want it raised to at least %d", loadedGC, beforeGC, 2*beforeGC)
+	}
+	if afterGC != beforeGC {
+		t.Errorf("after the store was unloaded GOGC is %d, want the %d in force before", afterGC, beforeGC)
+	}
 	if loaded >= before || loaded < 68<<20 {
 		t.Errorf("with a 64 MiB store loaded the limit is %d MiB (before: %d MiB); want at least 68 MiB and below the one before", loaded>>20, before>>20)
 	}
@@ -58,17 +103,27 @@ func TestGovernorFollowsLoadedStores(t *testing.T) {
 	}
 }
 
-// TestGovernorLeavesGOMEMLIMIT checks that an operator's GOMEMLIMIT wins.
-func TestGovernorLeavesGOMEMLIMIT(t *testing.T) {
+// TestGovernorLeavesOperatorsSettings checks that an operator's GOMEMLIMIT
+// or GOGC wins: the governor then touches neither.
+func TestGovernorLeavesOperatorsSettings(t *testing.T) {
 	register()
-	t.Setenv("GOMEMLIMIT", "off")
-	before := debug.SetMemoryLimit(-1)
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
-	defer cancel()
-	if _, err := ctx.LoadModuleByID("http.cache.stores.memory", json.RawMessage(`{"name":"ungoverned","max_size":67108864}`)); err != nil {
-		t.Fatal(err)
-	}
-	if got := debug.SetMemoryLimit(-1); got != before {
-		t.Errorf("with GOMEMLIMIT set the limit changed from %d to %d", before, got)
+	for _, env := range []string{"GOMEMLIMIT", "GOGC"} {
+		t.Run(env, func(t *testing.T) {
+			t.Setenv("GOMEMLIMIT", "")
+			t.Setenv("GOGC", "")
+			t.Setenv(env, "off")
+			before, beforeGC := debug.SetMemoryLimit(-1), gcPercent()
+			ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+			defer cancel()
+			if _, err := ctx.LoadModuleByID("http.cache.stores.memory", json.RawMessage(`{"name":"ungoverned","max_size":67108864}`)); err != nil {
+				t.Fatal(err)
+			}
+			if got := debug.SetMemoryLimit(-1); got != before {
+				t.Errorf("with %s set the limit changed from %d to %d", env, before, got)
+			}
+			if got := gcPercent(); got != beforeGC {
+				t.Errorf("with %s set GOGC changed from %d to %d", env, beforeGC, got)
+			}
+		})
 	}
 }
