@@ -42,6 +42,46 @@ var resultValues = func() map[string]any {
 	return m
 }()
 
+// statusPlaceholder is the placeholder that holds a request's result.
+const statusPlaceholder = "http_cache.status"
+
+// resultProviders holds, for each result, a placeholder provider that
+// answers {http_cache.status} with it.
+var resultProviders = func() map[string]caddy.ReplacerFunc {
+	m := make(map[string]caddy.ReplacerFunc)
+	for _, r := range results {
+		v := resultValues[r]
+		m[r] = func(key string) (any, bool) {
+			if key == statusPlaceholder {
+				return v, true
+			}
+			return nil, false
+		}
+	}
+	return m
+}()
+
+// setStatus sets repl's {http_cache.status} to result. A request's first
+// result is added as a provider (Replacer.Map), not with Replacer.Set: a
+// replacer's first Set allocates its map's table, about 300 bytes, that
+// nothing else on a hit's path needs unless the server writes an access
+// log, while Map appends to a slice that Caddy's own provider already
+// grew. A later result (another http_cache handler further out in the
+// chain, or the error routes) is Set: the replacer reads its set values
+// before its providers, so the last result wins, as with Set alone.
+func setStatus(repl *caddy.Replacer, result string) {
+	p, known := resultProviders[result]
+	if _, set := repl.Get(statusPlaceholder); set || !known {
+		v, ok := resultValues[result]
+		if !ok {
+			v = result
+		}
+		repl.Set(statusPlaceholder, v)
+		return
+	}
+	repl.Map(p)
+}
+
 // fwd values of Cache-Status (RFC 9211 §2.2).
 const (
 	fwdBypass   = "bypass"
@@ -143,11 +183,7 @@ func ttlSeconds(ttl time.Duration) int64 {
 // for r, and counts the result.
 func (h *Handler) report(r *http.Request, result string) {
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
-		v, ok := resultValues[result]
-		if !ok {
-			v = result
-		}
-		repl.Set("http_cache.status", v)
+		setStatus(repl, result)
 	}
 	// ExtraLogFields.Set costs a fresh map per call: skip it when the
 	// server writes no access log.

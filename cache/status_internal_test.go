@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
@@ -69,5 +70,26 @@ func TestReportLogsAtDebug(t *testing.T) {
 		if f := got[0].ContextMap(); f["result"] != resultHit || f["method"] != "GET" || f["uri"] != "/a?b" {
 			t.Errorf("logged %v", f)
 		}
+	}
+}
+
+// TestStatusPlaceholderLastResultWins checks {http_cache.status} when a
+// request gets several results (an http_cache handler further out in the
+// chain, or the error routes, reporting after the first): the placeholder
+// holds the last one, whether the first was given to the replacer as a
+// provider or not.
+func TestStatusPlaceholderLastResultWins(t *testing.T) {
+	repl := caddy.NewReplacer()
+	if _, ok := repl.Get(statusPlaceholder); ok {
+		t.Fatal("a new replacer already knows the placeholder")
+	}
+	for _, result := range []string{resultHit, resultMiss, resultStale, "not-a-result", resultBypass} {
+		setStatus(repl, result)
+		if got, _ := repl.GetString(statusPlaceholder); got != result {
+			t.Errorf("after %q the placeholder is %q", result, got)
+		}
+	}
+	if got, _ := repl.GetString("http_cache.other"); got != "" {
+		t.Errorf("the provider answered another placeholder with %q", got)
 	}
 }
