@@ -17,17 +17,12 @@ secs=${1:-5}
 rounds=${2:-3}
 size=${SIZE:-1024}
 conns=${CONNS:-64}
-need() { command -v "$1" >/dev/null || { [ "$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1" >/dev/null; } || { echo "please install $1"; exit 1; }; }
+. bench/lib.sh
 need wrk
 need curl
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-go build -o "$work/caddy" ./bench/cmd/caddy-bench
-go build -o "$work/origin" ./bench/origin
-"$work/origin" -addr 127.0.0.1:18100 2>"$work/origin.log" &
-pids+=($!)
+setup_work
+build_bench
+start_origin
 cat >"$work/Caddyfile" <<CADDY
 {
 	admin 127.0.0.1:18019

@@ -16,19 +16,14 @@ secs=${1:-5}
 rounds=${2:-3}
 conns=64
 
-need() { command -v "$1" >/dev/null || { [ "$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1" >/dev/null; } || { echo "please install $1"; exit 1; }; }
+. bench/lib.sh
 need wrk
 need curl
 make -s build example-assets >/dev/null
 
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-
+setup_work
 go build -o "$work/origin" ./bench/origin
-"$work/origin" -addr 127.0.0.1:18100 2>"$work/origin.log" &
-pids+=($!)
+start_origin
 
 body=$(head -c 1024 /dev/zero | tr '\0' 'x')
 cat >"$work/Caddyfile" <<CADDY

@@ -18,18 +18,13 @@ sizes=(${1:-64 256})
 fill=${2:-60}
 body=${BODY_SIZE:-1024}
 
-need() { command -v "$1" >/dev/null || { [ "$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1" >/dev/null; } || { echo "please install $1"; exit 1; }; }
+. bench/lib.sh
 need wrk
 need curl
 
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-go build -o "$work/caddy" ./bench/cmd/caddy-bench
-go build -o "$work/origin" ./bench/origin
-"$work/origin" -addr 127.0.0.1:18100 2>"$work/origin.log" &
-pids+=($!)
+setup_work
+build_bench
+start_origin
 
 rss_mib() { awk '/^VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$1/status"; }
 stats() { curl -s 127.0.0.1:18019/http_cache/stats | tr -d ' \n' | grep -oE '"entries":[0-9]+,"bytes":[0-9]+' | head -1; }
