@@ -35,13 +35,16 @@ import (
 // of 1 KiB hits and of Caddy's fastest handler alike (BENCHMARKS.md). A
 // memory store's budget is memory the operator has given the process, so
 // while stores are loaded the governor also raises GOGC, every second, to
-// what lets the heap grow by at least gcHeadroom between cycles:
+// what lets the heap grow by at least gcHeadroom between cycles. GOGC is a
+// percentage of the live heap and of the collector's other roots, the
+// goroutine stacks and the globals, so:
 //
-//	GOGC = max(100, 100 × 32 MiB / live heap)
+//	GOGC = max(100, 100 × 32 MiB / (live heap + stacks + globals))
 //
-// (about 450 for Caddy's 7 MiB). A heap of 32 MiB or more, a store with
-// entries in it for instance, keeps GOGC=100; the memory limit above bounds
-// the heap whatever GOGC says. GOGC is restored with the limit.
+// (about 500-600 for Caddy's few MiB). A heap of 32 MiB or more, a store with
+// entries in it for instance, or the stacks of thousands of connections,
+// keeps GOGC=100; the memory limit above bounds the heap whatever GOGC
+// says. GOGC is restored with the limit.
 //
 // When GOMEMLIMIT or GOGC is set in the environment (any value, "off"
 // included) the operator's choice wins and the governor touches neither.
@@ -130,7 +133,9 @@ func (g *memGovernor) loop(stop, done chan struct{}) {
 	}
 }
 
-var liveSample = []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+// gcSamples are the live heap and the collector's other roots, the
+// goroutine stacks and the globals, as of the last cycle.
+var gcSamples = []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/gc/scan/stack:bytes"}, {Name: "/gc/scan/globals:bytes"}}
 
 // gcPercent returns the GOGC in force (-1 for off).
 func gcPercent() int {
@@ -152,32 +157,35 @@ func (g *memGovernor) adjustLocked() {
 		budgets += c.MaxSize()
 		stored += c.bytes.Load()
 	}
-	metrics.Read(liveSample)
-	var live int64
-	if liveSample[0].Value.Kind() == metrics.KindUint64 {
-		live = int64(liveSample[0].Value.Uint64())
+	metrics.Read(gcSamples)
+	var v [3]int64 // live heap, stacks, globals
+	for i, s := range gcSamples {
+		if s.Value.Kind() == metrics.KindUint64 {
+			v[i] = int64(s.Value.Uint64())
+		}
 	}
+	live := v[0]
 	limit := governorLimit(budgets, stored, live, g.before)
 	if limit != g.limit {
 		debug.SetMemoryLimit(limit)
 		g.limit = limit
 	}
-	if gc := governorGC(live, g.beforeGC); gc != g.gc {
+	if gc := governorGC(live+v[1]+v[2], g.beforeGC); gc != g.gc {
 		debug.SetGCPercent(gc)
 		g.gc = gc
 	}
 }
 
-// governorGC is the GOGC for a live heap of live bytes: what lets the heap
-// grow by gcHeadroom before the next cycle, and never less than before
-// (GOGC=100 unless the program changed it; off stays off). Before the first
-// cycle the live heap reads as 0 and counts as the runtime's smallest goal,
-// 4 MiB.
-func governorGC(live int64, before int) int {
+// governorGC is the GOGC for roots bytes of live heap, stacks and globals:
+// what lets the heap grow by gcHeadroom before the next cycle, and never
+// less than before (GOGC=100 unless the program changed it; off stays
+// off). Before the first cycle the roots read as 0 and count as the
+// runtime's smallest goal, 4 MiB.
+func governorGC(roots int64, before int) int {
 	if before < 0 {
 		return before
 	}
-	return max(before, int(100*gcHeadroom/max(live, 4<<20)))
+	return max(before, int(100*gcHeadroom/max(roots, 4<<20)))
 }
 
 // governorLimit is the limit for stores with the given total budget and

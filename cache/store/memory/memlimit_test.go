@@ -41,20 +41,20 @@ func TestGovernorGC(t *testing.T) {
 	const MiB = 1 << 20
 	for _, tt := range []struct {
 		name   string
-		live   int64
+		roots  int64
 		before int
 		want   int
 	}{
 		{"Caddy's own few MiB: the heap may grow by 32 MiB between cycles", 8 * MiB, 100, 400},
-		{"before the first cycle the live heap counts as 4 MiB", 0, 100, 800},
-		{"a heap of 32 MiB or more keeps GOGC=100", 32 * MiB, 100, 100},
+		{"before the first cycle the roots count as 4 MiB", 0, 100, 800},
+		{"32 MiB or more of heap, stacks and globals keeps GOGC=100", 32 * MiB, 100, 100},
 		{"a full store keeps GOGC=100 (the limit bounds it)", 300 * MiB, 100, 100},
 		{"never below a GOGC the program set", 300 * MiB, 200, 200},
 		{"off stays off", 8 * MiB, -1, -1},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := governorGC(tt.live, tt.before); got != tt.want {
-				t.Errorf("governorGC(%d MiB, %d) = %d, want %d", tt.live/MiB, tt.before, got, tt.want)
+			if got := governorGC(tt.roots, tt.before); got != tt.want {
+				t.Errorf("governorGC(%d MiB, %d) = %d, want %d", tt.roots/MiB, tt.before, got, tt.want)
 			}
 		})
 	}
