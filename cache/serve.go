@@ -65,7 +65,7 @@ func (h *Handler) plainHit(w http.ResponseWriter, r *http.Request, lk *lookup, d
 		return nil, false
 	}
 	h.storedHeader(w.Header(), lk, dec, nil)
-	h.report(r, resultHit)
+	h.reportAs(r, resultHit, true)
 	return bb.Bytes(), true
 }
 

@@ -61,25 +61,38 @@ var resultProviders = func() map[string]caddy.ReplacerFunc {
 	return m
 }()
 
-// setStatus sets repl's {http_cache.status} to result. A request's first
-// result is added as a provider (Replacer.Map), not with Replacer.Set: a
-// replacer's first Set allocates its map's table, about 300 bytes, that
-// nothing else on a hit's path needs unless the server writes an access
-// log, while Map appends to a slice that Caddy's own provider already
-// grew. A later result (another http_cache handler further out in the
-// chain, or the error routes) is Set: the replacer reads its set values
-// before its providers, so the last result wins, as with Set alone.
-func setStatus(repl *caddy.Replacer, result string) {
+// setStatus sets repl's {http_cache.status} to result. With asProvider,
+// a request's first result is added as a provider (Replacer.Map) instead
+// of with Replacer.Set: a replacer's first Set allocates its map's table,
+// about 300 bytes, that nothing else on a hit's path needs unless the
+// server writes an access log, while Map appends to a slice that Caddy's
+// own provider already grew. Only a plain hit asks for it: Map, unlike
+// Set, is not safe while another goroutine reads the replacer, and a
+// background fetch's replacer reads the client's (backgroundRequest); a
+// plain hit starts none, and no handler after it runs. A later result
+// (another http_cache handler further out in the chain, or the error
+// routes) is Set: the replacer reads its set values before its providers,
+// so the last result wins, as with Set alone.
+func setStatus(repl *caddy.Replacer, result string, asProvider bool) {
 	p, known := resultProviders[result]
-	if _, set := repl.Get(statusPlaceholder); set || !known {
-		v, ok := resultValues[result]
-		if !ok {
-			v = result
-		}
-		repl.Set(statusPlaceholder, v)
+	if !asProvider || !known {
+		setStatusValue(repl, result)
+		return
+	}
+	if _, set := repl.Get(statusPlaceholder); set {
+		setStatusValue(repl, result)
 		return
 	}
 	repl.Map(p)
+}
+
+// setStatusValue sets repl's {http_cache.status} to result with Set.
+func setStatusValue(repl *caddy.Replacer, result string) {
+	v, ok := resultValues[result]
+	if !ok {
+		v = result
+	}
+	repl.Set(statusPlaceholder, v)
 }
 
 // fwd values of Cache-Status (RFC 9211 §2.2).
@@ -182,8 +195,14 @@ func ttlSeconds(ttl time.Duration) int64 {
 // report sets the {http_cache.status} placeholder and the access-log field
 // for r, and counts the result.
 func (h *Handler) report(r *http.Request, result string) {
+	h.reportAs(r, result, false)
+}
+
+// reportAs is report; with asProvider, the placeholder may be set as a
+// provider (see setStatus), which only a plain hit asks for.
+func (h *Handler) reportAs(r *http.Request, result string, asProvider bool) {
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
-		setStatus(repl, result)
+		setStatus(repl, result, asProvider)
 	}
 	// ExtraLogFields.Set costs a fresh map per call: skip it when the
 	// server writes no access log.

@@ -84,12 +84,34 @@ func TestStatusPlaceholderLastResultWins(t *testing.T) {
 		t.Fatal("a new replacer already knows the placeholder")
 	}
 	for _, result := range []string{resultHit, resultMiss, resultStale, "not-a-result", resultBypass} {
-		setStatus(repl, result)
+		setStatus(repl, result, true)
 		if got, _ := repl.GetString(statusPlaceholder); got != result {
 			t.Errorf("after %q the placeholder is %q", result, got)
 		}
 	}
 	if got, _ := repl.GetString("http_cache.other"); got != "" {
 		t.Errorf("the provider answered another placeholder with %q", got)
+	}
+}
+
+// TestStatusSetWhileReplacerIsRead: every result but a plain hit's is Set,
+// which is safe while another goroutine reads the replacer, as a
+// background fetch's replacer reads the client's. Under the race detector
+// (make test) it fails if they were added as providers.
+func TestStatusSetWhileReplacerIsRead(t *testing.T) {
+	repl := caddy.NewReplacer()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 1000 {
+			repl.Get("http_cache.other")
+		}
+	}()
+	for _, result := range []string{resultStale, resultMiss, resultRevalidated} {
+		setStatus(repl, result, false)
+	}
+	<-done
+	if got, _ := repl.GetString(statusPlaceholder); got != resultRevalidated {
+		t.Errorf("the placeholder is %q, want %q", got, resultRevalidated)
 	}
 }
