@@ -18,11 +18,7 @@ rounds=${2:-3}
 size=${SIZE:-1024}
 conns=${CONNS:-64}
 . bench/lib.sh
-need wrk
-need curl
-setup_work
-build_bench
-start_origin
+setup_bench
 cat >"$work/Caddyfile" <<CADDY
 {
 	admin 127.0.0.1:18019

@@ -25,3 +25,13 @@ start_origin() {
 	"$work/origin" -addr 127.0.0.1:18100 2>"$work/origin.log" &
 	pids+=($!)
 }
+
+# setup_bench does what gc.sh and memory.sh start with: wrk and curl, the
+# work directory, the build, and the origin running.
+setup_bench() {
+	need wrk
+	need curl
+	setup_work
+	build_bench
+	start_origin
+}

@@ -19,12 +19,7 @@ fill=${2:-60}
 body=${BODY_SIZE:-1024}
 
 . bench/lib.sh
-need wrk
-need curl
-
-setup_work
-build_bench
-start_origin
+setup_bench
 
 rss_mib() { awk '/^VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$1/status"; }
 stats() { curl -s 127.0.0.1:18019/http_cache/stats | tr -d ' \n' | grep -oE '"entries":[0-9]+,"bytes":[0-9]+' | head -1; }
