@@ -295,35 +295,25 @@ http {
 	proxy_cache_path $nginx_misses levels=1:2 keys_zone=misses:16m max_size=256m inactive=1h use_temp_path=off;
 	upstream origin { server $origin; keepalive 64; }
 NGINX
-	for size in "${sizes[@]}"; do
+	# nginx_server <scenario> <size> [zone]: a proxy to the origin, caching
+	# in zone when one is given.
+	nginx_server() {
 		cat <<NGINX
 	server {
-		listen 127.0.0.1:$(port_of nginx "$size");
+		listen 127.0.0.1:$(port_of "$1" "$2");
 		location / {
 			proxy_pass http://origin;
 			proxy_http_version 1.1;
-			proxy_set_header Connection "";
-			proxy_cache edge;
-		}
-	}
-	server {
-		listen 127.0.0.1:$(port_of nginx-miss "$size");
-		location / {
-			proxy_pass http://origin;
-			proxy_http_version 1.1;
-			proxy_set_header Connection "";
-			proxy_cache misses;
-		}
-	}
-	server {
-		listen 127.0.0.1:$(port_of nginx-proxy-new "$size");
-		location / {
-			proxy_pass http://origin;
-			proxy_http_version 1.1;
-			proxy_set_header Connection "";
+			proxy_set_header Connection "";${3:+
+			proxy_cache $3;}
 		}
 	}
 NGINX
+	}
+	for size in "${sizes[@]}"; do
+		nginx_server nginx "$size" edge
+		nginx_server nginx-miss "$size" misses
+		nginx_server nginx-proxy-new "$size"
 	done
 	echo "}"
 } >"$work/nginx.conf"

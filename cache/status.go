@@ -45,54 +45,41 @@ var resultValues = func() map[string]any {
 // statusPlaceholder is the placeholder that holds a request's result.
 const statusPlaceholder = "http_cache.status"
 
-// resultProviders holds, for each result, a placeholder provider that
-// answers {http_cache.status} with it.
-var resultProviders = func() map[string]caddy.ReplacerFunc {
-	m := make(map[string]caddy.ReplacerFunc)
-	for _, r := range results {
-		v := resultValues[r]
-		m[r] = func(key string) (any, bool) {
-			if key == statusPlaceholder {
-				return v, true
-			}
-			return nil, false
-		}
+// hitProvider answers {http_cache.status} with resultHit.
+func hitProvider(key string) (any, bool) {
+	if key == statusPlaceholder {
+		return resultValues[resultHit], true
 	}
-	return m
-}()
-
-// setStatus sets repl's {http_cache.status} to result. With asProvider,
-// a request's first result is added as a provider (Replacer.Map) instead
-// of with Replacer.Set: a replacer's first Set allocates its map's table,
-// about 300 bytes, that nothing else on a hit's path needs unless the
-// server writes an access log, while Map appends to a slice that Caddy's
-// own provider already grew. Only a plain hit asks for it: Map, unlike
-// Set, is not safe while another goroutine reads the replacer, and a
-// background fetch's replacer reads the client's (backgroundRequest); a
-// plain hit starts none, and no handler after it runs. A later result
-// (another http_cache handler further out in the chain, or the error
-// routes) is Set: the replacer reads its set values before its providers,
-// so the last result wins, as with Set alone.
-func setStatus(repl *caddy.Replacer, result string, asProvider bool) {
-	p, known := resultProviders[result]
-	if !asProvider || !known {
-		setStatusValue(repl, result)
-		return
-	}
-	if _, set := repl.Get(statusPlaceholder); set {
-		setStatusValue(repl, result)
-		return
-	}
-	repl.Map(p)
+	return nil, false
 }
 
-// setStatusValue sets repl's {http_cache.status} to result with Set.
-func setStatusValue(repl *caddy.Replacer, result string) {
+// setStatus sets repl's {http_cache.status} to result.
+func setStatus(repl *caddy.Replacer, result string) {
 	v, ok := resultValues[result]
 	if !ok {
 		v = result
 	}
 	repl.Set(statusPlaceholder, v)
+}
+
+// setHitStatus is setStatus for a plain hit. When it is the request's
+// first result, it is added as a provider (Replacer.Map) instead of with
+// Replacer.Set: a replacer's first Set allocates its map's table, about
+// 300 bytes, that nothing else on a hit's path needs unless the server
+// writes an access log, while Map appends to a slice that Caddy's own
+// provider already grew. Only a plain hit may: Map, unlike Set, is not
+// safe while another goroutine reads the replacer, and a background
+// fetch's replacer reads the client's (backgroundRequest); a plain hit
+// starts none, and no handler after it runs. A later result (another
+// http_cache handler further out in the chain, or the error routes) is
+// Set, which the replacer reads before its providers, so the last result
+// wins, as with Set alone.
+func setHitStatus(repl *caddy.Replacer) {
+	if _, set := repl.Get(statusPlaceholder); set {
+		setStatus(repl, resultHit)
+		return
+	}
+	repl.Map(hitProvider)
 }
 
 // fwd values of Cache-Status (RFC 9211 §2.2).
@@ -198,11 +185,15 @@ func (h *Handler) report(r *http.Request, result string) {
 	h.reportAs(r, result, false)
 }
 
-// reportAs is report; with asProvider, the placeholder may be set as a
-// provider (see setStatus), which only a plain hit asks for.
-func (h *Handler) reportAs(r *http.Request, result string, asProvider bool) {
+// reportAs is report; plainHit reports a hit with plain set, whose
+// placeholder setHitStatus sets.
+func (h *Handler) reportAs(r *http.Request, result string, plain bool) {
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
-		setStatus(repl, result, asProvider)
+		if plain {
+			setHitStatus(repl)
+		} else {
+			setStatus(repl, result)
+		}
 	}
 	// ExtraLogFields.Set costs a fresh map per call: skip it when the
 	// server writes no access log.

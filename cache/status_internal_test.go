@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -83,8 +84,12 @@ func TestStatusPlaceholderLastResultWins(t *testing.T) {
 	if _, ok := repl.Get(statusPlaceholder); ok {
 		t.Fatal("a new replacer already knows the placeholder")
 	}
-	for _, result := range []string{resultHit, resultMiss, resultStale, "not-a-result", resultBypass} {
-		setStatus(repl, result, true)
+	for _, result := range []string{resultHit, resultMiss, resultStale, "not-a-result", resultBypass, resultHit} {
+		if result == resultHit { // a plain hit's, as plainHit reports it
+			setHitStatus(repl)
+		} else {
+			setStatus(repl, result)
+		}
 		if got, _ := repl.GetString(statusPlaceholder); got != result {
 			t.Errorf("after %q the placeholder is %q", result, got)
 		}
@@ -97,7 +102,7 @@ func TestStatusPlaceholderLastResultWins(t *testing.T) {
 // TestStatusSetWhileReplacerIsRead: every result but a plain hit's is Set,
 // which is safe while another goroutine reads the replacer, as a
 // background fetch's replacer reads the client's. Under the race detector
-// (make test) it fails if they were added as providers.
+// (make test) it fails if report added them as providers.
 func TestStatusSetWhileReplacerIsRead(t *testing.T) {
 	repl := caddy.NewReplacer()
 	done := make(chan struct{})
@@ -107,8 +112,11 @@ func TestStatusSetWhileReplacerIsRead(t *testing.T) {
 			repl.Get("http_cache.other")
 		}
 	}()
+	h := &Handler{logger: zap.NewNop()}
+	r := httptest.NewRequest(http.MethodGet, "/", nil)
+	r = r.WithContext(context.WithValue(r.Context(), caddy.ReplacerCtxKey, repl))
 	for _, result := range []string{resultStale, resultMiss, resultRevalidated} {
-		setStatus(repl, result, false)
+		h.report(r, result)
 	}
 	<-done
 	if got, _ := repl.GetString(statusPlaceholder); got != resultRevalidated {
