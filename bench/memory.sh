@@ -3,7 +3,11 @@
 # with 1 KiB responses (BODY_SIZE bytes when set; every URL new, through a real Caddy and the Go
 # origin, loopback only) until it has been evicting for a while, then
 # reports Caddy's RSS against max_size and the target
-# RSS <= 1.25 x max_size + 64 MiB. Then it sends one 1 GiB response through
+# RSS <= 1.25 x max_size + 64 MiB, with Caddy's RSS before the fill and, after
+# it, how much of the RSS is anonymous memory (heap, stacks) and how much the
+# binary's file pages (clean, shared with the page cache, reclaimable: with
+# a kernel that maps the page cache in large folios, nearly all of the
+# binary's read-only data is resident from the start). Then it sends one 1 GiB response through
 # the cache (larger than max_object_size, so streamed and not stored) and
 # reports how far Caddy's peak RSS rose above its RSS before (target: less
 # than 64 MiB).
@@ -21,10 +25,10 @@ body=${BODY_SIZE:-1024}
 . bench/lib.sh
 setup_bench
 
-rss_mib() { awk '/^VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$1/status"; }
+rss_mib() { awk -v f="${2:-VmRSS}" '$1 == f":" {printf "%.0f", $2 / 1024}' "/proc/$1/status"; }
 stats() { curl -s 127.0.0.1:18019/http_cache/stats | tr -d ' \n' | grep -oE '"entries":[0-9]+,"bytes":[0-9]+' | head -1; }
 
-echo "size_mib entries counted_bytes rss_after_fill_mib rss_after_churn_mib target_mib env"
+echo "size_mib entries counted_bytes rss_idle_mib rss_after_fill_mib rss_after_churn_mib (anon file) target_mib env"
 for env in "" "GOMEMLIMIT=off"; do
 	for mib in "${sizes[@]}"; do
 		cat >"$work/Caddyfile" <<CADDY
@@ -45,12 +49,14 @@ CADDY
 		env $env "$work/caddy" run --config "$work/Caddyfile" --adapter caddyfile >"$work/caddy.log" 2>&1 &
 		cpid=$!
 		for _ in $(seq 50); do curl -s -o /dev/null 127.0.0.1:18002/up && break; sleep 0.2; done
+		idle=$(rss_mib $cpid)
 		wrk -t2 -c64 -d"${fill}s" -s bench/miss.lua http://127.0.0.1:18002/ -- "$body" "/fill/$mib$env/" >/dev/null
 		a=$(rss_mib $cpid)
 		wrk -t2 -c64 -d"$((fill / 2))s" -s bench/miss.lua http://127.0.0.1:18002/ -- "$body" "/churn/$mib$env/" >/dev/null
 		b=$(rss_mib $cpid)
+		anon=$(rss_mib $cpid RssAnon) file=$(rss_mib $cpid RssFile)
 		s=$(stats)
-		echo "$mib $(sed -E 's/"entries":([0-9]+),"bytes":([0-9]+)/\1 \2/' <<<"$s") $a $b $((mib * 5 / 4 + 64)) ${env:-governed}"
+		echo "$mib $(sed -E 's/"entries":([0-9]+),"bytes":([0-9]+)/\1 \2/' <<<"$s") $idle $a $b ($anon $file) $((mib * 5 / 4 + 64)) ${env:-governed}"
 		kill $cpid; wait $cpid 2>/dev/null || true
 	done
 done

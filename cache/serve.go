@@ -236,8 +236,14 @@ func (h *Handler) lookupInto(ctx context.Context, pkey string, reqHeader http.He
 		return
 	}
 	// RFC 9110 §12.5.3: never a coding the client refused, even from an
-	// origin that does not send Vary: Accept-Encoding.
-	if ce := e.Header.Values("Content-Encoding"); ce != nil || reqHeader["Accept-Encoding"] != nil {
+	// origin that does not send Vary: Accept-Encoding. Whether the entry
+	// has a coding is in its derived data: most have none, and most hits
+	// then look at no field of the stored header here.
+	if coded := h.entryDerived(e).coded; coded || reqHeader["Accept-Encoding"] != nil {
+		var ce []string
+		if coded {
+			ce = e.Header.Values("Content-Encoding")
+		}
 		if !policy.EncodingAcceptable(ce, reqHeader) {
 			b.Close()
 			lk.fwd = fwdVaryMiss
@@ -309,6 +315,9 @@ type derived struct {
 	optsKey    string           // the policy options it was computed with
 	fresh      policy.Freshness // §4.2.1, §4.2.2, RFC 5861
 	initialAge time.Duration    // corrected_initial_age, §4.2.3
+	// coded: the stored header has Content-Encoding, which a lookup then
+	// checks against the request's Accept-Encoding.
+	coded bool
 
 	// Strings of the hit path, made once (per second for the ttl).
 	hitStatus     atomic.Pointer[ttlString] // Cache-Status of a plain hit
@@ -359,6 +368,7 @@ func (d optionsDeriver) derive(status int, hdr policy.FieldReader, requestTime, 
 		optsKey:    d.key,
 		fresh:      policy.ResponseFreshnessStatus(status, hdr, responseTime, d.opts),
 		initialAge: policy.CorrectedInitialAge(hdr, requestTime, responseTime),
+		coded:      hdr.Values("Content-Encoding") != nil,
 	}
 }
 
