@@ -71,7 +71,7 @@ func TestRecycledBufferWaitsForReaders(t *testing.T) {
 	// each replaced body goes back to the pool, but never the one read.
 	putFilled(t, c, "a", size, 'a')
 	it, _ := c.c.GetIfPresent("a")
-	buf := it.buf
+	buf := it.buf()
 	if buf == nil {
 		t.Fatal("a 100 KiB body has no recycled buffer")
 	}
@@ -116,7 +116,7 @@ func TestRecycledBufferWaitsForReaders(t *testing.T) {
 	putFilled(t, c, "p", size, 'p')
 	it, _ = c.c.GetIfPresent("p")
 	c.Delete(ctx, "p")
-	if n := it.buf.refs.Load(); n != 1 {
+	if n := it.buf().refs.Load(); n != 1 {
 		t.Errorf("references after a delete = %d, want 1 (never released)", n)
 	}
 }

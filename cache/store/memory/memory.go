@@ -22,6 +22,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/maypok86/otter/v2"
 
@@ -41,16 +42,16 @@ const DefaultMaxSize int64 = 256 << 20
 const MaxEntryFraction = 8
 
 // entryOverhead is what an entry costs beyond its key, its body and its
-// encoded metadata: the item (80 bytes), the eviction policy's node (64)
+// encoded metadata: the item (48 bytes), the eviction policy's node (64)
 // and hash table slots (about 30), the metadata string's rounding to its
 // size class, and a margin; the heap's fragmentation under churn is
-// counted apart (fragmentationShare). BenchmarkEntryHeap measures 253
+// counted apart (fragmentationShare). BenchmarkEntryHeap measures 221
 // bytes beyond key and body for a stored 1 KiB response whose metadata
-// takes 76: see the
-// README's "Memory" section for the figures. Checked with bench/memory.sh:
-// a full store of 1 KiB entries stays within its RSS budget (1.25 x
-// max_size + 64 MiB).
-const entryOverhead = 200
+// takes 76 (24 more once a hit made its itemExt): see the README's
+// "Memory" section for the figures. Checked with bench/memory.sh: a full
+// store of 1 KiB entries stays within its RSS budget (1.25 x max_size +
+// 64 MiB).
+const entryOverhead = 168
 
 // keptShare: the decoded metadata that hits use (the entry, its header
 // fields' slice, the handler's derived data) is kept for as many entries
@@ -101,25 +102,141 @@ type Config struct {
 // once in the cache (but for what they keep decoded): Update and Commit
 // put new items, so readers of an old item keep a consistent entry and
 // body.
+//
+// An item takes 48 bytes, one size class of the allocator, for every
+// entry of the store: what only some entries need (a recycled buffer, the
+// decoded entry a hit keeps) is in an itemExt of its own, and the body's
+// length, the derive function's number and whether the entry has tags
+// share one word. Its weight is computed from them when needed (weight).
 type item struct {
 	// meta is the entry's metadata, encoded by encodeMeta: one string
 	// without pointers, which the collector does not scan.
 	meta string
-	body []byte
-	// buf is body's buffer when it is recycled (see buffers.go), nil for
-	// a small body. The item holds one of its references while it is in
-	// the cache.
-	buf *sharedBuf
+	// body points to the body's first byte (nil for an empty body); its
+	// length is in bits. The body is never written while the item holds
+	// it: see bytes.
+	body *byte
+	// bits holds the body's length (bodyBits), whether the entry has tags
+	// (taggedBit), and the number of the handler's function that derives
+	// the entry's Derived data when it is decoded (see derivers), above
+	// deriverShift.
+	bits uint64
 	// expires caches the entry's Expires as Unix nanoseconds; 0 means
 	// never.
 	expires int64
-	weight  uint32
-	// deriver numbers the handler's function that derives the entry's
-	// Derived data when it is decoded (see derivers).
-	deriver uint16
-	tagged  bool // the entry has tags
+	// ext is nil for an entry with a small body that no hit has kept yet,
+	// and gone once such an entry has left the store.
+	ext atomic.Pointer[itemExt]
+}
+
+// itemExt is what an item needs beside its encoded entry and its body
+// for a large body or once a hit keeps its entry decoded.
+type itemExt struct {
+	// buf is the body's buffer when it is recycled (see buffers.go), nil
+	// for a small body. The item holds one of its references while it is
+	// in the cache.
+	buf *sharedBuf
 	// kept holds the decoded entry while the CLOCK keeps it.
 	kept keep.Slot[store.Entry]
+}
+
+// gone is the itemExt of an item that had none when it left the store:
+// none is made for it after that, so nothing is kept for it.
+var gone = new(itemExt)
+
+// The layout of item.bits: a body of up to 2^47-1 bytes (128 TiB, beyond
+// any budget), the tagged flag, and 16 bits of deriver number.
+const (
+	bodyBits     = 47
+	bodyMask     = 1<<bodyBits - 1
+	taggedBit    = 1 << bodyBits
+	deriverShift = 48
+)
+
+// size returns the body's length.
+func (it *item) size() int { return int(it.bits & bodyMask) }
+
+// tagged reports whether the entry has tags.
+func (it *item) tagged() bool { return it.bits&taggedBit != 0 }
+
+// deriver returns the number of the entry's derive function.
+func (it *item) deriver() uint16 { return uint16(it.bits >> deriverShift) }
+
+// bytes returns the body. Readers must not write to it.
+func (it *item) bytes() []byte {
+	if it.body == nil {
+		return nil
+	}
+	return unsafe.Slice(it.body, it.size())
+}
+
+// buf returns the body's recycled buffer, or nil for a small body.
+func (it *item) buf() *sharedBuf {
+	if x := it.ext.Load(); x != nil {
+		return x.buf
+	}
+	return nil
+}
+
+// slot returns the slot where it keeps its decoded entry, making its ext
+// if it has none; nil once it left the store without one.
+func (it *item) slot() *keep.Slot[store.Entry] {
+	x := it.ext.Load()
+	if x == nil {
+		x = new(itemExt)
+		if !it.ext.CompareAndSwap(nil, x) {
+			x = it.ext.Load()
+		}
+	}
+	if x == gone {
+		return nil
+	}
+	return &x.kept
+}
+
+// dropKept releases what it keeps, for good: it left the store.
+func (c *Cache) dropKept(it *item) {
+	x := it.ext.Load()
+	if x == nil {
+		if it.ext.CompareAndSwap(nil, gone) {
+			return
+		}
+		x = it.ext.Load() // a hit made one meanwhile
+	}
+	if x != gone {
+		c.kept.Drop(&x.kept)
+	}
+}
+
+// setBody sets the item's body, and its buffer when it is recycled: buf
+// holds body's bytes, and the item takes a reference the caller gave it.
+// Called before the item is in the store.
+func (it *item) setBody(body []byte, buf *sharedBuf) {
+	it.body = unsafe.SliceData(body)
+	if len(body) == 0 {
+		it.body = nil
+	}
+	it.bits = it.bits&^bodyMask | uint64(len(body))&bodyMask
+	if buf != nil {
+		it.ext.Store(&itemExt{buf: buf})
+	}
+}
+
+// weight returns what the entry under key counts against the budget: its
+// metadata's estimate (metaWeight), plus its body's capacity, plus the
+// fragmentation share. It depends only on what the item holds from its
+// commit on, so that it is counted out as it was counted in.
+func weight(key string, it *item) int64 {
+	ntags := 0
+	if it.tagged() {
+		ntags = len(metaTags(it.meta))
+	}
+	capacity := it.size()
+	if b := it.buf(); b != nil {
+		capacity = cap(b.b)
+	}
+	w := metaWeight(key, it.meta, ntags) + int64(capacity)
+	return w + w/fragmentationShare
 }
 
 // Cache is an in-memory store.Store bounded by a byte budget. The zero
@@ -168,7 +285,7 @@ func New(cfg Config) (*Cache, error) {
 	c.setLimits(cfg.MaxSize)
 	opts := &otter.Options[string, *item]{
 		MaximumWeight:    uint64(entriesShare(cfg.MaxSize)),
-		Weigher:          func(_ string, it *item) uint32 { return it.weight },
+		Weigher:          func(key string, it *item) uint32 { return uint32(min(weight(key, it), math.MaxUint32)) },
 		OnAtomicDeletion: c.onDeletion,
 		Clock:            c.clock,
 	}
@@ -211,10 +328,10 @@ func (c *Cache) sweep() {
 			if old != it {
 				return old, otter.CancelOp
 			}
-			if it.buf != nil {
+			if buf := it.buf(); buf != nil {
 				// onDeletion leaves the buffers of invalidated entries to
 				// the collector: it takes purges for invalidations.
-				it.buf.release()
+				buf.release()
 			}
 			return nil, otter.InvalidateOp
 		})
@@ -275,21 +392,27 @@ func (c *Cache) Get(_ context.Context, key string) (*store.Entry, store.Body, er
 	if !ok || c.expired(it) {
 		return nil, nil, store.ErrNotFound
 	}
-	e := it.kept.Load(c.kept)
+	// One load of ext: an item with a recycled buffer had its ext before
+	// it was stored, so an item without one has a small body.
+	var e *store.Entry
+	var buf *sharedBuf
+	if x := it.ext.Load(); x != nil {
+		e, buf = x.kept.Load(c.kept), x.buf
+	}
 	if e == nil {
 		if e = c.decodeAndKeep(it, nil); e == nil {
 			return nil, nil, store.ErrNotFound
 		}
 	}
-	if it.buf == nil {
-		return e, store.NewBytesReader(it.body), nil
+	if buf == nil {
+		return e, store.NewBytesReader(it.bytes()), nil
 	}
-	if !it.buf.hold() {
+	if !buf.hold() {
 		// The entry left the store after GetIfPresent found it, and its
 		// buffer may already hold another body.
 		return nil, nil, store.ErrNotFound
 	}
-	return e, &heldBody{BytesReader: *store.NewBytesReader(it.body), buf: it.buf}, nil
+	return e, &heldBody{BytesReader: *store.NewBytesReader(it.bytes()), buf: buf}, nil
 }
 
 // heldBody reads a recycled buffer, holding it until Close. Once closed
@@ -319,7 +442,7 @@ func (c *Cache) expired(it *item) bool {
 // store.ErrTooLarge.
 func (c *Cache) Put(_ context.Context, key string, e *store.Entry) (store.Writer, error) {
 	meta := encodeMeta(e)
-	weight, limit := metaWeight(key, meta, e.Tags), c.maxEntry.Load()
+	weight, limit := metaWeight(key, meta, len(e.Tags)), c.maxEntry.Load()
 	if max(e.Size, 0)+weight > limit {
 		return nil, store.ErrTooLarge
 	}
@@ -345,15 +468,14 @@ func (c *Cache) Update(_ context.Context, key string, e *store.Entry) error {
 		if c.expired(old) {
 			return old, otter.CancelOp
 		}
-		if meta[0]&flagBodyLength != 0 && int64(len(old.body)) != e.Size {
+		if meta[0]&flagBodyLength != 0 && int64(old.size()) != e.Size {
 			// Its Content-Length is not the stored body's: kept as sent.
 			e := *e
 			e.Size = -1
 			meta = encodeMeta(&e)
 		}
 		it = c.newItem(meta, e)
-		it.setBody(old.body, metaWeight(key, meta, e.Tags))
-		it.buf = old.buf.share()
+		it.setBody(old.bytes(), old.buf().share())
 		c.indexAdd(key, it)
 		return it, otter.WriteOp
 	})
@@ -443,10 +565,8 @@ func (c *Cache) softPurge(key, tag string) bool {
 		if softPurged(old.meta) {
 			return old, otter.CancelOp
 		}
-		it := &item{
-			meta: setSoftPurged(old.meta), body: old.body, buf: old.buf.share(),
-			expires: old.expires, weight: old.weight, deriver: old.deriver, tagged: old.tagged,
-		}
+		it := &item{meta: setSoftPurged(old.meta), bits: old.bits, expires: old.expires}
+		it.setBody(old.bytes(), old.buf().share())
 		c.indexAdd(key, it)
 		return it, otter.WriteOp
 	})
@@ -514,19 +634,14 @@ func (c *Cache) commit(key string, it *item) {
 // newItem returns an item of the encoded metadata meta of e, without
 // its body yet.
 func (c *Cache) newItem(meta string, e *store.Entry) *item {
-	it := &item{meta: meta, tagged: len(e.Tags) > 0, deriver: c.derivers.Of(e.Derived)}
+	it := &item{meta: meta, bits: uint64(c.derivers.Of(e.Derived)) << deriverShift}
+	if len(e.Tags) > 0 {
+		it.bits |= taggedBit
+	}
 	if !e.Expires.IsZero() {
 		it.expires = unixtime.Nano(e.Expires)
 	}
 	return it
-}
-
-// setBody sets the item's body and its weight: meta (metaWeight) plus the
-// body's capacity, plus the fragmentation share.
-func (it *item) setBody(body []byte, meta int64) {
-	w := meta + int64(cap(body))
-	w += w / fragmentationShare
-	it.body, it.weight = body, uint32(min(w, math.MaxUint32))
 }
 
 // indexAdd counts it in and adds it to the tag index. Called under the
@@ -534,8 +649,8 @@ func (it *item) setBody(body []byte, meta int64) {
 // of one key happen in the order of its writes.
 func (c *Cache) indexAdd(key string, it *item) {
 	c.entries.Add(1)
-	c.bytes.Add(int64(it.weight))
-	if !it.tagged {
+	c.bytes.Add(weight(key, it))
+	if !it.tagged() {
 		return
 	}
 	c.mu.Lock()
@@ -561,17 +676,17 @@ func (c *Cache) onDeletion(e otter.DeletionEvent[string, *item]) {
 	if e.Cause == otter.CauseOverflow {
 		c.evictions.Add(1)
 	}
-	if it.buf != nil && e.Cause != otter.CauseInvalidation {
+	if buf := it.buf(); buf != nil && e.Cause != otter.CauseInvalidation {
 		// Evicted, expired or replaced: the next large body may reuse the
 		// buffer once its readers are done. A purge or delete, which can
 		// free much at once, leaves its buffers to the collector instead
 		// of filling the pools.
-		it.buf.release()
+		buf.release()
 	}
-	c.kept.Drop(&it.kept)
+	c.dropKept(it)
 	c.entries.Add(-1)
-	c.bytes.Add(-int64(it.weight))
-	if !it.tagged {
+	c.bytes.Add(-weight(e.Key, it))
+	if !it.tagged() {
 		return
 	}
 	c.mu.Lock()
@@ -587,14 +702,14 @@ func (c *Cache) onDeletion(e otter.DeletionEvent[string, *item]) {
 }
 
 func hasTag(it *item, tag string) bool {
-	return it.tagged && slices.Contains(metaTags(it.meta), tag)
+	return it.tagged() && slices.Contains(metaTags(it.meta), tag)
 }
 
 // metaWeight estimates the bytes an entry under key, whose metadata
 // encodes to meta, costs besides its body.
-func metaWeight(key, meta string, tags []string) int64 {
+func metaWeight(key, meta string, ntags int) int64 {
 	n := int64(entryOverhead + len(key) + len(meta))
-	for range tags {
+	for range ntags {
 		// The index holds the tag's map slot, the key again and the
 		// item (the tag itself is in meta).
 		n += int64(len(key) + 96)
@@ -669,14 +784,9 @@ func (w *writer) Commit() error {
 		w.buf = nil
 		return errBodyLength
 	}
-	body := w.buf
-	if cap(body)-len(body) > len(body)/8 {
-		body = append(newBuffer(len(body)), body...)
-		recycle(w.buf)
-	}
+	body, recycled := fitBody(w.buf)
 	w.buf = nil
 	it := w.it
-	it.setBody(body, w.meta)
 	if w.c.expired(it) {
 		// Already past its Expires: it replaces the entry there, and is
 		// gone at once.
@@ -684,14 +794,32 @@ func (w *writer) Commit() error {
 		recycle(body)
 		return nil
 	}
-	if _, ok := recyclable(body); ok {
-		it.buf = &sharedBuf{b: body}
-		it.buf.refs.Store(1) // the item's, released when it leaves the store
+	var buf *sharedBuf
+	if recycled {
+		buf = &sharedBuf{b: body}
+		buf.refs.Store(1) // the item's, released when it leaves the store
 	}
+	it.setBody(body, buf)
 	// Its metadata is kept decoded from its first hit on: most entries
 	// of a large store are never hit, and would only push others out.
 	w.c.commit(w.key, it)
 	return nil
+}
+
+// fitBody returns the body to store of those in buf, and whether its
+// buffer is recycled. A recycled buffer keeps its class's capacity, at
+// most 1/8 more than the body; any other body is copied to one of its
+// exact length when its buffer has spare capacity, which the budget would
+// not count (weight counts the length), and buf is recycled.
+func fitBody(buf []byte) ([]byte, bool) {
+	_, recycled := recyclable(buf)
+	if cap(buf)-len(buf) <= len(buf)/8 && (recycled || cap(buf) == len(buf)) {
+		return buf, recycled
+	}
+	body := append(newBuffer(len(buf)), buf...)
+	recycle(buf)
+	_, recycled = recyclable(body)
+	return body, recycled
 }
 
 // errBodyLength: a body of another length than the Content-Length its

@@ -64,7 +64,7 @@ func TestNewRejectsNegativeSize(t *testing.T) {
 
 // weightOf is the weight of e's metadata under key.
 func weightOf(key string, e *store.Entry) int64 {
-	return metaWeight(key, encodeMeta(e), e.Tags)
+	return metaWeight(key, encodeMeta(e), len(e.Tags))
 }
 
 func entry() *store.Entry {
@@ -298,9 +298,8 @@ func TestCommitShrinksSpareCapacity(t *testing.T) {
 	if err := w.Commit(); err != nil {
 		t.Fatal(err)
 	}
-	_, b, _ := c.Get(ctx, "k")
-	if got := cap(b.(store.BytesBody).Bytes()); got != 1100 {
-		t.Errorf("stored body capacity = %d, want 1100", got)
+	if _, b, _ := c.Get(ctx, "k"); len(b.(store.BytesBody).Bytes()) != 1100 {
+		t.Errorf("stored body length = %d, want 1100", len(b.(store.BytesBody).Bytes()))
 	}
 	want := 1100 + weightOf("k", entry())
 	want += want / fragmentationShare
@@ -308,6 +307,38 @@ func TestCommitShrinksSpareCapacity(t *testing.T) {
 	if st := c.Stats(); st.Bytes != want+kept {
 		t.Errorf("Stats().Bytes = %d, want body 1100 + metadata %d + the fragmentation share + the decoded metadata kept %d = %d",
 			st.Bytes, weightOf("k", entry()), kept, want+kept)
+	}
+
+	c.Delete(ctx, "k")
+	if st := c.Stats(); st.Bytes != 0 || st.Entries != 0 {
+		t.Errorf("Stats() once it left = %+v, want no bytes and no entries", st)
+	}
+}
+
+// TestFitBody: what Commit keeps of a body's buffer. The budget counts a
+// small body's length, so no spare capacity may stay behind it; a
+// recycled buffer keeps its class's capacity, which the budget counts.
+func TestFitBody(t *testing.T) {
+	for _, tt := range []struct {
+		name         string
+		len, cap     int
+		wantCap      int
+		wantRecycled bool
+	}{
+		{"exact", 1000, 1000, 1000, false},
+		{"small, spare under 1/8", 3700, 4096, 3700, false},
+		{"small, spare over 1/8", 1100, 4096, 1100, false},
+		{"recycled class, spare under 1/8", 100 << 10, 104 << 10, 104 << 10, true},
+		{"recycled class, spare over 1/8", 70 << 10, 104 << 10, 72 << 10, true},
+		{"large, not a class", 100 << 10, 100<<10 + 1, 104 << 10, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			body, recycled := fitBody(make([]byte, tt.len, tt.cap))
+			if len(body) != tt.len || cap(body) != tt.wantCap || recycled != tt.wantRecycled {
+				t.Errorf("fitBody = len %d cap %d recycled %v, want len %d cap %d recycled %v",
+					len(body), cap(body), recycled, tt.len, tt.wantCap, tt.wantRecycled)
+			}
+		})
 	}
 }
 
@@ -414,8 +445,9 @@ func TestBookkeepingUnderConcurrentEviction(t *testing.T) {
 	}
 	for k, it := range c.c.All() {
 		entries++
-		bytes += int64(it.weight)
-		if e := it.kept.Load(c.kept); e != nil {
+		bytes += weight(k, it)
+		if x := it.ext.Load(); x != nil && x.kept.Kept(c.kept) {
+			e := x.kept.Load(c.kept)
 			kept += keptCost(e)
 		}
 		for _, tag := range metaTags(it.meta) {

@@ -389,7 +389,7 @@ func keptCost(e *store.Entry) int64 {
 // decode returns the entry of it, decoded from its metadata, or nil if
 // the metadata is corrupt (counted as a store error).
 func (c *Cache) decode(it *item) *store.Entry {
-	size := int64(len(it.body))
+	size := int64(it.size())
 	e, ok := decodeMeta(it.meta, size)
 	if !ok {
 		c.decodeErrors.Add(1)
@@ -408,12 +408,14 @@ func (c *Cache) decodeAndKeep(it *item, derived any) *store.Entry {
 		return nil
 	}
 	if derived == nil {
-		if fn := c.derivers.Func(it.deriver); fn != nil {
+		if fn := c.derivers.Func(it.deriver()); fn != nil {
 			derived = fn(e)
 		}
 	}
 	e.Derived = derived
-	c.kept.Put(&it.kept, e, keptCost(e))
+	if s := it.slot(); s != nil {
+		c.kept.Put(s, e, keptCost(e))
+	}
 	return e
 }
 

@@ -3,6 +3,7 @@ package memory
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/textproto"
 	"runtime"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/caddy-edge/edge/cache/store"
 	"github.com/caddy-edge/edge/cache/store/internal/codec"
@@ -353,13 +355,55 @@ func TestChangesDropTheKeptEntry(t *testing.T) {
 	}
 }
 
+// TestLeftEntriesKeepNothing: an entry that left the store keeps no
+// decoded entry after, whether a hit made its slot before it left (a
+// kept entry is released) or not (none is made after), and whatever its
+// body's size. A reader that found the item just before it left decodes
+// it but keeps nothing.
+func TestLeftEntriesKeepNothing(t *testing.T) {
+	ctx := context.Background()
+	for _, size := range []int{10, 100 << 10} {
+		for _, hit := range []bool{false, true} {
+			t.Run(fmt.Sprintf("size=%d/hit=%v", size, hit), func(t *testing.T) {
+				c := newCache(t, Config{})
+				putFilled(t, c, "k", size, 'k')
+				if hit {
+					if _, _, err := c.Get(ctx, "k"); err != nil {
+						t.Fatal(err)
+					}
+					if c.kept.Len() != 1 {
+						t.Fatalf("%d entries kept after a hit, want 1", c.kept.Len())
+					}
+				}
+				it, _ := c.c.GetIfPresent("k")
+				c.Delete(ctx, "k")
+				if e := c.decodeAndKeep(it, nil); e == nil || e.Size != int64(size) {
+					t.Fatalf("decoding the item that left = %+v, want its entry", e)
+				}
+				if n, used := c.kept.Len(), c.kept.Used(); n != 0 || used != 0 {
+					t.Errorf("%d entries (%d bytes) kept for an entry that left the store, want none", n, used)
+				}
+			})
+		}
+	}
+}
+
+// TestItemSize: an item is one 48-byte size class of the allocator. One
+// field more takes it to 64 bytes, 16 more for every entry of the store
+// (BenchmarkEntryHeap, the README's per-entry overhead).
+func TestItemSize(t *testing.T) {
+	if n := unsafe.Sizeof(item{}); n != 48 {
+		t.Errorf("an item takes %d bytes, want 48", n)
+	}
+}
+
 // Metadata that does not decode (memory corrupted) is a miss and a store
 // error, never a wrong entry.
 func TestCorruptMetadataIsAMiss(t *testing.T) {
 	c := newCache(t, Config{})
 	putDerived(t, c, "k", `"1"`, nil)
 	it, _ := c.c.GetIfPresent("k")
-	c.kept.Drop(&it.kept)
+	c.dropKept(it)
 	it.meta = it.meta[:len(it.meta)-1]
 	if _, _, err := c.Get(context.Background(), "k"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("Get of corrupt metadata = %v, want ErrNotFound", err)
