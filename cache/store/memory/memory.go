@@ -162,13 +162,9 @@ func (it *item) tagged() bool { return it.bits&taggedBit != 0 }
 // deriver returns the number of the entry's derive function.
 func (it *item) deriver() uint16 { return uint16(it.bits >> deriverShift) }
 
-// bytes returns the body. Readers must not write to it.
-func (it *item) bytes() []byte {
-	if it.body == nil {
-		return nil
-	}
-	return unsafe.Slice(it.body, it.size())
-}
+// bytes returns the body (nil for an empty one: unsafe.Slice of a nil
+// pointer and no length). Readers must not write to it.
+func (it *item) bytes() []byte { return unsafe.Slice(it.body, it.size()) }
 
 // buf returns the body's recycled buffer, or nil for a small body.
 func (it *item) buf() *sharedBuf {
