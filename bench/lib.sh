@@ -5,13 +5,15 @@
 need() { command -v "$1" >/dev/null || { [ "$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1" >/dev/null; } || { echo "please install $1"; exit 1; }; }
 
 # setup_work makes $work, a temporary directory, and $pids, processes to
-# stop; both go when the script exits.
+# stop; both go when the script exits, with every background job still
+# running (a Caddy a script started and had not stopped when it failed:
+# cleanup would wait for it forever).
 setup_work() {
 	work=$(mktemp -d)
 	pids=()
 	trap cleanup EXIT
 }
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+cleanup() { for p in "${pids[@]}" $(jobs -p); do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 
 # build_bench builds $work/caddy (Caddy with the plugin and the bench-only
 # ceiling handler) and $work/origin.
