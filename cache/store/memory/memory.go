@@ -45,9 +45,10 @@ const MaxEntryFraction = 8
 // encoded metadata: the item (48 bytes), the eviction policy's node (64)
 // and hash table slots (about 30), the metadata string's rounding to its
 // size class, and a margin; the heap's fragmentation under churn is
-// counted apart (fragmentationShare). BenchmarkEntryHeap measures 221
+// counted apart (fragmentationShare). BenchmarkEntryHeap measures 173
 // bytes beyond key and body for a stored 1 KiB response whose metadata
-// takes 76 (24 more once a hit made its itemExt): see the README's
+// takes 26 once the store numbered its shared values (71 before; see
+// valueTable), 24 more once a hit made its itemExt: see the README's
 // "Memory" section for the figures. Checked with bench/memory.sh: a full
 // store of 1 KiB entries stays within its RSS budget (1.25 x max_size +
 // 64 MiB).
@@ -259,6 +260,7 @@ type Cache struct {
 	// decodeErrors counts metadata that failed to decode: never, unless
 	// memory was corrupted.
 	decodeErrors atomic.Int64
+	values       valueTable // numbers the field values entries share
 }
 
 // New returns a Cache configured by cfg.
@@ -270,6 +272,7 @@ func New(cfg Config) (*Cache, error) {
 		cfg.MaxSize = DefaultMaxSize
 	}
 	c := &Cache{tags: make(map[string]map[string]*item), kept: keep.NewClock[store.Entry](0, 0)}
+	c.values.init()
 	if cfg.Now != nil {
 		c.clock = clock{cfg.Now}
 	} else {
@@ -365,6 +368,7 @@ func (c *Cache) Resize(maxSize int64) error {
 
 func (c *Cache) setLimits(maxSize int64) {
 	c.maxSize.Store(maxSize)
+	c.values.setMax(maxSize)
 	c.maxEntry.Store(min(maxSize/MaxEntryFraction, math.MaxUint32))
 	// One decoded entry may take 1/8 of the share, as one entry may of
 	// the budget.
@@ -372,8 +376,11 @@ func (c *Cache) setLimits(maxSize int64) {
 }
 
 // entriesShare is the part of the budget that holds the entries
-// themselves, the rest keeping decoded metadata.
-func entriesShare(maxSize int64) int64 { return maxSize - maxSize/keptShare }
+// themselves, the rest keeping decoded metadata and the value table (its
+// values and those seen once: see valueTable).
+func entriesShare(maxSize int64) int64 {
+	return maxSize - maxSize/keptShare - 2*valueTableMax(maxSize)
+}
 
 // MaxEntrySize returns the largest weight (body plus metadata estimate)
 // that one entry may have.
@@ -437,7 +444,7 @@ func (c *Cache) expired(it *item) bool {
 // body buffer is allocated at once; a hint above MaxEntrySize returns
 // store.ErrTooLarge.
 func (c *Cache) Put(_ context.Context, key string, e *store.Entry) (store.Writer, error) {
-	meta := encodeMeta(e)
+	meta := encodeMeta(e, &c.values)
 	weight, limit := metaWeight(key, meta, len(e.Tags)), c.maxEntry.Load()
 	if max(e.Size, 0)+weight > limit {
 		return nil, store.ErrTooLarge
@@ -458,7 +465,7 @@ func (c *Cache) Put(_ context.Context, key string, e *store.Entry) (store.Writer
 
 // Update replaces the metadata of the entry under key and keeps its body.
 func (c *Cache) Update(_ context.Context, key string, e *store.Entry) error {
-	meta := encodeMeta(e)
+	meta := encodeMeta(e, &c.values)
 	var it *item
 	c.c.ComputeIfPresent(key, func(old *item) (*item, otter.ComputeOp) {
 		if c.expired(old) {
@@ -468,7 +475,7 @@ func (c *Cache) Update(_ context.Context, key string, e *store.Entry) error {
 			// Its Content-Length is not the stored body's: kept as sent.
 			e := *e
 			e.Size = -1
-			meta = encodeMeta(&e)
+			meta = encodeMeta(&e, &c.values)
 		}
 		it = c.newItem(meta, e)
 		it.setBody(old.bytes(), old.buf().share())

@@ -64,7 +64,7 @@ func TestNewRejectsNegativeSize(t *testing.T) {
 
 // weightOf is the weight of e's metadata under key.
 func weightOf(key string, e *store.Entry) int64 {
-	return metaWeight(key, encodeMeta(e), len(e.Tags))
+	return metaWeight(key, encodeMeta(e, nil), len(e.Tags))
 }
 
 func entry() *store.Entry {

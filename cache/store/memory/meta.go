@@ -2,6 +2,7 @@ package memory
 
 import (
 	"encoding/binary"
+	"math"
 	"net/http"
 	"strconv"
 	"time"
@@ -27,11 +28,20 @@ import (
 // Times are what a stored response carries in the most bytes after its
 // fields, so two of them are kept as differences: the response time from
 // the request time (flagResponseDelta; a few milliseconds, 3 bytes instead
-// of 11), expires from the response time (flagExpiresDelta). The body's
-// length is the body's. Header fields are encoded as the disk store's
-// are, but for their names: a common name (commonNames) is one byte, its
-// number, and another name a 0 byte and the name. Two fields that most
-// responses carry take one or two bytes instead of their values:
+// of 11), expires from the response time (flagExpiresDelta; in seconds
+// with flagExpiresSeconds, as a freshness lifetime usually is: 2 or 3
+// bytes instead of 6 or 7). The body's length is the body's. Header fields
+// are encoded as the disk store's are, but for their names and values:
+//
+//   - a common name (commonNames) is one byte, its number, and another
+//     name a 0 byte and the name;
+//   - a value is a varint, followed by the value's bytes when it is even
+//     (twice their length), or odd: twice the number the store's value
+//     table gave it, plus one (see valueTable; only the values of
+//     sharedNames are numbered).
+//
+// Two fields that most responses carry take one or two bytes instead of
+// their values:
 //
 //   - a Date whose value is an IMF-fixdate that formats back to itself
 //     (codeDate), as its seconds from the response time's;
@@ -45,6 +55,9 @@ const (
 	flagResponseDelta // response time: nanoseconds after the request time
 	flagExpiresDelta  // expires: nanoseconds after the response time (signed)
 	flagBodyLength    // a Content-Length field is the body's length
+	// flagExpiresSeconds, with flagExpiresDelta: expires is whole seconds
+	// after the response time, encoded as seconds.
+	flagExpiresSeconds
 )
 
 // Field name codes past the common names' numbers.
@@ -53,10 +66,11 @@ const (
 	codeBodyLength = 0xff // Content-Length, one value: the body's length
 )
 
-// encodeMeta returns e's metadata encoded. A Content-Length that equals
+// encodeMeta returns e's metadata encoded, with the values of table
+// (which may be nil: no value numbered). A Content-Length that equals
 // e.Size (a length known when the entry is put) is encoded as the body's
 // length.
-func encodeMeta(e *store.Entry) string {
+func encodeMeta(e *store.Entry, table *valueTable) string {
 	var buf [512]byte
 	b := append(buf[:0], 0)
 	var flags byte
@@ -77,12 +91,16 @@ func encodeMeta(e *store.Entry) string {
 	}
 	if d, ok := nanosAfter(e.ResponseTime, e.Expires); ok {
 		flags |= flagExpiresDelta
+		if d%1e9 == 0 {
+			flags |= flagExpiresSeconds
+			d /= 1e9
+		}
 		b = binary.AppendVarint(b, d)
 	} else {
 		b = codec.AppendTime(b, e.Expires)
 	}
 	b = codec.AppendStrings(b, e.Tags)
-	b = appendFields(b, e.Header, e.Size, e.ResponseTime, &flags)
+	b = appendFields(b, e.Header, e.Size, e.ResponseTime, &flags, table)
 	b[0] = flags
 	return string(b) // its exact length: the string is kept
 }
@@ -104,17 +122,18 @@ func inNanoRange(t time.Time) bool {
 	return s > -limit && s < limit
 }
 
-// decodeMeta decodes metadata encoded by encodeMeta, of an entry whose
-// body is size bytes long. Its strings are sub-strings of meta, but for a
-// Date or Content-Length encoded as a number.
-func decodeMeta(meta string, size int64) (*store.Entry, bool) {
+// decodeMeta decodes metadata encoded by encodeMeta with table, of an
+// entry whose body is size bytes long. Its strings are sub-strings of
+// meta, but for the values of table and a Date or Content-Length encoded
+// as a number.
+func decodeMeta(meta string, size int64, table *valueTable) (*store.Entry, bool) {
 	d := codec.NewStringDecoder(meta)
 	e := &store.Entry{}
 	var flags byte
 	flags, e.Status, e.RequestTime, e.ResponseTime, e.Expires = decodeTimes(d)
 	e.SoftPurged = flags&flagSoftPurged != 0
 	e.Tags = d.Strings()
-	e.Header = decodeFields(d, flags, size, e.ResponseTime)
+	e.Header = decodeFields(d, flags, size, e.ResponseTime, table)
 	if d.Failed() || len(d.Rest()) != 0 {
 		return nil, false
 	}
@@ -138,9 +157,19 @@ func decodeTimes(d *codec.Decoder) (flags byte, status int, req, resp, exp time.
 	} else {
 		resp = d.Time()
 	}
-	if flags&flagExpiresDelta != 0 {
+	switch flags & (flagExpiresDelta | flagExpiresSeconds) {
+	case flagExpiresDelta | flagExpiresSeconds:
+		const limit = math.MaxInt64 / 1_000_000_000
+		secs := d.Varint()
+		if secs > limit || secs < -limit {
+			d.Fail()
+		}
+		exp = addNanos(d, resp, secs*1e9)
+	case flagExpiresDelta:
 		exp = addNanos(d, resp, d.Varint())
-	} else {
+	case flagExpiresSeconds:
+		d.Fail()
+	default:
 		exp = d.Time()
 	}
 	return flags, status, req, resp, exp
@@ -193,6 +222,28 @@ var commonNames = [...]string{
 	"X-Xss-Protection",
 }
 
+// sharedNames are the common names whose values the value table numbers:
+// the fields whose values many responses of a site repeat. Fields whose
+// values are each response's own (Etag, Last-Modified, Location, ...) are
+// not among them.
+var sharedNames = func() (shared [len(commonNames) + 1]bool) {
+	for _, n := range [...]string{
+		"Accept-Ranges", "Access-Control-Allow-Credentials", "Access-Control-Allow-Headers",
+		"Access-Control-Allow-Methods", "Access-Control-Allow-Origin", "Access-Control-Expose-Headers",
+		"Access-Control-Max-Age", "Allow", "Alt-Svc", "Cache-Control", "Cdn-Cache-Control",
+		"Content-Encoding", "Content-Language", "Content-Security-Policy",
+		"Content-Security-Policy-Report-Only", "Content-Type", "Cross-Origin-Embedder-Policy",
+		"Cross-Origin-Opener-Policy", "Cross-Origin-Resource-Policy", "Nel", "Permissions-Policy",
+		"Pragma", "Referrer-Policy", "Report-To", "Server", "Strict-Transport-Security",
+		"Surrogate-Control", "Timing-Allow-Origin", "Vary", "Via", "X-Cache",
+		"X-Content-Type-Options", "X-Frame-Options", "X-Powered-By", "X-Xss-Protection",
+	} {
+		shared[nameCodes[n]] = true
+	}
+	shared[0] = false // a name not in commonNames
+	return shared
+}()
+
 // nameCodes numbers commonNames.
 var nameCodes = func() map[string]byte {
 	m := make(map[string]byte, len(commonNames))
@@ -202,11 +253,12 @@ var nameCodes = func() map[string]byte {
 	return m
 }()
 
-// appendFields appends f as codec.AppendFields does, a common name as
-// its number, and a Date or a Content-Length that encode as a number (see
-// the encoding above) as their code and the number. flags gets
-// flagBodyLength when the Content-Length is size.
-func appendFields(b []byte, f store.Fields, size int64, responseTime time.Time, flags *byte) []byte {
+// appendFields appends f as codec.AppendFields does, but for a common
+// name, written as its number, a value of a shared name that table
+// numbers, written as that number, and a Date or a Content-Length that
+// encode as a number (see the encoding above), written as their code and
+// the number. flags gets flagBodyLength when the Content-Length is size.
+func appendFields(b []byte, f store.Fields, size int64, responseTime time.Time, flags *byte, table *valueTable) []byte {
 	b = binary.AppendUvarint(b, uint64(f.Names()))
 	for k, pairs := range f.Groups() {
 		if pairs.Len() == 1 {
@@ -225,17 +277,37 @@ func appendFields(b []byte, f store.Fields, size int64, responseTime time.Time, 
 				}
 			}
 		}
-		if c, ok := nameCodes[k]; ok {
+		c, ok := nameCodes[k]
+		if ok {
 			b = append(b, c)
 		} else {
 			b = codec.AppendString(append(b, 0), k)
 		}
 		b = binary.AppendUvarint(b, uint64(pairs.Len()))
 		for _, v := range pairs.All() {
-			b = codec.AppendString(b, v)
+			if sharedNames[c] {
+				if id, ok := table.id(v); ok {
+					b = binary.AppendUvarint(b, uint64(id)<<1|1)
+					continue
+				}
+			}
+			b = append(binary.AppendUvarint(b, uint64(len(v))<<1), v...)
 		}
 	}
 	return b
+}
+
+// value reads a value written by appendFields.
+func value(d *codec.Decoder, table *valueTable) string {
+	n := d.Uvarint()
+	if n&1 == 0 {
+		return d.StringOf(n >> 1)
+	}
+	v, ok := table.value(n >> 1)
+	if !ok {
+		d.Fail()
+	}
+	return v
 }
 
 // fixdate parses v as an IMF-fixdate (RFC 9110 §5.6.7) that formats back
@@ -287,10 +359,10 @@ func unixSeconds(t time.Time) int64 {
 	return t.Unix()
 }
 
-// decodeFields reads fields written by appendFields, for an entry whose
-// body is size bytes long; nil for none. The result is capped, so that an
-// append by a reader never writes into a shared array.
-func decodeFields(d *codec.Decoder, flags byte, size int64, responseTime time.Time) store.Fields {
+// decodeFields reads fields written by appendFields with table, for an
+// entry whose body is size bytes long; nil for none. The result is capped,
+// so that an append by a reader never writes into a shared array.
+func decodeFields(d *codec.Decoder, flags byte, size int64, responseTime time.Time, table *valueTable) store.Fields {
 	n := d.Count()
 	if n == 0 {
 		return nil
@@ -332,7 +404,7 @@ func decodeFields(d *codec.Decoder, flags byte, size int64, responseTime time.Ti
 			d.Fail()
 		}
 		for range d.Count() {
-			f = append(f, k, d.String())
+			f = append(f, k, value(d, table))
 		}
 		if d.Failed() {
 			return nil
@@ -390,7 +462,7 @@ func keptCost(e *store.Entry) int64 {
 // the metadata is corrupt (counted as a store error).
 func (c *Cache) decode(it *item) *store.Entry {
 	size := int64(it.size())
-	e, ok := decodeMeta(it.meta, size)
+	e, ok := decodeMeta(it.meta, size, &c.values)
 	if !ok {
 		c.decodeErrors.Add(1)
 		return nil

@@ -49,7 +49,7 @@ func TestMetaRoundTrip(t *testing.T) {
 		Tags:         []string{"t1", "t2"},
 		SoftPurged:   true,
 	}
-	got, ok := decodeMeta(encodeMeta(e), 0)
+	got, ok := decodeMeta(encodeMeta(e, nil), 0, nil)
 	if !ok {
 		t.Fatal("decodeMeta failed")
 	}
@@ -58,7 +58,7 @@ func TestMetaRoundTrip(t *testing.T) {
 		t.Errorf("decoded %+v, want %+v", got, e)
 	}
 	e.SoftPurged = false
-	meta := encodeMeta(e)
+	meta := encodeMeta(e, nil)
 	if softPurged(meta) || !softPurged(setSoftPurged(meta)) || softPurged(meta) {
 		t.Error("setSoftPurged does not mark a copy, or changed the original")
 	}
@@ -78,6 +78,8 @@ func TestMetaTimes(t *testing.T) {
 		req, resp, exp time.Time
 	}{
 		{"usual", now.Add(-3 * time.Millisecond), now, now.Add(time.Hour)},
+		{"expires not whole seconds later", now, now, now.Add(time.Hour + time.Millisecond)},
+		{"expires whole seconds earlier", now, now, now.Add(-time.Hour)},
 		{"expired already", now, now.Add(time.Millisecond), now.Add(-time.Minute)},
 		{"response before request", now, now.Add(-time.Second), now.Add(time.Second)},
 		{"no request time", time.Time{}, now, now.Add(time.Hour)},
@@ -88,7 +90,7 @@ func TestMetaTimes(t *testing.T) {
 	}
 	for _, tc := range cases {
 		e := &store.Entry{Status: 200, RequestTime: tc.req, ResponseTime: tc.resp, Expires: tc.exp}
-		got, ok := decodeMeta(encodeMeta(e), 0)
+		got, ok := decodeMeta(encodeMeta(e, nil), 0, nil)
 		if !ok {
 			t.Errorf("%s: did not decode", tc.name)
 			continue
@@ -105,7 +107,7 @@ func TestMetaTimes(t *testing.T) {
 	for _, tm := range []time.Time{usual.RequestTime, usual.ResponseTime, usual.Expires} {
 		full += len(codec.AppendTime(nil, tm))
 	}
-	if n := len(encodeMeta(usual)) - 3; n > full-10 { // less flags, tags' and fields' counts
+	if n := len(encodeMeta(usual, nil)) - 3; n > full-10 { // less flags, tags' and fields' counts
 		t.Errorf("times kept as differences take %d bytes, in full %d", n, full)
 	}
 }
@@ -120,11 +122,11 @@ func TestMetaDateAndLength(t *testing.T) {
 		Status: 200, RequestTime: now, ResponseTime: now, Size: 1024,
 		Header: store.Fields{"Content-Length", "1024", "Date", date, "X-A", "1"},
 	}
-	meta := encodeMeta(e)
+	meta := encodeMeta(e, nil)
 	if strings.Contains(meta, "1024") || strings.Contains(meta, date[5:16]) {
 		t.Errorf("the Date or Content-Length was encoded as text: %q", meta)
 	}
-	got, ok := decodeMeta(meta, 1024)
+	got, ok := decodeMeta(meta, 1024, nil)
 	if !ok || !slices.Equal(got.Header, e.Header) {
 		t.Fatalf("decoded %q, %v; want %q", got.Header, ok, e.Header)
 	}
@@ -138,17 +140,17 @@ func TestMetaDateAndLength(t *testing.T) {
 		{"Content-Length", "1024", "Content-Length", "1024"}, // two values
 	} {
 		e := &store.Entry{Status: 200, ResponseTime: now, Size: 1024, Header: h}
-		meta := encodeMeta(e)
+		meta := encodeMeta(e, nil)
 		if !strings.Contains(meta, h[1]) {
 			t.Errorf("%q was not kept as sent", h)
 		}
-		if got, ok := decodeMeta(meta, 1024); !ok || !slices.Equal(got.Header, h) {
+		if got, ok := decodeMeta(meta, 1024, nil); !ok || !slices.Equal(got.Header, h) {
 			t.Errorf("%q decoded as %q, %v", h, got.Header, ok)
 		}
 	}
 	// The size must be known when the entry is put.
 	e.Size = -1
-	if meta := encodeMeta(e); !strings.Contains(meta, "1024") || meta[0]&flagBodyLength != 0 {
+	if meta := encodeMeta(e, nil); !strings.Contains(meta, "1024") || meta[0]&flagBodyLength != 0 {
 		t.Errorf("a Content-Length was encoded as the length of a body of unknown size")
 	}
 }
@@ -222,7 +224,7 @@ func TestCommonNames(t *testing.T) {
 		}
 		seen[n] = true
 	}
-	meta := encodeMeta(&store.Entry{Header: store.Fields{"Cache-Control", "max-age=1"}})
+	meta := encodeMeta(&store.Entry{Header: store.Fields{"Cache-Control", "max-age=1"}}, nil)
 	if strings.Contains(meta, "Cache-Control") {
 		t.Error("a common name was encoded in full")
 	}
@@ -233,7 +235,7 @@ func TestCommonNames(t *testing.T) {
 		t.Fatalf("byte %d is %d, not the name's number", at, bad[at])
 	}
 	bad[at] = byte(len(commonNames) + 1)
-	if _, ok := decodeMeta(string(bad), 0); ok {
+	if _, ok := decodeMeta(string(bad), 0, nil); ok {
 		t.Error("a name number past the list decoded")
 	}
 }
@@ -468,7 +470,12 @@ func BenchmarkEntryHeap(b *testing.B) {
 		for k, v := range e.Header.All() {
 			fields += len(k) + len(v)
 		}
-		b.ReportMetric(float64(len(encodeMeta(e))), "meta-B")
+		b.ReportMetric(float64(len(encodeMeta(e, nil))), "meta-B")
+		// Once a store's value table numbered its values (seen twice).
+		table := newValueTable(1 << 30)
+		encodeMeta(e, table)
+		encodeMeta(e, table)
+		b.ReportMetric(float64(len(encodeMeta(e, table))), "shared-meta-B")
 		b.ReportMetric(float64(fields), "fields-B")
 	}
 }

@@ -143,10 +143,19 @@ func (d *Decoder) Count() int {
 
 // String reads a length-prefixed string.
 func (d *Decoder) String() string {
-	n := d.Count()
+	return d.StringOf(d.Uvarint())
+}
+
+// StringOf reads the next n bytes as a string, for a framing that gives
+// the length its own way.
+func (d *Decoder) StringOf(size uint64) string {
+	if size > uint64(len(d.b)) {
+		d.Fail()
+	}
 	if d.failed {
 		return ""
 	}
+	n := int(size)
 	var s string
 	if d.s != "" {
 		off := d.off - len(d.b)
