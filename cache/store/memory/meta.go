@@ -225,11 +225,12 @@ var commonNames = [...]string{
 // sharedNames are the common names whose values the value table numbers:
 // the fields whose values many responses of a site repeat. Fields whose
 // values are each response's own (Etag, Last-Modified, Location, ...) are
-// not among them.
+// not among them, nor Access-Control-Allow-Origin, which origins often
+// set to the request's Origin: clients would choose what fills the table.
 var sharedNames = func() (shared [len(commonNames) + 1]bool) {
 	for _, n := range [...]string{
 		"Accept-Ranges", "Access-Control-Allow-Credentials", "Access-Control-Allow-Headers",
-		"Access-Control-Allow-Methods", "Access-Control-Allow-Origin", "Access-Control-Expose-Headers",
+		"Access-Control-Allow-Methods", "Access-Control-Expose-Headers",
 		"Access-Control-Max-Age", "Allow", "Alt-Svc", "Cache-Control", "Cdn-Cache-Control",
 		"Content-Encoding", "Content-Language", "Content-Security-Policy",
 		"Content-Security-Policy-Report-Only", "Content-Type", "Cross-Origin-Embedder-Policy",
