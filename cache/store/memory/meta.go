@@ -228,22 +228,25 @@ var commonNames = [...]string{
 // not among them, nor Access-Control-Allow-Origin, which origins often
 // set to the request's Origin: clients would choose what fills the table.
 var sharedNames = func() (shared [len(commonNames) + 1]bool) {
-	for _, n := range [...]string{
-		"Accept-Ranges", "Access-Control-Allow-Credentials", "Access-Control-Allow-Headers",
-		"Access-Control-Allow-Methods", "Access-Control-Expose-Headers",
-		"Access-Control-Max-Age", "Allow", "Alt-Svc", "Cache-Control", "Cdn-Cache-Control",
-		"Content-Encoding", "Content-Language", "Content-Security-Policy",
-		"Content-Security-Policy-Report-Only", "Content-Type", "Cross-Origin-Embedder-Policy",
-		"Cross-Origin-Opener-Policy", "Cross-Origin-Resource-Policy", "Nel", "Permissions-Policy",
-		"Pragma", "Referrer-Policy", "Report-To", "Server", "Strict-Transport-Security",
-		"Surrogate-Control", "Timing-Allow-Origin", "Vary", "Via", "X-Cache",
-		"X-Content-Type-Options", "X-Frame-Options", "X-Powered-By", "X-Xss-Protection",
-	} {
+	for _, n := range sharedNameList {
 		shared[nameCodes[n]] = true
 	}
 	shared[0] = false // a name not in commonNames
 	return shared
 }()
+
+// sharedNameList lists sharedNames.
+var sharedNameList = [...]string{
+	"Accept-Ranges", "Access-Control-Allow-Credentials", "Access-Control-Allow-Headers",
+	"Access-Control-Allow-Methods", "Access-Control-Expose-Headers",
+	"Access-Control-Max-Age", "Allow", "Alt-Svc", "Cache-Control", "Cdn-Cache-Control",
+	"Content-Encoding", "Content-Language", "Content-Security-Policy",
+	"Content-Security-Policy-Report-Only", "Content-Type", "Cross-Origin-Embedder-Policy",
+	"Cross-Origin-Opener-Policy", "Cross-Origin-Resource-Policy", "Nel", "Permissions-Policy",
+	"Pragma", "Referrer-Policy", "Report-To", "Server", "Strict-Transport-Security",
+	"Surrogate-Control", "Timing-Allow-Origin", "Vary", "Via", "X-Cache",
+	"X-Content-Type-Options", "X-Frame-Options", "X-Powered-By", "X-Xss-Protection",
+}
 
 // nameCodes numbers commonNames.
 var nameCodes = func() map[string]byte {

@@ -75,6 +75,19 @@ func TestValuesSharedBetweenEntries(t *testing.T) {
 	}
 }
 
+// Every shared name is a common name: one that is not would be numbered
+// never, silently.
+func TestSharedNamesAreCommon(t *testing.T) {
+	for _, n := range sharedNameList {
+		if c, ok := nameCodes[n]; !ok || !sharedNames[c] {
+			t.Errorf("shared name %q is not a common name", n)
+		}
+	}
+	if sharedNames[0] || sharedNames[nameCodes["Etag"]] || sharedNames[nameCodes["Access-Control-Allow-Origin"]] {
+		t.Error("the values of other names, Etag or Access-Control-Allow-Origin are numbered")
+	}
+}
+
 // The table is bounded: it numbers maxValues values at most, within its
 // byte bound, and none longer than maxValueLen; later values are kept as
 // bytes, and every entry still decodes to its fields. A store's table
