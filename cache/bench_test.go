@@ -39,8 +39,11 @@ func benchRequest(b testing.TB, target string) *http.Request {
 	return caddyhttp.PrepareRequest(r, repl, nil, &caddyhttp.Server{})
 }
 
+// provisioned provisions h as Caddy does for a server without access
+// logs, the server benchRequest's requests come from.
 func provisioned(b testing.TB, h *cache.Handler) {
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	srv := context.WithValue(context.Background(), caddyhttp.ServerCtxKey, &caddyhttp.Server{})
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: srv})
 	b.Cleanup(cancel)
 	if err := h.Provision(ctx); err != nil {
 		b.Fatal(err)

@@ -158,8 +158,12 @@ type Handler struct {
 	optsKey                string   // opts as a string: tells derived data computed with other options
 	releaseDerive          []func() // release the keys given to the store's SetDerive
 	logger                 *zap.Logger
-	ctx                    context.Context  // the config's context: done when it is unloaded
-	now                    func() time.Time // the clock; time.Now unless a test injects one
+	// noAccessLog: the server this handler is in writes no access log, so
+	// the result is not added to the log's fields (ExtraLogFields.Set
+	// allocates). A handler belongs to one server, known at Provision.
+	noAccessLog bool
+	ctx         context.Context  // the config's context: done when it is unloaded
+	now         func() time.Time // the clock; time.Now unless a test injects one
 
 	mu      *sync.Mutex          // protects flights and hfm
 	flights map[string]*flight   // key -> the fetch in flight
@@ -187,6 +191,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 	h.ctx = ctx
+	if srv, ok := ctx.Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server); ok && srv != nil {
+		h.noAccessLog = srv.Logs == nil
+	}
 	if h.now == nil {
 		h.now = time.Now
 	}

@@ -196,7 +196,7 @@ func (h *Handler) reportAs(r *http.Request, result string, plain bool) {
 	}
 	// ExtraLogFields.Set costs a fresh map per call: skip it when the
 	// server writes no access log.
-	if srv, ok := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server); !ok || srv == nil || srv.Logs != nil {
+	if !h.noAccessLog {
 		setLogField(r, result)
 	}
 	metrics.count(result)
