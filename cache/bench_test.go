@@ -171,13 +171,18 @@ func BenchmarkMissStreaming(b *testing.B) {
 // same origin called without the cache: the cache's own cost of a miss,
 // per body size, written in 32 KiB pieces as reverse_proxy does. The
 // store (256 MiB) fills and then evicts, as a busy store does; at 256 KiB
-// it then reuses the evicted entries' buffers.
+// it then reuses the evicted entries' buffers. "passed" is a miss whose
+// response says no-store: the cache's own cost of a pass-through.
 func BenchmarkMiss(b *testing.B) {
 	for _, size := range []int{1 << 10, 16 << 10, 256 << 10} {
 		body := bytes.Repeat([]byte("m"), size)
 		origin := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 			h := w.Header()
-			h.Set("Cache-Control", "public, max-age=3600")
+			cc := "public, max-age=3600"
+			if r.URL.Query().Has("no-store") {
+				cc = "no-store"
+			}
+			h.Set("Cache-Control", cc)
 			h.Set("Content-Type", "text/plain; charset=utf-8")
 			h.Set("Content-Length", strconv.Itoa(size))
 			h.Set("Date", "Tue, 01 Dec 2026 02:00:00 GMT")
@@ -191,12 +196,12 @@ func BenchmarkMiss(b *testing.B) {
 			}
 			return nil
 		})
-		for _, cached := range []bool{false, true} {
-			name := fmt.Sprintf("size=%d/origin-only", size)
-			if cached {
-				name = fmt.Sprintf("size=%d/stored", size)
+		for _, mode := range []string{"origin-only", "stored", "passed"} {
+			cached, query := mode != "origin-only", ""
+			if mode == "passed" {
+				query = "?no-store"
 			}
-			b.Run(name, func(b *testing.B) {
+			b.Run(fmt.Sprintf("size=%d/%s", size, mode), func(b *testing.B) {
 				h := &cache.Handler{}
 				if cached {
 					h.StoreRaw = []byte(`{"module":"memory","name":"bench-miss","max_size":268435456}`)
@@ -210,7 +215,7 @@ func BenchmarkMiss(b *testing.B) {
 					i++
 					clear(w.h)
 					w.n = 0
-					r := benchRequest(b, "http://example.com/miss/"+strconv.Itoa(i))
+					r := benchRequest(b, "http://example.com/miss/"+strconv.Itoa(i)+query)
 					var err error
 					if cached {
 						err = h.ServeHTTP(w, r, origin)
