@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"runtime"
 	"strconv"
 	"testing"
 	"time"
@@ -64,5 +65,39 @@ func BenchmarkHit(b *testing.B) {
 				})
 			})
 		}
+	}
+}
+
+// BenchmarkIndexHeap reports the heap the in-memory index takes for each
+// entry of a disk store, beyond its key: what a store of many small files
+// costs in memory, as nginx's keys_zone does.
+//
+//	go test -run '^$' -bench IndexHeap -benchtime 1x ./cache/store/disk/
+func BenchmarkIndexHeap(b *testing.B) {
+	const n = 20000
+	ctx := context.Background()
+	body := bytes.Repeat([]byte("x"), 1024)
+	for b.Loop() {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		dc := open(b, Config{MaxSize: 1 << 30, NoSync: true})
+		keys := 0
+		for i := range n {
+			key := "example.com/entry/" + strconv.Itoa(i)
+			keys += len(key)
+			w, err := dc.Put(ctx, key, entry(time.Now()))
+			if err != nil {
+				b.Fatal(err)
+			}
+			w.Write(body)
+			if err := w.Commit(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		runtime.KeepAlive(dc)
+		b.ReportMetric(float64(int64(after.HeapAlloc-before.HeapAlloc)-int64(keys))/n, "B/entry")
 	}
 }

@@ -115,7 +115,7 @@ type ient struct {
 	expires  int64    // Unix nanoseconds; 0 = never
 	tags     []string // not modified once indexed
 	atime    atomic.Int64
-	scrubbed time.Time // when the scrub last verified the body (large bodies); under mu
+	scrubbed int64 // Unix nanoseconds when the scrub last verified the body (large bodies), 0 never; under mu
 	// verified tells that this process wrote the file or checked its
 	// body against its checksum.
 	verified atomic.Bool

@@ -190,6 +190,26 @@ func TestScrubFindsCorruptLargeBody(t *testing.T) {
 	}
 }
 
+// A scrub pass verifies the large bodies not verified within
+// scrubInterval, and only those: a body the scrub verified a moment ago is
+// not read again, one never verified is.
+func TestScrubPassVerifiesOnlyDueBodies(t *testing.T) {
+	c := open(t, Config{NoSync: true, VerifyMax: 1024, ScrubRate: 1 << 30})
+	body := bytes.Repeat([]byte("y"), 100_000)
+	put(t, c, "recent", entry(time.Now()), body)
+	put(t, c, "due", entry(time.Now()), body)
+	c.scrubOne("recent")
+	flip(-5)(t, c.path("recent"))
+	flip(-5)(t, c.path("due"))
+	c.scrub()
+	if _, err := os.Stat(c.path("due")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a corrupt body never verified is still there after a scrub pass: %v", err)
+	}
+	if _, err := os.Stat(c.path("recent")); err != nil {
+		t.Errorf("a body verified a moment ago was read again by the scrub pass: %v", err)
+	}
+}
+
 func flip(at int) func(*testing.T, string) {
 	return func(t *testing.T, path string) {
 		b, err := os.ReadFile(path)

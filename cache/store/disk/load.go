@@ -178,11 +178,11 @@ func (c *Cache) removeExpired() {
 // scrubInterval plus one pass (at most the bytes of such bodies divided
 // by ScrubRate) of being written, loaded or last verified.
 func (c *Cache) scrub() {
-	due := time.Now().Add(-scrubInterval)
+	due := time.Now().Add(-scrubInterval).UnixNano()
 	c.mu.RLock()
 	var keys []string
 	for k, ie := range c.index {
-		if ie.bodyLen > inlineMax && ie.scrubbed.Before(due) {
+		if ie.bodyLen > inlineMax && ie.scrubbed < due {
 			keys = append(keys, k)
 		}
 	}
@@ -216,7 +216,7 @@ func (c *Cache) scrubOne(key string) {
 	}
 	c.mu.Lock()
 	if ie := c.index[key]; ie != nil && same(path, f) {
-		ie.scrubbed = time.Now()
+		ie.scrubbed = time.Now().UnixNano()
 	}
 	c.mu.Unlock()
 }
