@@ -45,9 +45,9 @@ const MaxEntryFraction = 8
 // encoded metadata: the item (48 bytes), the eviction policy's node (64)
 // and hash table slots (about 30), the metadata string's rounding to its
 // size class, and a margin; the heap's fragmentation under churn is
-// counted apart (fragmentationShare). BenchmarkEntryHeap measures 173
+// counted apart (fragmentationShare). BenchmarkEntryHeap measures 165
 // bytes beyond key and body for a stored 1 KiB response whose metadata
-// takes 26 once the store numbered its shared values (71 before; see
+// takes 23 once the store numbered its shared values (68 before; see
 // valueTable), 24 more once a hit made its itemExt: see the README's
 // "Memory" section for the figures. Checked with bench/memory.sh: a full
 // store of 1 KiB entries stays within its RSS budget (1.25 x max_size +

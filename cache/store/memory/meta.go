@@ -34,7 +34,8 @@ import (
 // are encoded as the disk store's are, but for their names and values:
 //
 //   - a common name (commonNames) is one byte, its number, and another
-//     name a 0 byte and the name;
+//     name a 0 byte and the name; a count of values follows, unless the
+//     field has one value, marked by codeSingle on that byte;
 //   - a value is a varint, followed by the value's bytes when it is even
 //     (twice their length), or odd: twice the number the store's value
 //     table gave it, plus one (see valueTable; only the values of
@@ -64,6 +65,9 @@ const (
 const (
 	codeDate       = 0xfe // Date, one IMF-fixdate value, as seconds from the response time's
 	codeBodyLength = 0xff // Content-Length, one value: the body's length
+	// codeSingle, on a name's number (or on the 0 of a name in full):
+	// the field has one value, and no count of values follows.
+	codeSingle = 0x80
 )
 
 // encodeMeta returns e's metadata encoded, with the values of table
@@ -282,12 +286,17 @@ func appendFields(b []byte, f store.Fields, size int64, responseTime time.Time, 
 			}
 		}
 		c, ok := nameCodes[k]
-		if ok {
-			b = append(b, c)
-		} else {
-			b = codec.AppendString(append(b, 0), k)
+		code := c
+		if pairs.Len() == 1 {
+			code |= codeSingle
 		}
-		b = binary.AppendUvarint(b, uint64(pairs.Len()))
+		b = append(b, code)
+		if !ok {
+			b = codec.AppendString(b, k)
+		}
+		if pairs.Len() != 1 {
+			b = binary.AppendUvarint(b, uint64(pairs.Len()))
+		}
 		for _, v := range pairs.All() {
 			if sharedNames[c] {
 				if id, ok := table.id(v); ok {
@@ -379,7 +388,8 @@ func decodeFields(d *codec.Decoder, flags byte, size int64, responseTime time.Ti
 	made, at := madeBuf[:0], atBuf[:0]
 	for range n {
 		var k string
-		switch c := d.Byte(); {
+		c := d.Byte()
+		switch {
 		case c == codeDate:
 			secs := d.Varint()
 			t := time.Unix(unixSeconds(responseTime)+secs, 0).UTC()
@@ -400,14 +410,19 @@ func decodeFields(d *codec.Decoder, flags byte, size int64, responseTime time.Ti
 			made = strconv.AppendInt(made, size, 10)
 			f = append(f, "Content-Length", "")
 			continue
-		case c == 0:
+		case c&^codeSingle == 0:
 			k = d.String()
-		case int(c) <= len(commonNames):
-			k = commonNames[c-1]
+		case int(c&^codeSingle) <= len(commonNames):
+			k = commonNames[c&^codeSingle-1]
 		default:
 			d.Fail()
+			return nil
 		}
-		for range d.Count() {
+		n := 1
+		if c&codeSingle == 0 {
+			n = d.Count()
+		}
+		for range n {
 			f = append(f, k, value(d, table))
 		}
 		if d.Failed() {
