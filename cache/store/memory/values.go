@@ -23,8 +23,9 @@ import (
 // of values seen once (maxSeen): an origin that sends many values fills it
 // once and makes later values be stored as bytes, which costs space, never
 // correctness. Each costs at most 1/valueShare of the store's budget and
-// maxValueBytes (valueTableMax), kept out of the entries' share. Numbers are never reused, so that
-// the metadata of any entry decodes with any later state of the table.
+// maxValueBytes (valueTableMax), kept out of the entries' share. Numbers
+// are never reused, so that the metadata of any entry decodes with any
+// later state of the table.
 //
 // Reads take no lock: the numbered values are an immutable snapshot
 // replaced as a whole (cur). Encoding looks a value up in the snapshot; a
@@ -33,7 +34,7 @@ type valueTable struct {
 	cur      atomic.Pointer[valueSnapshot] // never nil after init
 	maxBytes atomic.Int64                  // the bound of the numbered values' cost, and of the seen ones'
 
-	mu        sync.Mutex          // protects seen, seenCost, cost and the snapshot's replacement
+	mu        sync.Mutex          // protects seen, seenCost, tableCost and the snapshot's replacement
 	seen      map[string]struct{} // values seen once, not numbered yet
 	seenCost  int64               // valueCost of the values in seen
 	tableCost int64               // valueCost of the numbered values
@@ -49,7 +50,7 @@ type valueSnapshot struct {
 
 const (
 	// maxValues is the most values numbered: numbers below 8192 take
-	// two bytes at most in the metadata (see appendValue).
+	// two bytes at most in the metadata (see appendFields).
 	maxValues = 1024
 	// maxValueLen is the longest value numbered; a Content-Security-Policy
 	// of a few hundred bytes is among the values worth it.
