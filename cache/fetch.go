@@ -44,6 +44,12 @@ type fetch struct {
 	cancel             func()     // of a background fetch: stops it once nothing will be stored
 	flight             *flight
 	cs                 cacheStatus // Cache-Status so far (fwd, collapsed, detail)
+
+	// lkv and fw hold what lk and the exchange's writer point to, in the
+	// fetch's allocation: two allocations fewer a miss. A fetch runs
+	// once.
+	lkv lookup
+	fw  fetchWriter
 }
 
 // detach makes the fetch outlive its client, for the requests that wait
@@ -105,7 +111,8 @@ func (f *fetch) exchange(w http.ResponseWriter) (x exchange) {
 			x.panicked, x.outcome = p, outcomeFailed
 		}
 	}()
-	x.fw = &fetchWriter{f: f, rw: w, header: make(http.Header), reqTime: f.h.now()}
+	f.fw = fetchWriter{f: f, rw: w, header: make(http.Header), reqTime: f.h.now()}
+	x.fw = &f.fw
 	metrics.origin.Inc()
 	x.panicked, x.err = callNext(f.next, x.fw, f.outgoing())
 	x.outcome = x.fw.finish(x.err, x.panicked != nil)

@@ -555,7 +555,8 @@ func (h *Handler) serveUnavailable(c *cacheable, lk *lookup) error {
 // revalidation of the stored response, which may be served stale if the
 // origin fails (RFC 5861 §4).
 func (h *Handler) newFetch(c *cacheable, lk lookup, dec policy.Decision) *fetch {
-	f := &fetch{h: h, r: c.r, rq: c.rq, next: c.next, lk: &lk, dec: dec, mayStore: c.mayStore}
+	f := &fetch{h: h, r: c.r, rq: c.rq, next: c.next, dec: dec, mayStore: c.mayStore, lkv: lk}
+	f.lk = &f.lkv
 	f.cs.fwd = lk.fwd
 	if lk.entry != nil {
 		f.cs.fwd = fwdStale
