@@ -34,9 +34,12 @@ const (
 
 // flight is a fetch in progress for one key.
 type flight struct {
-	done    chan struct{} // closed when the flight lands
-	outcome outcome       // written before done is closed
-	waiters int           // requests that joined, for the debug log; protected by Handler.mu
+	// done is closed when the flight lands. It is made by the first
+	// request that joins, under Handler.mu, and never changed after: most
+	// flights have no waiter, and a miss makes one allocation less.
+	done    chan struct{}
+	outcome outcome // written before done is closed
+	waiters int     // requests that joined, for the debug log; protected by Handler.mu
 }
 
 // maxHitForMiss bounds the hit-for-miss map; when it is full, expired
@@ -71,12 +74,15 @@ func (h *Handler) joinFlight(key string, mode joinMode) (fl *flight, leader bool
 			return nil, false
 		}
 		fl.waiters++
+		if fl.done == nil {
+			fl.done = make(chan struct{})
+		}
 		return fl, false
 	}
 	if mode == waitOnly {
 		return nil, false
 	}
-	fl = &flight{done: make(chan struct{})}
+	fl = &flight{}
 	h.flights[key] = fl
 	return fl, true
 }
@@ -104,10 +110,12 @@ func (h *Handler) land(key string, fl *flight, o outcome) {
 	case outcomeStored:
 		delete(h.hfm, key)
 	}
-	waiters := fl.waiters
+	waiters, done := fl.waiters, fl.done
 	h.mu.Unlock()
 	fl.outcome = o
-	close(fl.done)
+	if done != nil {
+		close(done)
+	}
 	if c := h.logger.Check(zapcore.DebugLevel, "fetch landed"); c != nil {
 		c.Write(zap.String("key", key), zap.Int("outcome", int(o)), zap.Int("waiters", waiters))
 	}
