@@ -150,6 +150,3 @@ func (t *valueTable) value(id uint64) (string, bool) {
 	}
 	return s.vals[id], true
 }
-
-// len returns how many values are numbered.
-func (t *valueTable) len() int { return len(t.cur.Load().vals) }

@@ -20,6 +20,9 @@ func newValueTable(maxSize int64) *valueTable {
 	return t
 }
 
+// len returns how many values t numbered.
+func (t *valueTable) len() int { return len(t.cur.Load().vals) }
+
 // sharedEntry is a response as one site sends many: values that repeat
 // (Content-Type, Cache-Control, a security header) and values that are
 // its own (Etag, Last-Modified).
