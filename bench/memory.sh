@@ -12,9 +12,14 @@
 # reports how far Caddy's peak RSS rose above its RSS before (target: less
 # than 64 MiB).
 #
+# What the bound costs: for the misses sent after the fill (the store full
+# and evicting), it also reports the stored misses a second, Caddy's CPU
+# time a miss and the collector's cycles.
+#
 # Usage: bench/memory.sh [max sizes in MiB (default "64 256")] [fill seconds (default 60)]
 # Environment: BODY_SIZE=<bytes> fills with bodies of that size (default
 # 1024); 32 KiB and more exercises the recycling of large bodies' buffers.
+# ENVS="governed" skips the runs with GOMEMLIMIT=off (default: both).
 # Needs: wrk and curl (installed with apt-get when missing and run as root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,10 +31,15 @@ body=${BODY_SIZE:-1024}
 setup_bench
 
 rss_mib() { awk -v f="${2:-VmRSS}" '$1 == f":" {printf "%.0f", $2 / 1024}' "/proc/$1/status"; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+gc_cycles() { curl -s 127.0.0.1:18019/metrics | awk '/^go_gc_duration_seconds_count/ {print $2}'; }
 stats() { curl -s 127.0.0.1:18019/http_cache/stats | tr -d ' \n' | grep -oE '"entries":[0-9]+,"bytes":[0-9]+' | head -1; }
 
-echo "size_mib entries counted_bytes rss_idle_mib rss_after_fill_mib rss_after_churn_mib (anon file) target_mib env"
-for env in "" "GOMEMLIMIT=off"; do
+echo "size_mib entries counted_bytes rss_idle_mib rss_after_fill_mib rss_after_churn_mib (anon file) target_mib env | churn: misses/s cpu_us/miss gc_cycles"
+envs=("" "GOMEMLIMIT=off")
+[[ ${ENVS:-} == governed ]] && envs=("")
+hz=$(getconf CLK_TCK)
+for env in "${envs[@]}"; do
 	for mib in "${sizes[@]}"; do
 		cat >"$work/Caddyfile" <<CADDY
 {
@@ -52,11 +62,13 @@ CADDY
 		idle=$(rss_mib $cpid)
 		wrk -t2 -c64 -d"${fill}s" -s bench/miss.lua http://127.0.0.1:18002/ -- "$body" "/fill/$mib$env/" >/dev/null
 		a=$(rss_mib $cpid)
-		wrk -t2 -c64 -d"$((fill / 2))s" -s bench/miss.lua http://127.0.0.1:18002/ -- "$body" "/churn/$mib$env/" >/dev/null
+		t0=$(cpu_ticks $cpid) g0=$(gc_cycles)
+		n=$(wrk -t2 -c64 -d"$((fill / 2))s" -s bench/miss.lua http://127.0.0.1:18002/ -- "$body" "/churn/$mib$env/" | awk '/requests in/ {print $1}')
+		t1=$(cpu_ticks $cpid) g1=$(gc_cycles)
 		b=$(rss_mib $cpid)
 		anon=$(rss_mib $cpid RssAnon) file=$(rss_mib $cpid RssFile)
 		s=$(stats)
-		echo "$mib $(sed -E 's/"entries":([0-9]+),"bytes":([0-9]+)/\1 \2/' <<<"$s") $idle $a $b ($anon $file) $((mib * 5 / 4 + 64)) ${env:-governed}"
+		echo "$mib $(sed -E 's/"entries":([0-9]+),"bytes":([0-9]+)/\1 \2/' <<<"$s") $idle $a $b ($anon $file) $((mib * 5 / 4 + 64)) ${env:-governed} | $((n / (fill / 2))) $(((t1 - t0) * 1000000 / hz / n)) $((g1 - g0))"
 		kill $cpid; wait $cpid 2>/dev/null || true
 	done
 done

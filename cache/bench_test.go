@@ -173,6 +173,9 @@ func BenchmarkMissStreaming(b *testing.B) {
 // store (256 MiB) fills and then evicts, as a busy store does; at 256 KiB
 // it then reuses the evicted entries' buffers. "passed" is a miss whose
 // response says no-store: the cache's own cost of a pass-through.
+// "hit-for-miss" asks for one such URL again and again, as the load
+// harness's pass scenario does: the handler remembers that the URL is
+// not stored and sends each request to the origin alone.
 func BenchmarkMiss(b *testing.B) {
 	for _, size := range []int{1 << 10, 16 << 10, 256 << 10} {
 		body := bytes.Repeat([]byte("m"), size)
@@ -196,9 +199,9 @@ func BenchmarkMiss(b *testing.B) {
 			}
 			return nil
 		})
-		for _, mode := range []string{"origin-only", "stored", "passed"} {
+		for _, mode := range []string{"origin-only", "stored", "passed", "hit-for-miss"} {
 			cached, query := mode != "origin-only", ""
-			if mode == "passed" {
+			if mode == "passed" || mode == "hit-for-miss" {
 				query = "?no-store"
 			}
 			b.Run(fmt.Sprintf("size=%d/%s", size, mode), func(b *testing.B) {
@@ -215,7 +218,11 @@ func BenchmarkMiss(b *testing.B) {
 					i++
 					clear(w.h)
 					w.n = 0
-					r := benchRequest(b, "http://example.com/miss/"+strconv.Itoa(i)+query)
+					path := "/miss/" + strconv.Itoa(i)
+					if mode == "hit-for-miss" {
+						path = "/miss/again"
+					}
+					r := benchRequest(b, "http://example.com"+path+query)
 					var err error
 					if cached {
 						err = h.ServeHTTP(w, r, origin)

@@ -3,6 +3,7 @@ package memory
 import (
 	"context"
 	"net/http"
+	"runtime"
 	"strconv"
 	"testing"
 	"time"
@@ -156,5 +157,49 @@ func BenchmarkSweep(b *testing.B) {
 	}
 	for b.Loop() {
 		c.sweep()
+	}
+}
+
+// BenchmarkCollectFullStore measures one collection (runtime.GC) with a
+// store of 186,000 entries of 1 KiB in the heap, as a full 256 MiB store
+// holds, against the same bodies held as plain byte slices: each cycle
+// marks every entry, which is what a miss-heavy site with a full store
+// pays for at every cycle (see memlimit.go and BENCHMARKS.md). It reports
+// the collection's time per entry.
+func BenchmarkCollectFullStore(b *testing.B) {
+	const n = 186_000
+	for _, layout := range []string{"store", "bodies-only"} {
+		b.Run(layout, func(b *testing.B) {
+			var c *Cache
+			var bodies [][]byte
+			if layout == "store" {
+				ctx := context.Background()
+				c = newCache(b, Config{MaxSize: 1 << 30})
+				body := make([]byte, 1<<10)
+				for i := range n {
+					w, _ := c.Put(ctx, "https://example.com/page/"+strconv.Itoa(i), benchEntry())
+					w.Write(body)
+					if err := w.Commit(); err != nil {
+						b.Fatal(err)
+					}
+				}
+				c.CleanUp()
+				if got := c.Stats().Entries; got != n {
+					b.Fatalf("%d entries stored", got)
+				}
+			} else {
+				bodies = make([][]byte, n)
+				for i := range bodies {
+					bodies[i] = make([]byte, 1<<10)
+				}
+			}
+			runtime.GC()
+			for b.Loop() {
+				runtime.GC()
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/n, "ns/entry")
+			runtime.KeepAlive(c)
+			runtime.KeepAlive(bodies)
+		})
 	}
 }
