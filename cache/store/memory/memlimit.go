@@ -13,21 +13,31 @@ import (
 // full memory store is long-lived data: with GOGC alone, a 256 MiB store
 // takes up to 512 MiB plus Caddy's own memory. So while memory stores are
 // loaded, a governor keeps a soft memory limit (runtime/debug.SetMemoryLimit)
-// that gives the stores' budgets only 1/16 of headroom and everything else
-// half its live size:
+// that gives the stores' budgets a small headroom (storedHeadroom: 1/16
+// of them up to 64 MiB, then 1/8 less 4 MiB) and everything else half its
+// live size:
 //
-//	limit = Σ max_size × 17/16 + 1.5 × (live heap − stored bytes) + 8 MiB
+//	limit = Σ max_size + storedHeadroom(Σ max_size)
+//	        + 1.5 × (live heap − stored bytes) + 8 MiB
 //
+// Each cycle of the collector marks every stored entry, so the headroom
+// given to the stored bytes decides how often a site whose misses fill a
+// full store pays for that: with 1/16 at every size (before),
+// bench/memory.sh's misses into a full 256 MiB store cost Caddy 797-972 us
+// of CPU each (77-98 cycles in 25 s); with 28 MiB (1/8 less 4 MiB)
+// 624-676 us (60-65 cycles), for about 10 MiB more RSS (330-334 MiB),
+// within what the store promises (at most 1.25 × max_size + 64 MiB, 384).
+// See BENCHMARKS.md.
 // (With 2 × everything else, as GOGC=100 would give it, a full 256 MiB
-// store of 1 KiB entries took 395 MiB of RSS, over the 1.25 × max_size +
-// 64 MiB the store promises. Less headroom costs the collector more
-// frequent cycles when the store is full; see BENCHMARKS.md. Stores count
-// the heap's fragmentation in their entries' weight: fragmentationShare.)
-// recomputed every second from runtime/metrics, so that a burst of
-// in-flight bodies raises the limit instead of making the collector work
-// without pause. The limit never goes above the one in force before (Caddy
-// sets 90 % of the machine's or the container's memory at start-up), and it
-// is restored when the last memory store is unloaded.
+// store of 1 KiB entries took 395 MiB of RSS, over the promise. Stores
+// count the heap's fragmentation in their entries' weight:
+// fragmentationShare.)
+// The limit is recomputed every second from runtime/metrics, so that a
+// burst of in-flight bodies raises the limit instead of making the
+// collector work without pause. The limit never goes above the one in
+// force before (Caddy sets 90 % of the machine's or the container's
+// memory at start-up), and it is restored when the last memory store is
+// unloaded.
 //
 // The other end: a small heap. GOGC=100 starts a cycle each time the heap
 // has grown by its live size, and Caddy's own live heap is only a few MiB,
@@ -49,9 +59,11 @@ import (
 // When GOMEMLIMIT or GOGC is set in the environment (any value, "off"
 // included) the operator's choice wins and the governor touches neither.
 const (
-	governorPeriod = time.Second
-	governorSlack  = 8 << 20
-	gcHeadroom     = 32 << 20
+	// storedHeadroomLess: see storedHeadroom.
+	storedHeadroomLess = 4 << 20
+	governorPeriod     = time.Second
+	governorSlack      = 8 << 20
+	gcHeadroom         = 32 << 20
 )
 
 // governor is the process's memory-limit governor. Caches register while
@@ -193,5 +205,16 @@ func governorGC(roots int64, before int) int {
 // bound).
 func governorLimit(budgets, stored, live, before int64) int64 {
 	other := max(live-stored, 0)
-	return min(budgets+budgets/16+other+other/2+governorSlack, before)
+	return min(budgets+storedHeadroom(budgets)+other+other/2+governorSlack, before)
+}
+
+// storedHeadroom is the collector's headroom given to stores with the
+// given total budget: 1/8 of it less 4 MiB, and at least 1/16 (which it is
+// up to 64 MiB). The store promises an RSS of at most 1.25 × max_size +
+// 64 MiB, and the 64 MiB are Caddy's (its binary's pages alone take 44-57
+// of them) and its bodies in flight: a small store has no room to spare.
+// A 64 MiB store of 256 KiB bodies took 131-149 MiB of RSS against its 144
+// with 1/16 already, as its binary's pages varied.
+func storedHeadroom(budgets int64) int64 {
+	return max(budgets/16, budgets/8-storedHeadroomLess)
 }

@@ -18,12 +18,12 @@ func TestGovernorLimit(t *testing.T) {
 		budgets, stored, live, before int64
 		want                          int64
 	}{
-		{"empty store: budget and its sixteenth, Caddy's heap and its half",
-			256 * MiB, 0, 20 * MiB, 1 << 40, 272*MiB + 30*MiB + governorSlack},
-		{"full store: its bytes get no GC headroom beyond the sixteenth",
-			256 * MiB, 256 * MiB, 276 * MiB, 1 << 40, 272*MiB + 30*MiB + governorSlack},
+		{"empty store: budget and its headroom, Caddy's heap and its half",
+			256 * MiB, 0, 20 * MiB, 1 << 40, 284*MiB + 30*MiB + governorSlack},
+		{"full store: its bytes get no GC headroom beyond their share",
+			256 * MiB, 256 * MiB, 276 * MiB, 1 << 40, 284*MiB + 30*MiB + governorSlack},
 		{"bodies in flight raise the limit",
-			256 * MiB, 256 * MiB, 476 * MiB, 1 << 40, 272*MiB + 330*MiB + governorSlack},
+			256 * MiB, 256 * MiB, 476 * MiB, 1 << 40, 284*MiB + 330*MiB + governorSlack},
 		{"never above the limit in force before",
 			256 * MiB, 0, 20 * MiB, 200 * MiB, 200 * MiB},
 		{"a store that counts more than the live heap",
@@ -34,6 +34,24 @@ func TestGovernorLimit(t *testing.T) {
 				t.Errorf("governorLimit = %d MiB, want %d MiB", got/MiB, tt.want/MiB)
 			}
 		})
+	}
+}
+
+func TestStoredHeadroom(t *testing.T) {
+	const MiB = 1 << 20
+	for _, tt := range []struct {
+		budgets, want int64
+	}{
+		{1 * MiB, MiB / 16},
+		{16 * MiB, 1 * MiB},
+		{64 * MiB, 4 * MiB}, // where 1/16 and 1/8 less 4 MiB meet
+		{128 * MiB, 12 * MiB},
+		{256 * MiB, 28 * MiB},
+		{1024 * MiB, 124 * MiB},
+	} {
+		if got := storedHeadroom(tt.budgets); got != tt.want {
+			t.Errorf("storedHeadroom(%d MiB) = %d KiB, want %d KiB", tt.budgets/MiB, got>>10, tt.want>>10)
+		}
 	}
 }
 
