@@ -132,6 +132,16 @@ type Stats struct {
 	// than a missing entry or a body too large: I/O errors, corrupt
 	// entries, an unreachable server.
 	Errors int64 `json:"errors"`
+	// SharedValues is, for a memory store, the number of header values its
+	// entries share through its table instead of each carrying the bytes
+	// (at most 1024).
+	SharedValues int64 `json:"shared_values,omitempty"`
+	// SharedValuesFull is true once a memory store's table had no room
+	// for a value its entries share: later such values are stored in each
+	// entry, which takes more memory (never a wrong header). An origin
+	// that sends ever-changing values in common fields (a Cache-Control
+	// max-age that counts down, a Content-Security-Policy nonce) fills it.
+	SharedValuesFull bool `json:"shared_values_full,omitempty"`
 }
 
 // Listed is one entry of Store.Entries.

@@ -608,12 +608,15 @@ func (c *Cache) Entries(_ context.Context, prefix, after string, limit int) ([]s
 // the metadata estimate, and the decoded metadata kept) and the byte
 // budget. Expired entries count until they are dropped.
 func (c *Cache) Stats() store.Stats {
+	shared, full := c.values.stats()
 	return store.Stats{
-		Entries:   c.entries.Load(),
-		Bytes:     c.bytes.Load() + c.kept.Used(),
-		Capacity:  c.maxSize.Load(),
-		Evictions: c.evictions.Load(),
-		Errors:    c.decodeErrors.Load(),
+		Entries:          c.entries.Load(),
+		Bytes:            c.bytes.Load() + c.kept.Used(),
+		Capacity:         c.maxSize.Load(),
+		Evictions:        c.evictions.Load(),
+		Errors:           c.decodeErrors.Load(),
+		SharedValues:     shared,
+		SharedValuesFull: full,
 	}
 }
 

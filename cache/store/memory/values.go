@@ -33,6 +33,7 @@ import (
 type valueTable struct {
 	cur      atomic.Pointer[valueSnapshot] // never nil after init
 	maxBytes atomic.Int64                  // the bound of the numbered values' cost, and of the seen ones'
+	full     atomic.Bool                   // a value seen twice found no room
 
 	mu        sync.Mutex          // protects seen, seenCost, tableCost and the snapshot's replacement
 	seen      map[string]struct{} // values seen once, not numbered yet
@@ -93,7 +94,11 @@ func (t *valueTable) id(v string) (uint32, bool) {
 	if id, ok := s.ids[v]; ok {
 		return id, true
 	}
-	if len(v) > maxValueLen || len(s.vals) >= maxValues {
+	if len(v) > maxValueLen {
+		return 0, false
+	}
+	if len(s.vals) >= maxValues {
+		t.setFull()
 		return 0, false
 	}
 	return t.admit(v)
@@ -124,6 +129,7 @@ func (t *valueTable) admit(v string) (uint32, bool) {
 	delete(t.seen, v)
 	t.seenCost -= cost
 	if len(s.vals) >= maxValues || t.tableCost+cost > limit {
+		t.setFull()
 		return 0, false
 	}
 	v = strings.Clone(v)
@@ -136,6 +142,20 @@ func (t *valueTable) admit(v string) (uint32, bool) {
 	t.tableCost += cost
 	t.cur.Store(&valueSnapshot{ids: ids, vals: append(s.vals, v)})
 	return id, true
+}
+
+// setFull records that the table had no room for a value; a load first,
+// so that encodings after it do not all write the flag's cache line.
+func (t *valueTable) setFull() {
+	if !t.full.Load() {
+		t.full.Store(true)
+	}
+}
+
+// stats returns the number of values numbered and whether the table
+// refused one for lack of room.
+func (t *valueTable) stats() (n int64, full bool) {
+	return int64(len(t.cur.Load().vals)), t.full.Load()
 }
 
 // value returns the value numbered id; false for a number the table

@@ -3,6 +3,7 @@ package memory
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -121,6 +122,9 @@ func TestValueTableBounded(t *testing.T) {
 				t.Errorf("%d values numbered costing %d, %d seen costing %d; want at most %d values, %d bytes each",
 					n, table.tableCost, len(table.seen), table.seenCost, maxValues, limit)
 			}
+			if n, full := table.stats(); n != int64(table.len()) || !full {
+				t.Errorf("stats: %d values, full %v; want %d and full", n, full, table.len())
+			}
 			long := strings.Repeat("y", maxValueLen+1)
 			e := &store.Entry{Status: 200, Size: -1, Header: store.Fields{"Content-Type", long}}
 			encodeMeta(e, table)
@@ -134,6 +138,50 @@ func TestValueTableBounded(t *testing.T) {
 	}
 	if got, want := entriesShare(1<<20), int64(1<<20-1<<16-2*16<<10); got != want {
 		t.Errorf("entries' share of 1 MiB = %d, want %d: the kept entries' and the table's kept out", got, want)
+	}
+}
+
+// The store's Stats report the values it numbered, and whether its table
+// refused one for lack of room, which only an origin sending many values
+// in the shared fields makes it do.
+func TestStatsSharedValues(t *testing.T) {
+	ctx := context.Background()
+	c := newCache(t, Config{MaxSize: 1 << 20})
+	put := func(key, contentType string) {
+		t.Helper()
+		e := entryNow(4, http.Header{"Content-Type": {contentType}})
+		w, err := c.Put(ctx, key, e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write([]byte("body"))
+		if err := w.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 3 {
+		put(fmt.Sprint("https://example.com/", i), "text/html")
+	}
+	if st := c.Stats(); st.SharedValues != 1 || st.SharedValuesFull {
+		t.Fatalf("after one value shared: %d values, full %v; want 1, not full", st.SharedValues, st.SharedValuesFull)
+	}
+	// Each value twice: a 1 MiB store's table has room for 16 KiB of
+	// values, about 200 of these.
+	for i := range 400 {
+		for j := range 2 {
+			put(fmt.Sprint("https://example.com/x/", i, "/", j), fmt.Sprint("text/x-", i))
+		}
+	}
+	st := c.Stats()
+	if st.SharedValues < 100 || st.SharedValues > 400 || !st.SharedValuesFull {
+		t.Errorf("after 400 values each shared twice: %d values, full %v; want 100-400 and full", st.SharedValues, st.SharedValuesFull)
+	}
+	for i := range 3 {
+		if _, body, err := c.Get(ctx, fmt.Sprint("https://example.com/", i)); err != nil {
+			t.Errorf("entry %d: %v", i, err)
+		} else {
+			body.Close()
+		}
 	}
 }
 
