@@ -33,7 +33,7 @@ import (
 type valueTable struct {
 	cur      atomic.Pointer[valueSnapshot] // never nil after init
 	maxBytes atomic.Int64                  // the bound of the numbered values' cost, and of the seen ones'
-	full     atomic.Bool                   // a value seen twice found no room
+	full     atomic.Bool                   // a value found the table out of room (count or bytes)
 
 	mu        sync.Mutex          // protects seen, seenCost, tableCost and the snapshot's replacement
 	seen      map[string]struct{} // values seen once, not numbered yet
