@@ -167,7 +167,10 @@ func (g *memGovernor) adjustLocked() {
 	var budgets, stored int64
 	for c := range g.caches {
 		budgets += c.MaxSize()
-		stored += c.bytes.Load()
+		// The arena's holes and its current segment's room are the
+		// store's memory too: counted as stored, they take the stores'
+		// headroom, not half as much again.
+		stored += c.bytes.Load() + c.arena.overhead()
 	}
 	metrics.Read(gcSamples)
 	var v [3]int64 // live heap, stacks, globals

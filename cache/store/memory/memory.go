@@ -1,7 +1,9 @@
 // Package memory is the in-memory store of http_cache, its default store.
 //
-// A Cache holds each body in one []byte and each entry's metadata
-// encoded in one string, and bounds the total by a byte budget. The
+// A Cache holds each entry's metadata encoded in one string and its body
+// in one []byte: for a small entry, both in one record of a large block
+// shared with other entries (see arena.go). It bounds the total by a
+// byte budget. The
 // entries that hits use keep their metadata decoded as well, within a
 // share of the budget (see keptShare). Eviction is W-TinyLFU
 // (github.com/maypok86/otter/v2): an entry that is requested often
@@ -111,16 +113,17 @@ type Config struct {
 // share one word. Its weight is computed from them when needed (weight).
 type item struct {
 	// meta is the entry's metadata, encoded by encodeMeta: one string
-	// without pointers, which the collector does not scan.
+	// without pointers, which the collector does not scan. In the arena
+	// (arenaBit), the body follows it in the same record.
 	meta string
 	// body points to the body's first byte (nil for an empty body); its
 	// length is in bits. The body is never written while the item holds
 	// it: see bytes.
 	body *byte
-	// bits holds the body's length (bodyBits), whether the entry has tags
-	// (taggedBit), and the number of the handler's function that derives
-	// the entry's Derived data when it is decoded (see derivers), above
-	// deriverShift.
+	// bits holds the body's length (bodyBits), whether the entry's record
+	// is in the arena (arenaBit), whether the entry has tags (taggedBit),
+	// and the number of the handler's function that derives the entry's
+	// Derived data when it is decoded (see derivers), above deriverShift.
 	bits uint64
 	// expires caches the entry's Expires as Unix nanoseconds; 0 means
 	// never.
@@ -145,12 +148,14 @@ type itemExt struct {
 // none is made for it after that, so nothing is kept for it.
 var gone = new(itemExt)
 
-// The layout of item.bits: a body of up to 2^47-1 bytes (128 TiB, beyond
-// any budget), the tagged flag, and 16 bits of deriver number.
+// The layout of item.bits: a body of up to 2^46-1 bytes (64 TiB, beyond
+// any budget), the arena flag, the tagged flag, and 16 bits of deriver
+// number.
 const (
-	bodyBits     = 47
+	bodyBits     = 46
 	bodyMask     = 1<<bodyBits - 1
-	taggedBit    = 1 << bodyBits
+	arenaBit     = 1 << bodyBits
+	taggedBit    = 1 << (bodyBits + 1)
 	deriverShift = 48
 )
 
@@ -159,6 +164,16 @@ func (it *item) size() int { return int(it.bits & bodyMask) }
 
 // tagged reports whether the entry has tags.
 func (it *item) tagged() bool { return it.bits&taggedBit != 0 }
+
+// inArena reports whether the item's metadata and body are one record of
+// the arena (see arena.go): the metadata's bytes, then the body's.
+func (it *item) inArena() bool { return it.bits&arenaBit != 0 }
+
+// record returns the first byte of an item's record in the arena and its
+// length.
+func (it *item) record() (*byte, int) {
+	return unsafe.StringData(it.meta), len(it.meta) + it.size()
+}
 
 // deriver returns the number of the entry's derive function.
 func (it *item) deriver() uint16 { return uint16(it.bits >> deriverShift) }
@@ -219,6 +234,45 @@ func (it *item) setBody(body []byte, buf *sharedBuf) {
 	}
 }
 
+// setRecord copies meta and body into one record of the arena and makes
+// them it's metadata and body. It returns false, and leaves it as it was,
+// when the arena takes no record of that size.
+func (c *Cache) setRecord(it *item, meta string, body []byte) bool {
+	rec := c.arena.alloc(len(meta) + len(body))
+	if rec == nil {
+		return false
+	}
+	copy(rec, meta)
+	copy(rec[len(meta):], body)
+	c.setArenaRecord(it, rec, len(meta))
+	return true
+}
+
+// setArenaRecord makes rec, whose first m bytes are an encoded metadata
+// and the rest a body, it's metadata and body.
+func (c *Cache) setArenaRecord(it *item, rec []byte, m int) {
+	it.meta = unsafe.String(unsafe.SliceData(rec), m)
+	it.setBody(rec[m:], nil)
+	it.bits |= arenaBit
+}
+
+// sameBody sets it's body to old's, for an item that replaces old with
+// the metadata meta (an Update, a soft purge). A body in the arena is
+// copied with meta into a record of the item's own, so that each record
+// is held by one item; any other body is shared, with its buffer.
+func (c *Cache) sameBody(it, old *item, meta string) {
+	it.meta = meta
+	if old.inArena() {
+		if c.setRecord(it, meta, old.bytes()) {
+			return
+		}
+		// Its new metadata made the record too large for the arena.
+		it.setBody(slices.Clone(old.bytes()), nil)
+		return
+	}
+	it.setBody(old.bytes(), old.buf().share())
+}
+
 // weight returns what the entry under key counts against the budget: its
 // metadata's estimate (metaWeight), plus its body's capacity, plus the
 // fragmentation share. It depends only on what the item holds from its
@@ -261,6 +315,9 @@ type Cache struct {
 	// memory was corrupted.
 	decodeErrors atomic.Int64
 	values       valueTable // numbers the field values entries share
+	// arena holds the records of small entries (see arena.go); nil for a
+	// store below MinMaxSize.
+	arena *arena
 }
 
 // New returns a Cache configured by cfg.
@@ -273,6 +330,7 @@ func New(cfg Config) (*Cache, error) {
 	}
 	c := &Cache{tags: make(map[string]map[string]*item), kept: keep.NewClock[store.Entry](0, 0)}
 	c.values.init()
+	c.arena = newArena(cfg.MaxSize, c.compact)
 	if cfg.Now != nil {
 		c.clock = clock{cfg.Now}
 	} else {
@@ -335,6 +393,52 @@ func (c *Cache) sweep() {
 			return nil, otter.InvalidateOp
 		})
 	}
+}
+
+// compact copies the records still held in the arena's emptiest
+// segments to its current one (see arena.go). It runs in a goroutine of
+// its own, started by the arena; one at a time.
+func (c *Cache) compact() {
+	defer c.arena.compacting.Store(false)
+	victims := c.arena.pickVictims()
+	if len(victims) == 0 {
+		return
+	}
+	for k, it := range c.c.All() {
+		if !it.inArena() {
+			continue
+		}
+		if s := c.arena.segmentOf(unsafe.StringData(it.meta)); s != nil && s.victim {
+			c.relocate(k, it)
+		}
+	}
+	c.arena.mu.Lock()
+	for _, s := range victims {
+		s.victim = false
+	}
+	c.arena.mu.Unlock()
+}
+
+// relocate replaces the item it under key, when it is still there, with
+// one whose record is a copy in the arena's current segment. The new
+// item keeps nothing decoded: the next hit decodes it again. An expired
+// item is removed instead.
+func (c *Cache) relocate(key string, it *item) {
+	c.c.ComputeIfPresent(key, func(old *item) (*item, otter.ComputeOp) {
+		if old != it {
+			return old, otter.CancelOp
+		}
+		if c.expired(old) {
+			return nil, otter.InvalidateOp
+		}
+		moved := &item{bits: old.bits, expires: old.expires}
+		if !c.setRecord(moved, old.meta, old.bytes()) {
+			return old, otter.CancelOp
+		}
+		c.arena.moved.Add(int64(len(old.meta) + old.size()))
+		c.indexAdd(key, moved)
+		return moved, otter.WriteOp
+	})
 }
 
 // Close stops the Cache's background work: the periodic clean-up and the
@@ -454,6 +558,15 @@ func (c *Cache) Put(_ context.Context, key string, e *store.Entry) (store.Writer
 		it:   c.newItem(meta, e),
 		meta: weight,
 	}
+	if e.Size > 0 && e.Size <= recordMax {
+		// A body of announced length that fits a record is written in
+		// place, after its metadata.
+		if rec := c.arena.alloc(len(meta) + int(e.Size)); rec != nil {
+			copy(rec, meta)
+			w.rec, w.buf = rec, rec[len(meta):len(meta)]
+			return w, nil
+		}
+	}
 	if e.Size > 0 {
 		// Up to preallocMax at once, the rest when the body gets there:
 		// a stalled origin that announced a large Content-Length does not
@@ -478,7 +591,7 @@ func (c *Cache) Update(_ context.Context, key string, e *store.Entry) error {
 			meta = encodeMeta(&e, &c.values)
 		}
 		it = c.newItem(meta, e)
-		it.setBody(old.bytes(), old.buf().share())
+		c.sameBody(it, old, meta)
 		c.indexAdd(key, it)
 		return it, otter.WriteOp
 	})
@@ -568,8 +681,8 @@ func (c *Cache) softPurge(key, tag string) bool {
 		if softPurged(old.meta) {
 			return old, otter.CancelOp
 		}
-		it := &item{meta: setSoftPurged(old.meta), bits: old.bits, expires: old.expires}
-		it.setBody(old.bytes(), old.buf().share())
+		it := &item{bits: old.bits &^ arenaBit, expires: old.expires}
+		c.sameBody(it, old, setSoftPurged(old.meta))
 		c.indexAdd(key, it)
 		return it, otter.WriteOp
 	})
@@ -689,6 +802,9 @@ func (c *Cache) onDeletion(e otter.DeletionEvent[string, *item]) {
 		// of filling the pools.
 		buf.release()
 	}
+	if it.inArena() {
+		c.arena.release(it.record())
+	}
 	c.dropKept(it)
 	c.entries.Add(-1)
 	c.bytes.Add(-weight(e.Key, it))
@@ -732,6 +848,10 @@ type writer struct {
 	limit int64 // the entry weight limit when Put was called
 	hint  int64 // the size hint given to Put; -1 or 0 when unknown
 	buf   []byte
+	// rec is the record reserved in the arena for a body of announced
+	// length: the metadata, then buf, written in place; nil when the body
+	// is buffered apart.
+	rec []byte
 	// tooLarge is set once the body outgrew the entry limit; buf is then
 	// released and n keeps counting.
 	tooLarge bool
@@ -751,8 +871,7 @@ func (w *writer) Write(p []byte) (int, error) {
 	}
 	if w.n+w.meta > w.limit {
 		w.tooLarge = true
-		recycle(w.buf) // never shared: the writer's own
-		w.buf = nil
+		w.dropBuffer()
 		return len(p), nil
 	}
 	if need := len(w.buf) + len(p); need > cap(w.buf) {
@@ -766,7 +885,14 @@ func (w *writer) Write(p []byte) (int, error) {
 		c = min(c, int(w.limit-w.meta))
 		old := w.buf
 		w.buf = append(newBuffer(c), old...)
-		recycle(old)
+		if w.rec != nil {
+			// Longer than announced: Commit refuses it, unless its
+			// metadata does not hold the length.
+			w.c.arena.release(unsafe.SliceData(w.rec), len(w.rec))
+			w.rec = nil
+		} else {
+			recycle(old)
+		}
 	}
 	w.buf = append(w.buf, p...)
 	return len(p), nil
@@ -781,25 +907,41 @@ func (w *writer) Commit() error {
 	}
 	w.done = true
 	if w.tooLarge || w.n+w.meta > w.limit {
-		recycle(w.buf)
-		w.buf = nil
+		w.dropBuffer()
 		return store.ErrTooLarge
 	}
 	if w.it.meta[0]&flagBodyLength != 0 && w.n != w.hint {
-		recycle(w.buf)
-		w.buf = nil
+		w.dropBuffer()
 		return errBodyLength
 	}
-	body, recycled := fitBody(w.buf)
-	w.buf = nil
 	it := w.it
 	if w.c.expired(it) {
 		// Already past its Expires: it replaces the entry there, and is
 		// gone at once.
 		w.c.c.Invalidate(w.key)
-		recycle(body)
+		w.dropBuffer()
 		return nil
 	}
+	if rec := w.rec; rec != nil {
+		// Written in place; a body shorter than announced gives back the
+		// rest of its record.
+		m, n := len(it.meta), len(w.buf)
+		if m+n < len(rec) {
+			w.c.arena.release(&rec[m+n], len(rec)-m-n)
+		}
+		w.c.setArenaRecord(it, rec[:m+n:m+n], m)
+		w.rec, w.buf = nil, nil
+		w.c.commit(w.key, it)
+		return nil
+	}
+	if w.c.setRecord(it, it.meta, w.buf) {
+		recycle(w.buf)
+		w.buf = nil
+		w.c.commit(w.key, it)
+		return nil
+	}
+	body, recycled := fitBody(w.buf)
+	w.buf = nil
 	var buf *sharedBuf
 	if recycled {
 		buf = &sharedBuf{b: body}
@@ -835,9 +977,20 @@ var errBodyLength = errors.New("the body's length differs from the Content-Lengt
 // Abort discards the body.
 func (w *writer) Abort() {
 	if !w.done {
-		recycle(w.buf)
+		w.dropBuffer()
 	}
 	w.done = true
+}
+
+// dropBuffer discards the body written so far: its record in the arena,
+// or its buffer.
+func (w *writer) dropBuffer() {
+	if w.rec != nil {
+		w.c.arena.release(unsafe.SliceData(w.rec), len(w.rec))
+		w.rec = nil
+	} else {
+		recycle(w.buf) // never shared: the writer's own
+	}
 	w.buf = nil
 }
 
