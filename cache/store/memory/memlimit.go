@@ -14,20 +14,21 @@ import (
 // takes up to 512 MiB plus Caddy's own memory. So while memory stores are
 // loaded, a governor keeps a soft memory limit (runtime/debug.SetMemoryLimit)
 // that gives the stores' budgets a small headroom (storedHeadroom: 1/16
-// of them up to 64 MiB, then 1/8 less 4 MiB) and everything else half its
-// live size:
+// of them up to 64 MiB, then 3/16 less 8 MiB) and everything else half
+// its live size:
 //
 //	limit = Σ max_size + storedHeadroom(Σ max_size)
 //	        + 1.5 × (live heap − stored bytes) + 8 MiB
 //
 // Each cycle of the collector marks every stored entry, so the headroom
 // given to the stored bytes decides how often a site whose misses fill a
-// full store pays for that: with 1/16 at every size (before),
-// bench/memory.sh's misses into a full 256 MiB store cost Caddy 797-972 us
-// of CPU each (77-98 cycles in 25 s); with 28 MiB (1/8 less 4 MiB)
-// 624-676 us (60-65 cycles), for about 10 MiB more RSS (330-334 MiB),
-// within what the store promises (at most 1.25 × max_size + 64 MiB, 384).
-// See BENCHMARKS.md.
+// full store pays for that: with 1/16 at every size, bench/memory.sh's
+// misses into a full 256 MiB store cost Caddy 797-972 us of CPU each
+// (77-98 cycles in 25 s); with 28 MiB (1/8 less 4 MiB) 570-630 us, the
+// collector's share 208-241 us; with 40 MiB (3/16 less 8 MiB) 475-509
+// us, the collector's 144-155 us, for RSS of 340-350 MiB instead of
+// 325-335, within what the store promises (at most 1.25 × max_size +
+// 64 MiB, 384). See BENCHMARKS.md.
 // (With 2 × everything else, as GOGC=100 would give it, a full 256 MiB
 // store of 1 KiB entries took 395 MiB of RSS, over the promise. Stores
 // count the heap's fragmentation in their entries' weight:
@@ -60,7 +61,7 @@ import (
 // included) the operator's choice wins and the governor touches neither.
 const (
 	// storedHeadroomLess: see storedHeadroom.
-	storedHeadroomLess = 4 << 20
+	storedHeadroomLess = 8 << 20
 	governorPeriod     = time.Second
 	governorSlack      = 8 << 20
 	gcHeadroom         = 32 << 20
@@ -212,12 +213,15 @@ func governorLimit(budgets, stored, live, before int64) int64 {
 }
 
 // storedHeadroom is the collector's headroom given to stores with the
-// given total budget: 1/8 of it less 4 MiB, and at least 1/16 (which it is
-// up to 64 MiB). The store promises an RSS of at most 1.25 × max_size +
+// given total budget: 3/16 of it less 8 MiB, and at least 1/16 (which it
+// is up to 64 MiB). The store promises an RSS of at most 1.25 × max_size +
 // 64 MiB, and the 64 MiB are Caddy's (its binary's pages alone take 44-57
 // of them) and its bodies in flight: a small store has no room to spare.
 // A 64 MiB store of 256 KiB bodies took 131-149 MiB of RSS against its 144
-// with 1/16 already, as its binary's pages varied.
+// with 1/16 already, as its binary's pages varied. From 64 MiB on, the
+// headroom grows by 3/16 of the budget: with the 1/16 that entries count
+// for holes (fragmentationShare), a store's memory stays within its
+// 1.25 × max_size.
 func storedHeadroom(budgets int64) int64 {
-	return max(budgets/16, budgets/8-storedHeadroomLess)
+	return max(budgets/16, 3*budgets/16-storedHeadroomLess)
 }
