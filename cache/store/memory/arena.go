@@ -14,14 +14,21 @@ import (
 // collector to reach, at every entry of the store. With the default store
 // full of 1 KiB entries and every request a new URL, a cycle took Caddy
 // 189-207 ms of CPU instead of 229-278, and the collector 208-241 us of
-// CPU a stored miss instead of 247-291 (bench/memory.sh with
-// GODEBUG=gctrace=1; see BENCHMARKS.md).
+// CPU a stored miss instead of 247-291, with segments of 1 MiB; with
+// segments of 128 KiB and the larger headroom of memlimit.go, 127-140 ms
+// and 99-103 us (bench/memory.sh with GODEBUG=gctrace=1; see
+// BENCHMARKS.md).
 //
 // A record is never written once its item is in the store, and a segment
 // is never reused: the collector frees it once no item and no reader
 // points into it any more. So a hit's body, a slice of its segment, stays
 // valid for as long as its reader holds it, whatever the store does
-// meanwhile, without a reference count.
+// meanwhile, without a reference count. The price: a reader holds its
+// whole segment. A client that stalls a hit's body (an HTTP/2 stream
+// whose window it keeps shut; HTTP/2 copies bodies under 4 KiB, so a
+// stalled one holds the copy) keeps a segment alive after the store
+// dropped it, so segments are kept small: at most segmentMax, 8 to 32
+// times a body of 4-16 KiB, where a body of its own held only itself.
 //
 // What is not reused must be reclaimed: an entry that leaves the store
 // leaves a hole in its segment. Each segment counts the bytes of the
@@ -36,7 +43,7 @@ import (
 // gone, copies 41 MiB in 0.3 s to free 16.
 const (
 	segmentMin = 64 << 10
-	segmentMax = 1 << 20
+	segmentMax = 128 << 10
 	// recordMax is the largest record the arena takes; larger entries
 	// keep their body in an allocation of its own (recycled from 32 KiB
 	// on, see buffers.go), where one more object a large body hardly
@@ -89,7 +96,7 @@ type arena struct {
 
 // newArena returns the arena of a store with budget maxSize, or nil for a
 // store below MinMaxSize, whose entries are all allocated apart. A
-// segment is 1/256 of the budget, from 64 KiB to 1 MiB.
+// segment is 1/256 of the budget, from 64 KiB to 128 KiB.
 func newArena(maxSize int64, compact func()) *arena {
 	if maxSize < MinMaxSize {
 		return nil
