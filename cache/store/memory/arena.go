@@ -40,7 +40,7 @@ import (
 // down to 1/compactTo; the old segments are then held by nothing (but
 // the readers still reading them). Holes spread evenly are the worst
 // case: BenchmarkCompact, a full 256 MiB store with every eighth entry
-// gone, copies 41 MiB in 0.3 s to free 16.
+// gone, copies 40 MiB in 0.24 s to free about 16.
 const (
 	segmentMin = 64 << 10
 	segmentMax = 128 << 10
@@ -60,6 +60,7 @@ const (
 type segment struct {
 	b    []byte
 	base uintptr // the address of b[0], for segmentOf
+	pos  int     // its index in the arena's segs
 	// used is the bytes handed out; the arena's mutex protects it.
 	used int
 	// live counts the bytes of the records that items in the store or
@@ -69,7 +70,7 @@ type segment struct {
 	// only decreases from then on.
 	sealed atomic.Bool
 	// dropped is set, under the arena's mutex, when the segment leaves
-	// segs; victim marks the segments a compaction empties, which only
+	// the arena; victim marks the segments a compaction empties, which only
 	// the compaction reads.
 	dropped bool
 	victim  bool
@@ -79,11 +80,16 @@ type segment struct {
 type arena struct {
 	size      int // a segment's size
 	maxRecord int
-	mu        sync.Mutex // protects cur, the segments' used and dropped, and changes of segs
+	mu        sync.Mutex // protects cur, segs and the segments' used, pos and dropped
 	cur       *segment
-	// segs holds the segments not dropped, sorted by address; it is
-	// replaced, never changed, so that segmentOf reads it without lock.
-	segs atomic.Pointer[[]*segment]
+	// segs holds the segments not dropped, in no order.
+	segs []*segment
+	// index finds a segment by address: under the number of each
+	// segmentMin of the address space (a granule) that a segment
+	// overlaps, the segment. A segment takes at least a granule, so a
+	// granule overlaps at most two segments.
+	indexMu sync.RWMutex
+	index   map[uintptr][2]*segment
 	// bytes is the size of the segments in segs, live the bytes of their
 	// records held.
 	bytes, live atomic.Int64
@@ -106,7 +112,7 @@ func newArena(maxSize int64, compact func()) *arena {
 		size *= 2
 	}
 	a := &arena{size: size, maxRecord: min(recordMax, size/8), compact: compact}
-	a.segs.Store(new([]*segment))
+	a.index = make(map[uintptr][2]*segment)
 	return a
 }
 
@@ -169,52 +175,75 @@ func (a *arena) sealLocked(s *segment) {
 	}
 }
 
-// addLocked adds s to segs. Called with a.mu held.
+// addLocked adds s to the arena. Called with a.mu held.
 func (a *arena) addLocked(s *segment) {
-	old := *a.segs.Load()
-	i, _ := slices.BinarySearchFunc(old, s.base, func(x *segment, base uintptr) int {
-		return cmpAddr(x.base, base)
-	})
-	segs := slices.Insert(slices.Clip(old), i, s)
-	a.segs.Store(&segs)
+	s.pos = len(a.segs)
+	a.segs = append(a.segs, s)
 	a.bytes.Add(int64(len(s.b)))
+	a.indexMu.Lock()
+	defer a.indexMu.Unlock()
+	for g := range s.granules() {
+		e := a.index[g]
+		if e[0] == nil {
+			e[0] = s
+		} else {
+			e[1] = s
+		}
+		a.index[g] = e
+	}
 }
 
-// dropLocked removes s from segs, once. Called with a.mu held.
+// dropLocked removes s from the arena, once. Called with a.mu held.
 func (a *arena) dropLocked(s *segment) {
 	if s.dropped {
 		return
 	}
 	s.dropped = true
-	segs := slices.DeleteFunc(slices.Clone(*a.segs.Load()), func(x *segment) bool { return x == s })
-	a.segs.Store(&segs)
+	last := a.segs[len(a.segs)-1]
+	a.segs[s.pos], last.pos = last, s.pos
+	a.segs[len(a.segs)-1] = nil
+	a.segs = a.segs[:len(a.segs)-1]
 	a.bytes.Add(-int64(len(s.b)))
+	a.indexMu.Lock()
+	defer a.indexMu.Unlock()
+	for g := range s.granules() {
+		e := a.index[g]
+		for i := range e {
+			if e[i] == s {
+				e[i] = nil
+			}
+		}
+		if e[0] == nil && e[1] == nil {
+			delete(a.index, g)
+		} else {
+			a.index[g] = e
+		}
+	}
 }
 
-func cmpAddr(a, b uintptr) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
+// granules yields the numbers of the granules s overlaps.
+func (s *segment) granules() func(func(uintptr) bool) {
+	return func(yield func(uintptr) bool) {
+		for g := s.base / segmentMin; g <= (s.base+uintptr(len(s.b))-1)/segmentMin; g++ {
+			if !yield(g) {
+				return
+			}
+		}
 	}
-	return 0
 }
 
 // segmentOf returns the segment that holds the byte at p, or nil.
 func (a *arena) segmentOf(p *byte) *segment {
-	segs := *a.segs.Load()
 	addr := uintptr(unsafe.Pointer(p))
-	i, found := slices.BinarySearchFunc(segs, addr, func(x *segment, addr uintptr) int {
-		return cmpAddr(x.base, addr)
-	})
-	if !found {
-		i--
+	a.indexMu.RLock()
+	e := a.index[addr/segmentMin]
+	a.indexMu.RUnlock()
+	for _, s := range e {
+		if s != nil && addr >= s.base && addr < s.base+uintptr(len(s.b)) {
+			return s
+		}
 	}
-	if i < 0 || addr >= segs[i].base+uintptr(len(segs[i].b)) {
-		return nil
-	}
-	return segs[i]
+	return nil
 }
 
 // release gives up n bytes of a record from p on: they are no longer
@@ -245,7 +274,7 @@ func (a *arena) pickVictims() []*segment {
 		return nil
 	}
 	var sealed []*segment
-	for _, s := range *a.segs.Load() {
+	for _, s := range a.segs {
 		if s.sealed.Load() {
 			sealed = append(sealed, s)
 		}

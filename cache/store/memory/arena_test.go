@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/caddy-edge/edge/cache/store"
 )
@@ -56,9 +57,17 @@ func checkArena(t *testing.T, c *Cache) {
 		t.Errorf("the arena counts %d bytes held, the store's items hold %d", live, held)
 	}
 	var sum int64
-	for _, s := range *c.arena.segs.Load() {
+	c.arena.mu.Lock()
+	for i, s := range c.arena.segs {
 		sum += int64(len(s.b))
+		if s.pos != i || s.dropped {
+			t.Errorf("segment %d of the arena says it is at %d, dropped %v", i, s.pos, s.dropped)
+		}
+		if c.arena.segmentOf(unsafe.SliceData(s.b)) != s || c.arena.segmentOf(&s.b[len(s.b)-1]) != s {
+			t.Errorf("segment %d is not found by its first and last bytes", i)
+		}
 	}
+	c.arena.mu.Unlock()
 	if b := c.arena.bytes.Load(); b != sum {
 		t.Errorf("the arena counts %d bytes of segments, its segments have %d", b, sum)
 	}
@@ -107,7 +116,10 @@ func getBody(t testing.TB, c *Cache, key string) ([]byte, bool) {
 // buffered.
 func TestArenaCompactionKeepsEntries(t *testing.T) {
 	ctx := context.Background()
-	c := newCache(t, Config{MaxSize: 16 << 20})
+	c := newCache(t, Config{MaxSize: 64 << 20})
+	if c.arena.size != segmentMax {
+		t.Fatalf("segments of %d bytes, want %d", c.arena.size, segmentMax)
+	}
 	const n = 6000
 	for i := range n {
 		size := int64(-1)
