@@ -15,8 +15,8 @@ import (
 // full of 1 KiB entries and every request a new URL, a cycle took Caddy
 // 189-207 ms of CPU instead of 229-278, and the collector 208-241 us of
 // CPU a stored miss instead of 247-291, with segments of 1 MiB; with
-// segments of 128 KiB and the larger headroom of memlimit.go, 127-140 ms
-// and 99-103 us (bench/memory.sh with GODEBUG=gctrace=1; see
+// segments of 128 KiB and the larger headroom of memlimit.go, 127-214 ms
+// and 99-145 us (bench/memory.sh with GODEBUG=gctrace=1; see
 // BENCHMARKS.md).
 //
 // A record is never written once its item is in the store, and a segment

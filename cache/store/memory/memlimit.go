@@ -26,7 +26,7 @@ import (
 // misses into a full 256 MiB store cost Caddy 797-972 us of CPU each
 // (77-98 cycles in 25 s); with 28 MiB (1/8 less 4 MiB) 570-630 us, the
 // collector's share 208-241 us; with 40 MiB (3/16 less 8 MiB) 475-509
-// us, the collector's 144-155 us (343-360 and 99-103 with the arena's
+// us, the collector's 144-155 us (343-503 and 99-145 with the arena's
 // segments of 128 KiB instead of 1 MiB), for RSS of 336-350 MiB instead
 // of 325-335, within what the store promises (at most 1.25 × max_size +
 // 64 MiB, 384). See BENCHMARKS.md.
