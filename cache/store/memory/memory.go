@@ -244,13 +244,13 @@ func (c *Cache) setRecord(it *item, meta string, body []byte) bool {
 	}
 	copy(rec, meta)
 	copy(rec[len(meta):], body)
-	c.setArenaRecord(it, rec, len(meta))
+	it.setRecord(rec, len(meta))
 	return true
 }
 
-// setArenaRecord makes rec, whose first m bytes are an encoded metadata
-// and the rest a body, it's metadata and body.
-func (c *Cache) setArenaRecord(it *item, rec []byte, m int) {
+// setRecord makes rec, a record of the arena whose first m bytes are an
+// encoded metadata and the rest a body, it's metadata and body.
+func (it *item) setRecord(rec []byte, m int) {
 	it.meta = unsafe.String(unsafe.SliceData(rec), m)
 	it.setBody(rec[m:], nil)
 	it.bits |= arenaBit
@@ -408,7 +408,8 @@ func (c *Cache) compact() {
 		if !it.inArena() {
 			continue
 		}
-		if s := c.arena.segmentOf(unsafe.StringData(it.meta)); s != nil && s.victim {
+		p, _ := it.record()
+		if s := c.arena.segmentOf(p); s != nil && s.victim {
 			c.relocate(k, it)
 		}
 	}
@@ -435,7 +436,8 @@ func (c *Cache) relocate(key string, it *item) {
 		if !c.setRecord(moved, old.meta, old.bytes()) {
 			return old, otter.CancelOp
 		}
-		c.arena.moved.Add(int64(len(old.meta) + old.size()))
+		_, n := old.record()
+		c.arena.moved.Add(int64(n))
 		c.indexAdd(key, moved)
 		return moved, otter.WriteOp
 	})
@@ -734,12 +736,17 @@ func (c *Cache) Stats() store.Stats {
 }
 
 // CleanUp runs pending maintenance now: evictions for space and removal
-// of expired entries (a sweep). It is never necessary; tests use it to
-// observe the effect of eviction and expiry.
+// of expired entries (a sweep), and it waits for a running compaction of
+// the arena, whose replacements count an entry twice for a moment. It is
+// never necessary; tests use it to observe the effect of eviction and
+// expiry.
 func (c *Cache) CleanUp() {
 	c.c.CleanUp()
 	c.sweep()
 	c.c.CleanUp()
+	for c.arena != nil && c.arena.compacting.Load() {
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // commit stores it under key, replacing any entry there.
@@ -888,8 +895,7 @@ func (w *writer) Write(p []byte) (int, error) {
 		if w.rec != nil {
 			// Longer than announced: Commit refuses it, unless its
 			// metadata does not hold the length.
-			w.c.arena.release(unsafe.SliceData(w.rec), len(w.rec))
-			w.rec = nil
+			w.releaseRecord()
 		} else {
 			recycle(old)
 		}
@@ -929,7 +935,7 @@ func (w *writer) Commit() error {
 		if m+n < len(rec) {
 			w.c.arena.release(&rec[m+n], len(rec)-m-n)
 		}
-		w.c.setArenaRecord(it, rec[:m+n:m+n], m)
+		it.setRecord(rec[:m+n:m+n], m)
 		w.rec, w.buf = nil, nil
 		w.c.commit(w.key, it)
 		return nil
@@ -986,12 +992,17 @@ func (w *writer) Abort() {
 // or its buffer.
 func (w *writer) dropBuffer() {
 	if w.rec != nil {
-		w.c.arena.release(unsafe.SliceData(w.rec), len(w.rec))
-		w.rec = nil
+		w.releaseRecord()
 	} else {
 		recycle(w.buf) // never shared: the writer's own
 	}
 	w.buf = nil
+}
+
+// releaseRecord gives the record reserved for the body back to the arena.
+func (w *writer) releaseRecord() {
+	w.c.arena.release(unsafe.SliceData(w.rec), len(w.rec))
+	w.rec = nil
 }
 
 // clock adapts a Now function to otter's Clock. It gives no ticks, so the
