@@ -142,6 +142,18 @@ type Stats struct {
 	// that sends ever-changing values in common fields (a Cache-Control
 	// max-age that counts down, a Content-Security-Policy nonce) fills it.
 	SharedValuesFull bool `json:"shared_values_full,omitempty"`
+	// SegmentBytes is, for a memory store, the size of the blocks its
+	// small entries are packed into (see the README's memory section).
+	SegmentBytes int64 `json:"segment_bytes,omitempty"`
+	// SegmentFree is the part of SegmentBytes that no stored entry holds:
+	// what entries that left the store gave up, and the room left in the
+	// block being filled. Compactions keep it near 1/24 to 1/12 of
+	// SegmentBytes; the store counts it within its budget's headroom.
+	SegmentFree int64 `json:"segment_free,omitempty"`
+	// Compactions counts the compactions of a memory store's blocks, and
+	// CompactedBytes the bytes of entries they copied.
+	Compactions    int64 `json:"compactions,omitempty"`
+	CompactedBytes int64 `json:"compacted_bytes,omitempty"`
 }
 
 // Listed is one entry of Store.Entries.

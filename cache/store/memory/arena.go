@@ -93,8 +93,9 @@ type arena struct {
 	// bytes is the size of the segments in segs, live the bytes of their
 	// records held.
 	bytes, live atomic.Int64
-	// moved counts the bytes compactions copied.
-	moved atomic.Int64
+	// moved counts the bytes compactions copied, compactions the
+	// compactions that copied any.
+	moved, compactions atomic.Int64
 	// compacting is set while a compaction runs; compact is what runs it.
 	compacting atomic.Bool
 	compact    func()

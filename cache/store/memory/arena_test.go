@@ -158,6 +158,47 @@ func TestArenaCompactionKeepsEntries(t *testing.T) {
 	}
 }
 
+// TestArenaStats: Stats tells an operator what the segments take, how much
+// of them no entry holds, and what compactions did, as the arena counts it.
+func TestArenaStats(t *testing.T) {
+	ctx := context.Background()
+	c := newCache(t, Config{MaxSize: 64 << 20})
+	if st := c.Stats(); st.SegmentBytes != 0 || st.SegmentFree != 0 || st.Compactions != 0 {
+		t.Fatalf("an empty store reports %+v", st)
+	}
+	const n = 2000
+	for i := range n {
+		putBody(t, c, "k"+strconv.Itoa(i), func() *store.Entry { return entryNow(1024, benchHeader()) }, bodyOf(i, 0, 1024))
+	}
+	settle(t, c)
+	st := c.Stats()
+	if st.SegmentBytes < n*1024 || st.SegmentBytes%int64(c.arena.size) != 0 {
+		t.Errorf("%d entries of 1 KiB: %d bytes of segments of %d", n, st.SegmentBytes, c.arena.size)
+	}
+	if st.SegmentFree < 0 || st.SegmentFree >= int64(c.arena.size) {
+		t.Errorf("nothing left the store, yet %d bytes of its segments are free", st.SegmentFree)
+	}
+	for i := range n {
+		if i%4 != 0 {
+			c.Delete(ctx, "k"+strconv.Itoa(i))
+		}
+	}
+	c.CleanUp()
+	settle(t, c)
+	if freed := c.Stats().SegmentFree; freed < st.SegmentFree+n/2*1024 {
+		t.Errorf("3/4 of the entries left, the free bytes went from %d to %d", st.SegmentFree, freed)
+	}
+	compactNow(t, c)
+	after := c.Stats()
+	if after.Compactions != 1 || after.CompactedBytes < n/8*1024 || after.CompactedBytes > n/4*2048 {
+		t.Errorf("one compaction of %d entries left: %d compactions, %d bytes copied", n/4, after.Compactions, after.CompactedBytes)
+	}
+	if after.SegmentFree > after.SegmentBytes/compactTo+int64(c.arena.size) || after.SegmentBytes >= st.SegmentBytes {
+		t.Errorf("after the compaction %d of %d bytes free (%d before)", after.SegmentFree, after.SegmentBytes, st.SegmentBytes)
+	}
+	checkArena(t, c)
+}
+
 // TestArenaBoundedUnderChurn: a store that keeps evicting keeps its
 // segments within its budget, the compactions starting by themselves.
 func TestArenaBoundedUnderChurn(t *testing.T) {

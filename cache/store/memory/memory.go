@@ -404,6 +404,7 @@ func (c *Cache) compact() {
 	if len(victims) == 0 {
 		return
 	}
+	c.arena.compactions.Add(1)
 	for k, it := range c.c.All() {
 		if !it.inArena() {
 			continue
@@ -724,7 +725,7 @@ func (c *Cache) Entries(_ context.Context, prefix, after string, limit int) ([]s
 // budget. Expired entries count until they are dropped.
 func (c *Cache) Stats() store.Stats {
 	shared, full := c.values.stats()
-	return store.Stats{
+	st := store.Stats{
 		Entries:          c.entries.Load(),
 		Bytes:            c.bytes.Load() + c.kept.Used(),
 		Capacity:         c.maxSize.Load(),
@@ -733,6 +734,13 @@ func (c *Cache) Stats() store.Stats {
 		SharedValues:     shared,
 		SharedValuesFull: full,
 	}
+	if a := c.arena; a != nil {
+		st.SegmentBytes = a.bytes.Load()
+		st.SegmentFree = a.overhead()
+		st.Compactions = a.compactions.Load()
+		st.CompactedBytes = a.moved.Load()
+	}
+	return st
 }
 
 // CleanUp runs pending maintenance now: evictions for space and removal
