@@ -154,6 +154,9 @@ type Stats struct {
 	// CompactedBytes the bytes of entries they copied.
 	Compactions    int64 `json:"compactions,omitempty"`
 	CompactedBytes int64 `json:"compacted_bytes,omitempty"`
+	// Front is, for a tiered store, its memory tier's own figures; the
+	// others are the back store's, which holds every entry of the front.
+	Front *Stats `json:"front,omitempty"`
 }
 
 // Listed is one entry of Store.Entries.

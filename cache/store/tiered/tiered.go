@@ -309,8 +309,13 @@ func (t *Tiers) Entries(ctx context.Context, prefix, after string, limit int) ([
 }
 
 // Stats implements store.Store: the back store's, which holds every entry
-// of the front.
-func (t *Tiers) Stats() store.Stats { return t.back.Stats() }
+// of the front, with the memory tier's own in Front.
+func (t *Tiers) Stats() store.Stats {
+	st := t.back.Stats()
+	front := t.front.Stats()
+	st.Front = &front
+	return st
+}
 
 // Interface guards
 var (

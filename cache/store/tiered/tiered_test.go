@@ -130,6 +130,32 @@ func inFront(tr *Tiers, key string) bool {
 	return err == nil
 }
 
+// TestStatsShowBothTiers: the stats are the back store's, with the memory
+// tier's own beside them, so that an operator sees how full each is.
+func TestStatsShowBothTiers(t *testing.T) {
+	back, err := memory.New(memory.Config{MaxSize: 256 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(back.Close)
+	tr := newTiers(t, back)
+	body := bytes.Repeat([]byte("b"), 4096)
+	for i := range 3 {
+		put(t, tr, "k"+strconv.Itoa(i), body)
+	}
+	fill(t, tr, "k0", body)
+	st := tr.Stats()
+	if st.Capacity != 256<<20 || st.Entries != 3 {
+		t.Errorf("tiered stats: capacity %d, %d entries; want the back store's, 256 MiB and 3", st.Capacity, st.Entries)
+	}
+	if st.Front == nil {
+		t.Fatal("no stats of the memory tier")
+	}
+	if st.Front.Capacity != 64<<20 || st.Front.Entries != 1 || st.Front.Bytes < int64(len(body)) {
+		t.Errorf("memory tier: capacity %d, %d entries of %d bytes; want 64 MiB, the one entry read", st.Front.Capacity, st.Front.Entries, st.Front.Bytes)
+	}
+}
+
 // TestTwoNodes: a hit through node B fills B's memory tier; a purge, a
 // replacement or a lost connection through node A empties it.
 func TestTwoNodes(t *testing.T) {
