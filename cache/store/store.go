@@ -146,9 +146,10 @@ type Stats struct {
 	// small entries are packed into (see the README's memory section).
 	SegmentBytes int64 `json:"segment_bytes,omitempty"`
 	// SegmentFree is the part of SegmentBytes that no stored entry holds:
-	// what entries that left the store gave up, and the room left in the
-	// block being filled. Compactions keep it near 1/24 to 1/12 of
-	// SegmentBytes; the store counts it within its budget's headroom.
+	// what entries that left the store gave up (compactions keep that
+	// under 1/12 of SegmentBytes), what the blocks' ends could not fit,
+	// and the room left in the block being filled. The store counts it
+	// within its budget's headroom.
 	SegmentFree int64 `json:"segment_free,omitempty"`
 	// Compactions counts the compactions of a memory store's blocks, and
 	// CompactedBytes the bytes of entries they copied.

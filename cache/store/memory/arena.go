@@ -66,6 +66,9 @@ type segment struct {
 	// live counts the bytes of the records that items in the store or
 	// open writers hold.
 	live atomic.Int64
+	// writers counts the open writers whose records it holds: a
+	// compaction cannot empty it before they are done.
+	writers atomic.Int32
 	// sealed is set once records go to another segment: its live count
 	// only decreases from then on.
 	sealed atomic.Bool
@@ -90,9 +93,9 @@ type arena struct {
 	// granule overlaps at most two segments.
 	indexMu sync.RWMutex
 	index   map[uintptr][2]*segment
-	// bytes is the size of the segments in segs, live the bytes of their
-	// records held.
-	bytes, live atomic.Int64
+	// bytes is the size of the segments in segs, used the bytes of them
+	// handed out, live the bytes of their records held.
+	bytes, used, live atomic.Int64
 	// moved counts the bytes compactions copied, compactions the
 	// compactions that copied any.
 	moved, compactions atomic.Int64
@@ -119,7 +122,20 @@ func newArena(maxSize int64, compact func()) *arena {
 
 // alloc returns a record of n bytes, counted live, or nil when the arena
 // does not take records of that size.
-func (a *arena) alloc(n int) []byte {
+func (a *arena) alloc(n int) []byte { return a.allocFor(n, false) }
+
+// reserve returns a record of n bytes for a writer, as alloc does; the
+// writer calls unpin when it is done with it.
+func (a *arena) reserve(n int) []byte { return a.allocFor(n, true) }
+
+// unpin tells that the writer of the record at p is done with it.
+func (a *arena) unpin(p *byte) {
+	if s := a.segmentOf(p); s != nil {
+		s.writers.Add(-1)
+	}
+}
+
+func (a *arena) allocFor(n int, writer bool) []byte {
 	if a == nil || n <= 0 || n > a.maxRecord {
 		return nil
 	}
@@ -137,8 +153,12 @@ func (a *arena) alloc(n int) []byte {
 	}
 	rec := s.b[s.used : s.used+n : s.used+n]
 	s.used += n
+	a.used.Add(int64(n))
 	s.live.Add(int64(n))
 	a.live.Add(int64(n))
+	if writer {
+		s.writers.Add(1)
+	}
 	start := sealed && a.holesLocked() > a.bytes.Load()/compactAt && a.compacting.CompareAndSwap(false, true)
 	a.mu.Unlock()
 	if start {
@@ -147,14 +167,13 @@ func (a *arena) alloc(n int) []byte {
 	return rec
 }
 
-// holesLocked returns the bytes of the segments that no record held takes,
-// but the current segment's room. Called with a.mu held.
+// holesLocked returns the bytes handed out that no record held takes any
+// more: what a compaction can reclaim. Neither the current segment's room
+// nor what a sealed segment left unused at its end (less than a record)
+// counts: copied elsewhere, records leave as much unused at the end of
+// the segments they fill. Called with a.mu held.
 func (a *arena) holesLocked() int64 {
-	room := 0
-	if a.cur != nil {
-		room = len(a.cur.b) - a.cur.used
-	}
-	return a.bytes.Load() - a.live.Load() - int64(room)
+	return a.used.Load() - a.live.Load()
 }
 
 // overhead returns the bytes of the segments that no record held takes,
@@ -205,6 +224,7 @@ func (a *arena) dropLocked(s *segment) {
 	a.segs[len(a.segs)-1] = nil
 	a.segs = a.segs[:len(a.segs)-1]
 	a.bytes.Add(-int64(len(s.b)))
+	a.used.Add(-int64(s.used))
 	a.indexMu.Lock()
 	defer a.indexMu.Unlock()
 	for g := range s.granules() {
@@ -270,15 +290,28 @@ func (a *arena) pickVictims() []*segment {
 	defer a.mu.Unlock()
 	// The segments left hold the live bytes and the holes left: holes of
 	// 1/compactTo of them are 1/(compactTo-1) of the live bytes.
-	excess := a.holesLocked() - a.live.Load()/(compactTo-1)
-	if excess <= 0 {
-		return nil
-	}
+	// Segments that open writers hold are left alone, and so are their
+	// holes: the compaction starts only if the other holes are over
+	// the threshold.
+	holes, pinned := a.holesLocked(), int64(0)
 	var sealed []*segment
 	for _, s := range a.segs {
-		if s.sealed.Load() {
-			sealed = append(sealed, s)
+		if !s.sealed.Load() {
+			continue
 		}
+		if s.writers.Load() > 0 {
+			holes -= int64(s.used) - s.live.Load()
+			pinned += int64(len(s.b))
+			continue
+		}
+		sealed = append(sealed, s)
+	}
+	if pinned > 0 && holes <= (a.bytes.Load()-pinned)/compactAt {
+		return nil
+	}
+	excess := holes - a.live.Load()/(compactTo-1)
+	if excess <= 0 {
+		return nil
 	}
 	slices.SortFunc(sealed, func(x, y *segment) int {
 		return int(x.live.Load() - y.live.Load())
@@ -290,7 +323,7 @@ func (a *arena) pickVictims() []*segment {
 		}
 		s.victim = true
 		victims = append(victims, s)
-		excess -= int64(len(s.b)) - s.live.Load()
+		excess -= int64(s.used) - s.live.Load()
 	}
 	return victims
 }

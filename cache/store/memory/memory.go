@@ -564,7 +564,7 @@ func (c *Cache) Put(_ context.Context, key string, e *store.Entry) (store.Writer
 	if e.Size > 0 && e.Size <= recordMax {
 		// A body of announced length that fits a record is written in
 		// place, after its metadata.
-		if rec := c.arena.alloc(len(meta) + int(e.Size)); rec != nil {
+		if rec := c.arena.reserve(len(meta) + int(e.Size)); rec != nil {
 			copy(rec, meta)
 			w.rec, w.buf = rec, rec[len(meta):len(meta)]
 			return w, nil
@@ -939,6 +939,7 @@ func (w *writer) Commit() error {
 	if rec := w.rec; rec != nil {
 		// Written in place; a body shorter than announced gives back the
 		// rest of its record.
+		w.c.arena.unpin(unsafe.SliceData(rec))
 		m, n := len(it.meta), len(w.buf)
 		if m+n < len(rec) {
 			w.c.arena.release(&rec[m+n], len(rec)-m-n)
@@ -1009,6 +1010,7 @@ func (w *writer) dropBuffer() {
 
 // releaseRecord gives the record reserved for the body back to the arena.
 func (w *writer) releaseRecord() {
+	w.c.arena.unpin(unsafe.SliceData(w.rec))
 	w.c.arena.release(unsafe.SliceData(w.rec), len(w.rec))
 	w.rec = nil
 }
