@@ -156,6 +156,19 @@ done
 		trusted_proxies static 127.0.0.1/32
 	}
 }
+# Every Caddy site reaches the origin as nginx does: nginx keeps up to 64
+# idle origin connections in each of its two workers (keepalive 64), Caddy
+# 32 a reverse_proxy by default. With 256 connections and that default,
+# most origin requests dialled a new connection: reverse_proxy took 325 us
+# of Caddy's CPU a request instead of 289 with this pool (README,
+# Production notes). proxy, proxy-new, miss and pass all get it.
+(to_origin) {
+	reverse_proxy $origin {
+		transport http {
+			keepalive_idle_conns_per_host 128
+		}
+	}
+}
 CADDY
 	for size in "${sizes[@]}"; do
 		body=$(head -c "$size" /dev/zero | tr '\0' 'x')
@@ -171,14 +184,14 @@ http://127.0.0.1:$(port_of respond "$size") {
 	respond "$body"
 }
 http://127.0.0.1:$(port_of proxy "$size") {
-	reverse_proxy $origin
+	import to_origin
 }
 http://127.0.0.1:$(port_of proxy-new "$size") {
-	reverse_proxy $origin
+	import to_origin
 }
 http://127.0.0.1:$(port_of hit-memory "$size") {
 	http_cache
-	reverse_proxy $origin
+	import to_origin
 }
 http://127.0.0.1:$(port_of geo-hit "$size") {
 	geofilter {
@@ -187,7 +200,7 @@ http://127.0.0.1:$(port_of geo-hit "$size") {
 		default allow
 	}
 	http_cache
-	reverse_proxy $origin
+	import to_origin
 }
 # The Zipf scenarios have a store of their own, large enough for all
 # their keys.
@@ -198,7 +211,7 @@ http://127.0.0.1:$(port_of zipf "$size") {
 			max_size $((($(zipf_keys_of "$size") * (size + 2400) * 17 / 16 + (64 << 20)) >> 20))MiB
 		}
 	}
-	reverse_proxy $origin
+	import to_origin
 }
 # Misses fill a store of their own, so that they never evict the entries
 # the hit scenarios serve.
@@ -208,7 +221,7 @@ http://127.0.0.1:$(port_of miss "$size") {
 			name misses
 		}
 	}
-	reverse_proxy $origin
+	import to_origin
 }
 http://127.0.0.1:$(port_of pass "$size") {
 	http_cache {
@@ -216,7 +229,7 @@ http://127.0.0.1:$(port_of pass "$size") {
 			name misses
 		}
 	}
-	reverse_proxy $origin
+	import to_origin
 }
 CADDY
 		if has_module http.cache.stores.disk; then
@@ -227,7 +240,7 @@ http://127.0.0.1:$(port_of hit-disk "$size") {
 			path $work/disk-$size
 		}
 	}
-	reverse_proxy $origin
+	import to_origin
 }
 CADDY
 		fi
@@ -244,7 +257,7 @@ http://127.0.0.1:$(port_of hit-tiered "$size") {
 			}
 		}
 	}
-	reverse_proxy $origin
+	import to_origin
 }
 CADDY
 		fi
@@ -257,7 +270,7 @@ http://127.0.0.1:$(port_of hit-redis "$size") {
 			prefix bench$size:
 		}
 	}
-	reverse_proxy $origin
+	import to_origin
 }
 CADDY
 		fi
