@@ -118,8 +118,15 @@ func (f *fetch) exchange(w http.ResponseWriter) (x exchange) {
 	x.outcome = x.fw.finish(x.err, x.panicked != nil)
 	if x.panicked == nil && x.fw.state == stateCaptured && x.fw.status == http.StatusNotModified {
 		x.freshened, x.updateErr = f.freshen(x.fw)
-		if _, gone := x.updateErr.(notStorable); gone {
+		if reason, gone := x.updateErr.(notStorable); gone {
+			// A 304 that made the response private or no-store says
+			// something of the URL; one about another response (a
+			// validator mismatch) does not: the next request fetches and
+			// stores as usual.
 			x.outcome = outcomeUncacheable
+			if reason == detailValidatorMismatch {
+				x.outcome = outcomeFailed
+			}
 		} else if x.updateErr == nil {
 			x.outcome = outcomeStored
 		}
@@ -257,6 +264,15 @@ func (f *fetch) serveStale(w http.ResponseWriter, status int, detail string) err
 func (f *fetch) freshen(fw *fetchWriter) (*store.Entry, error) {
 	h := f.h
 	nm := storedFields(fw.header).Header()
+	if !policy.FreshenMatches(f.lk.entry.Header.Header(), nm) {
+		// §4.3.4: a 304 whose validator selects no stored response must not
+		// update one. It was not about this one, so this one is unverified:
+		// removed, and the request gets a response of its own.
+		if err := h.Store.Delete(f.r.Context(), f.lk.key); err != nil && !errors.Is(err, store.ErrNotFound) {
+			h.logger.Error("removing a response a 304 did not validate", zap.String("key", f.lk.key), zap.Error(err))
+		}
+		return f.lk.entry, notStorable(detailValidatorMismatch)
+	}
 	e := f.lk.entry.Clone()
 	e.SoftPurged = false // validated: no longer purged
 	hdr := policy.Freshen(e.Header.Header(), nm)
@@ -500,6 +516,13 @@ func (fw *fetchWriter) decideStore(status int) {
 		fw.reason = string(policy.ReasonStatus)
 		return
 	}
+	if status == http.StatusPreconditionFailed {
+		// The answer to the request's If-Match or If-Unmodified-Since
+		// (left for the origin to evaluate), not to the URL: stored, it
+		// would answer every client of the key.
+		fw.reason = detailPreconditionFailed
+		return
+	}
 	var ok bool
 	var reason policy.Reason
 	if f.post {
@@ -734,7 +757,10 @@ func (fw *fetchWriter) unstoredOutcome() outcome {
 	// A server error is a failure, not a property of the resource:
 	// remembering it as hit-for-miss would send every request of the key
 	// to an origin that is struggling.
-	if fw.state != stateHeader && fw.f.mayStore && fw.reason != "" && fw.reason != "store-error" && fw.status < 500 {
+	// Nor is a 412, which says something about one request's precondition:
+	// any client could otherwise make a key hit-for-miss at will.
+	if fw.state != stateHeader && fw.f.mayStore && fw.reason != "" && fw.reason != "store-error" && fw.status < 500 &&
+		fw.status != http.StatusPreconditionFailed {
 		return outcomeUncacheable
 	}
 	return outcomeFailed

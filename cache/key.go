@@ -124,8 +124,8 @@ func parseTemplate(t string) []segment {
 }
 
 // templateKey expands the parsed template for r. Each placeholder value is
-// escaped: "%", control bytes (a decoded %00 or %0A in
-// {http.request.uri.path} included), DEL and the byte that ends the value
+// escaped: "%", control bytes (a decoded %00 or %0A in a placeholder
+// included), DEL and the byte that ends the value
 // in the key (the first byte of the literal text that follows it) become
 // %XX. So a value never reaches into the next part of the key, and two
 // requests share a key only when every placeholder has the same value.
@@ -133,6 +133,7 @@ func parseTemplate(t string) []segment {
 // first has its "/" escaped, and the second, when its value does not start
 // with "/" (a path always does), is preceded by "%/", which escaping never
 // produces. An unknown placeholder is empty, as in caddy.Replacer.ReplaceAll.
+// {http.request.uri.path} is the path as sent (escapedPath), not decoded.
 func (k *keyer) templateKey(repl *caddy.Replacer) string {
 	var b strings.Builder
 	b.Grow(len(k.template) + 64)
@@ -142,7 +143,11 @@ func (k *keyer) templateKey(repl *caddy.Replacer) string {
 			continue
 		}
 		var v string
-		if val, ok := repl.Get(s.ph); ok {
+		if s.ph == "http.request.uri.path" {
+			// The path as sent, not Caddy's decoded one: /x%2Fy and /x/y
+			// are two resources to many origins, so two keys.
+			v = escapedPath(repl)
+		} else if val, ok := repl.Get(s.ph); ok {
 			v = caddy.ToString(val)
 		}
 		if s.adj && !strings.HasPrefix(v, "/") {
@@ -151,6 +156,20 @@ func (k *keyer) templateKey(repl *caddy.Replacer) string {
 		writeKeyEscaped(&b, v, s.term, true)
 	}
 	return b.String()
+}
+
+// escapedPath returns the path of {http.request.uri}: the request's path
+// as sent (percent-encoded), without the query.
+func escapedPath(repl *caddy.Replacer) string {
+	val, ok := repl.Get("http.request.uri")
+	if !ok {
+		return ""
+	}
+	v := caddy.ToString(val)
+	if i := strings.IndexByte(v, '?'); i >= 0 {
+		v = v[:i]
+	}
+	return v
 }
 
 // writeKeyEscaped writes v with control bytes, DEL, term (unless 0) and,

@@ -66,11 +66,11 @@ func TestTemplateKeyEscaping(t *testing.T) {
 		want   string
 	}{
 		{"/a/b", nil, "example.com/a/b#"},
-		{"/a%00b", nil, "example.com/a%00b#"},                   // the NUL decoded from %00, escaped again
-		{"/a%2500b", nil, "example.com/a%2500b#"},               // a literal "%00" in the decoded path: "%" escaped
-		{"/a%0Ab", nil, "example.com/a%0Ab#"},                   // newline
-		{"/a%23x", []string{"X-A", "y"}, "example.com/a%23x#y"}, // "#" in the path cannot end it early
-		{"/a", []string{"X-A", "x#y"}, "example.com/a#x#y"},     // the last value runs to the end
+		{"/a%00b", nil, "example.com/a%2500b#"},                   // the path as sent, "%" escaped: no NUL
+		{"/a%2500b", nil, "example.com/a%252500b#"},               // a literal "%00" in the decoded path: another key
+		{"/a%0Ab", nil, "example.com/a%250Ab#"},                   // newline
+		{"/a%23x", []string{"X-A", "y"}, "example.com/a%2523x#y"}, // "#" in the path cannot end it early
+		{"/a", []string{"X-A", "x#y"}, "example.com/a#x#y"},       // the last value runs to the end
 	} {
 		got := templateKeyOf(t, tmpl, tt.target, tt.fields...)
 		if got != tt.want {

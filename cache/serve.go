@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/textproto"
 	"net/url"
 	"strconv"
 	"strings"
@@ -22,6 +23,9 @@ import (
 
 // ServeHTTP serves the request from the cache or passes it on.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if r.Header["Connection"] != nil && r.Header["Upgrade"] == nil {
+		dropConnectionListed(r.Header)
+	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		return h.serveUnsafe(w, r, next)
 	}
@@ -53,6 +57,28 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		_, _ = w.Write(body)
 	}
 	return nil
+}
+
+// dropConnectionListed removes from a request header h the fields its
+// Connection field lists: they are hop-by-hop (RFC 9110 §7.6.1), and
+// reverse_proxy removes them before the origin. Removed here, they can
+// neither select a variant (Vary, the vary option) nor count as
+// credentials that the origin never got. Connection itself stays; an
+// Upgrade request, which needs its fields, is not given here.
+func dropConnectionListed(h http.Header) {
+	for _, line := range h["Connection"] {
+		for line != "" {
+			var f string
+			f, line, _ = strings.Cut(line, ",")
+			switch f = strings.Trim(f, " \t"); {
+			case f == "", strings.EqualFold(f, "close"):
+			case strings.EqualFold(f, "keep-alive"):
+				delete(h, "Keep-Alive") // the common case, without allocating
+			default:
+				delete(h, textproto.CanonicalMIMEHeaderKey(f))
+			}
+		}
+	}
 }
 
 // plainHit sets the header of a hit that is written whole from memory (a
@@ -886,6 +912,10 @@ func backgroundRequest(ctx context.Context, r *http.Request, w http.ResponseWrit
 	}
 	delete(r2.Header, "Range")
 	delete(r2.Header, "If-Range")
+	// Nor the client's preconditions: the origin would answer them with a
+	// 412, which the cache's own GET has no use for.
+	delete(r2.Header, "If-Match")
+	delete(r2.Header, "If-Unmodified-Since")
 	// The refresh is the cache's own GET of the URL: never with the
 	// client's request body, whose answer must not be stored.
 	r2.Body, r2.ContentLength, r2.TransferEncoding = http.NoBody, 0, nil

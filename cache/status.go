@@ -225,3 +225,11 @@ func setLogField(r *http.Request, result string) {
 // detailRequestBody is the detail of a GET or HEAD with a request body,
 // which is passed to the origin and never stored.
 const detailRequestBody = "request-body"
+
+// detailPreconditionFailed is the detail of a 412 from the origin, never
+// stored: it answers the request's precondition, not its URL.
+const detailPreconditionFailed = "precondition-failed"
+
+// detailValidatorMismatch is the detail of a revalidation answered with a
+// 304 whose validator is not the stored response's (RFC 9111 §4.3.4).
+const detailValidatorMismatch = "validator-mismatch"

@@ -15,10 +15,11 @@ import (
 //
 // vary holds the Vary field lines of the stored response. Field names are
 // case-insensitive, listed once and sorted, so their order in Vary does not
-// matter. Each request field's lines are combined (RFC 9110 §5.3); then
-// whitespace around list elements is removed, runs of whitespace inside
-// become one space and empty elements are dropped, which §4.1 allows
-// ("removing whitespace where allowed"). A field absent from the request
+// matter. The lines of a list field (isListField) are combined (RFC 9110
+// §5.3); then whitespace around list elements is removed, runs of
+// whitespace inside become one space and empty elements are dropped, which
+// §4.1 allows ("removing whitespace where allowed"). Any other field is
+// keyed by its lines exactly as received. A field absent from the request
 // only matches its absence (§4.1), which differs from an empty value.
 //
 // The key is "name=value" pairs joined by "&" ("name" alone when the field
@@ -72,9 +73,50 @@ func VaryKey(vary []string, reqHeader http.Header) (key string, ok bool) {
 			b.WriteString(acceptEncoding(values)) // escaped, no "&" or "="
 			continue
 		}
+		if !isListField(name) {
+			writeLines(&b, values)
+			continue
+		}
 		writeNormalized(&b, values)
 	}
 	return b.String(), true
+}
+
+// isListField tells whether the request field name is defined as a
+// comma-separated list, whose field lines may be combined and whose
+// whitespace around elements may be removed (RFC 9110 §5.3, §5.6.1). Any
+// other field's value is kept exactly, line by line: for User-Agent or
+// Cookie, "a,  b" and the two lines "a" and "b" are other values, and
+// reverse_proxy's transport forwards only the first User-Agent line.
+func isListField(name string) bool {
+	var buf [24]byte
+	if len(name) > len(buf) {
+		return false
+	}
+	n := copy(buf[:], name)
+	for i := range n {
+		buf[i] = lower(buf[i])
+	}
+	switch string(buf[:n]) {
+	case "accept", "accept-charset", "accept-language", "cache-control", "pragma",
+		"te", "expect", "if-match", "if-none-match", "via", "forwarded", "prefer",
+		"x-forwarded-for":
+		return true
+	}
+	return false
+}
+
+// writeLines writes the field lines of a field that is not a list, each
+// as received, escaped, separated by "%0A", which no escaped value holds.
+func writeLines(b *strings.Builder, lines []string) {
+	for i, line := range lines {
+		if i > 0 {
+			b.WriteString("%0A")
+		}
+		for j := 0; j < len(line); j++ {
+			writeEscapedByte(b, line[j])
+		}
+	}
 }
 
 // compareFold orders field names case-insensitively, ASCII only: unlike
