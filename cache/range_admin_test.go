@@ -292,8 +292,11 @@ func TestEntriesSurviveReload(t *testing.T) {
 	if n := o.n.Load(); n != 1 {
 		t.Errorf("origin got %d requests, want 1", n)
 	}
-	// /metrics of the admin API has our collectors.
-	resp, err := http.Get(s.AdminURL("/metrics"))
+	// /metrics of the admin API has our collectors. A connection of its
+	// own: the admin endpoint restarted with the reload, and a kept-alive
+	// one from before may be reset.
+	admin := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := admin.Get(s.AdminURL("/metrics"))
 	if err != nil {
 		t.Fatal(err)
 	}
