@@ -3,6 +3,7 @@ package geofilter
 import (
 	"fmt"
 	"slices"
+	"sync"
 
 	"cel.dev/cel-go/cel"
 	"cel.dev/cel-go/common/types/ref"
@@ -39,7 +40,7 @@ func (MatchGeo) CELLibrary(_ caddy.Context) (cel.Library, error) {
 			if err != nil {
 				return nil, fmt.Errorf("geo: %w", err)
 			}
-			return &MatchGeo{Conditions: c, m: compiled}, nil
+			return &MatchGeo{Conditions: c, m: compiled, checked: new(sync.Map)}, nil
 		},
 	)
 }

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/caddy-edge/edge/geofilter/geodb"
 	"github.com/caddy-edge/edge/geofilter/geoupdate"
 	"github.com/caddy-edge/edge/geofilter/iplist"
@@ -186,8 +188,29 @@ func (d *databases) Lookup(ip netip.Addr, r *Result) {
 	}
 	ip = ip.Unmap()
 	for _, w := range d.entries {
-		_ = w.cur.Load().Lookup(ip, r)
+		if err := w.cur.Load().Lookup(ip, r); err != nil {
+			w.lookupFailed(ip, err)
+		}
 	}
+}
+
+// lookupErrorLogInterval is how often, at most, a file's records that do
+// not decode are logged.
+const lookupErrorLogInterval = time.Minute
+
+// lookupFailed reports a record of the file that does not decode (a field
+// of the wrong type outside the records probed at load): the address is
+// then looked up as if the file did not know the fields that failed, which
+// a deny rule on them misses. Logged at Error, at most once a
+// lookupErrorLogInterval.
+func (w *watchedFile[T]) lookupFailed(ip netip.Addr, err error) {
+	now := time.Now().UnixNano()
+	last := w.lookupErrLogged.Load()
+	if last != 0 && now-last < int64(lookupErrorLogInterval) || !w.lookupErrLogged.CompareAndSwap(last, now) {
+		return
+	}
+	w.logger.Error("a record of the database does not decode: the address is looked up as if the database did not know it",
+		zap.String("path", w.path), zap.Stringer("ip", ip), zap.Error(err))
 }
 
 // lookupEach looks ip up in each database on its own, in the configured

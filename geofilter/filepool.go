@@ -149,6 +149,10 @@ type watchedFile[T any] struct {
 	// the last one, and settles as a rewrite in place.
 	gone bool
 
+	// lookupErrLogged is when a record that does not decode was last
+	// logged (UnixNano; 0: never), see lookupFailed.
+	lookupErrLogged atomic.Int64
+
 	info  DatabaseInfo
 	users map[string]int // who holds the entry, and how many times
 	// update, if set, reports the state of the file's automatic updates

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -40,10 +41,14 @@ type MatchGeo struct {
 	// change. Default: 1m.
 	ReloadInterval caddy.Duration `json:"reload_interval,omitempty"`
 
-	m      *rules.Matcher
-	id     int     // in the admin API
-	src    sources // the matcher's own databases and IP lists
-	logger *zap.Logger
+	m *rules.Matcher
+	// checked caches, by the *databases of a geofilter whose lookup the
+	// matcher reads, whether those databases can serve its conditions
+	// (value: error, or nil). Set by Provision and by geo() in CEL.
+	checked *sync.Map
+	id      int     // in the admin API
+	src     sources // the matcher's own databases and IP lists
+	logger  *zap.Logger
 }
 
 // CaddyModule returns the Caddy module information.
@@ -72,6 +77,7 @@ func (m *MatchGeo) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("geo matcher: %w", err)
 	}
 	m.m = cm
+	m.checked = new(sync.Map)
 	return nil
 }
 
@@ -104,7 +110,34 @@ func (m *MatchGeo) MatchWithError(r *http.Request) (bool, error) {
 	if l == nil {
 		return false, caddyhttp.Error(http.StatusInternalServerError, errNoLookup)
 	}
+	if err := m.checkLookup(l.dbs); err != nil {
+		return false, caddyhttp.Error(http.StatusInternalServerError, err)
+	}
 	return m.m.Match(&rules.Input{IP: l.ip, Geo: &l.res}), nil
+}
+
+// checkLookup tells whether the databases of the geofilter whose lookup
+// the matcher reads can serve the matcher's conditions: a condition on a
+// field none of them provides would never hold (or, negated, always), so
+// the request fails with an error that says so, as when no geofilter ran.
+// The answer is cached by databases.
+func (m *MatchGeo) checkLookup(dbs *databases) error {
+	if m.checked != nil {
+		if v, ok := m.checked.Load(dbs); ok {
+			err, _ := v.(error)
+			return err
+		}
+	}
+	var err error
+	if dbs == nil {
+		err = errors.New("geo matcher: the geofilter that ran before this matcher has no db, and the matcher has none of its own")
+	} else if e := dbs.checkNeeds(m.Needs()); e != nil {
+		err = fmt.Errorf("geo matcher (reading the lookup of the site's geofilter): %w", e)
+	}
+	if m.checked != nil {
+		m.checked.Store(dbs, err)
+	}
+	return err
 }
 
 // Interface guards

@@ -33,10 +33,11 @@ const (
 type lookup struct {
 	ip       netip.Addr // invalid if the client address could not be parsed
 	res      Result
-	decision string // "" until a geofilter handler decided
-	rule     string // the rule that decided, or "default"
-	mapped   bool   // the placeholder provider is installed on the replacer
-	logged   bool   // the access-log field "geo" refers to this lookup
+	dbs      *databases // what res was looked up in (nil: no database)
+	decision string     // "" until a geofilter handler decided
+	rule     string     // the rule that decided, or "default"
+	mapped   bool       // the placeholder provider is installed on the replacer
+	logged   bool       // the access-log field "geo" refers to this lookup
 }
 
 // clientIP returns the client address as Caddy determined it (the
@@ -96,6 +97,7 @@ func newRequestLookup(r *http.Request, dbs *databases) *lookup {
 		*l = lookup{mapped: l.mapped, logged: l.logged}
 	}
 	l.ip = clientIPFromVars(vars, r)
+	l.dbs = dbs
 	if dbs != nil && l.ip.IsValid() {
 		dbs.Lookup(l.ip, &l.res)
 	}

@@ -191,6 +191,10 @@ func New(cfg Config) (*Updater, error) {
 	check := c.CheckRedirect
 	c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
 		req.Header.Del("Authorization")
+		// Go's client sends the previous URL, query included, as the
+		// Referer: a token in a download URL's query (IPinfo's ?token=)
+		// would go to the host the download redirects to.
+		req.Header.Del("Referer")
 		if check != nil {
 			return check(req, via)
 		}
@@ -239,6 +243,17 @@ func redact(s string) string {
 	}
 	u.User, u.RawQuery, u.Fragment = nil, "", ""
 	return u.String()
+}
+
+// redactURLError returns err with the URL that a *url.Error quotes (the
+// request's, or a redirect's) redacted: the error is logged and shown by the
+// admin API, and the query may hold a key.
+func redactURLError(err error) error {
+	var ue *url.Error
+	if !errors.As(err, &ue) {
+		return err
+	}
+	return &url.Error{Op: ue.Op, URL: redact(ue.URL), Err: ue.Err}
 }
 
 // Status returns the state of the updater.
@@ -365,7 +380,7 @@ func (u *Updater) checkMaxMind(ctx context.Context) (Result, error) {
 	req.SetBasicAuth(u.cfg.AccountID, u.cfg.LicenseKey)
 	resp, err := u.cfg.Client.Do(req)
 	if err != nil {
-		return "", fmt.Errorf("metadata request: %w", err)
+		return "", fmt.Errorf("metadata request: %w", redactURLError(err))
 	}
 	body, err := readBody(resp, 1<<20)
 	if err != nil {
@@ -410,7 +425,7 @@ func (u *Updater) checkMaxMind(ctx context.Context) (Result, error) {
 	req.SetBasicAuth(u.cfg.AccountID, u.cfg.LicenseKey)
 	resp, err = u.cfg.Client.Do(req)
 	if err != nil {
-		return "", fmt.Errorf("download request: %w", err)
+		return "", fmt.Errorf("download request: %w", redactURLError(err))
 	}
 	lastMod := parseLastModified(resp)
 	raw, err := readBody(resp, u.cfg.MaxSize)
@@ -446,7 +461,7 @@ func (u *Updater) checkURL(ctx context.Context) (Result, error) {
 	}
 	resp, err := u.cfg.Client.Do(req)
 	if err != nil {
-		return "", fmt.Errorf("request: %w", err)
+		return "", fmt.Errorf("request: %w", redactURLError(err))
 	}
 	if resp.StatusCode == http.StatusNotModified {
 		_ = resp.Body.Close()
