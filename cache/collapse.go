@@ -2,6 +2,7 @@ package cache
 
 import (
 	"context"
+	"net/http"
 	"time"
 
 	"go.uber.org/zap"
@@ -30,7 +31,19 @@ const (
 	outcomeFailed                     // the fetch broke (origin error, client gone): nothing stored, try again
 	outcomeStored                     // a response was stored or freshened under the key
 	outcomeUncacheable                // the response could not be stored
+	// outcomeCredentialed: the response was not stored only because the
+	// request carried Cookie or Authorization. It says nothing of what a
+	// request without them gets: only credentialed requests of the key skip
+	// collapsing afterwards (see hitForMiss).
+	outcomeCredentialed
 )
+
+// hfmMark is a hit-for-miss key's entry: until when, and whether it holds
+// only for requests with credentials (outcomeCredentialed).
+type hfmMark struct {
+	until        time.Time
+	credentialed bool
+}
 
 // flight is a fetch in progress for one key.
 type flight struct {
@@ -39,7 +52,7 @@ type flight struct {
 	// flights have no waiter, and a miss makes one allocation less.
 	done    chan struct{}
 	outcome outcome // written before done is closed
-	waiters int     // requests that joined, for the debug log; protected by Handler.mu
+	waiters int     // requests that joined and still wait; protected by Handler.mu
 }
 
 // maxHitForMiss bounds the hit-for-miss map; when it is full, expired
@@ -94,11 +107,11 @@ func (h *Handler) land(key string, fl *flight, o outcome) {
 		delete(h.flights, key)
 	}
 	switch o {
-	case outcomeUncacheable:
+	case outcomeUncacheable, outcomeCredentialed:
 		now := h.now()
 		if len(h.hfm) >= maxHitForMiss {
-			for k, until := range h.hfm {
-				if !now.Before(until) {
+			for k, m := range h.hfm {
+				if !now.Before(m.until) {
 					delete(h.hfm, k)
 				}
 			}
@@ -106,7 +119,11 @@ func (h *Handler) land(key string, fl *flight, o outcome) {
 				clear(h.hfm)
 			}
 		}
-		h.hfm[key] = now.Add(time.Duration(h.HitForMissTTL))
+		m := hfmMark{until: now.Add(time.Duration(h.HitForMissTTL)), credentialed: o == outcomeCredentialed}
+		if old, ok := h.hfm[key]; ok && m.credentialed && !old.credentialed && now.Before(old.until) {
+			m = old // a mark for every request is not narrowed by a credentialed one
+		}
+		h.hfm[key] = m
 	case outcomeStored:
 		delete(h.hfm, key)
 	}
@@ -121,19 +138,37 @@ func (h *Handler) land(key string, fl *flight, o outcome) {
 	}
 }
 
-// hitForMiss tells whether key was recently found uncacheable.
-func (h *Handler) hitForMiss(key string) bool {
+// hitForMiss tells whether key was recently found uncacheable for a
+// request with header reqHeader: for any request, or, when only a
+// request's credentials kept the response out of the store, for requests
+// that carry credentials too.
+func (h *Handler) hitForMiss(key string, reqHeader http.Header) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	until, ok := h.hfm[key]
+	m, ok := h.hfm[key]
 	if !ok {
 		return false
 	}
-	if !h.now().Before(until) {
+	if !h.now().Before(m.until) {
 		delete(h.hfm, key)
 		return false
 	}
-	return true
+	return !m.credentialed || hasCredentials(reqHeader)
+}
+
+// storedWithoutFlight forgets that key was hit-for-miss once a fetch that
+// led no flight (one that skipped collapsing) stored a response under it.
+func (h *Handler) storedWithoutFlight(key string) {
+	h.mu.Lock()
+	delete(h.hfm, key)
+	h.mu.Unlock()
+}
+
+// hasCredentials tells whether a request carries Cookie or Authorization.
+func hasCredentials(reqHeader http.Header) bool {
+	_, cookie := reqHeader["Cookie"]
+	_, auth := reqHeader["Authorization"]
+	return cookie || auth
 }
 
 // wait waits for fl to land, at most until until and while ctx lives. ok
@@ -145,8 +180,17 @@ func (h *Handler) wait(ctx context.Context, fl *flight, until time.Time) (o outc
 	case <-fl.done:
 		return fl.outcome, true
 	case <-t.C:
-		return outcomeNone, false
 	case <-ctx.Done():
-		return outcomeNone, false
 	}
+	h.mu.Lock()
+	fl.waiters-- // no longer waits (see flightWaited)
+	h.mu.Unlock()
+	return outcomeNone, false
+}
+
+// flightWaited tells whether any request still waits for fl.
+func (h *Handler) flightWaited(fl *flight) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return fl.waiters > 0
 }

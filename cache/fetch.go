@@ -93,6 +93,10 @@ func (f *fetch) run(w http.ResponseWriter) error {
 	x := f.exchange(w)
 	if f.flight != nil {
 		f.h.land(f.lk.key, f.flight, x.outcome)
+	} else if x.outcome == outcomeStored && f.mayStore && !f.post {
+		// A fetch that skipped collapsing (hit-for-miss) stored the
+		// response: the key is cacheable again.
+		f.h.storedWithoutFlight(f.lk.key)
 	}
 	if x.panicked != nil {
 		panic(x.panicked)
@@ -116,6 +120,7 @@ func (f *fetch) exchange(w http.ResponseWriter) (x exchange) {
 	metrics.origin.Inc()
 	x.panicked, x.err = callNext(f.next, x.fw, f.outgoing())
 	x.outcome = x.fw.finish(x.err, x.panicked != nil)
+	x.fw.clearDeadline()
 	if x.panicked == nil && x.fw.state == stateCaptured && x.fw.status == http.StatusNotModified {
 		x.freshened, x.updateErr = f.freshen(x.fw)
 		if reason, gone := x.updateErr.(notStorable); gone {
@@ -373,6 +378,37 @@ type fetchWriter struct {
 	written  int64
 	reason   string  // why the response is not stored
 	aborted  outcome // when the store write was aborted: the flight's outcome
+	// deadline: a write deadline was set on the client's connection (see
+	// clientDeadline), to be cleared when the fetch is over.
+	deadline bool
+	rc       *http.ResponseController // of rw, made at the first deadline
+}
+
+// clientDeadline bounds the next write to the client of a detached fetch
+// that stores: a client that stops reading must not hold the flight that
+// other requests wait for (they would wait collapse_timeout and get a
+// 504). Past half of collapse_timeout without progress, the write fails,
+// the client counts as gone, and the body goes on into the store alone.
+func (fw *fetchWriter) clientDeadline() {
+	if fw.sw == nil || fw.f.det.cancel == nil {
+		return
+	}
+	d := time.Duration(fw.f.h.CollapseTimeout) / 2
+	if fw.rc == nil {
+		fw.rc = http.NewResponseController(fw.rw)
+	}
+	if err := fw.rc.SetWriteDeadline(time.Now().Add(d)); err == nil {
+		fw.deadline = true
+	}
+}
+
+// clearDeadline removes the write deadline clientDeadline set, so that the
+// connection's next response is not bound by it.
+func (fw *fetchWriter) clearDeadline() {
+	if fw.deadline {
+		fw.deadline = false
+		_ = fw.rc.SetWriteDeadline(time.Time{})
+	}
 }
 
 // writerState is where a fetchWriter is in the response.
@@ -635,8 +671,9 @@ func (fw *fetchWriter) Write(p []byte) (int, error) {
 	case stateCaptured:
 		return n, nil
 	case statePassed:
+		fw.clientDeadline()
 		n, err = fw.rw.Write(p)
-		if err != nil && fw.sw != nil && fw.f.det.cancel != nil {
+		if err != nil && fw.sw != nil && fw.f.det.cancel != nil && fw.f.det.needed() {
 			// The client is gone; the requests waiting for this fetch
 			// still get the response from the store.
 			fw.state, n, err = stateClientGone, len(p), nil
@@ -693,8 +730,9 @@ func (fw *fetchWriter) FlushError() error {
 	if fw.state != statePassed {
 		return nil
 	}
+	fw.clientDeadline()
 	err := http.NewResponseController(fw.rw).Flush()
-	if err != nil && fw.sw != nil && fw.f.det.cancel != nil {
+	if err != nil && fw.sw != nil && fw.f.det.cancel != nil && fw.f.det.needed() {
 		fw.state, err = stateClientGone, nil // as in Write
 	}
 	return err
@@ -757,13 +795,22 @@ func (fw *fetchWriter) unstoredOutcome() outcome {
 	// A server error is a failure, not a property of the resource:
 	// remembering it as hit-for-miss would send every request of the key
 	// to an origin that is struggling.
-	// Nor is a 412, which says something about one request's precondition:
-	// any client could otherwise make a key hit-for-miss at will.
-	if fw.state != stateHeader && fw.f.mayStore && fw.reason != "" && fw.reason != "store-error" && fw.status < 500 &&
-		fw.status != http.StatusPreconditionFailed {
-		return outcomeUncacheable
+	if fw.state == stateHeader || !fw.f.mayStore || fw.reason == "" || fw.reason == "store-error" || fw.status >= 500 {
+		return outcomeFailed
 	}
-	return outcomeFailed
+	// Nor a 4xx that is not cacheable by default (400, 403, 406, 412,
+	// 429, 431, ...): it answers this request (its fields, its client,
+	// its precondition), not the URL, and any client could otherwise
+	// make a key hit-for-miss at will.
+	if fw.status >= 400 && !policy.CacheableByDefault(fw.status) {
+		return outcomeFailed
+	}
+	// Not stored only because of the request's Cookie or Authorization:
+	// hit-for-miss for credentialed requests only.
+	if fw.reason == string(policy.ReasonCredentials) || fw.reason == string(policy.ReasonAuthorization) {
+		return outcomeCredentialed
+	}
+	return outcomeUncacheable
 }
 
 // putMarker stores the vary marker under the primary key: an entry with

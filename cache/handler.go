@@ -165,9 +165,9 @@ type Handler struct {
 	ctx         context.Context  // the config's context: done when it is unloaded
 	now         func() time.Time // the clock; time.Now unless a test injects one
 
-	mu      *sync.Mutex          // protects flights and hfm
-	flights map[string]*flight   // key -> the fetch in flight
-	hfm     map[string]time.Time // hit-for-miss key -> until
+	mu      *sync.Mutex        // protects flights and hfm
+	flights map[string]*flight // key -> the fetch in flight
+	hfm     map[string]hfmMark // hit-for-miss key -> until when, for whom
 
 	wg        *sync.WaitGroup // background refreshes
 	bgMu      *sync.Mutex     // protects cleanedUp, and h.wg's Add against Cleanup's Wait
@@ -247,7 +247,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.releaseDerive = append(h.releaseDerive, ds.SetDerive(h.optsKey, fn), ds.SetDerive(markerDeriveKey, fn))
 	}
 	h.flights = make(map[string]*flight)
-	h.hfm = make(map[string]time.Time)
+	h.hfm = make(map[string]hfmMark)
 	h.mu = new(sync.Mutex)
 	h.wg = new(sync.WaitGroup)
 	h.bgMu = new(sync.Mutex)

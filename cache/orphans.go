@@ -28,7 +28,15 @@ type detachment struct {
 	client context.Context
 	cancel context.CancelFunc
 	goneAt time.Time // when the watch first saw the client gone; under orphans.mu
+	// waited tells whether any request still waits for the fetch; nil:
+	// always. A fetch nobody waits for ends with its client: detached, it
+	// would go on downloading into the store for nobody, and a client
+	// could start any number of them and hang up.
+	waited func() bool
 }
+
+// needed tells whether the fetch must go on without its client.
+func (d *detachment) needed() bool { return d.waited == nil || d.waited() }
 
 // orphanWatch holds the detached fetches still running.
 type orphanWatch struct {
@@ -70,6 +78,9 @@ func (o *orphanWatch) watch(tick time.Duration) {
 		for d := range o.fetches {
 			switch {
 			case d.client.Err() == nil:
+			case !d.needed():
+				d.cancel()
+				delete(o.fetches, d)
 			case d.goneAt.IsZero():
 				d.goneAt = now
 			case now.Sub(d.goneAt) >= orphanGrace:

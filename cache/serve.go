@@ -613,7 +613,7 @@ func (h *Handler) passThrough(c *cacheable, f *fetch) (retry bool, err error) {
 		return false, f.run(c.w)
 	}
 	switch {
-	case c.passDetail == "range" && c.r.Method == http.MethodGet && !c.rq.NoStore && h.wantsFill(f.lk):
+	case c.passDetail == "range" && c.r.Method == http.MethodGet && !c.rq.NoStore && h.wantsFill(f.lk, c.r.Header):
 		// A Range miss goes to the origin untouched, so that the client is
 		// not delayed, and starts one background fill of the whole
 		// response, which answers the next ranges (RFC 9111 §3.3 would
@@ -659,14 +659,16 @@ func (h *Handler) passThrough(c *cacheable, f *fetch) (retry bool, err error) {
 // wait ended with an uncacheable response. A wait that outlasts
 // collapse_timeout does not go to the origin (see serveWaitTimedOut).
 func (h *Handler) leadOrWait(c *cacheable, f *fetch, attempt int) (retry bool, err error) {
-	if f.lk.entry == nil && h.hitForMiss(f.lk.key) {
+	if f.lk.entry == nil && h.hitForMiss(f.lk.key, c.r.Header) {
 		f.cs.detail = detailHitForMiss
 		return false, f.run(c.w)
 	}
 	fl, leader := h.joinFlight(f.lk.key, joinOrLead)
 	if leader {
 		f.flight = fl
-		// The waiters depend on this fetch: it outlives its client.
+		// The waiters depend on this fetch: it outlives its client, as
+		// long as any waits for it.
+		f.det.waited = func() bool { return h.flightWaited(fl) }
 		f.detach()
 		defer f.undetach()
 		return false, f.run(c.w)
@@ -696,9 +698,15 @@ func (h *Handler) leadOrWait(c *cacheable, f *fetch, attempt int) (retry bool, e
 	if !ok {
 		return false, h.serveWaitTimedOut(c, f)
 	}
-	if o == outcomeUncacheable {
+	if o == outcomeUncacheable || (o == outcomeCredentialed && hasCredentials(c.r.Header)) {
 		f.cs.collapsed = collapsedUnused
 		return false, f.run(c.w)
+	}
+	if o == outcomeCredentialed {
+		// Only the leader's credentials kept its response out: this
+		// request, without any, may store it. As after a failed fetch,
+		// the waiters collapse again behind one of them.
+		o = outcomeFailed
 	}
 	if o == outcomeStored {
 		c.collapse = collapsedServed
@@ -821,9 +829,9 @@ func serveRange(w http.ResponseWriter, r *http.Request, e *store.Entry, body sto
 // request's directives (no-cache, max-age, min-fresh) refused it, nor when
 // the response's no-cache asks for a revalidation at every use (§5.2.2.4):
 // that would double the origin requests of every range.
-func (h *Handler) wantsFill(lk *lookup) bool {
+func (h *Handler) wantsFill(lk *lookup, reqHeader http.Header) bool {
 	if lk.entry == nil {
-		return !h.hitForMiss(lk.key)
+		return !h.hitForMiss(lk.key, reqHeader)
 	}
 	if h.entryDerived(lk.entry).fresh.NoCache {
 		return false

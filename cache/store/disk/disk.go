@@ -142,9 +142,14 @@ type Cache struct {
 	logger      *zap.Logger
 	maxSize     atomic.Int64
 
-	mu      sync.RWMutex
-	index   map[string]*ient
-	tags    map[string]map[string]struct{}
+	mu    sync.RWMutex
+	index map[string]*ient
+	tags  map[string]map[string]struct{}
+	// groups indexes the keys that hold a NUL by their part before it
+	// (a variant's primary key), so that PurgePrefix of that part and a
+	// NUL, which every unsafe request's invalidation makes, looks up
+	// those keys instead of walking the index.
+	groups  map[string]map[string]struct{}
 	bytes   int64               // sum of the index entries' cost
 	loading bool                // the index is being rebuilt
 	tomb    map[string]struct{} // keys deleted while loading
@@ -212,6 +217,7 @@ func Open(cfg Config) (*Cache, error) {
 		logger:     cfg.Logger,
 		index:      make(map[string]*ient),
 		tags:       make(map[string]map[string]struct{}),
+		groups:     make(map[string]map[string]struct{}),
 		loading:    true,
 		tomb:       make(map[string]struct{}),
 		ready:      make(chan struct{}),
@@ -533,6 +539,14 @@ func (c *Cache) dropLocked(key string) {
 	c.metas.Drop(&ie.meta)
 	delete(c.index, key)
 	c.bytes -= ie.cost()
+	if i := strings.IndexByte(key, 0); i >= 0 {
+		if m := c.groups[key[:i]]; m != nil {
+			delete(m, key)
+			if len(m) == 0 {
+				delete(c.groups, key[:i])
+			}
+		}
+	}
 	for _, t := range ie.tags {
 		if m := c.tags[t]; m != nil {
 			delete(m, key)
@@ -548,6 +562,14 @@ func (c *Cache) addLocked(key string, ie *ient) {
 	c.dropLocked(key)
 	c.index[key] = ie
 	c.bytes += ie.cost()
+	if i := strings.IndexByte(key, 0); i >= 0 {
+		m := c.groups[key[:i]]
+		if m == nil {
+			m = make(map[string]struct{})
+			c.groups[strings.Clone(key[:i])] = m
+		}
+		m[key] = struct{}{}
+	}
 	for _, t := range ie.tags {
 		m := c.tags[t]
 		if m == nil {
@@ -859,17 +881,25 @@ func (c *Cache) Delete(_ context.Context, keys ...string) error {
 }
 
 // PurgePrefix removes (or with soft marks) every entry whose key starts
-// with prefix. It scans the index: O(n). It waits for the index to be
-// rebuilt.
+// with prefix. A prefix whose only NUL ends it (a primary key's variants)
+// is looked up in the group index; any other scans the index: O(n). It
+// waits for the index to be rebuilt.
 func (c *Cache) PurgePrefix(ctx context.Context, prefix string, soft bool) (int, error) {
 	if err := c.waitReady(ctx); err != nil {
 		return 0, err
 	}
 	c.mu.RLock()
 	var keys []string
-	for k := range c.index {
-		if strings.HasPrefix(k, prefix) {
+	if i := strings.IndexByte(prefix, 0); i >= 0 && i == len(prefix)-1 {
+		// A group's prefix: the keys that start with it are the group's.
+		for k := range c.groups[prefix[:i]] {
 			keys = append(keys, k)
+		}
+	} else {
+		for k := range c.index {
+			if strings.HasPrefix(k, prefix) {
+				keys = append(keys, k)
+			}
 		}
 	}
 	c.mu.RUnlock()

@@ -56,6 +56,10 @@ const MaxEntryFraction = 8
 // 64 MiB).
 const entryOverhead = 168
 
+// groupOverhead is what the group index takes for a key with a NUL (a
+// variant's): its map slot with the item, and a share of the map.
+const groupOverhead = 48
+
 // keptShare: the decoded metadata that hits use (the entry, its header
 // fields' slice, the handler's derived data) is kept for as many entries
 // as fit in 1/keptShare of the budget, chosen by a CLOCK; a hit on
@@ -308,6 +312,11 @@ type Cache struct {
 
 	mu   sync.Mutex                  // protects tags
 	tags map[string]map[string]*item // tag -> key -> item that carries tag
+	// groups indexes the keys that hold a NUL by their part before it
+	// (a variant's primary key), so that PurgePrefix of that part and a
+	// NUL, which every unsafe request's invalidation makes, looks up
+	// those keys instead of walking the store.
+	groups map[string]map[string]*item
 
 	kept     *keep.Clock[store.Entry] // the decoded entries kept
 	derivers derive.Registry
@@ -328,7 +337,7 @@ func New(cfg Config) (*Cache, error) {
 	if cfg.MaxSize == 0 {
 		cfg.MaxSize = DefaultMaxSize
 	}
-	c := &Cache{tags: make(map[string]map[string]*item), kept: keep.NewClock[store.Entry](0, 0)}
+	c := &Cache{tags: make(map[string]map[string]*item), groups: make(map[string]map[string]*item), kept: keep.NewClock[store.Entry](0, 0)}
 	c.values.init()
 	c.arena = newArena(cfg.MaxSize, c.compact)
 	if cfg.Now != nil {
@@ -616,13 +625,23 @@ func (c *Cache) Delete(_ context.Context, keys ...string) error {
 }
 
 // PurgePrefix removes every entry whose key starts with prefix, or with
-// soft marks it store.Entry.SoftPurged. It scans every key: its cost grows
-// with the number of entries (O(n)).
+// soft marks it store.Entry.SoftPurged. A prefix whose only NUL ends it (a
+// primary key's variants) is looked up in the group index; any other
+// scans every key: its cost grows with the number of entries (O(n)).
 func (c *Cache) PurgePrefix(_ context.Context, prefix string, soft bool) (int, error) {
 	var keys []string
-	for k := range c.c.Keys() {
-		if strings.HasPrefix(k, prefix) {
+	if i := strings.IndexByte(prefix, 0); i >= 0 && i == len(prefix)-1 {
+		// A group's prefix: the keys that start with it are the group's.
+		c.mu.Lock()
+		for k := range c.groups[prefix[:i]] {
 			keys = append(keys, k)
+		}
+		c.mu.Unlock()
+	} else {
+		for k := range c.c.Keys() {
+			if strings.HasPrefix(k, prefix) {
+				keys = append(keys, k)
+			}
 		}
 	}
 	n := 0
@@ -784,10 +803,21 @@ func (c *Cache) newItem(meta string, e *store.Entry) *item {
 func (c *Cache) indexAdd(key string, it *item) {
 	c.entries.Add(1)
 	c.bytes.Add(weight(key, it))
-	if !it.tagged() {
+	group, grouped := groupOf(key)
+	if !it.tagged() && !grouped {
 		return
 	}
 	c.mu.Lock()
+	if grouped {
+		m := c.groups[group]
+		if m == nil {
+			m = make(map[string]*item)
+			// A copy: group is part of a key, which the index must not
+			// keep alive once that entry is gone.
+			c.groups[strings.Clone(group)] = m
+		}
+		m[key] = it
+	}
 	for _, t := range metaTags(it.meta) {
 		m := c.tags[t]
 		if m == nil {
@@ -823,10 +853,17 @@ func (c *Cache) onDeletion(e otter.DeletionEvent[string, *item]) {
 	c.dropKept(it)
 	c.entries.Add(-1)
 	c.bytes.Add(-weight(e.Key, it))
-	if !it.tagged() {
+	group, grouped := groupOf(e.Key)
+	if !it.tagged() && !grouped {
 		return
 	}
 	c.mu.Lock()
+	if m := c.groups[group]; grouped && m != nil && m[e.Key] == it {
+		delete(m, e.Key)
+		if len(m) == 0 {
+			delete(c.groups, group)
+		}
+	}
 	for _, t := range metaTags(it.meta) {
 		if m := c.tags[t]; m != nil && m[e.Key] == it {
 			delete(m, e.Key)
@@ -838,6 +875,16 @@ func (c *Cache) onDeletion(e otter.DeletionEvent[string, *item]) {
 	c.mu.Unlock()
 }
 
+// groupOf returns the part of key before its first NUL, and whether it
+// has one: the keys of one group are purged together (see groups).
+func groupOf(key string) (string, bool) {
+	i := strings.IndexByte(key, 0)
+	if i < 0 {
+		return "", false
+	}
+	return key[:i], true
+}
+
 func hasTag(it *item, tag string) bool {
 	return it.tagged() && slices.Contains(metaTags(it.meta), tag)
 }
@@ -846,6 +893,10 @@ func hasTag(it *item, tag string) bool {
 // encodes to meta, costs besides its body.
 func metaWeight(key, meta string, ntags int) int64 {
 	n := int64(entryOverhead + len(key) + len(meta))
+	if strings.IndexByte(key, 0) >= 0 {
+		// The group index holds the key's map slot and the item.
+		n += groupOverhead
+	}
 	for range ntags {
 		// The index holds the tag's map slot, the key again and the
 		// item (the tag itself is in meta).

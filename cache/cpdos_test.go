@@ -1,0 +1,212 @@
+package cache_test
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/caddy-edge/edge/cache"
+	"github.com/caddy-edge/edge/internal/caddytest"
+)
+
+// stallingGet sends a GET for path over a connection with a tiny receive
+// buffer and never reads the response: a client that leads a miss and
+// then stops reading. close ends the connection.
+func stallingGet(t *testing.T, s *caddytest.Server, path string) (close func()) {
+	t.Helper()
+	u, err := url.Parse(s.URL(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		var serr error
+		err := rc.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
+		})
+		if err != nil {
+			return err
+		}
+		return serr
+	}}
+	c, err := d.Dial("tcp", u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: %s\r\n\r\n", u.RequestURI(), u.Host)
+	var once sync.Once
+	cl := func() { once.Do(func() { c.Close() }) }
+	t.Cleanup(cl)
+	return cl
+}
+
+// CPDoS by a slow reader. The leader of a collapsed miss writes the body
+// to its own client and into the store in step: a client that sends the
+// GET of a large hot object and then stops reading (a zero TCP window;
+// Caddy has no write timeout by default) holds the flight open for as
+// long as it keeps the connection. The fetch is not "gone" (the write
+// blocks, it does not fail), so the orphan watch never ends it, and every
+// other client of the key waits collapse_timeout and gets a 504, never a
+// request of its own: one idle TCP connection per URL takes it offline.
+func TestStallingLeaderDoesNotTakeTheKeyDown(t *testing.T) {
+	big := strings.Repeat("x", 16<<20) // more than the socket buffers hold
+	o := newOrigin(t, serve(big, "Cache-Control", "max-age=600"))
+	// The default collapse_timeout (10 s): the leader's client is cut off
+	// at half of it, which leaves the rest of the body time to reach the
+	// store, under -race too.
+	s := startCache(t, o, "")
+
+	stallingGet(t, s, "/bundle.js")
+	waitFor(t, "the stalling client to lead the fetch", func() bool { return o.n.Load() == 1 })
+	time.Sleep(200 * time.Millisecond) // its connection fills up
+
+	for i := range 3 {
+		r := get(t, s, "/bundle.js")
+		if r.status != 200 || len(r.body) != len(big) {
+			t.Fatalf("victim %d after a client stalled its miss: %d, %d bytes (Cache-Status %q); want 200 with the body",
+				i, r.status, len(r.body), r.cs())
+		}
+	}
+}
+
+// The same from a HEAD: a HEAD miss waits for the GET in flight and times
+// out the same way (covered by the fix of the GET's writer).
+
+// A client can make a key hit-for-miss by its own request fields: a
+// response that is not stored only because the request had Cookie or
+// Authorization (no explicit freshness), or because the origin refused
+// this one request with a 4xx that says nothing of the resource (a WAF's
+// 403, a 429 rate limit, 400/431 for an oversized header, 406 for an odd
+// Accept), is remembered as "the key is uncacheable" for hit_for_miss_ttl.
+// The next clients' concurrent misses then go to the origin side by side
+// instead of collapsing (and range misses start no fill). The 412 case was
+// fixed for exactly this reason ("any client could otherwise make a key
+// hit-for-miss at will"); these are the same.
+func TestClientCannotMarkKeyHitForMiss(t *testing.T) {
+	lm := time.Now().Add(-240 * time.Hour).UTC().Format(http.TimeFormat)
+	cases := []struct {
+		name   string
+		fields []string
+		opts   string
+	}{
+		{"cookie/heuristic", []string{"Cookie", "session=attacker"}, ""},
+		{"cookie/default_ttl", []string{"Cookie", "session=attacker"}, "default_ttl 1m"},
+		{"authorization", []string{"Authorization", "Bearer x"}, "default_ttl 1m"},
+		{"431-oversized-header", []string{"X-Big", strings.Repeat("a", 9000)}, "default_ttl 1m"},
+		{"403-waf", []string{"User-Agent", "sqlmap/1.7"}, "default_ttl 1m"},
+		{"429-rate-limited", []string{"X-Client", "noisy"}, "default_ttl 1m"},
+		{"406-accept", []string{"Accept", "application/x-nothing"}, "default_ttl 1m"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var mu sync.Mutex
+			var hold chan struct{}
+			o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+				switch {
+				case len(r.Header.Get("X-Big")) > 8192:
+					http.Error(w, "too large", http.StatusRequestHeaderFieldsTooLarge)
+					return
+				case strings.HasPrefix(r.UserAgent(), "sqlmap"):
+					http.Error(w, "blocked", http.StatusForbidden)
+					return
+				case r.Header.Get("X-Client") == "noisy":
+					http.Error(w, "slow down", http.StatusTooManyRequests)
+					return
+				case r.Header.Get("Accept") == "application/x-nothing":
+					http.Error(w, "not acceptable", http.StatusNotAcceptable)
+					return
+				}
+				mu.Lock()
+				h := hold
+				mu.Unlock()
+				if h != nil {
+					// Hold the victims' fetch until all of them are in.
+					deadline := time.Now().Add(5 * time.Second)
+					for cache.Waiting() < 4 && time.Now().Before(deadline) {
+						time.Sleep(time.Millisecond)
+					}
+				}
+				w.Header().Set("Last-Modified", lm)
+				io.WriteString(w, "page")
+			})
+			s := startCache(t, o, tc.opts)
+			get(t, s, "/page", tc.fields...) // the attacker, once
+			before := o.n.Load()
+			mu.Lock()
+			hold = make(chan struct{})
+			mu.Unlock()
+			rs := getAll(t, s, "/page", 5)
+			for i, r := range rs {
+				if r.status != 200 || r.body != "page" {
+					t.Errorf("victim %d: %d %q", i, r.status, r.body)
+				}
+			}
+			if d := o.n.Load() - before; d != 1 {
+				t.Errorf("5 concurrent victims after one %s request made %d origin requests, want 1 (collapsed); Cache-Status %q",
+					tc.name, d, rs[0].cs())
+			}
+		})
+	}
+}
+
+// Orphaned fetches are bounded one by one (max_object_size, 30 s after
+// the client left) but not in number, unlike range fills (4 in the
+// process, "so that many Range misses on distinct large objects cannot
+// multiply origin traffic and memory"). Every storable miss is detached
+// from its client, whether or not any request waits for it: a client that
+// sends GETs for many distinct large objects (a query string is enough)
+// and hangs up at once leaves each fetch downloading at the origin's pace
+// into an in-flight store buffer (up to max_object_size each, not counted
+// against max_size) for up to 30 s. Here nobody waits for any of them, yet
+// the origin requests go on after every client left.
+func TestOrphanedFetchesWithoutWaitersEnd(t *testing.T) {
+	const clients = 8
+	var mu sync.Mutex
+	cancelled := 0
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=600")
+		w.Header().Set("Content-Length", fmt.Sprint(8<<20))
+		chunk := strings.Repeat("x", 64<<10)
+		ended := func() {
+			mu.Lock()
+			cancelled++
+			mu.Unlock()
+		}
+		for range 128 {
+			if _, err := io.WriteString(w, chunk); err != nil {
+				ended()
+				return
+			}
+			w.(http.Flusher).Flush()
+			select {
+			case <-r.Context().Done():
+				ended()
+				return
+			case <-time.After(50 * time.Millisecond): // 8 MiB in about 6 s
+			}
+		}
+	})
+	s := startCache(t, o, "")
+	for i := range clients {
+		resp, err := s.Client.Get(s.URL(fmt.Sprintf("/video.mp4?x=%d", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close() // hangs up after the header
+	}
+	s.Client.CloseIdleConnections()
+	time.Sleep(2500 * time.Millisecond)
+	mu.Lock()
+	n := cancelled
+	mu.Unlock()
+	if n != clients {
+		t.Errorf("%d of %d origin fetches were cancelled 2.5 s after their clients left, with nobody waiting for them (%d flights still in the air)",
+			n, clients, cache.Flights())
+	}
+}
