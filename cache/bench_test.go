@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -29,6 +30,10 @@ func (d *discardWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 func (d *discardWriter) WriteHeader(s int) { d.status = s }
+
+// SetWriteDeadline accepts the deadline a leading fetch sets on its
+// client's writes, as Caddy's HTTP/1 and HTTP/2 writers do.
+func (d *discardWriter) SetWriteDeadline(time.Time) error { return nil }
 
 // benchRequest returns a GET request with the context Caddy's server gives
 // every request (replacer, vars, extra log fields), for a server without

@@ -380,8 +380,9 @@ type fetchWriter struct {
 	aborted  outcome // when the store write was aborted: the flight's outcome
 	// deadline: a write deadline was set on the client's connection (see
 	// clientDeadline), to be cleared when the fetch is over.
-	deadline bool
-	rc       *http.ResponseController // of rw, made at the first deadline
+	deadline   bool
+	noDeadline bool                     // rw does not support write deadlines
+	rc         *http.ResponseController // of rw, made at the first deadline
 }
 
 // clientDeadline bounds the next write to the client of a detached fetch
@@ -390,7 +391,7 @@ type fetchWriter struct {
 // 504). Past half of collapse_timeout without progress, the write fails,
 // the client counts as gone, and the body goes on into the store alone.
 func (fw *fetchWriter) clientDeadline() {
-	if fw.sw == nil || fw.f.det.cancel == nil {
+	if fw.sw == nil || fw.f.det.cancel == nil || fw.noDeadline {
 		return
 	}
 	d := time.Duration(fw.f.h.CollapseTimeout) / 2
@@ -399,6 +400,8 @@ func (fw *fetchWriter) clientDeadline() {
 	}
 	if err := fw.rc.SetWriteDeadline(time.Now().Add(d)); err == nil {
 		fw.deadline = true
+	} else {
+		fw.noDeadline = true // not supported (HTTP/3): not tried again
 	}
 }
 

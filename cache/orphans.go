@@ -28,15 +28,17 @@ type detachment struct {
 	client context.Context
 	cancel context.CancelFunc
 	goneAt time.Time // when the watch first saw the client gone; under orphans.mu
-	// waited tells whether any request still waits for the fetch; nil:
-	// always. A fetch nobody waits for ends with its client: detached, it
-	// would go on downloading into the store for nobody, and a client
-	// could start any number of them and hang up.
-	waited func() bool
+	// flight is the flight the fetch leads, and h its handler; nil: the
+	// fetch goes on without its client whoever waits. A fetch nobody waits
+	// for ends with its client: detached, it would go on downloading into
+	// the store for nobody, and a client could start any number of them
+	// and hang up.
+	flight *flight
+	h      *Handler
 }
 
 // needed tells whether the fetch must go on without its client.
-func (d *detachment) needed() bool { return d.waited == nil || d.waited() }
+func (d *detachment) needed() bool { return d.flight == nil || d.h.flightWaited(d.flight) }
 
 // orphanWatch holds the detached fetches still running.
 type orphanWatch struct {

@@ -668,7 +668,7 @@ func (h *Handler) leadOrWait(c *cacheable, f *fetch, attempt int) (retry bool, e
 		f.flight = fl
 		// The waiters depend on this fetch: it outlives its client, as
 		// long as any waits for it.
-		f.det.waited = func() bool { return h.flightWaited(fl) }
+		f.det.flight, f.det.h = fl, h
 		f.detach()
 		defer f.undetach()
 		return false, f.run(c.w)
