@@ -39,6 +39,7 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -158,8 +159,13 @@ func New(cfg Config) (*Updater, error) {
 		if cfg.Endpoint == "" {
 			cfg.Endpoint = DefaultEndpoint
 		}
-		if _, err := parseHTTPURL(cfg.Endpoint); err != nil {
+		u, err := parseHTTPURL(cfg.Endpoint)
+		if err != nil {
 			return nil, fmt.Errorf("update endpoint: %w", err)
+		}
+		if u.Scheme == "http" && !isLoopback(u.Hostname()) {
+			// The license key goes in every request's basic auth.
+			return nil, fmt.Errorf("update endpoint %s: http would send the license key in clear; use https (http only to a loopback address)", redact(cfg.Endpoint))
 		}
 		cfg.Endpoint = strings.TrimRight(cfg.Endpoint, "/")
 	case cfg.URL != "":
@@ -224,6 +230,15 @@ func parseHTTPURL(s string) (*url.URL, error) {
 		return nil, fmt.Errorf("%q is not an http(s) URL", redact(s))
 	}
 	return u, nil
+}
+
+// isLoopback tells whether host (a URL's, without port) is this machine.
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }
 
 // source names where updates come from, without secrets.

@@ -446,12 +446,21 @@ func TestNewErrors(t *testing.T) {
 		{geoupdate.Config{Path: "x.mmdb", EditionID: "GeoLite2-Country"}, "account_id and license_key are required"},
 		{geoupdate.Config{Path: "x.mmdb", EditionID: "GeoLite2-Country", AccountID: "1", LicenseKey: "k", URL: "https://a/b"}, "mutually exclusive"},
 		{geoupdate.Config{Path: "x.mmdb", URL: "ftp://a/b"}, "not an http(s) URL"},
+		// The license key goes in basic auth: never in clear past this machine.
+		{geoupdate.Config{Path: "x.mmdb", EditionID: "GeoLite2-Country", AccountID: "1", LicenseKey: "k", Endpoint: "http://updates.example.com"}, "would send the license key in clear"},
 		{geoupdate.Config{Path: "x.mmdb", URL: "https://a/b", Interval: time.Second}, "at least 1m0s"},
 		{geoupdate.Config{Path: "x.mmdb"}, "want a MaxMind edition"},
 		{geoupdate.Config{URL: "https://a/b"}, "no file path"},
 	} {
 		if _, err := geoupdate.New(tt.cfg); err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("New(%+v) = %v, want %q", tt.cfg, err, tt.want)
+		}
+	}
+	// A mirror on this machine may speak http.
+	for _, ep := range []string{"http://127.0.0.1:8080", "http://localhost/", "http://[::1]:9000"} {
+		cfg := geoupdate.Config{Path: "x.mmdb", EditionID: "GeoLite2-Country", AccountID: "1", LicenseKey: "k", Endpoint: ep}
+		if _, err := geoupdate.New(cfg); err != nil {
+			t.Errorf("endpoint %s: %v", ep, err)
 		}
 	}
 }
