@@ -7,6 +7,8 @@ import (
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/caddy-edge/edge/cache/policy"
 )
 
 // Request collapsing
@@ -153,7 +155,7 @@ func (h *Handler) hitForMiss(key string, reqHeader http.Header) bool {
 		delete(h.hfm, key)
 		return false
 	}
-	return !m.credentialed || hasCredentials(reqHeader)
+	return !m.credentialed || policy.HasCredentials(reqHeader)
 }
 
 // storedWithoutFlight forgets that key was hit-for-miss once a fetch that
@@ -162,13 +164,6 @@ func (h *Handler) storedWithoutFlight(key string) {
 	h.mu.Lock()
 	delete(h.hfm, key)
 	h.mu.Unlock()
-}
-
-// hasCredentials tells whether a request carries Cookie or Authorization.
-func hasCredentials(reqHeader http.Header) bool {
-	_, cookie := reqHeader["Cookie"]
-	_, auth := reqHeader["Authorization"]
-	return cookie || auth
 }
 
 // wait waits for fl to land, at most until until and while ctx lives. ok

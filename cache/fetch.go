@@ -382,7 +382,7 @@ type fetchWriter struct {
 	// clientDeadline), to be cleared when the fetch is over.
 	deadline   bool
 	noDeadline bool                     // rw does not support write deadlines
-	rc         *http.ResponseController // of rw, made at the first deadline
+	rc         *http.ResponseController // of rw, made when first needed (controller)
 }
 
 // clientDeadline bounds the next write to the client of a detached fetch
@@ -395,14 +395,20 @@ func (fw *fetchWriter) clientDeadline() {
 		return
 	}
 	d := time.Duration(fw.f.h.CollapseTimeout) / 2
-	if fw.rc == nil {
-		fw.rc = http.NewResponseController(fw.rw)
-	}
-	if err := fw.rc.SetWriteDeadline(time.Now().Add(d)); err == nil {
+	if err := fw.controller().SetWriteDeadline(time.Now().Add(d)); err == nil {
 		fw.deadline = true
 	} else {
 		fw.noDeadline = true // not supported (HTTP/3): not tried again
 	}
+}
+
+// controller returns the ResponseController of the client's writer,
+// made once.
+func (fw *fetchWriter) controller() *http.ResponseController {
+	if fw.rc == nil {
+		fw.rc = http.NewResponseController(fw.rw)
+	}
+	return fw.rc
 }
 
 // clearDeadline removes the write deadline clientDeadline set, so that the
@@ -734,7 +740,7 @@ func (fw *fetchWriter) FlushError() error {
 		return nil
 	}
 	fw.clientDeadline()
-	err := http.NewResponseController(fw.rw).Flush()
+	err := fw.controller().Flush()
 	if err != nil && fw.sw != nil && fw.f.det.cancel != nil && fw.f.det.needed() {
 		fw.state, err = stateClientGone, nil // as in Write
 	}

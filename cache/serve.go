@@ -698,7 +698,7 @@ func (h *Handler) leadOrWait(c *cacheable, f *fetch, attempt int) (retry bool, e
 	if !ok {
 		return false, h.serveWaitTimedOut(c, f)
 	}
-	if o == outcomeUncacheable || (o == outcomeCredentialed && hasCredentials(c.r.Header)) {
+	if o == outcomeUncacheable || (o == outcomeCredentialed && policy.HasCredentials(c.r.Header)) {
 		f.cs.collapsed = collapsedUnused
 		return false, f.run(c.w)
 	}

@@ -122,7 +122,7 @@ func Storable(method string, reqHeader http.Header, status int, h http.Header, o
 	if rd.NoCache && !validator {
 		return false, ReasonNoCache
 	}
-	if !explicit && !opts.CredentialedHeuristics && hasCredentials(reqHeader) {
+	if !explicit && !opts.CredentialedHeuristics && HasCredentials(reqHeader) {
 		return false, ReasonCredentials
 	}
 	if !explicit && !validator && opts.DefaultTTL <= 0 {
@@ -131,8 +131,8 @@ func Storable(method string, reqHeader http.Header, status int, h http.Header, o
 	return true, ReasonNone
 }
 
-// hasCredentials tells whether a request carries Cookie or Authorization.
-func hasCredentials(reqHeader http.Header) bool {
+// HasCredentials tells whether a request carries Cookie or Authorization.
+func HasCredentials(reqHeader http.Header) bool {
 	_, cookie := reqHeader["Cookie"]
 	_, auth := reqHeader["Authorization"]
 	return cookie || auth

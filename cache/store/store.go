@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"strings"
 	"time"
 )
 
@@ -202,4 +203,27 @@ type Store interface {
 	Entries(ctx context.Context, prefix, after string, limit int) ([]Listed, error)
 	// Stats reports the store's occupation.
 	Stats() Stats
+}
+
+// GroupOf returns the part of key before its first NUL, and whether key
+// has one. http_cache keys a variant as its URL's primary key, a NUL, and
+// the variant's values, so a group is a URL's variants: the memory and
+// disk stores index keys by group, so that purging a URL's variants
+// (PurgePrefix of the primary key and a NUL, which every unsafe request's
+// invalidation asks for) needs no walk of the store.
+func GroupOf(key string) (string, bool) {
+	i := strings.IndexByte(key, 0)
+	if i < 0 {
+		return "", false
+	}
+	return key[:i], true
+}
+
+// PrefixGroup returns the group whose keys are exactly the keys that start
+// with prefix, when there is one: when prefix's only NUL ends it.
+func PrefixGroup(prefix string) (string, bool) {
+	if g, ok := GroupOf(prefix); ok && len(g) == len(prefix)-1 {
+		return g, true
+	}
+	return "", false
 }

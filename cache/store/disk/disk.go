@@ -539,11 +539,11 @@ func (c *Cache) dropLocked(key string) {
 	c.metas.Drop(&ie.meta)
 	delete(c.index, key)
 	c.bytes -= ie.cost()
-	if i := strings.IndexByte(key, 0); i >= 0 {
-		if m := c.groups[key[:i]]; m != nil {
+	if g, ok := store.GroupOf(key); ok {
+		if m := c.groups[g]; m != nil {
 			delete(m, key)
 			if len(m) == 0 {
-				delete(c.groups, key[:i])
+				delete(c.groups, g)
 			}
 		}
 	}
@@ -562,11 +562,11 @@ func (c *Cache) addLocked(key string, ie *ient) {
 	c.dropLocked(key)
 	c.index[key] = ie
 	c.bytes += ie.cost()
-	if i := strings.IndexByte(key, 0); i >= 0 {
-		m := c.groups[key[:i]]
+	if g, ok := store.GroupOf(key); ok {
+		m := c.groups[g]
 		if m == nil {
 			m = make(map[string]struct{})
-			c.groups[strings.Clone(key[:i])] = m
+			c.groups[strings.Clone(g)] = m
 		}
 		m[key] = struct{}{}
 	}
@@ -890,9 +890,9 @@ func (c *Cache) PurgePrefix(ctx context.Context, prefix string, soft bool) (int,
 	}
 	c.mu.RLock()
 	var keys []string
-	if i := strings.IndexByte(prefix, 0); i >= 0 && i == len(prefix)-1 {
+	if g, ok := store.PrefixGroup(prefix); ok {
 		// A group's prefix: the keys that start with it are the group's.
-		for k := range c.groups[prefix[:i]] {
+		for k := range c.groups[g] {
 			keys = append(keys, k)
 		}
 	} else {

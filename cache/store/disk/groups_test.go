@@ -3,9 +3,10 @@ package disk
 import (
 	"context"
 	"slices"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/caddy-edge/edge/cache/store"
 )
 
 // TestPurgeGroup: PurgePrefix of a primary key and a NUL, which every
@@ -29,9 +30,9 @@ func TestPurgeGroup(t *testing.T) {
 		defer c.mu.RUnlock()
 		n := 0
 		for k := range c.index {
-			if i := strings.IndexByte(k, 0); i >= 0 {
+			if g, ok := store.GroupOf(k); ok {
 				n++
-				if _, ok := c.groups[k[:i]][k]; !ok {
+				if _, ok := c.groups[g][k]; !ok {
 					t.Errorf("%q is not in its group", k)
 				}
 			}

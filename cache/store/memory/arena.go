@@ -122,22 +122,22 @@ func newArena(maxSize int64, compact func()) *arena {
 
 // alloc returns a record of n bytes, counted live, or nil when the arena
 // does not take records of that size.
-func (a *arena) alloc(n int) []byte { return a.allocFor(n, false) }
-
-// reserve returns a record of n bytes for a writer, as alloc does; the
-// writer calls unpin when it is done with it.
-func (a *arena) reserve(n int) []byte { return a.allocFor(n, true) }
-
-// unpin tells that the writer of the record at p is done with it.
-func (a *arena) unpin(p *byte) {
-	if s := a.segmentOf(p); s != nil {
-		s.writers.Add(-1)
-	}
+func (a *arena) alloc(n int) []byte {
+	rec, _ := a.allocFor(n, false)
+	return rec
 }
 
-func (a *arena) allocFor(n int, writer bool) []byte {
+// reserve returns a record of n bytes for a writer, as alloc does, and its
+// segment, which the writer pins until it is done with the record
+// (segment.unpin).
+func (a *arena) reserve(n int) ([]byte, *segment) { return a.allocFor(n, true) }
+
+// unpin tells that the writer of a record of s is done with it.
+func (s *segment) unpin() { s.writers.Add(-1) }
+
+func (a *arena) allocFor(n int, writer bool) ([]byte, *segment) {
 	if a == nil || n <= 0 || n > a.maxRecord {
-		return nil
+		return nil, nil
 	}
 	a.mu.Lock()
 	s, sealed := a.cur, false
@@ -164,7 +164,7 @@ func (a *arena) allocFor(n int, writer bool) []byte {
 	if start {
 		go a.compact()
 	}
-	return rec
+	return rec, s
 }
 
 // holesLocked returns the bytes handed out that no record held takes any

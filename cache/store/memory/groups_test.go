@@ -17,7 +17,7 @@ func checkGroups(t *testing.T, c *Cache) {
 	c.CleanUp()
 	want := map[string]map[string]*item{}
 	for k, it := range c.c.All() {
-		if g, ok := groupOf(k); ok {
+		if g, ok := store.GroupOf(k); ok {
 			if want[g] == nil {
 				want[g] = map[string]*item{}
 			}

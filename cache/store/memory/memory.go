@@ -573,9 +573,9 @@ func (c *Cache) Put(_ context.Context, key string, e *store.Entry) (store.Writer
 	if e.Size > 0 && e.Size <= recordMax {
 		// A body of announced length that fits a record is written in
 		// place, after its metadata.
-		if rec := c.arena.reserve(len(meta) + int(e.Size)); rec != nil {
+		if rec, seg := c.arena.reserve(len(meta) + int(e.Size)); rec != nil {
 			copy(rec, meta)
-			w.rec, w.buf = rec, rec[len(meta):len(meta)]
+			w.rec, w.seg, w.buf = rec, seg, rec[len(meta):len(meta)]
 			return w, nil
 		}
 	}
@@ -630,10 +630,10 @@ func (c *Cache) Delete(_ context.Context, keys ...string) error {
 // scans every key: its cost grows with the number of entries (O(n)).
 func (c *Cache) PurgePrefix(_ context.Context, prefix string, soft bool) (int, error) {
 	var keys []string
-	if i := strings.IndexByte(prefix, 0); i >= 0 && i == len(prefix)-1 {
+	if g, ok := store.PrefixGroup(prefix); ok {
 		// A group's prefix: the keys that start with it are the group's.
 		c.mu.Lock()
-		for k := range c.groups[prefix[:i]] {
+		for k := range c.groups[g] {
 			keys = append(keys, k)
 		}
 		c.mu.Unlock()
@@ -803,7 +803,7 @@ func (c *Cache) newItem(meta string, e *store.Entry) *item {
 func (c *Cache) indexAdd(key string, it *item) {
 	c.entries.Add(1)
 	c.bytes.Add(weight(key, it))
-	group, grouped := groupOf(key)
+	group, grouped := store.GroupOf(key)
 	if !it.tagged() && !grouped {
 		return
 	}
@@ -853,7 +853,7 @@ func (c *Cache) onDeletion(e otter.DeletionEvent[string, *item]) {
 	c.dropKept(it)
 	c.entries.Add(-1)
 	c.bytes.Add(-weight(e.Key, it))
-	group, grouped := groupOf(e.Key)
+	group, grouped := store.GroupOf(e.Key)
 	if !it.tagged() && !grouped {
 		return
 	}
@@ -875,16 +875,6 @@ func (c *Cache) onDeletion(e otter.DeletionEvent[string, *item]) {
 	c.mu.Unlock()
 }
 
-// groupOf returns the part of key before its first NUL, and whether it
-// has one: the keys of one group are purged together (see groups).
-func groupOf(key string) (string, bool) {
-	i := strings.IndexByte(key, 0)
-	if i < 0 {
-		return "", false
-	}
-	return key[:i], true
-}
-
 func hasTag(it *item, tag string) bool {
 	return it.tagged() && slices.Contains(metaTags(it.meta), tag)
 }
@@ -893,7 +883,7 @@ func hasTag(it *item, tag string) bool {
 // encodes to meta, costs besides its body.
 func metaWeight(key, meta string, ntags int) int64 {
 	n := int64(entryOverhead + len(key) + len(meta))
-	if strings.IndexByte(key, 0) >= 0 {
+	if _, grouped := store.GroupOf(key); grouped {
 		// The group index holds the key's map slot and the item.
 		n += groupOverhead
 	}
@@ -918,6 +908,7 @@ type writer struct {
 	// length: the metadata, then buf, written in place; nil when the body
 	// is buffered apart.
 	rec []byte
+	seg *segment // rec's segment, pinned while rec is the writer's
 	// tooLarge is set once the body outgrew the entry limit; buf is then
 	// released and n keeps counting.
 	tooLarge bool
@@ -990,13 +981,13 @@ func (w *writer) Commit() error {
 	if rec := w.rec; rec != nil {
 		// Written in place; a body shorter than announced gives back the
 		// rest of its record.
-		w.c.arena.unpin(unsafe.SliceData(rec))
+		w.seg.unpin()
 		m, n := len(it.meta), len(w.buf)
 		if m+n < len(rec) {
 			w.c.arena.release(&rec[m+n], len(rec)-m-n)
 		}
 		it.setRecord(rec[:m+n:m+n], m)
-		w.rec, w.buf = nil, nil
+		w.rec, w.seg, w.buf = nil, nil, nil
 		w.c.commit(w.key, it)
 		return nil
 	}
@@ -1061,9 +1052,9 @@ func (w *writer) dropBuffer() {
 
 // releaseRecord gives the record reserved for the body back to the arena.
 func (w *writer) releaseRecord() {
-	w.c.arena.unpin(unsafe.SliceData(w.rec))
+	w.seg.unpin()
 	w.c.arena.release(unsafe.SliceData(w.rec), len(w.rec))
-	w.rec = nil
+	w.rec, w.seg = nil, nil
 }
 
 // clock adapts a Now function to otter's Clock. It gives no ticks, so the
