@@ -433,6 +433,11 @@ func (d *DB) decode(res maxminddb.Result, r *Result) (uint16, error) {
 	if err == errWalkDone { //nolint:errorlint // passed through unwrapped, see walk.go
 		err = nil
 	}
+	// Rules, the geo matcher and the placeholders use upper-case codes, as
+	// MaxMind's, DB-IP's and IPinfo's databases store them; a database read
+	// through custom fields may keep them in lower case ("de", "eu").
+	r.CountryCode = upperASCII(r.CountryCode)
+	r.ContinentCode = upperASCII(r.ContinentCode)
 	if r.CountryCode != "" {
 		// Derive what the record leaves out; the database's own value wins.
 		if mask&(1<<fContinentCode) == 0 {
@@ -515,6 +520,17 @@ func (e *cachedRecord) mergeInto(r *Result) {
 	if m&(1<<fIsResidentialProxy) != 0 {
 		r.IsResidentialProxy = s.IsResidentialProxy
 	}
+}
+
+// upperASCII returns s with its ASCII letters in upper case, without
+// allocating when it has no lower-case letter.
+func upperASCII(s string) string {
+	for i := 0; i < len(s); i++ {
+		if 'a' <= s[i] && s[i] <= 'z' {
+			return strings.ToUpper(s)
+		}
+	}
+	return s
 }
 
 // Close releases the database. The DB must not be used afterwards.

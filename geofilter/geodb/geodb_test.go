@@ -150,6 +150,13 @@ func TestFieldPaths(t *testing.T) {
 		t.Errorf("custom lookup US = %+v", got)
 	}
 
+	// A database that keeps its codes in lower case still matches rules
+	// and the geo matcher, which use upper case.
+	lower := open(t, mmdbtest.Custom(t, map[string]string{"192.0.2.0/24": "de"}), geodb.FieldPaths{"country_code": {"country_code"}})
+	if got := lookup(t, lower, "192.0.2.1"); got.CountryCode != "DE" || got.ContinentCode != "EU" || !got.InEU {
+		t.Errorf("lower-case country = %+v, want DE in EU", got)
+	}
+
 	// Overriding a known layout: read the registered country instead, and
 	// switch the EU flag off (it is then derived from the country).
 	cdb := open(t, mmdbtest.Country(t, map[string]string{"81.2.69.0/24": "GB", "89.160.20.0/24": "SE"}),
