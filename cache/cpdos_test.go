@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -209,4 +210,54 @@ func TestOrphanedFetchesWithoutWaitersEnd(t *testing.T) {
 		t.Errorf("%d of %d origin fetches were cancelled 2.5 s after their clients left, with nobody waiting for them (%d flights still in the air)",
 			n, clients, cache.Flights())
 	}
+}
+
+// Stale-while-revalidate refreshes are bounded: a client's request ends
+// before its refresh, so requests for many stale keys must not start as
+// many origin requests at once. Beyond the bound the stale response is
+// served without a refresh (RFC 5861 §3 lets the window bound its age).
+func TestStaleRefreshesInFlightAreBounded(t *testing.T) {
+	const objects = cache.MaxBackgroundFetches + 16
+	release := make(chan struct{})
+	var mu sync.Mutex
+	seen := map[string]int{}
+	var refreshes atomic.Int64
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		// Stale on arrival, within a long stale-while-revalidate window.
+		w.Header().Set("Cache-Control", "max-age=1, stale-while-revalidate=3600")
+		w.Header().Set("Age", "10")
+		mu.Lock()
+		seen[r.URL.Path]++
+		first := seen[r.URL.Path] == 1
+		mu.Unlock()
+		if !first {
+			refreshes.Add(1)
+			select { // refreshes hang until every stale request was answered
+			case <-release:
+			case <-time.After(20 * time.Second):
+			}
+		}
+		io.WriteString(w, "v")
+	})
+	s := startCache(t, o, "")
+	waitFor(t, "earlier fetches to end", func() bool { return cache.Flights() == 0 })
+	for i := range objects {
+		expect(t, fmt.Sprint("miss ", i), get(t, s, fmt.Sprintf("/s%d", i)), 200, "v", "")
+	}
+	for i := range objects {
+		expect(t, fmt.Sprint("stale ", i), get(t, s, fmt.Sprintf("/s%d", i)), 200, "v", "stale", "detail=stale-while-revalidate")
+	}
+	// Each refresh is in flight from before its request is answered.
+	if n := cache.Flights(); n != cache.MaxBackgroundFetches {
+		t.Errorf("%d refreshes in flight after %d stale requests, want the bound, %d", n, objects, cache.MaxBackgroundFetches)
+	}
+	waitFor(t, "the refreshes to reach the origin", func() bool { return refreshes.Load() >= cache.MaxBackgroundFetches })
+	if n := refreshes.Load(); n != cache.MaxBackgroundFetches {
+		t.Errorf("%d of %d stale requests started a refresh, want the bound, %d", n, objects, cache.MaxBackgroundFetches)
+	}
+	close(release)
+	waitFor(t, "the refreshes to end", func() bool { return cache.Flights() == 0 })
+	// A slot is free again: the next stale request refreshes its key.
+	expect(t, "stale after the refreshes", get(t, s, fmt.Sprintf("/s%d", objects-1)), 200, "v", "stale", "detail=stale-while-revalidate")
+	waitFor(t, "a refresh once slots are free", func() bool { return refreshes.Load() == cache.MaxBackgroundFetches+1 })
 }

@@ -72,6 +72,9 @@ func NormalizeQuery(q string, sortQuery bool, ignore []string) string {
 // MaxRangeFills is the bound of range fills in flight.
 const MaxRangeFills = maxRangeFills
 
+// MaxBackgroundFetches is the bound of background fetches in flight.
+const MaxBackgroundFetches = maxBackgroundFetches
+
 // SetOrphanGrace sets how long a detached fetch outlives its client, and
 // how often the watch looks, until restore.
 func SetOrphanGrace(grace, tick time.Duration) (restore func()) {

@@ -853,6 +853,24 @@ func (h *Handler) refresh(r *http.Request, next caddyhttp.Handler, lk lookup, de
 	if done == nil {
 		done = func() {}
 	}
+	// Background fetches are bounded (backgroundFetches): a client's
+	// request ends before its refresh, so without a bound, requests for
+	// many stale keys at the rate hits are served would start as many
+	// origin requests at once, each holding up to max_object_size until it
+	// lands. Beyond the bound the stale response is served without a
+	// refresh, which RFC 5861 §3 allows (the window bounds its age), and
+	// a Range miss just passes through.
+	select {
+	case backgroundFetches <- struct{}{}:
+	default:
+		done()
+		return false
+	}
+	finished := done
+	done = func() {
+		<-backgroundFetches
+		finished()
+	}
 	fl, leader := h.joinFlight(lk.key, leadOnly)
 	if !leader {
 		done()
@@ -973,6 +991,14 @@ func (h *Handler) goBackground() bool {
 	h.wg.Add(1)
 	return true
 }
+
+// maxBackgroundFetches bounds the background fetches in flight over every
+// http_cache of the process: stale-while-revalidate refreshes and range
+// fills.
+const maxBackgroundFetches = 64
+
+// backgroundFetches holds a token for each background fetch in flight.
+var backgroundFetches = make(chan struct{}, maxBackgroundFetches)
 
 // maxRangeFills bounds the background fills that Range misses start, over
 // every http_cache of the process. A fill holds up to max_object_size in
