@@ -615,6 +615,10 @@ func (fw *fetchWriter) decideStore(status int) {
 			fw.reason = string(policy.ReasonTooLarge)
 			return
 		}
+		if errors.Is(err, store.ErrBusy) {
+			fw.reason = detailStoreBusy
+			return
+		}
 		h.logger.Error("starting to store a response", zap.String("key", key), zap.Error(err))
 		fw.reason = "store-error"
 		return
@@ -784,6 +788,9 @@ func (fw *fetchWriter) finish(err error, panicked bool) outcome {
 		if errors.Is(err, store.ErrTooLarge) {
 			return outcomeUncacheable
 		}
+		if errors.Is(err, store.ErrBusy) {
+			return outcomeFailed // says nothing of the response
+		}
 		h.logger.Error("committing a stored response", zap.String("key", fw.storeKey), zap.Error(err))
 		return outcomeFailed
 	}
@@ -804,7 +811,7 @@ func (fw *fetchWriter) unstoredOutcome() outcome {
 	// A server error is a failure, not a property of the resource:
 	// remembering it as hit-for-miss would send every request of the key
 	// to an origin that is struggling.
-	if fw.state == stateHeader || !fw.f.mayStore || fw.reason == "" || fw.reason == "store-error" || fw.status >= 500 {
+	if fw.state == stateHeader || !fw.f.mayStore || fw.reason == "" || fw.reason == "store-error" || fw.reason == detailStoreBusy || fw.status >= 500 {
 		return outcomeFailed
 	}
 	// Nor a 4xx that is not cacheable by default (400, 403, 406, 412,

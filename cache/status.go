@@ -104,6 +104,10 @@ const detailCollapseTimeout = "collapse-timeout"
 // untouched that also started a background fill of the whole response.
 const detailRangeFill = "range-fill"
 
+// detailStoreBusy is the detail of a response that was not stored because
+// the store held as many bodies being written as it may (store.ErrBusy).
+const detailStoreBusy = "store-busy"
+
 // collapse is how a request took part in request collapsing: the
 // collapsed parameter of Cache-Status (RFC 9211 §2.6).
 type collapse int8

@@ -24,6 +24,11 @@ var ErrNotFound = errors.New("cache entry not found")
 // streamed to a client and into the store at once keeps streaming.
 var ErrTooLarge = errors.New("cache entry too large for the store")
 
+// ErrBusy is returned, by Put or Commit, when the store holds as many
+// bodies still being written as it may: the response is not stored this
+// time, and says nothing about whether it could be.
+var ErrBusy = errors.New("cache store busy: too many bodies being written")
+
 // Entry is the metadata of a stored response. Entries returned by Get are
 // shared and must not be modified: copy one (Clone) before changing it.
 type Entry struct {

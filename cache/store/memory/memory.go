@@ -305,6 +305,12 @@ type Cache struct {
 	maxSize  atomic.Int64
 	maxEntry atomic.Int64 // the largest weight one entry may have
 
+	// filling is the capacity of the buffers that open writers hold (the
+	// bodies being written, but those written in place into the arena),
+	// at most fillMax: see holdFill.
+	filling atomic.Int64
+	fillMax atomic.Int64
+
 	entries atomic.Int64 // entries in c, kept by indexAdd and onDeletion
 	bytes   atomic.Int64 // sum of the weights of the entries in c
 	// evictions counts the entries otter removed for space.
@@ -486,9 +492,39 @@ func (c *Cache) setLimits(maxSize int64) {
 	c.maxSize.Store(maxSize)
 	c.values.setMax(maxSize)
 	c.maxEntry.Store(min(maxSize/MaxEntryFraction, math.MaxUint32))
+	c.fillMax.Store(max(maxSize/fillShare, fillFloor))
 	// One decoded entry may take 1/8 of the share, as one entry may of
 	// the budget.
 	c.kept.SetMax(maxSize/keptShare, maxSize/keptShare/MaxEntryFraction)
+}
+
+// fillShare and fillFloor: the buffers of the bodies being written
+// (misses that stream into the store) hold at most 1/fillShare of
+// max_size together (two entries of the largest size), and at least
+// fillFloor, a part of the 64 MiB that the memory promise leaves to
+// Caddy and its bodies in flight. They are not entries yet, so the budget
+// does not count them; without a bound, many concurrent misses of large
+// objects from a slow origin would each hold up to max_object_size.
+// Beyond it, a new body is not stored (store.ErrBusy); one written in
+// place into the arena (a small body of announced length) is part of
+// the budget already and always may be.
+const (
+	fillShare = 4
+	fillFloor = 16 << 20
+)
+
+// holdFill counts n more bytes of buffers held by open writers, and tells
+// whether that stays within fillMax; when it does not, it counts nothing.
+func (c *Cache) holdFill(n int64) bool {
+	if n <= 0 {
+		c.filling.Add(n)
+		return true
+	}
+	if c.filling.Add(n) > c.fillMax.Load() {
+		c.filling.Add(-n)
+		return false
+	}
+	return true
 }
 
 // entriesShare is the part of the budget that holds the entries
@@ -583,7 +619,9 @@ func (c *Cache) Put(_ context.Context, key string, e *store.Entry) (store.Writer
 		// Up to preallocMax at once, the rest when the body gets there:
 		// a stalled origin that announced a large Content-Length does not
 		// hold the whole length from the first byte.
-		w.buf = newBuffer(int(min(e.Size, preallocMax)))
+		if !w.grow(int(min(e.Size, preallocMax))) {
+			return nil, store.ErrBusy
+		}
 	}
 	return w, nil
 }
@@ -912,8 +950,15 @@ type writer struct {
 	// tooLarge is set once the body outgrew the entry limit; buf is then
 	// released and n keeps counting.
 	tooLarge bool
-	n        int64
-	done     bool // Commit or Abort happened
+	// busy is set when the body's buffer could not grow within the
+	// store's fill bound (holdFill); buf is then released, n keeps
+	// counting, and Commit reports store.ErrBusy.
+	busy bool
+	// held is the capacity of buf counted by holdFill: 0 when buf is in
+	// the arena's record or none.
+	held int64
+	n    int64
+	done bool // Commit or Abort happened
 }
 
 // Write appends p to the body. It never fails: a body that outgrows the
@@ -923,7 +968,7 @@ func (w *writer) Write(p []byte) (int, error) {
 		return 0, errors.New("write to a committed or aborted cache entry")
 	}
 	w.n += int64(len(p))
-	if w.tooLarge {
+	if w.tooLarge || w.busy {
 		return len(p), nil
 	}
 	if w.n+w.meta > w.limit {
@@ -940,14 +985,13 @@ func (w *writer) Write(p []byte) (int, error) {
 			c = int(w.hint) // the announced length, in one step
 		}
 		c = min(c, int(w.limit-w.meta))
-		old := w.buf
-		w.buf = append(newBuffer(c), old...)
-		if w.rec != nil {
-			// Longer than announced: Commit refuses it, unless its
-			// metadata does not hold the length.
-			w.releaseRecord()
-		} else {
-			recycle(old)
+		// A body in the arena's record that is longer than announced
+		// leaves it: Commit refuses it, unless its metadata does not hold
+		// the length.
+		if !w.grow(c) {
+			w.busy = true
+			w.dropBuffer()
+			return len(p), nil
 		}
 	}
 	w.buf = append(w.buf, p...)
@@ -966,6 +1010,13 @@ func (w *writer) Commit() error {
 		w.dropBuffer()
 		return store.ErrTooLarge
 	}
+	if w.busy {
+		return store.ErrBusy
+	}
+	// From here on the buffer is the entry's body, which the budget counts,
+	// or is dropped.
+	w.c.holdFill(-w.held)
+	w.held = 0
 	if w.it.meta[0]&flagBodyLength != 0 && w.n != w.hint {
 		w.dropBuffer()
 		return errBodyLength
@@ -1048,6 +1099,29 @@ func (w *writer) dropBuffer() {
 		recycle(w.buf) // never shared: the writer's own
 	}
 	w.buf = nil
+	w.c.holdFill(-w.held)
+	w.held = 0
+}
+
+// grow moves the body written so far into a buffer of at least n bytes
+// apart from the arena, and tells whether the store's fill bound
+// (holdFill) allowed it; when it did not, nothing changed.
+func (w *writer) grow(n int) bool {
+	capacity := n
+	if _, c, ok := bufClass(n); ok {
+		capacity = c
+	}
+	if !w.c.holdFill(int64(capacity) - w.held) {
+		return false
+	}
+	b := append(newBuffer(n), w.buf...)
+	if w.rec != nil {
+		w.releaseRecord()
+	} else {
+		recycle(w.buf)
+	}
+	w.buf, w.held = b, int64(capacity)
+	return true
 }
 
 // releaseRecord gives the record reserved for the body back to the arena.

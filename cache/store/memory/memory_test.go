@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"runtime"
 	"strconv"
 	"strings"
@@ -121,6 +122,88 @@ func TestTooLarge(t *testing.T) {
 			t.Fatalf("Commit of a body at the limit: %v", err)
 		}
 	})
+}
+
+// TestFillsAreBounded: the buffers of bodies being written, which the
+// budget does not count yet, hold at most 1/fillShare of max_size
+// together (or fillFloor). Many concurrent misses of large objects (a slow origin, or
+// clients that lead them and read slowly) would otherwise each hold up to
+// the largest entry. Beyond the bound a body is not stored (ErrBusy), and
+// what a writer held is given back at Commit and Abort.
+func TestFillsAreBounded(t *testing.T) {
+	ctx := context.Background()
+	c := newCache(t, Config{MaxSize: 128 << 20}) // entries up to 16 MiB, fills up to 32 MiB
+	chunk := bytes.Repeat([]byte("f"), 64<<10)
+	fill := func(w store.Writer, n int) {
+		for range n {
+			w.Write(chunk)
+		}
+	}
+	put := func(key string, size int64) (store.Writer, error) {
+		e := entry()
+		e.Size = size
+		return c.Put(ctx, key, e)
+	}
+	a, err := put("a", -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := put("b", -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fill(a, 192) // 12 MiB, in a buffer of 16 MiB less the metadata's weight
+	fill(b, 192)
+	// A third body cannot grow past its first buffers, nor can a body
+	// of announced length too large for the arena get its first one.
+	over, err := put("over", -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fill(over, 192)
+	if err := over.Commit(); !errors.Is(err, store.ErrBusy) {
+		t.Errorf("Commit of a body beyond the fill bound = %v, want ErrBusy", err)
+	}
+	if _, err := put("announced", 900<<10); !errors.Is(err, store.ErrBusy) {
+		t.Errorf("Put of a 900 KiB body beyond the fill bound = %v, want ErrBusy", err)
+	}
+	// A small body of announced length is written into the arena, which
+	// the budget counts: always allowed.
+	small, err := put("small", 4<<10)
+	if err != nil {
+		t.Fatalf("Put of a small body while fills are at their bound: %v", err)
+	}
+	small.Write(chunk[:4<<10])
+	if err := small.Commit(); err != nil {
+		t.Errorf("Commit of a small body while fills are at their bound: %v", err)
+	}
+	if err := a.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	b.Abort()
+	if got := c.filling.Load(); got != 0 {
+		t.Errorf("after every writer ended, %d bytes still counted as filling", got)
+	}
+	for _, k := range []string{"a", "small"} {
+		e, body, err := c.Get(ctx, k)
+		if err != nil {
+			t.Fatalf("Get %s: %v", k, err)
+		}
+		n, _ := io.Copy(io.Discard, body)
+		body.Close()
+		if want := map[string]int64{"a": 192 << 16, "small": 4 << 10}[k]; n != want || e.Status != 200 {
+			t.Errorf("Get %s: %d bytes, status %d; want %d, 200", k, n, e.Status, want)
+		}
+	}
+	if _, _, err := c.Get(ctx, "over"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Get of the body refused for the bound = %v, want ErrNotFound", err)
+	}
+	// The bound is free again.
+	again, err := put("again", 900<<10)
+	if err != nil {
+		t.Fatalf("Put once the fills ended: %v", err)
+	}
+	again.Abort()
 }
 
 // TestEvictionKeepsPopular fills a small store far beyond its budget with
