@@ -3,6 +3,7 @@ package cache
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -364,21 +365,25 @@ func (g *registry) stores() []liveStore {
 	return out
 }
 
-// each calls f on every live store once and sums the counts.
+// each calls f on every live store once and sums the counts. A store that
+// fails does not keep f from the others: the errors are joined, each
+// naming its store.
 func (g *registry) each(f func(store.Store) (int, error)) (int, error) {
 	total := 0
+	var errs []error
 	for _, ls := range g.stores() {
 		n, err := f(ls.store)
-		if err != nil {
-			return total, err
-		}
 		total += n
+		if err != nil {
+			errs = append(errs, fmt.Errorf("store %s: %w", ls.name, err))
+		}
 	}
-	return total, nil
+	return total, errors.Join(errs...)
 }
 
 // purgeURL removes u's primary key and all its variants from the store of
-// every live handler, each handler computing the key its own way.
+// every live handler, each handler computing the key its own way. A key
+// that handlers sharing a store compute alike is purged (and counted) once.
 func (g *registry) purgeURL(ctx context.Context, u *url.URL, soft bool) (int, error) {
 	g.mu.Lock()
 	hs := make([]*Handler, 0, len(g.handlers))
@@ -386,15 +391,24 @@ func (g *registry) purgeURL(ctx context.Context, u *url.URL, soft bool) (int, er
 		hs = append(hs, h)
 	}
 	g.mu.Unlock()
+	type storeKey struct{ store, key string }
+	done := make(map[storeKey]bool, len(hs))
 	total := 0
+	var errs []error
 	for _, h := range hs {
-		n, err := h.purgeKey(ctx, h.keys.keyForURL(u), soft)
-		if err != nil {
-			return total, err
+		key := h.keys.keyForURL(u)
+		sk := storeKey{h.storeName, key}
+		if done[sk] {
+			continue
 		}
+		done[sk] = true
+		n, err := h.purgeKey(ctx, key, soft)
 		total += n
+		if err != nil {
+			errs = append(errs, fmt.Errorf("store %s: %w", h.storeName, err))
+		}
 	}
-	return total, nil
+	return total, errors.Join(errs...)
 }
 
 // Interface guards

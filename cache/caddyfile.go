@@ -119,6 +119,11 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if dur < 0 {
 				return d.Errf("bad %s '%s': must not be negative", opt, d.Val())
 			}
+			// For these, 0 is the unset value that means the default
+			// (10s, 30s, no bound): written, it would be silently ignored.
+			if dur == 0 && (opt == "collapse_timeout" || opt == "hit_for_miss_ttl" || opt == "max_ttl") {
+				return d.Errf("bad %s '%s': must be positive (leave the option out for its default)", opt, d.Val())
+			}
 			if d.NextArg() {
 				return argErr(d, opt)
 			}

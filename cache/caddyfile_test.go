@@ -106,6 +106,11 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"vary on a header name", "http_cache {\n\tvary X-Device\n}", "bad vary 'X-Device'"},
 		{"vary on two placeholders in one", "http_cache {\n\tvary {a}{b}\n}", "bad vary '{a}{b}'"},
 		{"bypass unknown matcher", "http_cache {\n\tbypass nosuchmatcher x\n}", "nosuchmatcher"},
+		// 0 is what JSON leaves out for the default: written here it would
+		// silently mean 10s, 30s and no bound, not "off" or "never fresh".
+		{"zero collapse_timeout", "http_cache {\n\tcollapse_timeout 0\n}", "bad collapse_timeout '0': must be positive"},
+		{"zero hit_for_miss_ttl", "http_cache {\n\thit_for_miss_ttl 0s\n}", "bad hit_for_miss_ttl '0s': must be positive"},
+		{"zero max_ttl", "http_cache {\n\tmax_ttl 0s\n}", "bad max_ttl '0s': must be positive"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var h cache.Handler
@@ -136,6 +141,9 @@ func TestValidate(t *testing.T) {
 		{"bad glob", `{"ignore_query_params": ["[x"]}`, "bad glob"},
 		{"negative duration", `{"collapse_timeout": -5}`, "collapse_timeout"},
 		{"negative stale_if_unreachable", `{"stale_if_unreachable": -5}`, "stale_if_unreachable must not be negative"},
+		// They shape the default key only: with a template they did nothing.
+		{"sort_query with key", `{"key": "{http.request.host}{http.request.uri}", "sort_query": true}`, "sort_query"},
+		{"ignore_query_params with key", `{"key": "{http.request.host}{http.request.uri}", "ignore_query_params": ["utm_*"]}`, "ignore_query_params"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var h cache.Handler

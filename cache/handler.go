@@ -69,7 +69,7 @@ type Handler struct {
 	Key string `json:"key,omitempty"`
 
 	// Sort the query parameters by name in the default key, so that ?a=1&b=2
-	// and ?b=2&a=1 are one entry. Default: off.
+	// and ?b=2&a=1 are one entry. Not with key. Default: off.
 	SortQuery bool `json:"sort_query,omitempty"`
 
 	// Placeholders whose values select a variant, as if the response's Vary
@@ -83,6 +83,7 @@ type Handler struct {
 
 	// Query parameters left out of the default key, as globs (path.Match
 	// syntax), e.g. ["utm_*", "fbclid"]. The origin still receives them.
+	// Not with key.
 	IgnoreQueryParams []string `json:"ignore_query_params,omitempty"`
 
 	// Freshness lifetime of a response that gives none (no max-age,
@@ -321,6 +322,9 @@ func (h *Handler) Validate() error {
 		if c < 0x20 || c == 0x7f {
 			return fmt.Errorf("key: template %q holds a control character", h.Key)
 		}
+	}
+	if h.Key != "" && (h.SortQuery || len(h.IgnoreQueryParams) > 0) {
+		return fmt.Errorf("sort_query and ignore_query_params shape the default key only: with key %q they would do nothing", h.Key)
 	}
 	for _, g := range h.IgnoreQueryParams {
 		if _, err := path.Match(g, ""); err != nil {

@@ -1,11 +1,15 @@
 package cache
 
 import (
+	"cmp"
 	"context"
+	"crypto/tls"
+	"net"
 	"net/http"
 	"net/url"
 	"path"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
@@ -253,10 +257,25 @@ func (k *keyer) key(r *http.Request) string {
 // invalidations, built as key builds it for a request to u.
 func (k *keyer) keyForURL(u *url.URL) string {
 	if k.template != "" {
-		req := (&http.Request{
+		req := &http.Request{
 			Method: http.MethodGet, URL: u, Host: u.Host, Header: http.Header{},
 			RequestURI: u.RequestURI(), Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-		}).WithContext(context.Background())
+		}
+		port := u.Port()
+		if strings.EqualFold(u.Scheme, "https") {
+			// {http.request.scheme} is "https" only for a request with TLS.
+			req.TLS = &tls.ConnectionState{HandshakeComplete: true, ServerName: u.Hostname()}
+			port = cmp.Or(port, "443")
+		}
+		// What Caddy's server puts in a request's context, which some
+		// placeholders read without checking: {http.request.orig_uri.*}
+		// (the request before rewrites; here the URL itself) and
+		// {http.request.local.*} (the port the URL names; the address is
+		// not known).
+		lport, _ := strconv.Atoi(cmp.Or(port, "80"))
+		ctx := context.WithValue(context.Background(), caddyhttp.OriginalRequestCtxKey, *req)
+		ctx = context.WithValue(ctx, http.LocalAddrContextKey, net.Addr(&net.TCPAddr{Port: lport}))
+		req = req.WithContext(ctx)
 		caddyhttp.NewTestReplacer(req) // sets up the {http.request.*} placeholders in req's context
 		return k.key(req)
 	}

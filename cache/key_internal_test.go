@@ -2,8 +2,11 @@ package cache
 
 import (
 	"context"
+	"crypto/tls"
+	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -173,4 +176,57 @@ func TestVariantKeyPlaceholders(t *testing.T) {
 	if got := key("\x00", "%"); strings.ContainsAny(got, "\x00") || got != "x-f=v&{a}=%00&{b}=%25" {
 		t.Errorf("key %q", got)
 	}
+}
+
+// A purge or an invalidation by URL finds the key that a request to that
+// URL was stored under, for the default key and for templates, over HTTPS
+// as over HTTP: a template with {http.request.scheme} must not build
+// "http" for an https URL, or every purge of an HTTPS site misses.
+func TestKeyForURLMatchesRequestKey(t *testing.T) {
+	for _, template := range []string{
+		"",
+		"{http.request.scheme}://{http.request.host}{http.request.uri}",
+		"{http.request.scheme}|{http.request.hostport}{http.request.uri.path}",
+		"{http.request.host}{http.request.uri}",
+		"{http.request.host}{http.request.orig_uri.path}?{http.request.orig_uri.query}",
+		"{http.request.tls.server_name}{http.request.uri}",
+		"{http.request.local.port}{http.request.uri}",
+	} {
+		for _, target := range []string{"https://example.com/a?b=1", "http://example.com/a", "https://example.com:8443/x%2Fy"} {
+			u, err := url.Parse(target)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := httptestRequest(t, u)
+			k := newKeyer(template, false, nil, nil)
+			if got, want := k.keyForURL(u), k.key(r); got != want {
+				t.Errorf("template %q, %s: purge key %q, request key %q", template, target, got, want)
+			}
+		}
+	}
+}
+
+// httptestRequest is a GET of u as a Caddy server listening on u's port
+// receives it: the request target in origin form, TLS set for https, the
+// original request and the local address in the context, Caddy's
+// placeholders.
+func httptestRequest(t *testing.T, u *url.URL) *http.Request {
+	t.Helper()
+	ru, err := url.ParseRequestURI(u.RequestURI())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &http.Request{Method: http.MethodGet, URL: ru, Host: u.Host, Header: http.Header{}, RequestURI: u.RequestURI()}
+	port := map[string]int{"http": 80, "https": 443}[u.Scheme]
+	if p, err := strconv.Atoi(u.Port()); err == nil {
+		port = p
+	}
+	if u.Scheme == "https" {
+		r.TLS = &tls.ConnectionState{HandshakeComplete: true, ServerName: u.Hostname()}
+	}
+	ctx := context.WithValue(context.Background(), caddyhttp.OriginalRequestCtxKey, *r)
+	ctx = context.WithValue(ctx, http.LocalAddrContextKey, net.Addr(&net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: port}))
+	r = r.WithContext(ctx)
+	caddyhttp.NewTestReplacer(r)
+	return r
 }

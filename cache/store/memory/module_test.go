@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -150,12 +151,32 @@ func TestProvisionDefaultsAndErrors(t *testing.T) {
 }
 
 // TestReloadResizes checks that a reload applies a changed max_size to the
-// store it keeps, growing or shrinking it, while within one config the
-// first size wins and every other size is warned about once.
+// store it keeps, growing or shrinking it, once the config it replaces is
+// unloaded, while within one config the first size wins and every other
+// size is warned about once; a reload that fails changes nothing.
 func TestReloadResizes(t *testing.T) {
 	ctx := context.Background()
+	// reload provisions s as a module of a new config, then unloads the
+	// running config, as Caddy does once the new one has started.
+	running, unload := caddy.NewContext(caddy.Context{Context: context.Background()})
+	t.Cleanup(func() { unload() })
+	reload := func(s *Store) caddy.Context {
+		t.Helper()
+		cfg, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+		t.Cleanup(cancel)
+		provision(t, s, cfg)
+		unload()
+		running, unload = cfg, cancel
+		for i := 0; s.c.MaxSize() != s.MaxSize; i++ {
+			if i == 1000 {
+				t.Fatalf("max_size %d not applied once the old config was unloaded: %d", s.MaxSize, s.c.MaxSize())
+			}
+			time.Sleep(time.Millisecond)
+		}
+		return cfg
+	}
 	old := &Store{Name: "resize", MaxSize: 2 << 20}
-	provision(t, old)
+	provision(t, old, running)
 	defer old.Cleanup()
 	for i := range 100 { // 100 entries of 16 KiB: 1.6 MiB and more
 		w, _ := old.Put(ctx, "k"+strconv.Itoa(i), entry())
@@ -166,10 +187,20 @@ func TestReloadResizes(t *testing.T) {
 	}
 	before := old.Stats()
 
+	// A reload that fails (its config is unloaded before the running
+	// one) leaves the size and the entries as they are.
+	failed, cancelFailed := caddy.NewContext(caddy.Context{Context: context.Background()})
+	doomed := &Store{Name: "resize", MaxSize: 1 << 20}
+	provision(t, doomed, failed)
+	doomed.Cleanup()
+	cancelFailed()
+	if st := old.Stats(); st.Capacity != 2<<20 || st.Entries != before.Entries {
+		t.Errorf("after a failed reload to 1 MiB: Stats = %+v, want capacity %d and the %d entries kept", st, 2<<20, before.Entries)
+	}
+
 	// Reload with a larger size: the entries stay, the budget grows.
 	grown := &Store{Name: "resize", MaxSize: 8 << 20}
-	cfg := newConfig(t)
-	provision(t, grown, cfg)
+	cfg := reload(grown)
 	defer grown.Cleanup()
 	if st := grown.Stats(); st.Capacity != 8<<20 || st.Entries != before.Entries {
 		t.Errorf("after a reload to 8 MiB: Stats = %+v, want capacity %d and the %d entries kept", st, 8<<20, before.Entries)
@@ -194,7 +225,7 @@ func TestReloadResizes(t *testing.T) {
 
 	// Reload with a smaller size: entries are evicted down to it.
 	shrunk := &Store{Name: "resize", MaxSize: 1 << 20}
-	provision(t, shrunk)
+	reload(shrunk)
 	defer shrunk.Cleanup()
 	shrunk.c.CleanUp()
 	if st := shrunk.Stats(); st.Capacity != 1<<20 || st.Bytes > 1<<20 || st.Entries == 0 {

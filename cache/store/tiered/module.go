@@ -24,17 +24,22 @@ const DefaultMemoryMaxSize int64 = 64 << 20
 var pool = caddy.NewUsagePool()
 
 // front is a memory tier in the pool.
-type front struct{ *memory.Cache }
+type front struct {
+	*memory.Cache
+	size sizing.Owner
+}
 
-func (f front) Destruct() error {
+func (f *front) Destruct() error {
 	f.Close()
 	return nil
 }
 
 // Memory configures the memory tier.
 type Memory struct {
-	// MaxSize is the memory tier's byte budget. At least 1 MiB. Default:
-	// 67108864 (64 MiB).
+	// MaxSize is the memory tier's byte budget. At least 1 MiB. Tiered
+	// stores in front of one back store share one memory tier: when the
+	// sites of one config set different sizes, the first one wins and a
+	// warning names the others. Default: 67108864 (64 MiB).
 	MaxSize int64 `json:"max_size,omitempty"`
 }
 
@@ -81,7 +86,6 @@ func (s *Store) Provision(ctx caddy.Context) error {
 	if s.BackRaw == nil {
 		return fmt.Errorf("tiered store: a back store (redis or disk) is required")
 	}
-	s.key = string(s.BackRaw)
 	mod, err := ctx.LoadModule(s, "BackRaw")
 	if err != nil {
 		return fmt.Errorf("tiered store: loading the back store: %w", err)
@@ -97,6 +101,14 @@ func (s *Store) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("tiered store: a memory back store adds nothing: use store memory")
 	}
 	s.back = back
+	// One memory tier per back store, known by its name (the directory of
+	// a disk store; the addresses, db and prefix of a redis one), not by
+	// how its options are spelled: two tiers in front of one store would
+	// be one store to the admin API, whose purges would empty only one.
+	s.key = string(s.BackRaw)
+	if n, ok := back.(store.Namer); ok {
+		s.key = n.StoreName()
+	}
 	maxSize := DefaultMemoryMaxSize
 	if s.Memory != nil && s.Memory.MaxSize != 0 {
 		maxSize = s.Memory.MaxSize
@@ -104,22 +116,28 @@ func (s *Store) Provision(ctx caddy.Context) error {
 	if maxSize < memory.MinMaxSize {
 		return fmt.Errorf("tiered store: memory max_size %d is below the minimum of 1 MiB", maxSize)
 	}
-	v, loaded, err := pool.LoadOrNew(s.key, func() (caddy.Destructor, error) {
+	v, _, err := pool.LoadOrNew(s.key, func() (caddy.Destructor, error) {
 		c, err := memory.New(memory.Config{MaxSize: maxSize})
 		if err != nil {
 			return nil, err
 		}
-		return front{c}, nil
+		return &front{Cache: c}, nil
 	})
 	if err != nil {
 		return fmt.Errorf("tiered store: creating the memory tier: %w", err)
 	}
 	s.loaded = true
-	f := v.(front)
-	if loaded && f.MaxSize() != maxSize {
-		if err := f.Resize(maxSize); err != nil {
-			return fmt.Errorf("tiered store: resizing the memory tier: %w", err)
-		}
+	f := v.(*front)
+	// As a memory store's: the first size of a config wins, and a reload
+	// resizes once it has replaced the running config.
+	kept := f.MaxSize()
+	_, warn, err := f.size.Configure(ctx.Context, f.Cache, maxSize)
+	if err != nil {
+		return fmt.Errorf("tiered store: resizing the memory tier: %w", err)
+	}
+	if warn {
+		s.logger.Warn("tiered store's memory tier already configured with another max_size in this config; keeping the first",
+			zap.String("store", s.StoreName()), zap.Int64("max_size", maxSize), zap.Int64("kept_max_size", kept))
 	}
 	// The subscription is this config's: a reload may bring a new back
 	// store (a new Redis client), whose changes the tier must follow.
@@ -274,5 +292,5 @@ var (
 	_ store.Store           = (*Store)(nil)
 	_ store.Namer           = (*Store)(nil)
 	_ store.Deriving        = (*Store)(nil)
-	_ caddy.Destructor      = front{}
+	_ caddy.Destructor      = (*front)(nil)
 )

@@ -17,34 +17,98 @@ type Resizer interface {
 // Owner records which config last set a shared store's size. The zero
 // value is ready to use.
 type Owner struct {
-	mu sync.Mutex // protects owner and warned
+	mu sync.Mutex // protects every field
 	// owner is the context of the config that last set the size: every
 	// module of one config is provisioned with the same ctx.Context, and
 	// each config load (a reload) has its own.
-	owner  context.Context
-	warned map[int64]bool // max_size values of owner's config warned about
+	owner context.Context
+	// next is a newer config (a reload) provisioned while owner still
+	// runs, and nextSize the size it asks for. Caddy unloads owner only
+	// once next has started, so the size is applied then; if next is
+	// unloaded first (the reload failed), the running config keeps its
+	// size, and the entries that a smaller size would have evicted.
+	next     context.Context
+	nextSize int64
+	stop     func()         // stops the waits on owner and next
+	warned   map[int64]bool // max_size values warned about in the config being provisioned
 }
 
 // Configure applies to st the max_size that a config provisioned with ctx
-// asks for. In the config that set the size the first store wins, and
-// warn reports each other size once; a newer config (a reload) resizes
-// the store to its size, and resized reports whether that changed it.
+// asks for. In one config the first store wins, and warn reports each
+// other size once. The first config resizes the store at once; a newer
+// config (a reload) once the config it replaces is unloaded, and not at
+// all if it fails to load. resized reports whether the size changes.
 func (o *Owner) Configure(ctx context.Context, st Resizer, maxSize int64) (resized, warn bool, err error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if o.owner != ctx {
+	switch {
+	case ctx == o.owner:
+		return false, o.warn(maxSize, st.MaxSize()), nil
+	case ctx == o.next:
+		return false, o.warn(maxSize, o.nextSize), nil
+	case o.owner == nil || o.owner.Err() != nil:
+		// The first config, or the one that set the size is gone.
+		o.drop()
 		o.owner, o.warned = ctx, nil
 		if maxSize == st.MaxSize() {
 			return false, false, nil
 		}
 		return true, false, st.Resize(maxSize)
 	}
-	if maxSize == st.MaxSize() || o.warned[maxSize] {
-		return false, false, nil
+	o.drop()
+	o.next, o.nextSize, o.warned = ctx, maxSize, nil
+	stopOwner := context.AfterFunc(o.owner, func() { o.promote(ctx, st) })
+	stopNext := context.AfterFunc(ctx, func() { o.abandon(ctx) })
+	o.stop = func() { stopOwner(); stopNext() }
+	return maxSize != st.MaxSize(), false, nil
+}
+
+// warn tells whether maxSize, in the config being provisioned whose size
+// is size, is to be warned about: another size, not yet warned about.
+// Called with o.mu held.
+func (o *Owner) warn(maxSize, size int64) bool {
+	if maxSize == size || o.warned[maxSize] {
+		return false
 	}
 	if o.warned == nil {
 		o.warned = make(map[int64]bool)
 	}
 	o.warned[maxSize] = true
-	return false, true, nil
+	return true
+}
+
+// promote makes next, whose reload succeeded (the config it replaced is
+// unloaded), the owner, and applies its size.
+func (o *Owner) promote(next context.Context, st Resizer) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.next != next {
+		return
+	}
+	size := o.nextSize
+	o.drop()
+	o.owner = next
+	if next.Err() == nil {
+		// Cannot fail: Provision refuses sizes below 1 MiB.
+		_ = st.Resize(size)
+	}
+}
+
+// abandon forgets next, unloaded before the config it was to replace: the
+// reload failed.
+func (o *Owner) abandon(next context.Context) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.next == next {
+		o.drop()
+		o.warned = nil
+	}
+}
+
+// drop forgets the pending reload, if any. Called with o.mu held.
+func (o *Owner) drop() {
+	if o.stop != nil {
+		o.stop()
+	}
+	o.next, o.nextSize, o.stop = nil, 0, nil
 }

@@ -1,0 +1,258 @@
+package cache_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+
+	"github.com/caddy-edge/edge/internal/caddytest"
+)
+
+// Two sites put a memory tier in front of one disk directory, the second
+// with another disk max_size (an operator's slip, which the disk store
+// warns about and serves with the first size). They are one store to the
+// admin API ("tiered:disk:<dir>"), so a purge must empty the memory tier
+// of both: a memory tier per spelling of the back store's options would
+// keep serving, on one site, what the purge removed.
+func TestAdminPurgeReachesEveryTieredFront(t *testing.T) {
+	dir := t.TempDir()
+	o := newOrigin(t, serve("tiered", "Cache-Control", "max-age=600"))
+	site := func(host, diskOpts string) string {
+		return `
+http://` + host + `:{HTTP_PORT} {
+	header >X-Result {http_cache.status}
+	http_cache {
+		store tiered {
+			disk ` + dir + ` {
+				` + diskOpts + `
+			}
+		}
+	}
+	reverse_proxy ` + o.addr() + `
+}
+`
+	}
+	s := caddytest.Start(t, site("localhost", "max_size 64MiB")+site("127.0.0.1", "max_size 32MiB"))
+	site2 := &caddytest.Server{HTTPPort: s.HTTPPort, AdminAddr: s.AdminAddr, Client: &http.Client{}}
+	get2 := func(p string) result {
+		t.Helper()
+		resp, err := site2.Client.Get(strings.Replace(s.URL(p), "localhost", "127.0.0.1", 1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return result{status: resp.StatusCode, header: resp.Header}
+	}
+	for _, p := range []string{"/a", "/b"} {
+		expect(t, "fill site 1 "+p, get(t, s, p), 200, "tiered", "miss")
+		expect(t, "hit site 1 "+p, get(t, s, p), 200, "tiered", "hit")
+		expect(t, "fill site 2 "+p, get2(p), 200, "*", "miss")
+		expect(t, "hit site 2 "+p, get2(p), 200, "*", "hit")
+	}
+	if n := adminPurge(t, s, `{"prefix": "http://"}`); n < 4 {
+		t.Errorf("purged %d entries, want at least 4", n)
+	}
+	expect(t, "site 1 after the purge", get(t, s, "/a"), 200, "tiered", "miss")
+	expect(t, "site 2 after the purge", get2("/a"), 200, "*", "miss")
+
+	expect(t, "refill site 2", get2("/b"), 200, "*", "miss")
+	expect(t, "hit site 2 again", get2("/b"), 200, "*", "hit")
+	if n := adminPurge(t, s, `{"url": "`+strings.Replace(s.URL("/b"), "localhost", "127.0.0.1", 1)+`"}`); n < 1 {
+		t.Errorf("purged %d entries, want 1", n)
+	}
+	expect(t, "site 2 after the URL purge", get2("/b"), 200, "*", "miss")
+}
+
+// A key template may name the original request ({http.request.orig_uri.*},
+// e.g. to keep the full path under handle_path). The key of a purge or an
+// invalidation is built for a URL, not a request Caddy received: it must
+// neither panic (Caddy's placeholder reads the original request from the
+// context) nor miss. A client's POST that the origin answers with 200
+// invalidates the URL; an admin purge by URL removes it.
+func TestOrigURIKeyPurgeAndInvalidation(t *testing.T) {
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet {
+			w.Header().Set("Cache-Control", "max-age=600")
+		}
+		io.WriteString(w, "orig "+r.URL.Path)
+	})
+	s := startCache(t, o, "key {http.request.host}{http.request.orig_uri.path}")
+	expect(t, "fill", get(t, s, "/p"), 200, "orig /p", "miss", "stored")
+	expect(t, "hit", get(t, s, "/p"), 200, "orig /p", "hit")
+	req, _ := http.NewRequest(http.MethodPost, s.URL("/p"), strings.NewReader("x"))
+	resp, err := s.Client.Do(req)
+	if err != nil {
+		t.Fatalf("POST: %v", err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	expect(t, "after the POST", get(t, s, "/p"), 200, "orig /p", "miss", "stored")
+	resp, err = http.Post(s.AdminURL("/http_cache/purge"), "application/json", strings.NewReader(`{"url": "`+s.URL("/p")+`"}`))
+	if err != nil {
+		t.Fatalf("purge: %v", err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(b), `"purged":1`) {
+		t.Errorf("purge: %d %s, want purged 1", resp.StatusCode, b)
+	}
+	expect(t, "after the purge", get(t, s, "/p"), 200, "orig /p", "miss", "stored")
+}
+
+// A reload that fails leaves the running config as it was: the stores it
+// shares with the new config keep their size (and their entries), rather
+// than take the size of a config that never ran. Here the new config
+// shrinks the memory store to 1 MiB and has a disk store that cannot be
+// opened.
+func TestFailedReloadKeepsStoreSize(t *testing.T) {
+	o := newOrigin(t, serve(strings.Repeat("x", 200<<10), "Cache-Control", "max-age=600"))
+	s := startCache(t, o, "store memory {\n\tname failedreload\n\tmax_size 64MiB\n}")
+	for i := range 10 {
+		expect(t, "fill", get(t, s, fmt.Sprintf("/f%d", i)), 200, "*", "miss", "stored")
+	}
+	bad := "{\n\tadmin " + s.AdminAddr + "\n\thttp_port " + fmt.Sprint(s.HTTPPort) + "\n\tauto_https off\n\tpersist_config off\n}\n" +
+		strings.ReplaceAll(siteConfig(o, "store memory {\n\tname failedreload\n\tmax_size 1MiB\n}"), "{HTTP_PORT}", fmt.Sprint(s.HTTPPort)) +
+		"http://127.0.0.1:" + fmt.Sprint(s.HTTPPort) + " {\n\thttp_cache {\n\t\tstore disk /dev/null/cache\n\t}\n\trespond ok\n}\n"
+	cfg, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(bad), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := caddy.Load(cfg, true); err == nil {
+		t.Fatal("the bad config loaded")
+	}
+	st := storeStats(t, s, "memory/failedreload")
+	if st["capacity"] != 64<<20 || st["entries"] != 10 {
+		t.Errorf("after a failed reload the store has capacity %d and %d entries, want %d and 10", st["capacity"], st["entries"], 64<<20)
+	}
+	for i := range 10 {
+		expect(t, "after the failed reload", get(t, s, fmt.Sprintf("/f%d", i)), 200, "*", "hit", "hit")
+	}
+}
+
+// storeStats returns the numbers of the store named name in GET
+// /http_cache/stats.
+func storeStats(t *testing.T, s *caddytest.Server, name string) map[string]int64 {
+	t.Helper()
+	resp, err := http.Get(s.AdminURL("/http_cache/stats"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var st struct {
+		Stores []map[string]any `json:"stores"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range st.Stores {
+		if m["name"] == name {
+			out := make(map[string]int64)
+			for k, v := range m {
+				if f, ok := v.(float64); ok {
+					out[k] = int64(f)
+				}
+			}
+			return out
+		}
+	}
+	t.Fatalf("no store %s in %+v", name, st.Stores)
+	return nil
+}
+
+// Two sites share a store and build one key for a URL: a purge of the URL
+// reaches the entry once, and reports it once, soft or not.
+func TestPurgeURLCountsASharedEntryOnce(t *testing.T) {
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=600")
+		w.Header().Set("ETag", `"s"`)
+		if r.Header.Get("If-None-Match") == `"s"` {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		io.WriteString(w, "shared")
+	})
+	site := func(host string) string {
+		return `
+http://` + host + `:{HTTP_PORT} {
+	header >X-Result {http_cache.status}
+	http_cache {
+		store memory {
+			name purgeonce
+		}
+		key /same{http.request.uri.path}
+	}
+	reverse_proxy ` + o.addr() + `
+}
+`
+	}
+	s := caddytest.Start(t, site("localhost")+site("127.0.0.1"))
+	expect(t, "fill", get(t, s, "/p"), 200, "shared", "miss", "stored")
+	if n := adminPurge(t, s, `{"url": "`+s.URL("/p")+`", "soft": true}`); n != 1 {
+		t.Errorf("soft purge: %d entries, want 1", n)
+	}
+	expect(t, "soft-purged", get(t, s, "/p"), 200, "shared", "revalidated")
+	if n := adminPurge(t, s, `{"url": "`+s.URL("/p")+`"}`); n != 1 {
+		t.Errorf("purge: %d entries, want 1", n)
+	}
+}
+
+// A store that fails a purge (here a Redis that is down) does not keep the
+// purge from the other stores: they are purged, and the answer is an
+// error that names the failing store.
+func TestPurgeGoesOnPastAFailingStore(t *testing.T) {
+	dir := t.TempDir()
+	o := newOrigin(t, serve("kept", "Cache-Control", "max-age=600"))
+	down := caddytest.FreePort(t) // nothing listens: every Redis operation fails
+	s := caddytest.Start(t, `
+http://localhost:{HTTP_PORT} {
+	header >X-Result {http_cache.status}
+	http_cache {
+		store redis {
+			address 127.0.0.1:`+fmt.Sprint(down)+`
+		}
+	}
+	reverse_proxy `+o.addr()+`
+}
+http://127.0.0.1:{HTTP_PORT} {
+	header >X-Result {http_cache.status}
+	http_cache {
+		store tiered {
+			disk `+dir+`
+		}
+	}
+	reverse_proxy `+o.addr()+`
+}
+`)
+	site2 := strings.Replace(s.URL("/t"), "localhost", "127.0.0.1", 1)
+	get2 := func() string {
+		t.Helper()
+		resp, err := s.Client.Get(site2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.Header.Get("X-Result")
+	}
+	get2()
+	if r := get2(); r != "hit" {
+		t.Fatalf("site 2 before the purge: %s, want hit", r)
+	}
+	resp, err := http.Post(s.AdminURL("/http_cache/purge"), "application/json", strings.NewReader(`{"prefix": "http://"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusInternalServerError || !strings.Contains(string(b), "redis:") {
+		t.Errorf("purge with a store down: %d %s, want 500 naming the redis store", resp.StatusCode, b)
+	}
+	if r := get2(); r != "miss" {
+		t.Errorf("site 2 after the purge: %s, want miss (its store was not purged)", r)
+	}
+}
