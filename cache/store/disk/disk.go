@@ -11,7 +11,7 @@
 // eviction, purges and listing. It is rebuilt from the files in the
 // background when a Cache opens a directory; until it is complete, Get
 // reads the files directly (a correct hit or a miss), purges and listings
-// wait for it.
+// wait for it, but for the purge of a group (purgeGroupLoading).
 //
 // Eviction is an approximate LRU: when the budget is exceeded, the least
 // recently used of a few entries sampled at random is removed (an expired
@@ -141,6 +141,9 @@ type Cache struct {
 	now         func() time.Time
 	logger      *zap.Logger
 	maxSize     atomic.Int64
+	// pending counts the bytes written to the temporary files of open
+	// Writers: at most maxSize (see writer.reserve).
+	pending atomic.Int64
 
 	mu    sync.RWMutex
 	index map[string]*ient
@@ -153,6 +156,10 @@ type Cache struct {
 	bytes   int64               // sum of the index entries' cost
 	loading bool                // the index is being rebuilt
 	tomb    map[string]struct{} // keys deleted while loading
+	// purgedGroups holds the groups purged while loading, by groupID:
+	// the files of their keys that are not indexed yet are no entries any
+	// more (the loader removes them).
+	purgedGroups map[[16]byte]struct{}
 
 	ready     chan struct{} // closed when the index is complete
 	tick      atomic.Int64  // logical clock of accesses, for LRU
@@ -173,6 +180,9 @@ type Cache struct {
 	// createTemp creates a temporary entry file; tests replace it to
 	// make writes fail.
 	createTemp func(dir string) (tempFile, error)
+	// writePrefix writes a soft purge's prefix b over an entry file's;
+	// tests replace it to read the file meanwhile.
+	writePrefix func(f *os.File, b []byte) error
 }
 
 // tempFile is what a Writer writes to: an *os.File, or in tests a file
@@ -186,6 +196,11 @@ type tempFile interface {
 }
 
 func createTemp(dir string) (tempFile, error) { return os.CreateTemp(dir, "put-*") }
+
+func writePrefix(f *os.File, b []byte) error {
+	_, err := f.WriteAt(b, 0)
+	return err
+}
 
 // Open opens (creating it if needed) the cache directory cfg.Dir. The
 // index is rebuilt in the background; Get works meanwhile.
@@ -210,19 +225,20 @@ func Open(cfg Config) (*Cache, error) {
 		return nil, err
 	}
 	c := &Cache{
-		dir:        dir,
-		tmpDir:     filepath.Join(dir, "tmp"),
-		cfg:        cfg,
-		now:        cfg.Now,
-		logger:     cfg.Logger,
-		index:      make(map[string]*ient),
-		tags:       make(map[string]map[string]struct{}),
-		groups:     make(map[string]map[string]struct{}),
-		loading:    true,
-		tomb:       make(map[string]struct{}),
-		ready:      make(chan struct{}),
-		createTemp: createTemp,
-		metas:      keep.NewClock[cachedMeta](metaKeptMax, metaMaxCost),
+		dir:         dir,
+		tmpDir:      filepath.Join(dir, "tmp"),
+		cfg:         cfg,
+		now:         cfg.Now,
+		logger:      cfg.Logger,
+		index:       make(map[string]*ient),
+		tags:        make(map[string]map[string]struct{}),
+		groups:      make(map[string]map[string]struct{}),
+		loading:     true,
+		tomb:        make(map[string]struct{}),
+		ready:       make(chan struct{}),
+		createTemp:  createTemp,
+		writePrefix: writePrefix,
+		metas:       keep.NewClock[cachedMeta](metaKeptMax, metaMaxCost),
 	}
 	if c.now == nil {
 		c.now = time.Now
@@ -233,6 +249,9 @@ func Open(cfg Config) (*Cache, error) {
 	c.maxSize.Store(cfg.MaxSize)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("disk store: %w", err)
+	}
+	if err := checkCacheDir(dir); err != nil {
+		return nil, err
 	}
 	unlock, err := lockDir(dir)
 	if err != nil {
@@ -252,6 +271,27 @@ func Open(cfg Config) (*Cache, error) {
 	go c.load()
 	go c.maintain()
 	return c, nil
+}
+
+// checkCacheDir refuses a directory that holds files but no lock file:
+// not a cache directory (each has one from its first Open on), and one
+// whose tmp subdirectory Open would empty and whose two-hex-digit
+// subdirectories ("de", "fa", ...) the loader would clear of every file
+// that is no entry.
+func checkCacheDir(dir string) error {
+	des, err := os.ReadDir(dir)
+	if err != nil || len(des) == 0 {
+		return nil // unreadable: the loader reports it
+	}
+	for _, de := range des {
+		if de.Name() == "lock" {
+			return nil
+		}
+	}
+	if len(des) == 1 && des[0].Name() == "lost+found" {
+		return nil // a file system of its own, made by mkfs
+	}
+	return fmt.Errorf("disk store %s: the directory is not empty and is no cache directory (it has no lock file); use an empty or new directory", dir)
 }
 
 // Close stops the background work (index loading, expiry, scrub) and
@@ -324,7 +364,7 @@ func (c *Cache) expiredAt(expires int64) bool {
 func (c *Cache) Get(_ context.Context, key string) (*store.Entry, store.Body, error) {
 	c.mu.RLock()
 	ie := c.index[key]
-	loading := c.loading
+	loading := c.loading && (ie != nil || !c.groupPurgedLocked(key))
 	c.mu.RUnlock()
 	if ie == nil && !loading {
 		return nil, nil, store.ErrNotFound
@@ -584,11 +624,14 @@ func (c *Cache) addLocked(key string, ie *ient) {
 // whether the index had a live one.
 func (c *Cache) deleteLocked(key string) bool {
 	ie := c.index[key]
-	if err := os.Remove(c.path(key)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	err := os.Remove(c.path(key))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		c.writeFailed(err)
 	}
 	c.dropLocked(key)
-	if c.loading {
+	if c.loading && !errors.Is(err, fs.ErrNotExist) {
+		// Not when there was no file: the loader cannot meet one, and
+		// every unsafe request deletes its URL's key, stored or not.
 		c.tomb[key] = struct{}{}
 	}
 	return ie != nil && !c.expiredAt(ie.expires)
@@ -629,12 +672,16 @@ func (c *Cache) Put(_ context.Context, key string, e *store.Entry) (store.Writer
 	if int64(len(hdr))+max(e.Size, 0) > limit || len(hdr)-prefixLen > maxHeaderLen {
 		return nil, store.ErrTooLarge
 	}
+	if !c.reserve(int64(len(hdr))) {
+		return nil, errPendingFull
+	}
 	f, err := c.createTemp(c.tmpDir)
 	if err != nil {
+		c.pending.Add(-int64(len(hdr)))
 		c.writeFailed(err)
 		return nil, fmt.Errorf("disk store: %w", err)
 	}
-	w := &writer{c: c, key: key, f: f, limit: limit, deriver: c.derivers.Of(e.Derived)}
+	w := &writer{c: c, key: key, f: f, limit: limit, deriver: c.derivers.Of(e.Derived), reserved: int64(len(hdr))}
 	w.p.headerLen = uint32(len(hdr) - prefixLen)
 	w.p.headerCRC = crc32.Checksum(hdr[prefixLen:], castagnoli)
 	if e.SoftPurged {
@@ -652,6 +699,11 @@ func (c *Cache) Put(_ context.Context, key string, e *store.Entry) (store.Writer
 	return w, nil
 }
 
+// errPendingFull refuses the Put, or fails the Commit, of an entry that
+// does not fit in the allowance of the files being written: the store is
+// busy, which says nothing of the response.
+var errPendingFull = fmt.Errorf("disk store: the entries being written take max_size already: %w", store.ErrBusy)
+
 // writer writes one entry file.
 type writer struct {
 	c       *Cache
@@ -668,6 +720,8 @@ type writer struct {
 	err     error // the first write error
 	tooBig  bool
 	done    bool
+	// reserved is what the file counts in Cache.pending.
+	reserved int64
 }
 
 func (w *writer) write(p []byte) {
@@ -692,8 +746,33 @@ func (w *writer) Write(p []byte) (int, error) {
 		w.tooBig = true
 		return len(p), nil
 	}
+	if !w.c.reserve(int64(len(p))) {
+		w.err = errPendingFull
+		return len(p), nil
+	}
+	w.reserved += int64(len(p))
 	w.write(p)
 	return len(p), nil
+}
+
+// reserve counts n more bytes of temporary files in pending, and reports
+// whether they fit: the temporary files of responses being stored (as
+// slowly as their clients read them, and as many at once as there are
+// clients) take at most max_size beside the entries, not the whole disk.
+// When they do not fit, nothing is counted.
+func (c *Cache) reserve(n int64) bool {
+	if c.pending.Add(n) > c.maxSize.Load() {
+		c.pending.Add(-n)
+		return false
+	}
+	return true
+}
+
+// release gives back what the file counted in Cache.pending: it is gone,
+// or an entry counted in the index.
+func (w *writer) release() {
+	w.c.pending.Add(-w.reserved)
+	w.reserved = 0
 }
 
 // Commit completes the file (prefix, fsync) and renames it into place.
@@ -703,9 +782,14 @@ func (w *writer) Commit() error {
 	}
 	w.done = true
 	c := w.c
+	defer w.release()
 	if w.tooBig {
 		w.discard()
 		return store.ErrTooLarge
+	}
+	if errors.Is(w.err, store.ErrBusy) {
+		w.discard()
+		return w.err // not a write failure
 	}
 	err := w.err
 	if err == nil {
@@ -743,7 +827,7 @@ func (c *Cache) install(key, tmp string, ie *ient, old *os.File) error {
 	ie.atime.Store(c.tick.Add(1))
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if old != nil && !same(path, old) {
+	if old != nil && (!same(path, old) || (c.index[key] == nil && c.groupPurgedLocked(key))) {
 		os.Remove(tmp)
 		return nil
 	}
@@ -779,6 +863,7 @@ func (c *Cache) install(key, tmp string, ie *ient, old *os.File) error {
 func (w *writer) discard() {
 	w.f.Close()
 	os.Remove(w.f.Name())
+	w.release()
 }
 
 // Abort discards the entry being written.
@@ -796,7 +881,7 @@ func (w *writer) Abort() {
 func (c *Cache) Update(_ context.Context, key string, e *store.Entry) error {
 	c.mu.RLock()
 	ie := c.index[key]
-	loading := c.loading
+	loading := c.loading && (ie != nil || !c.groupPurgedLocked(key))
 	c.mu.RUnlock()
 	if ie == nil && !loading {
 		return store.ErrNotFound
@@ -883,8 +968,13 @@ func (c *Cache) Delete(_ context.Context, keys ...string) error {
 // PurgePrefix removes (or with soft marks) every entry whose key starts
 // with prefix. A prefix whose only NUL ends it (a primary key's variants)
 // is looked up in the group index; any other scans the index: O(n). It
-// waits for the index to be rebuilt.
+// waits for the index to be rebuilt, but for a group's removal.
 func (c *Cache) PurgePrefix(ctx context.Context, prefix string, soft bool) (int, error) {
+	if g, ok := store.PrefixGroup(prefix); ok && !soft {
+		if n, ok := c.purgeGroupLoading(g); ok {
+			return n, nil
+		}
+	}
 	if err := c.waitReady(ctx); err != nil {
 		return 0, err
 	}
@@ -904,6 +994,53 @@ func (c *Cache) PurgePrefix(ctx context.Context, prefix string, soft bool) (int,
 	}
 	c.mu.RUnlock()
 	return c.purge(keys, "", soft), nil
+}
+
+// purgeGroupLoading removes the entries of group g while the index is
+// being rebuilt, without waiting for it: an unsafe request's
+// invalidation asks for this with a context nothing cancels, and its
+// response would wait for the whole directory to be read. The indexed
+// entries are removed now and counted; the files not indexed yet are
+// served as misses and removed by the loader. ok is false once the
+// index is complete.
+func (c *Cache) purgeGroupLoading(g string) (n int, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.loading {
+		return 0, false
+	}
+	if c.purgedGroups == nil {
+		c.purgedGroups = make(map[[16]byte]struct{})
+	}
+	c.purgedGroups[groupID(g)] = struct{}{}
+	for k := range c.groups[g] {
+		if c.deleteLocked(k) {
+			n++
+		}
+	}
+	return n, true
+}
+
+// groupPurgedLocked tells whether key is in a group purged while the
+// index is being rebuilt. c.mu must be held.
+func (c *Cache) groupPurgedLocked(key string) bool {
+	if !c.loading {
+		return false
+	}
+	g, ok := store.GroupOf(key)
+	if !ok {
+		return false
+	}
+	_, purged := c.purgedGroups[groupID(g)]
+	return purged
+}
+
+// groupID identifies a group in purgedGroups by a hash of fixed size:
+// every unsafe request purges its URL's group, and the URL may be long.
+// (Two groups with one hash would make a file of the other a miss.)
+func groupID(g string) [16]byte {
+	h := sha256.Sum256([]byte(g))
+	return [16]byte(h[:16])
 }
 
 // PurgeTag removes (or with soft marks) every entry that carries tag,
@@ -969,11 +1106,14 @@ func (c *Cache) softPurge(key, tag string) bool {
 	}
 	p.flags |= flagSoftPurged
 	p.encode(b[:])
+	err = c.writePrefix(f, b[:])
 	// The decoded metadata no longer holds, and a hit reading the file
-	// meanwhile must not keep what it read.
+	// meanwhile must not keep what it read. Counted once the bytes are
+	// written: a hit that takes the count before reads them, one that
+	// took it earlier finds it changed.
 	ie.rewrites.Add(1)
 	c.metas.Forget(&ie.meta)
-	if _, err := f.WriteAt(b[:], 0); err != nil {
+	if err != nil {
 		c.writeFailed(err)
 		return false
 	}

@@ -632,3 +632,137 @@ func TestCloseLeavesNothing(t *testing.T) {
 		t.Errorf("Stats().Entries = %d after interrupted loads, want 3000", st.Entries)
 	}
 }
+
+// A path that names a directory holding other files (a typo, a parent
+// of the intended directory) is refused: Open would otherwise remove its
+// tmp subdirectory and the files of its two-hex-digit subdirectories
+// ("de", "fa", ...), none of them entries.
+func TestOpenRefusesForeignDirectory(t *testing.T) {
+	dir := t.TempDir()
+	files := []string{filepath.Join(dir, "tmp", "notes.txt"), filepath.Join(dir, "de", "index.html")}
+	for _, f := range files {
+		if err := os.MkdirAll(filepath.Dir(f), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(f, []byte("not a cache entry"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := Open(Config{Dir: dir, NoSync: true})
+	if err == nil {
+		<-c.Ready()
+		c.Close()
+		t.Error("Open accepted a directory that holds no cache")
+	}
+	for _, f := range files {
+		if _, err := os.Stat(f); err != nil {
+			t.Errorf("Open removed %s: %v", f, err)
+		}
+	}
+	// An empty directory, one that holds only lost+found (a file system
+	// of its own), and one the store used before, open.
+	mounted := t.TempDir()
+	if err := os.Mkdir(filepath.Join(mounted, "lost+found"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	open(t, Config{Dir: mounted, NoSync: true}).Close()
+	empty := t.TempDir()
+	c = open(t, Config{Dir: empty, NoSync: true})
+	put(t, c, "k", entry(time.Now()), []byte("v"))
+	c.Close()
+	c = open(t, Config{Dir: empty, NoSync: true})
+	if _, got, err := get(t, c, "k"); err != nil || string(got) != "v" {
+		t.Errorf("reopened cache directory: %q, %v", got, err)
+	}
+}
+
+// Responses still being stored (slow origins, slow clients: a fill
+// writes at the client's pace) are temporary files outside the index.
+// Many of them at once, each up to the largest entry, must not take the
+// disk far beyond max_size: past an allowance of max_size, writes stop
+// storing (the response still streams) and Commit fails; what is
+// committed or aborted gives its allowance back.
+func TestFilesBeingWrittenAreBounded(t *testing.T) {
+	const budget = 8 << 20
+	c := open(t, Config{MaxSize: budget, NoSync: true})
+	chunk := bytes.Repeat([]byte("w"), 64<<10)
+	var ws []store.Writer
+	refused := 0
+	for i := range 64 {
+		w, err := c.Put(context.Background(), fmt.Sprint("slow", i), entry(time.Now()))
+		if errors.Is(err, store.ErrBusy) {
+			refused++ // at once: the allowance holds not even its header
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 15 { // 960 KiB each, within the largest entry (1 MiB)
+			if n, err := w.Write(chunk); n != len(chunk) || err != nil {
+				t.Fatalf("Write = %d, %v: must not fail the response", n, err)
+			}
+		}
+		ws = append(ws, w)
+	}
+	var tmp int64
+	filepath.WalkDir(c.tmpDir, func(path string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if fi, err := d.Info(); err == nil {
+				tmp += fi.Size()
+			}
+		}
+		return nil
+	})
+	if tmp > budget+writeBuffer*int64(len(ws)) {
+		t.Errorf("%d MiB in temporary files for a budget of %d MiB", tmp>>20, budget>>20)
+	}
+	committed := 0
+	for _, w := range ws {
+		switch err := w.Commit(); {
+		case err == nil:
+			committed++
+		case !errors.Is(err, store.ErrBusy):
+			t.Errorf("Commit beyond the allowance = %v, want ErrBusy", err)
+		}
+	}
+	if committed == 0 || committed == 64 {
+		t.Errorf("%d of 64 entries committed (%d refused at Put), want those within the allowance only", committed, refused)
+	}
+	if n := c.pending.Load(); n != 0 {
+		t.Errorf("%d bytes still counted as being written after every Commit", n)
+	}
+	// The allowance is back: a new entry is stored.
+	put(t, c, "after", entry(time.Now()), chunk)
+	if st := c.Stats(); st.Bytes > budget {
+		t.Errorf("Stats().Bytes = %d over the budget", st.Bytes)
+	}
+}
+
+// A subdirectory whose name is a byte in upper-case hex ("AB") is not
+// one of the store's ("ab"), whose paths its keys' files are looked up
+// at: its files are not indexed (they would count against the budget,
+// never be served, and survive their eviction).
+func TestLoadSkipsUpperCaseSubdirectory(t *testing.T) {
+	dir := t.TempDir()
+	c := open(t, Config{Dir: dir, NoSync: true})
+	key := ""
+	for i := 0; ; i++ {
+		key = fmt.Sprint("k", i)
+		if sub := filepath.Base(filepath.Dir(c.path(key))); strings.ToUpper(sub) != sub {
+			break
+		}
+	}
+	put(t, c, key, entry(time.Now()), []byte("v"))
+	c.Close()
+	sub := filepath.Dir(c.path(key))
+	if err := os.Rename(sub, filepath.Join(dir, strings.ToUpper(filepath.Base(sub)))); err != nil {
+		t.Fatal(err)
+	}
+	c = open(t, Config{Dir: dir, NoSync: true})
+	if _, _, err := get(t, c, key); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Get: %v, want ErrNotFound", err)
+	}
+	if st := c.Stats(); st.Entries != 0 || st.Bytes != 0 {
+		t.Errorf("Stats = %+v: a file outside the store's subdirectories was indexed", st)
+	}
+}

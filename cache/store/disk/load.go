@@ -28,8 +28,8 @@ func (c *Cache) load() {
 	}
 	for _, sd := range subs {
 		b, err := hex.DecodeString(sd.Name())
-		if !sd.IsDir() || err != nil || len(b) != 1 {
-			continue // lock, tmp, or not ours
+		if !sd.IsDir() || err != nil || len(b) != 1 || hex.EncodeToString(b) != sd.Name() {
+			continue // lock, tmp, or not ours (such as "AB": Cache.path says "ab")
 		}
 		c.subdirs[b[0]].Store(true)
 		dir := filepath.Join(c.dir, sd.Name())
@@ -52,7 +52,7 @@ func (c *Cache) load() {
 	}
 	c.mu.Lock()
 	c.loading = false
-	c.tomb = nil
+	c.tomb, c.purgedGroups = nil, nil
 	c.evictLocked()
 	entries, bytes := len(c.index), c.bytes
 	c.mu.Unlock()
@@ -69,7 +69,8 @@ func (c *Cache) load() {
 var errSkip = errors.New("skipped")
 
 // loadFile indexes one entry file, unless the index already has its key
-// (written since the start) or the key was deleted since.
+// (written since the start) or the key was deleted since, or its group
+// purged (then the file is removed).
 func (c *Cache) loadFile(sub byte, path, file string) error {
 	f, err := openRead(path)
 	if err != nil {
@@ -113,11 +114,12 @@ func (c *Cache) loadFile(sub byte, path, file string) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, deleted := c.tomb[key]; err != nil || deleted || c.index[key] != nil || c.expiredAt(ie.expires) {
+	purged := err == nil && c.index[key] == nil && c.groupPurgedLocked(key)
+	if _, deleted := c.tomb[key]; err != nil || deleted || purged || c.index[key] != nil || c.expiredAt(ie.expires) {
 		if err != nil {
 			c.errors.Add(1)
 		}
-		if (err != nil || c.expiredAt(ie.expires)) && same(path, f) {
+		if (err != nil || purged || c.expiredAt(ie.expires)) && same(path, f) {
 			os.Remove(path)
 		}
 		return errSkip

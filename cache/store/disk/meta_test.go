@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -216,5 +217,43 @@ func TestLargeMetadataIsNotKept(t *testing.T) {
 	}
 	if n := c.metas.Len(); n != 0 {
 		t.Errorf("%d entries keep metadata over the bound", n)
+	}
+}
+
+// A hit that reads an entry file while a soft purge rewrites its prefix
+// (the purge decided, its bytes not written yet) must not keep what it
+// read: the entry would be served as not soft-purged, fresh, as long as
+// its decoded metadata stays in memory.
+func TestMetadataReadDuringASoftPurgeIsNotKept(t *testing.T) {
+	c := open(t, Config{NoSync: true})
+	put(t, c, "k", entry(time.Now()), bytes.Repeat([]byte("b"), 64<<10))
+	c.mu.RLock()
+	ie := c.index["k"]
+	c.mu.RUnlock()
+	var rewrites uint32
+	var read *store.Entry
+	var base int64
+	c.writePrefix = func(f *os.File, b []byte) error {
+		// The hit's steps before cacheMeta: the rewrite count, then the
+		// file, read before the purge's bytes land.
+		rewrites = ie.rewrites.Load()
+		rf, err := openRead(c.path("k"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, body, err := c.read(rf, "k", prefixBufSize, true, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		read, base = e, body.(*fileBody).base
+		body.Close()
+		return writePrefix(f, b)
+	}
+	if !c.softPurge("k", "") {
+		t.Fatal("soft purge failed")
+	}
+	c.cacheMeta("k", ie, read, base, rewrites)
+	if e, _, err := get(t, c, "k"); err != nil || !e.SoftPurged {
+		t.Fatalf("hit after the soft purge: %v, soft-purged %v", err, e != nil && e.SoftPurged)
 	}
 }

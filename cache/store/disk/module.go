@@ -103,7 +103,12 @@ func (s *Store) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("disk store: path is required")
 	}
 	repl := caddy.NewReplacer()
-	dir, err := filepath.Abs(repl.ReplaceKnown(s.Path, ""))
+	path := repl.ReplaceKnown(s.Path, "")
+	if path == "" {
+		// filepath.Abs would make it the working directory.
+		return fmt.Errorf("disk store: path %q is empty once its placeholders are replaced", s.Path)
+	}
+	dir, err := filepath.Abs(path)
 	if err != nil {
 		return fmt.Errorf("disk store path %q: %w", s.Path, err)
 	}
