@@ -40,7 +40,9 @@ import (
 // not part of the key.
 
 // varySep separates the primary key from a variant's secondary key. A
-// primary key never holds it: the default key is built from a parsed URL
+// primary key never holds it, but for the default key of a rewritten
+// request (see rewriteMark), which is then one of the variants of the
+// URL as clients request it: the default key is built from a parsed URL
 // and host (no control bytes), and a template's placeholder values have
 // their control bytes escaped.
 const varySep = "\x00"
@@ -250,7 +252,44 @@ func (k *keyer) key(r *http.Request) string {
 	if r.TLS != nil {
 		scheme = "https"
 	}
-	return k.defaultKey(scheme, r.Host, r.URL.EscapedPath(), r.URL.RawQuery)
+	orig, ok := r.Context().Value(caddyhttp.OriginalRequestCtxKey).(http.Request)
+	if !ok || orig.URL == nil || (orig.URL.Path == r.URL.Path && orig.URL.RawPath == r.URL.RawPath && orig.URL.RawQuery == r.URL.RawQuery) {
+		return k.defaultKey(scheme, r.Host, r.URL.EscapedPath(), r.URL.RawQuery)
+	}
+	// Rewritten before the cache (handle_path, uri, rewrite): the URL the
+	// client requested says which route, and so which origin, answers;
+	// the rewritten one what that origin is asked. Either alone is
+	// ambiguous: two handle_path blocks in front of two origins rewrite
+	// /a/x and /b/x to one /x, and a rewrite by country sends one URL to
+	// two. The rewritten URI goes after varySep, so that a purge or an
+	// invalidation of the URL as clients request it takes it too.
+	var b strings.Builder
+	b.WriteString(k.defaultKey(scheme, r.Host, orig.URL.EscapedPath(), orig.URL.RawQuery))
+	b.WriteString(varySep)
+	b.WriteString(rewriteMark)
+	b.WriteString(k.pathQuery(r.URL.EscapedPath(), r.URL.RawQuery))
+	return b.String()
+}
+
+// rewriteMark starts the part of a rewritten request's primary key that
+// holds the rewritten path and query, after varySep. No secondary key
+// starts with it: those start with a field name (a token) or a
+// placeholder ("{"), and ">" is neither.
+const rewriteMark = ">"
+
+// pathQuery returns path p and query q as the default key holds them,
+// with the key's query options applied.
+func (k *keyer) pathQuery(p, q string) string {
+	if q != "" && (k.sortQuery || len(k.ignore) > 0) {
+		q = k.normalizeQuery(q)
+	}
+	if p == "" {
+		p = "/"
+	}
+	if q != "" {
+		p += "?" + q
+	}
+	return escapeControls(p)
 }
 
 // keyForURL returns the primary key of a GET of u, for purges and

@@ -256,3 +256,72 @@ http://127.0.0.1:{HTTP_PORT} {
 		t.Errorf("site 2 after the purge: %s, want miss (its store was not purged)", r)
 	}
 }
+
+// http_cache inside handle_path sees the path with its prefix stripped.
+// Two such blocks in front of two origins share the default store: the
+// default key must still tell /a/x from /b/x, and a purge of the URL the
+// client requested must find its entry.
+func TestDefaultKeyUnderHandlePath(t *testing.T) {
+	a := newOrigin(t, serve("from a", "Cache-Control", "max-age=600"))
+	b := newOrigin(t, serve("from b", "Cache-Control", "max-age=600"))
+	s := caddytest.Start(t, `
+http://localhost:{HTTP_PORT} {
+	header >X-Result {http_cache.status}
+	handle_path /a/* {
+		http_cache
+		reverse_proxy `+a.addr()+`
+	}
+	handle_path /b/* {
+		http_cache
+		reverse_proxy `+b.addr()+`
+	}
+}
+`)
+	expect(t, "a", get(t, s, "/a/x"), 200, "from a", "miss", "stored")
+	expect(t, "b", get(t, s, "/b/x"), 200, "from b", "miss", "stored")
+	expect(t, "a again", get(t, s, "/a/x"), 200, "from a", "hit")
+	if n := adminPurge(t, s, `{"url": "`+s.URL("/a/x")+`"}`); n != 1 {
+		t.Errorf("purge of %s: %d entries, want 1", s.URL("/a/x"), n)
+	}
+	expect(t, "a after the purge", get(t, s, "/a/x"), 200, "from a", "miss", "stored")
+	expect(t, "b after the purge of a", get(t, s, "/b/x"), 200, "from b", "hit")
+}
+
+// A rewrite that depends on something else than the URL (here a header;
+// a country in practice) sends one URL to two resources: each is its own
+// entry, and a purge or an unsafe request of the URL as clients request
+// it removes both.
+func TestDefaultKeyOfRewrittenRequest(t *testing.T) {
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=600")
+		if r.Method == http.MethodPost {
+			return
+		}
+		io.WriteString(w, "page "+r.URL.Path)
+	})
+	s := caddytest.Start(t, `
+http://localhost:{HTTP_PORT} {
+	header >X-Result {http_cache.status}
+	@eu header X-Region eu
+	rewrite @eu /eu{uri}
+	http_cache
+	reverse_proxy `+o.addr()+`
+}
+`)
+	expect(t, "world", get(t, s, "/p"), 200, "page /p", "miss", "stored")
+	expect(t, "eu", get(t, s, "/p", "X-Region", "eu"), 200, "page /eu/p", "miss", "stored")
+	expect(t, "world again", get(t, s, "/p"), 200, "page /p", "hit")
+	expect(t, "eu again", get(t, s, "/p", "X-Region", "eu"), 200, "page /eu/p", "hit")
+	if n := adminPurge(t, s, `{"url": "`+s.URL("/p")+`"}`); n != 2 {
+		t.Errorf("purge of %s: %d entries, want both, 2", s.URL("/p"), n)
+	}
+	expect(t, "world after the purge", get(t, s, "/p"), 200, "page /p", "miss", "stored")
+	expect(t, "eu after the purge", get(t, s, "/p", "X-Region", "eu"), 200, "page /eu/p", "miss", "stored")
+	// An unsafe request of the URL invalidates both (RFC 9111 §4.4), even
+	// when it is itself rewritten.
+	if r := do(t, s, http.MethodPost, "/p", "X-Region", "eu"); r.status != 200 {
+		t.Fatalf("POST: %d", r.status)
+	}
+	expect(t, "world after the POST", get(t, s, "/p"), 200, "page /p", "miss")
+	expect(t, "eu after the POST", get(t, s, "/p", "X-Region", "eu"), 200, "page /eu/p", "miss")
+}

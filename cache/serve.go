@@ -190,13 +190,20 @@ func (h *Handler) serveUnsafe(w http.ResponseWriter, r *http.Request, next caddy
 	return nil
 }
 
-// effectiveURI is the target URI of r (scheme, host, path, query).
+// effectiveURI is the target URI of r (scheme, host, path, query), as the
+// client requested it.
 func effectiveURI(r *http.Request) *url.URL {
 	scheme := "http"
 	if r.TLS != nil {
 		scheme = "https"
 	}
-	return &url.URL{Scheme: scheme, Host: r.Host, Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery}
+	// The URL as the client requested it, before any rewrite: its key's
+	// group holds the rewritten requests' entries too (see keyer.key).
+	u := r.URL
+	if orig, ok := r.Context().Value(caddyhttp.OriginalRequestCtxKey).(http.Request); ok && orig.URL != nil {
+		u = orig.URL
+	}
+	return &url.URL{Scheme: scheme, Host: r.Host, Path: u.Path, RawPath: u.RawPath, RawQuery: u.RawQuery}
 }
 
 // invalidate removes the stored responses of the target URI of an unsafe

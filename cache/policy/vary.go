@@ -23,8 +23,8 @@ import (
 // only matches its absence (§4.1), which differs from an empty value.
 //
 // The key is "name=value" pairs joined by "&" ("name" alone when the field
-// is absent), names in lowercase; "%", "&" and "=" inside names and values
-// are percent-encoded, so two different inputs never give the same key
+// is absent), names in lowercase; "%", "&", "=" and ">" inside names and
+// values are percent-encoded, so two different inputs never give the same key
 // unless they normalize alike. With no field names (an empty Vary) the key
 // is "".
 func VaryKey(vary []string, reqHeader http.Header) (key string, ok bool) {
@@ -182,9 +182,13 @@ func writeEscaped(b *strings.Builder, s string, lowercase bool) {
 	}
 }
 
+// writeEscapedByte writes c, percent-encoded when it is "%", "&" or "="
+// (the key's own delimiters) or ">", with which http_cache starts the
+// part of a rewritten request's key after its URL's (no secondary key
+// may start with it, even for a Vary name that is no token).
 func writeEscapedByte(b *strings.Builder, c byte) {
 	switch c {
-	case '%', '&', '=':
+	case '%', '&', '=', '>':
 		const hex = "0123456789ABCDEF"
 		b.WriteByte('%')
 		b.WriteByte(hex[c>>4])
