@@ -77,9 +77,28 @@ func decodeFixed(b []byte) (gen uint64, chunks uint32, ok bool) {
 // decodeMeta decodes a meta value. Values come from a server that others
 // may write to: every length is checked against what is left.
 func decodeMeta(b []byte) (*meta, error) {
+	m, rest, err := decodeHead(b)
+	if err != nil {
+		return nil, err
+	}
+	if m.chunks == 0 {
+		if int64(len(rest)) != m.entry.Size {
+			return nil, errCorrupt
+		}
+		m.inline = rest
+	} else if len(rest) != 0 {
+		return nil, errCorrupt
+	}
+	return m, nil
+}
+
+// decodeHead decodes a meta value but its inline body, and returns the
+// bytes after the metadata: it also decodes the beginning of a value
+// (GETRANGE), as long as the metadata is whole.
+func decodeHead(b []byte) (*meta, []byte, error) {
 	gen, chunks, ok := decodeFixed(b)
 	if !ok {
-		return nil, errCorrupt
+		return nil, nil, errCorrupt
 	}
 	d := codec.NewDecoder(b[fixedLen:])
 	m := &meta{gen: gen, chunks: chunks, entry: new(store.Entry)}
@@ -94,17 +113,8 @@ func decodeMeta(b []byte) (*meta, error) {
 	e.Tags = d.Strings()
 	e.Header = d.Fields()
 	if d.Failed() || e.Status < 0 || e.Status > 999 || e.Size < 0 {
-		return nil, errCorrupt
-	}
-	rest := d.Rest()
-	if chunks == 0 {
-		if int64(len(rest)) != e.Size {
-			return nil, errCorrupt
-		}
-		m.inline = rest
-	} else if len(rest) != 0 {
-		return nil, errCorrupt
+		return nil, nil, errCorrupt
 	}
 	e.SoftPurged = flags&flagSoft != 0
-	return m, nil
+	return m, d.Rest(), nil
 }

@@ -48,7 +48,8 @@ func (p pooled) Destruct() error {
 // ones in 256 KiB chunks, read one at a time as the hit is sent. Every key
 // expires with its entry (after its freshness and stale windows), so Redis
 // frees the space itself; if the server evicts (maxmemory), an entry that
-// lost a part is a miss, never a short body.
+// lost a part is a miss, never a short body. A response with more than
+// 1000 distinct tags (Cache-Tag, Surrogate-Key) is served but not stored.
 //
 // If Redis is down, slow or restarting, requests are served from the
 // origin: no store operation waits longer than timeout, a failure keeps

@@ -55,6 +55,14 @@ const (
 	sweepEvery = time.Minute
 	// batch is the number of keys a purge handles per round trip.
 	batch = 500
+	// headLen is how much of a meta value a listing reads: metadata
+	// longer than this is read whole.
+	headLen = 16 << 10
+	// maxTags is the most distinct tags an entry is stored with: each
+	// costs three commands of the pipeline that stores it, which must
+	// end within the timeout. An entry with more is not stored
+	// (store.ErrTooLarge).
+	maxTags = 1000
 )
 
 // ErrUnavailable is returned by purges and deletes while Redis cannot be
@@ -91,8 +99,8 @@ type Client struct {
 	chunk  int
 
 	// Key names: metaPre+"{"+hash+"}"+key for an entry's meta value,
-	// chunkPre+"{"+hash+"}"+gen+":"+n for its chunks, tagPre+"{"+hash(tag)+"}"
-	// for a tag's set, idx for the index keys.
+	// chunkPre+"{"+hash+"}"+gen+":"+n for its chunks,
+	// tagPre+"{"+hash(tag)+"}"+tag for a tag's set, idx for the index keys.
 	metaPre, chunkPre, tagPre string
 	idx                       []string
 
@@ -229,6 +237,10 @@ func (c *Client) fail(op string, err error) error {
 		return fmt.Errorf("redis store: %s: %w", op, err)
 	}
 	c.errs.Add(1)
+	if refused(err) {
+		// Redis is up and its reads still serve hits.
+		return fmt.Errorf("redis store: %s: %w", op, err)
+	}
 	c.downErrs.Add(1)
 	c.downUntil.Store(time.Now().Add(retryAfter).UnixNano())
 	if c.downSince.CompareAndSwap(0, time.Now().UnixNano()) {
@@ -236,6 +248,20 @@ func (c *Client) fail(op string, err error) error {
 			zap.String("operation", op), zap.Error(err), zap.Duration("retry_after", retryAfter))
 	}
 	return fmt.Errorf("redis store: %s: %w", op, err)
+}
+
+// refused tells whether err is Redis refusing one command while it serves
+// the others: a write at maxmemory under noeviction (OOM), a write to a
+// replica (READONLY), a key of another type under the store's names
+// (WRONGTYPE). Other errors it answers, such as a password refused when
+// a connection is made again, open the circuit as an outage does.
+func refused(err error) bool {
+	re, ok := rueidis.IsRedisErr(err)
+	if !ok {
+		return false
+	}
+	code, _, _ := strings.Cut(re.Error(), " ")
+	return code == "OOM" || code == "READONLY" || code == "WRONGTYPE"
 }
 
 // up closes the circuit after a success, reporting the end of an outage.
@@ -288,8 +314,10 @@ func (c *Client) chunkKeys(key string, gen uint64, n uint32) []string {
 	return ks
 }
 
+// tagKey names the set of tag: the tag itself after its hash, as the key
+// after the meta key's, since two tags may share a hash.
 func (c *Client) tagKey(tag string) string {
-	return c.tagPre + "{" + hashTag(tag) + "}"
+	return c.tagPre + "{" + hashTag(tag) + "}" + tag
 }
 
 // keyOfMeta returns the cache key of a meta key name.
@@ -392,7 +420,11 @@ func (c *Client) getMeta(ctx context.Context, key string) (*meta, rueidis.Client
 	if _, alive := c.ttl(m.entry.Expires); !alive {
 		return nil, nil, store.ErrNotFound
 	}
-	if m.chunks > 0 && m.chunks != uint32((m.entry.Size+int64(c.chunk)-1)/int64(c.chunk)) {
+	if m.entry.Size > c.opts.MaxObjectSize ||
+		m.chunks > 0 && m.chunks != uint32((m.entry.Size+int64(c.chunk)-1)/int64(c.chunk)) {
+		// Larger than this store keeps (a foreign value claiming
+		// billions of chunks must not make a key name for each), or
+		// not cut in chunks of this store's size.
 		c.errs.Add(1)
 		return nil, nil, store.ErrNotFound
 	}
@@ -440,6 +472,10 @@ func (c *Client) Put(ctx context.Context, key string, e *store.Entry) (store.Wri
 	}
 	w := &writer{c: c, key: key, e: e.Clone(), gen: newGen()}
 	w.e.Derived = nil
+	var ok bool
+	if w.e.Tags, ok = uniqueTags(w.e.Tags); !ok {
+		return nil, store.ErrTooLarge
+	}
 	if e.Size > 0 {
 		w.buf = make([]byte, 0, min(e.Size, int64(c.chunk)))
 	}
@@ -634,6 +670,15 @@ func (w *writer) abort() {
 // Update implements store.Store: the metadata is replaced if the body it
 // was found with is still the entry's.
 func (c *Client) Update(ctx context.Context, key string, e *store.Entry) error {
+	ne := e.Clone()
+	var ok bool
+	if ne.Tags, ok = uniqueTags(ne.Tags); !ok {
+		// It can no longer be stored: as a Put with these tags.
+		if err := c.Delete(ctx, key); err != nil {
+			return err
+		}
+		return store.ErrTooLarge
+	}
 	m, rc, err := c.getMeta(ctx, key)
 	if err != nil {
 		if c.isDown() {
@@ -642,7 +687,6 @@ func (c *Client) Update(ctx context.Context, key string, e *store.Entry) error {
 		return err
 	}
 	ms, alive := c.ttl(e.Expires)
-	ne := e.Clone()
 	ne.Size = m.entry.Size
 	ne.Derived = nil
 	if !alive {
@@ -691,25 +735,34 @@ func (c *Client) Delete(ctx context.Context, keys ...string) error {
 	if len(keys) == 0 {
 		return nil
 	}
-	_, err := c.deleteKeys(ctx, keys)
+	_, err := c.deleteKeys(ctx, keys, "")
 	return err
 }
 
-// deleteKeys deletes the entries of keys and returns how many existed.
-func (c *Client) deleteKeys(ctx context.Context, keys []string) (int, error) {
+// deleteKeys deletes the entries of keys and returns how many existed;
+// with a tag set tk, the keys leave it too. They leave the index (and tk)
+// before their entries are deleted, in one pipeline: an entry stored
+// again once deleted (a refill while a purge goes on) is indexed after
+// this, and stays purgeable.
+func (c *Client) deleteKeys(ctx context.Context, keys []string, tk string) (int, error) {
 	rc, err := c.client()
 	if err != nil {
 		return 0, err
 	}
 	cctx, cancel := c.opCtx(ctx)
 	defer cancel()
-	cmds := make(rueidis.Commands, 0, len(keys))
+	cmds := make(rueidis.Commands, 0, len(keys)+2)
+	if tk != "" {
+		cmds = append(cmds, rc.B().Srem().Key(tk).Member(keys...).Build())
+	}
+	cmds = append(cmds, evalCmd(rc, scriptIndexDel, c.idx, keys))
+	first := len(cmds)
 	for _, k := range keys {
 		cmds = append(cmds, evalCmd(rc, scriptDelMeta, []string{c.metaKey(k)}, nil))
 	}
-	n := 0
 	res := rc.DoMulti(cctx, cmds...)
-	for i, r := range res {
+	n := 0
+	for i, r := range res[first:] {
 		old, err := r.AsBytes()
 		if err != nil {
 			return n, c.fail("deleting entries", err)
@@ -719,8 +772,10 @@ func (c *Client) deleteKeys(ctx context.Context, keys []string) (int, error) {
 			c.retireOld(keys[i], old, 0)
 		}
 	}
-	if err := rc.Do(cctx, evalCmd(rc, scriptIndexDel, c.idx, keys)).Error(); err != nil {
-		return n, c.fail("deleting entries", err)
+	for _, r := range res[:first] {
+		if err := r.Error(); err != nil {
+			return n, c.fail("deleting entries", err)
+		}
 	}
 	c.ok()
 	return n, nil
@@ -743,7 +798,7 @@ func (c *Client) PurgePrefix(ctx context.Context, prefix string, soft bool) (int
 		if soft {
 			n, err = c.softPurge(ctx, keys)
 		} else {
-			n, err = c.deleteKeys(ctx, keys)
+			n, err = c.deleteKeys(ctx, keys, "")
 		}
 		total += n
 		if err != nil {
@@ -802,22 +857,29 @@ func (c *Client) Entries(ctx context.Context, prefix, after string, limit int) (
 		if err != nil {
 			return out, err
 		}
+		// The beginning of each meta value: its metadata, without most
+		// of a body stored inline, which a page of entries of a few
+		// hundred KB each would not bring within the timeout.
 		cmds := make(rueidis.Commands, len(keys))
 		for i, k := range keys {
-			cmds[i] = rc.B().Get().Key(c.metaKey(k)).Build()
+			cmds[i] = rc.B().Getrange().Key(c.metaKey(k)).Start(0).End(headLen - 1).Build()
 		}
 		cctx, cancel := c.opCtx(ctx)
 		res := rc.DoMulti(cctx, cmds...)
 		cancel()
 		for i, r := range res {
 			v, err := r.AsBytes()
-			if rueidis.IsRedisNil(err) {
-				continue // expired or evicted, not yet swept from the index
-			}
 			if err != nil {
 				return out, c.fail("listing entries", err)
 			}
-			m, err := decodeMeta(v)
+			if len(v) == 0 {
+				continue // expired or evicted, not yet swept from the index
+			}
+			m, _, err := decodeHead(v)
+			if err != nil && len(v) == headLen {
+				// Metadata longer than the beginning read.
+				m, _, err = c.getMeta(ctx, keys[i])
+			}
 			if err != nil || m.key != keys[i] {
 				continue
 			}
@@ -880,7 +942,24 @@ func (c *Client) PurgeTag(ctx context.Context, tag string, soft bool) (int, erro
 	if err != nil {
 		return 0, err
 	}
-	tk := c.tagKey(tag)
+	total := 0
+	// The tag's set, then the set named by its hash alone, shared by
+	// the tags of one hash, as earlier versions wrote: the entries they
+	// stored stay purgeable until they expire.
+	for i, tk := range []string{c.tagKey(tag), c.tagPre + "{" + hashTag(tag) + "}"} {
+		n, err := c.purgeTagSet(ctx, rc, tk, tag, soft, i == 1)
+		total += n
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, nil
+}
+
+// purgeTagSet purges the entries of the tag set tk that carry tag. A
+// shared set keeps the entries without the tag: they may carry another
+// tag of the set.
+func (c *Client) purgeTagSet(ctx context.Context, rc rueidis.Client, tk, tag string, soft, shared bool) (int, error) {
 	total := 0
 	var cursor uint64
 	for {
@@ -896,29 +975,28 @@ func (c *Client) PurgeTag(ctx context.Context, tag string, soft bool) (int, erro
 			switch {
 			case err == nil && hasTag(m.entry.Tags, tag):
 				del = append(del, k)
+			case err == nil && shared:
 			case err == nil || !c.isDown():
 				stale = append(stale, k)
 			default:
 				return total, ErrUnavailable
 			}
 		}
-		rm := stale
 		if len(del) > 0 {
 			var n int
 			if soft {
 				n, err = c.softPurge(ctx, del) // they stay, and stay tagged
 			} else {
-				n, err = c.deleteKeys(ctx, del)
-				rm = append(rm, del...)
+				n, err = c.deleteKeys(ctx, del, tk)
 			}
 			total += n
 			if err != nil {
 				return total, err
 			}
 		}
-		if len(rm) > 0 {
+		if len(stale) > 0 {
 			cctx, cancel := c.opCtx(ctx)
-			err := rc.Do(cctx, rc.B().Srem().Key(tk).Member(rm...).Build()).Error()
+			err := rc.Do(cctx, rc.B().Srem().Key(tk).Member(stale...).Build()).Error()
 			cancel()
 			if err != nil {
 				return total, c.fail("purging a tag", err)
@@ -929,6 +1007,32 @@ func (c *Client) PurgeTag(ctx context.Context, tag string, soft bool) (int, erro
 			return total, nil
 		}
 	}
+}
+
+// uniqueTags removes repeated tags from tags, in place, and reports
+// whether at most maxTags are left.
+func uniqueTags(tags []string) ([]string, bool) {
+	if len(tags) < 2 {
+		return tags, true
+	}
+	var seen map[string]bool
+	if len(tags) > 16 {
+		seen = make(map[string]bool, min(len(tags), maxTags+1))
+	}
+	out := tags[:0]
+	for _, t := range tags {
+		if seen != nil && seen[t] || seen == nil && hasTag(out, t) {
+			continue
+		}
+		if len(out) == maxTags {
+			return nil, false
+		}
+		if seen != nil {
+			seen[t] = true
+		}
+		out = append(out, t)
+	}
+	return out, true
 }
 
 func hasTag(tags []string, tag string) bool {

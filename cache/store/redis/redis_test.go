@@ -5,11 +5,14 @@ import (
 	"context"
 	"errors"
 	"io"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/redis/rueidis"
 
 	"github.com/caddy-edge/edge/cache/store"
 	"github.com/caddy-edge/edge/cache/store/storetest"
@@ -323,5 +326,296 @@ func TestCanceledRequestIsNoOutage(t *testing.T) {
 	}
 	if c.Errors() != 0 {
 		t.Errorf("Errors() = %d after a canceled request, want 0", c.Errors())
+	}
+}
+
+// TestFullRedisStillServesHits: a Redis at maxmemory under noeviction
+// (Redis's default policy) refuses writes with OOM but still answers
+// reads. A refused write is no outage: the store keeps serving its hits
+// instead of sending every request to the origin.
+func TestFullRedisStillServesHits(t *testing.T) {
+	srv := redistest.Start(t, "--maxmemory", "4mb", "--maxmemory-policy", "noeviction")
+	c := newTestClient(t, Options{}, srv.Addr)
+	ctx := context.Background()
+	put(t, c, "k", entry(time.Hour), []byte("v"))
+	var err error
+	for i := 0; i < 1000 && err == nil; i++ {
+		w, perr := c.Put(ctx, "fill"+strconv.Itoa(i), entry(time.Hour))
+		if perr != nil {
+			t.Fatal(perr)
+		}
+		w.Write(bytes.Repeat([]byte("x"), 64<<10))
+		err = w.Commit()
+	}
+	if err == nil || !strings.Contains(err.Error(), "OOM") {
+		t.Fatalf("filling a 4 MB redis: last Commit = %v, want an OOM error", err)
+	}
+	if _, b, err := c.Get(ctx, "k"); err != nil {
+		t.Fatalf("Get after redis refused a write = %v, want the stored hit", err)
+	} else {
+		b.Close()
+	}
+}
+
+// TestPurgeTagCollidingHash: two tags whose FNV-1a hashes collide (found
+// by a cycle search; an origin can send such tags) must not share a set,
+// or purging one forgets the entries of the other, which a purge of that
+// other tag then leaves in place.
+func TestPurgeTagCollidingHash(t *testing.T) {
+	const tagA, tagB = "tag-314f5b677eb90cdf", "tag-35f824941954613d"
+	if hashTag(tagA) != hashTag(tagB) {
+		t.Fatal("the two tags no longer share a hash: find another pair")
+	}
+	srv := redistest.Start(t)
+	c := newTestClient(t, Options{}, srv.Addr)
+	ctx := context.Background()
+	ea, eb := entry(time.Hour), entry(time.Hour)
+	ea.Tags, eb.Tags = []string{tagA}, []string{tagB}
+	put(t, c, "a", ea, []byte("a"))
+	put(t, c, "b", eb, []byte("b"))
+	if n, err := c.PurgeTag(ctx, tagA, false); n != 1 || err != nil {
+		t.Fatalf("PurgeTag(%s) = %d, %v; want 1", tagA, n, err)
+	}
+	if n, err := c.PurgeTag(ctx, tagB, false); n != 1 || err != nil {
+		t.Errorf("PurgeTag(%s) = %d, %v; want 1", tagB, n, err)
+	}
+	if _, _, err := c.Get(ctx, "b"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Get(b) after purging its tag = %v, want ErrNotFound", err)
+	}
+}
+
+// TestPurgeKeepsRefilledEntryIndexed: an entry stored again right after
+// a purge deleted it (a popular URL refilled from the origin while the
+// purge goes on) must stay in the tag's set and the prefix index, or the
+// next purge misses it.
+func TestPurgeKeepsRefilledEntryIndexed(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		purge func(c *Client) (int, error)
+	}{
+		{"tag", func(c *Client) (int, error) { return c.PurgeTag(context.Background(), "t1", false) }},
+		{"prefix", func(c *Client) (int, error) { return c.PurgePrefix(context.Background(), "k", false) }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := redistest.Start(t)
+			opts := Options{Prefix: "refill:", ChunkSize: 1024}
+			purger := newTestClient(t, opts, srv.Addr)
+			refiller := newTestClient(t, opts, srv.Addr)
+			watcher := newTestClient(t, opts, srv.Addr)
+			ctx := context.Background()
+			body := bytes.Repeat([]byte("x"), 2048) // chunked: the purge retires each body
+			for i := range 200 {
+				put(t, refiller, "k"+strconv.Itoa(i), entry(time.Hour), body)
+			}
+			watcher.Get(ctx, "sync") // the puts' invalidations have arrived
+			var armed atomic.Bool
+			refilled := make(chan error, 1)
+			defer watcher.Subscribe(func(keys []string) {
+				for _, k := range keys {
+					if k == "k0" && armed.CompareAndSwap(true, false) {
+						// k0 was just deleted by the purge: a request
+						// stores it again.
+						go func() {
+							w, err := refiller.Put(ctx, "k0", entry(time.Hour))
+							if err == nil {
+								w.Write([]byte("new"))
+								err = w.Commit()
+							}
+							refilled <- err
+						}()
+					}
+				}
+			})()
+			armed.Store(true)
+			if n, err := tt.purge(purger); n != 200 || err != nil {
+				t.Fatalf("purge = %d, %v; want 200", n, err)
+			}
+			select {
+			case err := <-refilled:
+				if err != nil {
+					t.Fatal(err)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("no invalidation of k0 within 5s")
+			}
+			if _, _, err := purger.Get(ctx, "k0"); err != nil {
+				t.Fatalf("the refilled k0: %v", err)
+			}
+			if n, err := tt.purge(purger); n != 1 || err != nil {
+				t.Errorf("second purge = %d, %v; want 1 (the refilled k0)", n, err)
+			}
+			if _, _, err := purger.Get(ctx, "k0"); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("Get(k0) after the second purge = %v, want ErrNotFound", err)
+			}
+		})
+	}
+}
+
+// TestForeignValueNoHugeAllocation: a meta value written by another
+// client of a shared Redis that claims a body of millions of chunks (its
+// size matching) is refused as larger than the store keeps, not read by
+// building a key name per chunk.
+func TestForeignValueNoHugeAllocation(t *testing.T) {
+	srv := redistest.Start(t)
+	c := newTestClient(t, Options{ChunkSize: 1024, MaxObjectSize: 1 << 20}, srv.Addr)
+	ctx := context.Background()
+	const chunks = 1 << 18
+	e := entry(time.Hour)
+	e.Size = chunks * 1024
+	v := encodeMeta("k", 7, chunks, e, nil)
+	rc := *c.rc.Load()
+	if err := rc.Do(ctx, rc.B().Set().Key(c.metaKey("k")).Value(rueidis.BinaryString(v)).Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, _, err := c.Get(ctx, "k")
+	runtime.ReadMemStats(&after)
+	if !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Get of a foreign value = %v, want ErrNotFound", err)
+	}
+	// The process's other goroutines allocate too; a key name per chunk
+	// is over 100 MB.
+	if n := after.TotalAlloc - before.TotalAlloc; n > 16<<20 {
+		t.Errorf("Get of a value claiming %d chunks allocated %d bytes", chunks, n)
+	}
+}
+
+// TestManyTagsNoOutage: a response with tens of thousands of tags (a
+// 40 KB Cache-Tag field of an origin suffices) would cost three commands
+// per tag in one pipeline, past the timeout, and the failure would keep
+// the store away from Redis for every other request. It is not stored,
+// as too large, and the store goes on serving.
+func TestManyTagsNoOutage(t *testing.T) {
+	srv := redistest.Start(t)
+	c := newTestClient(t, Options{Timeout: 100 * time.Millisecond}, srv.Addr)
+	ctx := context.Background()
+	put(t, c, "k", entry(time.Hour), []byte("v"))
+	e := entry(time.Hour)
+	e.Tags = nil
+	for i := range 20000 {
+		e.Tags = append(e.Tags, "p"+strconv.Itoa(i))
+	}
+	w, err := c.Put(ctx, "many", e)
+	if err == nil {
+		w.Write([]byte("v"))
+		err = w.Commit()
+	}
+	if !errors.Is(err, store.ErrTooLarge) {
+		t.Errorf("storing an entry with 20000 tags = %v, want ErrTooLarge", err)
+	}
+	if _, b, err := c.Get(ctx, "k"); err != nil {
+		t.Fatalf("Get after storing an entry with 20000 tags = %v, want the stored hit", err)
+	} else {
+		b.Close()
+	}
+
+	// Repeats count once.
+	e.Tags = make([]string, 20000)
+	for i := range e.Tags {
+		e.Tags[i] = "same"
+	}
+	put(t, c, "repeated", e, []byte("v"))
+	if got, _, err := c.Get(ctx, "repeated"); err != nil || len(got.Tags) != 1 {
+		t.Errorf("Get of an entry stored with one tag 20000 times = %v, %v; want one tag", got, err)
+	}
+}
+
+// TestEntriesOfLargeBodies: listing entries reads their metadata, not the
+// bodies stored inline with it: a page of 200 entries of 250 KB each
+// (50 MB) would not arrive within the timeout, the listing would always
+// fail, and the failure would keep the store away from Redis for every
+// request.
+func TestEntriesOfLargeBodies(t *testing.T) {
+	srv := redistest.Start(t)
+	c := newTestClient(t, Options{}, srv.Addr)
+	body := bytes.Repeat([]byte("x"), 250<<10)
+	for i := range 200 {
+		put(t, c, "k"+strconv.Itoa(i), entry(time.Hour), body)
+	}
+	put(t, c, "small", entry(time.Hour), []byte("v"))
+	big := entry(time.Hour) // metadata longer than a listing reads at first
+	big.Header = store.Fields{"X-Big", strings.Repeat("b", 20<<10)}
+	put(t, c, "bigheader", big, []byte("v"))
+	c.opts.Timeout = 100 * time.Millisecond
+	ctx := context.Background()
+	l, err := c.Entries(ctx, "", "", 1000)
+	if err != nil || len(l) != 202 {
+		t.Fatalf("Entries = %d entries, %v; want 202", len(l), err)
+	}
+	for _, le := range l {
+		switch le.Key {
+		case "small":
+		case "bigheader":
+			if got := le.Entry.Header.Get("X-Big"); len(got) != 20<<10 {
+				t.Errorf("bigheader: listed with an X-Big of %d bytes, want %d", len(got), 20<<10)
+			}
+		default:
+			if want := int64(len(body)); le.Entry.Size != want {
+				t.Errorf("%s: listed with size %d, want %d", le.Key, le.Entry.Size, want)
+			}
+		}
+	}
+	if _, b, err := c.Get(ctx, "small"); err != nil {
+		t.Fatalf("Get after listing = %v, want the stored hit", err)
+	} else {
+		b.Close()
+	}
+}
+
+// TestWrongPasswordKeepsAway: a password refused when a connection is
+// made again (the password was changed on the server) is an outage, not
+// a refused command: the store stays away from Redis instead of opening a
+// connection for every request.
+func TestWrongPasswordKeepsAway(t *testing.T) {
+	srv := redistest.Start(t)
+	srv.Do("config", "set", "requirepass", "old")
+	o := Options{}
+	o.Client.Password = "old"
+	c := newTestClient(t, o, srv.Addr)
+	put(t, c, "k", entry(time.Hour), []byte("v"))
+	srv.Do("-a", "old", "--no-auth-warning", "config", "set", "requirepass", "new")
+	srv.Do("-a", "new", "--no-auth-warning", "client", "kill", "type", "normal")
+	conns := func() int {
+		for _, l := range strings.Fields(srv.Do("-a", "new", "--no-auth-warning", "info", "stats")) {
+			if v, ok := strings.CutPrefix(l, "total_connections_received:"); ok {
+				n, _ := strconv.Atoi(v)
+				return n
+			}
+		}
+		t.Fatal("no total_connections_received in INFO")
+		return 0
+	}
+	before := conns()
+	for range 50 {
+		c.Get(context.Background(), "k")
+	}
+	if n := conns() - before - 1; n > 5 { // the INFO's own connection
+		t.Errorf("50 Gets with a refused password opened %d connections", n)
+	}
+}
+
+// TestPurgeTagLegacySet: entries whose tags an earlier version put in the
+// set named by the tag's hash alone, shared by two tags of one hash, are
+// still purged by their tags.
+func TestPurgeTagLegacySet(t *testing.T) {
+	const tagA, tagB = "tag-314f5b677eb90cdf", "tag-35f824941954613d" // one hash
+	srv := redistest.Start(t)
+	c := newTestClient(t, Options{}, srv.Addr)
+	ctx := context.Background()
+	ea, eb := entry(time.Hour), entry(time.Hour)
+	ea.Tags, eb.Tags = []string{tagA}, []string{tagB}
+	put(t, c, "a", ea, []byte("a"))
+	put(t, c, "b", eb, []byte("b"))
+	legacy := c.tagPre + "{" + hashTag(tagA) + "}"
+	srv.Do("sunionstore", legacy, c.tagKey(tagA), c.tagKey(tagB))
+	srv.Do("del", c.tagKey(tagA), c.tagKey(tagB))
+	for _, tt := range []struct{ tag, key string }{{tagA, "a"}, {tagB, "b"}} {
+		if n, err := c.PurgeTag(ctx, tt.tag, false); n != 1 || err != nil {
+			t.Errorf("PurgeTag(%s) = %d, %v; want 1, the entry in the earlier set", tt.tag, n, err)
+		}
+		if _, _, err := c.Get(ctx, tt.key); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("Get(%s) after purging its tag = %v, want ErrNotFound", tt.key, err)
+		}
 	}
 }

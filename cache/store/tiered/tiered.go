@@ -46,6 +46,10 @@ type Tiers struct {
 type pend struct {
 	refs int
 	seq  uint64
+	// filling is set while a read of the key may fill the front: one at
+	// a time, so that concurrent reads of a large body do not each hold
+	// a copy outside the front's budget.
+	filling bool
 }
 
 // New returns Tiers with front in front of back. If back is an
@@ -113,6 +117,8 @@ type promotion struct {
 	done  bool
 }
 
+// startPromotion returns the promotion of a read of key, or nil when
+// another read of key is filling the front.
 func (t *Tiers) startPromotion(key string) *promotion {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -121,6 +127,10 @@ func (t *Tiers) startPromotion(key string) *promotion {
 		p = new(pend)
 		t.pending[key] = p
 	}
+	if p.filling {
+		return nil
+	}
+	p.filling = true
 	p.refs++
 	return &promotion{t: t, key: key, p: p, seq: p.seq, epoch: t.epoch}
 }
@@ -147,6 +157,7 @@ func (pr *promotion) finish(w store.Writer) {
 			w.Abort()
 		}
 	}
+	pr.p.filling = false
 	if pr.p.refs--; pr.p.refs == 0 {
 		delete(t.pending, pr.key)
 	}
@@ -161,6 +172,9 @@ func (t *Tiers) Get(ctx context.Context, key string) (*store.Entry, store.Body, 
 	}
 	pr := t.startPromotion(key)
 	e, b, err := t.back.Get(ctx, key)
+	if pr == nil {
+		return e, b, err // another read fills the front
+	}
 	if err != nil {
 		pr.finish(nil)
 		return nil, nil, err

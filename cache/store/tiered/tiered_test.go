@@ -244,3 +244,47 @@ func TestDeriveOnPromotion(t *testing.T) {
 		t.Errorf("front entry's Derived = %v, want derived:200", e.Derived)
 	}
 }
+
+// TestOneFillPerKey: reads of a key from the back store fill the front
+// one at a time. Each read copying the body would hold a buffer of up to
+// the front's entry limit per reader, outside the front's budget and for
+// as long as a slow client takes to read to the end.
+func TestOneFillPerKey(t *testing.T) {
+	srv := redistest.Start(t)
+	tr := newTiers(t, newRedis(t, srv.Addr, newPrefix()))
+	body := bytes.Repeat([]byte("L"), 4*redis.ChunkSize) // chunked: the tee fills the front
+	put(t, tr, "k", body)
+	fill(t, tr, "k", body) // the put's invalidation has arrived
+	tr.front.Delete(context.Background(), "k")
+	var bodies []store.Body
+	for range 20 {
+		_, b, err := tr.Get(context.Background(), "k")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close()
+		if _, err := b.Read(make([]byte, 1)); err != nil {
+			t.Fatal(err)
+		}
+		bodies = append(bodies, b)
+	}
+	filling := 0
+	for _, b := range bodies {
+		if tb, ok := b.(*teeBody); ok && tb.w != nil {
+			filling++
+		}
+	}
+	if filling != 1 {
+		t.Errorf("%d of 20 concurrent reads copy the body into the front, want 1", filling)
+	}
+	// The one that fills commits at its end; the others read alone.
+	for _, b := range bodies {
+		got, err := io.ReadAll(b)
+		if err != nil || len(got) != len(body)-1 {
+			t.Fatalf("read %d bytes, %v; want the rest of the body", len(got), err)
+		}
+	}
+	if !inFront(tr, "k") {
+		t.Error("the front is not filled after the reads")
+	}
+}
