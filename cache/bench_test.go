@@ -44,6 +44,16 @@ func benchRequest(b testing.TB, target string) *http.Request {
 	return caddyhttp.PrepareRequest(r, repl, nil, &caddyhttp.Server{})
 }
 
+// setPath changes the path of r, prepared by benchRequest, as a new
+// request for path would have it: the original request that Caddy keeps
+// in the context too, or the cache would take r for a rewritten request.
+func setPath(r *http.Request, path string) {
+	r.URL.Path = path
+	if orig, ok := r.Context().Value(caddyhttp.OriginalRequestCtxKey).(http.Request); ok {
+		orig.URL.Path = path // a pointer to the context's copy of the URL
+	}
+}
+
 // provisioned provisions h as Caddy does for a server without access
 // logs, the server benchRequest's requests come from.
 func provisioned(b testing.TB, h *cache.Handler) {

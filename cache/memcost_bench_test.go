@@ -80,7 +80,7 @@ func BenchmarkHitZipf(b *testing.B) {
 	fill := benchRequest(b, "http://example.com/")
 	for i := range paths {
 		paths[i] = "/z/" + strconv.Itoa(i)
-		fill.URL.Path = paths[i]
+		setPath(fill, paths[i])
 		clear(w.h)
 		if err := h.ServeHTTP(w, fill, origin); err != nil {
 			b.Fatal(err)
@@ -100,7 +100,7 @@ func BenchmarkHitZipf(b *testing.B) {
 	run := func(b *testing.B, path func() string) {
 		b.ReportAllocs()
 		for b.Loop() {
-			r.URL.Path = path()
+			setPath(r, path())
 			clear(w.h)
 			if err := h.ServeHTTP(w, r, miss); err != nil {
 				b.Fatal(err)
