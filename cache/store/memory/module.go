@@ -29,8 +29,8 @@ type shared struct {
 
 // configure applies the max_size of a config provisioned with ctx (see
 // sizing.Owner.Configure).
-func (s *shared) configure(ctx context.Context, maxSize int64) (resized, warn bool, err error) {
-	return s.size.Configure(ctx, s.Cache, maxSize)
+func (s *shared) configure(ctx context.Context, maxSize int64, resized func(prev int64)) (warn bool, err error) {
+	return s.size.Configure(ctx, s.Cache, maxSize, resized)
 }
 
 // Destruct frees the Cache when the last config that uses it is unloaded.
@@ -114,15 +114,15 @@ func (s *Store) Provision(ctx caddy.Context) error {
 	s.c, s.loaded = v.(*shared), true
 	s.backend = s.c
 	kept := s.c.MaxSize()
-	resized, warn, err := s.c.configure(ctx.Context, maxSize)
+	logger, name := s.logger, s.Name
+	warn, err := s.c.configure(ctx.Context, maxSize, func(prev int64) {
+		logger.Info("memory store resized",
+			zap.String("name", name),
+			zap.Int64("max_size", maxSize),
+			zap.Int64("previous_max_size", prev))
+	})
 	if err != nil {
 		return fmt.Errorf("resizing memory store %q: %w", s.Name, err)
-	}
-	if resized {
-		s.logger.Info("memory store resized",
-			zap.String("name", s.Name),
-			zap.Int64("max_size", maxSize),
-			zap.Int64("previous_max_size", kept))
 	}
 	if warn {
 		s.logger.Warn("memory store already configured with another max_size in this config; keeping the first",

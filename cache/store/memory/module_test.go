@@ -216,10 +216,11 @@ func TestReloadResizes(t *testing.T) {
 	if c := sibling.Stats().Capacity; c != 8<<20 {
 		t.Errorf("a second site of the same config resized the store to %d", c)
 	}
-	if resized, warn, _ := sibling.c.configure(cfg.Context, 1<<20); resized || warn {
+	resized := false
+	if warn, _ := sibling.c.configure(cfg.Context, 1<<20, func(int64) { resized = true }); resized || warn {
 		t.Errorf("the same differing size again: resized %v, warned %v; want neither", resized, warn)
 	}
-	if _, warn, _ := sibling.c.configure(cfg.Context, 3<<20); !warn {
+	if warn, _ := sibling.c.configure(cfg.Context, 3<<20, nil); !warn {
 		t.Error("another differing size in the same config was not warned about")
 	}
 

@@ -131,7 +131,7 @@ func (s *Store) Provision(ctx caddy.Context) error {
 	// As a memory store's: the first size of a config wins, and a reload
 	// resizes once it has replaced the running config.
 	kept := f.MaxSize()
-	_, warn, err := f.size.Configure(ctx.Context, f.Cache, maxSize)
+	warn, err := f.size.Configure(ctx.Context, f.Cache, maxSize, nil)
 	if err != nil {
 		return fmt.Errorf("tiered store: resizing the memory tier: %w", err)
 	}

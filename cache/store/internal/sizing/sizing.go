@@ -37,30 +37,44 @@ type Owner struct {
 // asks for. In one config the first store wins, and warn reports each
 // other size once. The first config resizes the store at once; a newer
 // config (a reload) once the config it replaces is unloaded, and not at
-// all if it fails to load. resized reports whether the size changes.
-func (o *Owner) Configure(ctx context.Context, st Resizer, maxSize int64) (resized, warn bool, err error) {
+// all if it fails to load. resized, if not nil, is called when the size
+// changes, with the size before: for a reload, later, from another
+// goroutine.
+func (o *Owner) Configure(ctx context.Context, st Resizer, maxSize int64, resized func(prev int64)) (warn bool, err error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	switch {
 	case ctx == o.owner:
-		return false, o.warn(maxSize, st.MaxSize()), nil
+		return o.warn(maxSize, st.MaxSize()), nil
 	case ctx == o.next:
-		return false, o.warn(maxSize, o.nextSize), nil
+		return o.warn(maxSize, o.nextSize), nil
 	case o.owner == nil || o.owner.Err() != nil:
 		// The first config, or the one that set the size is gone.
 		o.drop()
 		o.owner, o.warned = ctx, nil
-		if maxSize == st.MaxSize() {
-			return false, false, nil
-		}
-		return true, false, st.Resize(maxSize)
+		return false, resize(st, maxSize, resized)
 	}
 	o.drop()
 	o.next, o.nextSize, o.warned = ctx, maxSize, nil
-	stopOwner := context.AfterFunc(o.owner, func() { o.promote(ctx, st) })
+	stopOwner := context.AfterFunc(o.owner, func() { o.promote(ctx, st, resized) })
 	stopNext := context.AfterFunc(ctx, func() { o.abandon(ctx) })
 	o.stop = func() { stopOwner(); stopNext() }
-	return maxSize != st.MaxSize(), false, nil
+	return false, nil
+}
+
+// resize sets st's size to maxSize, calling resized when that changes it.
+func resize(st Resizer, maxSize int64, resized func(prev int64)) error {
+	prev := st.MaxSize()
+	if maxSize == prev {
+		return nil
+	}
+	if err := st.Resize(maxSize); err != nil {
+		return err
+	}
+	if resized != nil {
+		resized(prev)
+	}
+	return nil
 }
 
 // warn tells whether maxSize, in the config being provisioned whose size
@@ -79,7 +93,7 @@ func (o *Owner) warn(maxSize, size int64) bool {
 
 // promote makes next, whose reload succeeded (the config it replaced is
 // unloaded), the owner, and applies its size.
-func (o *Owner) promote(next context.Context, st Resizer) {
+func (o *Owner) promote(next context.Context, st Resizer, resized func(prev int64)) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.next != next {
@@ -90,7 +104,7 @@ func (o *Owner) promote(next context.Context, st Resizer) {
 	o.owner = next
 	if next.Err() == nil {
 		// Cannot fail: Provision refuses sizes below 1 MiB.
-		_ = st.Resize(size)
+		_ = resize(st, size, resized)
 	}
 }
 
