@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -324,4 +326,31 @@ http://localhost:{HTTP_PORT} {
 	}
 	expect(t, "world after the POST", get(t, s, "/p"), 200, "page /p", "miss")
 	expect(t, "eu after the POST", get(t, s, "/p", "X-Region", "eu"), 200, "page /eu/p", "miss")
+}
+
+// try_files before the cache sends every pretty URL to one front
+// controller (/index.php?{query}): each URL is still its own entry.
+func TestDefaultKeyAfterTryFiles(t *testing.T) {
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=600")
+		io.WriteString(w, "page "+r.Header.Get("X-Original-URI")+" via "+r.URL.Path)
+	})
+	root := t.TempDir()
+	if err := os.WriteFile(filepath.Join(root, "index.php"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := caddytest.Start(t, `
+http://localhost:{HTTP_PORT} {
+	header >X-Result {http_cache.status}
+	root * `+root+`
+	try_files {path} /index.php?{query}
+	http_cache
+	reverse_proxy `+o.addr()+` {
+		header_up X-Original-URI {http.request.orig_uri}
+	}
+}
+`)
+	expect(t, "first post", get(t, s, "/blog/first"), 200, "page /blog/first via /index.php", "miss", "stored")
+	expect(t, "second post", get(t, s, "/blog/second"), 200, "page /blog/second via /index.php", "miss", "stored")
+	expect(t, "first post again", get(t, s, "/blog/first"), 200, "page /blog/first via /index.php", "hit")
 }
