@@ -176,6 +176,7 @@ func (c *Client) run() {
 		if err == nil {
 			c.rc.Store(&rc)
 			c.up()
+			c.checkServer(rc)
 			break
 		}
 		c.downErrs.Add(1)
@@ -201,6 +202,44 @@ func (c *Client) run() {
 			c.sweep()
 		}
 	}
+}
+
+// checkServer warns about a server this store cannot work with fully,
+// once connected: a Redis older than 7.0, which refuses the PEXPIRE
+// options every write uses, and a maxmemory-policy of allkeys-*, under
+// which Redis may evict the tag sets and the prefix index (they have no
+// expiry), so that purges by tag, prefix or URL miss entries. A server
+// that does not answer (CONFIG renamed away, as managed services do) is
+// not checked.
+func (c *Client) checkServer(rc rueidis.Client) {
+	ctx, cancel := context.WithTimeout(c.ctx, 2*time.Second)
+	defer cancel()
+	if info, err := rc.Do(ctx, rc.B().Info().Section("server").Build()).ToString(); err == nil {
+		if v, ok := infoField(info, "redis_version"); ok {
+			if major, _, _ := strings.Cut(v, "."); len(major) == 1 && major < "7" {
+				c.logger.Error("redis store: Redis 7.0 or newer is needed; this server refuses the store's writes",
+					zap.String("redis_version", v))
+			}
+		}
+	}
+	kv, err := rc.Do(ctx, rc.B().ConfigGet().Parameter("maxmemory-policy").Build()).AsStrMap()
+	if err != nil {
+		return
+	}
+	if p := kv["maxmemory-policy"]; strings.HasPrefix(p, "allkeys-") {
+		c.logger.Warn("redis store: maxmemory-policy "+p+" may evict the tag sets and the prefix index, which have no expiry: purges by tag, prefix or URL would then miss entries; use volatile-lru, volatile-lfu or noeviction",
+			zap.String("maxmemory_policy", p))
+	}
+}
+
+// infoField returns the value of field in the text of an INFO reply.
+func infoField(info, field string) (string, bool) {
+	for line := range strings.Lines(info) {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			return strings.TrimSpace(v), true
+		}
+	}
+	return "", false
 }
 
 // Close stops the background work and closes the connections.

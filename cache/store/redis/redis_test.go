@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/redis/rueidis"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/caddy-edge/edge/cache/store"
 	"github.com/caddy-edge/edge/cache/store/storetest"
@@ -617,5 +619,22 @@ func TestPurgeTagLegacySet(t *testing.T) {
 		if _, _, err := c.Get(ctx, tt.key); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("Get(%s) after purging its tag = %v, want ErrNotFound", tt.key, err)
 		}
+	}
+}
+
+// A maxmemory-policy of allkeys-* may evict the index keys purges need:
+// the store warns once connected, and does not under volatile-lru.
+func TestWarnsOfAllkeysEviction(t *testing.T) {
+	for _, policy := range []string{"allkeys-lru", "volatile-lru"} {
+		t.Run(policy, func(t *testing.T) {
+			srv := redistest.Start(t, "--maxmemory", "64mb", "--maxmemory-policy", policy)
+			core, logs := observer.New(zap.WarnLevel)
+			c := newTestClient(t, Options{Logger: zap.New(core)}, srv.Addr)
+			c.Close() // waits for the connecting goroutine, and its check
+			warned := logs.FilterMessageSnippet("maxmemory-policy").Len() > 0
+			if warned != strings.HasPrefix(policy, "allkeys-") {
+				t.Errorf("maxmemory-policy %s: warned %v; logs: %v", policy, warned, logs.All())
+			}
+		})
 	}
 }
