@@ -3,6 +3,7 @@ package cache
 import (
 	"context"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -55,6 +56,9 @@ type flight struct {
 	done    chan struct{}
 	outcome outcome // written before done is closed
 	waiters int     // requests that joined and still wait; protected by Handler.mu
+	// streaming is set once the origin answered the leader with a
+	// response that is being stored: its body is on its way.
+	streaming atomic.Bool
 }
 
 // maxHitForMiss bounds the hit-for-miss map; when it is full, expired

@@ -225,6 +225,48 @@ func TestCollapseTimeoutAnswersWaitersWithoutTheOrigin(t *testing.T) {
 	expect(t, "then", get(t, s, "/slow"), 200, "slow", "hit", "hit")
 }
 
+// A waiter whose leader's response is arriving, but more slowly than
+// collapse_timeout (a large object, a slow origin), is not answered 504:
+// the origin answers, so it gets a response of its own, not stored, as
+// nginx's proxy_cache_lock_timeout does; the leader still stores its
+// response.
+func TestWaiterOfAStreamingFetchGoesToTheOrigin(t *testing.T) {
+	release := make(chan struct{})
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		io.WriteString(w, "first part\n")
+		w.(http.Flusher).Flush()
+		select { // the rest takes longer than collapse_timeout
+		case <-release:
+		case <-time.After(10 * time.Second):
+		}
+		io.WriteString(w, "second part\n")
+	})
+	s := startCache(t, o, "collapse_timeout 200ms")
+	resp, err := s.Client.Get(s.URL("/big"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	br := bufio.NewReader(resp.Body)
+	if line, err := br.ReadString('\n'); err != nil || line != "first part\n" {
+		t.Fatalf("leader's first line %q, %v", line, err)
+	}
+	waiter := make(chan result)
+	go func() { waiter <- get(t, s, "/big") }()
+	waitFor(t, "the waiter to reach the origin", func() bool { return o.n.Load() == 2 })
+	close(release)
+	expect(t, "waiter", <-waiter, 200, "first part\nsecond part\n", "uncacheable", "collapsed=?0; detail=collapse-timeout")
+	if rest, _ := io.ReadAll(br); string(rest) != "second part\n" {
+		t.Errorf("leader's rest %q", rest)
+	}
+	resp.Body.Close()
+	expect(t, "then", get(t, s, "/big"), 200, "first part\nsecond part\n", "hit", "hit")
+	if n := o.n.Load(); n != 2 {
+		t.Errorf("origin got %d requests, want the leader's and the waiter's, 2", n)
+	}
+}
+
 // A waiter that times out while a stale stored response may be served on
 // an origin error (stale-if-error) gets that response instead of a 504.
 func TestCollapseTimeoutServesStaleIfError(t *testing.T) {

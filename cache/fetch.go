@@ -624,6 +624,9 @@ func (fw *fetchWriter) decideStore(status int) {
 		return
 	}
 	fw.sw, fw.entry, fw.storeKey, fw.vary = sw, e, key, vary
+	if f.flight != nil {
+		f.flight.streaming.Store(true)
+	}
 }
 
 // storedFields returns the fields of a response header that are stored:

@@ -703,6 +703,16 @@ func (h *Handler) leadOrWait(c *cacheable, f *fetch, attempt int) (retry bool, e
 		return false, err
 	}
 	if !ok {
+		if fl.streaming.Load() {
+			// The origin answered the leader, with a body that takes
+			// longer than collapse_timeout to arrive (a large object, a
+			// slow origin): no hanging origin to spare, and waiting on
+			// would hold this client until the whole body is stored. It
+			// gets a response of its own, not stored, as nginx's
+			// proxy_cache_lock_timeout does.
+			f.cs.collapsed, f.cs.detail, f.mayStore = collapsedUnused, detailCollapseTimeout, false
+			return false, f.run(c.w)
+		}
 		return false, h.serveWaitTimedOut(c, f)
 	}
 	if o == outcomeUncacheable || (o == outcomeCredentialed && policy.HasCredentials(c.r.Header)) {
