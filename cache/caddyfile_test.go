@@ -128,6 +128,20 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 	}
 }
 
+// Validate accepts the templates the README shows.
+func TestValidateAcceptsKeyTemplates(t *testing.T) {
+	for _, key := range []string{
+		"{http.request.host}{http.request.uri}",
+		"{http.request.scheme}://{http.request.host}{http.request.orig_uri}",
+		"{http.request.host}{http.request.uri.path}?lang={http.request.uri.query.lang}",
+	} {
+		h := cache.Handler{Key: key}
+		if err := h.Validate(); err != nil {
+			t.Errorf("Validate() of key %q = %v", key, err)
+		}
+	}
+}
+
 // Validate rejects what the Caddyfile parser cannot see (JSON configs).
 func TestValidate(t *testing.T) {
 	for _, tt := range []struct {
@@ -144,6 +158,10 @@ func TestValidate(t *testing.T) {
 		// They shape the default key only: with a template they did nothing.
 		{"sort_query with key", `{"key": "{http.request.host}{http.request.uri}", "sort_query": true}`, "sort_query"},
 		{"ignore_query_params with key", `{"key": "{http.request.host}{http.request.uri}", "ignore_query_params": ["utm_*"]}`, "ignore_query_params"},
+		// Templates that give every request one key.
+		{"shorthands in JSON", `{"key": "{host}{uri}"}`, "{host}"},
+		{"no placeholder", `{"key": "static"}`, "no placeholder"},
+		{"escaped braces only", `{"key": "\\{http.request.uri\\}"}`, "no placeholder"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var h cache.Handler

@@ -302,6 +302,30 @@ func (h *Handler) loadStore(ctx caddy.Context) error {
 	return nil
 }
 
+// validateKeyTemplate refuses a key template that would give every
+// request one key: one without a placeholder, or with a placeholder
+// that no request has a value for. Every placeholder of Caddy and its
+// modules has a dotted name; a name without a dot is a Caddyfile
+// shorthand ({host}, {uri}, {path}) that only the Caddyfile adapter
+// expands, given in JSON, where it stays empty.
+func validateKeyTemplate(t string) error {
+	segs := parseTemplate(t)
+	n := 0
+	for _, s := range segs {
+		if s.lit != "" {
+			continue
+		}
+		n++
+		if !strings.Contains(s.ph, ".") {
+			return fmt.Errorf("key: {%s} in template %q is no placeholder (a Caddyfile shorthand, which JSON does not expand?): write its full name, such as {http.request.host} or {http.request.uri}", s.ph, t)
+		}
+	}
+	if n == 0 {
+		return fmt.Errorf("key: template %q holds no placeholder: every request would share one entry", t)
+	}
+	return nil
+}
+
 // Validate checks the configuration.
 func (h *Handler) Validate() error {
 	if h.MaxObjectSize < 0 {
@@ -321,6 +345,11 @@ func (h *Handler) Validate() error {
 	for _, c := range h.Key {
 		if c < 0x20 || c == 0x7f {
 			return fmt.Errorf("key: template %q holds a control character", h.Key)
+		}
+	}
+	if h.Key != "" {
+		if err := validateKeyTemplate(h.Key); err != nil {
+			return err
 		}
 	}
 	if h.Key != "" && (h.SortQuery || len(h.IgnoreQueryParams) > 0) {
