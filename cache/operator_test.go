@@ -13,6 +13,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 
+	"github.com/caddy-edge/edge/cache"
 	"github.com/caddy-edge/edge/internal/caddytest"
 )
 
@@ -353,4 +354,42 @@ http://localhost:{HTTP_PORT} {
 	expect(t, "first post", get(t, s, "/blog/first"), 200, "page /blog/first via /index.php", "miss", "stored")
 	expect(t, "second post", get(t, s, "/blog/second"), 200, "page /blog/second via /index.php", "miss", "stored")
 	expect(t, "first post again", get(t, s, "/blog/first"), 200, "page /blog/first via /index.php", "hit")
+}
+
+// A background fetch (a stale-while-revalidate refresh, a range fill) of
+// a rewritten request is the client's request again: what the next
+// handlers read of the request before its rewrites
+// ({http.request.orig_uri}, as php_fastcgi's REQUEST_URI) is the
+// client's, not the rewritten URL, or the front controller would render
+// another page and the refresh would store it under the client's URL.
+func TestBackgroundFetchKeepsOriginalRequest(t *testing.T) {
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		// Stale on arrival, within a long stale-while-revalidate window.
+		w.Header().Set("Cache-Control", "max-age=1, stale-while-revalidate=3600")
+		w.Header().Set("Age", "10")
+		io.WriteString(w, "page "+r.Header.Get("X-Original-URI"))
+	})
+	root := t.TempDir()
+	if err := os.WriteFile(filepath.Join(root, "index.php"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := caddytest.Start(t, `
+http://localhost:{HTTP_PORT} {
+	header >X-Result {http_cache.status}
+	root * `+root+`
+	try_files {path} /index.php?{query}
+	http_cache
+	reverse_proxy `+o.addr()+` {
+		header_up X-Original-URI {http.request.orig_uri}
+	}
+}
+`)
+	waitFor(t, "earlier fetches to end", func() bool { return cache.Flights() == 0 })
+	expect(t, "miss", get(t, s, "/blog/first"), 200, "page /blog/first", "")
+	expect(t, "stale", get(t, s, "/blog/first"), 200, "page /blog/first", "stale", "detail=stale-while-revalidate")
+	waitFor(t, "the refresh", func() bool { return o.n.Load() == 2 && cache.Flights() == 0 })
+	if got := o.last().Header.Get("X-Original-URI"); got != "/blog/first" {
+		t.Errorf("the refresh's {http.request.orig_uri} is %q, want /blog/first", got)
+	}
+	expect(t, "after the refresh", get(t, s, "/blog/first"), 200, "page /blog/first", "stale")
 }

@@ -974,6 +974,16 @@ func backgroundRequest(ctx context.Context, r *http.Request, w http.ResponseWrit
 	// (e.g. a dynamic upstream).
 	repl := caddy.NewReplacer()
 	r2 = caddyhttp.PrepareRequest(r2, repl, w, srv)
+	if orig, ok := r.Context().Value(caddyhttp.OriginalRequestCtxKey).(http.Request); ok && orig.URL != nil {
+		// The request before its rewrites is the client's, not r's URL,
+		// which PrepareRequest took: the next handlers read it
+		// ({http.request.orig_uri}, php_fastcgi's REQUEST_URI) to know
+		// which page a rewritten request asks for. Set in place, as the
+		// replacer reads r2's context through this pointer.
+		u := *orig.URL
+		orig.URL = &u
+		*r2 = *r2.WithContext(context.WithValue(r2.Context(), caddyhttp.OriginalRequestCtxKey, orig))
+	}
 	if orig, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
 		repl.Map(func(key string) (any, bool) {
 			if strings.HasPrefix(key, "http.") {

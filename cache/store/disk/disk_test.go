@@ -766,3 +766,21 @@ func TestLoadSkipsUpperCaseSubdirectory(t *testing.T) {
 		t.Errorf("Stats = %+v: a file outside the store's subdirectories was indexed", st)
 	}
 }
+
+// Open leaves a lock file in the directory on every platform, flock or
+// not: it is what tells the next Open (after a restart) that the
+// directory is a cache directory (checkCacheDir), which it would refuse
+// otherwise.
+func TestOpenMarksCacheDirectory(t *testing.T) {
+	dir := t.TempDir()
+	c := open(t, Config{Dir: dir, NoSync: true})
+	put(t, c, "k", entry(time.Now()), []byte("v"))
+	c.Close()
+	if _, err := os.Stat(filepath.Join(dir, "lock")); err != nil {
+		t.Fatalf("no lock file after Open: %v", err)
+	}
+	c = open(t, Config{Dir: dir, NoSync: true})
+	if _, got, err := get(t, c, "k"); err != nil || string(got) != "v" {
+		t.Errorf("reopened cache directory: %q, %v", got, err)
+	}
+}

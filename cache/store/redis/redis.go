@@ -291,7 +291,9 @@ func (c *Client) fail(op string, err error) error {
 
 // refused tells whether err is Redis refusing one command while it serves
 // the others: a write at maxmemory under noeviction (OOM), a write to a
-// replica (READONLY), a key of another type under the store's names
+// replica (READONLY), a write while its snapshots fail (MISCONF, under
+// stop-writes-on-bgsave-error) or without min-replicas-to-write replicas
+// (NOREPLICAS), a key of another type under the store's names
 // (WRONGTYPE). Other errors it answers, such as a password refused when
 // a connection is made again, open the circuit as an outage does.
 func refused(err error) bool {
@@ -300,7 +302,11 @@ func refused(err error) bool {
 		return false
 	}
 	code, _, _ := strings.Cut(re.Error(), " ")
-	return code == "OOM" || code == "READONLY" || code == "WRONGTYPE"
+	switch code {
+	case "OOM", "READONLY", "MISCONF", "NOREPLICAS", "WRONGTYPE":
+		return true
+	}
+	return false
 }
 
 // up closes the circuit after a success, reporting the end of an outage.

@@ -638,3 +638,31 @@ func TestWarnsOfAllkeysEviction(t *testing.T) {
 		})
 	}
 }
+
+// A Redis that refuses writes while it serves reads for another reason
+// than memory (NOREPLICAS: min-replicas-to-write not met; MISCONF: its
+// snapshots fail, under stop-writes-on-bgsave-error, the default) keeps
+// serving hits, as a full one does.
+func TestWriteRefusingRedisStillServesHits(t *testing.T) {
+	srv := redistest.Start(t)
+	c := newTestClient(t, Options{}, srv.Addr)
+	ctx := context.Background()
+	put(t, c, "k", entry(time.Hour), []byte("v"))
+	rc := *c.rc.Load()
+	if err := rc.Do(ctx, rc.B().ConfigSet().ParameterValue().ParameterValue("min-replicas-to-write", "1").Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	w, err := c.Put(ctx, "other", entry(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write([]byte("x"))
+	if err := w.Commit(); err == nil || !strings.Contains(err.Error(), "NOREPLICAS") {
+		t.Fatalf("Commit with no replica = %v, want a NOREPLICAS error", err)
+	}
+	if _, b, err := c.Get(ctx, "k"); err != nil {
+		t.Fatalf("Get after redis refused a write = %v, want the stored hit", err)
+	} else {
+		b.Close()
+	}
+}
