@@ -329,18 +329,17 @@ http://localhost:{HTTP_PORT} {
 	expect(t, "eu after the POST", get(t, s, "/p", "X-Region", "eu"), 200, "page /eu/p", "miss")
 }
 
-// try_files before the cache sends every pretty URL to one front
-// controller (/index.php?{query}): each URL is still its own entry.
-func TestDefaultKeyAfterTryFiles(t *testing.T) {
-	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Cache-Control", "max-age=600")
-		io.WriteString(w, "page "+r.Header.Get("X-Original-URI")+" via "+r.URL.Path)
-	})
+// startTryFilesSite starts a site that sends every URL that is not a file
+// to one front controller (try_files {path} /index.php?{query}) before
+// the cache, as PHP sites do, and tells the origin the client's URL in
+// X-Original-URI, as php_fastcgi's REQUEST_URI would.
+func startTryFilesSite(t *testing.T, o *origin) *caddytest.Server {
+	t.Helper()
 	root := t.TempDir()
 	if err := os.WriteFile(filepath.Join(root, "index.php"), nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s := caddytest.Start(t, `
+	return caddytest.Start(t, `
 http://localhost:{HTTP_PORT} {
 	header >X-Result {http_cache.status}
 	root * `+root+`
@@ -351,6 +350,16 @@ http://localhost:{HTTP_PORT} {
 	}
 }
 `)
+}
+
+// try_files before the cache sends every pretty URL to one front
+// controller (/index.php?{query}): each URL is still its own entry.
+func TestDefaultKeyAfterTryFiles(t *testing.T) {
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=600")
+		io.WriteString(w, "page "+r.Header.Get("X-Original-URI")+" via "+r.URL.Path)
+	})
+	s := startTryFilesSite(t, o)
 	expect(t, "first post", get(t, s, "/blog/first"), 200, "page /blog/first via /index.php", "miss", "stored")
 	expect(t, "second post", get(t, s, "/blog/second"), 200, "page /blog/second via /index.php", "miss", "stored")
 	expect(t, "first post again", get(t, s, "/blog/first"), 200, "page /blog/first via /index.php", "hit")
@@ -369,21 +378,7 @@ func TestBackgroundFetchKeepsOriginalRequest(t *testing.T) {
 		w.Header().Set("Age", "10")
 		io.WriteString(w, "page "+r.Header.Get("X-Original-URI"))
 	})
-	root := t.TempDir()
-	if err := os.WriteFile(filepath.Join(root, "index.php"), nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	s := caddytest.Start(t, `
-http://localhost:{HTTP_PORT} {
-	header >X-Result {http_cache.status}
-	root * `+root+`
-	try_files {path} /index.php?{query}
-	http_cache
-	reverse_proxy `+o.addr()+` {
-		header_up X-Original-URI {http.request.orig_uri}
-	}
-}
-`)
+	s := startTryFilesSite(t, o)
 	waitFor(t, "earlier fetches to end", func() bool { return cache.Flights() == 0 })
 	expect(t, "miss", get(t, s, "/blog/first"), 200, "page /blog/first", "")
 	expect(t, "stale", get(t, s, "/blog/first"), 200, "page /blog/first", "stale", "detail=stale-while-revalidate")
