@@ -216,12 +216,14 @@ func TestOrphanedFetchesWithoutWaitersEnd(t *testing.T) {
 // before its refresh, so requests for many stale keys must not start as
 // many origin requests at once. Beyond the bound the stale response is
 // served without a refresh (RFC 5861 §3 lets the window bound its age).
+// The bound is a handler's: another site, whose origin answers, goes on
+// refreshing while the first one's origin hangs.
 func TestStaleRefreshesInFlightAreBounded(t *testing.T) {
-	const objects = cache.MaxBackgroundFetches + 16
+	const objects = cache.MaxHandlerBackgroundFetches + 16
 	release := make(chan struct{})
 	var mu sync.Mutex
 	seen := map[string]int{}
-	var refreshes atomic.Int64
+	var refreshes, otherRefreshes atomic.Int64
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
 		// Stale on arrival, within a long stale-while-revalidate window.
 		w.Header().Set("Cache-Control", "max-age=1, stale-while-revalidate=3600")
@@ -230,7 +232,11 @@ func TestStaleRefreshesInFlightAreBounded(t *testing.T) {
 		seen[r.URL.Path]++
 		first := seen[r.URL.Path] == 1
 		mu.Unlock()
-		if !first {
+		switch {
+		case first:
+		case strings.HasPrefix(r.URL.Path, "/other/"):
+			otherRefreshes.Add(1)
+		default:
 			refreshes.Add(1)
 			select { // refreshes hang until every stale request was answered
 			case <-release:
@@ -239,7 +245,19 @@ func TestStaleRefreshesInFlightAreBounded(t *testing.T) {
 		}
 		io.WriteString(w, "v")
 	})
-	s := startCache(t, o, "")
+	s := caddytest.Start(t, `
+http://localhost:{HTTP_PORT} {
+	header >X-Result {http_cache.status}
+	handle /other/* {
+		http_cache
+		reverse_proxy `+o.addr()+`
+	}
+	handle {
+		http_cache
+		reverse_proxy `+o.addr()+`
+	}
+}
+`)
 	waitFor(t, "earlier fetches to end", func() bool { return cache.Flights() == 0 })
 	for i := range objects {
 		expect(t, fmt.Sprint("miss ", i), get(t, s, fmt.Sprintf("/s%d", i)), 200, "v", "")
@@ -248,16 +266,20 @@ func TestStaleRefreshesInFlightAreBounded(t *testing.T) {
 		expect(t, fmt.Sprint("stale ", i), get(t, s, fmt.Sprintf("/s%d", i)), 200, "v", "stale", "detail=stale-while-revalidate")
 	}
 	// Each refresh is in flight from before its request is answered.
-	if n := cache.Flights(); n != cache.MaxBackgroundFetches {
-		t.Errorf("%d refreshes in flight after %d stale requests, want the bound, %d", n, objects, cache.MaxBackgroundFetches)
+	if n := cache.Flights(); n != cache.MaxHandlerBackgroundFetches {
+		t.Errorf("%d refreshes in flight after %d stale requests, want the bound, %d", n, objects, cache.MaxHandlerBackgroundFetches)
 	}
-	waitFor(t, "the refreshes to reach the origin", func() bool { return refreshes.Load() >= cache.MaxBackgroundFetches })
-	if n := refreshes.Load(); n != cache.MaxBackgroundFetches {
-		t.Errorf("%d of %d stale requests started a refresh, want the bound, %d", n, objects, cache.MaxBackgroundFetches)
+	waitFor(t, "the refreshes to reach the origin", func() bool { return refreshes.Load() >= cache.MaxHandlerBackgroundFetches })
+	if n := refreshes.Load(); n != cache.MaxHandlerBackgroundFetches {
+		t.Errorf("%d of %d stale requests started a refresh, want the bound, %d", n, objects, cache.MaxHandlerBackgroundFetches)
 	}
+	// The other site refreshes meanwhile.
+	expect(t, "other miss", get(t, s, "/other/x"), 200, "v", "")
+	expect(t, "other stale", get(t, s, "/other/x"), 200, "v", "stale", "detail=stale-while-revalidate")
+	waitFor(t, "the other site's refresh", func() bool { return otherRefreshes.Load() == 1 })
 	close(release)
 	waitFor(t, "the refreshes to end", func() bool { return cache.Flights() == 0 })
 	// A slot is free again: the next stale request refreshes its key.
 	expect(t, "stale after the refreshes", get(t, s, fmt.Sprintf("/s%d", objects-1)), 200, "v", "stale", "detail=stale-while-revalidate")
-	waitFor(t, "a refresh once slots are free", func() bool { return refreshes.Load() == cache.MaxBackgroundFetches+1 })
+	waitFor(t, "a refresh once slots are free", func() bool { return refreshes.Load() == cache.MaxHandlerBackgroundFetches+1 })
 }

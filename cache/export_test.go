@@ -72,8 +72,9 @@ func NormalizeQuery(q string, sortQuery bool, ignore []string) string {
 // MaxRangeFills is the bound of range fills in flight.
 const MaxRangeFills = maxRangeFills
 
-// MaxBackgroundFetches is the bound of background fetches in flight.
-const MaxBackgroundFetches = maxBackgroundFetches
+// MaxHandlerBackgroundFetches is the bound of one handler's background
+// fetches in flight.
+const MaxHandlerBackgroundFetches = maxHandlerBackgroundFetches
 
 // SetOrphanGrace sets how long a detached fetch outlives its client, and
 // how often the watch looks, until restore.

@@ -170,9 +170,12 @@ type Handler struct {
 	flights map[string]*flight // key -> the fetch in flight
 	hfm     map[string]hfmMark // hit-for-miss key -> until when, for whom
 
-	wg        *sync.WaitGroup // background refreshes
-	bgMu      *sync.Mutex     // protects cleanedUp, and h.wg's Add against Cleanup's Wait
-	cleanedUp bool            // Cleanup has begun: no new background fetch
+	wg *sync.WaitGroup // background refreshes
+	// refreshing holds a token for each of the handler's background
+	// fetches in flight (see maxHandlerBackgroundFetches).
+	refreshing chan struct{}
+	bgMu       *sync.Mutex // protects cleanedUp, and h.wg's Add against Cleanup's Wait
+	cleanedUp  bool        // Cleanup has begun: no new background fetch
 }
 
 // CaddyModule returns the Caddy module information.
@@ -251,6 +254,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.hfm = make(map[string]hfmMark)
 	h.mu = new(sync.Mutex)
 	h.wg = new(sync.WaitGroup)
+	h.refreshing = make(chan struct{}, maxHandlerBackgroundFetches)
 	h.bgMu = new(sync.Mutex)
 
 	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {

@@ -878,14 +878,22 @@ func (h *Handler) refresh(r *http.Request, next caddyhttp.Handler, lk lookup, de
 	// refresh, which RFC 5861 §3 allows (the window bounds its age), and
 	// a Range miss just passes through.
 	select {
+	case h.refreshing <- struct{}{}:
+	default:
+		done()
+		return false
+	}
+	select {
 	case backgroundFetches <- struct{}{}:
 	default:
+		<-h.refreshing
 		done()
 		return false
 	}
 	finished := done
 	done = func() {
 		<-backgroundFetches
+		<-h.refreshing
 		finished()
 	}
 	fl, leader := h.joinFlight(lk.key, leadOnly)
@@ -1020,9 +1028,14 @@ func (h *Handler) goBackground() bool {
 }
 
 // maxBackgroundFetches bounds the background fetches in flight over every
-// http_cache of the process: stale-while-revalidate refreshes and range
-// fills.
-const maxBackgroundFetches = 64
+// http_cache of the process (stale-while-revalidate refreshes and range
+// fills), and maxHandlerBackgroundFetches those of one handler, so that
+// an origin that hangs holds a part of them only: the other sites go on
+// refreshing.
+const (
+	maxBackgroundFetches        = 256
+	maxHandlerBackgroundFetches = 32
+)
 
 // backgroundFetches holds a token for each background fetch in flight.
 var backgroundFetches = make(chan struct{}, maxBackgroundFetches)
