@@ -784,3 +784,16 @@ func TestOpenMarksCacheDirectory(t *testing.T) {
 		t.Errorf("reopened cache directory: %q, %v", got, err)
 	}
 }
+
+// fsSize reads the size of the file system that holds a directory, which
+// Provision compares with max_size (twice over, with the responses being
+// stored) to warn of a store that would fill the disk first.
+func TestFSSize(t *testing.T) {
+	size, ok := fsSize(t.TempDir())
+	if runtime.GOOS == "linux" && (!ok || size <= 0) {
+		t.Errorf("fsSize = %d, %v on linux; want the file system's size", size, ok)
+	}
+	if _, ok := fsSize(filepath.Join(t.TempDir(), "missing")); ok {
+		t.Error("fsSize of a missing directory succeeded")
+	}
+}

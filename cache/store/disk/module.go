@@ -146,6 +146,12 @@ func (s *Store) Provision(ctx caddy.Context) error {
 		s.logger.Warn("disk store already configured with another max_size in this config; keeping the first",
 			zap.String("path", dir), zap.Int64("max_size", maxSize), zap.Int64("kept_max_size", kept))
 	}
+	if size, ok := fsSize(dir); ok && 2*maxSize > size {
+		// The entries take max_size, the responses being stored up to as
+		// much again (see writer.Write): the disk fills first.
+		s.logger.Warn("disk store's max_size, twice over with the responses being stored, is larger than its file system: the disk will fill before the store evicts",
+			zap.String("path", dir), zap.Int64("max_size", maxSize), zap.Int64("file_system_size", size))
+	}
 	return nil
 }
 
