@@ -70,10 +70,19 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if d.NextArg() {
 				return argErr(d, opt)
 			}
+			if err := validateKeyTemplate(h.Key); err != nil {
+				return d.Err(err.Error())
+			}
+			if err := keyWithQueryOptions(d, seen, opt); err != nil {
+				return err
+			}
 
 		case "sort_query":
 			if d.NextArg() {
 				return argErr(d, opt)
+			}
+			if err := keyWithQueryOptions(d, seen, opt); err != nil {
+				return err
 			}
 			h.SortQuery = true
 
@@ -106,6 +115,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if len(args) == 0 {
 				return argErr(d, opt)
 			}
+			if err := keyWithQueryOptions(d, seen, opt); err != nil {
+				return err
+			}
+			seen[opt] = true
 			h.IgnoreQueryParams = append(h.IgnoreQueryParams, args...)
 
 		case "default_ttl", "max_ttl", "stale_while_revalidate", "stale_if_error", "collapse_timeout", "hit_for_miss_ttl":
@@ -202,6 +215,24 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		default:
 			return d.Errf("unrecognized http_cache option '%s'", opt)
 		}
+	}
+	return nil
+}
+
+// keyWithQueryOptions refuses key together with sort_query or
+// ignore_query_params (which shape the default key only), at the line of
+// whichever of them comes second; Validate refuses the same in JSON.
+func keyWithQueryOptions(d *caddyfile.Dispenser, seen map[string]bool, opt string) error {
+	if opt == "key" {
+		for _, o := range []string{"sort_query", "ignore_query_params"} {
+			if seen[o] {
+				return d.Errf("key with %s: %s shapes the default key only, with a key template it would do nothing (put the query in the template, or leave key out)", o, o)
+			}
+		}
+		return nil
+	}
+	if seen["key"] {
+		return d.Errf("%s with key: %s shapes the default key only, with a key template it would do nothing (put the query in the template, or leave key out)", opt, opt)
 	}
 	return nil
 }

@@ -23,7 +23,6 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 				name edge
 				max_size 64MiB
 			}
-			key {http.request.host}{http.request.uri.path}
 			sort_query
 			ignore_query_params utm_* fbclid
 			ignore_query_params gclid
@@ -41,12 +40,14 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 				header Cookie *session*
 			}
 		}`, `{"store":{"max_size":67108864,"module":"memory","name":"edge"},` +
-			`"key":"{http.request.host}{http.request.uri.path}","sort_query":true,` +
+			`"sort_query":true,` +
 			`"ignore_query_params":["utm_*","fbclid","gclid"],"default_ttl":300000000000,` +
 			`"max_ttl":86400000000000,"stale_while_revalidate":30000000000,"stale_if_error":3600000000000,` +
 			`"statuses":[200,301,404],"allow_set_cookie":true,"max_object_size":10485760,` +
 			`"collapse_timeout":3000000000,"hit_for_miss_ttl":60000000000,` +
 			`"bypass":[{"path":["/admin/*"]},{"header":{"Cookie":["*session*"]}}]}`},
+		// key refuses sort_query and ignore_query_params, so it is apart.
+		{"key", "http_cache {\n\tkey {http.request.host}{http.request.uri.path}\n}", `{"key":"{http.request.host}{http.request.uri.path}"}`},
 		{"vary placeholders and the credentials risk (issue 11 item 8, issue 8 item 9)", `http_cache {
 			vary {geo.country_code} {http.request.header.X-Device}
 			unsafe_credentialed_heuristics
@@ -85,6 +86,10 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"bad store option", "http_cache {\n\tstore memory {\n\t\tmax_size lots\n\t}\n}", "max_size"},
 		{"key without template", "http_cache {\n\tkey\n}", "wrong argument count for http_cache option 'key'"},
 		{"key with two", "http_cache {\n\tkey a b\n}", "wrong argument count for http_cache option 'key'"},
+		// Refused at the line here, not only by Validate at load.
+		{"key without placeholder", "http_cache {\n\tkey static\n}", "holds no placeholder"},
+		{"key then sort_query", "http_cache {\n\tkey {http.request.uri}\n\tsort_query\n}", "sort_query with key"},
+		{"ignore_query_params then key", "http_cache {\n\tignore_query_params utm_*\n\tkey {http.request.uri}\n}", "key with ignore_query_params"},
 		{"sort_query with arg", "http_cache {\n\tsort_query yes\n}", "wrong argument count for http_cache option 'sort_query'"},
 		{"allow_set_cookie with arg", "http_cache {\n\tallow_set_cookie yes\n}", "wrong argument count for http_cache option 'allow_set_cookie'"},
 		{"ignore_query_params empty", "http_cache {\n\tignore_query_params\n}", "wrong argument count for http_cache option 'ignore_query_params'"},

@@ -113,6 +113,10 @@ type Rule struct {
 	// expression, ...) that must also match, all of them.
 	MatchRaw caddy.ModuleMap `json:"match,omitempty" caddy:"namespace=http.matchers"`
 
+	// hasMatch records that MatchRaw was given: loading the matchers
+	// (Provision) clears MatchRaw, and Validate runs after it.
+	hasMatch bool
+
 	// How a deny rule answers: status (default 403), body or file, and
 	// headers. Only for deny rules.
 	DenyResponse
@@ -204,6 +208,7 @@ func (h *Handler) compileRules(ctx caddy.Context) error {
 		r := &h.set.Rules[i]
 		r.Name, r.Action = rc.name(i), rc.Action
 		if rc.MatchRaw != nil {
+			rc.hasMatch = len(rc.MatchRaw) > 0
 			set, err := loadMatchers(ctx, rc)
 			if err != nil {
 				return fmt.Errorf("rule %s: %w", r.Name, err)
@@ -293,7 +298,7 @@ func (rc *Rule) validate(haveDB bool) error {
 	if rc.Action < rules.Allow || rc.Action > rules.Log {
 		return errors.New("missing action (allow, deny or log)")
 	}
-	if rc.Conditions.IsZero() && len(rc.MatchRaw) == 0 {
+	if rc.Conditions.IsZero() && len(rc.MatchRaw) == 0 && !rc.hasMatch {
 		return errors.New("no condition")
 	}
 	if rc.NeedsGeo() && !haveDB {

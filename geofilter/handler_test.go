@@ -162,6 +162,31 @@ func TestHandlerDecisions(t *testing.T) {
 	}
 }
 
+// A rule whose only condition is a request matcher (an allow for health
+// checks ahead of a country deny) loads: Provision clears MatchRaw when it
+// loads the matchers, and Validate, which runs after it, must still count
+// them as the rule's condition.
+func TestHandlerRuleWithOnlyARequestMatcher(t *testing.T) {
+	country, _ := fixtures(t)
+	h := &Handler{
+		Databases: []DatabaseConfig{{Path: country}},
+		Rules: []Rule{
+			{Name: "health", Action: rules.Allow, MatchRaw: caddy.ModuleMap{"path": []byte(`["/healthz"]`)}},
+			{Action: rules.Deny, Conditions: rules.Conditions{Country: []string{"CN"}}},
+		},
+	}
+	if err := load(h); err != nil {
+		t.Fatalf("a rule with only a request matcher was refused: %v", err)
+	}
+	t.Cleanup(func() { _ = h.Cleanup() })
+	if _, nextRan, _, err := serve(h, "GET", "/healthz", "198.51.100.8"); err != nil || !nextRan {
+		t.Errorf("/healthz from CN: want it allowed by the health rule; err=%v nextRan=%v", err, nextRan)
+	}
+	if _, nextRan, _, err := serve(h, "GET", "/", "198.51.100.8"); nextRan || statusOf(t, err) != http.StatusForbidden {
+		t.Errorf("/ from CN: want 403; err=%v nextRan=%v", err, nextRan)
+	}
+}
+
 func TestHandlerClientIPFromCaddyOnly(t *testing.T) {
 	country, _ := fixtures(t)
 	h := &Handler{

@@ -64,7 +64,7 @@ func (s *Store) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := unmarshalTLS(d, s.TLS); err != nil {
 				return err
 			}
-		default:
+		case "username", "password", "prefix", "db", "max_object_size", "timeout":
 			if !d.NextArg() {
 				return d.ArgErr()
 			}
@@ -100,9 +100,9 @@ func (s *Store) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 					return d.Errf("bad timeout '%s': not a positive duration such as 100ms", val)
 				}
 				s.Timeout = caddy.Duration(dur)
-			default:
-				return d.Errf("unrecognized redis store option '%s'", opt)
 			}
+		default:
+			return d.Errf("unrecognized redis store option '%s'", opt)
 		}
 	}
 	if s.DB != 0 && len(s.Address) > 1 {

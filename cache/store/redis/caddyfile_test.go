@@ -53,6 +53,7 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 	}{
 		{"argument", `redis localhost`, "wrong argument count"},
 		{"unknown", "redis {\n\thost x\n}", "unrecognized redis store option 'host'"},
+		{"unknown without a value", "redis {\n\tsentinel\n}", "unrecognized redis store option 'sentinel'"},
 		{"duplicate", "redis {\n\tprefix a\n\tprefix b\n}", "duplicate redis store option 'prefix'"},
 		{"address empty", "redis {\n\taddress\n}", "wrong argument count"},
 		{"bad db", "redis {\n\tdb one\n}", "bad db 'one'"},
