@@ -257,10 +257,13 @@ func unreachable(err error) bool {
 }
 
 // serveStale answers with the stale stored entry after the origin failed
-// with status; detail says which rule allowed it.
+// with status; detail says which rule allowed it. Its Age and ttl are the
+// entry's now, the wait for the origin included, not at the lookup (RFC
+// 9111 §4: Age is current_age when the response is sent).
 func (f *fetch) serveStale(w http.ResponseWriter, status int, detail string) error {
-	cs := cacheStatus{fwd: fwdStale, fwdStatus: status, ttl: f.dec.TTL, hasTTL: true, detail: detail, collapsed: f.cs.collapsed}
-	return f.h.serveStored(w, f.r, f.lk, f.dec, &cs, resultStale)
+	dec := f.h.evaluate(&f.rq, f.lk.entry)
+	cs := cacheStatus{fwd: fwdStale, fwdStatus: status, ttl: dec.TTL, hasTTL: true, detail: detail, collapsed: f.cs.collapsed}
+	return f.h.serveStored(w, f.r, f.lk, dec, &cs, resultStale)
 }
 
 // freshen updates the stored entry with a 304 response (§4.3.4) and
@@ -268,6 +271,7 @@ func (f *fetch) serveStale(w http.ResponseWriter, status int, detail string) err
 // when the 304's fields make it unstorable.
 func (f *fetch) freshen(fw *fetchWriter) (*store.Entry, error) {
 	h := f.h
+	addDate(fw.header, fw.respTime)
 	nm := storedFields(fw.header).Header()
 	if !policy.FreshenMatches(f.lk.entry.Header.Header(), nm) {
 		// §4.3.4: a 304 whose validator selects no stored response must not
@@ -584,6 +588,7 @@ func (fw *fetchWriter) decideStore(status int) {
 		fw.reason = tooBig
 		return
 	}
+	addDate(fw.header, fw.respTime)
 	key := f.lk.pkey
 	var vary []string
 	if _, ok := fw.header["Vary"]; ok {
@@ -626,6 +631,17 @@ func (fw *fetchWriter) decideStore(status int) {
 	fw.sw, fw.entry, fw.storeKey, fw.vary = sw, e, key, vary
 	if f.flight != nil {
 		f.flight.streaming.Store(true)
+	}
+}
+
+// addDate gives a response header without a Date the time the response
+// was received: RFC 9110 §6.6.1, a recipient "MUST record the time it was
+// received and append a corresponding Date header field" to a response it
+// caches or forwards. Otherwise a hit would get the Date of the hit, and a
+// 304 that freshens a stored response would leave it the old Date.
+func addDate(hdr http.Header, received time.Time) {
+	if _, ok := hdr["Date"]; !ok {
+		hdr["Date"] = []string{received.UTC().Format(http.TimeFormat)}
 	}
 }
 

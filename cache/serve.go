@@ -154,9 +154,51 @@ func hasBody(r *http.Request) bool {
 // bypassed passes a request that the cache does not look at to next.
 func (h *Handler) bypassed(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, fwd string) error {
 	cs := cacheStatus{fwd: fwd}
-	w.Header()["Cache-Status"] = []string{cs.String()}
 	h.report(r, resultBypass)
-	return next.ServeHTTP(w, r)
+	cw := &cacheStatusWriter{ResponseWriterWrapper: caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, value: cs.String()}
+	defer cw.add()
+	return next.ServeHTTP(cw, r)
+}
+
+// cacheStatusWriter adds the cache's Cache-Status member to a response
+// that it passes on unseen, after the members the response brings: RFC
+// 9211 §2, the last member is the cache closest to the client. A response
+// the next handler does not write (an error, written by Caddy) gets it
+// from add, called once the next handler returns.
+type cacheStatusWriter struct {
+	caddyhttp.ResponseWriterWrapper
+	value string
+	added bool
+}
+
+// add appends the member, once.
+func (w *cacheStatusWriter) add() {
+	if w.added {
+		return
+	}
+	w.added = true
+	hdr := w.Header()
+	prev := hdr["Cache-Status"]
+	hdr["Cache-Status"] = append(prev[:len(prev):len(prev)], w.value)
+}
+
+// WriteHeader adds the member to a final response (101 included: it ends
+// an Upgrade request's HTTP exchange).
+func (w *cacheStatusWriter) WriteHeader(status int) {
+	if status >= 200 || status == http.StatusSwitchingProtocols {
+		w.add()
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *cacheStatusWriter) Write(p []byte) (int, error) {
+	w.add()
+	return w.ResponseWriter.Write(p)
+}
+
+func (w *cacheStatusWriter) ReadFrom(r io.Reader) (int64, error) {
+	w.add()
+	return w.ResponseWriterWrapper.ReadFrom(r)
 }
 
 // serveUnsafe passes a request with a method other than GET and HEAD to
@@ -176,9 +218,10 @@ func (h *Handler) serveUnsafe(w http.ResponseWriter, r *http.Request, next caddy
 		return f.run(w)
 	}
 	cs := cacheStatus{fwd: fwdMethod}
-	w.Header()["Cache-Status"] = []string{cs.String()}
 	h.report(r, resultBypass)
-	rec := caddyhttp.NewResponseRecorder(w, nil, nil)
+	cw := &cacheStatusWriter{ResponseWriterWrapper: caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, value: cs.String()}
+	defer cw.add()
+	rec := caddyhttp.NewResponseRecorder(cw, nil, nil)
 	if err := next.ServeHTTP(rec, r); err != nil {
 		return err
 	}
@@ -593,7 +636,11 @@ func (h *Handler) newFetch(c *cacheable, lk lookup, dec policy.Decision) *fetch 
 	f.cs.fwd = lk.fwd
 	if lk.entry != nil {
 		f.cs.fwd = fwdStale
-		if c.rq.NoCache || (c.rq.MaxAge.Set && c.rq.MaxAge.D == 0) {
+		// RFC 9211 §2.2: "request" when the entry was fresh (and its own
+		// no-cache did not send it to the origin) but the request's
+		// directives did not allow it: min-fresh, max-age, no-cache.
+		fresh := dec.TTL > 0 && !h.entryDerived(lk.entry).fresh.NoCache
+		if c.rq.NoCache || (c.rq.MaxAge.Set && c.rq.MaxAge.D == 0) || fresh {
 			f.cs.fwd = fwdRequest
 		}
 		f.revalidate = dec.Action == policy.Revalidate && policy.HasValidator(&lk.entry.Header)
@@ -818,7 +865,7 @@ func answerFor(r *http.Request, e *store.Entry) answer {
 
 // serveRange answers a Range request (RFC 9110 §14) from a complete stored
 // 200 response, with 206 or 416, honouring If-Range against the stored
-// ETag and Last-Modified.
+// ETag and, when it is a strong validator, Last-Modified.
 func serveRange(w http.ResponseWriter, r *http.Request, e *store.Entry, body store.Body) error {
 	hdr := w.Header()
 	// http.ServeContent sets Content-Length itself, except for encoded
@@ -827,18 +874,40 @@ func serveRange(w http.ResponseWriter, r *http.Request, e *store.Entry, body sto
 	if _, ok := hdr["Content-Type"]; !ok {
 		hdr["Content-Type"] = nil // no sniffing: the origin sent none
 	}
-	var modtime time.Time
-	if lm := e.Header.Get("Last-Modified"); lm != "" {
-		if t, ok := policy.ParseHTTPDate(lm); ok {
-			modtime = t
-		}
-	}
+	// RFC 9110 §13.1.5: an If-Range date matches only a strong
+	// Last-Modified (§8.8.2.2); with a zero modtime, ServeContent finds
+	// the condition false and sends the whole body.
+	modtime, _ := policy.StrongLastModified(&e.Header)
 	if _, err := body.Seek(0, io.SeekStart); err != nil {
 		return caddyhttp.Error(http.StatusInternalServerError, err)
 	}
-	http.ServeContent(w, r, "", modtime, body)
+	http.ServeContent(w, rangeRequest(r), "", modtime, body)
 	return nil
 }
+
+// rangeRequest returns r as http.ServeContent is to see it: without the
+// conditionals that the cache either evaluated already (If-None-Match,
+// If-Modified-Since: answerFor) or must not evaluate (If-Match,
+// If-Unmodified-Since apply to the origin only, RFC 9111 §4.3.2), so that
+// ServeContent evaluates If-Range alone.
+func rangeRequest(r *http.Request) *http.Request {
+	if !hasAnyField(r.Header, originPreconditions) && !hasAnyField(r.Header, clientConditionals) {
+		return r
+	}
+	r2 := *r
+	r2.Header = r.Header.Clone()
+	for _, name := range originPreconditions {
+		delete(r2.Header, name)
+	}
+	for _, name := range clientConditionals {
+		delete(r2.Header, name)
+	}
+	return &r2
+}
+
+// originPreconditions are the request's preconditions that only the origin
+// evaluates (RFC 9111 §4.3.2, RFC 9110 §13.2.2).
+var originPreconditions = []string{"If-Match", "If-Unmodified-Since"}
 
 // wantsFill tells whether a Range request that lk cannot answer should
 // start a background fill: on a miss, unless the key is hit-for-miss; with

@@ -261,3 +261,20 @@ func FreshenMatches(stored, notModified http.Header) bool {
 	}
 	return true
 }
+
+// StrongLastModified returns the Last-Modified of a stored response with
+// header h when it is a strong validator (RFC 9110 §8.8.2.2): the stored
+// Date is at least one second after it, so that the representation did not
+// change twice within Last-Modified's one-second resolution. Only then may
+// an If-Range date match it (RFC 9110 §13.1.5).
+func StrongLastModified(h FieldReader) (time.Time, bool) {
+	lm, ok := singleDate(h.Values("Last-Modified"))
+	if !ok {
+		return time.Time{}, false
+	}
+	date, ok := singleDate(h.Values("Date"))
+	if !ok || date.Sub(lm) < time.Second {
+		return time.Time{}, false
+	}
+	return lm, true
+}

@@ -187,3 +187,26 @@ func TestNotModifiedAt(t *testing.T) {
 		}
 	}
 }
+
+// RFC 9110 §8.8.2.2: a cache may take a stored Last-Modified as strong
+// only when the stored Date is at least one second after it.
+func TestStrongLastModified(t *testing.T) {
+	const lm = "Mon, 01 Jan 2024 00:00:00 GMT"
+	for _, tc := range []struct {
+		date string
+		want bool
+	}{
+		{"Mon, 01 Jan 2024 00:00:01 GMT", true},
+		{"Mon, 01 Jan 2024 00:00:00 GMT", false}, // the same second: weak
+		{"Sun, 31 Dec 2023 23:59:59 GMT", false}, // Date before it
+		{"", false},                              // no Date: nothing to deduce strength from
+	} {
+		h := http.Header{"Last-Modified": {lm}}
+		if tc.date != "" {
+			h["Date"] = []string{tc.date}
+		}
+		if _, got := policy.StrongLastModified(h); got != tc.want {
+			t.Errorf("Date %q: strong %v, want %v", tc.date, got, tc.want)
+		}
+	}
+}
