@@ -395,19 +395,23 @@ func getCancellable(t *testing.T, s *caddytest.Server, path string) (cancel func
 	return cancel, c
 }
 
-// A client that goes away mid-body does not end the fetch: the body goes
-// on into the store whole, and the next request is a hit with all of it.
-func TestClientGoneMidBodyStillStoresTheWholeBody(t *testing.T) {
-	clientLeft := make(chan struct{})
+// A client that goes away mid-body, with nobody waiting for its fetch,
+// ends the fetch (so that clients cannot start downloads and hang up):
+// what was stored of the body is dropped, and the next request is a miss
+// that gets the whole body, never a hit on part of it.
+func TestClientGoneMidBodyStoresNoPartialBody(t *testing.T) {
+	defer cache.SetOrphanGrace(300*time.Millisecond, 20*time.Millisecond)()
+	release := make(chan struct{})
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "max-age=60")
 		io.WriteString(w, "first part\n")
 		w.(http.Flusher).Flush()
-		select { // send the rest after the client left
-		case <-clientLeft:
+		select { // the rest only once the first fetch has ended
+		case <-release:
+		case <-r.Context().Done():
+			return
 		case <-time.After(10 * time.Second):
 		}
-		time.Sleep(100 * time.Millisecond)
 		io.WriteString(w, "second part\n")
 	})
 	s := startCache(t, o, "")
@@ -422,11 +426,12 @@ func TestClientGoneMidBodyStillStoresTheWholeBody(t *testing.T) {
 	}
 	resp.Body.Close() // the client leaves mid-body
 	s.Client.CloseIdleConnections()
-	close(clientLeft)
 	waitFor(t, "the fetch to end", func() bool { return cache.Flights() == 0 })
-	expect(t, "after the client left", get(t, s, "/gone"), 200, "first part\nsecond part\n", "hit", "hit")
-	if n := o.n.Load(); n != 1 {
-		t.Errorf("origin got %d requests, want 1", n)
+	close(release)
+	expect(t, "after the client left", get(t, s, "/gone"), 200, "first part\nsecond part\n", "miss", "stored")
+	expect(t, "then", get(t, s, "/gone"), 200, "first part\nsecond part\n", "hit", "hit")
+	if n := o.n.Load(); n != 2 {
+		t.Errorf("origin got %d requests, want 2: the ended fetch and the miss after it", n)
 	}
 }
 
