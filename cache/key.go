@@ -252,8 +252,8 @@ func (k *keyer) key(r *http.Request) string {
 	if r.TLS != nil {
 		scheme = "https"
 	}
-	orig, ok := r.Context().Value(caddyhttp.OriginalRequestCtxKey).(http.Request)
-	if !ok || orig.URL == nil || (orig.URL.Path == r.URL.Path && orig.URL.RawPath == r.URL.RawPath && orig.URL.RawQuery == r.URL.RawQuery) {
+	orig, ok := originalRequest(r)
+	if !ok || (orig.URL.Path == r.URL.Path && orig.URL.RawPath == r.URL.RawPath && orig.URL.RawQuery == r.URL.RawQuery) {
 		return k.defaultKey(scheme, r.Host, r.URL.EscapedPath(), r.URL.RawQuery)
 	}
 	// Rewritten before the cache (handle_path, uri, rewrite): the URL the
@@ -269,6 +269,13 @@ func (k *keyer) key(r *http.Request) string {
 	b.WriteString(rewriteMark)
 	b.WriteString(k.pathQuery(r.URL.EscapedPath(), r.URL.RawQuery))
 	return b.String()
+}
+
+// originalRequest returns r as the client sent it, before any rewrite,
+// which Caddy's server keeps in the context; ok is false outside Caddy.
+func originalRequest(r *http.Request) (orig http.Request, ok bool) {
+	orig, ok = r.Context().Value(caddyhttp.OriginalRequestCtxKey).(http.Request)
+	return orig, ok && orig.URL != nil
 }
 
 // rewriteMark starts the part of a rewritten request's primary key that

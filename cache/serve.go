@@ -243,7 +243,7 @@ func effectiveURI(r *http.Request) *url.URL {
 	// The URL as the client requested it, before any rewrite: its key's
 	// group holds the rewritten requests' entries too (see keyer.key).
 	u := r.URL
-	if orig, ok := r.Context().Value(caddyhttp.OriginalRequestCtxKey).(http.Request); ok && orig.URL != nil {
+	if orig, ok := originalRequest(r); ok {
 		u = orig.URL
 	}
 	return &url.URL{Scheme: scheme, Host: r.Host, Path: u.Path, RawPath: u.RawPath, RawQuery: u.RawQuery}
@@ -1051,7 +1051,7 @@ func backgroundRequest(ctx context.Context, r *http.Request, w http.ResponseWrit
 	// (e.g. a dynamic upstream).
 	repl := caddy.NewReplacer()
 	r2 = caddyhttp.PrepareRequest(r2, repl, w, srv)
-	if orig, ok := r.Context().Value(caddyhttp.OriginalRequestCtxKey).(http.Request); ok && orig.URL != nil {
+	if orig, ok := originalRequest(r); ok {
 		// The request before its rewrites is the client's, not r's URL,
 		// which PrepareRequest took: the next handlers read it
 		// ({http.request.orig_uri}, php_fastcgi's REQUEST_URI) to know

@@ -53,6 +53,15 @@ func bufClass(n int) (idx, capacity int, ok bool) {
 	return (k-minClassShift)*classSteps + j, 1<<k + j*step, true
 }
 
+// bufferCap returns the capacity newBuffer(n) gives: its class's for a
+// recycled size, else n.
+func bufferCap(n int) int {
+	if _, capacity, ok := bufClass(n); ok {
+		return capacity
+	}
+	return n
+}
+
 // newBuffer returns an empty buffer with room for n bytes. A recycled
 // size comes from the pool when it has one, with its class's capacity.
 func newBuffer(n int) []byte {

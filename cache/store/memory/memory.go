@@ -1107,10 +1107,7 @@ func (w *writer) dropBuffer() {
 // apart from the arena, and tells whether the store's fill bound
 // (holdFill) allowed it; when it did not, nothing changed.
 func (w *writer) grow(n int) bool {
-	capacity := n
-	if _, c, ok := bufClass(n); ok {
-		capacity = c
-	}
+	capacity := bufferCap(n)
 	if !w.c.holdFill(int64(capacity) - w.held) {
 		return false
 	}
