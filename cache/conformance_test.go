@@ -176,3 +176,27 @@ func TestCacheStatusFwdRequestForFreshEntry(t *testing.T) {
 		}
 	}
 }
+
+// RFC 9211 §2: "caches SHOULD preserve the existing field value", so
+// that the chain can be debugged. A stored response keeps its upstream's
+// members on every hit, ours last; the upstream member still tells how
+// the response reached this cache.
+func TestCacheStatusOfUpstreamKeptOnHits(t *testing.T) {
+	o := newOrigin(t, serve("body", "Cache-Control", "max-age=60", "Cache-Status", "upstream; fwd=uri-miss; stored"))
+	s := startCache(t, o, "")
+	expect(t, "fill", get(t, s, "/x"), 200, "body", "miss", "stored")
+	for i := range 2 {
+		r := get(t, s, "/x")
+		cs := r.header.Values("Cache-Status")
+		if len(cs) != 2 || cs[0] != "upstream; fwd=uri-miss; stored" || !strings.HasPrefix(cs[1], "caddy-edge; hit") {
+			t.Errorf("hit %d: Cache-Status %q, want the upstream's member, then caddy-edge's hit", i, cs)
+		}
+	}
+	// A response without one gets ours alone.
+	o2 := newOrigin(t, serve("body", "Cache-Control", "max-age=60"))
+	s2 := startCache(t, o2, "")
+	get(t, s2, "/y")
+	if cs := get(t, s2, "/y").header.Values("Cache-Status"); len(cs) != 1 || !strings.HasPrefix(cs[0], "caddy-edge; hit") {
+		t.Errorf("hit without an upstream member: Cache-Status %q", cs)
+	}
+}

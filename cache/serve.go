@@ -829,11 +829,17 @@ func (h *Handler) storedHeader(hdr http.Header, lk *lookup, dec policy.Decision,
 	// may rewrite values in place: Caddy's header directive assigns to
 	// hdr[name][i]), in one allocation with room for Age, Cache-Status and
 	// Content-Length.
+	delete(hdr, "Cache-Status") // only the stored response's members stay
 	vals := e.Header.CopyTo(hdr, 3)
 	i := len(vals)
 	vals = append(vals, strconv.FormatInt(int64(max(dec.Age, 0)/time.Second), 10), status)
 	hdr["Age"] = vals[i : i+1 : i+1]
-	hdr["Cache-Status"] = vals[i+1 : i+2 : i+2]
+	if up := hdr["Cache-Status"]; up != nil {
+		// RFC 9211 §2: the upstream's members stay, ours last.
+		hdr["Cache-Status"] = append(up[:len(up):len(up)], status)
+	} else {
+		hdr["Cache-Status"] = vals[i+1 : i+2 : i+2]
+	}
 	if _, ok := hdr["Content-Length"]; !ok {
 		// A response the origin sent without a length (chunked).
 		vals = append(vals, d.contentLengthOf(lk.body.Size()))

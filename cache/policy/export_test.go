@@ -22,3 +22,6 @@ func EvaluateAge(reqHeader http.Header, f Freshness, age time.Duration) Decision
 func ResponseFreshness(h http.Header, responseTime time.Time, opts Options) Freshness {
 	return ResponseFreshnessStatus(http.StatusOK, h, responseTime, opts)
 }
+
+// RFC850Year exposes rfc850Year.
+var RFC850Year = rfc850Year

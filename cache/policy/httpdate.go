@@ -19,8 +19,8 @@ import (
 // double space (except asctime's " 6"), no one-digit hour, day or year
 // digits out of place, no leading or trailing bytes, no date that does not
 // exist (31 Apr). The day name is not checked against the date. A
-// two-digit rfc850 year is 19xx from 69 on and 20xx below, as Go's time
-// package reads it. net/http's ParseTime is laxer (time.Parse accepts a
+// two-digit rfc850 year is the one within 50 years of now (RFC 9110
+// §5.6.7), not Go's fixed 1969-2068. net/http's ParseTime is laxer (time.Parse accepts a
 // one-digit hour and any case of names), hence this parser.
 func ParseHTTPDate(s string) (time.Time, bool) {
 	switch {
@@ -168,9 +168,19 @@ func parseRFC850(s string) (time.Time, bool) {
 	if !ok1 || !ok2 || !ok3 || !ok4 {
 		return time.Time{}, false
 	}
-	year := 2000 + yy
-	if yy >= 69 {
-		year = 1900 + yy
+	return mkDate(rfc850Year(yy, mon, day, h, m, sec, time.Now()), mon, day, h, m, sec)
+}
+
+// rfc850Year is the year of a two-digit rfc850 year yy. RFC 9110 §5.6.7:
+// a recipient "MUST interpret a timestamp that appears to be more than 50
+// years in the future as representing the most recent year in the past
+// that had the same last two digits". So the year is the latest with
+// those digits whose timestamp is at most 50 years after now.
+func rfc850Year(yy int, mon time.Month, day, h, m, sec int, now time.Time) int {
+	limit := now.AddDate(50, 0, 0)
+	year := now.Year()/100*100 + 100 + yy
+	for time.Date(year, mon, day, h, m, sec, 0, time.UTC).After(limit) {
+		year -= 100
 	}
-	return mkDate(year, mon, day, h, m, sec)
+	return year
 }
