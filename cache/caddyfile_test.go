@@ -88,6 +88,7 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"key with two", "http_cache {\n\tkey a b\n}", "wrong argument count for http_cache option 'key'"},
 		// Refused at the line here, not only by Validate at load.
 		{"key without placeholder", "http_cache {\n\tkey static\n}", "holds no placeholder"},
+		{"key of the process", "http_cache {\n\tkey {env.SITE}\n}", "only placeholders of the process"},
 		{"key then sort_query", "http_cache {\n\tkey {http.request.uri}\n\tsort_query\n}", "sort_query with key"},
 		{"ignore_query_params then key", "http_cache {\n\tignore_query_params utm_*\n\tkey {http.request.uri}\n}", "key with ignore_query_params"},
 		{"sort_query with arg", "http_cache {\n\tsort_query yes\n}", "wrong argument count for http_cache option 'sort_query'"},
@@ -167,6 +168,8 @@ func TestValidate(t *testing.T) {
 		{"shorthands in JSON", `{"key": "{host}{uri}"}`, "{host}"},
 		{"no placeholder", `{"key": "static"}`, "no placeholder"},
 		{"escaped braces only", `{"key": "\\{http.request.uri\\}"}`, "no placeholder"},
+		{"process placeholders only", `{"key": "{env.SITE}-{time.now.unix}"}`, "only placeholders of the process"},
+		{"system placeholder only", `{"key": "{system.hostname}"}`, "only placeholders of the process"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var h cache.Handler

@@ -314,7 +314,7 @@ func (h *Handler) loadStore(ctx caddy.Context) error {
 // expands, given in JSON, where it stays empty.
 func validateKeyTemplate(t string) error {
 	segs := parseTemplate(t)
-	n := 0
+	n, perRequest := 0, 0
 	for _, s := range segs {
 		if s.lit != "" {
 			continue
@@ -323,11 +323,24 @@ func validateKeyTemplate(t string) error {
 		if !strings.Contains(s.ph, ".") {
 			return fmt.Errorf("key: {%s} in template %q is no placeholder (a Caddyfile shorthand, which JSON does not expand?): write its full name, such as {http.request.host} or {http.request.uri}", s.ph, t)
 		}
+		if !processWide(s.ph) {
+			perRequest++
+		}
 	}
-	if n == 0 {
+	switch {
+	case n == 0:
 		return fmt.Errorf("key: template %q holds no placeholder: every request would share one entry", t)
+	case perRequest == 0:
+		return fmt.Errorf("key: template %q holds only placeholders of the process ({env.*}, {system.*}, {time.*}), the same for every request: every request would share one entry; add one of the request, such as {http.request.uri}", t)
 	}
 	return nil
+}
+
+// processWide tells whether ph is one of Caddy's global placeholders,
+// whose value is not the request's: environment variables, system
+// facts and the clock.
+func processWide(ph string) bool {
+	return strings.HasPrefix(ph, "env.") || strings.HasPrefix(ph, "system.") || strings.HasPrefix(ph, "time.")
 }
 
 // Validate checks the configuration.
