@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"net/http"
 	"strconv"
 	"strings"
 
@@ -20,6 +21,7 @@ import (
 //	    sort_query
 //	    ignore_query_params <glob...>
 //	    default_ttl <duration>                  # default: off
+//	    default_ttl <status...> <duration>      # repeatable: per status, in place of the above
 //	    max_ttl <duration>                      # default: none
 //	    stale_while_revalidate <duration>       # default: off
 //	    stale_if_error <duration>               # default: off
@@ -34,8 +36,8 @@ import (
 //	}
 //
 // http_cache alone stores in the memory store (256 MiB) with the RFC 9111
-// defaults. Every option may be given once, except bypass and
-// ignore_query_params.
+// defaults. Every option may be given once, except bypass,
+// ignore_query_params and default_ttl with statuses.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // consume directive name
 	if d.NextArg() {
@@ -44,7 +46,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	seen := make(map[string]bool)
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		opt := d.Val()
-		if opt != "bypass" && opt != "ignore_query_params" {
+		if opt != "bypass" && opt != "ignore_query_params" && opt != "default_ttl" {
 			if seen[opt] {
 				return d.Errf("duplicate http_cache option '%s'", opt)
 			}
@@ -121,7 +123,12 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			seen[opt] = true
 			h.IgnoreQueryParams = append(h.IgnoreQueryParams, args...)
 
-		case "default_ttl", "max_ttl", "stale_while_revalidate", "stale_if_error", "collapse_timeout", "hit_for_miss_ttl":
+		case "default_ttl":
+			if err := parseDefaultTTL(d, h, seen); err != nil {
+				return err
+			}
+
+		case "max_ttl", "stale_while_revalidate", "stale_if_error", "collapse_timeout", "hit_for_miss_ttl":
 			if !d.NextArg() {
 				return argErr(d, opt)
 			}
@@ -142,8 +149,6 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			v := caddy.Duration(dur)
 			switch opt {
-			case "default_ttl":
-				h.DefaultTTL = v
 			case "max_ttl":
 				h.MaxTTL = v
 			case "stale_while_revalidate":
@@ -215,6 +220,50 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		default:
 			return d.Errf("unrecognized http_cache option '%s'", opt)
 		}
+	}
+	return nil
+}
+
+// parseDefaultTTL parses default_ttl <duration> (once) and default_ttl
+// <status...> <duration> (repeatable, each status once).
+func parseDefaultTTL(d *caddyfile.Dispenser, h *Handler, seen map[string]bool) error {
+	const opt = "default_ttl"
+	args := d.RemainingArgs()
+	if len(args) == 0 {
+		return argErr(d, opt)
+	}
+	last := args[len(args)-1]
+	dur, err := caddy.ParseDuration(last)
+	if err != nil {
+		return d.Errf("bad %s '%s': %v (default_ttl <duration>, or default_ttl <status...> <duration>)", opt, last, err)
+	}
+	if dur < 0 {
+		return d.Errf("bad %s '%s': must not be negative", opt, last)
+	}
+	statuses := args[:len(args)-1]
+	if len(statuses) == 0 {
+		if seen[opt] {
+			return d.Errf("duplicate http_cache option '%s'", opt)
+		}
+		seen[opt] = true
+		h.DefaultTTL = caddy.Duration(dur)
+		return nil
+	}
+	if dur == 0 {
+		return d.Errf("bad %s '%s' for statuses %v: must be positive", opt, last, statuses)
+	}
+	for _, a := range statuses {
+		code, err := strconv.Atoi(a)
+		if err != nil || code < 200 || code > 599 || code == http.StatusPartialContent || code == http.StatusNotModified {
+			return d.Errf("bad %s status '%s': want a final status code 200-599 other than 206 and 304", opt, a)
+		}
+		if _, dup := h.DefaultTTLByStatus[code]; dup {
+			return d.Errf("duplicate %s for status %d", opt, code)
+		}
+		if h.DefaultTTLByStatus == nil {
+			h.DefaultTTLByStatus = make(map[int]caddy.Duration)
+		}
+		h.DefaultTTLByStatus[code] = caddy.Duration(dur)
 	}
 	return nil
 }

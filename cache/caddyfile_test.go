@@ -52,6 +52,8 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 			vary {geo.country_code} {http.request.header.X-Device}
 			unsafe_credentialed_heuristics
 		}`, `{"vary":["{geo.country_code}","{http.request.header.X-Device}"],"unsafe_credentialed_heuristics":true}`},
+		{"default_ttl per status (nginx proxy_cache_valid)", "http_cache {\n\tdefault_ttl 10m\n\tdefault_ttl 404 410 1m\n\tdefault_ttl 302 5m\n}",
+			`{"default_ttl":600000000000,"default_ttl_by_status":{"302":300000000000,"404":60000000000,"410":60000000000}}`},
 		{"stale_if_unreachable window", "http_cache {\n\tstale_if_unreachable 2h\n}", `{"stale_if_unreachable":7200000000000}`},
 		{"stale_if_unreachable off", "http_cache {\n\tstale_if_unreachable off\n}", `{"stale_if_unreachable":0}`},
 	} {
@@ -95,6 +97,14 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"allow_set_cookie with arg", "http_cache {\n\tallow_set_cookie yes\n}", "wrong argument count for http_cache option 'allow_set_cookie'"},
 		{"ignore_query_params empty", "http_cache {\n\tignore_query_params\n}", "wrong argument count for http_cache option 'ignore_query_params'"},
 		{"bad duration", "http_cache {\n\tdefault_ttl soon\n}", "bad default_ttl 'soon'"},
+		{"default_ttl twice", "http_cache {\n\tdefault_ttl 1m\n\tdefault_ttl 2m\n}", "duplicate http_cache option 'default_ttl'"},
+		{"default_ttl status twice", "http_cache {\n\tdefault_ttl 404 1m\n\tdefault_ttl 410 404 2m\n}", "duplicate default_ttl for status 404"},
+		{"default_ttl bad status", "http_cache {\n\tdefault_ttl 4o4 1m\n}", "bad default_ttl status '4o4'"},
+		{"default_ttl 206", "http_cache {\n\tdefault_ttl 206 1m\n}", "bad default_ttl status '206'"},
+		{"default_ttl 304", "http_cache {\n\tdefault_ttl 304 1m\n}", "bad default_ttl status '304'"},
+		{"default_ttl status without duration", "http_cache {\n\tdefault_ttl 404\n}", "bad default_ttl '404'"},
+		{"default_ttl zero for a status", "http_cache {\n\tdefault_ttl 404 0s\n}", "must be positive"},
+		{"default_ttl missing", "http_cache {\n\tdefault_ttl\n}", "wrong argument count for http_cache option 'default_ttl'"},
 		{"negative duration", "http_cache {\n\tstale_if_error -1s\n}", "bad stale_if_error '-1s': must not be negative"},
 		{"duration missing", "http_cache {\n\tcollapse_timeout\n}", "wrong argument count for http_cache option 'collapse_timeout'"},
 		{"duration extra", "http_cache {\n\thit_for_miss_ttl 1s 2s\n}", "wrong argument count for http_cache option 'hit_for_miss_ttl'"},
@@ -157,6 +167,11 @@ func TestValidate(t *testing.T) {
 	}{
 		{"negative size", `{"max_object_size": -1}`, "max_object_size"},
 		{"default over max", `{"default_ttl": 120000000000, "max_ttl": 60000000000}`, "longer than max_ttl"},
+		{"status ttl over max", `{"default_ttl_by_status": {"404": 120000000000}, "max_ttl": 60000000000}`, "for status 404 is longer than max_ttl"},
+		{"status ttl zero", `{"default_ttl_by_status": {"404": 0}}`, "status 404 must be positive"},
+		{"status ttl 304", `{"default_ttl_by_status": {"304": 60000000000}}`, "a 304 is never stored"},
+		{"status ttl 1xx", `{"default_ttl_by_status": {"103": 60000000000}}`, "status 103: statuses are final"},
+		{"status ttl outside statuses", `{"statuses": [200], "default_ttl_by_status": {"404": 60000000000}}`, "not in statuses [200]"},
 		{"bad status", `{"statuses": [99]}`, "status 99"},
 		{"bad glob", `{"ignore_query_params": ["[x"]}`, "bad glob"},
 		{"negative duration", `{"collapse_timeout": -5}`, "collapse_timeout"},

@@ -7,7 +7,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"net/http"
 	"path"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -90,6 +93,16 @@ type Handler struct {
 	// s-maxage, Expires, and no Last-Modified for heuristics). Default: 0,
 	// such responses are not stored unless they have a validator.
 	DefaultTTL caddy.Duration `json:"default_ttl,omitempty"`
+
+	// Freshness lifetimes by status code, each in place of default_ttl
+	// for responses with that status that give none, as nginx's
+	// proxy_cache_valid 404 1m: {"404": 60000000000}. A status listed
+	// here may be stored without explicit freshness, as if cacheable by
+	// default (RFC 9110 §15.1), so that a 302 can be given a lifetime too;
+	// the origin's no-store, private and explicit lifetimes still win.
+	// Statuses 200-599 but 206 and 304, which are never stored whole;
+	// with statuses, only statuses listed there. Default: none.
+	DefaultTTLByStatus map[int]caddy.Duration `json:"default_ttl_by_status,omitempty"`
 
 	// UNSAFE: let default_ttl and heuristic freshness (10% of the time
 	// since Last-Modified, RFC 9111 §4.2.2) apply to responses to requests
@@ -232,6 +245,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		AllowSetCookie:         h.AllowSetCookie,
 		CredentialedHeuristics: h.UnsafeCredentialedHeuristics,
 		DefaultTTL:             time.Duration(h.DefaultTTL),
+		StatusTTLs:             statusTTLs(h.DefaultTTLByStatus),
 		MaxTTL:                 time.Duration(h.MaxTTL),
 		StaleWhileRevalidate:   time.Duration(h.StaleWhileRevalidate),
 		StaleIfError:           time.Duration(h.StaleIfError),
@@ -403,7 +417,34 @@ func (h *Handler) validateDurations() error {
 	if h.MaxTTL > 0 && h.DefaultTTL > h.MaxTTL {
 		return fmt.Errorf("default_ttl %s is longer than max_ttl %s", time.Duration(h.DefaultTTL), time.Duration(h.MaxTTL))
 	}
+	for _, status := range slices.Sorted(maps.Keys(h.DefaultTTLByStatus)) {
+		d := h.DefaultTTLByStatus[status]
+		switch {
+		case status < 200 || status > 599:
+			return fmt.Errorf("default_ttl for status %d: statuses are final status codes 200-599", status)
+		case status == http.StatusPartialContent || status == http.StatusNotModified:
+			return fmt.Errorf("default_ttl for status %d: a %d is never stored (it is part of a response, or only freshens a stored one)", status, status)
+		case d <= 0:
+			return fmt.Errorf("default_ttl for status %d must be positive", status)
+		case h.MaxTTL > 0 && d > h.MaxTTL:
+			return fmt.Errorf("default_ttl %s for status %d is longer than max_ttl %s", time.Duration(d), status, time.Duration(h.MaxTTL))
+		case h.Statuses != nil && !slices.Contains(h.Statuses, status):
+			return fmt.Errorf("default_ttl for status %d: the status is not in statuses %v, so it is never stored", status, h.Statuses)
+		}
+	}
 	return nil
+}
+
+// statusTTLs converts default_ttl_by_status for the policy; nil when empty.
+func statusTTLs(m map[int]caddy.Duration) map[int]time.Duration {
+	if len(m) == 0 {
+		return nil
+	}
+	out := make(map[int]time.Duration, len(m))
+	for status, d := range m {
+		out[status] = time.Duration(d)
+	}
+	return out
 }
 
 // validateVary requires each vary entry to be one placeholder, listed

@@ -233,3 +233,50 @@ func TestConfiguredTTLsAndStatuses(t *testing.T) {
 	expect(t, "unlisted 301", get(t, s, "/moved"), 301, "/moved", "uncacheable", "detail=status-not-allowed")
 	expect(t, "unlisted 301 again", get(t, s, "/moved"), 301, "/moved", "uncacheable", "fwd=uri-miss")
 }
+
+// default_ttl per status, as nginx's proxy_cache_valid 404 1m beside
+// 200 10m: each status that gives no freshness gets its own lifetime, a
+// status given one (302) is stored though it is not cacheable by
+// default, and the origin's own no-store or max-age still win.
+func TestDefaultTTLByStatus(t *testing.T) {
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/missing":
+			w.WriteHeader(http.StatusNotFound)
+		case "/moved":
+			w.Header().Set("Location", "/page")
+			w.WriteHeader(http.StatusFound)
+		case "/other-redirect":
+			w.Header().Set("Location", "/page")
+			w.WriteHeader(http.StatusTemporaryRedirect)
+		case "/private-404":
+			w.Header().Set("Cache-Control", "no-store")
+			w.WriteHeader(http.StatusNotFound)
+		case "/short-404":
+			w.Header().Set("Cache-Control", "max-age=5")
+			w.WriteHeader(http.StatusNotFound)
+		}
+		io.WriteString(w, "body of "+r.URL.Path)
+	})
+	s := startCache(t, o, "default_ttl 10m\ndefault_ttl 404 410 1m\ndefault_ttl 302 5m")
+	for _, tc := range []struct {
+		path   string
+		status int
+		cs     string
+	}{
+		{"/page", 200, "ttl=600"},
+		{"/missing", 404, "ttl=60"},
+		{"/moved", 302, "ttl=300"},
+		{"/short-404", 404, "ttl=5"},
+	} {
+		expect(t, tc.path+" miss", get(t, s, tc.path), tc.status, "body of "+tc.path, "miss", "stored", tc.cs)
+		expect(t, tc.path+" hit", get(t, s, tc.path), tc.status, "body of "+tc.path, "hit", tc.cs)
+	}
+	// 307 has no lifetime of its own and is not cacheable by default.
+	expect(t, "307", get(t, s, "/other-redirect"), 307, "*", "uncacheable", "detail=status")
+	// no-store wins over the operator's lifetime.
+	expect(t, "404 no-store", get(t, s, "/private-404"), 404, "*", "uncacheable", "detail=no-store")
+	if n := o.n.Load(); n != 6 {
+		t.Errorf("origin requests: %d, want 6 (four misses, then 307 and no-store)", n)
+	}
+}

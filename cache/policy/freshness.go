@@ -22,7 +22,8 @@ const (
 //     and so do several Expires lines (§4.2.1) and any value that is not
 //     exactly an HTTP-date (ParseHTTPDate: a double space, a one-digit
 //     hour, a list of dates);
-//   - opts.DefaultTTL, when set: the operator's own heuristic;
+//   - opts.StatusTTLs' entry for status, else opts.DefaultTTL, when set:
+//     the operator's own heuristic;
 //   - heuristic freshness (§4.2.2), only when the response has a valid
 //     Last-Modified and the status is cacheable by default or the response
 //     is public: opts.HeuristicFraction (default 0.1) of Date minus
@@ -45,8 +46,8 @@ func ResponseFreshnessStatus(status int, h FieldReader, responseTime time.Time, 
 		f.Lifetime = rd.MaxAge.D
 	case !targeted && len(h.Values("Expires")) > 0:
 		f.Lifetime = expiresLifetime(h, responseTime)
-	case opts.DefaultTTL > 0:
-		f.Lifetime, f.Heuristic = opts.DefaultTTL, true
+	case opts.defaultTTL(status) > 0:
+		f.Lifetime, f.Heuristic = opts.defaultTTL(status), true
 	default:
 		if lm, ok := singleDate(h.Values("Last-Modified")); ok && (CacheableByDefault(status) || rd.Public) {
 			f.Lifetime, f.Heuristic = heuristicLifetime(dateOr(h, responseTime), lm, opts), true

@@ -74,6 +74,15 @@ const (
 	ReasonCredentials      Reason = "credentials" // request with Cookie or Authorization, response without explicit freshness
 )
 
+// defaultTTL is the operator's lifetime for a response with status that
+// gives none: its StatusTTLs entry, else DefaultTTL; 0 when neither is set.
+func (o *Options) defaultTTL(status int) time.Duration {
+	if d, ok := o.StatusTTLs[status]; ok {
+		return d
+	}
+	return o.DefaultTTL
+}
+
 // Options are the configurable parts of the policy.
 type Options struct {
 	// Statuses that may be stored; nil means those cacheable by default
@@ -89,6 +98,11 @@ type Options struct {
 	// is not stored when it has neither freshness nor a validator. When set,
 	// it replaces the Last-Modified heuristic (§4.2.2).
 	DefaultTTL time.Duration
+	// StatusTTLs are DefaultTTL per status: a response with a listed
+	// status that gives no freshness gets its lifetime here, in place of
+	// DefaultTTL (nginx's proxy_cache_valid 404 1m). A listed status is
+	// stored as if cacheable by default, as a status in Statuses is.
+	StatusTTLs map[int]time.Duration
 	// CredentialedHeuristics lets DefaultTTL and heuristic freshness apply
 	// to a response to a request that carried Cookie or Authorization.
 	// Off, such a response is stored only with explicit freshness from the

@@ -43,8 +43,8 @@ func CacheableByDefault(status int) bool {
 //   - Set-Cookie, unless opts.AllowSetCookie: ReasonSetCookie;
 //   - Vary: * (§4.1: it never matches): ReasonVaryStar;
 //   - opts.Statuses, when set: the status must be listed
-//     (ReasonStatusNotAllowed); a listed status counts as cacheable by
-//     default for the next rule;
+//     (ReasonStatusNotAllowed); a listed status, and one with an entry in
+//     opts.StatusTTLs, counts as cacheable by default for the next rule;
 //   - §3's last rule: the status is cacheable by default, or the response
 //     has public, max-age, s-maxage or Expires: ReasonStatus;
 //   - no-cache (§5.2.2.4) without a validator: ReasonNoCache. Such a
@@ -58,10 +58,11 @@ func CacheableByDefault(status int) bool {
 //     to share it; only the origin's explicit freshness is. This comes on
 //     top of §3.5's rule for Authorization;
 //   - no explicit freshness (max-age, s-maxage, Expires), no validator and
-//     no opts.DefaultTTL: ReasonNoFreshness (§3 allows storing it, but it
-//     could never be reused: "such responses are not usually useful to
-//     store"). A response with only a validator is stored: it is stale at
-//     once and revalidated with a cheap 304.
+//     no opts.DefaultTTL or opts.StatusTTLs entry for the status:
+//     ReasonNoFreshness (§3 allows storing it, but it could never be
+//     reused: "such responses are not usually useful to store"). A
+//     response with only a validator is stored: it is stale at once and
+//     revalidated with a cheap 304.
 //
 // With a valid CDN-Cache-Control, its directives replace Cache-Control's
 // and Expires is ignored (RFC 9213 §2.2).
@@ -113,6 +114,9 @@ func Storable(method string, reqHeader http.Header, status int, h http.Header, o
 		}
 		understood = true
 	}
+	if _, ok := opts.StatusTTLs[status]; ok {
+		understood = true // the operator gave the status a lifetime
+	}
 	_, hasExpires := h["Expires"]
 	explicit := rd.MaxAge.Set || rd.SMaxAge.Set || (hasExpires && !targeted)
 	if !understood && !explicit && !rd.Public {
@@ -125,7 +129,7 @@ func Storable(method string, reqHeader http.Header, status int, h http.Header, o
 	if !explicit && !opts.CredentialedHeuristics && HasCredentials(reqHeader) {
 		return false, ReasonCredentials
 	}
-	if !explicit && !validator && opts.DefaultTTL <= 0 {
+	if !explicit && !validator && opts.defaultTTL(status) <= 0 {
 		return false, ReasonNoFreshness
 	}
 	return true, ReasonNone
