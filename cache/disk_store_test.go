@@ -138,6 +138,27 @@ func TestDiskStoreRestartReloadStop(t *testing.T) {
 	expect(t, "purged", get(t, s2, "/a"), 200, "small /a", "miss")
 }
 
+// max_entries through a real Caddy: the store holds no more entries than
+// it, and a reload to a lower bound evicts down to it once the old config
+// is unloaded.
+func TestDiskStoreMaxEntries(t *testing.T) {
+	dir := t.TempDir()
+	o := newOrigin(t, serve("small", "Cache-Control", "max-age=3600"))
+	conf := func(n string) string {
+		return siteConfig(o, "store disk {\n\tpath "+dir+"\n\tmax_entries "+n+"\n}")
+	}
+	s := caddytest.Start(t, conf("3"))
+	for i := range 5 {
+		expect(t, "fill", get(t, s, fmt.Sprint("/", i)), 200, "small", "miss", "stored")
+	}
+	if st := diskStats(t, s, dir); st["entries"] != 3 || st["evictions"] != 2 {
+		t.Errorf("max_entries 3 after 5 stored: %v", st)
+	}
+	expect(t, "the last stored", get(t, s, "/4"), 200, "small", "hit")
+	reload(t, s, conf("1"))
+	waitFor(t, "max_entries 1 after the reload", func() bool { return diskStats(t, s, dir)["entries"] == 1 })
+}
+
 // A disk store without a path, or one whose directory cannot be created,
 // is refused at load with a message that names it.
 func TestDiskStoreBadConfig(t *testing.T) {

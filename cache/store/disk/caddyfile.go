@@ -1,6 +1,8 @@
 package disk
 
 import (
+	"strconv"
+
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
 	"github.com/caddy-edge/edge/cache/store/internal/sizing"
@@ -10,12 +12,13 @@ import (
 // the token "disk" of http_cache's store option. Syntax:
 //
 //	disk [<path>] {
-//		path     <directory>
-//		max_size <size>
+//		path        <directory>
+//		max_size    <size>
+//		max_entries <count>
 //	}
 //
 // path is required (as the argument or in the block). max_size takes a
-// size such as 10GiB.
+// size such as 10GiB; max_entries a positive count such as 1000000.
 func (s *Store) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // consume the store name "disk"
 	if d.NextArg() {
@@ -28,7 +31,7 @@ func (s *Store) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		opt := d.Val()
 		switch opt {
-		case "path", "max_size":
+		case "path", "max_size", "max_entries":
 		default:
 			return d.Errf("unrecognized disk store option '%s'", opt)
 		}
@@ -52,6 +55,12 @@ func (s *Store) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Err(err.Error())
 			}
 			s.MaxSize = n
+		case "max_entries":
+			n, err := strconv.ParseInt(val, 10, 64)
+			if err != nil || n <= 0 {
+				return d.Errf("bad disk store max_entries '%s': want a positive count of entries, such as 1000000", val)
+			}
+			s.MaxEntries = n
 		}
 	}
 	if s.Path == "" {

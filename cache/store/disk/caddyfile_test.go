@@ -22,6 +22,10 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		{"disk /a {\n max_size lots\n}", "", "bad max_size 'lots'"},
 		{"disk /a {\n max_size 512KiB\n}", "", "the minimum is 1MiB"},
 		{"disk /a {\n sync off\n}", "", "unrecognized disk store option 'sync'"},
+		{"disk /a {\n max_entries 1000000\n}", `{"path":"/a","max_entries":1000000}`, ""},
+		{"disk /a {\n max_entries 0\n}", "", "bad disk store max_entries '0'"},
+		{"disk /a {\n max_entries 1M\n}", "", "bad disk store max_entries '1M'"},
+		{"disk /a {\n max_entries 5\n max_entries 6\n}", "", "duplicate disk store option 'max_entries'"},
 		{"disk /a /b", "", "wrong argument count"},
 		{"disk /a {\n path\n}", "", "duplicate disk store option 'path'"},
 	} {

@@ -91,6 +91,9 @@ type Config struct {
 	// MaxSize is the byte budget (file sizes plus a per-file estimate).
 	// Zero means DefaultMaxSize.
 	MaxSize int64
+	// MaxEntries bounds the number of entries, and so the RAM of the
+	// index; zero means no bound but MaxSize.
+	MaxEntries int64
 	// VerifyMax is the largest body verified before it is returned. Zero
 	// means DefaultVerifyMax; negative means none.
 	VerifyMax int64
@@ -141,6 +144,7 @@ type Cache struct {
 	now         func() time.Time
 	logger      *zap.Logger
 	maxSize     atomic.Int64
+	maxEntries  atomic.Int64 // 0: no bound
 	// pending counts the bytes written to the temporary files of open
 	// Writers: at most maxSize (see writer.reserve).
 	pending atomic.Int64
@@ -247,6 +251,7 @@ func Open(cfg Config) (*Cache, error) {
 		c.logger = zap.NewNop()
 	}
 	c.maxSize.Store(cfg.MaxSize)
+	c.maxEntries.Store(max(cfg.MaxEntries, 0))
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("disk store: %w", err)
 	}
@@ -325,6 +330,28 @@ func (c *Cache) Resize(maxSize int64) error {
 	c.evictLocked()
 	c.mu.Unlock()
 	return nil
+}
+
+// MaxEntries returns the bound on the number of entries; 0 is none.
+func (c *Cache) MaxEntries() int64 { return c.maxEntries.Load() }
+
+// SetMaxEntries sets the bound on the number of entries (0: none),
+// evicting entries until the store holds no more.
+func (c *Cache) SetMaxEntries(n int64) {
+	c.maxEntries.Store(max(n, 0))
+	c.mu.Lock()
+	c.evictLocked()
+	c.mu.Unlock()
+}
+
+// overLocked tells whether the store holds more than its budgets allow.
+// Called with c.mu held.
+func (c *Cache) overLocked() bool {
+	if len(c.index) == 0 {
+		return false
+	}
+	n := c.maxEntries.Load()
+	return c.bytes > c.maxSize.Load() || (n > 0 && int64(len(c.index)) > n)
 }
 
 // Ready returns a channel closed once the index is rebuilt.
@@ -637,10 +664,11 @@ func (c *Cache) deleteLocked(key string) bool {
 	return ie != nil && !c.expiredAt(ie.expires)
 }
 
-// evictLocked removes entries until the store fits its budget: of a few
-// sampled entries, an expired one, else the least recently used.
+// evictLocked removes entries until the store fits its budgets (bytes
+// and, when bounded, entries): of a few sampled entries, an expired one,
+// else the least recently used.
 func (c *Cache) evictLocked() {
-	for c.bytes > c.maxSize.Load() && len(c.index) > 0 {
+	for c.overLocked() {
 		var victim string
 		var oldest int64 = math.MaxInt64
 		expired := false

@@ -417,6 +417,53 @@ func TestEvictionAtTheBudget(t *testing.T) {
 	}
 }
 
+// max_entries bounds the entries, and so the index's RAM, whatever their
+// size (nginx's keys_zone): small entries far under max_size are evicted
+// beyond it, the recently read one stays, a lower bound evicts at once,
+// and a restart with a bound loads no more than it.
+func TestMaxEntries(t *testing.T) {
+	dir := t.TempDir()
+	c, err := Open(Config{Dir: dir, MaxSize: 1 << 30, MaxEntries: 50, NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := []byte("small")
+	put(t, c, "popular", entry(time.Now()), body)
+	for i := range 200 {
+		put(t, c, fmt.Sprint("k", i), entry(time.Now()), body)
+		if _, _, err := get(t, c, "popular"); err != nil {
+			t.Fatalf("popular entry evicted after %d writes: %v", i, err)
+		}
+		if st := c.Stats(); st.Entries > 50 {
+			t.Fatalf("after %d writes: %d entries, over max_entries 50", i+1, st.Entries)
+		}
+	}
+	if st := c.Stats(); st.Entries != 50 || st.Evictions != 151 {
+		t.Errorf("Stats = %+v: want 50 entries and 151 evictions", st)
+	}
+	c.SetMaxEntries(10)
+	if st := c.Stats(); st.Entries != 10 {
+		t.Errorf("after SetMaxEntries(10): %d entries", st.Entries)
+	}
+	c.SetMaxEntries(0) // no bound
+	for i := range 30 {
+		put(t, c, fmt.Sprint("u", i), entry(time.Now()), body)
+	}
+	if st := c.Stats(); st.Entries != 40 {
+		t.Errorf("without a bound: %d entries, want 40", st.Entries)
+	}
+	c.Close()
+	c2, err := Open(Config{Dir: dir, MaxSize: 1 << 30, MaxEntries: 25, NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c2.Close)
+	<-c2.Ready()
+	if st := c2.Stats(); st.Entries != 25 {
+		t.Errorf("reopened with max_entries 25: %d entries", st.Entries)
+	}
+}
+
 // Writing a directory full of entries, then opening it: serving starts
 // before the index is rebuilt (Get answers from the files), and once it
 // is, every entry is indexed.

@@ -24,8 +24,16 @@ var pool = caddy.NewUsagePool()
 // shared is a Cache in the pool.
 type shared struct {
 	*Cache
-	size sizing.Owner
+	size    sizing.Owner
+	entries sizing.Owner // max_entries, applied as max_size is
 }
+
+// entriesLimit is the Cache's max_entries as a sizing.Resizer.
+type entriesLimit struct{ c *Cache }
+
+func (e entriesLimit) MaxSize() int64 { return e.c.MaxEntries() }
+
+func (e entriesLimit) Resize(n int64) error { e.c.SetMaxEntries(n); return nil }
 
 // configure applies the max_size of a config provisioned with ctx (see
 // sizing.Owner.Configure).
@@ -76,6 +84,14 @@ type Store struct {
 	// 1073741824 (1 GiB).
 	MaxSize int64 `json:"max_size,omitempty"`
 
+	// MaxEntries bounds the number of entries, and so the RAM the index
+	// takes (about 200 bytes and the key per entry: a million entries
+	// take about 230 MiB), as nginx's keys_zone does: beyond it, the
+	// least recently used of a few sampled entries is evicted, as for
+	// max_size. A reload applies it as it does max_size. Default: 0, no
+	// bound but max_size.
+	MaxEntries int64 `json:"max_entries,omitempty"`
+
 	// backend is c: Store's store.Store methods are its own.
 	backend
 	dir    string
@@ -123,7 +139,7 @@ func (s *Store) Provision(ctx caddy.Context) error {
 	v, _, err := pool.LoadOrNew(dir, func() (caddy.Destructor, error) {
 		// The logger of the config that opened it: later configs log
 		// their own resizes.
-		c, err := Open(Config{Dir: dir, MaxSize: maxSize, Logger: s.logger})
+		c, err := Open(Config{Dir: dir, MaxSize: maxSize, MaxEntries: s.MaxEntries, Logger: s.logger})
 		if err != nil {
 			return nil, err
 		}
@@ -146,6 +162,17 @@ func (s *Store) Provision(ctx caddy.Context) error {
 		s.logger.Warn("disk store already configured with another max_size in this config; keeping the first",
 			zap.String("path", dir), zap.Int64("max_size", maxSize), zap.Int64("kept_max_size", kept))
 	}
+	keptEntries := s.c.MaxEntries()
+	warn, err = s.c.entries.Configure(ctx.Context, entriesLimit{s.c.Cache}, s.MaxEntries, func(prev int64) {
+		logger.Info("disk store max_entries changed", zap.String("path", dir), zap.Int64("max_entries", s.MaxEntries), zap.Int64("previous_max_entries", prev))
+	})
+	if err != nil {
+		return fmt.Errorf("disk store %s: max_entries: %w", dir, err)
+	}
+	if warn {
+		s.logger.Warn("disk store already configured with another max_entries in this config; keeping the first",
+			zap.String("path", dir), zap.Int64("max_entries", s.MaxEntries), zap.Int64("kept_max_entries", keptEntries))
+	}
 	if size, ok := fsSize(dir); ok && 2*maxSize > size {
 		// The entries take max_size, the responses being stored up to as
 		// much again (see writer.Write): the disk fills first.
@@ -159,6 +186,9 @@ func (s *Store) Provision(ctx caddy.Context) error {
 func (s *Store) Validate() error {
 	if s.MaxSize < 0 {
 		return fmt.Errorf("disk store %s: max_size must not be negative", s.Path)
+	}
+	if s.MaxEntries < 0 {
+		return fmt.Errorf("disk store %s: max_entries must not be negative", s.Path)
 	}
 	return nil
 }
