@@ -29,6 +29,7 @@ import (
 //	    statuses <code...>                      # default: RFC 9110 §15.1
 //	    allow_set_cookie
 //	    unsafe_credentialed_heuristics          # default_ttl/heuristics for Cookie/Authorization requests
+//	    min_uses <count>                        # default: 1
 //	    max_object_size <size>                  # default: 32MiB
 //	    collapse_timeout <duration>             # default: 10s
 //	    hit_for_miss_ttl <duration>             # default: 30s
@@ -190,6 +191,19 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				}
 				h.Statuses = append(h.Statuses, code)
 			}
+
+		case "min_uses":
+			if !d.NextArg() {
+				return argErr(d, opt)
+			}
+			n, err := strconv.Atoi(d.Val())
+			if err != nil || n < 1 || n > maxMinUses {
+				return d.Errf("bad min_uses '%s': want a count of requests from 1 to %d", d.Val(), maxMinUses)
+			}
+			if d.NextArg() {
+				return argErr(d, opt)
+			}
+			h.MinUses = n
 
 		case "max_object_size":
 			if !d.NextArg() {

@@ -54,6 +54,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		}`, `{"vary":["{geo.country_code}","{http.request.header.X-Device}"],"unsafe_credentialed_heuristics":true}`},
 		{"default_ttl per status (nginx proxy_cache_valid)", "http_cache {\n\tdefault_ttl 10m\n\tdefault_ttl 404 410 1m\n\tdefault_ttl 302 5m\n}",
 			`{"default_ttl":600000000000,"default_ttl_by_status":{"302":300000000000,"404":60000000000,"410":60000000000}}`},
+		{"min_uses", "http_cache {\n\tmin_uses 2\n}", `{"min_uses":2}`},
 		{"stale_if_unreachable window", "http_cache {\n\tstale_if_unreachable 2h\n}", `{"stale_if_unreachable":7200000000000}`},
 		{"stale_if_unreachable off", "http_cache {\n\tstale_if_unreachable off\n}", `{"stale_if_unreachable":0}`},
 	} {
@@ -97,6 +98,10 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"allow_set_cookie with arg", "http_cache {\n\tallow_set_cookie yes\n}", "wrong argument count for http_cache option 'allow_set_cookie'"},
 		{"ignore_query_params empty", "http_cache {\n\tignore_query_params\n}", "wrong argument count for http_cache option 'ignore_query_params'"},
 		{"bad duration", "http_cache {\n\tdefault_ttl soon\n}", "bad default_ttl 'soon'"},
+		{"min_uses zero", "http_cache {\n\tmin_uses 0\n}", "bad min_uses '0'"},
+		{"min_uses word", "http_cache {\n\tmin_uses twice\n}", "bad min_uses 'twice'"},
+		{"min_uses huge", "http_cache {\n\tmin_uses 5000\n}", "bad min_uses '5000'"},
+		{"min_uses two", "http_cache {\n\tmin_uses 2 3\n}", "wrong argument count for http_cache option 'min_uses'"},
 		{"default_ttl twice", "http_cache {\n\tdefault_ttl 1m\n\tdefault_ttl 2m\n}", "duplicate http_cache option 'default_ttl'"},
 		{"default_ttl status twice", "http_cache {\n\tdefault_ttl 404 1m\n\tdefault_ttl 410 404 2m\n}", "duplicate default_ttl for status 404"},
 		{"default_ttl bad status", "http_cache {\n\tdefault_ttl 4o4 1m\n}", "bad default_ttl status '4o4'"},
@@ -167,6 +172,7 @@ func TestValidate(t *testing.T) {
 	}{
 		{"negative size", `{"max_object_size": -1}`, "max_object_size"},
 		{"default over max", `{"default_ttl": 120000000000, "max_ttl": 60000000000}`, "longer than max_ttl"},
+		{"negative min_uses", `{"min_uses": -1}`, "min_uses -1"},
 		{"status ttl over max", `{"default_ttl_by_status": {"404": 120000000000}, "max_ttl": 60000000000}`, "for status 404 is longer than max_ttl"},
 		{"status ttl zero", `{"default_ttl_by_status": {"404": 0}}`, "status 404 must be positive"},
 		{"status ttl 304", `{"default_ttl_by_status": {"304": 60000000000}}`, "a 304 is never stored"},

@@ -162,6 +162,50 @@ func (h *Handler) hitForMiss(key string, reqHeader http.Header) bool {
 	return !m.credentialed || policy.HasCredentials(reqHeader)
 }
 
+// min_uses bounds: how long a key's requests are counted from its first,
+// how many keys are counted at a time, and the largest min_uses.
+const (
+	minUsesWindow = 10 * time.Minute
+	maxUsesKeys   = 100_000
+	maxMinUses    = 1000
+)
+
+// useMark counts the requests of a key with nothing stored (min_uses).
+type useMark struct {
+	n     int
+	since time.Time // the first request counted
+}
+
+// usedEnough counts a request for key, which has nothing stored, and
+// tells whether it is at least the min_uses-th within minUsesWindow: its
+// response may then be stored. A key keeps its count once it got there,
+// so that the requests that come while its first stored response is
+// being fetched collapse behind that fetch. When maxUsesKeys keys are
+// counted, expired counts are dropped, and if none had expired, all: a
+// flood of URLs requested once only resets the counts.
+func (h *Handler) usedEnough(key string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	now := h.now()
+	m, ok := h.uses[key]
+	if !ok || now.Sub(m.since) > minUsesWindow {
+		if !ok && len(h.uses) >= maxUsesKeys {
+			for k, u := range h.uses {
+				if now.Sub(u.since) > minUsesWindow {
+					delete(h.uses, k)
+				}
+			}
+			if len(h.uses) >= maxUsesKeys {
+				clear(h.uses)
+			}
+		}
+		m = useMark{since: now}
+	}
+	m.n = min(m.n+1, h.MinUses)
+	h.uses[key] = m
+	return m.n >= h.MinUses
+}
+
 // storedWithoutFlight forgets that key was hit-for-miss once a fetch that
 // led no flight (one that skipped collapsing) stored a response under it.
 func (h *Handler) storedWithoutFlight(key string) {

@@ -156,6 +156,15 @@ type Handler struct {
 	// (Varnish's hit-for-miss). Default: 30s.
 	HitForMissTTL caddy.Duration `json:"hit_for_miss_ttl,omitempty"`
 
+	// How many requests for a URL with nothing stored it takes before its
+	// response is stored, as nginx's proxy_cache_min_uses: the requests
+	// before that go to the origin and are not stored
+	// (Cache-Status detail=min-uses), so that URLs requested once do not
+	// push out those requested often. Requests are counted for 10
+	// minutes from a URL's first; at most 100,000 URLs are counted at a
+	// time. Default: 1, the first response is stored.
+	MinUses int `json:"min_uses,omitempty"`
+
 	// Requests that match any of these matcher sets bypass the cache: they
 	// are neither looked up nor stored.
 	BypassRaw caddyhttp.RawMatcherSets `json:"bypass,omitempty" caddy:"namespace=http.matchers"`
@@ -179,9 +188,10 @@ type Handler struct {
 	ctx         context.Context  // the config's context: done when it is unloaded
 	now         func() time.Time // the clock; time.Now unless a test injects one
 
-	mu      *sync.Mutex        // protects flights and hfm
+	mu      *sync.Mutex        // protects flights, hfm and uses
 	flights map[string]*flight // key -> the fetch in flight
 	hfm     map[string]hfmMark // hit-for-miss key -> until when, for whom
+	uses    map[string]useMark // min_uses: key -> its requests so far
 
 	wg *sync.WaitGroup // background refreshes
 	// refreshing holds a token for each of the handler's background
@@ -266,6 +276,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.flights = make(map[string]*flight)
 	h.hfm = make(map[string]hfmMark)
+	if h.MinUses > 1 {
+		h.uses = make(map[string]useMark)
+	}
 	h.mu = new(sync.Mutex)
 	h.wg = new(sync.WaitGroup)
 	h.refreshing = make(chan struct{}, maxHandlerBackgroundFetches)
@@ -361,6 +374,9 @@ func processWide(ph string) bool {
 func (h *Handler) Validate() error {
 	if h.MaxObjectSize < 0 {
 		return errors.New("max_object_size must not be negative")
+	}
+	if h.MinUses < 0 || h.MinUses > maxMinUses {
+		return fmt.Errorf("min_uses %d: want 1 to %d", h.MinUses, maxMinUses)
 	}
 	if err := h.validateDurations(); err != nil {
 		return err

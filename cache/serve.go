@@ -532,6 +532,10 @@ func (h *Handler) serveCacheable(w http.ResponseWriter, r *http.Request, next ca
 		// The origin may answer the body, not the URL: storing that
 		// answer under the URL would poison it for every client.
 		c.mayStore, c.passDetail = false, detailRequestBody
+	case h.uses != nil && first.entry == nil && !h.usedEnough(first.pkey):
+		// min_uses: not requested often enough yet to take room in the
+		// store; it goes to the origin alone.
+		c.mayStore, c.passDetail = false, detailMinUses
 	}
 	for attempt := 0; ; attempt++ {
 		var lk lookup

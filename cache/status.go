@@ -104,6 +104,10 @@ const detailCollapseTimeout = "collapse-timeout"
 // untouched that also started a background fill of the whole response.
 const detailRangeFill = "range-fill"
 
+// detailMinUses is the detail of a response not stored because its URL
+// has not yet been requested min_uses times.
+const detailMinUses = "min-uses"
+
 // detailStoreBusy is the detail of a response that was not stored because
 // the store held as many bodies being written as it may (store.ErrBusy).
 const detailStoreBusy = "store-busy"

@@ -280,3 +280,20 @@ func TestDefaultTTLByStatus(t *testing.T) {
 		t.Errorf("origin requests: %d, want 6 (four misses, then 307 and no-store)", n)
 	}
 }
+
+// min_uses (nginx's proxy_cache_min_uses): a URL's response is stored
+// from its min_uses-th request on; the ones before go to the origin and
+// are not stored, each URL counted apart.
+func TestMinUses(t *testing.T) {
+	o := newOrigin(t, serve("body", "Cache-Control", "max-age=60"))
+	s := startCache(t, o, "min_uses 3")
+	for i := range 2 {
+		expect(t, fmt.Sprint("request ", i+1), get(t, s, "/a"), 200, "body", "uncacheable", "fwd=uri-miss", "detail=min-uses")
+	}
+	expect(t, "request 3", get(t, s, "/a"), 200, "body", "miss", "stored")
+	expect(t, "request 4", get(t, s, "/a"), 200, "body", "hit")
+	expect(t, "another URL", get(t, s, "/b"), 200, "body", "uncacheable", "detail=min-uses")
+	if n := o.n.Load(); n != 4 {
+		t.Errorf("origin requests: %d, want 4", n)
+	}
+}

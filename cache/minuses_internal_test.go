@@ -1,0 +1,36 @@
+package cache
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+)
+
+// min_uses counts a key's requests within minUsesWindow; the count of a
+// key that got there stays (the requests during its first stored fetch
+// collapse behind it); a count older than the window starts again; and a
+// flood of keys requested once keeps the map at maxUsesKeys.
+func TestUsedEnough(t *testing.T) {
+	now := time.Date(2026, 12, 2, 4, 0, 0, 0, time.UTC)
+	h := &Handler{MinUses: 3, mu: new(sync.Mutex), uses: make(map[string]useMark), now: func() time.Time { return now }}
+	for i, want := range []bool{false, false, true, true} {
+		if got := h.usedEnough("k"); got != want {
+			t.Errorf("request %d of k: %v, want %v", i+1, got, want)
+		}
+	}
+	h.usedEnough("old")
+	now = now.Add(minUsesWindow + time.Second)
+	if h.usedEnough("old") || h.usedEnough("old") {
+		t.Error("a count older than the window went on")
+	}
+	if !h.usedEnough("old") {
+		t.Error("the third request of the new window was not enough")
+	}
+	for i := range maxUsesKeys + 10 {
+		h.usedEnough(fmt.Sprint("flood", i))
+		if len(h.uses) > maxUsesKeys {
+			t.Fatalf("%d keys counted, over %d", len(h.uses), maxUsesKeys)
+		}
+	}
+}
