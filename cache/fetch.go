@@ -278,7 +278,7 @@ func (f *fetch) freshen(fw *fetchWriter) (*store.Entry, error) {
 		// update one. It was not about this one, so this one is unverified:
 		// removed, and the request gets a response of its own.
 		if err := h.Store.Delete(f.r.Context(), f.lk.key); err != nil && !errors.Is(err, store.ErrNotFound) {
-			h.logger.Error("removing a response a 304 did not validate", zap.String("key", f.lk.key), zap.Error(err))
+			h.storeFailed("removing a response a 304 did not validate", err, zap.String("key", f.lk.key))
 		}
 		return f.lk.entry, notStorable(detailValidatorMismatch)
 	}
@@ -297,13 +297,13 @@ func (f *fetch) freshen(fw *fetchWriter) (*store.Entry, error) {
 	// this request's credentials, which the stored body does not reflect.
 	if ok, reason := policy.Storable(http.MethodGet, nil, e.Status, hdr, h.opts); !ok {
 		if err := h.Store.Delete(f.r.Context(), f.lk.key); err != nil && !errors.Is(err, store.ErrNotFound) {
-			h.logger.Error("removing a response a 304 made unstorable", zap.String("key", f.lk.key), zap.Error(err))
+			h.storeFailed("removing a response a 304 made unstorable", err, zap.String("key", f.lk.key))
 		}
 		return e, notStorable(reason)
 	}
 	err := h.Store.Update(f.r.Context(), f.lk.key, e)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		h.logger.Error("freshening a stored response", zap.String("key", f.lk.key), zap.Error(err))
+		h.storeFailed("freshening a stored response", err, zap.String("key", f.lk.key))
 	}
 	return e, err
 }
@@ -624,7 +624,7 @@ func (fw *fetchWriter) decideStore(status int) {
 			fw.reason = detailStoreBusy
 			return
 		}
-		h.logger.Error("starting to store a response", zap.String("key", key), zap.Error(err))
+		h.storeFailed("starting to store a response", err, zap.String("key", key))
 		fw.reason = "store-error"
 		return
 	}
@@ -810,7 +810,7 @@ func (fw *fetchWriter) finish(err error, panicked bool) outcome {
 		if errors.Is(err, store.ErrBusy) {
 			return outcomeFailed // says nothing of the response
 		}
-		h.logger.Error("committing a stored response", zap.String("key", fw.storeKey), zap.Error(err))
+		h.storeFailed("committing a stored response", err, zap.String("key", fw.storeKey))
 		return outcomeFailed
 	}
 	fw.sw = nil
@@ -865,7 +865,7 @@ func (fw *fetchWriter) putMarker() {
 		err = mw.Commit()
 	}
 	if err != nil {
-		h.logger.Error("storing a vary marker", zap.String("key", f.lk.pkey), zap.Error(err))
+		h.storeFailed("storing a vary marker", err, zap.String("key", f.lk.pkey))
 	}
 }
 

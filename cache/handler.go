@@ -181,6 +181,8 @@ type Handler struct {
 	optsKey                string   // opts as a string: tells derived data computed with other options
 	releaseDerive          []func() // release the keys given to the store's SetDerive
 	logger                 *zap.Logger
+	// storeErrs rate-limits the log lines of failed store operations.
+	storeErrs *errorLog
 	// noAccessLog: the server this handler is in writes no access log, so
 	// the result is not added to the log's fields (ExtraLogFields.Set
 	// allocates). A handler belongs to one server, known at Provision.
@@ -214,6 +216,7 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 // admin API.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
+	h.storeErrs = new(errorLog)
 	if err := checkPlacement(ctx); err != nil {
 		return err
 	}

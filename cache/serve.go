@@ -257,7 +257,7 @@ func (h *Handler) invalidate(r *http.Request, status int, hdr http.Header) {
 	for _, u := range policy.InvalidationTargets(r.Method, status, effectiveURI(r), hdr) {
 		n, err := h.purgeKey(context.WithoutCancel(r.Context()), h.keys.keyForURL(u), false)
 		if err != nil {
-			h.logger.Error("invalidating after unsafe request", zap.String("uri", u.String()), zap.Error(err))
+			h.storeFailed("invalidating after unsafe request", err, zap.String("uri", u.String()))
 			continue
 		}
 		if n > 0 {
@@ -357,7 +357,7 @@ func (h *Handler) lookupVariant(ctx context.Context, lk *lookup, m *store.Entry,
 // storeReadFailed logs a store's error reading key, but for a miss.
 func (h *Handler) storeReadFailed(key string, err error) {
 	if !errors.Is(err, store.ErrNotFound) {
-		h.logger.Error("reading from the cache store", zap.String("key", key), zap.Error(err))
+		h.storeFailed("reading from the cache store", err, zap.String("key", key))
 	}
 }
 

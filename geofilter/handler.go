@@ -479,6 +479,16 @@ func (h *Handler) logDecision(l *lookup, d rules.Decision, level zapcore.Level, 
 // deny answers a denied request.
 func (h *Handler) deny(w http.ResponseWriter, r *http.Request, l *lookup, resp *denyResponse) error {
 	if !resp.direct {
+		if resp.status >= 500 && !hasErrorRoutes(r) {
+			// Caddy logs a handler error of status 5xx at error level,
+			// with its stack trace: for a deny, the filter's decision,
+			// that would be an error line per denied request, which any
+			// client of a denied network could send by the thousand.
+			// Without error routes to restyle it, Caddy would answer the
+			// status alone: so does this.
+			w.WriteHeader(resp.status)
+			return nil
+		}
 		return caddyhttp.Error(resp.status, fmt.Errorf("geofilter: request denied by rule %s", l.rule))
 	}
 	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
@@ -507,6 +517,13 @@ func (h *Handler) deny(w http.ResponseWriter, r *http.Request, l *lookup, resp *
 		_, _ = w.Write(body)
 	}
 	return nil
+}
+
+// hasErrorRoutes tells whether the server of r has error routes
+// (handle_errors), which a deny returned as a Caddy error goes through.
+func hasErrorRoutes(r *http.Request) bool {
+	srv, ok := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server)
+	return !ok || srv == nil || srv.Errors != nil && len(srv.Errors.Routes) > 0
 }
 
 // Interface guards

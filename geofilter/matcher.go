@@ -63,6 +63,12 @@ func (MatchGeo) CaddyModule() caddy.ModuleInfo {
 // conditions.
 func (m *MatchGeo) Provision(ctx caddy.Context) error {
 	m.logger = ctx.Logger()
+	// A matcher with databases or IP lists of its own counts their
+	// reloads and updates: the collectors must be on this config's
+	// registry even when no geofilter handler registers them.
+	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return err
+	}
 	m.id = newID()
 	if err := m.src.open(m.Databases, time.Duration(m.ReloadInterval), m.logger, "geo matcher "+strconv.Itoa(m.id)); err != nil {
 		return err

@@ -272,7 +272,30 @@ func readString(c mmdbdata.Cursor, old string) (string, mmdbdata.Cursor, error) 
 	if err != nil {
 		return old, next, err
 	}
-	return s, next, nil
+	return noControls(s), next, nil
+}
+
+// noControls returns s with each control character (C0 and DEL) replaced
+// by a space. The strings reach the {geo.*} placeholders, and from them
+// request and response header fields (header_up X-City {geo.city}) and
+// logs: a database whose names hold a CR, LF or NUL (a custom or corrupt
+// file, or an AS name as its registrant wrote it) would otherwise make Go
+// refuse every proxied request of the network ("invalid header field
+// value", a 502) or corrupt the response header sent to the client. No
+// country, subdivision, city or organisation name has one.
+func noControls(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == 0x7f {
+			b := []byte(s)
+			for j := i; j < len(b); j++ {
+				if b[j] < 0x20 || b[j] == 0x7f {
+					b[j] = ' '
+				}
+			}
+			return string(b)
+		}
+	}
+	return s
 }
 
 // recordWalker is passed to Result.Decode, which hands it the record's

@@ -1,0 +1,138 @@
+package cache_test
+
+import (
+	"bufio"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddy-edge/edge/internal/caddytest"
+	"github.com/caddy-edge/edge/internal/redistest"
+)
+
+// loggedSite is a Caddyfile of one site with http_cache (its block
+// lines) in front of o, whose logs (Caddy's default logger) go, as JSON,
+// to a file in a temporary directory; it returns the Caddyfile and the
+// file.
+func loggedSite(t *testing.T, o *origin, options string) (string, string) {
+	t.Helper()
+	logFile := filepath.Join(t.TempDir(), "caddy.log")
+	return `{
+	admin {ADMIN_ADDR}
+	http_port {HTTP_PORT}
+	auto_https off
+	skip_install_trust
+	persist_config off
+	log {
+		output file ` + logFile + `
+		format json
+		level INFO
+	}
+}
+` + siteConfig(o, options), logFile
+}
+
+// logLines returns the lines of the JSON log file at level (e.g.
+// "error") whose message contains msg.
+func logLines(t *testing.T, file, level, msg string) []map[string]any {
+	t.Helper()
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []map[string]any
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 4<<20)
+	for sc.Scan() {
+		var m map[string]any
+		if json.Unmarshal(sc.Bytes(), &m) != nil {
+			continue
+		}
+		if m["level"] == level && strings.Contains(m["msg"].(string), msg) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// allowedLines is how many error lines per kinds of failure, each logged
+// at most once every 10 s, may have been written since start.
+func allowedLines(start time.Time, kinds int) int {
+	return kinds * (1 + int(time.Since(start)/(10*time.Second)))
+}
+
+// A Redis at maxmemory under noeviction refuses every write (OOM) while it
+// still serves reads: each miss then fails to store its response. That is
+// one failure of the store, not one per request: the cache must not write
+// an error line per request (which any client sending misses, each with
+// its own URL in the line, would turn into a flood of the operator's log),
+// but one line, then at most one every 10 s with the number not logged.
+func TestStoreWriteFailuresLogRateLimited(t *testing.T) {
+	srv := redistest.Start(t)
+	o := newOrigin(t, serve("v", "Cache-Control", "max-age=600"))
+	cf, logFile := loggedSite(t, o, "store redis {\n address "+srv.Addr+"\n timeout 2s\n}")
+	s := caddytest.Start(t, cf)
+	expect(t, "fill", get(t, s, "/warm"), 200, "v", "miss", "stored")
+	waitFor(t, "the hit", func() bool { return get(t, s, "/warm").header.Get("X-Result") == "hit" })
+	srv.Do("CONFIG", "SET", "maxmemory", "1")
+	srv.Do("CONFIG", "SET", "maxmemory-policy", "noeviction")
+	const n = 40
+	start := time.Now()
+	for i := range n {
+		r := get(t, s, "/p"+strconv.Itoa(i)+"?"+strings.Repeat("x", 2000))
+		if r.status != 200 || r.body != "v" {
+			t.Fatalf("miss %d with Redis refusing writes: %d %q", i, r.status, r.body)
+		}
+	}
+	expect(t, "hit with Redis refusing writes", get(t, s, "/warm"), 200, "v", "hit", "hit")
+	lines := logLines(t, logFile, "error", "")
+	if len(lines) == 0 {
+		t.Fatal("no error logged while Redis refused every write")
+	}
+	if len(lines) > allowedLines(start, 1) {
+		t.Errorf("%d error lines for %d misses Redis refused to store, want one (then one per 10 s); the second: %.300v", len(lines), n, lines[1])
+	}
+}
+
+// The disk store promises (README, "Disk full or read-only") that failed
+// writes are logged at most once every 10 s, with the number not logged.
+// Its temporary directory made unusable, every miss fails to start its
+// file: the handler must not log each one again.
+func TestDiskWriteFailuresLogRateLimited(t *testing.T) {
+	dir := t.TempDir()
+	o := newOrigin(t, serve("v", "Cache-Control", "max-age=600"))
+	cf, logFile := loggedSite(t, o, "store disk {\n path "+dir+"\n}")
+	s := caddytest.Start(t, cf)
+	expect(t, "fill", get(t, s, "/warm"), 200, "v", "miss", "stored")
+	// A file where the directory of the files being written was: as a
+	// file system that went read-only or whose inodes ran out, every new
+	// file fails.
+	tmp := filepath.Join(dir, "tmp")
+	if err := os.RemoveAll(tmp); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(tmp, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const n = 40
+	start := time.Now()
+	for i := range n {
+		r := get(t, s, "/p"+strconv.Itoa(i))
+		if r.status != 200 || r.body != "v" {
+			t.Fatalf("miss %d with the disk failing: %d %q", i, r.status, r.body)
+		}
+	}
+	expect(t, "hit with the disk failing", get(t, s, "/warm"), 200, "v", "hit", "hit")
+	lines := logLines(t, logFile, "error", "")
+	if len(lines) == 0 {
+		t.Fatal("no error logged while the disk failed every write")
+	}
+	if len(lines) > allowedLines(start, 2) {
+		t.Errorf("%d error lines for %d misses the disk failed to store, want at most one of the store's and one of the cache's; the third: %.300v", len(lines), n, lines[2])
+	}
+}
