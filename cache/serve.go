@@ -927,7 +927,9 @@ var originPreconditions = []string{"If-Match", "If-Unmodified-Since"}
 // that would double the origin requests of every range.
 func (h *Handler) wantsFill(lk *lookup, reqHeader http.Header) bool {
 	if lk.entry == nil {
-		return !h.hitForMiss(lk.key, reqHeader)
+		// A fill stores the response: with min_uses, only once the URL
+		// was requested (ranges included) often enough.
+		return !h.hitForMiss(lk.key, reqHeader) && (h.uses == nil || h.usedEnough(lk.pkey))
 	}
 	if h.entryDerived(lk.entry).fresh.NoCache {
 		return false

@@ -296,4 +296,16 @@ func TestMinUses(t *testing.T) {
 	if n := o.n.Load(); n != 4 {
 		t.Errorf("origin requests: %d, want 4", n)
 	}
+	// A Range miss, which would start a background fill that stores the
+	// whole response, counts as a use and fills only at the third (the
+	// origin here ignores Range).
+	for i := range 2 {
+		r := get(t, s, "/r", "Range", "bytes=0-1")
+		if strings.Contains(r.cs(), "range-fill") {
+			t.Errorf("range %d: %q, want no fill", i+1, r.cs())
+		}
+	}
+	if r := get(t, s, "/r", "Range", "bytes=0-1"); !strings.Contains(r.cs(), "detail=range-fill") {
+		t.Errorf("third range: %q, want detail=range-fill", r.cs())
+	}
 }
