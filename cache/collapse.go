@@ -134,6 +134,10 @@ func (h *Handler) land(key string, fl *flight, o outcome) {
 		delete(h.hfm, key)
 	}
 	waiters, done := fl.waiters, fl.done
+	// Woken now, they wait no more (see flightWaited): a fetch that lands
+	// before its body ends (not stored) does not outlive its client for
+	// them.
+	fl.waiters = 0
 	h.mu.Unlock()
 	fl.outcome = o
 	if done != nil {
@@ -226,7 +230,9 @@ func (h *Handler) wait(ctx context.Context, fl *flight, until time.Time) (o outc
 	case <-ctx.Done():
 	}
 	h.mu.Lock()
-	fl.waiters-- // no longer waits (see flightWaited)
+	if fl.waiters > 0 { // none once it landed (see land)
+		fl.waiters-- // no longer waits (see flightWaited)
+	}
 	h.mu.Unlock()
 	return outcomeNone, false
 }

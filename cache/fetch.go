@@ -119,6 +119,14 @@ func (f *fetch) exchange(w http.ResponseWriter) (x exchange) {
 	x.fw = &f.fw
 	metrics.origin.Inc()
 	x.panicked, x.err = callNext(f.next, x.fw, f.outgoing())
+	if x.fw.unneeded {
+		// The client's 304 is complete: the next handler only stopped
+		// because its body was refused.
+		if x.panicked == http.ErrAbortHandler {
+			x.panicked = nil
+		}
+		x.err = nil
+	}
 	x.outcome = x.fw.finish(x.err, x.panicked != nil)
 	x.fw.clearDeadline()
 	if x.panicked == nil && x.fw.state == stateCaptured && x.fw.status == http.StatusNotModified {
@@ -194,6 +202,12 @@ func (f *fetch) answer(w http.ResponseWriter, x exchange) error {
 		}
 		if f.background {
 			return x.updateErr
+		}
+		if sc := fw.header["Set-Cookie"]; sc != nil {
+			// The 304 answers this client's request: its cookies are
+			// this client's, as a miss's are, and never stored
+			// (storedFields).
+			w.Header()["Set-Cookie"] = sc
 		}
 		dec := h.evaluate(&f.rq, x.freshened)
 		f.lk.entry = x.freshened
@@ -273,6 +287,7 @@ func (f *fetch) freshen(fw *fetchWriter) (*store.Entry, error) {
 	h := f.h
 	addDate(fw.header, fw.respTime)
 	nm := storedFields(fw.header).Header()
+	encodedETag(&f.lk.entry.Header, nm)
 	if !policy.FreshenMatches(f.lk.entry.Header.Header(), nm) {
 		// §4.3.4: a 304 whose validator selects no stored response must not
 		// update one. It was not about this one, so this one is unverified:
@@ -306,6 +321,27 @@ func (f *fetch) freshen(fw *fetchWriter) (*store.Entry, error) {
 		h.storeFailed("freshening a stored response", err, zap.String("key", f.lk.key))
 	}
 	return e, err
+}
+
+// encodedETag gives a 304 (header nm) the ETag that Caddy's encode gave
+// the stored response (header stored), which it encoded: encode, which
+// runs after http_cache, appends "-<coding>" to a strong ETag of a body it
+// encodes (RFC 9110 §8.8.3.3: each coding is another representation) and
+// strips it from the If-None-Match it passes on, but it sends a 304 with
+// the origin's ETag unchanged. Without this, that 304 would select no
+// stored response (§4.3.4): every revalidation of an encoded response
+// would remove it and fetch it whole, and the stored ETag would lose its
+// suffix. Only an exact match is taken: the stored response's one
+// Content-Encoding, and its strong ETag equal to the 304's plus the suffix.
+func encodedETag(stored *store.Fields, nm http.Header) {
+	ce := stored.Values("Content-Encoding")
+	tag := nm["Etag"]
+	if len(ce) != 1 || len(tag) != 1 || strings.HasPrefix(tag[0], "W/") || !strings.HasSuffix(tag[0], `"`) {
+		return
+	}
+	if st := stored.Get("Etag"); st == strings.TrimSuffix(tag[0], `"`)+"-"+ce[0]+`"` {
+		nm["Etag"] = []string{st}
+	}
 }
 
 // notStorable is freshen's error when the freshened response may no
@@ -387,6 +423,10 @@ type fetchWriter struct {
 	deadline   bool
 	noDeadline bool                     // rw does not support write deadlines
 	rc         *http.ResponseController // of rw, made when first needed (controller)
+	// unneeded: Write refused the body with errBodyUnneeded, so the next
+	// handler's error (or reverse_proxy's panic with
+	// http.ErrAbortHandler) says nothing of the client's response.
+	unneeded bool
 }
 
 // clientDeadline bounds the next write to the client of a detached fetch
@@ -482,6 +522,16 @@ func (fw *fetchWriter) WriteHeader(status int) {
 		dst[k] = v
 	}
 	fw.state = statePassed
+	if fw.sw == nil && f.flight != nil {
+		// Not stored: the requests waiting for this fetch have nothing to
+		// wait for, and its body may take long (a stream, server-sent
+		// events, a large download) or never end. They go on now, not
+		// after collapse_timeout with a 504, and so does every later
+		// request of the key, instead of joining a flight that lands only
+		// when the body ends.
+		f.h.land(f.lk.key, f.flight, fw.unstoredOutcome())
+		f.flight = nil
+	}
 	if f.background {
 		if fw.sw == nil {
 			// Nobody gets this body: do not download it.
@@ -496,6 +546,10 @@ func (fw *fetchWriter) WriteHeader(status int) {
 		fw.state = stateNotModified
 		delete(dst, "Content-Length")
 		fw.rw.WriteHeader(http.StatusNotModified)
+		// The 304 is the client's whole answer: sent now, not once the
+		// body has arrived from the origin (net/http holds a header
+		// until the first write or flush, and none comes to this client).
+		_ = fw.controller().Flush()
 		return
 	}
 	fw.rw.WriteHeader(status)
@@ -714,6 +768,16 @@ func (fw *fetchWriter) Write(p []byte) (int, error) {
 		if fw.sw == nil {
 			return 0, errClientGone
 		}
+	case stateNotModified:
+		if fw.sw == nil {
+			// The client has its 304 and the response is not stored
+			// (uncacheable, too large): nobody needs the body. Ending the
+			// exchange here keeps the cache from downloading it whole for
+			// nothing, which a client's If-None-Match would otherwise
+			// trigger for any large object.
+			fw.unneeded = true
+			return 0, errBodyUnneeded
+		}
 	}
 	if fw.sw != nil {
 		switch {
@@ -746,6 +810,10 @@ func (fw *fetchWriter) ReadFrom(src io.Reader) (int64, error) {
 	}
 	return io.Copy(writerOnly{fw}, src)
 }
+
+// errBodyUnneeded ends the exchange of a response that neither the
+// client (answered with 304) nor the store takes.
+var errBodyUnneeded = errors.New("body needed neither by the client (304) nor by the store")
 
 // errClientGone ends a detached fetch whose client is gone once nothing of
 // it is stored any more.

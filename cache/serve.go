@@ -699,6 +699,13 @@ func (h *Handler) passThrough(c *cacheable, f *fetch) (retry bool, err error) {
 			if err := c.r.Context().Err(); err != nil {
 				return false, err
 			}
+			if !ok && fl.streaming.Load() {
+				// As a GET waiter: the origin answered the GET, whose body
+				// takes longer than collapse_timeout; a 504 would say it
+				// did not. The HEAD goes to the origin.
+				f.cs.collapsed, f.cs.detail = collapsedUnused, detailCollapseTimeout
+				return false, f.run(c.w)
+			}
 			if !ok { // as a GET waiter: no herd on a hanging origin
 				return false, h.serveWaitTimedOut(c, f)
 			}
@@ -862,15 +869,24 @@ const (
 
 // answerFor tells how the stored response e answers r: §4.3.2, a fresh or
 // validated stored response answers the client's conditional request with
-// 304; a complete 200 answers a Range request with the range.
+// 304; a complete 200 answers a GET's byte Range with the range.
 func answerFor(r *http.Request, e *store.Entry) answer {
 	switch {
 	case e.Status >= 200 && e.Status < 300 && policy.NotModifiedAt(r.Header, &e.Header, e.ResponseTime):
 		return answerNotModified
-	case e.Status == http.StatusOK && r.Header["Range"] != nil:
+	case e.Status == http.StatusOK && r.Header["Range"] != nil && byteRange(r):
 		return answerRange
 	}
 	return answerWhole
+}
+
+// byteRange tells whether r's Range is one the store answers: RFC 9110
+// §14.2, Range is defined for GET only and must be ignored for any other
+// method (a HEAD gets the GET's header: 200 and the whole length), and a
+// range unit the server does not know is ignored too, never answered with
+// 416. http.ServeContent knows "bytes=" alone.
+func byteRange(r *http.Request) bool {
+	return r.Method == http.MethodGet && strings.HasPrefix(r.Header.Get("Range"), "bytes=")
 }
 
 // serveRange answers a Range request (RFC 9110 §14) from a complete stored
