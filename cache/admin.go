@@ -111,9 +111,11 @@ func (a *Admin) handlePurge(w http.ResponseWriter, r *http.Request) error {
 		n, err = live.purgeURL(ctx, u, req.Soft)
 	case req.Prefix != "":
 		kind = "prefix"
+		purges.record(purgeRecord{prefix: req.Prefix}) // before it removes anything (see purges.go)
 		n, err = live.each(func(s store.Store) (int, error) { return s.PurgePrefix(ctx, req.Prefix, req.Soft) })
 	default:
 		kind = "tag"
+		purges.record(purgeRecord{tag: req.Tag})
 		n, err = live.each(func(s store.Store) (int, error) { return s.PurgeTag(ctx, req.Tag, req.Soft) })
 	}
 	if req.Soft {
@@ -402,6 +404,7 @@ func (g *registry) purgeURL(ctx context.Context, u *url.URL, soft bool) (int, er
 			continue
 		}
 		done[sk] = true
+		purges.record(purgeRecord{key: key}) // before it removes anything (see purges.go)
 		n, err := h.purgeKey(ctx, key, soft)
 		total += n
 		if err != nil {

@@ -44,6 +44,10 @@ type fetch struct {
 	cancel             func()     // of a background fetch: stops it once nothing will be stored
 	flight             *flight
 	cs                 cacheStatus // Cache-Status so far (fwd, collapsed, detail)
+	// purgeSeq and invalSeq are purges.since() and invalidations.since()
+	// when the origin was asked: the purges and invalidations after them
+	// may concern the response (see purges.go).
+	purgeSeq, invalSeq uint64
 
 	// lkv and fw hold what lk and the exchange's writer point to, in the
 	// fetch's allocation: two allocations fewer a miss. A fetch runs
@@ -118,6 +122,7 @@ func (f *fetch) exchange(w http.ResponseWriter) (x exchange) {
 	f.fw = fetchWriter{f: f, rw: w, header: make(http.Header), reqTime: f.h.now()}
 	x.fw = &f.fw
 	metrics.origin.Inc()
+	f.purgeSeq, f.invalSeq = purges.since(), invalidations.since()
 	x.panicked, x.err = callNext(f.next, x.fw, f.outgoing())
 	if x.fw.unneeded {
 		// The client's 304 is complete: the next handler only stopped
@@ -142,6 +147,9 @@ func (f *fetch) exchange(w http.ResponseWriter) (x exchange) {
 			}
 		} else if x.updateErr == nil {
 			x.outcome = outcomeStored
+			if f.purgedMeanwhile(f.lk.key, x.freshened.Tags, f.lk.entry.Tags) {
+				x.outcome = outcomeFailed
+			}
 		}
 	}
 	return x
@@ -512,6 +520,9 @@ func (fw *fetchWriter) WriteHeader(status int) {
 	}
 	if f.invalidate != nil {
 		f.invalidate(status, fw.header) // before a new response is stored under the URI
+		// The response that may be stored is the one after the POST:
+		// its own invalidation does not concern it.
+		f.invalSeq = invalidations.since()
 	}
 	if f.mayStore {
 		fw.decideStore(status)
@@ -885,7 +896,23 @@ func (fw *fetchWriter) finish(err error, panicked bool) outcome {
 	if fw.vary != nil {
 		fw.putMarker()
 	}
+	if f.purgedMeanwhile(fw.storeKey, fw.entry.Tags) {
+		return outcomeFailed
+	}
 	return outcomeStored
+}
+
+// purgedMeanwhile removes the entry the fetch just stored or freshened
+// under key (with tags) when a purge or invalidation that concerns it ran
+// since the origin was asked (see purges.go), and tells whether it did.
+func (f *fetch) purgedMeanwhile(key string, tags ...[]string) bool {
+	if !purges.purgedSince(f.purgeSeq, f.lk.pkey, key, tags...) && !invalidations.purgedSince(f.invalSeq, f.lk.pkey, key) {
+		return false
+	}
+	if err := f.h.Store.Delete(context.WithoutCancel(f.r.Context()), key); err != nil {
+		f.h.storeFailed("removing a response purged while it was fetched", err, zap.String("key", key))
+	}
+	return true
 }
 
 // unstoredOutcome is the flight's outcome when no store write is left to

@@ -255,7 +255,9 @@ func effectiveURI(r *http.Request) *url.URL {
 func (h *Handler) invalidate(r *http.Request, status int, hdr http.Header) {
 	// §4.4: only safe methods are exempt; policy decides on the status.
 	for _, u := range policy.InvalidationTargets(r.Method, status, effectiveURI(r), hdr) {
-		n, err := h.purgeKey(context.WithoutCancel(r.Context()), h.keys.keyForURL(u), false)
+		key := h.keys.keyForURL(u)
+		invalidations.record(purgeRecord{key: key}) // before it removes anything (see purges.go)
+		n, err := h.purgeKey(context.WithoutCancel(r.Context()), key, false)
 		if err != nil {
 			h.storeFailed("invalidating after unsafe request", err, zap.String("uri", u.String()))
 			continue

@@ -58,7 +58,7 @@ type watchOptions struct {
 	// interval between checks for a change: 0 is defaultReloadInterval,
 	// negative is never (only forced reloads). The checks belong to the
 	// shared entry: when several users give different intervals, the latest
-	// one applies.
+	// one still holding the file applies.
 	interval time.Duration
 	logger   *zap.Logger // nil: no logs
 	// onReload, if not nil, is told the outcome ("ok" or "error") of each
@@ -155,6 +155,16 @@ type watchedFile[T any] struct {
 
 	info  DatabaseInfo
 	users map[string]int // who holds the entry, and how many times
+	// intervals are the check intervals asked for by the openings that
+	// hold the entry, oldest first: the newest applies, and when it is
+	// released (a reload that failed, a site removed) the one before it
+	// applies again.
+	intervals []userInterval
+	// destroyed: the last user released the entry (Destruct). A check
+	// that comes after (the admin API's or the updater's reload, which
+	// found the entry just before) does nothing: it would hold the file
+	// open for nobody.
+	destroyed bool
 	// update, if set, reports the state of the file's automatic updates
 	// (see setUpdateState).
 	update func() *geoupdate.Status
@@ -202,24 +212,40 @@ func loadOrOpen[T any](key, path string, l fileLoader[T], info DatabaseInfo, opt
 		return nil, err
 	}
 	w := v.(*watchedFile[T])
+	w.mu.Lock()
+	w.intervals = append(w.intervals, userInterval{opts.user, opts.interval})
 	w.setInterval(opts.interval)
 	if opts.user != "" {
-		w.mu.Lock()
 		w.users[opts.user]++
-		w.mu.Unlock()
 	}
+	w.mu.Unlock()
 	return w, nil
+}
+
+// userInterval is the check interval an opening of a file asked for.
+type userInterval struct {
+	user     string
+	interval time.Duration
 }
 
 // release gives back one use of the entry of key, opened by user.
 func release[T any](key string, w *watchedFile[T], user string) error {
+	w.mu.Lock()
 	if user != "" {
-		w.mu.Lock()
 		if w.users[user]--; w.users[user] <= 0 {
 			delete(w.users, user)
 		}
-		w.mu.Unlock()
 	}
+	for i := len(w.intervals) - 1; i >= 0; i-- {
+		if w.intervals[i].user == user {
+			w.intervals = slices.Delete(w.intervals, i, i+1)
+			break
+		}
+	}
+	if n := len(w.intervals); n > 0 {
+		w.setInterval(w.intervals[n-1].interval)
+	}
+	w.mu.Unlock()
 	_, err := files.Delete(key)
 	return err
 }
@@ -342,6 +368,11 @@ func (w *watchedFile[T]) run() {
 // replacement was rejected, why.
 func (w *watchedFile[T]) check(force bool) (DatabaseInfo, error) {
 	w.mu.Lock()
+	if w.destroyed {
+		info := w.infoLocked()
+		w.mu.Unlock()
+		return info, errUnknownDatabase
+	}
 	info, err := w.checkLocked(force)
 	update := w.update
 	w.mu.Unlock()
@@ -475,6 +506,7 @@ func (w *watchedFile[T]) Destruct() error {
 	<-w.done
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	w.destroyed = true
 	unpin(w.pin)
 	unpin(w.seenPin)
 	w.pin, w.seenPin = nil, nil

@@ -104,10 +104,23 @@ type Client struct {
 	metaPre, chunkPre, tagPre string
 	idx                       []string
 
-	rc     atomic.Pointer[rueidis.Client]
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	rc atomic.Pointer[rueidis.Client]
+	// checked is closed once the server was checked (checkServer) after
+	// the first connection.
+	checked chan struct{}
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+
+	// Close comes while requests still use the Client (Caddy unloads a
+	// config without waiting for its requests), so the connection is
+	// closed once the chunked bodies and the writers in use are done:
+	// refs counts them, and closing tells that Close was called.
+	refMu     sync.Mutex // protects refs, closing and closed
+	refs      int
+	closing   bool
+	closed    bool // the connection is closed
+	closeOnce sync.Once
 
 	// The circuit: downUntil is the Unix nanosecond time before which
 	// Redis is not tried; downSince when the outage began (0: up).
@@ -162,6 +175,7 @@ func NewClient(opts Options) *Client {
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.downSince.Store(time.Now().UnixNano())
 	c.downUntil.Store(time.Now().Add(time.Hour).UnixNano()) // until connected
+	c.checked = make(chan struct{})
 	c.wg.Add(1)
 	go c.run()
 	return c
@@ -177,6 +191,7 @@ func (c *Client) run() {
 			c.rc.Store(&rc)
 			c.up()
 			c.checkServer(rc)
+			close(c.checked)
 			break
 		}
 		c.downErrs.Add(1)
@@ -242,12 +257,54 @@ func infoField(info, field string) (string, bool) {
 	return "", false
 }
 
-// Close stops the background work and closes the connections.
+// Close stops the background work and closes the connections, at once
+// or, while chunked bodies or writers are in use, when the last of them is
+// done: a config being unloaded still serves its requests.
 func (c *Client) Close() {
 	c.cancel()
 	c.wg.Wait()
-	if rc := c.rc.Load(); rc != nil {
-		(*rc).Close()
+	c.refMu.Lock()
+	c.closing = true
+	last := c.refs == 0
+	c.refMu.Unlock()
+	if last {
+		c.closeConn()
+	}
+}
+
+// closeConn closes the connection, once.
+func (c *Client) closeConn() {
+	c.closeOnce.Do(func() {
+		c.refMu.Lock()
+		c.closed = true
+		c.refMu.Unlock()
+		if rc := c.rc.Load(); rc != nil {
+			(*rc).Close()
+		}
+	})
+}
+
+// acquire holds the connection open for a body or writer until release;
+// false once it is closed.
+func (c *Client) acquire() bool {
+	c.refMu.Lock()
+	defer c.refMu.Unlock()
+	if c.closed {
+		return false
+	}
+	c.refs++
+	return true
+}
+
+// release gives back what acquire took, closing the connection after
+// Close when it was the last.
+func (c *Client) release() {
+	c.refMu.Lock()
+	c.refs--
+	last := c.closing && c.refs == 0
+	c.refMu.Unlock()
+	if last {
+		c.closeConn()
 	}
 }
 
@@ -420,16 +477,24 @@ func (c *Client) Get(ctx context.Context, key string) (*store.Entry, store.Body,
 	if m.chunks == 0 {
 		return e, store.NewBytesReader(m.inline), nil
 	}
+	// The body reads its chunks later: it holds the connection open
+	// (taken before the check that the chunks exist, which then fails
+	// on a connection already closed).
+	if !c.acquire() {
+		return nil, nil, store.ErrNotFound
+	}
 	ks := c.chunkKeys(key, m.gen, m.chunks)
 	cctx, cancel := c.opCtx(ctx)
 	n, err := rc.Do(cctx, rc.B().Exists().Key(ks...).Build()).AsInt64()
 	cancel()
 	if err != nil {
+		c.release()
 		c.fail("get", err)
 		return nil, nil, store.ErrNotFound
 	}
 	if n != int64(len(ks)) {
 		// A chunk was evicted (maxmemory): the entry is gone.
+		c.release()
 		c.evictions.Add(1)
 		c.retire(key, m.gen, m.chunks)
 		return nil, nil, store.ErrNotFound
@@ -520,6 +585,13 @@ func (c *Client) Put(ctx context.Context, key string, e *store.Entry) (store.Wri
 	var ok bool
 	if w.e.Tags, ok = uniqueTags(w.e.Tags); !ok {
 		return nil, store.ErrTooLarge
+	}
+	// The writer holds the connection open until Commit or Abort. Once it
+	// is closed (a request of an unloaded config), the response is not
+	// stored this time, as when too many bodies are being written: no
+	// error to log for each such request.
+	if !c.acquire() {
+		return nil, store.ErrBusy
 	}
 	if e.Size > 0 {
 		w.buf = make([]byte, 0, min(e.Size, int64(c.chunk)))
@@ -614,6 +686,7 @@ func (w *writer) Commit() error {
 	}
 	w.done = true
 	c := w.c
+	defer c.release()
 	if w.err != nil {
 		w.abort()
 		return w.err
@@ -695,6 +768,7 @@ func (w *writer) Abort() {
 	}
 	w.done, w.failed = true, true
 	w.abort()
+	w.c.release()
 }
 
 // abort deletes the chunks sent so far.
@@ -1199,6 +1273,8 @@ type chunkBody struct {
 	// curI is the index of cur, -1 for none
 	curI int
 	init bool
+	// released: Close gave back the Client's connection (see acquire).
+	released bool
 }
 
 // fetch returns chunk i. Called with b.mu held.
@@ -1296,7 +1372,12 @@ func (b *chunkBody) Close() error {
 	b.mu.Lock()
 	b.cur = nil
 	b.init = false
+	released := b.released
+	b.released = true
 	b.mu.Unlock()
+	if !released {
+		b.c.release()
+	}
 	return nil
 }
 

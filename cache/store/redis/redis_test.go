@@ -630,7 +630,12 @@ func TestWarnsOfAllkeysEviction(t *testing.T) {
 			srv := redistest.Start(t, "--maxmemory", "64mb", "--maxmemory-policy", policy)
 			core, logs := observer.New(zap.WarnLevel)
 			c := newTestClient(t, Options{Logger: zap.New(core)}, srv.Addr)
-			c.Close() // waits for the connecting goroutine, and its check
+			select {
+			case <-c.checked:
+			case <-time.After(10 * time.Second):
+				t.Fatal("not connected and checked after 10 s")
+			}
+			c.Close()
 			warned := logs.FilterMessageSnippet("maxmemory-policy").Len() > 0
 			if warned != strings.HasPrefix(policy, "allkeys-") {
 				t.Errorf("maxmemory-policy %s: warned %v; logs: %v", policy, warned, logs.All())

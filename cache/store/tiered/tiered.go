@@ -33,6 +33,17 @@ type Tiers struct {
 	front *memory.Cache
 	back  store.Store
 	unsub func()
+	*coord
+	closeOnce sync.Once
+}
+
+// coord orders the promotions into one memory front after the
+// invalidations of their keys. It belongs to the front, not to one Tiers:
+// every Tiers in front of one back store shares the front (the sites of a
+// config, and the old and the new config of a reload), and a purge
+// through any of them must stop the promotions of all.
+type coord struct {
+	refs int // the Tiers that use it; protected by coords.mu
 
 	mu sync.Mutex // protects pending and epoch, and orders promotions after invalidations
 	// pending counts, per key, the back store reads that may fill the
@@ -42,6 +53,12 @@ type Tiers struct {
 	// tag purge): a promotion started before one is dropped.
 	epoch uint64
 }
+
+// coords holds the coord of each front in use.
+var coords = struct {
+	mu sync.Mutex
+	m  map[*memory.Cache]*coord
+}{m: make(map[*memory.Cache]*coord)}
 
 type pend struct {
 	refs int
@@ -54,8 +71,17 @@ type pend struct {
 
 // New returns Tiers with front in front of back. If back is an
 // Invalidator, Tiers subscribes to it; Close unsubscribes.
+// Tiers on one front share their promotions' bookkeeping (see coord).
 func New(front *memory.Cache, back store.Store) *Tiers {
-	t := &Tiers{front: front, back: back, pending: make(map[string]*pend)}
+	coords.mu.Lock()
+	c := coords.m[front]
+	if c == nil {
+		c = &coord{pending: make(map[string]*pend)}
+		coords.m[front] = c
+	}
+	c.refs++
+	coords.mu.Unlock()
+	t := &Tiers{front: front, back: back, coord: c}
 	if inv, ok := back.(Invalidator); ok {
 		t.unsub = inv.Subscribe(t.invalidate)
 	}
@@ -63,11 +89,18 @@ func New(front *memory.Cache, back store.Store) *Tiers {
 }
 
 // Close stops listening to the back store's changes. It does not close
-// the front or the back.
+// the front or the back; requests still in flight may go on using t.
 func (t *Tiers) Close() {
-	if t.unsub != nil {
-		t.unsub()
-	}
+	t.closeOnce.Do(func() {
+		if t.unsub != nil {
+			t.unsub()
+		}
+		coords.mu.Lock()
+		if t.coord.refs--; t.coord.refs == 0 {
+			delete(coords.m, t.front)
+		}
+		coords.mu.Unlock()
+	})
 }
 
 // SetDerive gives the handler's function that computes Entry.Derived to

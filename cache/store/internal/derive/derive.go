@@ -24,7 +24,8 @@ type fn = func(*store.Entry) any
 
 type slot struct {
 	fn   fn
-	refs int // handlers holding the key
+	refs int    // handlers holding the key
+	set  uint64 // when it was last set, in Set calls
 }
 
 // Registry numbers derive functions by key; number 0 is none. The zero
@@ -33,7 +34,8 @@ type Registry struct {
 	mu     sync.RWMutex
 	slots  []slot // slots[0] unused
 	byKey  map[string]uint16
-	latest uint16 // the number of the function set last
+	latest uint16 // the number of the function set last, of a key held if any is
+	sets   uint64 // Set calls so far
 	// gen counts the changes that may change what an entry is derived
 	// with: a key set for the first time, or released by its last holder.
 	gen atomic.Uint64
@@ -58,8 +60,10 @@ func (r *Registry) Set(key string, f func(*store.Entry) any) (release func()) {
 		r.byKey[key] = i
 		r.gen.Add(1)
 	}
+	r.sets++
 	r.slots[i].fn = f
 	r.slots[i].refs++
+	r.slots[i].set = r.sets
 	r.latest = i
 	var once sync.Once
 	return func() {
@@ -68,9 +72,28 @@ func (r *Registry) Set(key string, f func(*store.Entry) any) (release func()) {
 			defer r.mu.Unlock()
 			if r.slots[i].refs--; r.slots[i].refs == 0 {
 				r.gen.Add(1)
+				if r.latest == i {
+					r.latest = r.latestHeldLocked(i)
+				}
 			}
 		})
 	}
+}
+
+// latestHeldLocked returns the number of the function set last among the
+// keys still held, or i when none is: the options of the newest config
+// still running, not those of a config that went away (a reload that
+// failed, whose handlers set their functions last). Called with r.mu
+// held.
+func (r *Registry) latestHeldLocked(i uint16) uint16 {
+	best := i
+	var at uint64
+	for j := 1; j < len(r.slots); j++ {
+		if s := &r.slots[j]; s.refs > 0 && s.set > at {
+			best, at = uint16(j), s.set
+		}
+	}
+	return best
 }
 
 // Of returns the number of the function that derived derived: that of the

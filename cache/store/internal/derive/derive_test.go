@@ -46,11 +46,11 @@ func TestRegistry(t *testing.T) {
 		t.Errorf("same key set again: generation changed %v, function %v", r.Gen() != gen, call(a))
 	}
 	// The last holder of a key releases it: its entries take the function
-	// set last, and decoded ones must be derived again.
+	// set last of a key still held, and decoded ones must be derived again.
 	releaseA2()
 	releaseA2() // a second call does nothing
-	if r.Gen() == gen || call(a) != "a2" {
-		t.Errorf("after a's last release: generation changed %v, function %v; want the last set (a2)", r.Gen() != gen, call(a))
+	if r.Gen() == gen || call(a) != "b" {
+		t.Errorf("after a's last release: generation changed %v, function %v; want the last set of a key held (b)", r.Gen() != gen, call(a))
 	}
 	r.Set("c", returns("c"))
 	if call(a) != "c" || call(b) != "b" {
@@ -71,5 +71,29 @@ func TestRegistryBound(t *testing.T) {
 	}
 	if n := len(r.slots); n > Max {
 		t.Errorf("%d numbers, over %d", n, Max)
+	}
+}
+
+// A reload that fails sets its handlers' functions last and releases
+// them: the entries of keys no handler holds are derived with the
+// running config's function again, not the failed config's, which would
+// make the running handlers derive every such hit again (see
+// cache.Handler.entryDerived).
+func TestRegistryFailedReload(t *testing.T) {
+	var r Registry
+	releaseOld := r.Set("old", returns("old"))
+	old := r.Of(keyed("old"))
+	r.Set("running", returns("running")) // a reload that changed the options...
+	releaseOld()                         // ...replaced the old config
+	if got := r.Func(old)(nil); got != "running" {
+		t.Fatalf("old entries derived with %v, want running", got)
+	}
+	releaseFailed := r.Set("failed", returns("failed")) // a reload that fails
+	releaseFailed()
+	if got := r.Func(old)(nil); got != "running" {
+		t.Errorf("after a failed reload, old entries derived with %v, want running", got)
+	}
+	if got := r.Func(0)(nil); got != "running" {
+		t.Errorf("after a failed reload, entries of no key derived with %v, want running", got)
 	}
 }
