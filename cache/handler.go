@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/caddy-edge/edge/cache/internal/ratelog"
 	"github.com/caddy-edge/edge/cache/policy"
 	"github.com/caddy-edge/edge/cache/store"
 	_ "github.com/caddy-edge/edge/cache/store/memory" // the default store, loaded by its module ID
@@ -182,7 +183,7 @@ type Handler struct {
 	releaseDerive          []func() // release the keys given to the store's SetDerive
 	logger                 *zap.Logger
 	// storeErrs rate-limits the log lines of failed store operations.
-	storeErrs *errorLog
+	storeErrs *ratelog.ByMessage
 	// noAccessLog: the server this handler is in writes no access log, so
 	// the result is not added to the log's fields (ExtraLogFields.Set
 	// allocates). A handler belongs to one server, known at Provision.
@@ -216,7 +217,7 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 // admin API.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
-	h.storeErrs = new(errorLog)
+	h.storeErrs = new(ratelog.ByMessage)
 	if err := checkPlacement(ctx); err != nil {
 		return err
 	}

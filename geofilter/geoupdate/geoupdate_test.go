@@ -269,9 +269,15 @@ func TestMaxMindFailures(t *testing.T) {
 			if err := os.WriteFile(path, good, 0o640); err != nil {
 				t.Fatal(err)
 			}
+			// Only the slow server needs the timeout; on a loaded machine
+			// the others would meet it before their own failure.
+			timeout := 30 * time.Second
+			if tt.fault == "slow" {
+				timeout = 500 * time.Millisecond
+			}
 			u := newUpdater(t, geoupdate.Config{
 				Path: path, EditionID: "GeoLite2-Country", AccountID: "42", LicenseKey: "secret-key",
-				Endpoint: srv.URL, Timeout: 500 * time.Millisecond,
+				Endpoint: srv.URL, Timeout: timeout,
 			})
 			res, err := u.Check(context.Background())
 			if err == nil || !strings.Contains(err.Error(), tt.want) {

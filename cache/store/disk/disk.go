@@ -42,6 +42,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/caddy-edge/edge/cache/internal/ratelog"
 	"github.com/caddy-edge/edge/cache/store"
 	"github.com/caddy-edge/edge/cache/store/internal/derive"
 	"github.com/caddy-edge/edge/cache/store/internal/keep"
@@ -171,7 +172,7 @@ type Cache struct {
 	errors    atomic.Int64
 	subdirs   [256]atomic.Bool
 
-	writeLog, readLog limitedLog
+	writeLog, readLog ratelog.Limiter
 
 	metas    *keep.Clock[cachedMeta] // which entries keep decoded metadata
 	derivers derive.Registry         // the handlers' derive functions, by key
@@ -1207,35 +1208,13 @@ func (c *Cache) Stats() store.Stats {
 // writeFailed counts and logs (at most every 10 s) a failed write.
 func (c *Cache) writeFailed(err error) {
 	c.errors.Add(1)
-	c.writeLog.log(c.logger, "disk store: writing failed; responses are served from the origin without being stored", err)
+	c.writeLog.Error(c.logger, errorLogInterval, "disk store: writing failed; responses are served from the origin without being stored", err)
 }
 
 // readFailed counts and logs (at most every 10 s) a failed read.
 func (c *Cache) readFailed(err error) {
 	c.errors.Add(1)
-	c.readLog.log(c.logger, "disk store: reading failed; served as a miss", err)
-}
-
-// limitedLog logs one kind of failure at most every errorLogInterval,
-// with the number of failures it did not log.
-type limitedLog struct {
-	mu         sync.Mutex
-	last       time.Time
-	suppressed int
-}
-
-func (l *limitedLog) log(logger *zap.Logger, msg string, err error) {
-	l.mu.Lock()
-	now := time.Now()
-	if !l.last.IsZero() && now.Sub(l.last) < errorLogInterval {
-		l.suppressed++
-		l.mu.Unlock()
-		return
-	}
-	n := l.suppressed
-	l.last, l.suppressed = now, 0
-	l.mu.Unlock()
-	logger.Error(msg, zap.Error(err), zap.Int("not_logged_since_last", n))
+	c.readLog.Error(c.logger, errorLogInterval, "disk store: reading failed; served as a miss", err)
 }
 
 // Interface guards
