@@ -1,7 +1,6 @@
 package cache
 
 import (
-	"net/http"
 	"strconv"
 	"strings"
 
@@ -268,8 +267,8 @@ func parseDefaultTTL(d *caddyfile.Dispenser, h *Handler, seen map[string]bool) e
 	}
 	for _, a := range statuses {
 		code, err := strconv.Atoi(a)
-		if err != nil || code < 200 || code > 599 || code == http.StatusPartialContent || code == http.StatusNotModified {
-			return d.Errf("bad %s status '%s': want a final status code 200-599 other than 206 and 304", opt, a)
+		if err != nil || code < 200 || code > 599 || neverStored(code) {
+			return d.Errf("bad %s status '%s': want a final status code 200-599 other than 206, 304 and 412", opt, a)
 		}
 		if _, dup := h.DefaultTTLByStatus[code]; dup {
 			return d.Errf("duplicate %s for status %d", opt, code)

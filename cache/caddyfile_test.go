@@ -107,6 +107,8 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"default_ttl bad status", "http_cache {\n\tdefault_ttl 4o4 1m\n}", "bad default_ttl status '4o4'"},
 		{"default_ttl 206", "http_cache {\n\tdefault_ttl 206 1m\n}", "bad default_ttl status '206'"},
 		{"default_ttl 304", "http_cache {\n\tdefault_ttl 304 1m\n}", "bad default_ttl status '304'"},
+		// A 412 answers the request's preconditions, never stored.
+		{"default_ttl 412", "http_cache {\n\tdefault_ttl 412 1m\n}", "bad default_ttl status '412'"},
 		{"default_ttl status without duration", "http_cache {\n\tdefault_ttl 404\n}", "bad default_ttl '404'"},
 		{"default_ttl zero for a status", "http_cache {\n\tdefault_ttl 404 0s\n}", "must be positive"},
 		{"default_ttl missing", "http_cache {\n\tdefault_ttl\n}", "wrong argument count for http_cache option 'default_ttl'"},
@@ -176,6 +178,7 @@ func TestValidate(t *testing.T) {
 		{"status ttl over max", `{"default_ttl_by_status": {"404": 120000000000}, "max_ttl": 60000000000}`, "for status 404 is longer than max_ttl"},
 		{"status ttl zero", `{"default_ttl_by_status": {"404": 0}}`, "status 404 must be positive"},
 		{"status ttl 304", `{"default_ttl_by_status": {"304": 60000000000}}`, "a 304 is never stored"},
+		{"status ttl 412", `{"default_ttl_by_status": {"412": 60000000000}}`, "a 412 is never stored"},
 		{"status ttl 1xx", `{"default_ttl_by_status": {"103": 60000000000}}`, "status 103: statuses are final"},
 		{"status ttl outside statuses", `{"statuses": [200], "default_ttl_by_status": {"404": 60000000000}}`, "not in statuses [200]"},
 		{"bad status", `{"statuses": [99]}`, "status 99"},
@@ -191,6 +194,8 @@ func TestValidate(t *testing.T) {
 		{"escaped braces only", `{"key": "\\{http.request.uri\\}"}`, "no placeholder"},
 		{"process placeholders only", `{"key": "{env.SITE}-{time.now.unix}"}`, "only placeholders of the process"},
 		{"system placeholder only", `{"key": "{system.hostname}"}`, "only placeholders of the process"},
+		// {file.*} is a file's content, the same for every request.
+		{"file placeholder only", `{"key": "{file./etc/site}"}`, "only placeholders of the process"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var h cache.Handler

@@ -2,6 +2,7 @@ package cache
 
 import (
 	"context"
+	"hash/maphash"
 	"net/http"
 	"sync/atomic"
 	"time"
@@ -187,11 +188,18 @@ type useMark struct {
 // being fetched collapse behind that fetch. When maxUsesKeys keys are
 // counted, expired counts are dropped, and if none had expired, all: a
 // flood of URLs requested once only resets the counts.
+//
+// Keys are counted by a 64-bit hash, as nginx's keys_zone keeps a hash:
+// the keys themselves, each up to a request line long, would let a
+// flood of long URLs requested once hold maxUsesKeys of them (about
+// 2 GiB at Caddy's 16 KiB header limit). Two keys with one hash share a
+// count: one of them is stored a request early.
 func (h *Handler) usedEnough(key string) bool {
+	hk := maphash.String(h.usesSeed, key)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	now := h.now()
-	m, ok := h.uses[key]
+	m, ok := h.uses[hk]
 	if !ok || now.Sub(m.since) > minUsesWindow {
 		if !ok && len(h.uses) >= maxUsesKeys {
 			for k, u := range h.uses {
@@ -206,7 +214,7 @@ func (h *Handler) usedEnough(key string) bool {
 		m = useMark{since: now}
 	}
 	m.n = min(m.n+1, h.MinUses)
-	h.uses[key] = m
+	h.uses[hk] = m
 	return m.n >= h.MinUses
 }
 

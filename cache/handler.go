@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"maps"
 	"net/http"
 	"path"
@@ -101,7 +102,7 @@ type Handler struct {
 	// here may be stored without explicit freshness, as if cacheable by
 	// default (RFC 9110 §15.1), so that a 302 can be given a lifetime too;
 	// the origin's no-store, private and explicit lifetimes still win.
-	// Statuses 200-599 but 206 and 304, which are never stored whole;
+	// Statuses 200-599 but 206, 304 and 412, which are never stored;
 	// with statuses, only statuses listed there. Default: none.
 	DefaultTTLByStatus map[int]caddy.Duration `json:"default_ttl_by_status,omitempty"`
 
@@ -194,7 +195,9 @@ type Handler struct {
 	mu      *sync.Mutex        // protects flights, hfm and uses
 	flights map[string]*flight // key -> the fetch in flight
 	hfm     map[string]hfmMark // hit-for-miss key -> until when, for whom
-	uses    map[string]useMark // min_uses: key -> its requests so far
+	uses    map[uint64]useMark // min_uses: the key's hash -> its requests so far
+	// usesSeed seeds the hashes of uses' keys.
+	usesSeed maphash.Seed
 
 	wg *sync.WaitGroup // background refreshes
 	// refreshing holds a token for each of the handler's background
@@ -281,7 +284,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.flights = make(map[string]*flight)
 	h.hfm = make(map[string]hfmMark)
 	if h.MinUses > 1 {
-		h.uses = make(map[string]useMark)
+		h.uses, h.usesSeed = make(map[uint64]useMark), maphash.MakeSeed()
 	}
 	h.mu = new(sync.Mutex)
 	h.wg = new(sync.WaitGroup)
@@ -362,16 +365,16 @@ func validateKeyTemplate(t string) error {
 	case n == 0:
 		return fmt.Errorf("key: template %q holds no placeholder: every request would share one entry", t)
 	case perRequest == 0:
-		return fmt.Errorf("key: template %q holds only placeholders of the process ({env.*}, {system.*}, {time.*}), the same for every request: every request would share one entry; add one of the request, such as {http.request.uri}", t)
+		return fmt.Errorf("key: template %q holds only placeholders of the process ({env.*}, {system.*}, {time.*}, {file.*}), the same for every request: every request would share one entry; add one of the request, such as {http.request.uri}", t)
 	}
 	return nil
 }
 
 // processWide tells whether ph is one of Caddy's global placeholders,
 // whose value is not the request's: environment variables, system
-// facts and the clock.
+// facts, the clock and files' contents (caddy.NewReplacer's providers).
 func processWide(ph string) bool {
-	return strings.HasPrefix(ph, "env.") || strings.HasPrefix(ph, "system.") || strings.HasPrefix(ph, "time.")
+	return strings.HasPrefix(ph, "env.") || strings.HasPrefix(ph, "system.") || strings.HasPrefix(ph, "time.") || strings.HasPrefix(ph, "file.")
 }
 
 // Validate checks the configuration.
@@ -442,8 +445,8 @@ func (h *Handler) validateDurations() error {
 		switch {
 		case status < 200 || status > 599:
 			return fmt.Errorf("default_ttl for status %d: statuses are final status codes 200-599", status)
-		case status == http.StatusPartialContent || status == http.StatusNotModified:
-			return fmt.Errorf("default_ttl for status %d: a %d is never stored (it is part of a response, or only freshens a stored one)", status, status)
+		case neverStored(status):
+			return fmt.Errorf("default_ttl for status %d: a %d is never stored (it is part of a response, only freshens a stored one, or answers the request's preconditions)", status, status)
 		case d <= 0:
 			return fmt.Errorf("default_ttl for status %d must be positive", status)
 		case h.MaxTTL > 0 && d > h.MaxTTL:
@@ -453,6 +456,14 @@ func (h *Handler) validateDurations() error {
 		}
 	}
 	return nil
+}
+
+// neverStored tells whether a response with status is never stored
+// whatever the options: a 206 (part of a response), a 304 (it freshens
+// a stored one) and a 412 (the answer to the request's If-Match or
+// If-Unmodified-Since, see fetchWriter.decideStore).
+func neverStored(status int) bool {
+	return status == http.StatusPartialContent || status == http.StatusNotModified || status == http.StatusPreconditionFailed
 }
 
 // statusTTLs converts default_ttl_by_status for the policy; nil when empty.

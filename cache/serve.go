@@ -396,6 +396,11 @@ type derived struct {
 	// coded: the stored header has Content-Encoding, which a lookup then
 	// checks against the request's Accept-Encoding.
 	coded bool
+	// relayed: the stored header has Cache-Status members of caches in
+	// front of the origin, which hits keep before this cache's (RFC 9211
+	// §2). Known here, so that a hit without them, the usual one, sets
+	// Cache-Status in one assignment.
+	relayed bool
 
 	// Strings of the hit path, made once (per second for the ttl).
 	hitStatus     atomic.Pointer[ttlString] // Cache-Status of a plain hit
@@ -447,6 +452,7 @@ func (d optionsDeriver) derive(status int, hdr policy.FieldReader, requestTime, 
 		fresh:      policy.ResponseFreshnessStatus(status, hdr, responseTime, d.opts),
 		initialAge: policy.CorrectedInitialAge(hdr, requestTime, responseTime),
 		coded:      hdr.Values("Content-Encoding") != nil,
+		relayed:    hdr.Values("Cache-Status") != nil,
 	}
 }
 
@@ -842,15 +848,18 @@ func (h *Handler) storedHeader(hdr http.Header, lk *lookup, dec policy.Decision,
 	// may rewrite values in place: Caddy's header directive assigns to
 	// hdr[name][i]), in one allocation with room for Age, Cache-Status and
 	// Content-Length.
-	delete(hdr, "Cache-Status") // only the stored response's members stay
 	vals := e.Header.CopyTo(hdr, 3)
 	i := len(vals)
 	vals = append(vals, strconv.FormatInt(int64(max(dec.Age, 0)/time.Second), 10), status)
 	hdr["Age"] = vals[i : i+1 : i+1]
-	if up := hdr["Cache-Status"]; up != nil {
-		// RFC 9211 §2: the upstream's members stay, ours last.
+	if d.relayed {
+		// RFC 9211 §2: the upstream's members, which CopyTo just set,
+		// stay, ours last.
+		up := hdr["Cache-Status"]
 		hdr["Cache-Status"] = append(up[:len(up):len(up)], status)
 	} else {
+		// Replaces any member set before: only the stored response's
+		// stay.
 		hdr["Cache-Status"] = vals[i+1 : i+2 : i+2]
 	}
 	if _, ok := hdr["Content-Length"]; !ok {
