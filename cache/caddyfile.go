@@ -185,8 +185,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			for _, a := range args {
 				code, err := strconv.Atoi(a)
-				if err != nil || code < 200 || code > 599 {
-					return d.Errf("bad statuses code '%s': want a final status code 200-599", a)
+				if err != nil || code < 200 || code > 599 || neverStored(code) {
+					return d.Errf("bad statuses code '%s': want a final status code 200-599 other than 206, 304 and 412, which are never stored", a)
 				}
 				h.Statuses = append(h.Statuses, code)
 			}

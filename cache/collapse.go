@@ -109,6 +109,7 @@ func (h *Handler) joinFlight(key string, mode joinMode) (fl *flight, leader bool
 
 // land ends the flight fl for key with outcome o and wakes its waiters.
 func (h *Handler) land(key string, fl *flight, o outcome) {
+	hk := h.keyHash(key)
 	h.mu.Lock()
 	if h.flights[key] == fl {
 		delete(h.flights, key)
@@ -127,12 +128,12 @@ func (h *Handler) land(key string, fl *flight, o outcome) {
 			}
 		}
 		m := hfmMark{until: now.Add(time.Duration(h.HitForMissTTL)), credentialed: o == outcomeCredentialed}
-		if old, ok := h.hfm[key]; ok && m.credentialed && !old.credentialed && now.Before(old.until) {
+		if old, ok := h.hfm[hk]; ok && m.credentialed && !old.credentialed && now.Before(old.until) {
 			m = old // a mark for every request is not narrowed by a credentialed one
 		}
-		h.hfm[key] = m
+		h.hfm[hk] = m
 	case outcomeStored:
-		delete(h.hfm, key)
+		delete(h.hfm, hk)
 	}
 	waiters, done := fl.waiters, fl.done
 	// Woken now, they wait no more (see flightWaited): a fetch that lands
@@ -154,14 +155,15 @@ func (h *Handler) land(key string, fl *flight, o outcome) {
 // request's credentials kept the response out of the store, for requests
 // that carry credentials too.
 func (h *Handler) hitForMiss(key string, reqHeader http.Header) bool {
+	hk := h.keyHash(key)
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	m, ok := h.hfm[key]
+	m, ok := h.hfm[hk]
 	if !ok {
 		return false
 	}
 	if !h.now().Before(m.until) {
-		delete(h.hfm, key)
+		delete(h.hfm, hk)
 		return false
 	}
 	return !m.credentialed || policy.HasCredentials(reqHeader)
@@ -195,7 +197,7 @@ type useMark struct {
 // 2 GiB at Caddy's 16 KiB header limit). Two keys with one hash share a
 // count: one of them is stored a request early.
 func (h *Handler) usedEnough(key string) bool {
-	hk := maphash.String(h.usesSeed, key)
+	hk := h.keyHash(key)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	now := h.now()
@@ -218,11 +220,21 @@ func (h *Handler) usedEnough(key string) bool {
 	return m.n >= h.MinUses
 }
 
+// keyHash is the hash the hit-for-miss and min_uses maps keep of a key,
+// not the key itself: a key may be as long as a request line (16 KiB at
+// Caddy's header limit), and any client can make a key hit-for-miss (an
+// uncacheable URL) or counted (min_uses), so the maps would otherwise
+// hold their maximum of such keys: 160 MiB and 1.6 GiB. Seeded per
+// handler; two keys of one hash share a mark, which costs one of them a
+// collapse or a request early.
+func (h *Handler) keyHash(key string) uint64 { return maphash.String(h.keySeed, key) }
+
 // storedWithoutFlight forgets that key was hit-for-miss once a fetch that
 // led no flight (one that skipped collapsing) stored a response under it.
 func (h *Handler) storedWithoutFlight(key string) {
+	hk := h.keyHash(key)
 	h.mu.Lock()
-	delete(h.hfm, key)
+	delete(h.hfm, hk)
 	h.mu.Unlock()
 }
 

@@ -194,10 +194,10 @@ type Handler struct {
 
 	mu      *sync.Mutex        // protects flights, hfm and uses
 	flights map[string]*flight // key -> the fetch in flight
-	hfm     map[string]hfmMark // hit-for-miss key -> until when, for whom
+	hfm     map[uint64]hfmMark // hit-for-miss: the key's hash -> until when, for whom
 	uses    map[uint64]useMark // min_uses: the key's hash -> its requests so far
-	// usesSeed seeds the hashes of uses' keys.
-	usesSeed maphash.Seed
+	// keySeed seeds the hashes of hfm's and uses' keys (see keyHash).
+	keySeed maphash.Seed
 
 	wg *sync.WaitGroup // background refreshes
 	// refreshing holds a token for each of the handler's background
@@ -272,6 +272,12 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.opts.StaleIfUnreachable = time.Duration(*h.StaleIfUnreachable)
 	}
 	h.optsKey = fmt.Sprintf("%+v", h.opts)
+	for _, status := range slices.Sorted(maps.Keys(h.DefaultTTLByStatus)) {
+		if perRequestStatus(status) {
+			h.logger.Warn("default_ttl for a status that usually answers the request, not the URL: one client's response is stored and served to every client of the URL",
+				zap.Int("status", status))
+		}
+	}
 	// A store that decodes entries (memory, disk) or fills a copy of
 	// entries it read elsewhere (tiered's memory tier) derives them once,
 	// so that its hits parse no header.
@@ -282,9 +288,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.releaseDerive = append(h.releaseDerive, ds.SetDerive(h.optsKey, fn), ds.SetDerive(markerDeriveKey, fn))
 	}
 	h.flights = make(map[string]*flight)
-	h.hfm = make(map[string]hfmMark)
+	h.hfm, h.keySeed = make(map[uint64]hfmMark), maphash.MakeSeed()
 	if h.MinUses > 1 {
-		h.uses, h.usesSeed = make(map[uint64]useMark), maphash.MakeSeed()
+		h.uses = make(map[uint64]useMark)
 	}
 	h.mu = new(sync.Mutex)
 	h.wg = new(sync.WaitGroup)
@@ -392,6 +398,9 @@ func (h *Handler) Validate() error {
 		if s < 200 || s > 599 {
 			return fmt.Errorf("status %d cannot be stored: statuses are final status codes 200-599", s)
 		}
+		if neverStored(s) {
+			return fmt.Errorf("statuses: a %d is never stored (it is part of a response, only freshens a stored one, or answers the request's preconditions)", s)
+		}
 	}
 	if err := validateVary(h.Vary); err != nil {
 		return err
@@ -464,6 +473,20 @@ func (h *Handler) validateDurations() error {
 // If-Unmodified-Since, see fetchWriter.decideStore).
 func neverStored(status int) bool {
 	return status == http.StatusPartialContent || status == http.StatusNotModified || status == http.StatusPreconditionFailed
+}
+
+// perRequestStatus tells whether a 4xx status usually answers the
+// request rather than the URL: its credentials (401, 403, 407), its
+// syntax, size or type (400, 411, 413, 415, 417, 422, 431), its timing or
+// rate (408, 428, 429). Given a lifetime by default_ttl, one client's
+// such response would be served to every client of the URL; allowed, as
+// nginx allows it, but warned about.
+func perRequestStatus(status int) bool {
+	switch status {
+	case 400, 401, 403, 407, 408, 411, 413, 415, 417, 422, 428, 429, 431:
+		return true
+	}
+	return false
 }
 
 // statusTTLs converts default_ttl_by_status for the policy; nil when empty.

@@ -14,7 +14,7 @@ import (
 // flood of keys requested once keeps the map at maxUsesKeys.
 func TestUsedEnough(t *testing.T) {
 	now := time.Date(2026, 12, 2, 4, 0, 0, 0, time.UTC)
-	h := &Handler{MinUses: 3, mu: new(sync.Mutex), uses: make(map[uint64]useMark), usesSeed: maphash.MakeSeed(), now: func() time.Time { return now }}
+	h := &Handler{MinUses: 3, mu: new(sync.Mutex), uses: make(map[uint64]useMark), keySeed: maphash.MakeSeed(), now: func() time.Time { return now }}
 	for i, want := range []bool{false, false, true, true} {
 		if got := h.usedEnough("k"); got != want {
 			t.Errorf("request %d of k: %v, want %v", i+1, got, want)

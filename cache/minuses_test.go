@@ -18,10 +18,20 @@ import (
 // budget (nginx keeps a hash of the key in keys_zone). 1,000 URLs of 32
 // KiB here, requested once each, must leave the heap much as it was.
 func TestMinUsesDoesNotKeepTheURLs(t *testing.T) {
-	h := &cache.Handler{MinUses: 2}
+	testMarksDoNotKeepTheURLs(t, &cache.Handler{MinUses: 2}, "max-age=3600", "detail=min-uses")
+}
+
+// The same for hit-for-miss marks (at most 10,000): any client makes a
+// key hit-for-miss by asking for an uncacheable URL, which would hold
+// 160 MiB of URLs at the header limit.
+func TestHitForMissDoesNotKeepTheURLs(t *testing.T) {
+	testMarksDoNotKeepTheURLs(t, &cache.Handler{}, "no-store", "detail=no-store")
+}
+
+func testMarksDoNotKeepTheURLs(t *testing.T, h *cache.Handler, cc, detail string) {
 	provisioned(t, h)
 	origin := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
-		w.Header().Set("Cache-Control", "max-age=3600")
+		w.Header().Set("Cache-Control", cc)
 		_, err := w.Write([]byte("body"))
 		return err
 	})
@@ -39,13 +49,13 @@ func TestMinUsesDoesNotKeepTheURLs(t *testing.T) {
 		if err := h.ServeHTTP(w, r, origin); err != nil {
 			t.Fatal(err)
 		}
-		if cs := w.h.Get("Cache-Status"); !strings.Contains(cs, "detail=min-uses") {
-			t.Fatalf("request %d: Cache-Status %q, want detail=min-uses", i, cs)
+		if cs := w.h.Get("Cache-Status"); !strings.Contains(cs, detail) {
+			t.Fatalf("request %d: Cache-Status %q, want %s", i, cs, detail)
 		}
 	}
 	after := heap()
 	runtime.KeepAlive(h)
 	if grown := int64(after) - int64(before); grown > 4<<20 {
-		t.Errorf("the heap grew by %d KiB for 1,000 URLs of 32 KiB counted by min_uses: the count keeps the URLs", grown>>10)
+		t.Errorf("the heap grew by %d KiB for 1,000 URLs of 32 KiB marked (%s): the marks keep the URLs", grown>>10, detail)
 	}
 }

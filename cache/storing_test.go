@@ -11,6 +11,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/caddy-edge/edge/cache"
+	"github.com/caddy-edge/edge/internal/caddytest"
 )
 
 // A GET response is stored and served again without the origin,
@@ -307,5 +308,18 @@ func TestMinUses(t *testing.T) {
 	}
 	if r := get(t, s, "/r", "Range", "bytes=0-1"); !strings.Contains(r.cs(), "detail=range-fill") {
 		t.Errorf("third range: %q, want detail=range-fill", r.cs())
+	}
+}
+
+// default_ttl for a status that answers the request rather than the URL
+// (403, 429, ...) is allowed, as nginx allows it, but warned about at
+// load: one client's such response is then served to every client.
+func TestDefaultTTLForPerRequestStatusWarns(t *testing.T) {
+	o := newOrigin(t, serve("body"))
+	conf, logFile := loggedSite(t, o, "default_ttl 404 403 1m")
+	caddytest.Start(t, conf)
+	lines := logLines(t, logFile, "warn", "default_ttl for a status that usually answers the request")
+	if len(lines) != 1 || lines[0]["status"] != float64(403) {
+		t.Errorf("warnings: %v, want one for 403 (none for 404)", lines)
 	}
 }
