@@ -232,26 +232,9 @@ func TestCollapseTimeoutAnswersWaitersWithoutTheOrigin(t *testing.T) {
 // response.
 func TestWaiterOfAStreamingFetchGoesToTheOrigin(t *testing.T) {
 	release := make(chan struct{})
-	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Cache-Control", "max-age=60")
-		io.WriteString(w, "first part\n")
-		w.(http.Flusher).Flush()
-		select { // the rest takes longer than collapse_timeout
-		case <-release:
-		case <-time.After(10 * time.Second):
-		}
-		io.WriteString(w, "second part\n")
-	})
+	o := newOrigin(t, slowSecondPart(release))
 	s := startCache(t, o, "collapse_timeout 200ms")
-	resp, err := s.Client.Get(s.URL("/big"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	br := bufio.NewReader(resp.Body)
-	if line, err := br.ReadString('\n'); err != nil || line != "first part\n" {
-		t.Fatalf("leader's first line %q, %v", line, err)
-	}
+	resp, br := leaderPastFirstPart(t, s)
 	waiter := make(chan result)
 	go func() { waiter <- get(t, s, "/big") }()
 	waitFor(t, "the waiter to reach the origin", func() bool { return o.n.Load() == 2 })
@@ -265,6 +248,43 @@ func TestWaiterOfAStreamingFetchGoesToTheOrigin(t *testing.T) {
 	if n := o.n.Load(); n != 2 {
 		t.Errorf("origin got %d requests, want the leader's and the waiter's, 2", n)
 	}
+}
+
+// slowSecondPart is an origin whose body, "first part\n" then "second
+// part\n", takes longer than a short collapse_timeout: the second part
+// comes once release is closed (or after 10 s). A HEAD gets the length.
+func slowSecondPart(release chan struct{}) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		if r.Method == http.MethodHead {
+			w.Header().Set("Content-Length", "23")
+			return
+		}
+		io.WriteString(w, "first part\n")
+		w.(http.Flusher).Flush()
+		select {
+		case <-release:
+		case <-time.After(10 * time.Second):
+		}
+		io.WriteString(w, "second part\n")
+	}
+}
+
+// leaderPastFirstPart sends a GET of /big to s and reads the first line
+// of its body: a leader whose fetch is streaming. The caller closes the
+// response's body.
+func leaderPastFirstPart(t *testing.T, s *caddytest.Server) (*http.Response, *bufio.Reader) {
+	t.Helper()
+	resp, err := s.Client.Get(s.URL("/big"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	br := bufio.NewReader(resp.Body)
+	if line, err := br.ReadString('\n'); err != nil || line != "first part\n" {
+		t.Fatalf("leader's first line %q, %v", line, err)
+	}
+	return resp, br
 }
 
 // A waiter that times out while a stale stored response may be served on

@@ -267,37 +267,16 @@ func TestConditionalMissAnsweredAtOnce(t *testing.T) {
 // 504 would tell the client the resource is unreachable.
 func TestHEADWaitingOnAStreamingGETGoesToTheOrigin(t *testing.T) {
 	release := make(chan struct{})
-	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Cache-Control", "max-age=60")
-		if r.Method == http.MethodHead {
-			w.Header().Set("Content-Length", "24")
-			return
-		}
-		io.WriteString(w, "first part\n")
-		w.(http.Flusher).Flush()
-		select { // the rest takes longer than collapse_timeout
-		case <-release:
-		case <-time.After(10 * time.Second):
-		}
-		io.WriteString(w, "second part\n\n")
-	})
+	o := newOrigin(t, slowSecondPart(release))
 	s := startCache(t, o, "collapse_timeout 200ms")
-	resp, err := s.Client.Get(s.URL("/big"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	br := bufio.NewReader(resp.Body)
-	if line, err := br.ReadString('\n'); err != nil || line != "first part\n" {
-		t.Fatalf("leader's first line %q, %v", line, err)
-	}
+	_, br := leaderPastFirstPart(t, s)
 	h := do(t, s, http.MethodHead, "/big")
 	close(release)
 	expect(t, "HEAD", h, 200, "", "uncacheable", "fwd=uri-miss; fwd-status=200; collapsed=?0; detail=collapse-timeout")
-	if cl := h.header.Get("Content-Length"); cl != "24" {
-		t.Errorf("HEAD: Content-Length %q, want 24", cl)
+	if cl := h.header.Get("Content-Length"); cl != "23" {
+		t.Errorf("HEAD: Content-Length %q, want 23", cl)
 	}
-	if rest, _ := io.ReadAll(br); string(rest) != "second part\n\n" {
+	if rest, _ := io.ReadAll(br); string(rest) != "second part\n" {
 		t.Errorf("leader's rest %q", rest)
 	}
 	if n := o.n.Load(); n != 2 {
