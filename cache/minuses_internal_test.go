@@ -22,11 +22,10 @@ func TestUsedEnough(t *testing.T) {
 	}
 	h.usedEnough("old")
 	now = now.Add(minUsesWindow + time.Second)
-	if h.usedEnough("old") || h.usedEnough("old") {
-		t.Error("a count older than the window went on")
-	}
-	if !h.usedEnough("old") {
-		t.Error("the third request of the new window was not enough")
+	for i, want := range []bool{false, false, true} {
+		if got := h.usedEnough("old"); got != want {
+			t.Errorf("request %d of old in a new window: %v, want %v (a count older than the window goes on?)", i+1, got, want)
+		}
 	}
 	for i := range maxUsesKeys + 10 {
 		h.usedEnough(fmt.Sprint("flood", i))
