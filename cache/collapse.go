@@ -118,14 +118,7 @@ func (h *Handler) land(key string, fl *flight, o outcome) {
 	case outcomeUncacheable, outcomeCredentialed:
 		now := h.now()
 		if len(h.hfm) >= maxHitForMiss {
-			for k, m := range h.hfm {
-				if !now.Before(m.until) {
-					delete(h.hfm, k)
-				}
-			}
-			if len(h.hfm) >= maxHitForMiss {
-				clear(h.hfm)
-			}
+			makeRoom(h.hfm, maxHitForMiss, func(m hfmMark) bool { return !now.Before(m.until) })
 		}
 		m := hfmMark{until: now.Add(time.Duration(h.HitForMissTTL)), credentialed: o == outcomeCredentialed}
 		if old, ok := h.hfm[hk]; ok && m.credentialed && !old.credentialed && now.Before(old.until) {
@@ -204,20 +197,27 @@ func (h *Handler) usedEnough(key string) bool {
 	m, ok := h.uses[hk]
 	if !ok || now.Sub(m.since) > minUsesWindow {
 		if !ok && len(h.uses) >= maxUsesKeys {
-			for k, u := range h.uses {
-				if now.Sub(u.since) > minUsesWindow {
-					delete(h.uses, k)
-				}
-			}
-			if len(h.uses) >= maxUsesKeys {
-				clear(h.uses)
-			}
+			makeRoom(h.uses, maxUsesKeys, func(u useMark) bool { return now.Sub(u.since) > minUsesWindow })
 		}
 		m = useMark{since: now}
 	}
 	m.n = min(m.n+1, h.MinUses)
 	h.uses[hk] = m
 	return m.n >= h.MinUses
+}
+
+// makeRoom drops the expired marks of m, a map of at most limit marks,
+// and all of them if none had expired: a flood of keys that each come
+// once only resets the marks, and the map never grows past limit.
+func makeRoom[V any](m map[uint64]V, limit int, expired func(V) bool) {
+	for k, v := range m {
+		if expired(v) {
+			delete(m, k)
+		}
+	}
+	if len(m) >= limit {
+		clear(m)
+	}
 }
 
 // keyHash is the hash the hit-for-miss and min_uses maps keep of a key,

@@ -2,7 +2,6 @@ package cache_test
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -17,32 +16,11 @@ import (
 	"github.com/caddy-edge/edge/internal/caddytest"
 )
 
+// diskStats returns the numbers of the disk store in dir in GET
+// /http_cache/stats.
 func diskStats(t *testing.T, s *caddytest.Server, dir string) map[string]int64 {
 	t.Helper()
-	resp, err := http.Get(s.AdminURL("/http_cache/stats"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var st struct {
-		Stores []map[string]any `json:"stores"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range st.Stores {
-		if m["name"] == "disk:"+dir {
-			out := make(map[string]int64)
-			for k, v := range m {
-				if f, ok := v.(float64); ok {
-					out[k] = int64(f)
-				}
-			}
-			return out
-		}
-	}
-	t.Fatalf("no store disk:%s in %+v", dir, st.Stores)
-	return nil
+	return storeStats(t, s, "disk:"+dir)
 }
 
 // The disk store through a real Caddy: entries survive a restart of Caddy

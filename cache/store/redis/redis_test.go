@@ -364,17 +364,8 @@ func TestFullRedisStillServesHits(t *testing.T) {
 // or purging one forgets the entries of the other, which a purge of that
 // other tag then leaves in place.
 func TestPurgeTagCollidingHash(t *testing.T) {
-	const tagA, tagB = "tag-314f5b677eb90cdf", "tag-35f824941954613d"
-	if hashTag(tagA) != hashTag(tagB) {
-		t.Fatal("the two tags no longer share a hash: find another pair")
-	}
-	srv := redistest.Start(t)
-	c := newTestClient(t, Options{}, srv.Addr)
+	c, _ := storeCollidingTags(t)
 	ctx := context.Background()
-	ea, eb := entry(time.Hour), entry(time.Hour)
-	ea.Tags, eb.Tags = []string{tagA}, []string{tagB}
-	put(t, c, "a", ea, []byte("a"))
-	put(t, c, "b", eb, []byte("b"))
 	if n, err := c.PurgeTag(ctx, tagA, false); n != 1 || err != nil {
 		t.Fatalf("PurgeTag(%s) = %d, %v; want 1", tagA, n, err)
 	}
@@ -384,6 +375,26 @@ func TestPurgeTagCollidingHash(t *testing.T) {
 	if _, _, err := c.Get(ctx, "b"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("Get(b) after purging its tag = %v, want ErrNotFound", err)
 	}
+}
+
+// tagA and tagB share one FNV-1a hash (found by a cycle search; an
+// origin can send such tags).
+const tagA, tagB = "tag-314f5b677eb90cdf", "tag-35f824941954613d"
+
+// storeCollidingTags starts a Redis and stores entry "a" tagged tagA and
+// "b" tagged tagB.
+func storeCollidingTags(t *testing.T) (*Client, *redistest.Server) {
+	t.Helper()
+	if hashTag(tagA) != hashTag(tagB) {
+		t.Fatal("the two tags no longer share a hash: find another pair")
+	}
+	srv := redistest.Start(t)
+	c := newTestClient(t, Options{}, srv.Addr)
+	ea, eb := entry(time.Hour), entry(time.Hour)
+	ea.Tags, eb.Tags = []string{tagA}, []string{tagB}
+	put(t, c, "a", ea, []byte("a"))
+	put(t, c, "b", eb, []byte("b"))
+	return c, srv
 }
 
 // TestPurgeKeepsRefilledEntryIndexed: an entry stored again right after
@@ -601,14 +612,8 @@ func TestWrongPasswordKeepsAway(t *testing.T) {
 // set named by the tag's hash alone, shared by two tags of one hash, are
 // still purged by their tags.
 func TestPurgeTagLegacySet(t *testing.T) {
-	const tagA, tagB = "tag-314f5b677eb90cdf", "tag-35f824941954613d" // one hash
-	srv := redistest.Start(t)
-	c := newTestClient(t, Options{}, srv.Addr)
+	c, srv := storeCollidingTags(t)
 	ctx := context.Background()
-	ea, eb := entry(time.Hour), entry(time.Hour)
-	ea.Tags, eb.Tags = []string{tagA}, []string{tagB}
-	put(t, c, "a", ea, []byte("a"))
-	put(t, c, "b", eb, []byte("b"))
 	legacy := c.tagPre + "{" + hashTag(tagA) + "}"
 	srv.Do("sunionstore", legacy, c.tagKey(tagA), c.tagKey(tagB))
 	srv.Do("del", c.tagKey(tagA), c.tagKey(tagB))
