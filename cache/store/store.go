@@ -122,6 +122,36 @@ type Writer interface {
 	Abort()
 }
 
+// Following is implemented by Writers whose body can be read while it is
+// still being written (the memory and disk stores): the requests that
+// wait for a fetch of the same key are then answered as the body arrives,
+// not once it is stored whole.
+type Following interface {
+	// Follow returns a reader of the body from its first byte, or false
+	// when the body can no longer be followed: the writer committed,
+	// aborted or gave up storing it. Safe to call concurrently with the
+	// Writer's methods, from any goroutine.
+	Follow() (Follower, bool)
+}
+
+// Follower reads a body while a Writer writes it. Its methods are safe to
+// call concurrently with the Writer's.
+type Follower interface {
+	// ReadAt reads bytes of the body at off into p. It never waits: it
+	// returns n > 0 when bytes at off are written, 0 and a nil error when
+	// none is written yet, io.EOF at the end of a committed body, and
+	// ErrNotStored once the writer aborted or gave up storing the body
+	// (the bytes read until then were the body's).
+	ReadAt(p []byte, off int64) (int, error)
+	// Close releases what the follower holds. A committed body stays
+	// readable until then, whatever happens to the entry in the store.
+	Close() error
+}
+
+// ErrNotStored is returned by a Follower once its Writer aborted or gave
+// up storing the body: the rest of the body is not in the store.
+var ErrNotStored = errors.New("cache entry being followed was not stored")
+
 // Stats describes a store's occupation and its counters since it was
 // created.
 type Stats struct {

@@ -751,6 +751,13 @@ type writer struct {
 	done    bool
 	// reserved is what the file counts in Cache.pending.
 	reserved int64
+
+	// mu guards the fields above against the followers (Follow), which
+	// read the file from other goroutines, and the three below.
+	mu        sync.Mutex
+	followers int   // open followers
+	visible   int64 // body bytes in the file, not in bw: what followers read
+	committed bool  // Commit wrote the whole body to the file
 }
 
 func (w *writer) write(p []byte) {
@@ -764,6 +771,8 @@ func (w *writer) write(p []byte) {
 // disk makes Commit fail, so that the response keeps streaming to the
 // client.
 func (w *writer) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	if w.done {
 		return 0, errors.New("write to a committed or aborted cache entry")
 	}
@@ -781,7 +790,79 @@ func (w *writer) Write(p []byte) (int, error) {
 	}
 	w.reserved += int64(len(p))
 	w.write(p)
+	if w.followers > 0 && w.err == nil {
+		// Followers read the file: the body goes there as it comes.
+		if err := w.bw.Flush(); err != nil {
+			w.err = err
+		}
+		w.visible = w.n
+	}
 	return len(p), nil
+}
+
+// Follow implements store.Following: the follower reads the temporary
+// file through a descriptor of its own, which keeps reading the body
+// once the file is renamed into place, replaced or removed.
+func (w *writer) Follow() (store.Follower, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.done || w.tooBig || w.err != nil {
+		return nil, false
+	}
+	if err := w.bw.Flush(); err != nil {
+		w.err = err
+		return nil, false
+	}
+	w.visible = w.n
+	f, err := openRead(w.f.Name())
+	if err != nil {
+		return nil, false
+	}
+	w.followers++
+	return &follower{w: w, f: f, base: prefixLen + int64(w.p.headerLen)}, true
+}
+
+// follower reads a writer's body from the file (store.Follower).
+type follower struct {
+	w    *writer
+	f    *os.File
+	base int64 // where the body starts in the file
+}
+
+func (fl *follower) ReadAt(p []byte, off int64) (int, error) {
+	w := fl.w
+	w.mu.Lock()
+	end, committed := w.visible, w.committed
+	failed := !committed && (w.done || w.tooBig || w.err != nil)
+	w.mu.Unlock()
+	switch {
+	case fl.f == nil:
+		return 0, errors.New("read from a closed follower")
+	case failed:
+		return 0, store.ErrNotStored
+	case off >= end && committed:
+		return 0, io.EOF
+	case off >= end:
+		return 0, nil
+	}
+	n, err := fl.f.ReadAt(p[:min(int64(len(p)), end-off)], fl.base+off)
+	if err == io.EOF {
+		err = fmt.Errorf("disk store: file of a followed body shorter than written (%d bytes at %d)", n, off)
+	}
+	return n, err
+}
+
+func (fl *follower) Close() error {
+	if fl.f == nil {
+		return nil
+	}
+	w := fl.w
+	w.mu.Lock()
+	w.followers--
+	w.mu.Unlock()
+	err := fl.f.Close()
+	fl.f = nil
+	return err
 }
 
 // reserve counts n more bytes of temporary files in pending, and reports
@@ -806,6 +887,8 @@ func (w *writer) release() {
 
 // Commit completes the file (prefix, fsync) and renames it into place.
 func (w *writer) Commit() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	if w.done {
 		return errors.New("cache entry already committed or aborted")
 	}
@@ -823,6 +906,11 @@ func (w *writer) Commit() error {
 	err := w.err
 	if err == nil {
 		err = w.bw.Flush()
+	}
+	if err == nil {
+		// The whole body is in the file, which the followers read
+		// whatever becomes of it.
+		w.committed, w.visible = true, w.n
 	}
 	w.p.bodyLen, w.p.bodyCRC = w.n, w.crc
 	if err == nil {
@@ -897,6 +985,8 @@ func (w *writer) discard() {
 
 // Abort discards the entry being written.
 func (w *writer) Abort() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	if w.done {
 		return
 	}
@@ -1219,6 +1309,8 @@ func (c *Cache) readFailed(err error) {
 
 // Interface guards
 var (
-	_ store.Store  = (*Cache)(nil)
-	_ store.Writer = (*writer)(nil)
+	_ store.Store     = (*Cache)(nil)
+	_ store.Writer    = (*writer)(nil)
+	_ store.Following = (*writer)(nil)
+	_ store.Follower  = (*follower)(nil)
 )

@@ -18,6 +18,7 @@ package memory
 import (
 	"context"
 	"errors"
+	"io"
 	"math"
 	"slices"
 	"strings"
@@ -959,11 +960,24 @@ type writer struct {
 	held int64
 	n    int64
 	done bool // Commit or Abort happened
+
+	// mu guards the fields above against the followers (Follow), which
+	// read buf from other goroutines, and the three below.
+	mu        sync.Mutex
+	followers int // open followers
+	// committed is set when Commit stored the body while followers were
+	// open: they read final from then on, which the store never reuses
+	// (finalBuf holds a recycled buffer for them until the last closes).
+	committed bool
+	final     []byte
+	finalBuf  *sharedBuf
 }
 
 // Write appends p to the body. It never fails: a body that outgrows the
 // entry limit is dropped and Commit reports store.ErrTooLarge.
 func (w *writer) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	if w.done {
 		return 0, errors.New("write to a committed or aborted cache entry")
 	}
@@ -1002,6 +1016,8 @@ func (w *writer) Write(p []byte) (int, error) {
 // copied into one of its exact length when the slack is over 1/8, so that
 // the budget is not spent on spare capacity.
 func (w *writer) Commit() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	if w.done {
 		return errors.New("cache entry already committed or aborted")
 	}
@@ -1026,12 +1042,14 @@ func (w *writer) Commit() error {
 		// Already past its Expires: it replaces the entry there, and is
 		// gone at once.
 		w.c.c.Invalidate(w.key)
+		w.keepForFollowers()
 		w.dropBuffer()
 		return nil
 	}
 	if rec := w.rec; rec != nil {
 		// Written in place; a body shorter than announced gives back the
 		// rest of its record.
+		w.keepForFollowers()
 		w.seg.unpin()
 		m, n := len(it.meta), len(w.buf)
 		if m+n < len(rec) {
@@ -1043,6 +1061,7 @@ func (w *writer) Commit() error {
 		return nil
 	}
 	if w.c.setRecord(it, it.meta, w.buf) {
+		w.keepForFollowers()
 		recycle(w.buf)
 		w.buf = nil
 		w.c.commit(w.key, it)
@@ -1054,6 +1073,9 @@ func (w *writer) Commit() error {
 	if recycled {
 		buf = &sharedBuf{b: body}
 		buf.refs.Store(1) // the item's, released when it leaves the store
+	}
+	if w.followers > 0 {
+		w.committed, w.final, w.finalBuf = true, body, buf.share()
 	}
 	it.setBody(body, buf)
 	// Its metadata is kept decoded from its first hit on: most entries
@@ -1084,6 +1106,8 @@ var errBodyLength = errors.New("the body's length differs from the Content-Lengt
 
 // Abort discards the body.
 func (w *writer) Abort() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	if !w.done {
 		w.dropBuffer()
 	}
@@ -1121,6 +1145,82 @@ func (w *writer) grow(n int) bool {
 	return true
 }
 
+// keepForFollowers gives the open followers, if any, the body written, to
+// read once the writer has let go of its buffer: the buffer itself, which
+// then is not recycled, or a copy of a record in the arena, which moves
+// when its segment is compacted.
+func (w *writer) keepForFollowers() {
+	if w.followers == 0 {
+		return
+	}
+	w.committed = true
+	if w.rec != nil {
+		w.final = slices.Clone(w.buf)
+		return
+	}
+	w.final, w.buf = w.buf, nil
+}
+
+// Follow implements store.Following.
+func (w *writer) Follow() (store.Follower, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.done || w.tooLarge || w.busy {
+		return nil, false
+	}
+	w.followers++
+	return &follower{w: w}, true
+}
+
+// follower reads a writer's body (store.Follower).
+type follower struct {
+	w      *writer
+	closed bool // under w.mu
+}
+
+func (f *follower) ReadAt(p []byte, off int64) (int, error) {
+	w := f.w
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var b []byte
+	switch {
+	case f.closed:
+		return 0, errors.New("read from a closed follower")
+	case w.committed:
+		b = w.final
+	case w.done || w.tooLarge || w.busy:
+		return 0, store.ErrNotStored
+	default:
+		b = w.buf
+	}
+	if off >= int64(len(b)) {
+		if w.committed {
+			return 0, io.EOF
+		}
+		return 0, nil
+	}
+	return copy(p, b[off:]), nil
+}
+
+// Close lets go of the body; the last follower of a committed body
+// releases its recycled buffer.
+func (f *follower) Close() error {
+	w := f.w
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if f.closed {
+		return nil
+	}
+	f.closed = true
+	if w.followers--; w.followers == 0 && w.committed {
+		if w.finalBuf != nil {
+			w.finalBuf.release()
+		}
+		w.final, w.finalBuf = nil, nil
+	}
+	return nil
+}
+
 // releaseRecord gives the record reserved for the body back to the arena.
 func (w *writer) releaseRecord() {
 	w.seg.unpin()
@@ -1140,6 +1240,8 @@ var (
 	_ store.Store     = (*Cache)(nil)
 	_ store.Deriving  = (*Cache)(nil)
 	_ store.Writer    = (*writer)(nil)
+	_ store.Following = (*writer)(nil)
+	_ store.Follower  = (*follower)(nil)
 	_ store.Body      = (*heldBody)(nil)
 	_ store.BytesBody = (*heldBody)(nil)
 )

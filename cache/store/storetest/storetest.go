@@ -158,6 +158,8 @@ func run(t *testing.T, newStore func(t *testing.T, c *Clock) store.Store, now fu
 		{"ExpiredEntryNotReturned", suite.testExpiredEntryNotReturned},
 		{"LargeBody", suite.testLargeBody},
 		{"Concurrent", suite.testConcurrent},
+		{"Follow", suite.testFollow},
+		{"FollowConcurrently", suite.testFollowConcurrently},
 	} {
 		t.Run(tt.name, func(t *testing.T) { tt.test(su, t) })
 	}
@@ -316,6 +318,174 @@ func (su suite) testAbort(t *testing.T) {
 	w.Abort()
 	_, b = mustGet(t, s, "k2")
 	checkBody(t, b, []byte("committed"))
+}
+
+// following returns w as a store.Following, or skips the test for a
+// store whose writers cannot be followed.
+func following(t *testing.T, w store.Writer) store.Following {
+	t.Helper()
+	fw, ok := w.(store.Following)
+	if !ok {
+		w.Abort()
+		t.Skip("the store's writers cannot be followed")
+	}
+	return fw
+}
+
+// follow starts a follower of w.
+func follow(t *testing.T, w store.Following) store.Follower {
+	t.Helper()
+	f, ok := w.Follow()
+	if !ok {
+		t.Fatal("Follow of a body being written refused")
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
+// readFollower reads what f has at off, and checks the error.
+func readFollower(t *testing.T, f store.Follower, off int64, wantErr error) string {
+	t.Helper()
+	p := make([]byte, 64)
+	n, err := f.ReadAt(p, off)
+	if !errors.Is(err, wantErr) {
+		t.Fatalf("ReadAt(%d) = %d, %v; want error %v", off, n, err, wantErr)
+	}
+	return string(p[:n])
+}
+
+// testFollow: a body being written can be read from its first byte while
+// it is written, by followers that start at any point; once committed it
+// stays readable to them whatever happens to the entry; an aborted body
+// tells them it was not stored; nothing can be followed once committed or
+// aborted.
+func (su suite) testFollow(t *testing.T) {
+	ctx := context.Background()
+	s := su.fresh(t)
+	for _, size := range []int64{-1, 10} {
+		e := testEntry(su.now())
+		e.Size = size
+		w, err := s.Put(ctx, "k", e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fw := following(t, w)
+		first := follow(t, fw)
+		if got := readFollower(t, first, 0, nil); got != "" {
+			t.Fatalf("size %d: follower read %q before any write", size, got)
+		}
+		write(t, w, []byte("part1"))
+		if got := readFollower(t, first, 0, nil); got != "part1" {
+			t.Fatalf("size %d: follower read %q, want part1", size, got)
+		}
+		if got := readFollower(t, first, 5, nil); got != "" {
+			t.Fatalf("size %d: follower read %q past what was written", size, got)
+		}
+		late := follow(t, fw)
+		write(t, w, []byte("part2"))
+		if got := readFollower(t, late, 0, nil); got != "part1part2" {
+			t.Fatalf("size %d: late follower read %q, want part1part2", size, got)
+		}
+		if got := readFollower(t, first, 5, nil); got != "part2" {
+			t.Fatalf("size %d: follower read %q at 5, want part2", size, got)
+		}
+		if err := w.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := fw.Follow(); ok {
+			t.Fatalf("size %d: Follow after Commit accepted", size)
+		}
+		// The entry replaced and deleted: the followers still read the
+		// body they followed.
+		put(t, s, "k", testEntry(su.now()), []byte("other body"))
+		if err := s.Delete(ctx, "k"); err != nil {
+			t.Fatal(err)
+		}
+		if got := readFollower(t, late, 3, nil); got != "t1part2" {
+			t.Fatalf("size %d: follower read %q after Commit, want t1part2", size, got)
+		}
+		readFollower(t, late, 10, io.EOF)
+		readFollower(t, first, 10, io.EOF)
+		first.Close()
+		late.Close()
+	}
+
+	w, err := s.Put(ctx, "aborted", testEntry(su.now()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fw := following(t, w)
+	f := follow(t, fw)
+	write(t, w, []byte("dropped"))
+	w.Abort()
+	readFollower(t, f, 0, store.ErrNotStored)
+	if _, ok := fw.Follow(); ok {
+		t.Fatal("Follow after Abort accepted")
+	}
+	wantNotFound(t, s, "aborted")
+}
+
+// testFollowConcurrently: followers reading while a large body is written
+// in pieces (each at its own pace, one starting late) read it exactly.
+func (su suite) testFollowConcurrently(t *testing.T) {
+	s := su.fresh(t)
+	body := pattern(1<<20 + 123)
+	e := testEntry(su.now())
+	e.Size = int64(len(body))
+	w, err := s.Put(context.Background(), "big", e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fw := following(t, w)
+	var wg sync.WaitGroup
+	results := make([][]byte, 4)
+	errs := make([]error, 4)
+	start := func(i int) {
+		f := follow(t, fw)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer f.Close()
+			p := make([]byte, 1000+i*7919)
+			for {
+				n, err := f.ReadAt(p, int64(len(results[i])))
+				results[i] = append(results[i], p[:n]...)
+				if err == io.EOF {
+					return
+				}
+				if err != nil {
+					errs[i] = err
+					return
+				}
+				if n == 0 {
+					time.Sleep(50 * time.Microsecond)
+				}
+			}
+		}()
+	}
+	for i := range 3 {
+		start(i)
+	}
+	for off := 0; off < len(body); off += 4096 {
+		write(t, w, body[off:min(off+4096, len(body))])
+		if off < len(body)/2 && off+4096 >= len(body)/2 {
+			start(3)
+		}
+	}
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	for i := range results {
+		if errs[i] != nil {
+			t.Fatalf("follower %d: %v", i, errs[i])
+		}
+		if !bytes.Equal(results[i], body) {
+			t.Fatalf("follower %d read %d bytes, not the body of %d", i, len(results[i]), len(body))
+		}
+	}
+	_, b := mustGet(t, s, "big")
+	checkBody(t, b, body)
 }
 
 // testCommitReplacesWhileOldBodyIsRead: replacing or deleting an entry does not change a body already being read.

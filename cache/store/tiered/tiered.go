@@ -292,7 +292,18 @@ func (t *Tiers) Put(ctx context.Context, key string, e *store.Entry) (store.Writ
 	if err != nil {
 		return nil, err
 	}
-	return &writer{Writer: w, t: t, key: key}, nil
+	tw := &writer{Writer: w, t: t, key: key}
+	if fw, ok := w.(store.Following); ok {
+		return &followingWriter{tw, fw}, nil
+	}
+	return tw, nil
+}
+
+// followingWriter is the writer of a back store whose writers can be
+// followed.
+type followingWriter struct {
+	*writer
+	store.Following
 }
 
 type writer struct {
@@ -366,7 +377,8 @@ func (t *Tiers) Stats() store.Stats {
 
 // Interface guards
 var (
-	_ store.Store  = (*Tiers)(nil)
-	_ store.Writer = (*writer)(nil)
-	_ store.Body   = (*teeBody)(nil)
+	_ store.Store     = (*Tiers)(nil)
+	_ store.Writer    = (*writer)(nil)
+	_ store.Following = (*followingWriter)(nil)
+	_ store.Body      = (*teeBody)(nil)
 )
