@@ -60,6 +60,16 @@ type flight struct {
 	// streaming is set once the origin answered the leader with a
 	// response that is being stored: its body is on its way.
 	streaming atomic.Bool
+
+	// started is closed when the leader's response can be followed (see
+	// follow.go): its header is known and its body is being stored. It
+	// is made by the first waiter, under Handler.mu (a closed channel
+	// when following started before any waiter came), and never changed.
+	started chan struct{}
+	// following and the fields of src are set by the leader before it
+	// closes started, and never changed after.
+	following bool
+	src       followSource
 }
 
 // maxHitForMiss bounds the hit-for-miss map; when it is full, expired
@@ -96,6 +106,9 @@ func (h *Handler) joinFlight(key string, mode joinMode) (fl *flight, leader bool
 		fl.waiters++
 		if fl.done == nil {
 			fl.done = make(chan struct{})
+		}
+		if fl.started == nil {
+			fl.started = make(chan struct{})
 		}
 		return fl, false
 	}
@@ -238,23 +251,23 @@ func (h *Handler) storedWithoutFlight(key string) {
 	h.mu.Unlock()
 }
 
-// wait waits for fl to land, at most until until and while ctx lives. ok
-// is false when it stopped waiting first.
-func (h *Handler) wait(ctx context.Context, fl *flight, until time.Time) (o outcome, ok bool) {
+// wait waits for fl to land, at most until until and while ctx lives, or
+// with a non-nil started until the flight's response can be followed
+// (follow is true then, and the request still counts as a waiter). ok is
+// false when it stopped waiting first.
+func (h *Handler) wait(ctx context.Context, fl *flight, until time.Time, started <-chan struct{}) (o outcome, ok, follow bool) {
 	t := time.NewTimer(time.Until(until))
 	defer t.Stop()
 	select {
 	case <-fl.done:
-		return fl.outcome, true
+		return fl.outcome, true, false
+	case <-started:
+		return outcomeNone, false, true
 	case <-t.C:
 	case <-ctx.Done():
 	}
-	h.mu.Lock()
-	if fl.waiters > 0 { // none once it landed (see land)
-		fl.waiters-- // no longer waits (see flightWaited)
-	}
-	h.mu.Unlock()
-	return outcomeNone, false
+	h.stopWaiting(fl)
+	return outcomeNone, false, false
 }
 
 // flightWaited tells whether any request still waits for fl.

@@ -133,6 +133,7 @@ func (f *fetch) exchange(w http.ResponseWriter) (x exchange) {
 		x.err = nil
 	}
 	x.outcome = x.fw.finish(x.err, x.panicked != nil)
+	f.wakeFollowers()
 	x.fw.clearDeadline()
 	if x.panicked == nil && x.fw.state == stateCaptured && x.fw.status == http.StatusNotModified {
 		x.freshened, x.updateErr = f.freshen(x.fw)
@@ -694,8 +695,12 @@ func (fw *fetchWriter) decideStore(status int) {
 		return
 	}
 	fw.sw, fw.entry, fw.storeKey, fw.vary = sw, e, key, vary
-	if f.flight != nil {
-		f.flight.streaming.Store(true)
+	if fl := f.flight; fl != nil {
+		fl.streaming.Store(true)
+		if fsw, ok := sw.(store.Following); ok && size >= 0 && !f.post {
+			// The waiters need not wait for the whole body (follow.go).
+			h.startFollowing(fl, fsw, e, key, vary)
+		}
 	}
 }
 
@@ -801,6 +806,7 @@ func (fw *fetchWriter) Write(p []byte) (int, error) {
 				fw.abort("store-error", outcomeFailed)
 			}
 		}
+		fw.f.wakeFollowers()
 	}
 	fw.written += int64(n)
 	return n, err

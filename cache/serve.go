@@ -699,7 +699,7 @@ func (h *Handler) passThrough(c *cacheable, f *fetch) (retry bool, err error) {
 		// answered from it (RFC 9110 §9.3.2: the GET response without
 		// content); without one, it goes to the origin as HEAD.
 		if fl, _ := h.joinFlight(f.lk.key, waitOnly); fl != nil {
-			o, ok := h.wait(c.r.Context(), fl, time.Now().Add(time.Duration(h.CollapseTimeout)))
+			o, ok, _ := h.wait(c.r.Context(), fl, time.Now().Add(time.Duration(h.CollapseTimeout)), nil)
 			if ok && o == outcomeStored {
 				c.collapse = collapsedServed
 				return true, nil
@@ -764,7 +764,16 @@ func (h *Handler) leadOrWait(c *cacheable, f *fetch, attempt int) (retry bool, e
 	if attempt == 0 {
 		c.waitUntil = time.Now().Add(time.Duration(h.CollapseTimeout))
 	}
-	o, ok := h.wait(c.r.Context(), fl, c.waitUntil)
+	o, ok, follow := h.wait(c.r.Context(), fl, c.waitUntil, fl.started)
+	if follow {
+		// The leader's response is being stored: answered from it as
+		// its body arrives, if it answers this request; otherwise wait
+		// on for it to land.
+		if served, err := h.follow(c, fl); served {
+			return false, err
+		}
+		o, ok, _ = h.wait(c.r.Context(), fl, c.waitUntil, nil)
+	}
 	if err := c.r.Context().Err(); err != nil && !ok {
 		return false, err
 	}

@@ -1,0 +1,253 @@
+package cache
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"sync"
+	"sync/atomic"
+
+	"github.com/caddy-edge/edge/cache/policy"
+	"github.com/caddy-edge/edge/cache/store"
+)
+
+// Following a fetch
+//
+// The requests that wait for a fetch of their key (collapsed) are answered
+// as its body arrives, not once it is stored whole: as soon as the origin's
+// header says the response is being stored, each waiter that the response
+// answers (the same variant, fresh for its request) gets the stored
+// header and then the body from the store's writer as it is written
+// (store.Following: memory and disk stores, a tiered store over them).
+// A waiter's first byte then comes when the leader's does, whatever the
+// body's size, and however many wait, the origin sends it once: a large
+// object no longer makes its waiters choose between waiting for the whole
+// download and going to the origin each (collapse_timeout), which is what
+// nginx's proxy_cache_lock does.
+//
+// Only responses with a Content-Length are followed: the header each
+// follower gets announces the length. If the store gives the body up
+// midway (the origin cut it short, the store ran out of room), the
+// followers' responses are cut there too, as the leader's client's is
+// when the origin fails: their connections are closed, which clients see
+// as an incomplete response, never as a complete wrong one.
+
+// followSource is what the waiters of a flight follow: the leader's store
+// writer and the entry it is storing.
+type followSource struct {
+	w     store.Following
+	entry *store.Entry // the entry being stored; never modified
+	key   string       // its store key (a variant's when it varies)
+	vary  []string     // the Vary fields when key is a variant's
+
+	// followers counts the open followers, so that a fetch without any
+	// wakes nobody.
+	followers atomic.Int32
+	mu        sync.Mutex
+	// progress is closed, and replaced by the next waiter, when the
+	// writer has written more or ended.
+	progress chan struct{}
+}
+
+// closedChan is a closed channel: the started of a flight whose following
+// started before any request waited.
+var closedChan = func() chan struct{} {
+	ch := make(chan struct{})
+	close(ch)
+	return ch
+}()
+
+// startFollowing lets the waiters of fl follow the body w is storing under
+// key as entry e.
+func (h *Handler) startFollowing(fl *flight, w store.Following, e *store.Entry, key string, vary []string) {
+	fl.src.w, fl.src.entry, fl.src.key, fl.src.vary = w, e, key, vary
+	h.mu.Lock()
+	fl.following = true
+	if fl.started == nil {
+		fl.started = closedChan
+	} else {
+		close(fl.started)
+	}
+	h.mu.Unlock()
+}
+
+// wakeFollowers tells the requests following the fetch's flight that its
+// writer wrote more or ended.
+func (f *fetch) wakeFollowers() {
+	fl := f.flight
+	if fl == nil || fl.src.followers.Load() == 0 {
+		return
+	}
+	fl.src.mu.Lock()
+	if ch := fl.src.progress; ch != nil {
+		close(ch)
+		fl.src.progress = nil
+	}
+	fl.src.mu.Unlock()
+}
+
+// changed returns a channel closed when the writer writes more or ends.
+// Take it before reading, so that no write between the read and the wait
+// goes unnoticed.
+func (src *followSource) changed() <-chan struct{} {
+	src.mu.Lock()
+	defer src.mu.Unlock()
+	if src.progress == nil {
+		src.progress = make(chan struct{})
+	}
+	return src.progress
+}
+
+// follow answers the waiting request c from the fetch of fl as its body
+// arrives, and tells whether it did; it does not when the response does
+// not answer c (another variant, not fresh enough for its Cache-Control)
+// or can no longer be followed (then it is stored, or not, in a moment).
+// The request keeps counting as a waiter of fl while it follows, so that
+// the fetch goes on for it when the leader's client leaves.
+func (h *Handler) follow(c *cacheable, fl *flight) (bool, error) {
+	src := &fl.src
+	if src.key != c.pkey {
+		sec, ok := h.keys.variantKey(src.vary, c.r.Header, replacerOf(c.r.Context()))
+		if !ok || c.pkey+varySep+sec != src.key {
+			return false, nil
+		}
+	}
+	dec := h.evaluate(&c.rq, src.entry)
+	if dec.Action != policy.Serve {
+		return false, nil
+	}
+	src.followers.Add(1)
+	rd, ok := src.w.Follow()
+	if !ok {
+		src.followers.Add(-1)
+		return false, nil
+	}
+	body := &followBody{fl: fl, rd: rd, done: c.r.Context().Done(), size: src.entry.Size, w: c.w}
+	lk := lookup{pkey: c.pkey, key: src.key, entry: src.entry, body: body}
+	c.collapse = collapsedServed
+	err := h.serveFromStore(c, &lk, dec)
+	h.stopWaiting(fl)
+	if body.err != nil && !errors.Is(body.err, errClientLeft) {
+		// The body ends short of its Content-Length: close the
+		// connection rather than let it look complete or carry the
+		// next response's bytes.
+		panic(http.ErrAbortHandler)
+	}
+	return true, err
+}
+
+// stopWaiting counts a request out of fl's waiters.
+func (h *Handler) stopWaiting(fl *flight) {
+	h.mu.Lock()
+	if fl.waiters > 0 { // none once it landed (see land)
+		fl.waiters--
+	}
+	h.mu.Unlock()
+}
+
+// errFollowAbandoned: the flight landed with the followed body neither
+// stored nor given up (it cannot happen with a writer that ends as the
+// store interface says; it keeps a follower from waiting for ever).
+var errFollowAbandoned = errors.New("followed fetch ended without its body")
+
+// errClientLeft: the following request's client went away.
+var errClientLeft = errors.New("client of a following request gone")
+
+// followBody is the store.Body of a followed response: its reads wait for
+// the bytes the writer has not written yet.
+type followBody struct {
+	fl   *flight
+	rd   store.Follower
+	done <-chan struct{} // the client's context's
+	size int64           // the announced length
+	off  int64
+	err  error // the first error that ended a read before the body's end
+	// w is the client's writer, flushed before a read waits when bytes
+	// were read since the last flush: what arrived goes to the client
+	// now, not with the next bytes.
+	w         http.ResponseWriter
+	unflushed bool
+}
+
+// readAt reads at off what is written, waiting until something is.
+func (b *followBody) readAt(p []byte, off int64) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	src := &b.fl.src
+	for landed := false; ; {
+		changed := src.changed()
+		n, err := b.rd.ReadAt(p, off)
+		if n > 0 || err != nil {
+			if err != nil && err != io.EOF && b.err == nil {
+				b.err = err
+			}
+			b.unflushed = b.unflushed || n > 0
+			return n, err
+		}
+		if landed {
+			b.err = errFollowAbandoned
+			return 0, b.err
+		}
+		if b.unflushed {
+			b.unflushed = false
+			// Errors are the client's (gone): the next write fails too.
+			_ = http.NewResponseController(b.w).Flush()
+		}
+		select {
+		case <-changed:
+		case <-b.fl.done:
+			landed = true // read once more: the writer has ended
+		case <-b.done:
+			b.err = errClientLeft
+			return 0, b.err
+		}
+	}
+}
+
+func (b *followBody) Read(p []byte) (int, error) {
+	n, err := b.readAt(p, b.off)
+	b.off += int64(n)
+	return n, err
+}
+
+func (b *followBody) ReadAt(p []byte, off int64) (int, error) {
+	read := 0
+	for read < len(p) {
+		n, err := b.readAt(p[read:], off+int64(read))
+		read += n
+		if err != nil {
+			return read, err
+		}
+	}
+	return read, nil
+}
+
+func (b *followBody) Seek(offset int64, whence int) (int64, error) {
+	switch whence {
+	case io.SeekCurrent:
+		offset += b.off
+	case io.SeekEnd:
+		offset += b.size
+	}
+	if offset < 0 {
+		return 0, errors.New("seek before the start of a followed body")
+	}
+	b.off = offset
+	return offset, nil
+}
+
+func (b *followBody) Size() int64 { return b.size }
+
+func (b *followBody) Close() error {
+	if b.rd == nil {
+		return nil
+	}
+	err := b.rd.Close()
+	b.rd = nil
+	b.fl.src.followers.Add(-1)
+	return err
+}
+
+// Interface guards
+var _ store.Body = (*followBody)(nil)

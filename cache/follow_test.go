@@ -1,0 +1,239 @@
+package cache_test
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddy-edge/edge/cache"
+	"github.com/caddy-edge/edge/internal/caddytest"
+)
+
+// startFollowCache is startCache with a reverse_proxy that passes each
+// part of the body on as it arrives (flush_interval -1), as it does for
+// streams: by default it buffers what is smaller than a write.
+func startFollowCache(t *testing.T, o *origin, options string) *caddytest.Server {
+	t.Helper()
+	proxy := "reverse_proxy " + o.addr()
+	return caddytest.Start(t, strings.Replace(siteConfig(o, options), proxy, proxy+" {\n\t\tflush_interval -1\n\t}", 1))
+}
+
+// partsOrigin answers with a Content-Length for first and second, sends
+// first at once and second once release is closed (or after 10 s); with
+// cut, it cuts the connection instead of sending second.
+func partsOrigin(first, second []byte, release chan struct{}, cut func() bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.Header().Set("Content-Length", strconv.Itoa(len(first)+len(second)))
+		w.Write(first)
+		w.(http.Flusher).Flush()
+		select {
+		case <-release:
+		case <-time.After(10 * time.Second):
+		}
+		if cut != nil && cut() {
+			panic(http.ErrAbortHandler)
+		}
+		w.Write(second)
+	}
+}
+
+// follower is a request for path whose response header and first n bytes
+// have arrived.
+type follower struct {
+	resp *http.Response
+	err  error
+}
+
+// startFollowers sends n GETs of path to s, each reading its header and
+// the first len(first) bytes of its body, which must be first; it returns
+// once all have them.
+func startFollowers(t *testing.T, s *caddytest.Server, path string, n int, first []byte) []*http.Response {
+	t.Helper()
+	ch := make(chan follower, n)
+	for range n {
+		go func() {
+			resp, err := s.Client.Get(s.URL(path))
+			if err != nil {
+				ch <- follower{err: err}
+				return
+			}
+			got := make([]byte, len(first))
+			if _, err := io.ReadFull(resp.Body, got); err != nil || !bytes.Equal(got, first) {
+				resp.Body.Close()
+				ch <- follower{err: err}
+				return
+			}
+			ch <- follower{resp: resp}
+		}()
+	}
+	var resps []*http.Response
+	deadline := time.After(10 * time.Second)
+	for range n {
+		select {
+		case f := <-ch:
+			if f.err != nil || f.resp == nil {
+				t.Fatalf("a waiting request did not get the first part: %v", f.err)
+			}
+			t.Cleanup(func() { f.resp.Body.Close() })
+			resps = append(resps, f.resp)
+		case <-deadline:
+			t.Fatal("timed out waiting for the waiting requests' first part")
+		}
+	}
+	return resps
+}
+
+// leaderOf sends the GET of path that leads the fetch and reads the first
+// part of its body.
+func leaderOf(t *testing.T, s *caddytest.Server, path string, first []byte) *http.Response {
+	t.Helper()
+	return startFollowers(t, s, path, 1, first)[0]
+}
+
+// The requests that wait for a fetch of their key get the response as its
+// body arrives, from the store's writer, not once it is stored whole (nor
+// after collapse_timeout from the origin each): the origin sends the body
+// once, and every waiter has its first part while the origin still holds
+// the second. In every store that can be followed.
+func TestWaitersFollowTheBodyAsItArrives(t *testing.T) {
+	first, second := bytes.Repeat([]byte("first part "), 20000), bytes.Repeat([]byte("second part "), 20000)
+	whole := string(first) + string(second)
+	for _, tc := range []struct{ name, store string }{
+		{"memory", ""},
+		{"disk", "store disk {\n\tpath " + t.TempDir() + "\n}"},
+		{"tiered", "store tiered {\n\tmemory {\n\t\tmax_size 16MiB\n\t}\n\tdisk {\n\t\tpath " + t.TempDir() + "\n\t}\n}"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			release := make(chan struct{})
+			o := newOrigin(t, partsOrigin(first, second, release, nil))
+			s := startFollowCache(t, o, "collapse_timeout 200ms\n"+tc.store)
+			leader := leaderOf(t, s, "/big", first)
+			waiters := startFollowers(t, s, "/big", 8, first)
+			// Past collapse_timeout, when a waiter of a body still
+			// arriving would go to the origin on its own.
+			time.Sleep(300 * time.Millisecond)
+			if n := o.n.Load(); n != 1 {
+				t.Fatalf("origin got %d requests while the body arrived, want 1", n)
+			}
+			for i, resp := range waiters {
+				if got := resp.Header.Get("X-Result"); got != "collapsed" {
+					t.Errorf("waiter %d: {http_cache.status} %q, want collapsed (Cache-Status %q)", i, got, resp.Header.Get("Cache-Status"))
+				}
+				if cl := resp.Header.Get("Content-Length"); cl != strconv.Itoa(len(whole)) {
+					t.Errorf("waiter %d: Content-Length %q, want %d", i, cl, len(whole))
+				}
+			}
+			close(release)
+			for i, resp := range append(waiters, leader) {
+				rest, err := io.ReadAll(resp.Body)
+				if err != nil || string(rest) != string(second) {
+					t.Errorf("response %d: the rest of the body is %d bytes (%v), want the second part's %d", i, len(rest), err, len(second))
+				}
+			}
+			expect(t, "then", get(t, s, "/big"), 200, whole, "hit", "hit")
+			if n := o.n.Load(); n != 1 {
+				t.Errorf("origin got %d requests, want 1", n)
+			}
+		})
+	}
+}
+
+// When the origin cuts a followed body short, the waiting requests'
+// responses are cut too (their connection closed short of the
+// Content-Length), never completed with other bytes; nothing is stored,
+// and the next request fetches the response again.
+func TestFollowersOfACutBodyAreCut(t *testing.T) {
+	first, second := bytes.Repeat([]byte("a"), 50000), bytes.Repeat([]byte("b"), 50000)
+	release := make(chan struct{})
+	cut := true
+	o := newOrigin(t, partsOrigin(first, second, release, func() bool { c := cut; cut = false; return c }))
+	s := startFollowCache(t, o, "")
+	leader := leaderOf(t, s, "/cut", first)
+	waiters := startFollowers(t, s, "/cut", 3, first)
+	close(release)
+	for i, resp := range append(waiters, leader) {
+		rest, err := io.ReadAll(resp.Body)
+		if err == nil {
+			t.Errorf("response %d ended without an error after %d more bytes, want an incomplete response", i, len(rest))
+		}
+		if bytes.ContainsRune(rest, 'b') {
+			t.Errorf("response %d got bytes the origin never sent it", i)
+		}
+	}
+	expect(t, "then", get(t, s, "/cut"), 200, string(first)+string(second), "miss", "stored")
+	if n := o.n.Load(); n != 2 {
+		t.Errorf("origin got %d requests, want the cut one and the next, 2", n)
+	}
+}
+
+// A waiting request is only given the followed response when it is the
+// request's variant: one with another Accept-Encoding, when the response
+// varies on it, waits for the fetch to land and gets its own.
+func TestWaitersFollowOnlyTheirVariant(t *testing.T) {
+	release := make(chan struct{})
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		body := "identity body, long enough to take two parts"
+		if r.Header.Get("Accept-Encoding") == "gzip" {
+			body = "gzip body, long enough to take two parts....."
+		}
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.Header().Set("Vary", "Accept-Encoding")
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		io.WriteString(w, body[:10])
+		w.(http.Flusher).Flush()
+		if r.Header.Get("Accept-Encoding") == "gzip" {
+			select {
+			case <-release:
+			case <-time.After(10 * time.Second):
+			}
+		}
+		io.WriteString(w, body[10:])
+	})
+	s := startFollowCache(t, o, "")
+	req, _ := http.NewRequest(http.MethodGet, s.URL("/v"), nil)
+	req.Header.Set("Accept-Encoding", "gzip")
+	leader, err := s.Client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer leader.Body.Close()
+	waiter := make(chan result)
+	go func() { waiter <- get(t, s, "/v", "Accept-Encoding", "identity") }()
+	sameVariant := make(chan result)
+	go func() { sameVariant <- get(t, s, "/v", "Accept-Encoding", "gzip") }()
+	waitFor(t, "the waiting requests to join the flight", func() bool { return cache.Waiting() >= 2 })
+	close(release)
+	expect(t, "same variant", <-sameVariant, 200, "gzip body, long enough to take two parts.....", "collapsed", "collapsed")
+	r := <-waiter
+	expect(t, "other variant", r, 200, "identity body, long enough to take two parts", "miss", "stored")
+	if n := o.n.Load(); n != 2 {
+		t.Errorf("origin got %d requests, want the two variants', 2", n)
+	}
+}
+
+// The fetch goes on for the requests that follow it when the client that
+// started it leaves: they get the whole body, from one origin request.
+func TestFollowersKeepTheFetchWhenItsClientLeaves(t *testing.T) {
+	first, second := bytes.Repeat([]byte("1"), 40000), bytes.Repeat([]byte("2"), 40000)
+	release := make(chan struct{})
+	o := newOrigin(t, partsOrigin(first, second, release, nil))
+	s := startFollowCache(t, o, "")
+	leader := leaderOf(t, s, "/left", first)
+	waiters := startFollowers(t, s, "/left", 2, first)
+	leader.Body.Close()
+	close(release)
+	for i, resp := range waiters {
+		if rest, err := io.ReadAll(resp.Body); err != nil || !bytes.Equal(rest, second) {
+			t.Errorf("waiter %d: rest of the body %d bytes (%v), want %d", i, len(rest), err, len(second))
+		}
+	}
+	expect(t, "then", get(t, s, "/left"), 200, string(first)+string(second), "hit", "hit")
+	if n := o.n.Load(); n != 1 {
+		t.Errorf("origin got %d requests, want 1", n)
+	}
+}
