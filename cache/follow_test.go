@@ -237,3 +237,22 @@ func TestFollowersKeepTheFetchWhenItsClientLeaves(t *testing.T) {
 		t.Errorf("origin got %d requests, want 1", n)
 	}
 }
+
+// A HEAD that waits for a GET of its key is answered with the GET's
+// header as soon as the response is being stored, not once its body is.
+func TestHEADFollowsAGETAtItsHeader(t *testing.T) {
+	first, second := bytes.Repeat([]byte("h"), 30000), bytes.Repeat([]byte("t"), 30000)
+	release := make(chan struct{})
+	defer close(release)
+	o := newOrigin(t, partsOrigin(first, second, release, nil))
+	s := startFollowCache(t, o, "collapse_timeout 5s")
+	leaderOf(t, s, "/head", first)
+	r := do(t, s, http.MethodHead, "/head")
+	expect(t, "HEAD", r, 200, "", "collapsed", "collapsed")
+	if cl := r.header.Get("Content-Length"); cl != "60000" {
+		t.Errorf("HEAD: Content-Length %q, want 60000", cl)
+	}
+	if n := o.n.Load(); n != 1 {
+		t.Errorf("origin got %d requests, want the GET's, 1", n)
+	}
+}

@@ -699,7 +699,16 @@ func (h *Handler) passThrough(c *cacheable, f *fetch) (retry bool, err error) {
 		// answered from it (RFC 9110 §9.3.2: the GET response without
 		// content); without one, it goes to the origin as HEAD.
 		if fl, _ := h.joinFlight(f.lk.key, waitOnly); fl != nil {
-			o, ok, _ := h.wait(c.r.Context(), fl, time.Now().Add(time.Duration(h.CollapseTimeout)), nil)
+			until := time.Now().Add(time.Duration(h.CollapseTimeout))
+			o, ok, follow := h.wait(c.r.Context(), fl, until, fl.started)
+			if follow {
+				// The GET's header is known: the HEAD is answered with it
+				// now, not once its body is stored.
+				if served, err := h.follow(c, fl); served {
+					return false, err
+				}
+				o, ok, _ = h.wait(c.r.Context(), fl, until, nil)
+			}
 			if ok && o == outcomeStored {
 				c.collapse = collapsedServed
 				return true, nil
