@@ -73,7 +73,8 @@ type flight struct {
 }
 
 // maxHitForMiss bounds the hit-for-miss map; when it is full, expired
-// entries are dropped, and if none had expired the map is emptied.
+// entries are dropped, and others until an eighth of it is free (see
+// makeRoom).
 const maxHitForMiss = 10000
 
 // joinMode says how a request takes part in the flight of a key.
@@ -194,8 +195,8 @@ type useMark struct {
 // response may then be stored. A key keeps its count once it got there,
 // so that the requests that come while its first stored response is
 // being fetched collapse behind that fetch. When maxUsesKeys keys are
-// counted, expired counts are dropped, and if none had expired, all: a
-// flood of URLs requested once only resets the counts.
+// counted, expired counts are dropped, and others until an eighth of the
+// room is free: a flood of URLs requested once only resets counts.
 //
 // Keys are counted by a 64-bit hash, as nginx's keys_zone keeps a hash:
 // the keys themselves, each up to a request line long, would let a
@@ -220,16 +221,25 @@ func (h *Handler) usedEnough(key string) bool {
 }
 
 // makeRoom drops the expired marks of m, a map of at most limit marks,
-// and all of them if none had expired: a flood of keys that each come
-// once only resets the marks, and the map never grows past limit.
+// and others, in the map's random order, until an eighth of limit is
+// free: a flood of keys that each come once only resets marks, and the
+// map never grows past limit. Each call walks the whole map under the
+// handler's lock; freeing an eighth makes the next limit/8 new keys walk
+// nothing. Dropping only what had expired would not: when keys come at
+// about the rate at which their marks expire, a few expire between two
+// new keys, and every new key would walk the map (100,000 marks of
+// min_uses, about a millisecond each, at 170 new URLs a second).
 func makeRoom[V any](m map[uint64]V, limit int, expired func(V) bool) {
 	for k, v := range m {
 		if expired(v) {
 			delete(m, k)
 		}
 	}
-	if len(m) >= limit {
-		clear(m)
+	for k := range m {
+		if len(m) <= limit-limit/8 {
+			break
+		}
+		delete(m, k)
 	}
 }
 
