@@ -39,6 +39,9 @@ type followSource struct {
 	entry *store.Entry // the entry being stored; never modified
 	key   string       // its store key (a variant's when it varies)
 	vary  []string     // the Vary fields when key is a variant's
+	// purgeSeq and invalSeq are the fetch's (see purges.go): a request
+	// after a purge of the response must not follow it.
+	purgeSeq, invalSeq uint64
 
 	// followers counts the open followers, so that a fetch without any
 	// wakes nobody.
@@ -58,9 +61,10 @@ var closedChan = func() chan struct{} {
 }()
 
 // startFollowing lets the waiters of fl follow the body w is storing under
-// key as entry e.
-func (h *Handler) startFollowing(fl *flight, w store.Following, e *store.Entry, key string, vary []string) {
+// key as entry e, for fetch f.
+func (h *Handler) startFollowing(fl *flight, f *fetch, w store.Following, e *store.Entry, key string, vary []string) {
 	fl.src.w, fl.src.entry, fl.src.key, fl.src.vary = w, e, key, vary
+	fl.src.purgeSeq, fl.src.invalSeq = f.purgeSeq, f.invalSeq
 	h.mu.Lock()
 	fl.following = true
 	if fl.started == nil {
@@ -100,7 +104,8 @@ func (src *followSource) changed() <-chan struct{} {
 
 // follow answers the waiting request c from the fetch of fl as its body
 // arrives, and tells whether it did; it does not when the response does
-// not answer c (another variant, not fresh enough for its Cache-Control)
+// not answer c (another variant, a coding it refused, not fresh enough for
+// its Cache-Control)
 // or can no longer be followed (then it is stored, or not, in a moment).
 // The request keeps counting as a waiter of fl while it follows, so that
 // the fetch goes on for it when the leader's client leaves.
@@ -109,6 +114,26 @@ func (h *Handler) follow(c *cacheable, fl *flight) (bool, error) {
 	if src.key != c.pkey {
 		sec, ok := h.keys.variantKey(src.vary, c.r.Header, replacerOf(c.r.Context()))
 		if !ok || c.pkey+varySep+sec != src.key {
+			return false, nil
+		}
+	}
+	if purges.purgedSince(src.purgeSeq, c.pkey, src.key, src.entry.Tags) || invalidations.purgedSince(src.invalSeq, c.pkey, src.key) {
+		// A purge or an invalidation ran since the fetch asked the
+		// origin: its response is the version that was removed, which
+		// the fetch will not store (purgedMeanwhile). Only its own client
+		// gets it; this request waits for the fetch to land, and fetches
+		// again, as a request after the purge must.
+		return false, nil
+	}
+	if coded := h.entryDerived(src.entry).coded; coded || c.r.Header["Accept-Encoding"] != nil {
+		// As lookupInto: never a coding the request refused (RFC 9110
+		// §12.5.3), even from an origin that does not send Vary:
+		// Accept-Encoding; the stored response will not answer it either.
+		var ce []string
+		if coded {
+			ce = src.entry.Header.Values("Content-Encoding")
+		}
+		if !policy.EncodingAcceptable(ce, c.r.Header) {
 			return false, nil
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -254,5 +255,113 @@ func TestHEADFollowsAGETAtItsHeader(t *testing.T) {
 	}
 	if n := o.n.Load(); n != 1 {
 		t.Errorf("origin got %d requests, want the GET's, 1", n)
+	}
+}
+
+// A request that comes after a purge (or an invalidating POST) of its
+// URL does not follow a fetch that asked the origin before it: that
+// fetch's response is the version the purge removed, which only its own
+// client gets. The request waits for the fetch, whose response the purge
+// keeps out of the store, and gets the new version.
+func TestRequestAfterAPurgeDoesNotFollowAnOlderFetch(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		purge func(t *testing.T, s *caddytest.Server)
+	}{
+		{"url", func(t *testing.T, s *caddytest.Server) { adminPurge(t, s, `{"url": "`+s.URL("/page")+`"}`) }},
+		{"tag", func(t *testing.T, s *caddytest.Server) { adminPurge(t, s, `{"tag": "page"}`) }},
+		{"post", func(t *testing.T, s *caddytest.Server) {
+			if r := do(t, s, http.MethodPost, "/page"); r.status != 200 {
+				t.Fatalf("POST: %d", r.status)
+			}
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var version atomic.Value
+			version.Store("old")
+			release := make(chan struct{})
+			o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+				if r.Method == http.MethodPost {
+					version.Store("new")
+					io.WriteString(w, "updated")
+					return
+				}
+				v := version.Load().(string)
+				w.Header().Set("Cache-Control", "max-age=600")
+				w.Header().Set("Cache-Tag", "page")
+				w.Header().Set("Content-Length", strconv.Itoa(2*len(v+" part\n")))
+				io.WriteString(w, v+" part\n")
+				w.(http.Flusher).Flush()
+				if v == "old" {
+					select {
+					case <-release:
+					case <-time.After(10 * time.Second):
+					}
+				}
+				io.WriteString(w, v+" part\n")
+			})
+			s := startFollowCache(t, o, "collapse_timeout 5s")
+			leader := leaderOf(t, s, "/page", []byte("old part\n"))
+			version.Store("new")
+			tt.purge(t, s)
+			after := make(chan result, 1)
+			go func() { after <- get(t, s, "/page") }()
+			waitFor(t, "the request after the purge to wait", func() bool { return cache.Waiting() >= 1 })
+			close(release)
+			if rest, err := io.ReadAll(leader.Body); err != nil || string(rest) != "old part\n" {
+				t.Fatalf("the fetch's client got %q (%v) after its first part", rest, err)
+			}
+			r := <-after
+			if r.body != "new part\nnew part\n" {
+				t.Fatalf("the request after the purge got %q (Cache-Status %q), want the new version", r.body, r.cs())
+			}
+			expect(t, "then", get(t, s, "/page"), 200, "new part\nnew part\n", "hit")
+		})
+	}
+}
+
+// A waiting request is not given a followed response in a content coding
+// it refused (RFC 9110 §12.5.3), even from an origin that does not send
+// Vary: Accept-Encoding: a stored response is never served to it either.
+// It waits for the fetch to land and gets a response of its own.
+func TestWaitersDoNotFollowACodingTheyRefuse(t *testing.T) {
+	release := make(chan struct{})
+	first, second := bytes.Repeat([]byte("z"), 20000), bytes.Repeat([]byte("y"), 20000)
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		if !strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
+			w.Header().Set("Content-Length", "8")
+			io.WriteString(w, "identity")
+			return
+		}
+		// "Encoded", and no Vary: Accept-Encoding.
+		w.Header().Set("Content-Encoding", "gzip")
+		w.Header().Set("Content-Length", strconv.Itoa(len(first)+len(second)))
+		w.Write(first)
+		w.(http.Flusher).Flush()
+		select {
+		case <-release:
+		case <-time.After(10 * time.Second):
+		}
+		w.Write(second)
+	})
+	s := startFollowCache(t, o, "collapse_timeout 5s")
+	req, _ := http.NewRequest(http.MethodGet, s.URL("/coded"), nil)
+	req.Header.Set("Accept-Encoding", "gzip")
+	leader, err := s.Client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer leader.Body.Close()
+	if _, err := io.ReadFull(leader.Body, make([]byte, len(first))); err != nil {
+		t.Fatal(err)
+	}
+	waiter := make(chan result, 1)
+	go func() { waiter <- get(t, s, "/coded", "Accept-Encoding", "identity") }()
+	waitFor(t, "the waiting request to join the flight", func() bool { return cache.Waiting() >= 1 })
+	close(release)
+	r := <-waiter
+	if ce := r.header.Get("Content-Encoding"); ce != "" || r.body != "identity" {
+		t.Fatalf("a request refusing gzip got Content-Encoding %q and %d bytes (Cache-Status %q), want its own identity response", ce, len(r.body), r.cs())
 	}
 }
