@@ -102,6 +102,16 @@ func (f *fetch) run(w http.ResponseWriter) error {
 		// response: the key is cacheable again.
 		f.h.storedWithoutFlight(f.lk.key)
 	}
+	if d := x.fw.handoff; d != nil {
+		// The client is being served from the store (handOff): its
+		// writer is that goroutine's until it is done.
+		<-d.done
+		if d.cut && x.panicked == nil {
+			// The body ends short of its Content-Length: close the
+			// connection rather than let it look complete.
+			x.panicked = http.ErrAbortHandler
+		}
+	}
 	if x.panicked != nil {
 		panic(x.panicked)
 	}
@@ -436,6 +446,11 @@ type fetchWriter struct {
 	// handler's error (or reverse_proxy's panic with
 	// http.ErrAbortHandler) says nothing of the client's response.
 	unneeded bool
+	// handoff is set once other requests follow the body (follow.go):
+	// the client is then served as they are, by a goroutine reading the
+	// store's writer, and Write only stores, so that a client that reads
+	// slowly does not set their pace.
+	handoff *delivery
 }
 
 // clientDeadline bounds the next write to the client of a detached fetch
@@ -773,6 +788,16 @@ func (fw *fetchWriter) Write(p []byte) (int, error) {
 	case stateCaptured:
 		return n, nil
 	case statePassed:
+		if fw.handoff == nil && fw.sw != nil && fw.followed() {
+			fw.handOff()
+		}
+		if fw.handoff != nil {
+			if fw.sw == nil {
+				// The store gave the body up: nobody gets the rest.
+				return 0, errNotFollowable
+			}
+			break
+		}
 		fw.clientDeadline()
 		n, err = fw.rw.Write(p)
 		if err != nil && fw.sw != nil && fw.f.det.cancel != nil && fw.f.det.needed() {
@@ -844,7 +869,7 @@ func (fw *fetchWriter) FlushError() error {
 	if fw.state == stateHeader {
 		fw.WriteHeader(http.StatusOK)
 	}
-	if fw.state != statePassed {
+	if fw.state != statePassed || fw.handoff != nil {
 		return nil
 	}
 	fw.clientDeadline()

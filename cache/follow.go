@@ -32,6 +32,14 @@ import (
 // when the origin fails: their connections are closed, which clients see
 // as an incomplete response, never as a complete wrong one.
 
+// The client of the fetch itself is served the same way once a request
+// follows: its writes would otherwise pace the body into the store, and
+// every follower with it, at the speed of the slowest reader. The fetch
+// then only stores (fetchWriter.handOff), and a goroutine writes the body
+// to its client from the store's writer, as Varnish delivers every client
+// from its storage. A fetch that nobody follows writes to its client
+// directly, as before: no goroutine, no copy.
+
 // followSource is what the waiters of a flight follow: the leader's store
 // writer and the entry it is storing.
 type followSource struct {
@@ -160,6 +168,54 @@ func (h *Handler) follow(c *cacheable, fl *flight) (bool, error) {
 	}
 	return true, err
 }
+
+// followed tells whether requests follow the body fw is storing.
+func (fw *fetchWriter) followed() bool {
+	fl := fw.f.flight
+	return fl != nil && fl.following && fl.src.followers.Load() > 0
+}
+
+// delivery is the goroutine that writes a fetch's body to its client
+// from the store's writer once requests follow it (fetchWriter.handOff).
+type delivery struct {
+	done chan struct{}
+	// cut is set when the body ended short: the store gave it up. Read
+	// after done is closed.
+	cut bool
+}
+
+// handOff starts serving the fetch's client from the store's writer, from
+// the bytes it already has on, and leaves it out of Write.
+func (fw *fetchWriter) handOff() {
+	fl := fw.f.flight
+	rd, ok := fl.src.w.Follow()
+	if !ok {
+		return
+	}
+	fl.src.followers.Add(1)
+	// The client no longer holds the fetch: no deadline for its writes
+	// beyond the server's own.
+	fw.clearDeadline()
+	client := fw.f.r.Context()
+	if fw.f.det.client != nil {
+		client = fw.f.det.client
+	}
+	body := &followBody{fl: fl, rd: rd, done: client.Done(), size: fw.entry.Size, w: fw.rw, off: fw.written}
+	d := &delivery{done: make(chan struct{})}
+	fw.handoff = d
+	rw := fw.rw
+	go func() {
+		defer close(d.done)
+		// Write errors are the client's (gone): nothing to do.
+		_, _ = io.Copy(writerOnly{rw}, body)
+		body.Close()
+		d.cut = body.err != nil && !errors.Is(body.err, errClientLeft)
+	}()
+}
+
+// errNotFollowable ends a fetch whose client is served from the store's
+// writer (handOff) once the store gave the body up.
+var errNotFollowable = errors.New("store gave up a body its client was served from")
 
 // stopWaiting counts a request out of fl's waiters.
 func (h *Handler) stopWaiting(fl *flight) {

@@ -1,8 +1,11 @@
 package cache_test
 
 import (
+	"bufio"
 	"bytes"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -363,5 +366,65 @@ func TestWaitersDoNotFollowACodingTheyRefuse(t *testing.T) {
 	r := <-waiter
 	if ce := r.header.Get("Content-Encoding"); ce != "" || r.body != "identity" {
 		t.Fatalf("a request refusing gzip got Content-Encoding %q and %d bytes (Cache-Status %q), want its own identity response", ce, len(r.body), r.cs())
+	}
+}
+
+// A client that stops reading the body it caused to be fetched does not
+// hold the requests that follow it: once they follow, it is served from
+// the store as they are, and the fetch goes on at the origin's pace. They
+// get the whole body while it reads nothing, and it still gets the whole
+// body when it reads on (with collapse_timeout 60s, its writes alone would
+// have held the body for 30 s before it counted as gone).
+func TestSlowClientDoesNotSetTheFollowersPace(t *testing.T) {
+	const size = 24 << 20
+	body := bytes.Repeat([]byte("0123456789abcdef"), size/16)
+	release := make(chan struct{})
+	o := newOrigin(t, partsOrigin(body[:1<<20], body[1<<20:], release, nil))
+	s := startFollowCache(t, o, "collapse_timeout 60s\nmax_object_size 32MiB")
+	// The slow client: a request on a connection of its own, of which it
+	// reads the header and the first part only.
+	host := strings.TrimPrefix(s.URL(""), "http://")
+	conn, err := net.Dial("tcp", host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	io.WriteString(conn, "GET /slow HTTP/1.1\r\nHost: "+host+"\r\n\r\n")
+	br := bufio.NewReaderSize(conn, 4096)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(resp.Body, make([]byte, 1<<20)); err != nil {
+		t.Fatalf("slow client's first part: %v", err)
+	}
+	waiters := startFollowers(t, s, "/slow", 2, body[:1<<20])
+	close(release)
+	done := make(chan error, len(waiters))
+	for _, w := range waiters {
+		go func() {
+			rest, err := io.ReadAll(w.Body)
+			if err == nil && !bytes.Equal(rest, body[1<<20:]) {
+				err = fmt.Errorf("rest of the body: %d bytes, not the %d sent", len(rest), size-1<<20)
+			}
+			done <- err
+		}()
+	}
+	for range waiters {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("follower: %v", err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatal("the followers did not get the body while the client that caused the fetch read nothing")
+		}
+	}
+	rest, err := io.ReadAll(resp.Body)
+	if err != nil || !bytes.Equal(rest, body[1<<20:]) {
+		t.Fatalf("slow client's rest: %d bytes (%v), want %d", len(rest), err, size-1<<20)
+	}
+	if n := o.n.Load(); n != 1 {
+		t.Errorf("origin got %d requests, want 1", n)
 	}
 }
