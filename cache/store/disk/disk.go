@@ -888,18 +888,20 @@ func (w *writer) release() {
 // Commit completes the file (prefix, fsync) and renames it into place.
 func (w *writer) Commit() error {
 	w.mu.Lock()
-	defer w.mu.Unlock()
 	if w.done {
+		w.mu.Unlock()
 		return errors.New("cache entry already committed or aborted")
 	}
 	w.done = true
 	c := w.c
 	defer w.release()
 	if w.tooBig {
+		w.mu.Unlock()
 		w.discard()
 		return store.ErrTooLarge
 	}
 	if errors.Is(w.err, store.ErrBusy) {
+		w.mu.Unlock()
 		w.discard()
 		return w.err // not a write failure
 	}
@@ -912,6 +914,9 @@ func (w *writer) Commit() error {
 		// whatever becomes of it.
 		w.committed, w.visible = true, w.n
 	}
+	// The followers need nothing more: the prefix, fsync and rename
+	// run without holding their reads.
+	w.mu.Unlock()
 	w.p.bodyLen, w.p.bodyCRC = w.n, w.crc
 	if err == nil {
 		var b [prefixLen]byte
