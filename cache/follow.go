@@ -255,6 +255,13 @@ func (b *followBody) readAt(p []byte, off int64) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
+	if off >= b.size {
+		// The whole announced length is read: complete, whatever becomes
+		// of the store write after (the fetch ending without its client
+		// aborts it).
+		return 0, io.EOF
+	}
+	p = p[:min(int64(len(p)), b.size-off)]
 	src := &b.fl.src
 	for landed := false; ; {
 		changed := src.changed()
