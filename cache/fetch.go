@@ -843,7 +843,7 @@ func (fw *fetchWriter) ReadFrom(src io.Reader) (int64, error) {
 	if fw.state == stateHeader {
 		fw.WriteHeader(http.StatusOK)
 	}
-	if fw.sw == nil && fw.state == statePassed {
+	if fw.sw == nil && fw.state == statePassed && fw.handoff == nil {
 		if rf, ok := fw.rw.(io.ReaderFrom); ok {
 			n, err := rf.ReadFrom(src)
 			fw.written += n

@@ -169,10 +169,14 @@ func (h *Handler) follow(c *cacheable, fl *flight) (bool, error) {
 	return true, err
 }
 
-// followed tells whether requests follow the body fw is storing.
+// followed tells whether requests follow the body fw is storing, and its
+// client may be served from the store's writer: not when the response
+// announced trailers, which the next handler sets in the client's header
+// once the body is written, while the goroutine serving it may still be
+// writing (the store keeps no trailers; the followers get none either).
 func (fw *fetchWriter) followed() bool {
 	fl := fw.f.flight
-	return fl != nil && fl.following && fl.src.followers.Load() > 0
+	return fl != nil && fl.following && fl.src.followers.Load() > 0 && fw.header["Trailer"] == nil
 }
 
 // delivery is the goroutine that writes a fetch's body to its client
@@ -204,12 +208,25 @@ func (fw *fetchWriter) handOff() {
 	d := &delivery{done: make(chan struct{})}
 	fw.handoff = d
 	rw := fw.rw
+	stop := fw.f.det.cancel
+	if stop == nil {
+		stop = fw.f.cancel // a background fetch's, if any
+	}
 	go func() {
 		defer close(d.done)
 		// Write errors are the client's (gone): nothing to do.
 		_, _ = io.Copy(writerOnly{rw}, body)
 		body.Close()
 		d.cut = body.err != nil && !errors.Is(body.err, errClientLeft)
+		if errors.Is(body.err, store.ErrNotStored) && stop != nil {
+			// The store gave the body up: its Write does not fail when
+			// it does (the memory store's bound on bodies being written,
+			// the disk store's on temporary files), so the fetch would
+			// go on downloading the rest for nobody, every follower cut,
+			// and hold its client, cut too, until the origin sent it
+			// all. It ends now.
+			stop()
+		}
 	}()
 }
 

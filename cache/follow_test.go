@@ -428,3 +428,88 @@ func TestSlowClientDoesNotSetTheFollowersPace(t *testing.T) {
 		t.Errorf("origin got %d requests, want 1", n)
 	}
 }
+
+// When the store gives a followed body up midway (here the memory store's
+// bound on the buffers of bodies being written), nobody can be served the
+// rest: the followers are cut, and so is the client that caused the fetch,
+// which is served from the store. It is cut then, not once the origin has
+// sent the rest of a body that is stored for nobody, and the origin
+// request ends with it.
+func TestClientOfAFetchTheStoreGaveUpIsCutAtOnce(t *testing.T) {
+	const mib = 1 << 20
+	hold := bytes.Repeat([]byte("h"), 7*mib)
+	big := bytes.Repeat([]byte("b"), 7*mib)
+	holdRelease, bigRelease := make(chan struct{}), make(chan struct{})
+	defer close(holdRelease)
+	ended := make(chan bool, 1) // whether the /big origin request was cancelled
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.Header().Set("Content-Length", strconv.Itoa(7*mib))
+		if r.URL.Path != "/big" {
+			// Holds 7 MiB of the store's buffers until the test ends.
+			w.Write(hold[:2*mib])
+			w.(http.Flusher).Flush()
+			select {
+			case <-holdRelease:
+			case <-r.Context().Done():
+				return
+			}
+			w.Write(hold[2*mib:])
+			return
+		}
+		w.Write(big[:mib/2])
+		w.(http.Flusher).Flush()
+		select {
+		case <-bigRelease:
+		case <-time.After(10 * time.Second):
+		}
+		w.Write(big[mib/2 : 3*mib])
+		w.(http.Flusher).Flush()
+		select {
+		case <-r.Context().Done():
+			ended <- true
+			return
+		case <-time.After(10 * time.Second):
+			ended <- false
+		}
+		w.Write(big[3*mib:])
+	})
+	// 64 MiB: entries up to 8 MiB, the buffers of bodies being written
+	// 16 MiB together.
+	s := startFollowCache(t, o, "collapse_timeout 30s\nstore memory {\n\tmax_size 64MiB\n}")
+	leaderOf(t, s, "/h1", hold[:2*mib])
+	leaderOf(t, s, "/h2", hold[:2*mib])
+	leader := leaderOf(t, s, "/big", big[:mib/2])
+	waiters := startFollowers(t, s, "/big", 2, big[:mib/2])
+	close(bigRelease)
+	done := make(chan error, 3)
+	for _, resp := range append(waiters, leader) {
+		go func() {
+			rest, err := io.ReadAll(resp.Body)
+			if err == nil {
+				err = fmt.Errorf("ended without an error after %d more bytes", len(rest))
+			} else {
+				err = nil
+			}
+			done <- err
+		}()
+	}
+	for i := range 3 {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("response %d: %v, want an incomplete response", i, err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("a client of a body the store gave up was held while the origin sent the rest")
+		}
+	}
+	select {
+	case cancelled := <-ended:
+		if !cancelled {
+			t.Error("the origin request went on for a body nobody gets")
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("the origin request went on for a body nobody gets")
+	}
+}
