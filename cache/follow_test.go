@@ -92,6 +92,20 @@ func startFollowers(t *testing.T, s *caddytest.Server, path string, n int, first
 	return resps
 }
 
+// gzipLeader sends a GET of path that accepts gzip only, and returns its
+// response once its header has arrived; the test ends by closing it.
+func gzipLeader(t *testing.T, s *caddytest.Server, path string) *http.Response {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, s.URL(path), nil)
+	req.Header.Set("Accept-Encoding", "gzip")
+	resp, err := s.Client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	return resp
+}
+
 // leaderOf sends the GET of path that leads the fetch and reads the first
 // part of its body.
 func leaderOf(t *testing.T, s *caddytest.Server, path string, first []byte) *http.Response {
@@ -199,13 +213,7 @@ func TestWaitersFollowOnlyTheirVariant(t *testing.T) {
 		io.WriteString(w, body[10:])
 	})
 	s := startFollowCache(t, o, "")
-	req, _ := http.NewRequest(http.MethodGet, s.URL("/v"), nil)
-	req.Header.Set("Accept-Encoding", "gzip")
-	leader, err := s.Client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer leader.Body.Close()
+	gzipLeader(t, s, "/v")
 	waiter := make(chan result)
 	go func() { waiter <- get(t, s, "/v", "Accept-Encoding", "identity") }()
 	sameVariant := make(chan result)
@@ -339,23 +347,10 @@ func TestWaitersDoNotFollowACodingTheyRefuse(t *testing.T) {
 		}
 		// "Encoded", and no Vary: Accept-Encoding.
 		w.Header().Set("Content-Encoding", "gzip")
-		w.Header().Set("Content-Length", strconv.Itoa(len(first)+len(second)))
-		w.Write(first)
-		w.(http.Flusher).Flush()
-		select {
-		case <-release:
-		case <-time.After(10 * time.Second):
-		}
-		w.Write(second)
+		partsOrigin(first, second, release, nil)(w, r)
 	})
 	s := startFollowCache(t, o, "collapse_timeout 5s")
-	req, _ := http.NewRequest(http.MethodGet, s.URL("/coded"), nil)
-	req.Header.Set("Accept-Encoding", "gzip")
-	leader, err := s.Client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer leader.Body.Close()
+	leader := gzipLeader(t, s, "/coded")
 	if _, err := io.ReadFull(leader.Body, make([]byte, len(first))); err != nil {
 		t.Fatal(err)
 	}
