@@ -173,10 +173,11 @@ func (h *Handler) follow(c *cacheable, fl *flight) (bool, error) {
 // client may be served from the store's writer: not when the response
 // announced trailers, which the next handler sets in the client's header
 // once the body is written, while the goroutine serving it may still be
-// writing (the store keeps no trailers; the followers get none either).
+// writing (the store keeps no trailers; the followers get none either);
+// nor for a background fetch, whose "client" takes every write at once.
 func (fw *fetchWriter) followed() bool {
 	fl := fw.f.flight
-	return fl != nil && fl.following && fl.src.followers.Load() > 0 && fw.header["Trailer"] == nil
+	return fl != nil && fl.following && fl.src.followers.Load() > 0 && fw.header["Trailer"] == nil && !fw.f.background
 }
 
 // delivery is the goroutine that writes a fetch's body to its client

@@ -106,6 +106,14 @@ func gzipLeader(t *testing.T, s *caddytest.Server, path string) *http.Response {
 	return resp
 }
 
+// landed waits until no fetch is in the air: the clients can have read a
+// followed body whole before its fetch has committed it (a disk store's
+// fsync) and landed, and a request sent then would follow it too.
+func landed(t *testing.T) {
+	t.Helper()
+	waitFor(t, "the fetch to land", func() bool { return cache.Flights() == 0 })
+}
+
 // leaderOf sends the GET of path that leads the fetch and reads the first
 // part of its body.
 func leaderOf(t *testing.T, s *caddytest.Server, path string, first []byte) *http.Response {
@@ -153,6 +161,7 @@ func TestWaitersFollowTheBodyAsItArrives(t *testing.T) {
 					t.Errorf("response %d: the rest of the body is %d bytes (%v), want the second part's %d", i, len(rest), err, len(second))
 				}
 			}
+			landed(t)
 			expect(t, "then", get(t, s, "/big"), 200, whole, "hit", "hit")
 			if n := o.n.Load(); n != 1 {
 				t.Errorf("origin got %d requests, want 1", n)
@@ -183,6 +192,7 @@ func TestFollowersOfACutBodyAreCut(t *testing.T) {
 			t.Errorf("response %d got bytes the origin never sent it", i)
 		}
 	}
+	landed(t)
 	expect(t, "then", get(t, s, "/cut"), 200, string(first)+string(second), "miss", "stored")
 	if n := o.n.Load(); n != 2 {
 		t.Errorf("origin got %d requests, want the cut one and the next, 2", n)
@@ -244,6 +254,7 @@ func TestFollowersKeepTheFetchWhenItsClientLeaves(t *testing.T) {
 			t.Errorf("waiter %d: rest of the body %d bytes (%v), want %d", i, len(rest), err, len(second))
 		}
 	}
+	landed(t)
 	expect(t, "then", get(t, s, "/left"), 200, string(first)+string(second), "hit", "hit")
 	if n := o.n.Load(); n != 1 {
 		t.Errorf("origin got %d requests, want 1", n)
@@ -326,6 +337,7 @@ func TestRequestAfterAPurgeDoesNotFollowAnOlderFetch(t *testing.T) {
 			if r.body != "new part\nnew part\n" {
 				t.Fatalf("the request after the purge got %q (Cache-Status %q), want the new version", r.body, r.cs())
 			}
+			landed(t)
 			expect(t, "then", get(t, s, "/page"), 200, "new part\nnew part\n", "hit")
 		})
 	}
