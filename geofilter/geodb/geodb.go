@@ -198,6 +198,7 @@ type DB struct {
 	provides uint16      // fields the database can fill (bit i: field i), derived ones included
 	probed   int         // records decoded by the probe at Open
 	deriveEU bool        // the layout has no EU flag: derive it from the country code
+	v4mapped bool        // an IPv6 tree whose IPv4 data is at ::ffff:0:0/96, see ipv4Mapped
 
 	// cache holds recently decoded records; nil disables it (tests).
 	cache *[1 << recordCacheBits]atomic.Pointer[cachedRecord]
@@ -246,6 +247,7 @@ func OpenBytes(data []byte, fields FieldPaths) (*DB, error) {
 		return nil, fmt.Errorf("corrupt MaxMind DB: %w", err)
 	}
 	d := &DB{reader: reader, dbType: reader.Metadata.DatabaseType, cache: new([1 << recordCacheBits]atomic.Pointer[cachedRecord])}
+	d.v4mapped = ipv4Mapped(reader) // on a verified tree
 	recs, err := d.probe()
 	if err != nil {
 		return nil, err
@@ -255,10 +257,25 @@ func OpenBytes(data []byte, fields FieldPaths) (*DB, error) {
 	chosen := make(map[int][]any, numFields)
 	kind, layout, known := kindOf(d.dbType)
 	if known && anyFound(recs, layout) {
-		// The records have the layout the type names: read all of it.
+		// The records have the layout the type names: read all of it,
+		// even a field the probe did not see (a rare flag). But a field
+		// the probe found only at another known place is read there: one
+		// vendor names several builds alike (IPinfo's country_asn.mmdb
+		// keeps the country at "country", not at Lite's "country_code"),
+		// and the layout's path would read nothing while the field is
+		// said to be provided, so that a country rule never matched.
 		for name, p := range layout {
-			chosen[fieldIndex(name)] = p
-			d.provides |= 1 << fieldIndex(name)
+			f := fieldIndex(name)
+			if !foundIn(recs, f, p) {
+				for _, c := range candidates[f] {
+					if foundIn(recs, f, c) {
+						p = c
+						break
+					}
+				}
+			}
+			chosen[f] = p
+			d.provides |= 1 << f
 		}
 		d.layout = layoutName(d.dbType, layout)
 	} else {
@@ -351,6 +368,34 @@ func verify(r *maxminddb.Reader) error {
 	return r.Verify()
 }
 
+// ipv4Mapped reports whether the database is an IPv6 tree that keeps its
+// IPv4 networks only at their IPv4-mapped addresses (::ffff:0:0/96), as a
+// writer fed IPv4-mapped ranges (IP2Location's IPv6 CSVs) builds it, rather
+// than at ::/96, where readers look IPv4 addresses up. Looked up the usual
+// way, every IPv4 address of such a file would be unknown, while its probe
+// (the networks of the tree) finds the fields: a country rule would load and
+// never match.
+func ipv4Mapped(r *maxminddb.Reader) bool {
+	if r.Metadata.IPVersion != 6 {
+		return false
+	}
+	has := func(p string) bool {
+		for res := range r.NetworksWithin(netip.MustParsePrefix(p)) {
+			return res.Err() == nil
+		}
+		return false
+	}
+	return !has("::/96") && has("::ffff:0:0/96")
+}
+
+// treeAddr returns the address at which ip is looked up in the tree.
+func (d *DB) treeAddr(ip netip.Addr) netip.Addr {
+	if d.v4mapped && ip.Is4() {
+		return netip.AddrFrom16(ip.As16())
+	}
+	return ip
+}
+
 // normalizePath checks a path and turns JSON numbers into int indexes.
 func normalizePath(p []any) ([]any, error) {
 	out := make([]any, len(p))
@@ -392,7 +437,7 @@ func (d *DB) Lookup(ip netip.Addr, r *Result) error {
 	if ip.Is6() && d.reader.Metadata.IPVersion == 4 {
 		return nil
 	}
-	res := d.reader.Lookup(ip)
+	res := d.reader.Lookup(d.treeAddr(ip))
 	if err := res.Err(); err != nil {
 		return err
 	}
@@ -448,6 +493,13 @@ func (d *DB) decode(res maxminddb.Result, r *Result) (uint16, error) {
 		}
 		if d.deriveEU {
 			r.InEU = IsEU(r.CountryCode)
+			mask |= 1 << fInEU
+		} else if mask&(1<<fInEU) == 0 {
+			// MaxMind (and DB-IP) write is_in_european_union only when it
+			// is true: a country without it is not in the EU. Said so, so
+			// that the merge does not keep an earlier database's EU flag
+			// for another country.
+			r.InEU = false
 			mask |= 1 << fInEU
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -298,5 +299,72 @@ func TestFlatCity(t *testing.T) {
 	want := geodb.Result{Found: true, CountryCode: "GB", ContinentCode: "EU", City: "London"}
 	if got := lookup(t, db, "81.2.69.1"); got != want || db.Kind() != geodb.KindCity {
 		t.Errorf("lookup = %+v (kind %s), want %+v", got, db.Kind(), want)
+	}
+}
+
+// TestIPinfoCountryASNBuild: IPinfo's free country_asn.mmdb ("ipinfo
+// country_asn.mmdb") has the ASN where IPinfo Lite has it, but the country
+// and continent at "country" and "continent", as its older country builds.
+// Its type names the IPinfo layout, which the ASN confirms: the country
+// must still be read, not be said to be provided and never found.
+func TestIPinfoCountryASNBuild(t *testing.T) {
+	data, err := mmdbtest.BuildMeta(mmdbtest.Meta{Type: "ipinfo country_asn.mmdb", Description: "IPinfo country_asn (test fixture)"},
+		map[string]mmdbtype.DataType{"81.2.69.0/24": mmdbtype.Map{
+			"country": mmdbtype.String("GB"), "country_name": mmdbtype.String("United Kingdom"),
+			"continent": mmdbtype.String("EU"), "continent_name": mmdbtype.String("Europe"),
+			"asn": mmdbtype.String("AS20712"), "as_name": mmdbtype.String("Andrews & Arnold Ltd"), "as_domain": mmdbtype.String("aa.net.uk"),
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := openBytes(t, data, nil)
+	want := geodb.Result{Found: true, CountryCode: "GB", ContinentCode: "EU", ASN: 20712, ASNOrg: "Andrews & Arnold Ltd"}
+	if got := lookup(t, db, "81.2.69.1"); got != want {
+		t.Errorf("Lookup = %+v, want %+v (paths %v)", got, want, db.Paths())
+	}
+}
+
+// TestMergeKeepsNoStaleEU: MaxMind's records carry is_in_european_union only
+// when it is true. Two databases that place an address in different
+// countries (DB-IP in DE, then GeoLite2 in US) must merge to the later
+// country with its own EU membership, not with the earlier one's flag.
+func TestMergeKeepsNoStaleEU(t *testing.T) {
+	dbip := openBytes(t, mmdbtest.DBIPCountryLite(map[string]string{"192.0.2.0/24": "DE"}), nil)
+	geolite := openBytes(t, mmdbtest.BuildCountry(map[string]string{"192.0.2.0/24": "US"}), nil)
+	var r geodb.Result
+	for _, db := range []*geodb.DB{dbip, geolite} {
+		if err := db.Lookup(netip.MustParseAddr("192.0.2.1"), &r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := geodb.Result{Found: true, CountryCode: "US", ContinentCode: "NA"}
+	if r != want {
+		t.Errorf("merged = %+v, want %+v", r, want)
+	}
+}
+
+// TestIPv4MappedTree: an IPv6 database whose IPv4 networks are written at
+// their IPv4-mapped addresses (::ffff:81.2.69.0/120) and not at ::/96 must
+// answer for IPv4 clients (and IPv4-mapped ones), not load and know no
+// IPv4 address.
+func TestIPv4MappedTree(t *testing.T) {
+	data, err := mmdbtest.BuildMeta(mmdbtest.Meta{Type: "GeoLite2-Country", Description: "mapped"}, map[string]mmdbtype.DataType{
+		"::ffff:81.2.69.0/120": mmdbtype.Map{"country": mmdbtype.Map{"iso_code": mmdbtype.String("GB")}},
+		"2001:db8:1::/48":      mmdbtype.Map{"country": mmdbtype.Map{"iso_code": mmdbtype.String("DE"), "is_in_european_union": mmdbtype.Bool(true)}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := openBytes(t, data, nil)
+	gb := geodb.Result{Found: true, CountryCode: "GB", ContinentCode: "EU"}
+	for addr, want := range map[string]geodb.Result{
+		"81.2.69.1":        gb,
+		"::ffff:81.2.69.1": gb,
+		"81.2.70.1":        {},
+		"2001:db8:1::1":    {Found: true, CountryCode: "DE", ContinentCode: "EU", InEU: true},
+	} {
+		if got := lookup(t, db, addr); got != want {
+			t.Errorf("Lookup(%s) = %+v, want %+v", addr, got, want)
+		}
 	}
 }

@@ -64,7 +64,7 @@ func (d *DB) probe() ([]probedRecord, error) {
 		if ip.Is6() && d.reader.Metadata.IPVersion == 4 {
 			continue
 		}
-		if err := add(d.reader.Lookup(ip)); err != nil {
+		if err := add(d.reader.Lookup(d.treeAddr(ip))); err != nil {
 			return nil, fmt.Errorf("probing %s: %w", ip, err)
 		}
 	}
