@@ -534,6 +534,13 @@ func (e *cachedRecord) mergeInto(r *Result) {
 		return
 	}
 	if m&(1<<fCountryCode) != 0 {
+		if r.CountryCode != s.CountryCode {
+			// Another country than an earlier database's: that one's
+			// subdivision and city are of a place this record says the
+			// address is not in ({geo.city} Berlin beside country FR).
+			// This record's own, if any, are set below.
+			r.SubdivisionCode, r.City = "", ""
+		}
 		r.CountryCode = s.CountryCode
 	}
 	if m&(1<<fContinentCode) != 0 {

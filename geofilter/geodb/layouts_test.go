@@ -343,6 +343,32 @@ func TestMergeKeepsNoStaleEU(t *testing.T) {
 	}
 }
 
+// TestMergeKeepsNoStaleLocation: a later database that places an address
+// in another country drops an earlier one's subdivision and city (a city
+// database's Berlin must not stay beside a country database's FR); one
+// that agrees on the country keeps them.
+func TestMergeKeepsNoStaleLocation(t *testing.T) {
+	city := openBytes(t, mmdbtest.BuildCity(map[string]mmdbtest.CityRecord{"192.0.2.0/24": {Country: "DE", Subdivision: "BE", City: "Berlin"}}), nil)
+	for _, tc := range []struct {
+		later string
+		want  geodb.Result
+	}{
+		{"FR", geodb.Result{Found: true, CountryCode: "FR", ContinentCode: "EU", InEU: true}},
+		{"DE", geodb.Result{Found: true, CountryCode: "DE", ContinentCode: "EU", InEU: true, SubdivisionCode: "BE", City: "Berlin"}},
+	} {
+		country := openBytes(t, mmdbtest.BuildCountry(map[string]string{"192.0.2.0/24": tc.later}), nil)
+		var r geodb.Result
+		for _, db := range []*geodb.DB{city, country} {
+			if err := db.Lookup(netip.MustParseAddr("192.0.2.1"), &r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if r != tc.want {
+			t.Errorf("city database, then a country database with %s: merged = %+v, want %+v", tc.later, r, tc.want)
+		}
+	}
+}
+
 // TestIPv4MappedTree: an IPv6 database whose IPv4 networks are written at
 // their IPv4-mapped addresses (::ffff:81.2.69.0/120) and not at ::/96 must
 // answer for IPv4 clients (and IPv4-mapped ones), not load and know no
