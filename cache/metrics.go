@@ -6,6 +6,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/caddy-edge/edge/cache/store"
 )
 
 // cacheMetrics are the collectors of http_cache. They are created once per
@@ -142,10 +144,21 @@ func (c storeCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c storeCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, ls := range live.stores() {
 		st := ls.store.Stats()
-		ch <- prometheus.MustNewConstMetric(c.entries, prometheus.GaugeValue, float64(st.Entries), ls.name)
-		ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.GaugeValue, float64(st.Bytes), ls.name)
-		ch <- prometheus.MustNewConstMetric(c.maxSize, prometheus.GaugeValue, float64(st.Capacity), ls.name)
-		ch <- prometheus.MustNewConstMetric(c.evictions, prometheus.CounterValue, float64(st.Evictions), ls.name)
-		ch <- prometheus.MustNewConstMetric(c.errors, prometheus.CounterValue, float64(st.Errors), ls.name)
+		c.collect(ch, &st, ls.name)
+		if st.Front != nil {
+			// A tiered store's memory tier, under a name of its own: its
+			// occupation and evictions say whether it is large enough,
+			// which the back store's figures do not.
+			c.collect(ch, st.Front, "front:"+ls.name)
+		}
 	}
+}
+
+// collect reports st under the store label name.
+func (c storeCollector) collect(ch chan<- prometheus.Metric, st *store.Stats, name string) {
+	ch <- prometheus.MustNewConstMetric(c.entries, prometheus.GaugeValue, float64(st.Entries), name)
+	ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.GaugeValue, float64(st.Bytes), name)
+	ch <- prometheus.MustNewConstMetric(c.maxSize, prometheus.GaugeValue, float64(st.Capacity), name)
+	ch <- prometheus.MustNewConstMetric(c.evictions, prometheus.CounterValue, float64(st.Evictions), name)
+	ch <- prometheus.MustNewConstMetric(c.errors, prometheus.CounterValue, float64(st.Errors), name)
 }

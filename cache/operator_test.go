@@ -388,3 +388,32 @@ func TestBackgroundFetchKeepsOriginalRequest(t *testing.T) {
 	}
 	expect(t, "after the refresh", get(t, s, "/blog/first"), 200, "page /blog/first", "stale")
 }
+
+// A tiered store's memory tier has metrics of its own ("front:" and the
+// store's name): whether it is large enough shows in its entries, bytes
+// and evictions, not in the back store's.
+func TestTieredFrontHasMetrics(t *testing.T) {
+	dir := t.TempDir()
+	o := newOrigin(t, serve("front", "Cache-Control", "max-age=600"))
+	s := startCache(t, o, "store tiered {\n\tmemory {\n\t\tmax_size 16MiB\n\t}\n\tdisk "+dir+"\n}")
+	expect(t, "miss", get(t, s, "/f"), 200, "front", "miss")
+	expect(t, "hit, which fills the memory tier", get(t, s, "/f"), 200, "front", "hit")
+	admin := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := admin.Get(s.AdminURL("/metrics"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	name := "tiered:disk:" + dir
+	for _, want := range []string{
+		`caddy_http_cache_entries{store="` + name + `"} 1`,
+		`caddy_http_cache_entries{store="front:` + name + `"} 1`,
+		`caddy_http_cache_capacity_bytes{store="front:` + name + `"} 1.6777216e+07`,
+		`caddy_http_cache_evictions_total{store="front:` + name + `"} 0`,
+	} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+}
