@@ -714,7 +714,7 @@ func (fw *fetchWriter) decideStore(status int) {
 		fl.streaming.Store(true)
 		if fsw, ok := sw.(store.Following); ok && size >= 0 && !f.post {
 			// The waiters need not wait for the whole body (follow.go).
-			h.startFollowing(fl, f, fsw, e, key, vary)
+			fw.startFollowing(fsw)
 		}
 	}
 }

@@ -68,19 +68,20 @@ var closedChan = func() chan struct{} {
 	return ch
 }()
 
-// startFollowing lets the waiters of fl follow the body w is storing under
-// key as entry e, for fetch f.
-func (h *Handler) startFollowing(fl *flight, f *fetch, w store.Following, e *store.Entry, key string, vary []string) {
-	fl.src.w, fl.src.entry, fl.src.key, fl.src.vary = w, e, key, vary
+// startFollowing lets the waiters of the fetch's flight follow the body w
+// is storing (fw.entry under fw.storeKey).
+func (fw *fetchWriter) startFollowing(w store.Following) {
+	f, fl := fw.f, fw.f.flight
+	fl.src.w, fl.src.entry, fl.src.key, fl.src.vary = w, fw.entry, fw.storeKey, fw.vary
 	fl.src.purgeSeq, fl.src.invalSeq = f.purgeSeq, f.invalSeq
-	h.mu.Lock()
+	f.h.mu.Lock()
 	fl.following = true
 	if fl.started == nil {
 		fl.started = closedChan
 	} else {
 		close(fl.started)
 	}
-	h.mu.Unlock()
+	f.h.mu.Unlock()
 }
 
 // wakeFollowers tells the requests following the fetch's flight that its
@@ -133,17 +134,9 @@ func (h *Handler) follow(c *cacheable, fl *flight) (bool, error) {
 		// again, as a request after the purge must.
 		return false, nil
 	}
-	if coded := h.entryDerived(src.entry).coded; coded || c.r.Header["Accept-Encoding"] != nil {
-		// As lookupInto: never a coding the request refused (RFC 9110
-		// §12.5.3), even from an origin that does not send Vary:
-		// Accept-Encoding; the stored response will not answer it either.
-		var ce []string
-		if coded {
-			ce = src.entry.Header.Values("Content-Encoding")
-		}
-		if !policy.EncodingAcceptable(ce, c.r.Header) {
-			return false, nil
-		}
+	if h.codingRefused(src.entry, c.r.Header) {
+		// As lookupInto: the stored response will not answer it either.
+		return false, nil
 	}
 	dec := h.evaluate(&c.rq, src.entry)
 	if dec.Action != policy.Serve {

@@ -217,3 +217,21 @@ func untilReloaded(t *testing.T, s *caddytest.Server, path, want string) result 
 	})
 	return r
 }
+
+// scrapeMetrics returns the admin API's /metrics, on a connection of its
+// own: the admin endpoint restarts with a reload, and a kept-alive
+// connection from before may be reset.
+func scrapeMetrics(t *testing.T, s *caddytest.Server) string {
+	t.Helper()
+	admin := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := admin.Get(s.AdminURL("/metrics"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}

@@ -21,19 +21,7 @@ import (
 func loggedSite(t *testing.T, o *origin, options string) (string, string) {
 	t.Helper()
 	logFile := filepath.Join(t.TempDir(), "caddy.log")
-	return `{
-	admin {ADMIN_ADDR}
-	http_port {HTTP_PORT}
-	auto_https off
-	skip_install_trust
-	persist_config off
-	log {
-		output file ` + logFile + `
-		format json
-		level INFO
-	}
-}
-` + siteConfig(o, options), logFile
+	return caddytest.LoggedGlobal(logFile) + siteConfig(o, options), logFile
 }
 
 // logLines returns the lines of the JSON log file at level (e.g.
@@ -66,6 +54,30 @@ func allowedLines(start time.Time, kinds int) int {
 	return kinds * (1 + int(time.Since(start)/(10*time.Second)))
 }
 
+// missesLogRateLimited sends 40 misses (path(i)) that the store fails to
+// keep, with what is failing said by failing, and checks that each is
+// answered, that hits go on, and that the log has an error line but at
+// most one of each of kinds messages per 10 s, not one per miss.
+func missesLogRateLimited(t *testing.T, s *caddytest.Server, logFile, failing string, kinds int, path func(int) string) {
+	t.Helper()
+	const n = 40
+	start := time.Now()
+	for i := range n {
+		r := get(t, s, path(i))
+		if r.status != 200 || r.body != "v" {
+			t.Fatalf("miss %d with %s: %d %q", i, failing, r.status, r.body)
+		}
+	}
+	expect(t, "hit with "+failing, get(t, s, "/warm"), 200, "v", "hit", "hit")
+	lines := logLines(t, logFile, "error", "")
+	if len(lines) == 0 {
+		t.Fatalf("no error logged with %s on every write", failing)
+	}
+	if len(lines) > allowedLines(start, kinds) {
+		t.Errorf("%d error lines for %d misses with %s, want at most %d (one of each of %d messages per 10 s); the next: %.300v", len(lines), n, failing, allowedLines(start, kinds), kinds, lines[kinds])
+	}
+}
+
 // A Redis at maxmemory under noeviction refuses every write (OOM) while it
 // still serves reads: each miss then fails to store its response. That is
 // one failure of the store, not one per request: the cache must not write
@@ -81,22 +93,9 @@ func TestStoreWriteFailuresLogRateLimited(t *testing.T) {
 	waitFor(t, "the hit", func() bool { return get(t, s, "/warm").header.Get("X-Result") == "hit" })
 	srv.Do("CONFIG", "SET", "maxmemory", "1")
 	srv.Do("CONFIG", "SET", "maxmemory-policy", "noeviction")
-	const n = 40
-	start := time.Now()
-	for i := range n {
-		r := get(t, s, "/p"+strconv.Itoa(i)+"?"+strings.Repeat("x", 2000))
-		if r.status != 200 || r.body != "v" {
-			t.Fatalf("miss %d with Redis refusing writes: %d %q", i, r.status, r.body)
-		}
-	}
-	expect(t, "hit with Redis refusing writes", get(t, s, "/warm"), 200, "v", "hit", "hit")
-	lines := logLines(t, logFile, "error", "")
-	if len(lines) == 0 {
-		t.Fatal("no error logged while Redis refused every write")
-	}
-	if len(lines) > allowedLines(start, 1) {
-		t.Errorf("%d error lines for %d misses Redis refused to store, want one (then one per 10 s); the second: %.300v", len(lines), n, lines[1])
-	}
+	missesLogRateLimited(t, s, logFile, "Redis refusing writes", 1, func(i int) string {
+		return "/p" + strconv.Itoa(i) + "?" + strings.Repeat("x", 2000)
+	})
 }
 
 // The disk store promises (README, "Disk full or read-only") that failed
@@ -119,20 +118,5 @@ func TestDiskWriteFailuresLogRateLimited(t *testing.T) {
 	if err := os.WriteFile(tmp, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	const n = 40
-	start := time.Now()
-	for i := range n {
-		r := get(t, s, "/p"+strconv.Itoa(i))
-		if r.status != 200 || r.body != "v" {
-			t.Fatalf("miss %d with the disk failing: %d %q", i, r.status, r.body)
-		}
-	}
-	expect(t, "hit with the disk failing", get(t, s, "/warm"), 200, "v", "hit", "hit")
-	lines := logLines(t, logFile, "error", "")
-	if len(lines) == 0 {
-		t.Fatal("no error logged while the disk failed every write")
-	}
-	if len(lines) > allowedLines(start, 2) {
-		t.Errorf("%d error lines for %d misses the disk failed to store, want at most one of the store's and one of the cache's; the third: %.300v", len(lines), n, lines[2])
-	}
+	missesLogRateLimited(t, s, logFile, "the disk failing", 2, func(i int) string { return "/p" + strconv.Itoa(i) })
 }

@@ -398,13 +398,7 @@ func TestTieredFrontHasMetrics(t *testing.T) {
 	s := startCache(t, o, "store tiered {\n\tmemory {\n\t\tmax_size 16MiB\n\t}\n\tdisk "+dir+"\n}")
 	expect(t, "miss", get(t, s, "/f"), 200, "front", "miss")
 	expect(t, "hit, which fills the memory tier", get(t, s, "/f"), 200, "front", "hit")
-	admin := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
-	resp, err := admin.Get(s.AdminURL("/metrics"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	b := scrapeMetrics(t, s)
 	name := "tiered:disk:" + dir
 	for _, want := range []string{
 		`caddy_http_cache_entries{store="` + name + `"} 1`,
@@ -412,7 +406,7 @@ func TestTieredFrontHasMetrics(t *testing.T) {
 		`caddy_http_cache_capacity_bytes{store="front:` + name + `"} 1.6777216e+07`,
 		`caddy_http_cache_evictions_total{store="front:` + name + `"} 0`,
 	} {
-		if !strings.Contains(string(b), want) {
+		if !strings.Contains(b, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
 	}

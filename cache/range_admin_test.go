@@ -292,20 +292,12 @@ func TestEntriesSurviveReload(t *testing.T) {
 	if n := o.n.Load(); n != 1 {
 		t.Errorf("origin got %d requests, want 1", n)
 	}
-	// /metrics of the admin API has our collectors. A connection of its
-	// own: the admin endpoint restarted with the reload, and a kept-alive
-	// one from before may be reset.
-	admin := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
-	resp, err := admin.Get(s.AdminURL("/metrics"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	// /metrics of the admin API has our collectors.
+	b := scrapeMetrics(t, s)
 	for _, want := range []string{`caddy_http_cache_requests_total{result="hit"}`, `caddy_http_cache_entries{store="memory/default"} 1`, "caddy_http_cache_origin_requests_total",
 		`caddy_http_cache_store_lookups_total{result="hit",store="memory/default"}`, `caddy_http_cache_evictions_total{store="memory/default"} 0`,
 		`caddy_http_cache_store_errors_total{store="memory/default"} 0`} {
-		if !strings.Contains(string(b), want) {
+		if !strings.Contains(b, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
 	}

@@ -313,22 +313,30 @@ func (h *Handler) lookupInto(ctx context.Context, pkey string, reqHeader http.He
 		b.Close()
 		return
 	}
-	// RFC 9110 §12.5.3: never a coding the client refused, even from an
-	// origin that does not send Vary: Accept-Encoding. Whether the entry
-	// has a coding is in its derived data: most have none, and most hits
-	// then look at no field of the stored header here.
-	if coded := h.entryDerived(e).coded; coded || reqHeader["Accept-Encoding"] != nil {
-		var ce []string
-		if coded {
-			ce = e.Header.Values("Content-Encoding")
-		}
-		if !policy.EncodingAcceptable(ce, reqHeader) {
-			b.Close()
-			lk.fwd = fwdVaryMiss
-			return
-		}
+	if h.codingRefused(e, reqHeader) {
+		b.Close()
+		lk.fwd = fwdVaryMiss
+		return
 	}
 	lk.entry, lk.body = e, b
+}
+
+// codingRefused tells whether the request with header reqHeader refused the
+// content coding of the stored response e: RFC 9110 §12.5.3, never a coding
+// the client refused, even from an origin that does not send Vary:
+// Accept-Encoding. Whether the entry has a coding is in its derived data:
+// most have none, and most hits then look at no field of the stored header
+// here.
+func (h *Handler) codingRefused(e *store.Entry, reqHeader http.Header) bool {
+	coded := h.entryDerived(e).coded
+	if !coded && reqHeader["Accept-Encoding"] == nil {
+		return false
+	}
+	var ce []string
+	if coded {
+		ce = e.Header.Values("Content-Encoding")
+	}
+	return !policy.EncodingAcceptable(ce, reqHeader)
 }
 
 // lookupVariant follows the vary marker m (with body b, closed here) to the

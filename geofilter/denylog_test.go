@@ -22,19 +22,7 @@ import (
 func TestDeny5xxDoesNotLogAnErrorPerRequest(t *testing.T) {
 	country := mmdbtest.Country(t, map[string]string{"127.0.0.0/8": "CN"})
 	logFile := filepath.Join(t.TempDir(), "caddy.log")
-	global := `{
-	admin {ADMIN_ADDR}
-	http_port {HTTP_PORT}
-	auto_https off
-	skip_install_trust
-	persist_config off
-	log {
-		output file ` + logFile + `
-		format json
-		level INFO
-	}
-}
-`
+	global := caddytest.LoggedGlobal(logFile)
 	site := func(extra string) string {
 		return `
 http://localhost:{HTTP_PORT} {

@@ -134,6 +134,25 @@ func (s *Server) Load(t testing.TB, caddyfile string) {
 	}
 }
 
+// LoggedGlobal returns a global options block, to start a Caddyfile with,
+// that has what Load would prepend and sends Caddy's default log (info and
+// above, JSON) to logFile, for tests that read what was logged.
+func LoggedGlobal(logFile string) string {
+	return `{
+	admin {ADMIN_ADDR}
+	http_port {HTTP_PORT}
+	auto_https off
+	skip_install_trust
+	persist_config off
+	log {
+		output file ` + logFile + `
+		format json
+		level INFO
+	}
+}
+`
+}
+
 // URL returns the address of path on the HTTP port, e.g.
 // s.URL("/a") == "http://localhost:PORT/a".
 func (s *Server) URL(path string) string {
