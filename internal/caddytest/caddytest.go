@@ -116,7 +116,7 @@ func Start(t testing.TB, caddyfile string) *Server {
 func (s *Server) Load(t testing.TB, caddyfile string) {
 	t.Helper()
 	if !strings.HasPrefix(strings.TrimSpace(caddyfile), "{") {
-		caddyfile = "{\n\tadmin {ADMIN_ADDR}\n\thttp_port {HTTP_PORT}\n\tauto_https off\n\tskip_install_trust\n\tpersist_config off\n}\n" + caddyfile
+		caddyfile = "{\n" + globalOptions + "}\n" + caddyfile
 	}
 	caddyfile = strings.NewReplacer(
 		"{HTTP_PORT}", fmt.Sprint(s.HTTPPort),
@@ -134,17 +134,15 @@ func (s *Server) Load(t testing.TB, caddyfile string) {
 	}
 }
 
+// globalOptions are the global options Load prepends to a Caddyfile
+// without its own block.
+const globalOptions = "\tadmin {ADMIN_ADDR}\n\thttp_port {HTTP_PORT}\n\tauto_https off\n\tskip_install_trust\n\tpersist_config off\n"
+
 // LoggedGlobal returns a global options block, to start a Caddyfile with,
 // that has what Load would prepend and sends Caddy's default log (info and
 // above, JSON) to logFile, for tests that read what was logged.
 func LoggedGlobal(logFile string) string {
-	return `{
-	admin {ADMIN_ADDR}
-	http_port {HTTP_PORT}
-	auto_https off
-	skip_install_trust
-	persist_config off
-	log {
+	return "{\n" + globalOptions + `	log {
 		output file ` + logFile + `
 		format json
 		level INFO
