@@ -132,6 +132,13 @@ type Following interface {
 	// aborted or gave up storing it. Safe to call concurrently with the
 	// Writer's methods, from any goroutine.
 	Follow() (Follower, bool)
+	// Room returns how many more bytes of body the writer stores before
+	// it gives the body up as larger than the store takes (0 once it
+	// gave it up, committed or aborted): a Write beyond it does not fail,
+	// but ends every follower's reading with ErrNotStored. The fetch of a
+	// body of unknown length stops serving its own client from the store
+	// before such a write (the followers are cut, its client is not).
+	Room() int64
 }
 
 // Follower reads a body while a Writer writes it. Its methods are safe to

@@ -822,6 +822,16 @@ func (w *writer) Follow() (store.Follower, bool) {
 	return &follower{w: w, f: f, base: prefixLen + int64(w.p.headerLen)}, true
 }
 
+// Room implements store.Following.
+func (w *writer) Room() int64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.done || w.tooBig || w.err != nil {
+		return 0
+	}
+	return max(w.limit-prefixLen-int64(w.p.headerLen)-w.n, 0)
+}
+
 // follower reads a writer's body from the file (store.Follower).
 type follower struct {
 	w    *writer

@@ -1172,6 +1172,16 @@ func (w *writer) Follow() (store.Follower, bool) {
 	return &follower{w: w}, true
 }
 
+// Room implements store.Following.
+func (w *writer) Room() int64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.done || w.tooLarge || w.busy {
+		return 0
+	}
+	return max(w.limit-w.meta-w.n, 0)
+}
+
 // follower reads a writer's body (store.Follower).
 type follower struct {
 	w      *writer

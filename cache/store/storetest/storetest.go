@@ -22,6 +22,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -160,6 +161,7 @@ func run(t *testing.T, newStore func(t *testing.T, c *Clock) store.Store, now fu
 		{"Concurrent", suite.testConcurrent},
 		{"Follow", suite.testFollow},
 		{"FollowConcurrently", suite.testFollowConcurrently},
+		{"FollowRoom", suite.testFollowRoom},
 	} {
 		t.Run(tt.name, func(t *testing.T) { tt.test(su, t) })
 	}
@@ -423,6 +425,46 @@ func (su suite) testFollow(t *testing.T) {
 		t.Fatal("Follow after Abort accepted")
 	}
 	wantNotFound(t, s, "aborted")
+}
+
+// testFollowRoom: Room tells how much more of a body of unknown length
+// the writer stores. It shrinks by what is written; a body that fills it
+// exactly is still followed whole; one byte more ends the followers'
+// reading with ErrNotStored.
+func (su suite) testFollowRoom(t *testing.T) {
+	s := su.fresh(t)
+	e := testEntry(su.now())
+	e.Size = -1
+	w, err := s.Put(context.Background(), "k", e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Abort()
+	fw := following(t, w)
+	f := follow(t, fw)
+	room := fw.Room()
+	if room < 9<<20 {
+		t.Fatalf("Room() = %d for a new entry; the store takes entries of 9 MiB", room)
+	}
+	write(t, w, []byte("part1"))
+	if got := fw.Room(); got != room-5 {
+		t.Fatalf("Room() = %d after 5 bytes, want %d", got, room-5)
+	}
+	write(t, w, make([]byte, room-5))
+	if got := fw.Room(); got != 0 {
+		t.Fatalf("Room() = %d once filled, want 0", got)
+	}
+	if got := readFollower(t, f, 0, nil); got != "part1"+strings.Repeat("\x00", 59) {
+		t.Fatalf("follower of a body that fills Room read %q", got)
+	}
+	if got := readFollower(t, f, room, nil); got != "" {
+		t.Fatalf("follower read %q past the body's end", got)
+	}
+	write(t, w, []byte("x"))
+	readFollower(t, f, 0, store.ErrNotStored)
+	if got := fw.Room(); got != 0 {
+		t.Fatalf("Room() = %d once the body was given up, want 0", got)
+	}
 }
 
 // testFollowConcurrently: followers reading while a large body is written
