@@ -712,7 +712,7 @@ func (fw *fetchWriter) decideStore(status int) {
 	fw.sw, fw.entry, fw.storeKey, fw.vary = sw, e, key, vary
 	if fl := f.flight; fl != nil {
 		fl.streaming.Store(true)
-		if fsw, ok := sw.(store.Following); ok && size >= 0 && !f.post {
+		if fsw, ok := sw.(store.Following); ok && !f.post {
 			// The waiters need not wait for the whole body (follow.go).
 			fw.startFollowing(fsw)
 		}
@@ -796,7 +796,16 @@ func (fw *fetchWriter) Write(p []byte) (int, error) {
 				// The store gave the body up: nobody gets the rest.
 				return 0, errNotFollowable
 			}
-			break
+			if fw.fits(len(p)) {
+				break
+			}
+			// A body without a length that grew past what is stored: its
+			// client gets the rest from here, the followers are cut.
+			if !fw.takeBack() {
+				return 0, errNotFollowable
+			}
+			fw.abort(string(policy.ReasonTooLarge), outcomeUncacheable)
+			fw.f.wakeFollowers()
 		}
 		fw.clientDeadline()
 		n, err = fw.rw.Write(p)
@@ -835,6 +844,17 @@ func (fw *fetchWriter) Write(p []byte) (int, error) {
 	}
 	fw.written += int64(n)
 	return n, err
+}
+
+// fits tells whether n more bytes of the body being stored are stored:
+// whether they keep it within max_object_size and within what the store
+// takes. Only a body without a length can outgrow either (a larger
+// Content-Length is not stored).
+func (fw *fetchWriter) fits(n int) bool {
+	if fw.entry.Size >= 0 {
+		return true
+	}
+	return fw.written+int64(n) <= fw.f.h.MaxObjectSize && int64(n) <= fw.f.flight.src.w.Room()
 }
 
 // ReadFrom lets a response that is not stored use the client writer's

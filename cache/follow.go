@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/caddy-edge/edge/cache/policy"
 	"github.com/caddy-edge/edge/cache/store"
@@ -25,12 +26,16 @@ import (
 // download and going to the origin each (collapse_timeout), which is what
 // nginx's proxy_cache_lock does.
 //
-// Only responses with a Content-Length are followed: the header each
-// follower gets announces the length. If the store gives the body up
-// midway (the origin cut it short, the store ran out of room), the
-// followers' responses are cut there too, as the leader's client's is
-// when the origin fails: their connections are closed, which clients see
-// as an incomplete response, never as a complete wrong one.
+// A response with a Content-Length is followed with that length; one
+// without (chunked) is sent chunked to its followers too, ended when the
+// store commits the body (Range requests do not wait for a fetch: they
+// pass through). If the store gives the body up midway (the
+// origin cut it short, the store ran out of room, a body without a length
+// grew past max_object_size or what the store takes), the followers'
+// responses are cut there too, as the leader's client's is when the
+// origin fails: their connections are closed (HTTP/1.1 without the last
+// chunk), which clients see as an incomplete response, never as a
+// complete wrong one.
 
 // The client of the fetch itself is served the same way once a request
 // follows: its writes would otherwise pace the body into the store, and
@@ -54,7 +59,10 @@ type followSource struct {
 	// followers counts the open followers, so that a fetch without any
 	// wakes nobody.
 	followers atomic.Int32
-	mu        sync.Mutex
+	// closing is set when the body is about to be given up (takeBack):
+	// no request starts following it then.
+	closing atomic.Bool
+	mu      sync.Mutex
 	// progress is closed, and replaced by the next waiter, when the
 	// writer has written more or ended.
 	progress chan struct{}
@@ -142,6 +150,9 @@ func (h *Handler) follow(c *cacheable, fl *flight) (bool, error) {
 	if dec.Action != policy.Serve {
 		return false, nil
 	}
+	if src.closing.Load() {
+		return false, nil
+	}
 	src.followers.Add(1)
 	rd, ok := src.w.Follow()
 	if !ok {
@@ -177,6 +188,7 @@ func (fw *fetchWriter) followed() bool {
 // from the store's writer once requests follow it (fetchWriter.handOff).
 type delivery struct {
 	done chan struct{}
+	body *followBody
 	// cut is set when the body ended short: the store gave it up. Read
 	// after done is closed.
 	cut bool
@@ -199,17 +211,22 @@ func (fw *fetchWriter) handOff() {
 		client = fw.f.det.client
 	}
 	body := &followBody{fl: fl, rd: rd, done: client.Done(), size: fw.entry.Size, w: fw.rw, off: fw.written}
-	d := &delivery{done: make(chan struct{})}
+	d := &delivery{done: make(chan struct{}), body: body}
 	fw.handoff = d
 	rw := fw.rw
 	stop := fw.f.det.cancel
 	if stop == nil {
 		stop = fw.f.cancel // a background fetch's, if any
 	}
+	dw := &deliveryWriter{rw: rw, body: body}
+	if fw.f.det.cancel != nil && !fw.noDeadline {
+		dw.timeout = time.Duration(fw.f.h.CollapseTimeout) / 2
+	}
 	go func() {
 		defer close(d.done)
 		// Write errors are the client's (gone): nothing to do.
-		_, _ = io.Copy(writerOnly{rw}, body)
+		_, _ = io.Copy(dw, body)
+		dw.clearDeadline()
 		body.Close()
 		d.cut = body.err != nil && !errors.Is(body.err, errClientLeft)
 		if errors.Is(body.err, store.ErrNotStored) && stop != nil {
@@ -222,6 +239,63 @@ func (fw *fetchWriter) handOff() {
 			stop()
 		}
 	}()
+}
+
+// deliveryWriter is the client's writer for the delivery goroutine. Once
+// the fetch waits for it to end (takeBack), each write is bounded as the
+// fetch's own writes to its client are (clientDeadline), so that a client
+// that stops reading does not hold the fetch.
+type deliveryWriter struct {
+	rw       http.ResponseWriter
+	body     *followBody
+	timeout  time.Duration // 0: no deadline (not detached, or HTTP/3)
+	rc       *http.ResponseController
+	deadline bool
+}
+
+func (w *deliveryWriter) Write(p []byte) (int, error) {
+	if w.timeout > 0 && w.body.ended.Load() {
+		if w.rc == nil {
+			w.rc = http.NewResponseController(w.rw)
+		}
+		if err := w.rc.SetWriteDeadline(time.Now().Add(w.timeout)); err == nil {
+			w.deadline = true
+		} else {
+			w.timeout = 0
+		}
+	}
+	return w.rw.Write(p)
+}
+
+// clearDeadline removes the deadline Write set.
+func (w *deliveryWriter) clearDeadline() {
+	if w.deadline {
+		_ = w.rc.SetWriteDeadline(time.Time{})
+	}
+}
+
+// takeBack ends the serving of the fetch's client from the store's writer
+// once it has been sent every byte stored so far, so that the fetch
+// writes the rest to it directly: before a write of a body without a
+// length that the store would give up (larger than max_object_size or
+// than the store takes), which would otherwise cut the client with the
+// followers. It returns false when the client was cut already (the store
+// gave the body up for another reason).
+func (fw *fetchWriter) takeBack() bool {
+	d := fw.handoff
+	fw.f.flight.src.closing.Store(true)
+	d.body.endAt = fw.written
+	d.body.ended.Store(true)
+	// A write to the client that is blocked now is bounded too; the
+	// delivery's next writes are bounded by deliveryWriter.
+	fw.clientDeadline()
+	fw.f.wakeFollowers()
+	<-d.done
+	if d.cut {
+		return false
+	}
+	fw.handoff = nil
+	return true
 }
 
 // errNotFollowable ends a fetch whose client is served from the store's
@@ -251,9 +325,13 @@ type followBody struct {
 	fl   *flight
 	rd   store.Follower
 	done <-chan struct{} // the client's context's
-	size int64           // the announced length
+	size int64           // the announced length, or -1
 	off  int64
-	err  error // the first error that ended a read before the body's end
+	// ended is set, after endAt, when the body read ends at endAt: the
+	// fetch takes its client back there (takeBack).
+	ended atomic.Bool
+	endAt int64
+	err   error // the first error that ended a read before the body's end
 	// w is the client's writer, flushed before a read waits when bytes
 	// were read since the last flush: what arrived goes to the client
 	// now, not with the next bytes.
@@ -266,16 +344,21 @@ func (b *followBody) readAt(p []byte, off int64) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	if off >= b.size {
-		// The whole announced length is read: complete, whatever becomes
-		// of the store write after (the fetch ending without its client
-		// aborts it).
-		return 0, io.EOF
+	if b.size >= 0 {
+		if off >= b.size {
+			// The whole announced length is read: complete, whatever
+			// becomes of the store write after (the fetch ending without
+			// its client aborts it).
+			return 0, io.EOF
+		}
+		p = p[:min(int64(len(p)), b.size-off)]
 	}
-	p = p[:min(int64(len(p)), b.size-off)]
 	src := &b.fl.src
 	for landed := false; ; {
 		changed := src.changed()
+		if b.ended.Load() && off >= b.endAt {
+			return 0, io.EOF
+		}
 		n, err := b.rd.ReadAt(p, off)
 		if n > 0 || err != nil {
 			if err != nil && err != io.EOF && b.err == nil {
@@ -327,6 +410,9 @@ func (b *followBody) Seek(offset int64, whence int) (int64, error) {
 	case io.SeekCurrent:
 		offset += b.off
 	case io.SeekEnd:
+		if b.size < 0 {
+			return 0, errors.New("seek from the end of a followed body of unknown length")
+		}
 		offset += b.size
 	}
 	if offset < 0 {

@@ -30,9 +30,21 @@ func startFollowCache(t *testing.T, o *origin, options string) *caddytest.Server
 // first at once and second once release is closed (or after 10 s); with
 // cut, it cuts the connection instead of sending second.
 func partsOrigin(first, second []byte, release chan struct{}, cut func() bool) http.HandlerFunc {
+	return parts(first, second, release, cut, true)
+}
+
+// unsizedPartsOrigin is partsOrigin without a Content-Length: the body is
+// sent chunked.
+func unsizedPartsOrigin(first, second []byte, release chan struct{}) http.HandlerFunc {
+	return parts(first, second, release, nil, false)
+}
+
+func parts(first, second []byte, release chan struct{}, cut func() bool, sized bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "max-age=60")
-		w.Header().Set("Content-Length", strconv.Itoa(len(first)+len(second)))
+		if sized {
+			w.Header().Set("Content-Length", strconv.Itoa(len(first)+len(second)))
+		}
 		w.Write(first)
 		w.(http.Flusher).Flush()
 		select {
@@ -125,7 +137,9 @@ func leaderOf(t *testing.T, s *caddytest.Server, path string, first []byte) *htt
 // body arrives, from the store's writer, not once it is stored whole (nor
 // after collapse_timeout from the origin each): the origin sends the body
 // once, and every waiter has its first part while the origin still holds
-// the second. In every store that can be followed.
+// the second. In every store that can be followed, for a body with a
+// Content-Length and for one without (chunked), which its followers get
+// chunked too, and which has its length once stored.
 func TestWaitersFollowTheBodyAsItArrives(t *testing.T) {
 	first, second := bytes.Repeat([]byte("first part "), 20000), bytes.Repeat([]byte("second part "), 20000)
 	whole := string(first) + string(second)
@@ -134,39 +148,55 @@ func TestWaitersFollowTheBodyAsItArrives(t *testing.T) {
 		{"disk", "store disk {\n\tpath " + t.TempDir() + "\n}"},
 		{"tiered", "store tiered {\n\tmemory {\n\t\tmax_size 16MiB\n\t}\n\tdisk {\n\t\tpath " + t.TempDir() + "\n\t}\n}"},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			release := make(chan struct{})
-			o := newOrigin(t, partsOrigin(first, second, release, nil))
-			s := startFollowCache(t, o, "collapse_timeout 200ms\n"+tc.store)
-			leader := leaderOf(t, s, "/big", first)
-			waiters := startFollowers(t, s, "/big", 8, first)
-			// Past collapse_timeout, when a waiter of a body still
-			// arriving would go to the origin on its own.
-			time.Sleep(300 * time.Millisecond)
-			if n := o.n.Load(); n != 1 {
-				t.Fatalf("origin got %d requests while the body arrived, want 1", n)
+		for _, sized := range []bool{true, false} {
+			name, length := tc.name, strconv.Itoa(len(whole))
+			if !sized {
+				name, length = tc.name+"/chunked", ""
 			}
-			for i, resp := range waiters {
-				if got := resp.Header.Get("X-Result"); got != "collapsed" {
-					t.Errorf("waiter %d: {http_cache.status} %q, want collapsed (Cache-Status %q)", i, got, resp.Header.Get("Cache-Status"))
-				}
-				if cl := resp.Header.Get("Content-Length"); cl != strconv.Itoa(len(whole)) {
-					t.Errorf("waiter %d: Content-Length %q, want %d", i, cl, len(whole))
-				}
-			}
-			close(release)
-			for i, resp := range append(waiters, leader) {
-				rest, err := io.ReadAll(resp.Body)
-				if err != nil || string(rest) != string(second) {
-					t.Errorf("response %d: the rest of the body is %d bytes (%v), want the second part's %d", i, len(rest), err, len(second))
-				}
-			}
-			landed(t)
-			expect(t, "then", get(t, s, "/big"), 200, whole, "hit", "hit")
-			if n := o.n.Load(); n != 1 {
-				t.Errorf("origin got %d requests, want 1", n)
-			}
-		})
+			t.Run(name, func(t *testing.T) {
+				testWaitersFollow(t, tc.store+"\n", first, second, sized, length)
+			})
+		}
+	}
+}
+
+func testWaitersFollow(t *testing.T, storeConfig string, first, second []byte, sized bool, length string) {
+	t.Helper()
+	whole := string(first) + string(second)
+	release := make(chan struct{})
+	o := newOrigin(t, parts(first, second, release, nil, sized))
+	s := startFollowCache(t, o, "collapse_timeout 200ms\n"+storeConfig)
+	leader := leaderOf(t, s, "/big", first)
+	waiters := startFollowers(t, s, "/big", 8, first)
+	// Past collapse_timeout, when a waiter of a body still
+	// arriving would go to the origin on its own.
+	time.Sleep(300 * time.Millisecond)
+	if n := o.n.Load(); n != 1 {
+		t.Fatalf("origin got %d requests while the body arrived, want 1", n)
+	}
+	for i, resp := range waiters {
+		if got := resp.Header.Get("X-Result"); got != "collapsed" {
+			t.Errorf("waiter %d: {http_cache.status} %q, want collapsed (Cache-Status %q)", i, got, resp.Header.Get("Cache-Status"))
+		}
+		if cl := resp.Header.Get("Content-Length"); cl != length {
+			t.Errorf("waiter %d: Content-Length %q, want %q", i, cl, length)
+		}
+	}
+	close(release)
+	for i, resp := range append(waiters, leader) {
+		rest, err := io.ReadAll(resp.Body)
+		if err != nil || string(rest) != string(second) {
+			t.Errorf("response %d: the rest of the body is %d bytes (%v), want the second part's %d", i, len(rest), err, len(second))
+		}
+	}
+	landed(t)
+	hit := get(t, s, "/big")
+	expect(t, "then", hit, 200, whole, "hit", "hit")
+	if cl := hit.header.Get("Content-Length"); cl != strconv.Itoa(len(whole)) {
+		t.Errorf("hit: Content-Length %q, want %d", cl, len(whole))
+	}
+	if n := o.n.Load(); n != 1 {
+		t.Errorf("origin got %d requests, want 1", n)
 	}
 }
 
@@ -519,4 +549,95 @@ func TestClientOfAFetchTheStoreGaveUpIsCutAtOnce(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Error("the origin request went on for a body nobody gets")
 	}
+}
+
+// A body without a length that grows past what is stored (max_object_size,
+// or the largest entry the store takes) while requests follow it: they are
+// cut, as when the store gives a body up, but the client that caused the
+// fetch, served from the store until then, gets the rest from the fetch
+// and the whole body. Nothing is stored.
+func TestClientOfAnOutgrownBodyGetsItWhole(t *testing.T) {
+	const mib = 1 << 20
+	first := bytes.Repeat([]byte("f"), mib/2)
+	second := bytes.Repeat([]byte("s"), 2*mib)
+	for _, tc := range []struct{ name, options string }{
+		{"max_object_size", "max_object_size 1MiB"},
+		// An 8 MiB store takes entries of at most 1 MiB.
+		{"store", "store memory {\n\tmax_size 8MiB\n}"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			release := make(chan struct{})
+			o := newOrigin(t, unsizedPartsOrigin(first, second, release))
+			s := startFollowCache(t, o, tc.options)
+			leader := leaderOf(t, s, "/grown", first)
+			waiters := startFollowers(t, s, "/grown", 2, first)
+			close(release)
+			rest, err := io.ReadAll(leader.Body)
+			if err != nil || !bytes.Equal(rest, second) {
+				t.Fatalf("the client that caused the fetch got %d more bytes (%v), want the rest of the body, %d", len(rest), err, len(second))
+			}
+			for i, resp := range waiters {
+				rest, err := io.ReadAll(resp.Body)
+				if err == nil {
+					t.Errorf("waiter %d ended without an error after %d more bytes, want an incomplete response", i, len(rest))
+				}
+				if bytes.ContainsFunc(rest, func(r rune) bool { return r != 's' }) {
+					t.Errorf("waiter %d got bytes that are not the body's", i)
+				}
+			}
+			landed(t)
+			expect(t, "then", get(t, s, "/grown"), 200, string(first)+string(second), "miss", "uri-miss")
+			if n := o.n.Load(); n != 2 {
+				t.Errorf("origin got %d requests, want the followed one and the next, 2", n)
+			}
+		})
+	}
+}
+
+// The client that caused the fetch of an outgrown body (above) stops
+// reading while it is served from the store: the fetch waits for it to
+// have been sent what was stored only as long as it would wait for one of
+// its own writes to it (half of collapse_timeout), then counts it as gone.
+// The followers are cut then, not held until that client reads or leaves,
+// and the key can be fetched again.
+func TestStalledClientOfAnOutgrownBodyDoesNotHoldItsFollowers(t *testing.T) {
+	const mib = 1 << 20
+	first := bytes.Repeat([]byte("f"), mib)
+	second := bytes.Repeat([]byte("s"), 24*mib)
+	release := make(chan struct{})
+	o := newOrigin(t, unsizedPartsOrigin(first, second, release))
+	// More than the connection's buffers hold, so that the delivery to
+	// the client that reads nothing blocks before the body outgrows.
+	s := startFollowCache(t, o, "collapse_timeout 2s\nmax_object_size 16MiB")
+	host := strings.TrimPrefix(s.URL(""), "http://")
+	conn, err := net.Dial("tcp", host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	io.WriteString(conn, "GET /stalled HTTP/1.1\r\nHost: "+host+"\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReaderSize(conn, 4096), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(resp.Body, make([]byte, mib)); err != nil {
+		t.Fatalf("stalled client's first part: %v", err)
+	}
+	waiter := startFollowers(t, s, "/stalled", 1, first)[0]
+	close(release)
+	done := make(chan error, 1)
+	go func() {
+		_, err := io.Copy(io.Discard, waiter.Body)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("the follower of an outgrown body got a complete response")
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the follower was held by the client that stopped reading")
+	}
+	landed(t)
+	expect(t, "then", get(t, s, "/stalled"), 200, string(first)+string(second), "miss", "uri-miss")
 }

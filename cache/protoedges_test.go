@@ -262,15 +262,23 @@ func TestConditionalMissAnsweredAtOnce(t *testing.T) {
 }
 
 // A HEAD miss that waits for a GET of its key whose origin answered but
-// whose body takes longer than collapse_timeout to arrive goes to the
-// origin as HEAD, as a GET waiter does: the origin is not hanging, and a
-// 504 would tell the client the resource is unreachable.
+// whose body takes longer than collapse_timeout to arrive is answered with
+// the GET's header (here chunked: no Content-Length) when it can follow
+// it; when it cannot (here the response is not fresh enough for its
+// min-fresh), it goes to the origin as HEAD, as a GET waiter does: the
+// origin is not hanging, and a 504 would tell the client the resource is
+// unreachable.
 func TestHEADWaitingOnAStreamingGETGoesToTheOrigin(t *testing.T) {
 	release := make(chan struct{})
 	o := newOrigin(t, slowSecondPart(release))
 	s := startCache(t, o, "collapse_timeout 200ms")
 	_, br := leaderPastFirstPart(t, s)
-	h := do(t, s, http.MethodHead, "/big")
+	followed := do(t, s, http.MethodHead, "/big")
+	expect(t, "HEAD following", followed, 200, "", "collapsed", "fwd=uri-miss; collapsed")
+	if cl, ok := followed.header["Content-Length"]; ok {
+		t.Errorf("HEAD following a chunked GET: Content-Length %q, want none", cl)
+	}
+	h := do(t, s, http.MethodHead, "/big", "Cache-Control", "min-fresh=120")
 	close(release)
 	expect(t, "HEAD", h, 200, "", "uncacheable", "fwd=uri-miss; fwd-status=200; collapsed=?0; detail=collapse-timeout")
 	if cl := h.header.Get("Content-Length"); cl != "23" {

@@ -888,8 +888,10 @@ func (h *Handler) storedHeader(hdr http.Header, lk *lookup, dec policy.Decision,
 		// stay.
 		hdr["Cache-Status"] = vals[i+1 : i+2 : i+2]
 	}
-	if _, ok := hdr["Content-Length"]; !ok {
-		// A response the origin sent without a length (chunked).
+	if _, ok := hdr["Content-Length"]; !ok && lk.body.Size() >= 0 {
+		// A response the origin sent without a length (chunked), now
+		// stored whole. A follower of one still being written
+		// (follow.go) has no length to give: it is sent chunked too.
 		vals = append(vals, d.contentLengthOf(lk.body.Size()))
 		hdr["Content-Length"] = vals[i+2 : i+3 : i+3]
 	}
