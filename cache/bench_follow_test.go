@@ -23,20 +23,26 @@ import (
 // the 100 responses (ttfb-p50-ms, ttfb-max-ms) and to their last
 // (last-byte-max-ms). With collapse_timeout above the body's time
 // (10s, the default) the waiting requests once waited for the whole body;
-// below it (100ms) each went to the origin on its own.
+// below it (100ms) each went to the origin on its own. The body comes with
+// a Content-Length (body=sized) or chunked (body=chunked), which waiting
+// requests did not follow before the fifteenth session.
 //
 //	go test -run '^$' -bench CollapsedLargeBody -benchtime 5x ./cache/
+// The body size and the concurrent clients of BenchmarkCollapsedLargeBody.
+const collapsedSize, collapsedClients = 4 << 20, 100
+
 func BenchmarkCollapsedLargeBody(b *testing.B) {
 	if testing.Short() {
 		b.Skip("loopback load benchmark")
 	}
-	const size, clients = 4 << 20, 100
 	var originReqs atomic.Int64
-	half := make([]byte, size/2)
+	half := make([]byte, collapsedSize/2)
 	o := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		originReqs.Add(1)
 		w.Header().Set("Cache-Control", "max-age=600")
-		w.Header().Set("Content-Length", strconv.Itoa(size))
+		if r.URL.Query().Get("chunked") == "" {
+			w.Header().Set("Content-Length", strconv.Itoa(collapsedSize))
+		}
 		w.Write(half)
 		w.(http.Flusher).Flush()
 		select {
@@ -47,60 +53,67 @@ func BenchmarkCollapsedLargeBody(b *testing.B) {
 		w.Write(half)
 	}))
 	b.Cleanup(o.Close)
-	for _, timeout := range []string{"10s", "100ms"} {
-		b.Run("collapse_timeout="+timeout, func(b *testing.B) {
-			s := caddytest.Start(b, `
+	for _, bt := range []struct{ body, query string }{{"sized", ""}, {"chunked", "?chunked=1"}} {
+		for _, timeout := range []string{"10s", "100ms"} {
+			b.Run("body="+bt.body+"/collapse_timeout="+timeout, func(b *testing.B) {
+				benchCollapsed(b, o.Listener.Addr().String(), timeout, bt.query, &originReqs)
+			})
+		}
+	}
+}
+
+func benchCollapsed(b *testing.B, origin, timeout, query string, originReqs *atomic.Int64) {
+	b.Helper()
+	s := caddytest.Start(b, `
 http://localhost:{HTTP_PORT} {
 	http_cache {
 		collapse_timeout `+timeout+`
 	}
-	reverse_proxy `+o.Listener.Addr().String()+` {
+	reverse_proxy `+origin+` {
 		flush_interval -1
 	}
 }
 `)
-			tr := &http.Transport{MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients}
-			b.Cleanup(tr.CloseIdleConnections)
-			c := &http.Client{Transport: tr}
-			var firsts, lasts []time.Duration
-			originReqs.Store(0)
-			for i := range b.N {
-				url := s.URL(fmt.Sprintf("/big-%s-%d", timeout, i))
-				var wg sync.WaitGroup
-				var mu sync.Mutex
-				start := time.Now()
-				for range clients {
-					wg.Go(func() {
-						resp, err := c.Get(url)
-						if err != nil {
-							b.Error(err)
-							return
-						}
-						defer resp.Body.Close()
-						var p [1]byte
-						if _, err := io.ReadFull(resp.Body, p[:]); err != nil {
-							b.Error(err)
-							return
-						}
-						first := time.Since(start)
-						n, err := io.Copy(io.Discard, resp.Body)
-						if err != nil || n != size-1 {
-							b.Errorf("body of %d bytes (%v), want %d", n+1, err, size)
-						}
-						mu.Lock()
-						firsts, lasts = append(firsts, first), append(lasts, time.Since(start))
-						mu.Unlock()
-					})
+	tr := &http.Transport{MaxIdleConnsPerHost: collapsedClients, MaxConnsPerHost: collapsedClients}
+	b.Cleanup(tr.CloseIdleConnections)
+	c := &http.Client{Transport: tr}
+	var firsts, lasts []time.Duration
+	originReqs.Store(0)
+	for i := range b.N {
+		url := s.URL(fmt.Sprintf("/big-%s-%d%s", timeout, i, query))
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		start := time.Now()
+		for range collapsedClients {
+			wg.Go(func() {
+				resp, err := c.Get(url)
+				if err != nil {
+					b.Error(err)
+					return
 				}
-				wg.Wait()
-			}
-			sort.Slice(firsts, func(i, j int) bool { return firsts[i] < firsts[j] })
-			sort.Slice(lasts, func(i, j int) bool { return lasts[i] < lasts[j] })
-			ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-			b.ReportMetric(float64(originReqs.Load())/float64(b.N), "origin-reqs/op")
-			b.ReportMetric(ms(firsts[len(firsts)/2]), "ttfb-p50-ms")
-			b.ReportMetric(ms(firsts[len(firsts)-1]), "ttfb-max-ms")
-			b.ReportMetric(ms(lasts[len(lasts)-1]), "last-byte-max-ms")
-		})
+				defer resp.Body.Close()
+				var p [1]byte
+				if _, err := io.ReadFull(resp.Body, p[:]); err != nil {
+					b.Error(err)
+					return
+				}
+				first := time.Since(start)
+				n, err := io.Copy(io.Discard, resp.Body)
+				if err != nil || n != collapsedSize-1 {
+					b.Errorf("body of %d bytes (%v), want %d", n+1, err, collapsedSize)
+				}
+				mu.Lock()
+				firsts, lasts = append(firsts, first), append(lasts, time.Since(start))
+				mu.Unlock()
+			})
+		}
+		wg.Wait()
 	}
+	sort.Slice(firsts, func(i, j int) bool { return firsts[i] < firsts[j] })
+	sort.Slice(lasts, func(i, j int) bool { return lasts[i] < lasts[j] })
+	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+	b.ReportMetric(float64(originReqs.Load())/float64(b.N), "origin-reqs/op")
+	b.ReportMetric(ms(firsts[len(firsts)/2]), "ttfb-p50-ms")
+	b.ReportMetric(ms(firsts[len(firsts)-1]), "ttfb-max-ms")
+	b.ReportMetric(ms(lasts[len(lasts)-1]), "last-byte-max-ms")
 }
