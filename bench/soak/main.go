@@ -1,7 +1,8 @@
 // Command soak runs bin/caddy with the plugin for a few minutes under a
 // mixed load on loopback (hits, misses that fill and evict, range
-// requests, purges, config reloads and geofilter denials) and reports the
-// errors, and Caddy's resident memory and goroutines (from its admin
+// requests, concurrent requests for new keys whose bodies arrive slowly,
+// with or without a length, that collapse and follow the body, purges,
+// config reloads and geofilter denials) and reports the errors, and Caddy's resident memory and goroutines (from its admin
 // /metrics) at the start, every 30 s and at the end.
 //
 //	go run ./bench/soak -caddy bin/caddy -duration 3m
@@ -63,6 +64,20 @@ func main() {
 		size, _ := strconv.Atoi(r.URL.Query().Get("size"))
 		w.Header().Set("Cache-Control", "public, max-age=3600")
 		w.Header().Set("Content-Type", "text/plain")
+		if r.URL.Query().Get("slow") != "" && r.Header.Get("Range") == "" {
+			// Half the body, then the rest 30 ms later: the requests that
+			// wait for it follow it as it arrives. Without a length when
+			// chunked is set.
+			body := bodyFor(r.URL.Path, size)
+			if r.URL.Query().Get("chunked") == "" {
+				w.Header().Set("Content-Length", strconv.Itoa(size))
+			}
+			w.Write(body[:size/2])
+			w.(http.Flusher).Flush()
+			time.Sleep(30 * time.Millisecond)
+			w.Write(body[size/2:])
+			return
+		}
 		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(bodyFor(r.URL.Path, size))) // honours Range
 	})}
 	go origin.Serve(ln)
@@ -157,6 +172,10 @@ http://%s {
 		counts   [kinds]atomic.Int64
 		wrong    [kinds]atomic.Int64
 		connErrs atomic.Int64 // no response at all (a connection dropped during a config swap)
+		cuts     atomic.Int64 // collapsed responses cut short, of a body that outgrew the store
+		cutsKept atomic.Int64 // ... of one it could hold (a bound on bodies being written)
+		followed atomic.Int64 // collapsed responses served from another request's fetch
+		collSeq  atomic.Int64
 		mu       sync.Mutex
 		examples []string
 		missSeq  atomic.Int64
@@ -192,6 +211,8 @@ http://%s {
 					a := r.IntN(1 << 20)
 					rng = fmt.Sprintf("bytes=%d-%d", a, min(a+r.IntN(64<<10), 1<<20-1))
 					wantCode = 206
+				case collapsed:
+					path = collapsedPath(collSeq.Add(1))
 				case denied:
 					path = "/hot/1?size=4096"
 					xff = "198.51.100.7"
@@ -213,6 +234,20 @@ http://%s {
 				}
 				body, err := io.ReadAll(resp.Body)
 				resp.Body.Close()
+				if err != nil && k == collapsed && resp.StatusCode == 200 && ctx.Err() == nil {
+					// A follower of a body that outgrew the store (or
+					// that the store gave up) is cut: an incomplete
+					// response, never a complete wrong one.
+					if sizeOf(path) > 8<<20 {
+						cuts.Add(1)
+					} else {
+						cutsKept.Add(1)
+					}
+					if full := bodyFor(strings.SplitN(path, "?", 2)[0], sizeOf(path)); !bytes.HasPrefix(full, body) {
+						report(k, "%s: a cut body of %d bytes that is not the start of the origin's", path, len(body))
+					}
+					continue
+				}
 				if err != nil {
 					if ctx.Err() == nil {
 						report(k, "%s: reading the body: %v", path, err)
@@ -225,6 +260,9 @@ http://%s {
 				}
 				if wantCode == 403 {
 					continue
+				}
+				if k == collapsed && strings.Contains(resp.Header.Get("Cache-Status"), "; collapsed") && !strings.Contains(resp.Header.Get("Cache-Status"), "collapsed=?0") {
+					followed.Add(1)
 				}
 				full := bodyFor(strings.SplitN(path, "?", 2)[0], sizeOf(path))
 				want := full
@@ -287,6 +325,7 @@ http://%s {
 	}
 	log.Printf("%d requests in %v with %d workers: %s", total, *duration, *workers, strings.Join(parts, ", "))
 	log.Printf("connections dropped unanswered (config swaps): %d; origin requests: %d", connErrs.Load(), originRequests.Load())
+	log.Printf("collapsed: %d served from another request's fetch; cut short: %d of bodies that outgrew the store, %d of others", followed.Load(), cuts.Load(), cutsKept.Load())
 	for _, e := range examples {
 		log.Print("  ", e)
 	}
@@ -301,27 +340,48 @@ const (
 	hit = iota
 	miss
 	rangeReq
+	collapsed
 	denied
 	purge
 	reload
 	kinds
 )
 
-var kindNames = [kinds]string{"hits", "misses", "ranges", "denied", "purges", "reloads"}
+var kindNames = [kinds]string{"hits", "misses", "ranges", "collapsed", "denied", "purges", "reloads"}
 
-// pick draws a request kind: 70 % hits, 15 % misses, 10 % ranges, 5 %
-// denied.
+// pick draws a request kind: 65 % hits, 15 % misses, 10 % ranges, 5 %
+// collapsed, 5 % denied.
 func pick(r *rand.Rand) int {
 	switch n := r.IntN(100); {
-	case n < 70:
+	case n < 65:
 		return hit
 	case n < 85:
 		return miss
-	case n < 95:
+	case n < 90:
 		return rangeReq
+	case n < 95:
+		return collapsed
 	default:
 		return denied
 	}
+}
+
+// collapsedPath is the path of the n-th collapsed request: six in a row
+// share a new key, whose body arrives slowly. Its size is 64 to 512 KiB,
+// one key in two has no Content-Length, and one in 32 has 9 MiB without
+// a length: more than the 64 MiB store takes (8 MiB), so that it outgrows
+// the store while requests follow it.
+func collapsedPath(n int64) string {
+	group := n / 6
+	size, chunked := int(64<<10*(1+group%8)), group%2 == 1
+	if group%32 == 31 {
+		size = 9 << 20
+	}
+	path := fmt.Sprintf("/coll/%d?size=%d&slow=1", group, size)
+	if chunked {
+		path += "&chunked=1"
+	}
+	return path
 }
 
 // bodyFor is the origin's body for path: the path repeated to size bytes.
@@ -334,6 +394,7 @@ func bodyFor(path string, size int) []byte {
 
 func sizeOf(path string) int {
 	_, q, _ := strings.Cut(path, "size=")
+	q, _, _ = strings.Cut(q, "&")
 	n, _ := strconv.Atoi(q)
 	return n
 }
