@@ -67,11 +67,20 @@
 # <dir>/<scenario>-<size>-<conns>-r<round>.pprof, to compare with
 # `go tool pprof -top -diff_base <dir>/ceiling-... <dir>/hit-memory-...`
 # (profiling costs the server a few per cent while it runs); RESULTS=<file>
-# keeps every run's figures ("round scenario size conns req/s p99 cpu rss").
+# keeps every run's figures ("round scenario size conns req/s p99 cpu rss");
+# PIN=1 runs the servers (Caddy, nginx, Varnish, Redis) on CPU 0 and the
+# clients (wrk) and the origin on CPU 1 (taskset), so that they do not take
+# each other's time slices: Go sets Caddy's GOMAXPROCS to 1 then, nginx's
+# two workers share the one CPU, and the ratios compare servers on one core
+# each (on a 2-core machine, the spreads between rounds shrink).
 # Needs: wrk, nginx, varnishd, curl (installed with apt-get when missing and
 # run as root); redis-server for hit-redis (optional).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+srv=() cli=()
+if [ "${PIN:-}" = 1 ]; then
+	srv=(taskset -c 0) cli=(taskset -c 1)
+fi
 secs=${1:-5}
 rounds=${2:-3}
 sizes=(${SIZES:-1024 16384 262144})
@@ -111,7 +120,7 @@ modules=$("$work/caddy" list-modules)
 has_module() { grep -qx "$1" <<<"$modules"; }
 
 origin=127.0.0.1:18100
-"$work/origin" -addr $origin 2>"$work/origin.log" &
+"${cli[@]}" "$work/origin" -addr $origin 2>"$work/origin.log" &
 pids+=($!)
 
 # Ports: scenario i, size j -> 18200 + 10*i + j.
@@ -130,7 +139,7 @@ zipf_keys_of() { # zipf_keys_of <size>: ZIPF_KEYS, at most 256 MiB of bodies
 redis_port=18190
 if printf '%s\n' "${scenarios[@]}" | grep -qx hit-redis; then
 	if command -v redis-server >/dev/null && has_module http.cache.stores.redis; then
-		redis-server --port $redis_port --bind 127.0.0.1 --save '' --appendonly no --dir "$work" >"$work/redis.log" 2>&1 &
+		"${srv[@]}" redis-server --port $redis_port --bind 127.0.0.1 --save '' --appendonly no --dir "$work" >"$work/redis.log" 2>&1 &
 		pids+=($!)
 	else
 		scenarios=($(printf '%s\n' "${scenarios[@]}" | grep -vx hit-redis))
@@ -276,7 +285,7 @@ CADDY
 		fi
 	done
 } >"$work/Caddyfile"
-"$work/caddy" run --config "$work/Caddyfile" --adapter caddyfile >"$work/caddy.log" 2>&1 &
+"${srv[@]}" "$work/caddy" run --config "$work/Caddyfile" --adapter caddyfile >"$work/caddy.log" 2>&1 &
 caddy_pid=$!
 pids+=($caddy_pid)
 
@@ -330,7 +339,7 @@ NGINX
 	done
 	echo "}"
 } >"$work/nginx.conf"
-nginx -c "$work/nginx.conf" -e "$work/nginx-error.log" 2>>"$work/nginx-error.log" &
+"${srv[@]}" nginx -c "$work/nginx.conf" -e "$work/nginx-error.log" 2>>"$work/nginx-error.log" &
 pids+=($!)
 
 # --- Varnish: malloc storage, one listener per size, the origin as backend.
@@ -348,10 +357,10 @@ for size in "${sizes[@]}"; do
 	varnish_args+=(-a "127.0.0.1:$(port_of varnish "$size")")
 	for s in varnish-pass varnish-miss; do varnish_miss_args+=(-a "127.0.0.1:$(port_of $s "$size")"); done
 done
-varnishd -F -j none -n "$work/varnish" "${varnish_args[@]}" -f "$work/varnish.vcl" -s malloc,256m >"$work/varnish.log" 2>&1 &
+"${srv[@]}" varnishd -F -j none -n "$work/varnish" "${varnish_args[@]}" -f "$work/varnish.vcl" -s malloc,256m >"$work/varnish.log" 2>&1 &
 varnish_pid=$!
 pids+=($varnish_pid)
-varnishd -F -j none -n "$work/varnish-misses" "${varnish_miss_args[@]}" -f "$work/varnish.vcl" -s malloc,256m >"$work/varnish-misses.log" 2>&1 &
+"${srv[@]}" varnishd -F -j none -n "$work/varnish-misses" "${varnish_miss_args[@]}" -f "$work/varnish.vcl" -s malloc,256m >"$work/varnish-misses.log" 2>&1 &
 varnish_miss_pid=$!
 pids+=($varnish_miss_pid)
 
@@ -462,11 +471,11 @@ run() { # run <round> <scenario> <size> <conns>
 	fi
 	before=$(cpu_ticks $pids_)
 	if [[ $s == *miss || $s == *proxy-new || $s == varnish-pass ]]; then
-		out=$(wrk -t2 -c"$c" -d"${secs}s" --latency -s bench/miss.lua "$url" -- "$size" "$prefix")
+		out=$("${cli[@]}" wrk -t2 -c"$c" -d"${secs}s" --latency -s bench/miss.lua "$url" -- "$size" "$prefix")
 	elif [ "$s" = zipf ] || [ "$s" = zipf-hot ]; then
-		out=$(wrk -t2 -c"$c" -d"${secs}s" --latency -s "$work/zipf.lua" "$url" -- "$size" "$(zipf_keys_of "$size")" "${s#zipf-}")
+		out=$("${cli[@]}" wrk -t2 -c"$c" -d"${secs}s" --latency -s "$work/zipf.lua" "$url" -- "$size" "$(zipf_keys_of "$size")" "${s#zipf-}")
 	else
-		out=$(wrk -t2 -c"$c" -d"${secs}s" --latency -H 'X-Forwarded-For: 81.2.69.160' "$url")
+		out=$("${cli[@]}" wrk -t2 -c"$c" -d"${secs}s" --latency -H 'X-Forwarded-For: 81.2.69.160' "$url")
 	fi
 	after=$(cpu_ticks $pids_)
 	[ -z "$prof" ] || wait "$prof"
