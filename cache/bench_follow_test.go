@@ -15,6 +15,9 @@ import (
 	"github.com/caddy-edge/edge/internal/caddytest"
 )
 
+// The body size and the concurrent clients of BenchmarkCollapsedLargeBody.
+const collapsedSize, collapsedClients = 4 << 20, 100
+
 // BenchmarkCollapsedLargeBody sends 100 concurrent GETs of one new key
 // whose 4 MiB body the origin sends in two halves, the second 300 ms after
 // the first, through a real Caddy over loopback, and reports what the
@@ -28,9 +31,6 @@ import (
 // requests did not follow before the fifteenth session.
 //
 //	go test -run '^$' -bench CollapsedLargeBody -benchtime 5x ./cache/
-// The body size and the concurrent clients of BenchmarkCollapsedLargeBody.
-const collapsedSize, collapsedClients = 4 << 20, 100
-
 func BenchmarkCollapsedLargeBody(b *testing.B) {
 	if testing.Short() {
 		b.Skip("loopback load benchmark")

@@ -153,6 +153,12 @@ func (h *Handler) follow(c *cacheable, fl *flight) (bool, error) {
 	if src.closing.Load() {
 		return false, nil
 	}
+	if src.entry.Size < 0 && !c.r.ProtoAtLeast(1, 1) && c.r.Method != http.MethodHead {
+		// A body without a length is sent to an HTTP/1.0 client until
+		// the connection closes, not chunked: cut, it would look
+		// complete. It waits for the whole body.
+		return false, nil
+	}
 	src.followers.Add(1)
 	rd, ok := src.w.Follow()
 	if !ok {
@@ -178,10 +184,14 @@ func (h *Handler) follow(c *cacheable, fl *flight) (bool, error) {
 // announced trailers, which the next handler sets in the client's header
 // once the body is written, while the goroutine serving it may still be
 // writing (the store keeps no trailers; the followers get none either);
-// nor for a background fetch, whose "client" takes every write at once.
+// nor for a background fetch, whose "client" takes every write at once;
+// nor for an HTTP/1.0 client of a body without a length, which ends when
+// its connection closes: cut with the followers when the store gives the
+// body up, it would look complete (see follow).
 func (fw *fetchWriter) followed() bool {
 	fl := fw.f.flight
-	return fl != nil && fl.following && fl.src.followers.Load() > 0 && fw.header["Trailer"] == nil && !fw.f.background
+	return fl != nil && fl.following && fl.src.followers.Load() > 0 && fw.header["Trailer"] == nil && !fw.f.background &&
+		(fw.entry.Size >= 0 || fw.f.r.ProtoAtLeast(1, 1))
 }
 
 // delivery is the goroutine that writes a fetch's body to its client
@@ -287,15 +297,41 @@ func (fw *fetchWriter) takeBack() bool {
 	d.body.endAt = fw.written
 	d.body.ended.Store(true)
 	// A write to the client that is blocked now is bounded too; the
-	// delivery's next writes are bounded by deliveryWriter.
-	fw.clientDeadline()
+	// delivery's next writes are bounded by deliveryWriter. The bound is
+	// set on the connection (net/http's writer, which takes it from any
+	// goroutine), not through the writers that wrap it: those are the
+	// delivery's while it runs, and some keep the deadline they are
+	// given, which their writes read (Caddy's idle timeout writer).
+	bounded := false
+	if fw.f.det.cancel != nil && !fw.noDeadline {
+		timeout := time.Duration(fw.f.h.CollapseTimeout) / 2
+		bounded = http.NewResponseController(innermost(fw.rw)).SetWriteDeadline(time.Now().Add(timeout)) == nil
+	}
 	fw.f.wakeFollowers()
 	<-d.done
+	if bounded {
+		// That bound is the take-back's only: once the store write is
+		// given up, nobody waits for this client, and a deadline left
+		// set would cut it when the rest of the body takes longer to
+		// arrive.
+		_ = fw.controller().SetWriteDeadline(time.Time{})
+	}
 	if d.cut {
 		return false
 	}
 	fw.handoff = nil
 	return true
+}
+
+// innermost returns the writer that rw wraps, through every Unwrap.
+func innermost(rw http.ResponseWriter) http.ResponseWriter {
+	for {
+		u, ok := rw.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return rw
+		}
+		rw = u.Unwrap()
+	}
 }
 
 // errNotFollowable ends a fetch whose client is served from the store's

@@ -641,3 +641,143 @@ func TestStalledClientOfAnOutgrownBodyDoesNotHoldItsFollowers(t *testing.T) {
 	landed(t)
 	expect(t, "then", get(t, s, "/stalled"), 200, string(first)+string(second), "miss", "uri-miss")
 }
+
+// The client that caused the fetch of an outgrown body (above) gets the
+// rest from the fetch however long the origin takes to send it: the
+// bound on its writes while the fetch waited for it to have what was
+// stored (half of collapse_timeout) does not outlast the take-back, or a
+// slow origin would have it cut once that much time has passed.
+func TestClientOfAnOutgrownBodyGetsASlowRestWhole(t *testing.T) {
+	const mib = 1 << 20
+	first := bytes.Repeat([]byte("f"), mib)
+	second := bytes.Repeat([]byte("s"), 64<<10)
+	release := make(chan struct{})
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.Write(first)
+		w.(http.Flusher).Flush()
+		select {
+		case <-release:
+		case <-time.After(10 * time.Second):
+		}
+		// Past max_object_size: the fetch takes its client back here.
+		w.Write(second)
+		w.(http.Flusher).Flush()
+		time.Sleep(700 * time.Millisecond)
+		w.Write([]byte("tail"))
+	})
+	s := startFollowCache(t, o, "collapse_timeout 400ms\nmax_object_size 1MiB")
+	leader := leaderOf(t, s, "/slowrest", first)
+	waiter := startFollowers(t, s, "/slowrest", 1, first)[0]
+	close(release)
+	rest, err := io.ReadAll(leader.Body)
+	if err != nil || string(rest) != string(second)+"tail" {
+		t.Fatalf("the client that caused the fetch got %d more bytes (%v), want the rest of the body, %d", len(rest), err, len(second)+4)
+	}
+	if _, err := io.ReadAll(waiter.Body); err == nil {
+		t.Error("the follower of an outgrown body got a complete response")
+	}
+}
+
+// An HTTP/1.0 request cannot be sent a body chunked: one without a length
+// ends when the connection closes, so that a cut one would look complete
+// to it. It does not follow such a body (it waits for the fetch, as before
+// bodies without a length were followed), and gets the whole body, never
+// the part that the origin sent before it cut the fetch.
+func TestHTTP10WaiterDoesNotFollowABodyWithoutLength(t *testing.T) {
+	first, second := bytes.Repeat([]byte("a"), 50000), bytes.Repeat([]byte("b"), 50000)
+	release := make(chan struct{})
+	var cut atomic.Bool
+	cut.Store(true)
+	o := newOrigin(t, parts(first, second, release, func() bool { return cut.Swap(false) }, false))
+	s := startFollowCache(t, o, "")
+	leader := leaderOf(t, s, "/cut10", first)
+	host := strings.TrimPrefix(s.URL(""), "http://")
+	conn, err := net.Dial("tcp", host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	io.WriteString(conn, "GET /cut10 HTTP/1.0\r\nHost: "+host+"\r\n\r\n")
+	waitFor(t, "the HTTP/1.0 request to wait", func() bool { return cache.Waiting() == 1 })
+	time.Sleep(100 * time.Millisecond) // it follows now, if it does
+	close(release)
+	io.ReadAll(leader.Body)
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	if err == nil && string(body) != string(first)+string(second) {
+		t.Errorf("HTTP/1.0 waiter got %d bytes and a clean end (Cache-Status %q), want the whole body, %d, or an error", len(body), resp.Header.Get("Cache-Status"), len(first)+len(second))
+	}
+}
+
+// The client that caused the fetch of a body without a length is not
+// served from the store when it speaks HTTP/1.0 (as above, its body ends
+// when the connection closes): when the store gives the body up (here the
+// memory store's bound on the buffers of bodies being written), its
+// followers are cut, but it is not cut with them, which it would take for
+// the whole body; it gets the rest from the fetch.
+func TestHTTP10ClientOfABodyWithoutLengthTheStoreGaveUpGetsItWhole(t *testing.T) {
+	const mib = 1 << 20
+	hold := bytes.Repeat([]byte("h"), 7*mib)
+	big := bytes.Repeat([]byte("b"), 4*mib)
+	holdRelease, bigRelease := make(chan struct{}), make(chan struct{})
+	defer close(holdRelease)
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		if r.URL.Path != "/big10" {
+			// Holds 7 MiB of the store's buffers until the test ends.
+			w.Header().Set("Content-Length", strconv.Itoa(7*mib))
+			w.Write(hold[:2*mib])
+			w.(http.Flusher).Flush()
+			select {
+			case <-holdRelease:
+			case <-r.Context().Done():
+				return
+			}
+			w.Write(hold[2*mib:])
+			return
+		}
+		w.Write(big[:mib/2])
+		w.(http.Flusher).Flush()
+		select {
+		case <-bigRelease:
+		case <-time.After(10 * time.Second):
+		}
+		w.Write(big[mib/2:])
+	})
+	// 64 MiB: entries up to 8 MiB, the buffers of bodies being written
+	// 16 MiB together.
+	s := startFollowCache(t, o, "collapse_timeout 30s\nstore memory {\n\tmax_size 64MiB\n}")
+	leaderOf(t, s, "/h1", hold[:2*mib])
+	leaderOf(t, s, "/h2", hold[:2*mib])
+	host := strings.TrimPrefix(s.URL(""), "http://")
+	conn, err := net.Dial("tcp", host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	io.WriteString(conn, "GET /big10 HTTP/1.0\r\nHost: "+host+"\r\n\r\n")
+	conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(resp.Body, make([]byte, mib/2)); err != nil {
+		t.Fatalf("HTTP/1.0 client's first part: %v", err)
+	}
+	waiters := startFollowers(t, s, "/big10", 2, big[:mib/2])
+	close(bigRelease)
+	rest, err := io.ReadAll(resp.Body)
+	if err == nil && !bytes.Equal(rest, big[mib/2:]) {
+		t.Errorf("HTTP/1.0 client got %d more bytes and a clean end, want the rest of the body, %d, or an error", len(rest), len(big)-mib/2)
+	}
+	for i, resp := range waiters {
+		if _, err := io.ReadAll(resp.Body); err == nil {
+			t.Errorf("waiter %d of a body the store gave up got a complete response", i)
+		}
+	}
+}
