@@ -458,6 +458,8 @@ type fetchWriter struct {
 // other requests wait for (they would wait collapse_timeout and get a
 // 504). Past half of collapse_timeout without progress, the write fails,
 // the client counts as gone, and the body goes on into the store alone.
+// Over HTTP/2 the write is followed by writeDone, which removes the
+// bound again.
 func (fw *fetchWriter) clientDeadline() {
 	if fw.sw == nil || fw.f.det.cancel == nil || fw.noDeadline {
 		return
@@ -467,6 +469,19 @@ func (fw *fetchWriter) clientDeadline() {
 		fw.deadline = true
 	} else {
 		fw.noDeadline = true // not supported (HTTP/3): not tried again
+	}
+}
+
+// writeDone ends the bound clientDeadline set for a write, over HTTP/2:
+// there a write deadline is a timer that resets the stream when it fires,
+// even with no write in flight (net/http's HTTP/2 server), so a bound
+// left set would cut the client when the origin pauses between two parts
+// of the body for longer. Over HTTP/1 it is only checked by the next
+// write, which sets its own first, and is removed once at the end
+// (clearDeadline), without a call per write.
+func (fw *fetchWriter) writeDone() {
+	if fw.deadline && fw.f.r.ProtoMajor == 2 {
+		fw.clearDeadline()
 	}
 }
 
@@ -809,6 +824,7 @@ func (fw *fetchWriter) Write(p []byte) (int, error) {
 		}
 		fw.clientDeadline()
 		n, err = fw.rw.Write(p)
+		fw.writeDone()
 		if err != nil && fw.sw != nil && fw.f.det.cancel != nil && fw.f.det.needed() {
 			// The client is gone; the requests waiting for this fetch
 			// still get the response from the store.
@@ -894,6 +910,7 @@ func (fw *fetchWriter) FlushError() error {
 	}
 	fw.clientDeadline()
 	err := fw.controller().Flush()
+	fw.writeDone()
 	if err != nil && fw.sw != nil && fw.f.det.cancel != nil && fw.f.det.needed() {
 		fw.state, err = stateClientGone, nil // as in Write
 	}

@@ -228,7 +228,7 @@ func (fw *fetchWriter) handOff() {
 	if stop == nil {
 		stop = fw.f.cancel // a background fetch's, if any
 	}
-	dw := &deliveryWriter{rw: rw, body: body}
+	dw := &deliveryWriter{rw: rw, body: body, http2: fw.f.r.ProtoMajor == 2}
 	if fw.f.det.cancel != nil && !fw.noDeadline {
 		dw.timeout = time.Duration(fw.f.h.CollapseTimeout) / 2
 	}
@@ -259,6 +259,7 @@ type deliveryWriter struct {
 	rw       http.ResponseWriter
 	body     *followBody
 	timeout  time.Duration // 0: no deadline (not detached, or HTTP/3)
+	http2    bool
 	rc       *http.ResponseController
 	deadline bool
 }
@@ -274,12 +275,19 @@ func (w *deliveryWriter) Write(p []byte) (int, error) {
 			w.timeout = 0
 		}
 	}
-	return w.rw.Write(p)
+	n, err := w.rw.Write(p)
+	if w.deadline && w.http2 {
+		// As fetchWriter.writeDone: over HTTP/2 a deadline left set
+		// resets the stream when it fires.
+		w.clearDeadline()
+	}
+	return n, err
 }
 
 // clearDeadline removes the deadline Write set.
 func (w *deliveryWriter) clearDeadline() {
 	if w.deadline {
+		w.deadline = false
 		_ = w.rc.SetWriteDeadline(time.Time{})
 	}
 }

@@ -142,13 +142,18 @@ const globalOptions = "\tadmin {ADMIN_ADDR}\n\thttp_port {HTTP_PORT}\n\tauto_htt
 // that has what Load would prepend and sends Caddy's default log (info and
 // above, JSON) to logFile, for tests that read what was logged.
 func LoggedGlobal(logFile string) string {
-	return "{\n" + globalOptions + `	log {
+	return Global(`	log {
 		output file ` + logFile + `
 		format json
 		level INFO
 	}
+`)
 }
-`
+
+// Global returns a global options block, to start a Caddyfile with, that
+// has what Load would prepend and the options in extra (whole lines).
+func Global(extra string) string {
+	return "{\n" + globalOptions + extra + "}\n"
 }
 
 // URL returns the address of path on the HTTP port, e.g.
