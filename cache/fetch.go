@@ -106,6 +106,10 @@ func (f *fetch) run(w http.ResponseWriter) error {
 		// The client is being served from the store (handOff): its
 		// writer is that goroutine's until it is done.
 		<-d.done
+		hdr := w.Header()
+		for k, vv := range x.fw.late {
+			hdr[k] = append(hdr[k], vv...)
+		}
 		if d.cut && x.panicked == nil {
 			// The body ends short of its Content-Length: close the
 			// connection rather than let it look complete.
@@ -451,6 +455,11 @@ type fetchWriter struct {
 	// store's writer, and Write only stores, so that a client that reads
 	// slowly does not set their pace.
 	handoff *delivery
+	// late holds the fields the next handler sets in the client's header
+	// while the client is served from the store (trailers reverse_proxy
+	// adds after the body): net/http may be reading that header for the
+	// goroutine serving it. They are added once it is done.
+	late http.Header
 }
 
 // clientDeadline bounds the next write to the client of a detached fetch
@@ -528,6 +537,12 @@ const (
 // Header returns the header map the next handler fills.
 func (fw *fetchWriter) Header() http.Header {
 	if fw.state != stateHeader && fw.state != stateCaptured {
+		if fw.handoff != nil {
+			if fw.late == nil {
+				fw.late = make(http.Header)
+			}
+			return fw.late
+		}
 		return fw.rw.Header()
 	}
 	return fw.header

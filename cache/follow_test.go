@@ -781,3 +781,41 @@ func TestHTTP10ClientOfABodyWithoutLengthTheStoreGaveUpGetsItWhole(t *testing.T)
 		}
 	}
 }
+
+// An origin can send trailer fields it did not announce; reverse_proxy
+// adds them to the client's header (with http.TrailerPrefix) once the
+// body is copied. When the client is served from the store (followed),
+// the goroutine serving it may still be writing, and net/http reads that
+// header when it sends the response's (unless it was sent already): the
+// fields are kept apart until that goroutine is done, and the client
+// still gets them.
+func TestUnannouncedTrailersOfAFollowedBody(t *testing.T) {
+	release := make(chan struct{})
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.WriteHeader(http.StatusOK)
+		w.(http.Flusher).Flush()
+		<-release
+		io.WriteString(w, "the body")
+		w.Header().Set(http.TrailerPrefix+"X-Checksum", "abc")
+	})
+	s := startFollowCache(t, o, "")
+	leader, err := s.Client.Get(s.URL("/trailers"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer leader.Body.Close()
+	waiter := make(chan result, 1)
+	go func() { waiter <- get(t, s, "/trailers") }()
+	waitFor(t, "the second request to wait", func() bool { return cache.Waiting() == 1 })
+	time.Sleep(50 * time.Millisecond) // and to follow
+	close(release)
+	body, err := io.ReadAll(leader.Body)
+	if err != nil || string(body) != "the body" {
+		t.Fatalf("leader: %q, %v", body, err)
+	}
+	if got := leader.Trailer.Get("X-Checksum"); got != "abc" {
+		t.Errorf("leader's trailer X-Checksum %q, want abc", got)
+	}
+	expect(t, "waiter", <-waiter, 200, "the body", "collapsed")
+}
