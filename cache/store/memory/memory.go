@@ -299,9 +299,8 @@ func weight(key string, it *item) int64 {
 // value is not usable; create one with New and Close it when done.
 type Cache struct {
 	c        *otter.Cache[string, *item]
-	clock    otter.Clock        // the time for expiry, shared with otter
-	coarse   *otter.CoarseClock // the default clock, stopped by Close; nil with Config.Now
-	stop     chan struct{}      // closed by Close: ends the sweeps
+	clock    otter.Clock   // the time for expiry, shared with otter
+	stop     chan struct{} // closed by Close: ends the sweeps
 	closing  sync.Once
 	maxSize  atomic.Int64
 	maxEntry atomic.Int64 // the largest weight one entry may have
@@ -347,13 +346,9 @@ func New(cfg Config) (*Cache, error) {
 	c := &Cache{tags: make(map[string]map[string]*item), groups: make(map[string]map[string]*item), kept: keep.NewClock[store.Entry](0, 0)}
 	c.values.init()
 	c.arena = newArena(cfg.MaxSize, c.compact)
+	c.clock = &coarse
 	if cfg.Now != nil {
 		c.clock = clock{cfg.Now}
-	} else {
-		// Reading the precise time is a large part of a hit (twice
-		// ~25ns on a VM); Expires is about HTTP freshness, in seconds.
-		c.coarse = otter.NewCoarseClock(coarseResolution)
-		c.clock = c.coarse
 	}
 	c.setLimits(cfg.MaxSize)
 	opts := &otter.Options[string, *item]{
@@ -364,12 +359,11 @@ func New(cfg Config) (*Cache, error) {
 	}
 	oc, err := otter.New(opts)
 	if err != nil {
-		c.stopClock()
 		return nil, err
 	}
 	c.c = oc
 	c.stop = make(chan struct{})
-	if c.coarse != nil {
+	if cfg.Now == nil {
 		go c.sweepEvery(sweepInterval)
 	}
 	return c, nil
@@ -460,19 +454,12 @@ func (c *Cache) relocate(key string, it *item) {
 	})
 }
 
-// Close stops the Cache's background work: the periodic clean-up and the
-// coarse clock. The Cache keeps answering without them, so that requests
-// still in flight when a config is unloaded finish normally.
+// Close stops the Cache's background work: the periodic clean-up. The
+// Cache keeps answering without it, so that requests still in flight when
+// a config is unloaded finish normally.
 func (c *Cache) Close() {
 	c.closing.Do(func() { close(c.stop) })
 	c.c.StopAllGoroutines()
-	c.stopClock()
-}
-
-func (c *Cache) stopClock() {
-	if c.coarse != nil {
-		c.coarse.Stop()
-	}
 }
 
 // MaxSize returns the byte budget.
@@ -587,8 +574,7 @@ func (b *heldBody) Close() error {
 	return nil
 }
 
-// expired reports whether it's Expires has passed. Otter drops such entries
-// too, but its clock and ours may disagree by a tick.
+// expired reports whether it's Expires has passed.
 func (c *Cache) expired(it *item) bool {
 	return it.expires != 0 && c.clock.NowNano() >= it.expires
 }
