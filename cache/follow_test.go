@@ -126,6 +126,20 @@ func landed(t *testing.T) {
 	waitFor(t, "the fetch to land", func() bool { return cache.Flights() == 0 })
 }
 
+// expectCut reads the rest of resp's body, which must end with an error
+// (an incomplete response, never one that looks complete) and hold only
+// bytes for which sent is true.
+func expectCut(t *testing.T, what string, resp *http.Response, sent func(rune) bool) {
+	t.Helper()
+	rest, err := io.ReadAll(resp.Body)
+	if err == nil {
+		t.Errorf("%s ended without an error after %d more bytes, want an incomplete response", what, len(rest))
+	}
+	if bytes.ContainsFunc(rest, func(r rune) bool { return !sent(r) }) {
+		t.Errorf("%s got bytes the origin never sent it", what)
+	}
+}
+
 // leaderOf sends the GET of path that leads the fetch and reads the first
 // part of its body.
 func leaderOf(t *testing.T, s *caddytest.Server, path string, first []byte) *http.Response {
@@ -214,13 +228,7 @@ func TestFollowersOfACutBodyAreCut(t *testing.T) {
 	waiters := startFollowers(t, s, "/cut", 3, first)
 	close(release)
 	for i, resp := range append(waiters, leader) {
-		rest, err := io.ReadAll(resp.Body)
-		if err == nil {
-			t.Errorf("response %d ended without an error after %d more bytes, want an incomplete response", i, len(rest))
-		}
-		if bytes.ContainsRune(rest, 'b') {
-			t.Errorf("response %d got bytes the origin never sent it", i)
-		}
+		expectCut(t, fmt.Sprint("response ", i), resp, func(r rune) bool { return r != 'b' })
 	}
 	landed(t)
 	expect(t, "then", get(t, s, "/cut"), 200, string(first)+string(second), "miss", "stored")
@@ -466,6 +474,33 @@ func TestSlowClientDoesNotSetTheFollowersPace(t *testing.T) {
 	}
 }
 
+// holdingFill answers a request that holds 7 MiB of the memory store's
+// buffers of bodies being written (startFullFill): it sends 2 MiB of the
+// 7 MiB body hold, and the rest once release is closed.
+func holdingFill(w http.ResponseWriter, r *http.Request, hold []byte, release <-chan struct{}) {
+	w.Header().Set("Content-Length", strconv.Itoa(len(hold)))
+	w.Write(hold[:2<<20])
+	w.(http.Flusher).Flush()
+	select {
+	case <-release:
+	case <-r.Context().Done():
+		return
+	}
+	w.Write(hold[2<<20:])
+}
+
+// startFullFill starts a cache in front of o whose memory store (64 MiB:
+// entries up to 8 MiB, the buffers of bodies being written 16 MiB
+// together) has 14 MiB of those buffers held by two fetches, /h1 and /h2
+// (holdingFill), so that the next body it stores is given up past 2 MiB.
+func startFullFill(t *testing.T, o *origin, hold []byte) *caddytest.Server {
+	t.Helper()
+	s := startFollowCache(t, o, "collapse_timeout 30s\nstore memory {\n\tmax_size 64MiB\n}")
+	leaderOf(t, s, "/h1", hold[:2<<20])
+	leaderOf(t, s, "/h2", hold[:2<<20])
+	return s
+}
+
 // When the store gives a followed body up midway (here the memory store's
 // bound on the buffers of bodies being written), nobody can be served the
 // rest: the followers are cut, and so is the client that caused the fetch,
@@ -481,19 +516,11 @@ func TestClientOfAFetchTheStoreGaveUpIsCutAtOnce(t *testing.T) {
 	ended := make(chan bool, 1) // whether the /big origin request was cancelled
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "max-age=60")
-		w.Header().Set("Content-Length", strconv.Itoa(7*mib))
 		if r.URL.Path != "/big" {
-			// Holds 7 MiB of the store's buffers until the test ends.
-			w.Write(hold[:2*mib])
-			w.(http.Flusher).Flush()
-			select {
-			case <-holdRelease:
-			case <-r.Context().Done():
-				return
-			}
-			w.Write(hold[2*mib:])
+			holdingFill(w, r, hold, holdRelease)
 			return
 		}
+		w.Header().Set("Content-Length", strconv.Itoa(7*mib))
 		w.Write(big[:mib/2])
 		w.(http.Flusher).Flush()
 		select {
@@ -511,11 +538,7 @@ func TestClientOfAFetchTheStoreGaveUpIsCutAtOnce(t *testing.T) {
 		}
 		w.Write(big[3*mib:])
 	})
-	// 64 MiB: entries up to 8 MiB, the buffers of bodies being written
-	// 16 MiB together.
-	s := startFollowCache(t, o, "collapse_timeout 30s\nstore memory {\n\tmax_size 64MiB\n}")
-	leaderOf(t, s, "/h1", hold[:2*mib])
-	leaderOf(t, s, "/h2", hold[:2*mib])
+	s := startFullFill(t, o, hold)
 	leader := leaderOf(t, s, "/big", big[:mib/2])
 	waiters := startFollowers(t, s, "/big", 2, big[:mib/2])
 	close(bigRelease)
@@ -577,13 +600,7 @@ func TestClientOfAnOutgrownBodyGetsItWhole(t *testing.T) {
 				t.Fatalf("the client that caused the fetch got %d more bytes (%v), want the rest of the body, %d", len(rest), err, len(second))
 			}
 			for i, resp := range waiters {
-				rest, err := io.ReadAll(resp.Body)
-				if err == nil {
-					t.Errorf("waiter %d ended without an error after %d more bytes, want an incomplete response", i, len(rest))
-				}
-				if bytes.ContainsFunc(rest, func(r rune) bool { return r != 's' }) {
-					t.Errorf("waiter %d got bytes that are not the body's", i)
-				}
+				expectCut(t, fmt.Sprint("waiter ", i), resp, func(r rune) bool { return r == 's' })
 			}
 			landed(t)
 			expect(t, "then", get(t, s, "/grown"), 200, string(first)+string(second), "miss", "uri-miss")
@@ -729,16 +746,7 @@ func TestHTTP10ClientOfABodyWithoutLengthTheStoreGaveUpGetsItWhole(t *testing.T)
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "max-age=60")
 		if r.URL.Path != "/big10" {
-			// Holds 7 MiB of the store's buffers until the test ends.
-			w.Header().Set("Content-Length", strconv.Itoa(7*mib))
-			w.Write(hold[:2*mib])
-			w.(http.Flusher).Flush()
-			select {
-			case <-holdRelease:
-			case <-r.Context().Done():
-				return
-			}
-			w.Write(hold[2*mib:])
+			holdingFill(w, r, hold, holdRelease)
 			return
 		}
 		w.Write(big[:mib/2])
@@ -749,11 +757,7 @@ func TestHTTP10ClientOfABodyWithoutLengthTheStoreGaveUpGetsItWhole(t *testing.T)
 		}
 		w.Write(big[mib/2:])
 	})
-	// 64 MiB: entries up to 8 MiB, the buffers of bodies being written
-	// 16 MiB together.
-	s := startFollowCache(t, o, "collapse_timeout 30s\nstore memory {\n\tmax_size 64MiB\n}")
-	leaderOf(t, s, "/h1", hold[:2*mib])
-	leaderOf(t, s, "/h2", hold[:2*mib])
+	s := startFullFill(t, o, hold)
 	host := strings.TrimPrefix(s.URL(""), "http://")
 	conn, err := net.Dial("tcp", host)
 	if err != nil {
