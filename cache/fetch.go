@@ -106,10 +106,7 @@ func (f *fetch) run(w http.ResponseWriter) error {
 		// The client is being served from the store (handOff): its
 		// writer is that goroutine's until it is done.
 		<-d.done
-		hdr := w.Header()
-		for k, vv := range x.fw.late {
-			hdr[k] = append(hdr[k], vv...)
-		}
+		x.fw.addLate()
 		if d.cut && x.panicked == nil {
 			// The body ends short of its Content-Length: close the
 			// connection rather than let it look complete.
@@ -477,8 +474,19 @@ func (fw *fetchWriter) clientDeadline() {
 	if err := fw.controller().SetWriteDeadline(time.Now().Add(d)); err == nil {
 		fw.deadline = true
 	} else {
-		fw.noDeadline = true // not supported (HTTP/3): not tried again
+		fw.noDeadline = true // not supported by the client's writer: not tried again
 	}
+}
+
+// addLate adds to the client's header the fields the next handler set
+// while the client was served from the store (fetchWriter.late), once that
+// is over.
+func (fw *fetchWriter) addLate() {
+	hdr := fw.rw.Header()
+	for k, vv := range fw.late {
+		hdr[k] = append(hdr[k], vv...)
+	}
+	fw.late = nil
 }
 
 // writeDone ends the bound clientDeadline set for a write, over HTTP/2:

@@ -258,7 +258,7 @@ func (fw *fetchWriter) handOff() {
 type deliveryWriter struct {
 	rw       http.ResponseWriter
 	body     *followBody
-	timeout  time.Duration // 0: no deadline (not detached, or HTTP/3)
+	timeout  time.Duration // 0: no deadline (not detached, or not supported)
 	http2    bool
 	rc       *http.ResponseController
 	deadline bool
@@ -328,6 +328,7 @@ func (fw *fetchWriter) takeBack() bool {
 		return false
 	}
 	fw.handoff = nil
+	fw.addLate()
 	return true
 }
 
