@@ -844,6 +844,12 @@ func (fw *fetchWriter) Write(p []byte) (int, error) {
 			}
 			fw.abort(string(policy.ReasonTooLarge), outcomeUncacheable)
 			fw.f.wakeFollowers()
+			// Nothing of it is stored now: the flight lands, as that of a
+			// response known not to be stored at its header does, so that
+			// the requests of the key go to the origin instead of waiting
+			// for the rest of this body.
+			fw.f.h.land(fw.f.lk.key, fw.f.flight, fw.unstoredOutcome())
+			fw.f.flight = nil
 		}
 		fw.clientDeadline()
 		n, err = fw.rw.Write(p)

@@ -823,3 +823,52 @@ func TestUnannouncedTrailersOfAFollowedBody(t *testing.T) {
 	}
 	expect(t, "waiter", <-waiter, 200, "the body", "collapsed")
 }
+
+// Once a followed body without a length has outgrown what is stored, its
+// fetch lands at once, as that of a response known not to be stored at
+// its header does: the key's next requests go to the origin instead of
+// waiting for the rest of a body that will not be stored (up to
+// collapse_timeout), while the first client still gets the rest.
+func TestRequestsAfterAnOutgrownBodyGoToTheOrigin(t *testing.T) {
+	const kib = 1 << 10
+	first := bytes.Repeat([]byte("f"), 512*kib)
+	second := bytes.Repeat([]byte("s"), 1024*kib)
+	third := bytes.Repeat([]byte("t"), 16*kib)
+	grow, finish := make(chan struct{}), make(chan struct{})
+	defer close(finish)
+	var n atomic.Int32
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		if n.Add(1) > 1 {
+			w.Write(first)
+			w.Write(second)
+			w.Write(third)
+			return
+		}
+		w.Write(first)
+		w.(http.Flusher).Flush()
+		<-grow
+		w.Write(second)
+		w.(http.Flusher).Flush()
+		<-finish
+		w.Write(third)
+	})
+	s := startFollowCache(t, o, "max_object_size 1MiB")
+	leader := leaderOf(t, s, "/grown", first)
+	waiter := startFollowers(t, s, "/grown", 1, first)[0]
+	close(grow)
+	expectCut(t, "waiter", waiter, func(r rune) bool { return r == 's' })
+	got := make(chan result, 1)
+	go func() { got <- get(t, s, "/grown") }()
+	select {
+	case r := <-got:
+		expect(t, "next request", r, 200, string(first)+string(second)+string(third), "miss", "detail=hit-for-miss")
+	case <-time.After(5 * time.Second):
+		t.Fatal("the next request waited for the rest of a body that is not stored")
+	}
+	finish <- struct{}{}
+	rest, err := io.ReadAll(leader.Body)
+	if err != nil || string(rest) != string(second)+string(third) {
+		t.Fatalf("the first client got %d more bytes (%v), want the rest of the body", len(rest), err)
+	}
+}
