@@ -76,40 +76,6 @@ func TestStallingLeaderDoesNotTakeTheKeyDown(t *testing.T) {
 	}
 }
 
-// The deadline that bounds each of the leader's writes (above) is, on an
-// HTTP/2 stream, a timer that resets the stream when it fires, even with
-// no write in flight (net/http's HTTP/2 server). Left set between writes,
-// it cut an HTTP/2 client whose origin paused for longer than half of
-// collapse_timeout between two parts of a body being stored.
-func TestHTTP2ClientOfAPausingOriginIsNotReset(t *testing.T) {
-	release := make(chan struct{})
-	o := newOrigin(t, slowSecondPart(release))
-	s := caddytest.Start(t, caddytest.Global("\tservers {\n\t\tprotocols h1 h2c\n\t}\n")+siteConfig(o, "collapse_timeout 1s"))
-	tr := &http.Transport{Protocols: new(http.Protocols)}
-	tr.Protocols.SetUnencryptedHTTP2(true)
-	defer tr.CloseIdleConnections()
-	c := &http.Client{Transport: tr, Timeout: 10 * time.Second}
-	resp, err := c.Get(s.URL("/big"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.ProtoMajor != 2 {
-		t.Fatalf("response over %s, want HTTP/2", resp.Proto)
-	}
-	first := make([]byte, len("first part\n"))
-	if _, err := io.ReadFull(resp.Body, first); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(time.Second) // twice the bound of a write
-	close(release)
-	rest, err := io.ReadAll(resp.Body)
-	if err != nil || string(rest) != "second part\n" {
-		t.Fatalf("the rest of the body after the origin paused: %q, %v; want the second part", rest, err)
-	}
-	expect(t, "then", get(t, s, "/big"), 200, "first part\nsecond part\n", "hit", "hit")
-}
-
 // The same from a HEAD: a HEAD miss waits for the GET in flight and times
 // out the same way (covered by the fix of the GET's writer).
 
