@@ -140,6 +140,25 @@ func expectCut(t *testing.T, what string, resp *http.Response, sent func(rune) b
 	}
 }
 
+// expectRest reads the rest of resp's body, which must be rest.
+func expectRest(t *testing.T, what string, resp *http.Response, rest []byte) {
+	t.Helper()
+	if got, err := io.ReadAll(resp.Body); err != nil || !bytes.Equal(got, rest) {
+		t.Errorf("%s: rest of the body %d bytes (%v), want %d", what, len(got), err, len(rest))
+	}
+}
+
+// storedOnce checks, once the fetch has landed, that path is a hit with
+// body whole, which the origin sent once.
+func storedOnce(t *testing.T, s *caddytest.Server, o *origin, path, whole string) {
+	t.Helper()
+	landed(t)
+	expect(t, "then", get(t, s, path), 200, whole, "hit", "hit")
+	if n := o.n.Load(); n != 1 {
+		t.Errorf("origin got %d requests, want 1", n)
+	}
+}
+
 // leaderOf sends the GET of path that leads the fetch and reads the first
 // part of its body.
 func leaderOf(t *testing.T, s *caddytest.Server, path string, first []byte) *http.Response {
@@ -288,15 +307,9 @@ func TestFollowersKeepTheFetchWhenItsClientLeaves(t *testing.T) {
 	leader.Body.Close()
 	close(release)
 	for i, resp := range waiters {
-		if rest, err := io.ReadAll(resp.Body); err != nil || !bytes.Equal(rest, second) {
-			t.Errorf("waiter %d: rest of the body %d bytes (%v), want %d", i, len(rest), err, len(second))
-		}
+		expectRest(t, fmt.Sprint("waiter ", i), resp, second)
 	}
-	landed(t)
-	expect(t, "then", get(t, s, "/left"), 200, string(first)+string(second), "hit", "hit")
-	if n := o.n.Load(); n != 1 {
-		t.Errorf("origin got %d requests, want 1", n)
-	}
+	storedOnce(t, s, o, "/left", string(first)+string(second))
 }
 
 // A HEAD that waits for a GET of its key is answered with the GET's
