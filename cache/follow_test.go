@@ -240,8 +240,9 @@ func testWaitersFollow(t *testing.T, storeConfig string, first, second []byte, s
 func TestFollowersOfACutBodyAreCut(t *testing.T) {
 	first, second := bytes.Repeat([]byte("a"), 50000), bytes.Repeat([]byte("b"), 50000)
 	release := make(chan struct{})
-	cut := true
-	o := newOrigin(t, partsOrigin(first, second, release, func() bool { c := cut; cut = false; return c }))
+	var cut atomic.Bool // the first origin request is cut, the next ones not
+	cut.Store(true)
+	o := newOrigin(t, partsOrigin(first, second, release, func() bool { return cut.Swap(false) }))
 	s := startFollowCache(t, o, "")
 	leader := leaderOf(t, s, "/cut", first)
 	waiters := startFollowers(t, s, "/cut", 3, first)

@@ -97,8 +97,9 @@ func TestHTTP2StreamsFollowOneFetch(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			first, second := bytes.Repeat([]byte("a"), tc.n), bytes.Repeat([]byte("b"), tc.n)
 			release := make(chan struct{})
-			cut := tc.cut
-			o := newOrigin(t, parts(first, second, release, func() bool { c := cut; cut = false; return c }, tc.sized))
+			var cut atomic.Bool // the first origin request only
+			cut.Store(tc.cut)
+			o := newOrigin(t, parts(first, second, release, func() bool { return cut.Swap(false) }, tc.sized))
 			s := startH2Cache(t, o, "collapse_timeout 200ms", true)
 			leader := leaderOf(t, s, "/k", first)
 			waiters := startFollowers(t, s, "/k", 4, first)
