@@ -130,7 +130,7 @@ func (f *fetch) exchange(w http.ResponseWriter) (x exchange) {
 			x.panicked, x.outcome = p, outcomeFailed
 		}
 	}()
-	f.fw = fetchWriter{f: f, rw: w, header: make(http.Header), reqTime: f.h.now()}
+	f.fw = fetchWriter{f: f, rw: w, header: make(http.Header), reqTime: f.h.now(), bound: writeBound{rw: w, http2: f.r.ProtoMajor == 2}}
 	x.fw = &f.fw
 	metrics.origin.Inc()
 	f.purgeSeq, f.invalSeq = purges.since(), invalidations.since()
@@ -145,7 +145,7 @@ func (f *fetch) exchange(w http.ResponseWriter) (x exchange) {
 	}
 	x.outcome = x.fw.finish(x.err, x.panicked != nil)
 	f.wakeFollowers()
-	x.fw.clearDeadline()
+	x.fw.bound.clear()
 	if x.panicked == nil && x.fw.state == stateCaptured && x.fw.status == http.StatusNotModified {
 		x.freshened, x.updateErr = f.freshen(x.fw)
 		if reason, gone := x.updateErr.(notStorable); gone {
@@ -438,11 +438,9 @@ type fetchWriter struct {
 	written  int64
 	reason   string  // why the response is not stored
 	aborted  outcome // when the store write was aborted: the flight's outcome
-	// deadline: a write deadline was set on the client's connection (see
-	// clientDeadline), to be cleared when the fetch is over.
-	deadline   bool
-	noDeadline bool                     // rw does not support write deadlines
-	rc         *http.ResponseController // of rw, made when first needed (controller)
+	// bound bounds the writes to the client (clientDeadline); cleared when
+	// the fetch is over.
+	bound writeBound
 	// unneeded: Write refused the body with errBodyUnneeded, so the next
 	// handler's error (or reverse_proxy's panic with
 	// http.ErrAbortHandler) says nothing of the client's response.
@@ -464,17 +462,67 @@ type fetchWriter struct {
 // other requests wait for (they would wait collapse_timeout and get a
 // 504). Past half of collapse_timeout without progress, the write fails,
 // the client counts as gone, and the body goes on into the store alone.
-// Over HTTP/2 the write is followed by writeDone, which removes the
-// bound again.
+// The write is followed by bound.after.
 func (fw *fetchWriter) clientDeadline() {
-	if fw.sw == nil || fw.f.det.cancel == nil || fw.noDeadline {
+	if fw.sw == nil || fw.f.det.cancel == nil {
 		return
 	}
-	d := time.Duration(fw.f.h.CollapseTimeout) / 2
-	if err := fw.controller().SetWriteDeadline(time.Now().Add(d)); err == nil {
-		fw.deadline = true
+	fw.bound.before(fw.f.h.writeTimeout())
+}
+
+// writeTimeout is how long a write to the client of a detached fetch that
+// stores may take: half of collapse_timeout.
+func (h *Handler) writeTimeout() time.Duration { return time.Duration(h.CollapseTimeout) / 2 }
+
+// writeBound bounds each write to a client with a write deadline, as long
+// as the client's writer takes one. Over HTTP/2 the deadline is removed
+// after its write: there it is a timer that resets the stream when it
+// fires, even with no write in flight (net/http's HTTP/2 server), so one
+// left set would cut the client when the body pauses for longer. Over
+// HTTP/1 it is only checked by the next write, which sets its own first,
+// and is removed once at the end (clear), without a call per write.
+type writeBound struct {
+	rw          http.ResponseWriter
+	rc          *http.ResponseController // of rw, made when first needed
+	http2       bool
+	set         bool // a deadline is set: clear removes it
+	unsupported bool // rw takes no deadline: not tried again
+}
+
+// controller returns the ResponseController of the client's writer,
+// made once.
+func (b *writeBound) controller() *http.ResponseController {
+	if b.rc == nil {
+		b.rc = http.NewResponseController(b.rw)
+	}
+	return b.rc
+}
+
+// before bounds the next write to d from now.
+func (b *writeBound) before(d time.Duration) {
+	if b.unsupported {
+		return
+	}
+	if err := b.controller().SetWriteDeadline(time.Now().Add(d)); err == nil {
+		b.set = true
 	} else {
-		fw.noDeadline = true // not supported by the client's writer: not tried again
+		b.unsupported = true
+	}
+}
+
+// after ends the bound of a write, over HTTP/2.
+func (b *writeBound) after() {
+	if b.set && b.http2 {
+		b.clear()
+	}
+}
+
+// clear removes the deadline, so that the connection's next response is
+// not bound by it.
+func (b *writeBound) clear() {
+	if b.set {
+		b.set = false
+		_ = b.rc.SetWriteDeadline(time.Time{})
 	}
 }
 
@@ -487,37 +535,6 @@ func (fw *fetchWriter) addLate() {
 		hdr[k] = append(hdr[k], vv...)
 	}
 	fw.late = nil
-}
-
-// writeDone ends the bound clientDeadline set for a write, over HTTP/2:
-// there a write deadline is a timer that resets the stream when it fires,
-// even with no write in flight (net/http's HTTP/2 server), so a bound
-// left set would cut the client when the origin pauses between two parts
-// of the body for longer. Over HTTP/1 it is only checked by the next
-// write, which sets its own first, and is removed once at the end
-// (clearDeadline), without a call per write.
-func (fw *fetchWriter) writeDone() {
-	if fw.deadline && fw.f.r.ProtoMajor == 2 {
-		fw.clearDeadline()
-	}
-}
-
-// controller returns the ResponseController of the client's writer,
-// made once.
-func (fw *fetchWriter) controller() *http.ResponseController {
-	if fw.rc == nil {
-		fw.rc = http.NewResponseController(fw.rw)
-	}
-	return fw.rc
-}
-
-// clearDeadline removes the write deadline clientDeadline set, so that the
-// connection's next response is not bound by it.
-func (fw *fetchWriter) clearDeadline() {
-	if fw.deadline {
-		fw.deadline = false
-		_ = fw.rc.SetWriteDeadline(time.Time{})
-	}
 }
 
 // writerState is where a fetchWriter is in the response.
@@ -614,7 +631,7 @@ func (fw *fetchWriter) WriteHeader(status int) {
 		// The 304 is the client's whole answer: sent now, not once the
 		// body has arrived from the origin (net/http holds a header
 		// until the first write or flush, and none comes to this client).
-		_ = fw.controller().Flush()
+		_ = fw.bound.controller().Flush()
 		return
 	}
 	fw.rw.WriteHeader(status)
@@ -853,7 +870,7 @@ func (fw *fetchWriter) Write(p []byte) (int, error) {
 		}
 		fw.clientDeadline()
 		n, err = fw.rw.Write(p)
-		fw.writeDone()
+		fw.bound.after()
 		if err != nil && fw.sw != nil && fw.f.det.cancel != nil && fw.f.det.needed() {
 			// The client is gone; the requests waiting for this fetch
 			// still get the response from the store.
@@ -938,8 +955,8 @@ func (fw *fetchWriter) FlushError() error {
 		return nil
 	}
 	fw.clientDeadline()
-	err := fw.controller().Flush()
-	fw.writeDone()
+	err := fw.bound.controller().Flush()
+	fw.bound.after()
 	if err != nil && fw.sw != nil && fw.f.det.cancel != nil && fw.f.det.needed() {
 		fw.state, err = stateClientGone, nil // as in Write
 	}

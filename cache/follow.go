@@ -153,10 +153,8 @@ func (h *Handler) follow(c *cacheable, fl *flight) (bool, error) {
 	if src.closing.Load() {
 		return false, nil
 	}
-	if src.entry.Size < 0 && !c.r.ProtoAtLeast(1, 1) && c.r.Method != http.MethodHead {
-		// A body without a length is sent to an HTTP/1.0 client until
-		// the connection closes, not chunked: cut, it would look
-		// complete. It waits for the whole body.
+	if c.r.Method != http.MethodHead && !cutShows(c.r, src.entry.Size) {
+		// It waits for the whole body.
 		return false, nil
 	}
 	src.followers.Add(1)
@@ -185,13 +183,22 @@ func (h *Handler) follow(c *cacheable, fl *flight) (bool, error) {
 // once the body is written, while the goroutine serving it may still be
 // writing (the store keeps no trailers; the followers get none either);
 // nor for a background fetch, whose "client" takes every write at once;
-// nor for an HTTP/1.0 client of a body without a length, which ends when
-// its connection closes: cut with the followers when the store gives the
-// body up, it would look complete (see follow).
+// nor for a client that would not see the body cut if the store gave it
+// up (cutShows).
 func (fw *fetchWriter) followed() bool {
 	fl := fw.f.flight
 	return fl != nil && fl.following && fl.src.followers.Load() > 0 && fw.header["Trailer"] == nil && !fw.f.background &&
-		(fw.entry.Size >= 0 || fw.f.r.ProtoAtLeast(1, 1))
+		cutShows(fw.f.r, fw.entry.Size)
+}
+
+// cutShows tells whether r's client sees a response whose body has size
+// (-1: unknown) as incomplete when it is cut: always with a length;
+// without one only when it is sent chunked, which HTTP/1.0 cannot be (its
+// body ends when the connection closes, so a cut one looks complete).
+// Such a client is neither given a followed body nor served from the
+// store's writer.
+func cutShows(r *http.Request, size int64) bool {
+	return size >= 0 || r.ProtoAtLeast(1, 1)
 }
 
 // delivery is the goroutine that writes a fetch's body to its client
@@ -215,7 +222,7 @@ func (fw *fetchWriter) handOff() {
 	fl.src.followers.Add(1)
 	// The client no longer holds the fetch: no deadline for its writes
 	// beyond the server's own.
-	fw.clearDeadline()
+	fw.bound.clear()
 	client := fw.f.r.Context()
 	if fw.f.det.client != nil {
 		client = fw.f.det.client
@@ -228,15 +235,15 @@ func (fw *fetchWriter) handOff() {
 	if stop == nil {
 		stop = fw.f.cancel // a background fetch's, if any
 	}
-	dw := &deliveryWriter{rw: rw, body: body, http2: fw.f.r.ProtoMajor == 2}
-	if fw.f.det.cancel != nil && !fw.noDeadline {
-		dw.timeout = time.Duration(fw.f.h.CollapseTimeout) / 2
+	dw := &deliveryWriter{rw: rw, body: body, bound: writeBound{rw: rw, http2: fw.bound.http2, unsupported: fw.bound.unsupported}}
+	if fw.f.det.cancel != nil {
+		dw.timeout = fw.f.h.writeTimeout()
 	}
 	go func() {
 		defer close(d.done)
 		// Write errors are the client's (gone): nothing to do.
 		_, _ = io.Copy(dw, body)
-		dw.clearDeadline()
+		dw.bound.clear()
 		body.Close()
 		d.cut = body.err != nil && !errors.Is(body.err, errClientLeft)
 		if errors.Is(body.err, store.ErrNotStored) && stop != nil {
@@ -256,40 +263,19 @@ func (fw *fetchWriter) handOff() {
 // fetch's own writes to its client are (clientDeadline), so that a client
 // that stops reading does not hold the fetch.
 type deliveryWriter struct {
-	rw       http.ResponseWriter
-	body     *followBody
-	timeout  time.Duration // 0: no deadline (not detached, or not supported)
-	http2    bool
-	rc       *http.ResponseController
-	deadline bool
+	rw      http.ResponseWriter
+	body    *followBody
+	timeout time.Duration // 0: no bound (the fetch is not detached)
+	bound   writeBound
 }
 
 func (w *deliveryWriter) Write(p []byte) (int, error) {
 	if w.timeout > 0 && w.body.ended.Load() {
-		if w.rc == nil {
-			w.rc = http.NewResponseController(w.rw)
-		}
-		if err := w.rc.SetWriteDeadline(time.Now().Add(w.timeout)); err == nil {
-			w.deadline = true
-		} else {
-			w.timeout = 0
-		}
+		w.bound.before(w.timeout)
 	}
 	n, err := w.rw.Write(p)
-	if w.deadline && w.http2 {
-		// As fetchWriter.writeDone: over HTTP/2 a deadline left set
-		// resets the stream when it fires.
-		w.clearDeadline()
-	}
+	w.bound.after()
 	return n, err
-}
-
-// clearDeadline removes the deadline Write set.
-func (w *deliveryWriter) clearDeadline() {
-	if w.deadline {
-		w.deadline = false
-		_ = w.rc.SetWriteDeadline(time.Time{})
-	}
 }
 
 // takeBack ends the serving of the fetch's client from the store's writer
@@ -311,9 +297,8 @@ func (fw *fetchWriter) takeBack() bool {
 	// delivery's while it runs, and some keep the deadline they are
 	// given, which their writes read (Caddy's idle timeout writer).
 	bounded := false
-	if fw.f.det.cancel != nil && !fw.noDeadline {
-		timeout := time.Duration(fw.f.h.CollapseTimeout) / 2
-		bounded = http.NewResponseController(innermost(fw.rw)).SetWriteDeadline(time.Now().Add(timeout)) == nil
+	if fw.f.det.cancel != nil && !fw.bound.unsupported {
+		bounded = http.NewResponseController(innermost(fw.rw)).SetWriteDeadline(time.Now().Add(fw.f.h.writeTimeout())) == nil
 	}
 	fw.f.wakeFollowers()
 	<-d.done
@@ -322,7 +307,7 @@ func (fw *fetchWriter) takeBack() bool {
 		// given up, nobody waits for this client, and a deadline left
 		// set would cut it when the rest of the body takes longer to
 		// arrive.
-		_ = fw.controller().SetWriteDeadline(time.Time{})
+		_ = fw.bound.controller().SetWriteDeadline(time.Time{})
 	}
 	if d.cut {
 		return false

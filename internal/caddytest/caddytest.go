@@ -116,7 +116,7 @@ func Start(t testing.TB, caddyfile string) *Server {
 func (s *Server) Load(t testing.TB, caddyfile string) {
 	t.Helper()
 	if !strings.HasPrefix(strings.TrimSpace(caddyfile), "{") {
-		caddyfile = "{\n" + globalOptions + "}\n" + caddyfile
+		caddyfile = Global("") + caddyfile
 	}
 	caddyfile = strings.NewReplacer(
 		"{HTTP_PORT}", fmt.Sprint(s.HTTPPort),
