@@ -100,3 +100,20 @@ func DerivedFor(h *Handler, e *store.Entry) bool {
 	d, ok := e.Derived.(*derived)
 	return ok && d.optsKey == h.optsKey
 }
+
+// AsideFetches returns how many fetches go on into the store after their
+// client was answered with 304.
+func AsideFetches() int { return len(asideFetches) }
+
+// FillAsideFetches takes every token of the bound on such fetches, until
+// the returned function gives them back.
+func FillAsideFetches() (restore func()) {
+	for range maxAsideFetches {
+		asideFetches <- struct{}{}
+	}
+	return func() {
+		for range maxAsideFetches {
+			<-asideFetches
+		}
+	}
+}

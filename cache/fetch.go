@@ -42,8 +42,12 @@ type fetch struct {
 	background         bool       // a background refresh or range fill: nobody to answer
 	det                detachment // r's context, detached from the client's (see detach); zero if not
 	cancel             func()     // of a background fetch: stops it once nothing will be stored
-	flight             *flight
-	cs                 cacheStatus // Cache-Status so far (fwd, collapsed, detail)
+	// client, when not nil, is the request that the result is reported to
+	// (placeholder, access log field) instead of r: the client's, for a
+	// fetch that runs aside (aside.go), whose r is a request of its own.
+	client *http.Request
+	flight *flight
+	cs     cacheStatus // Cache-Status so far (fwd, collapsed, detail)
 	// purgeSeq and invalSeq are purges.since() and invalidations.since()
 	// when the origin was asked: the purges and invalidations after them
 	// may concern the response (see purges.go).
@@ -91,6 +95,18 @@ type exchange struct {
 // is answered from a freshened or stale entry.
 func (f *fetch) run(w http.ResponseWriter) error {
 	defer f.lk.close()
+	x := f.exchangeAndLand(w)
+	if x.panicked != nil {
+		panic(x.panicked)
+	}
+	return f.answer(w, x)
+}
+
+// exchangeAndLand is run up to the answer: the exchange with the next
+// handler, the landing of the flight, and the end of the client's serving
+// from the store, if it was. A body served short makes x.panicked
+// http.ErrAbortHandler, for the caller to panic with.
+func (f *fetch) exchangeAndLand(w http.ResponseWriter) exchange {
 	if !f.mayStore {
 		f.revalidate = false
 	}
@@ -113,10 +129,7 @@ func (f *fetch) run(w http.ResponseWriter) error {
 			x.panicked = http.ErrAbortHandler
 		}
 	}
-	if x.panicked != nil {
-		panic(x.panicked)
-	}
-	return f.answer(w, x)
+	return x
 }
 
 // exchange calls the next handler with the outgoing request, streaming
@@ -632,6 +645,11 @@ func (fw *fetchWriter) WriteHeader(status int) {
 		// body has arrived from the origin (net/http holds a header
 		// until the first write or flush, and none comes to this client).
 		_ = fw.bound.controller().Flush()
+		if rl, ok := fw.rw.(*relay); ok && fw.sw != nil {
+			// A fetch that runs aside: the client's request ends now,
+			// and the body goes on into the store without it.
+			rl.release(f)
+		}
 		return
 	}
 	fw.rw.WriteHeader(status)
@@ -686,7 +704,11 @@ func (fw *fetchWriter) report(dst http.Header, status int) {
 	}
 	prev := dst["Cache-Status"]
 	dst["Cache-Status"] = append(prev[:len(prev):len(prev)], cs.String())
-	f.h.report(f.r, result)
+	if f.client != nil {
+		f.h.report(f.client, result)
+	} else {
+		f.h.report(f.r, result)
+	}
 }
 
 // decideStore decides whether the response is stored and, if so, starts

@@ -320,6 +320,9 @@ func (fw *fetchWriter) takeBack() bool {
 // innermost returns the writer that rw wraps, through every Unwrap.
 func innermost(rw http.ResponseWriter) http.ResponseWriter {
 	for {
+		if rl, ok := rw.(*relay); ok {
+			return rl.conn
+		}
 		u, ok := rw.(interface{ Unwrap() http.ResponseWriter })
 		if !ok {
 			return rw

@@ -70,10 +70,25 @@ type follower struct {
 // once all have them.
 func startFollowers(t *testing.T, s *caddytest.Server, path string, n int, first []byte) []*http.Response {
 	t.Helper()
+	return startRequests(t, s, path, n, first)
+}
+
+// startRequests is startFollowers for requests with the header fields
+// (name, value pairs).
+func startRequests(t *testing.T, s *caddytest.Server, path string, n int, first []byte, fields ...string) []*http.Response {
+	t.Helper()
 	ch := make(chan follower, n)
 	for range n {
 		go func() {
-			resp, err := s.Client.Get(s.URL(path))
+			req, err := http.NewRequest(http.MethodGet, s.URL(path), nil)
+			if err != nil {
+				ch <- follower{err: err}
+				return
+			}
+			for i := 0; i+1 < len(fields); i += 2 {
+				req.Header.Add(fields[i], fields[i+1])
+			}
+			resp, err := s.Client.Do(req)
 			if err != nil {
 				ch <- follower{err: err}
 				return
@@ -598,26 +613,34 @@ func TestClientOfAnOutgrownBodyGetsItWhole(t *testing.T) {
 		// An 8 MiB store takes entries of at most 1 MiB.
 		{"store", "store memory {\n\tmax_size 8MiB\n}"},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			release := make(chan struct{})
-			o := newOrigin(t, unsizedPartsOrigin(first, second, release))
-			s := startFollowCache(t, o, tc.options)
-			leader := leaderOf(t, s, "/grown", first)
-			waiters := startFollowers(t, s, "/grown", 2, first)
-			close(release)
-			rest, err := io.ReadAll(leader.Body)
-			if err != nil || !bytes.Equal(rest, second) {
-				t.Fatalf("the client that caused the fetch got %d more bytes (%v), want the rest of the body, %d", len(rest), err, len(second))
-			}
-			for i, resp := range waiters {
-				expectCut(t, fmt.Sprint("waiter ", i), resp, func(r rune) bool { return r == 's' })
-			}
-			landed(t)
-			expect(t, "then", get(t, s, "/grown"), 200, string(first)+string(second), "miss", "uri-miss")
-			if n := o.n.Load(); n != 2 {
-				t.Errorf("origin got %d requests, want the followed one and the next, 2", n)
-			}
-		})
+		// A conditional request that its response does not match is
+		// served through the fetch that runs aside (aside.go).
+		for _, leaderFields := range [][]string{nil, {"If-None-Match", `"other"`}} {
+			t.Run(fmt.Sprint(tc.name, leaderFields), func(t *testing.T) {
+				testOutgrownBody(t, first, second, tc.options, leaderFields)
+			})
+		}
+	}
+}
+
+func testOutgrownBody(t *testing.T, first, second []byte, options string, leaderFields []string) {
+	release := make(chan struct{})
+	o := newOrigin(t, unsizedPartsOrigin(first, second, release))
+	s := startFollowCache(t, o, options)
+	leader := startRequests(t, s, "/grown", 1, first, leaderFields...)[0]
+	waiters := startFollowers(t, s, "/grown", 2, first)
+	close(release)
+	rest, err := io.ReadAll(leader.Body)
+	if err != nil || !bytes.Equal(rest, second) {
+		t.Fatalf("the client that caused the fetch got %d more bytes (%v), want the rest of the body, %d", len(rest), err, len(second))
+	}
+	for i, resp := range waiters {
+		expectCut(t, fmt.Sprint("waiter ", i), resp, func(r rune) bool { return r == 's' })
+	}
+	landed(t)
+	expect(t, "then", get(t, s, "/grown"), 200, string(first)+string(second), "miss", "uri-miss")
+	if n := o.n.Load(); n != 2 {
+		t.Errorf("origin got %d requests, want the followed one and the next, 2", n)
 	}
 }
 
@@ -628,6 +651,14 @@ func TestClientOfAnOutgrownBodyGetsItWhole(t *testing.T) {
 // The followers are cut then, not held until that client reads or leaves,
 // and the key can be fetched again.
 func TestStalledClientOfAnOutgrownBodyDoesNotHoldItsFollowers(t *testing.T) {
+	// A conditional request that its response does not match is served
+	// through the fetch that runs aside (aside.go).
+	for _, field := range []string{"", "If-None-Match: \"other\"\r\n"} {
+		t.Run(strings.TrimSpace(field), func(t *testing.T) { testStalledClientOfAnOutgrownBody(t, field) })
+	}
+}
+
+func testStalledClientOfAnOutgrownBody(t *testing.T, field string) {
 	const mib = 1 << 20
 	first := bytes.Repeat([]byte("f"), mib)
 	second := bytes.Repeat([]byte("s"), 24*mib)
@@ -642,7 +673,7 @@ func TestStalledClientOfAnOutgrownBodyDoesNotHoldItsFollowers(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	io.WriteString(conn, "GET /stalled HTTP/1.1\r\nHost: "+host+"\r\n\r\n")
+	io.WriteString(conn, "GET /stalled HTTP/1.1\r\nHost: "+host+"\r\n"+field+"\r\n")
 	resp, err := http.ReadResponse(bufio.NewReaderSize(conn, 4096), nil)
 	if err != nil {
 		t.Fatal(err)

@@ -58,6 +58,16 @@ func (o *orphanWatch) add(d *detachment) {
 	o.mu.Unlock()
 }
 
+// keep lets d's fetch go on without its client whether or not others wait
+// for it, for at most orphanGrace after the client left: a fetch whose
+// client was answered before the body arrived (aside.go). From the fetch's
+// goroutine.
+func (o *orphanWatch) keep(d *detachment) {
+	o.mu.Lock()
+	d.flight = nil
+	o.mu.Unlock()
+}
+
 // remove stops watching d (its fetch is over).
 func (o *orphanWatch) remove(d *detachment) {
 	o.mu.Lock()

@@ -760,6 +760,13 @@ func (h *Handler) leadOrWait(c *cacheable, f *fetch, attempt int) (retry bool, e
 		// long as any waits for it.
 		f.det.flight, f.det.h = fl, h
 		f.detach()
+		if hasAnyField(c.r.Header, clientConditionals) {
+			// It may be answered with 304 before the body has arrived
+			// (aside.go).
+			if aside, err := h.leadAside(c, f); aside {
+				return false, err
+			}
+		}
 		defer f.undetach()
 		return false, f.run(c.w)
 	}
@@ -1092,7 +1099,7 @@ func (h *Handler) refresh(r *http.Request, next caddyhttp.Handler, lk lookup, de
 // client's request r, living in ctx and answered to w: the whole GET
 // response, without the client's conditionals, Range and body.
 func backgroundRequest(ctx context.Context, r *http.Request, w http.ResponseWriter) *http.Request {
-	r2 := r.Clone(ctx)
+	r2 := asideRequest(ctx, r, w)
 	r2.Method = http.MethodGet // a HEAD or Range hit refreshes the whole GET response
 	for _, name := range clientConditionals {
 		delete(r2.Header, name)
@@ -1108,12 +1115,20 @@ func backgroundRequest(ctx context.Context, r *http.Request, w http.ResponseWrit
 	r2.Body, r2.ContentLength, r2.TransferEncoding = http.NoBody, 0, nil
 	delete(r2.Header, "Content-Length")
 	delete(r2.Header, "Transfer-Encoding")
+	return r2
+}
+
+// asideRequest returns a copy of the client's request r that lives in ctx
+// and is answered to w, for a fetch that may outlive r's handler: a
+// background fetch, or one that runs aside (aside.go).
+func asideRequest(ctx context.Context, r *http.Request, w http.ResponseWriter) *http.Request {
+	r2 := r.Clone(ctx)
 	srv, ok := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server)
 	if !ok || srv == nil {
 		return r2
 	}
 	// A replacer and vars of its own: the client's request may be logged
-	// while the refresh runs. They start as copies of the client's, so that
+	// while the fetch runs. They start as copies of the client's, so that
 	// what earlier handlers set (vars, map) still steers the next handlers
 	// (e.g. a dynamic upstream).
 	repl := caddy.NewReplacer()
@@ -1131,7 +1146,7 @@ func backgroundRequest(ctx context.Context, r *http.Request, w http.ResponseWrit
 	if orig, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
 		repl.Map(func(key string) (any, bool) {
 			if strings.HasPrefix(key, "http.") {
-				return nil, false // the refresh's own request answers these
+				return nil, false // the fetch's own request answers these
 			}
 			return orig.Get(key) // static values are safe to read concurrently
 		})

@@ -1,0 +1,291 @@
+package cache_test
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddy-edge/edge/cache"
+	"github.com/caddy-edge/edge/internal/caddytest"
+)
+
+// heldOrigin answers /big with ETag "v1" and a body whose first part comes
+// at once and whose second comes once release is closed (parts), and any
+// other path at once.
+func heldOrigin(first, second []byte, release chan struct{}, sized bool) http.HandlerFunc {
+	held := parts(first, second, release, nil, sized)
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("ETag", `"v1"`)
+		if r.URL.Path != "/big" {
+			w.Header().Set("Cache-Control", "max-age=60")
+			io.WriteString(w, "small")
+			return
+		}
+		held(w, r)
+	}
+}
+
+// startHeldCache starts the cache in front of o, over HTTP/2 (h2c) or over
+// HTTP/1.1 with a client of one connection, so that a request waits for
+// the one before it to have ended.
+func startHeldCache(t *testing.T, o *origin, options string, h2 bool) *caddytest.Server {
+	t.Helper()
+	if h2 {
+		return startH2Cache(t, o, options, false)
+	}
+	s := startCache(t, o, options)
+	tr := &http.Transport{MaxConnsPerHost: 1}
+	t.Cleanup(tr.CloseIdleConnections)
+	s.Client = &http.Client{Transport: tr, Timeout: 20 * time.Second}
+	return s
+}
+
+// tryGet is get for another goroutine than the test's: it reports its
+// error instead of ending the test.
+func tryGet(s *caddytest.Server, path string, fields ...string) (result, error) {
+	req, err := http.NewRequest(http.MethodGet, s.URL(path), nil)
+	if err != nil {
+		return result{}, err
+	}
+	for i := 0; i+1 < len(fields); i += 2 {
+		req.Header.Add(fields[i], fields[i+1])
+	}
+	resp, err := s.Client.Do(req)
+	if err != nil {
+		return result{}, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return result{status: resp.StatusCode, header: resp.Header, body: string(b)}, err
+}
+
+// A conditional request that misses, and whose condition the response
+// matches, gets its 304 whole as soon as the response's header arrives,
+// while the body is still on its way into the store: over HTTP/2 its
+// stream ends (a browser counts the response done only then), and over
+// HTTP/1.1 its connection takes the next request. The store then answers
+// from the whole body, which the origin sent once.
+func TestConditionalMissEndsAtItsHeader(t *testing.T) {
+	first, second := bytes.Repeat([]byte("a"), 50000), bytes.Repeat([]byte("b"), 50000)
+	for _, h2 := range []bool{false, true} {
+		for _, sized := range []bool{true, false} {
+			t.Run(fmt.Sprintf("h2=%v/sized=%v", h2, sized), func(t *testing.T) {
+				release := make(chan struct{})
+				o := newOrigin(t, heldOrigin(first, second, release, sized))
+				s := startHeldCache(t, o, "", h2)
+				type answer struct {
+					r   result
+					err error
+				}
+				done := make(chan answer, 2)
+				go func() {
+					r, err := tryGet(s, "/big", "If-None-Match", `"v1"`)
+					done <- answer{r, err}
+					r, err = tryGet(s, "/small")
+					done <- answer{r, err}
+				}()
+				for _, what := range []string{"the 304", "the next request"} {
+					select {
+					case a := <-done:
+						if a.err != nil {
+							t.Fatalf("%s: %v", what, a.err)
+						}
+						if what == "the 304" {
+							expect(t, what, a.r, 304, "", "miss", "fwd=uri-miss", "stored")
+							if et := a.r.header.Get("ETag"); et != `"v1"` {
+								t.Errorf("the 304's ETag %q, want \"v1\"", et)
+							}
+						} else {
+							expect(t, what, a.r, 200, "small", "miss")
+						}
+					case <-time.After(10 * time.Second):
+						close(release)
+						t.Fatalf("%s ended only with the body the 304 does not have", what)
+					}
+				}
+				close(release)
+				landed(t)
+				expect(t, "then", get(t, s, "/big"), 200, string(first)+string(second), "hit", "hit")
+				if n := o.n.Load(); n != 2 {
+					t.Errorf("origin got %d requests, want 2: the body was sent once", n)
+				}
+				waitFor(t, "the fetch's bound to be given back", func() bool { return cache.AsideFetches() == 0 })
+			})
+		}
+	}
+}
+
+// The fetches that go on into the store after their client's 304 are
+// bounded: beyond the bound, the client gets the same 304, which ends once
+// the body is stored, as a fetch on its own goroutine ends.
+func TestConditionalMissBeyondTheBoundWaitsForTheBody(t *testing.T) {
+	first, second := bytes.Repeat([]byte("a"), 50000), bytes.Repeat([]byte("b"), 50000)
+	restore := cache.FillAsideFetches()
+	defer restore()
+	release := make(chan struct{})
+	o := newOrigin(t, heldOrigin(first, second, release, true))
+	s := startH2Cache(t, o, "", false)
+	req, _ := http.NewRequest(http.MethodGet, s.URL("/big"), nil)
+	req.Header.Set("If-None-Match", `"v1"`)
+	resp, err := s.Client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 304 {
+		t.Fatalf("status %d, want 304", resp.StatusCode)
+	}
+	ended := make(chan error, 1)
+	go func() {
+		_, err := io.ReadAll(resp.Body)
+		ended <- err
+	}()
+	select {
+	case <-ended:
+		t.Fatal("the 304 ended before its body was stored, beyond the bound")
+	case <-time.After(300 * time.Millisecond):
+	}
+	close(release)
+	if err := <-ended; err != nil {
+		t.Fatalf("the 304 ended with %v", err)
+	}
+	storedOnce(t, s, o, "/big", string(first)+string(second))
+}
+
+// A conditional miss that the response does not match gets the response
+// from the fetch that runs aside for it as any miss gets it: the body, the
+// informational responses and the trailers; a body cut by the origin as
+// an incomplete response; and the placeholders that reverse_proxy and the
+// cache set for the request, in the header that a deferred header
+// directive writes.
+func TestConditionalMissNotMatchedGetsTheResponse(t *testing.T) {
+	body := strings.Repeat("0123456789", 10000)
+	for _, h2 := range []bool{false, true} {
+		t.Run(fmt.Sprint("h2=", h2), func(t *testing.T) {
+			o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Cache-Control", "max-age=60")
+				w.Header().Set("ETag", `"v1"`)
+				switch r.URL.Path {
+				case "/trailer":
+					w.Header().Set("Trailer", "X-Sum")
+				case "/hints":
+					w.Header().Set("Link", "</style.css>; rel=preload")
+					w.WriteHeader(http.StatusEarlyHints)
+					w.Header().Del("Link")
+				case "/cut":
+					w.Header().Set("Content-Length", strconv.Itoa(2*len(body)))
+					io.WriteString(w, body)
+					w.(http.Flusher).Flush()
+					panic(http.ErrAbortHandler)
+				}
+				io.WriteString(w, body[:1000])
+				w.(http.Flusher).Flush()
+				io.WriteString(w, body[1000:])
+				if r.URL.Path == "/trailer" {
+					w.Header().Set("X-Sum", "42")
+				}
+			})
+			cfg := strings.Replace(siteConfig(o, ""), "\theader >X-Result", "\theader >X-Upstream-Status {http.reverse_proxy.status_code}\n\theader >X-Result", 1)
+			var s *caddytest.Server
+			if h2 {
+				s = caddytest.Start(t, caddytest.Global("\tservers {\n\t\tprotocols h1 h2c\n\t}\n")+cfg)
+				tr := &http.Transport{Protocols: new(http.Protocols)}
+				tr.Protocols.SetUnencryptedHTTP2(true)
+				t.Cleanup(tr.CloseIdleConnections)
+				s.Client = &http.Client{Transport: tr, Timeout: 20 * time.Second}
+			} else {
+				s = caddytest.Start(t, cfg)
+			}
+			for _, path := range []string{"/plain", "/trailer", "/hints"} {
+				r := get(t, s, path, "If-None-Match", `"other"`)
+				expect(t, path, r, 200, body, "miss", "fwd=uri-miss", "stored")
+				if got := r.header.Get("X-Upstream-Status"); got != "200" {
+					t.Errorf("%s: {http.reverse_proxy.status_code} %q, want 200", path, got)
+				}
+			}
+
+			req, _ := http.NewRequest(http.MethodGet, s.URL("/trailer?again"), nil)
+			req.Header.Set("If-None-Match", `"other"`)
+			resp, err := s.Client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil || string(b) != body || resp.Trailer.Get("X-Sum") != "42" {
+				t.Errorf("trailer: %d bytes (%v), trailer %q, want the body and X-Sum 42", len(b), err, resp.Trailer)
+			}
+
+			var hints int
+			req, _ = http.NewRequest(http.MethodGet, s.URL("/hints?again"), nil)
+			req.Header.Set("If-None-Match", `"other"`)
+			trace := &httptrace.ClientTrace{Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+				if code == http.StatusEarlyHints && len(h["Link"]) == 1 {
+					hints++
+				}
+				return nil
+			}}
+			req = req.WithContext(httptrace.WithClientTrace(req.Context(), trace))
+			resp, err = s.Client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if hints != 1 || resp.Header.Get("Link") != "" {
+				t.Errorf("103 Early Hints with Link: got %d, and Link %q in the final response", hints, resp.Header.Get("Link"))
+			}
+
+			req, _ = http.NewRequest(http.MethodGet, s.URL("/cut"), nil)
+			req.Header.Set("If-None-Match", `"other"`)
+			resp, err = s.Client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			expectCut(t, "cut body", resp, func(r rune) bool { return r >= '0' && r <= '9' })
+			resp.Body.Close()
+		})
+	}
+}
+
+// A fetch that goes on into the store after its client's 304 has no client
+// to keep it going: it ends orphan_grace after that client's request ended
+// (30 s; less here) if the origin has not sent the body by then, and gives
+// its place in the bound back. Nothing is stored then.
+func TestFetchAfterA304EndsAfterTheOrphanGrace(t *testing.T) {
+	defer cache.SetOrphanGrace(200*time.Millisecond, 20*time.Millisecond)()
+	release := make(chan struct{})
+	defer close(release)
+	o := newOrigin(t, heldOrigin([]byte("first"), []byte("second"), release, true))
+	s := startCache(t, o, "")
+	expect(t, "304", get(t, s, "/big", "If-None-Match", `"v1"`), 304, "", "miss", "stored")
+	waitFor(t, "the fetch to end", func() bool { return cache.Flights() == 0 && cache.AsideFetches() == 0 })
+	expect(t, "then", get(t, s, "/big", "Cache-Control", "only-if-cached"), 504, "", "unavailable")
+}
+
+// A reload does not wait for a fetch that goes on after its client's 304:
+// the old config's fetch ends with it, its body not stored.
+func TestReloadEndsAFetchAfterA304(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	o := newOrigin(t, heldOrigin([]byte("first"), []byte("second"), release, true))
+	s := startCache(t, o, "")
+	expect(t, "304", get(t, s, "/big", "If-None-Match", `"v1"`), 304, "", "miss", "stored")
+	if cache.AsideFetches() != 1 {
+		t.Fatalf("%d fetches go on after their 304, want 1", cache.AsideFetches())
+	}
+	reload(t, s, siteConfig(o, "stale_if_unreachable 1s"))
+	// The origin still holds the body: the fetch was ended, not finished.
+	if n := cache.AsideFetches(); n != 0 {
+		t.Errorf("%d fetches go on after the reload, want 0", n)
+	}
+	untilReloaded(t, s, "/small", "fwd=uri-miss")
+	expect(t, "then", get(t, s, "/big", "Cache-Control", "only-if-cached"), 504, "", "unavailable")
+}
