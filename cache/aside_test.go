@@ -195,11 +195,7 @@ func TestConditionalMissNotMatchedGetsTheResponse(t *testing.T) {
 			cfg := strings.Replace(siteConfig(o, ""), "\theader >X-Result", "\theader >X-Upstream-Status {http.reverse_proxy.status_code}\n\theader >X-Result", 1)
 			var s *caddytest.Server
 			if h2 {
-				s = caddytest.Start(t, caddytest.Global("\tservers {\n\t\tprotocols h1 h2c\n\t}\n")+cfg)
-				tr := &http.Transport{Protocols: new(http.Protocols)}
-				tr.Protocols.SetUnencryptedHTTP2(true)
-				t.Cleanup(tr.CloseIdleConnections)
-				s.Client = &http.Client{Transport: tr, Timeout: 20 * time.Second}
+				s = startH2(t, "", cfg)
 			} else {
 				s = caddytest.Start(t, cfg)
 			}

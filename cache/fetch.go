@@ -143,7 +143,7 @@ func (f *fetch) exchange(w http.ResponseWriter) (x exchange) {
 			x.panicked, x.outcome = p, outcomeFailed
 		}
 	}()
-	f.fw = fetchWriter{f: f, rw: w, header: make(http.Header), reqTime: f.h.now(), bound: writeBound{rw: w, http2: f.r.ProtoMajor == 2}}
+	f.fw = fetchWriter{f: f, rw: w, header: make(http.Header), reqTime: f.h.now(), bound: writeBound{rw: w, ctx: f.r.Context(), http2: f.r.ProtoMajor == 2}}
 	x.fw = &f.fw
 	metrics.origin.Inc()
 	f.purgeSeq, f.invalSeq = purges.since(), invalidations.since()
@@ -158,7 +158,7 @@ func (f *fetch) exchange(w http.ResponseWriter) (x exchange) {
 	}
 	x.outcome = x.fw.finish(x.err, x.panicked != nil)
 	f.wakeFollowers()
-	x.fw.bound.clear()
+	x.fw.bound.clear(true)
 	if x.panicked == nil && x.fw.state == stateCaptured && x.fw.status == http.StatusNotModified {
 		x.freshened, x.updateErr = f.freshen(x.fw)
 		if reason, gone := x.updateErr.(notStorable); gone {
@@ -494,8 +494,13 @@ func (h *Handler) writeTimeout() time.Duration { return time.Duration(h.Collapse
 // left set would cut the client when the body pauses for longer. Over
 // HTTP/1 it is only checked by the next write, which sets its own first,
 // and is removed once at the end (clear), without a call per write.
+//
+// Removed, it leaves the deadline that Caddy's idle timeout writer (the
+// server's write_idle and write timeouts) would have left, if the request
+// has one (see left).
 type writeBound struct {
 	rw          http.ResponseWriter
+	ctx         context.Context          // the request's: its idle timeout writer, if any
 	rc          *http.ResponseController // of rw, made when first needed
 	http2       bool
 	set         bool // a deadline is set: clear removes it
@@ -526,17 +531,44 @@ func (b *writeBound) before(d time.Duration) {
 // after ends the bound of a write, over HTTP/2.
 func (b *writeBound) after() {
 	if b.set && b.http2 {
-		b.clear()
+		b.clear(false)
 	}
 }
 
 // clear removes the deadline, so that the connection's next response is
-// not bound by it.
-func (b *writeBound) clear() {
+// not bound by it; final at the end of the response (see left).
+func (b *writeBound) clear(final bool) {
 	if b.set {
 		b.set = false
-		_ = b.rc.SetWriteDeadline(time.Time{})
+		_ = b.rc.SetWriteDeadline(b.left(final))
 	}
+}
+
+// left returns the deadline to leave in place of the bound: none, or what
+// Caddy's idle timeout writer, if the request has one, leaves between
+// writes. That is the write timeout's ceiling, which over HTTP/2 must stay
+// armed for the stream to be reset on time; and, at the end of an HTTP/1
+// response (final), its idle bound too, which bounds the flush net/http
+// does once the handler has returned (a client that stops reading then
+// would otherwise hold its connection for as long as it likes; over HTTP/2
+// the writer arms its own when the handler is done). Through the writers,
+// the deadline also replaces the bound as the ceiling that writer keeps
+// for a deadline set by a handler.
+func (b *writeBound) left(final bool) time.Time {
+	var idle *caddyhttp.IdleTimeoutWriter
+	if b.ctx != nil {
+		_, idle = caddyhttp.IdleTimeoutsFromContext(b.ctx)
+	}
+	if idle == nil {
+		return time.Time{}
+	}
+	hard := idle.Deadline.HardDeadline
+	if final && !b.http2 {
+		if d := time.Now().Add(idle.Deadline.Timeout); hard.IsZero() || d.Before(hard) {
+			return d
+		}
+	}
+	return hard
 }
 
 // addLate adds to the client's header the fields the next handler set

@@ -222,7 +222,7 @@ func (fw *fetchWriter) handOff() {
 	fl.src.followers.Add(1)
 	// The client no longer holds the fetch: no deadline for its writes
 	// beyond the server's own.
-	fw.bound.clear()
+	fw.bound.clear(false)
 	client := fw.f.r.Context()
 	if fw.f.det.client != nil {
 		client = fw.f.det.client
@@ -235,7 +235,7 @@ func (fw *fetchWriter) handOff() {
 	if stop == nil {
 		stop = fw.f.cancel // a background fetch's, if any
 	}
-	dw := &deliveryWriter{rw: rw, body: body, bound: writeBound{rw: rw, http2: fw.bound.http2, unsupported: fw.bound.unsupported}}
+	dw := &deliveryWriter{rw: rw, body: body, bound: writeBound{rw: rw, ctx: fw.bound.ctx, http2: fw.bound.http2, unsupported: fw.bound.unsupported}}
 	if fw.f.det.cancel != nil {
 		dw.timeout = fw.f.h.writeTimeout()
 	}
@@ -243,7 +243,7 @@ func (fw *fetchWriter) handOff() {
 		defer close(d.done)
 		// Write errors are the client's (gone): nothing to do.
 		_, _ = io.Copy(dw, body)
-		dw.bound.clear()
+		dw.bound.clear(false) // the fetch may write the rest (takeBack)
 		body.Close()
 		d.cut = body.err != nil && !errors.Is(body.err, errClientLeft)
 		if errors.Is(body.err, store.ErrNotStored) && stop != nil {
@@ -307,7 +307,7 @@ func (fw *fetchWriter) takeBack() bool {
 		// given up, nobody waits for this client, and a deadline left
 		// set would cut it when the rest of the body takes longer to
 		// arrive.
-		_ = fw.bound.controller().SetWriteDeadline(time.Time{})
+		_ = fw.bound.controller().SetWriteDeadline(fw.bound.left(false))
 	}
 	if d.cut {
 		return false

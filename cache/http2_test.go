@@ -26,7 +26,15 @@ func startH2Cache(t *testing.T, o *origin, options string, follow bool) *caddyte
 		proxy := "reverse_proxy " + o.addr()
 		cfg = strings.Replace(cfg, proxy, proxy+" {\n\t\tflush_interval -1\n\t}", 1)
 	}
-	s := caddytest.Start(t, caddytest.Global("\tservers {\n\t\tprotocols h1 h2c\n\t}\n")+cfg)
+	return startH2(t, "", cfg)
+}
+
+// startH2 starts Caddy with the site config cfg on a server that speaks
+// h2c, with the server options serverOptions (lines), and gives it a
+// Client that speaks HTTP/2 only.
+func startH2(t *testing.T, serverOptions, cfg string) *caddytest.Server {
+	t.Helper()
+	s := caddytest.Start(t, caddytest.Global("\tservers {\n\t\tprotocols h1 h2c\n"+serverOptions+"\t}\n")+cfg)
 	tr := &http.Transport{Protocols: new(http.Protocols)}
 	tr.Protocols.SetUnencryptedHTTP2(true)
 	t.Cleanup(tr.CloseIdleConnections)
@@ -279,6 +287,35 @@ func TestHTTP2ClientsOfAPausingOriginAreNotReset(t *testing.T) {
 			landed(t)
 			expect(t, "then", get(t, s, "/big"), 200, "first part\nsecond part\n", "")
 		})
+	}
+}
+
+// With the server's write timeout, an HTTP/2 stream of a miss being
+// stored ends at that timeout when the origin pauses past it, as it does
+// without the cache: removing the cache's own bound after each write
+// leaves the timeout's deadline armed. It removed every deadline, and the
+// stream outlived the timeout until the origin sent more.
+func TestHTTP2WriteTimeoutEndsAStoredMissOnTime(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	first, second := bytes.Repeat([]byte("a"), 1000), bytes.Repeat([]byte("b"), 1000)
+	o := newOrigin(t, partsOrigin(first, second, release, nil))
+	proxy := "reverse_proxy " + o.addr()
+	cfg := strings.Replace(siteConfig(o, ""), proxy, proxy+" {\n\t\tflush_interval -1\n\t}", 1)
+	s := startH2(t, "\t\ttimeouts {\n\t\t\twrite 1s\n\t\t}\n", cfg)
+	resp := leaderOf(t, s, "/k", first)
+	ended := make(chan error, 1)
+	go func() {
+		_, err := io.ReadAll(resp.Body)
+		ended <- err
+	}()
+	select {
+	case err := <-ended:
+		if err == nil {
+			t.Fatal("the stream ended cleanly without the rest of the body")
+		}
+	case <-time.After(8 * time.Second):
+		t.Fatal("the stream outlived the write timeout while the origin paused")
 	}
 }
 
