@@ -69,6 +69,7 @@ func main() {
 			// wait for it follow it as it arrives. Without a length when
 			// chunked is set.
 			body := bodyFor(r.URL.Path, size)
+			w.Header().Set("ETag", etagOf(r.URL.Path))
 			if r.URL.Query().Get("chunked") == "" {
 				w.Header().Set("Content-Length", strconv.Itoa(size))
 			}
@@ -198,8 +199,8 @@ http://%s {
 				k := pick(r)
 				counts[k].Add(1)
 				var (
-					path, rng, xff string
-					wantCode       = 200
+					path, rng, xff, inm string
+					wantCode            = 200
 				)
 				switch k {
 				case hit:
@@ -212,7 +213,17 @@ http://%s {
 					rng = fmt.Sprintf("bytes=%d-%d", a, min(a+r.IntN(64<<10), 1<<20-1))
 					wantCode = 206
 				case collapsed:
-					path = collapsedPath(collSeq.Add(1))
+					n := collSeq.Add(1)
+					path = collapsedPath(n)
+					// In each group, one request is conditional on the
+					// origin's ETag (a 304, whether it leads the fetch,
+					// follows it or hits), and one on another.
+					switch n % 6 {
+					case 1:
+						inm, wantCode = etagOf(path), 304
+					case 4:
+						inm = `"other"`
+					}
 				case denied:
 					path = "/hot/1?size=4096"
 					xff = "198.51.100.7"
@@ -224,6 +235,9 @@ http://%s {
 				}
 				if xff != "" {
 					req.Header.Set("X-Forwarded-For", xff)
+				}
+				if inm != "" {
+					req.Header.Set("If-None-Match", inm)
 				}
 				resp, err := client.Do(req)
 				if err != nil {
@@ -259,6 +273,12 @@ http://%s {
 					continue
 				}
 				if wantCode == 403 {
+					continue
+				}
+				if wantCode == 304 {
+					if len(body) != 0 {
+						report(k, "%s: a 304 with a body of %d bytes", path, len(body))
+					}
 					continue
 				}
 				if k == collapsed && strings.Contains(resp.Header.Get("Cache-Status"), "; collapsed") && !strings.Contains(resp.Header.Get("Cache-Status"), "collapsed=?0") {
@@ -367,7 +387,7 @@ func pick(r *rand.Rand) int {
 }
 
 // collapsedPath is the path of the n-th collapsed request: six in a row
-// share a new key, whose body arrives slowly. Its size is 64 to 512 KiB,
+// share a new key, whose body arrives slowly (with an ETag). Its size is 64 to 512 KiB,
 // one key in two has no Content-Length, and one in 32 has 9 MiB without
 // a length: more than the 64 MiB store takes (8 MiB), so that it outgrows
 // the store while requests follow it.
@@ -382,6 +402,12 @@ func collapsedPath(n int64) string {
 		path += "&chunked=1"
 	}
 	return path
+}
+
+// etagOf is the origin's ETag for path (a path with its query, or not).
+func etagOf(path string) string {
+	p, _, _ := strings.Cut(path, "?")
+	return `"` + p + `"`
 }
 
 // bodyFor is the origin's body for path: the path repeated to size bytes.
