@@ -72,16 +72,26 @@ func (h *Handler) leadAside(c *cacheable, f *fetch) (bool, error) {
 			}()
 			x = f.exchangeAndLand(rl)
 		}()
-		f.undetach()
-		if !rl.alone.Load() {
+		// No call reaches the client's goroutine any more: whether it
+		// is gone, or the fetch released it, is settled.
+		alone, gone := rl.alone.Load(), rl.isGone()
+		if !alone && !gone {
+			// The client's goroutine answers, in the fetch's context
+			// still (a stale entry in place of an origin error, the
+			// request of its own after a 304 that made the entry
+			// unstorable), and then undetaches it.
 			end <- x
 			return
 		}
-		// The client has its 304: the rest was the store's.
+		// The client has its 304, or its goroutine is gone with a
+		// panic: the rest was the store's.
+		f.undetach()
 		f.lk.close()
-		<-asideFetches
+		if alone {
+			<-asideFetches
+		}
 		if p := x.panicked; p != nil && p != http.ErrAbortHandler {
-			h.logger.Error("fetch after a 304 panicked", zap.Any("panic", p), zap.String("key", f.lk.key))
+			h.logger.Error("fetch aside panicked", zap.Any("panic", p), zap.String("key", f.lk.key))
 		}
 	}()
 	x, ended := rl.serve(end)
@@ -89,6 +99,7 @@ func (h *Handler) leadAside(c *cacheable, f *fetch) (bool, error) {
 		return true, nil // answered with 304; the fetch goes on
 	}
 	f.r = client
+	defer f.undetach()
 	defer f.lk.close()
 	if x.panicked != nil {
 		panic(x.panicked)
@@ -118,21 +129,38 @@ type relay struct {
 	done     chan struct{}
 	released chan struct{} // closed when the fetch goes on without its client
 	alone    atomic.Bool   // released: nothing reaches rw any more
+	// gone is closed when the client's goroutine stopped serving calls
+	// because one panicked (a writer of the chain did): the panic goes
+	// on there, and the fetch's calls fail from then on instead of
+	// waiting for it for ever, so that the fetch still ends and lands.
+	gone chan struct{}
 }
 
 func newRelay(rw http.ResponseWriter) *relay {
 	return &relay{
 		rw: rw, conn: innermost(rw), header: rw.Header().Clone(),
 		calls: make(chan func()), done: make(chan struct{}), released: make(chan struct{}),
+		gone: make(chan struct{}),
 	}
 }
 
-// do has call carried out by the client's goroutine, and waits for it.
-func (rl *relay) do(call func()) {
+// do has call carried out by the client's goroutine, and waits for it. It
+// returns false, with call not carried out or not to its end, once that
+// goroutine is gone.
+func (rl *relay) do(call func()) bool {
 	rl.mu.Lock()
-	rl.calls <- call
-	<-rl.done
-	rl.mu.Unlock()
+	defer rl.mu.Unlock()
+	select {
+	case rl.calls <- call:
+	case <-rl.gone:
+		return false
+	}
+	select {
+	case <-rl.done:
+		return true
+	case <-rl.gone:
+		return false
+	}
 }
 
 // serve carries out the fetch's calls until the fetch ends, with its
@@ -141,7 +169,7 @@ func (rl *relay) serve(end <-chan exchange) (x exchange, ended bool) {
 	for {
 		select {
 		case call := <-rl.calls:
-			call()
+			rl.carryOut(call)
 			rl.done <- struct{}{}
 		case <-rl.released:
 			return exchange{}, false
@@ -153,10 +181,35 @@ func (rl *relay) serve(end <-chan exchange) (x exchange, ended bool) {
 	}
 }
 
+// isGone tells whether the client's goroutine is gone (see gone).
+func (rl *relay) isGone() bool {
+	select {
+	case <-rl.gone:
+		return true
+	default:
+		return false
+	}
+}
+
+// carryOut runs call; if it panics, the relay is gone, and the panic goes
+// on.
+func (rl *relay) carryOut(call func()) {
+	defer func() {
+		if p := recover(); p != nil {
+			close(rl.gone)
+			panic(p)
+		}
+	}()
+	call()
+}
+
 // release lets the fetch go on without its client, answered with 304, if
 // the bound on such fetches allows; otherwise the client waits for it.
 // From the fetch's goroutine, after the 304's last call.
 func (rl *relay) release(f *fetch) {
+	if rl.isGone() {
+		return
+	}
 	select {
 	case asideFetches <- struct{}{}:
 	default:
@@ -212,6 +265,10 @@ func (rl *relay) copyPlaceholders() {
 // errClientAnswered refuses a write to a client answered already.
 var errClientAnswered = errors.New("client answered already")
 
+// errClientGoroutineGone refuses a write once the client's goroutine
+// stopped serving the relay (a writer of its chain panicked).
+var errClientGoroutineGone = errors.New("client's handler ended with a panic")
+
 // Header returns the fetch's view of the client's header.
 func (rl *relay) Header() http.Header { return rl.header }
 
@@ -232,7 +289,9 @@ func (rl *relay) Write(p []byte) (n int, err error) {
 	if rl.alone.Load() {
 		return 0, errClientAnswered
 	}
-	rl.do(func() { n, err = rl.rw.Write(p) })
+	if !rl.do(func() { n, err = rl.rw.Write(p) }) {
+		return 0, errClientGoroutineGone
+	}
 	return n, err
 }
 
@@ -241,7 +300,9 @@ func (rl *relay) FlushError() (err error) {
 	if rl.alone.Load() {
 		return nil
 	}
-	rl.do(func() { err = http.NewResponseController(rl.rw).Flush() })
+	if !rl.do(func() { err = http.NewResponseController(rl.rw).Flush() }) {
+		return errClientGoroutineGone
+	}
 	return err
 }
 
@@ -250,6 +311,8 @@ func (rl *relay) SetWriteDeadline(t time.Time) (err error) {
 	if rl.alone.Load() {
 		return nil
 	}
-	rl.do(func() { err = http.NewResponseController(rl.rw).SetWriteDeadline(t) })
+	if !rl.do(func() { err = http.NewResponseController(rl.rw).SetWriteDeadline(t) }) {
+		return errClientGoroutineGone
+	}
 	return err
 }

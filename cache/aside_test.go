@@ -285,3 +285,85 @@ func TestReloadEndsAFetchAfterA304(t *testing.T) {
 	untilReloaded(t, s, "/small", "fwd=uri-miss")
 	expect(t, "then", get(t, s, "/big", "Cache-Control", "only-if-cached"), 504, "", "unavailable")
 }
+
+// A conditional request that revalidates a stale entry runs its fetch
+// aside too, and is answered on its own goroutine once the fetch ended:
+// with the stale entry when the origin cannot be reached (§4.2.4,
+// stale_if_unreachable), and with a response of its own when the origin's
+// 304 made the entry unstorable.
+func TestConditionalRevalidationAnsweredAfterTheFetch(t *testing.T) {
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("ETag", `"v1"`)
+		if r.URL.Path == "/private" && r.Header.Get("If-None-Match") != "" {
+			w.Header().Set("Cache-Control", "no-store")
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		w.Header().Set("Cache-Control", "max-age=0")
+		io.WriteString(w, "v1 "+r.URL.Path)
+	})
+	s := startCache(t, o, "")
+	for _, p := range []string{"/down", "/private"} {
+		expect(t, p+" stored", get(t, s, p), 200, "v1 "+p, "miss", "stored")
+	}
+	expect(t, "304 made unstorable", get(t, s, "/private", "If-None-Match", `"v1"`), 304, "", "", "detail=no-store")
+	o.Close() // the origin goes down: its port refuses connections
+	expect(t, "stale while unreachable", get(t, s, "/down", "If-None-Match", `"v0"`), 200, "v1 /down", "stale", "detail=stale-if-unreachable")
+}
+
+// A fetch that runs aside asks the origin what a fetch on the client's
+// goroutine would: the placeholders earlier handlers set for the client's
+// request (here a regexp matcher's capture, {re.m.1}) steer the next
+// handlers for it too; otherwise the conditional miss would store another
+// response under the client's key, which every client would then get.
+// As would a background refresh.
+func TestFetchAsideSeesEarlierPlaceholders(t *testing.T) {
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=1, stale-while-revalidate=3600")
+		w.Header().Set("Age", "10")
+		w.Header().Set("ETag", `"v1"`)
+		io.WriteString(w, "page "+r.Header.Get("X-Cap"))
+	})
+	s := caddytest.Start(t, `
+http://localhost:{HTTP_PORT} {
+	header >X-Result {http_cache.status}
+	@m path_regexp m ^/re/(.*)$
+	handle @m {
+		http_cache
+		reverse_proxy `+o.addr()+` {
+			header_up X-Cap {re.m.1}
+		}
+	}
+}
+`)
+	expect(t, "conditional miss", get(t, s, "/re/b", "If-None-Match", `"other"`), 200, "page b", "miss", "stored")
+	expect(t, "stale", get(t, s, "/re/b"), 200, "page b", "stale", "detail=stale-while-revalidate")
+	waitFor(t, "the refresh", func() bool { return o.n.Load() == 2 && cache.Flights() == 0 })
+	if got := o.last().Header.Get("X-Cap"); got != "b" {
+		t.Errorf("the refresh's {re.m.1} is %q, want b", got)
+	}
+}
+
+// The requests that follow a fetch that went on after its client's 304 are
+// its clients then: it goes on as long as they read, past orphan_grace, as
+// a fetch whose own client stays does. Otherwise every download that a
+// conditional request led would be cut for all of them orphan_grace (30 s)
+// after that 304, and the next request would lead it again.
+func TestFetchAfterA304GoesOnForItsFollowers(t *testing.T) {
+	defer cache.SetOrphanGrace(200*time.Millisecond, 20*time.Millisecond)()
+	first, second := bytes.Repeat([]byte("a"), 50000), bytes.Repeat([]byte("b"), 50000)
+	release := make(chan struct{})
+	o := newOrigin(t, heldOrigin(first, second, release, true))
+	s := startCache(t, o, "")
+	expect(t, "304", get(t, s, "/big", "If-None-Match", `"v1"`), 304, "", "miss", "stored")
+	resps := startFollowers(t, s, "/big", 1, first)
+	time.Sleep(600 * time.Millisecond) // past the grace: the follower still reads
+	close(release)
+	rest, err := io.ReadAll(resps[0].Body)
+	resps[0].Body.Close()
+	if err != nil || !bytes.Equal(rest, second) {
+		t.Fatalf("follower: %d more bytes (%v), want the rest of the body", len(rest), err)
+	}
+	storedOnce(t, s, o, "/big", string(first)+string(second))
+	waitFor(t, "the fetch's bound to be given back", func() bool { return cache.AsideFetches() == 0 })
+}

@@ -35,10 +35,15 @@ type detachment struct {
 	// and hang up.
 	flight *flight
 	h      *Handler
+	// answered: the client was answered before the body arrived (keep);
+	// the fetch goes on for the store. Under orphans.mu.
+	answered bool
 }
 
 // needed tells whether the fetch must go on without its client.
-func (d *detachment) needed() bool { return d.flight == nil || d.h.flightWaited(d.flight) }
+func (d *detachment) needed() bool {
+	return d.flight == nil || d.answered || d.h.flightWaited(d.flight)
+}
 
 // orphanWatch holds the detached fetches still running.
 type orphanWatch struct {
@@ -59,12 +64,14 @@ func (o *orphanWatch) add(d *detachment) {
 }
 
 // keep lets d's fetch go on without its client whether or not others wait
-// for it, for at most orphanGrace after the client left: a fetch whose
-// client was answered before the body arrived (aside.go). From the fetch's
-// goroutine.
+// for it: a fetch whose client was answered before the body arrived
+// (aside.go). The requests that follow it are its clients then: it goes
+// on as long as any does, as it would with its own client there, and for
+// at most orphanGrace after the client left and none follows. From the
+// fetch's goroutine.
 func (o *orphanWatch) keep(d *detachment) {
 	o.mu.Lock()
-	d.flight = nil
+	d.answered = true
 	o.mu.Unlock()
 }
 
@@ -90,6 +97,9 @@ func (o *orphanWatch) watch(tick time.Duration) {
 		for d := range o.fetches {
 			switch {
 			case d.client.Err() == nil:
+			case d.answered && d.h.flightWaited(d.flight):
+				// Followed: the grace starts once nobody follows.
+				d.goneAt = time.Time{}
 			case !d.needed():
 				d.cancel()
 				delete(o.fetches, d)

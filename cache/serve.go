@@ -1144,10 +1144,14 @@ func asideRequest(ctx context.Context, r *http.Request, w http.ResponseWriter) *
 		*r2 = *r2.WithContext(context.WithValue(r2.Context(), caddyhttp.OriginalRequestCtxKey, orig))
 	}
 	if orig, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+		// The fetch's own request answers the request's placeholders
+		// (PrepareRequest's provider comes before this one); what reaches
+		// the client's are the values earlier handlers set for it, which
+		// the next handlers may build the origin's request with: a regexp
+		// matcher's captures ({re.*}, http.regexp.*), the authenticated
+		// user (http.auth.user.*). Without them, the fetch would ask the
+		// origin for another response and store it under the client's key.
 		repl.Map(func(key string) (any, bool) {
-			if strings.HasPrefix(key, "http.") {
-				return nil, false // the fetch's own request answers these
-			}
 			return orig.Get(key) // static values are safe to read concurrently
 		})
 	}
