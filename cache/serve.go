@@ -212,7 +212,10 @@ func (h *Handler) serveUnsafe(w http.ResponseWriter, r *http.Request, next caddy
 		// first, when the status is known.
 		rq := policy.RequestDirectives(r.Header)
 		pkey := h.keys.key(r)
-		f := fetch{h: h, r: r, rq: rq, next: next, lk: &lookup{pkey: pkey, key: pkey, fwd: fwdMethod}, mayStore: !rq.NoStore, post: true}
+		// min_uses counts it as a request of the URL, and it stores
+		// only as a GET would (serveCacheable).
+		mayStore := !rq.NoStore && (h.uses == nil || h.usedEnough(pkey))
+		f := fetch{h: h, r: r, rq: rq, next: next, lk: &lookup{pkey: pkey, key: pkey, fwd: fwdMethod}, mayStore: mayStore, post: true}
 		f.cs.fwd = fwdMethod
 		f.invalidate = func(status int, hdr http.Header) { h.invalidate(r, status, hdr) }
 		return f.run(w)

@@ -311,6 +311,25 @@ func TestMinUses(t *testing.T) {
 	}
 }
 
+// A POST whose response may be stored for the GETs of its URL (RFC 9110
+// §9.3.3) counts as a request of the URL for min_uses, and stores only
+// from the min_uses-th, as a GET does.
+func TestMinUsesCountsStorablePOSTs(t *testing.T) {
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.Header().Set("Content-Location", r.URL.Path)
+		io.WriteString(w, r.Method+" body")
+	})
+	s := startCache(t, o, "min_uses 2")
+	first := do(t, s, http.MethodPost, "/p")
+	expect(t, "POST 1", first, 200, "POST body", "bypass", "fwd=method")
+	if strings.Contains(first.cs(), "stored") {
+		t.Errorf("POST 1 stored (Cache-Status %q) before min_uses", first.cs())
+	}
+	expect(t, "POST 2", do(t, s, http.MethodPost, "/p"), 200, "POST body", "miss", "fwd=method", "stored")
+	expect(t, "GET after it", get(t, s, "/p"), 200, "POST body", "hit", "hit")
+}
+
 // default_ttl for a status that answers the request rather than the URL
 // (403, 429, ...) is allowed, as nginx allows it, but warned about at
 // load: one client's such response is then served to every client.
