@@ -2,6 +2,7 @@ package cache_test
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -47,25 +48,6 @@ func startHeldCache(t *testing.T, o *origin, options string, h2 bool) *caddytest
 	return s
 }
 
-// tryGet is get for another goroutine than the test's: it reports its
-// error instead of ending the test.
-func tryGet(s *caddytest.Server, path string, fields ...string) (result, error) {
-	req, err := http.NewRequest(http.MethodGet, s.URL(path), nil)
-	if err != nil {
-		return result{}, err
-	}
-	for i := 0; i+1 < len(fields); i += 2 {
-		req.Header.Add(fields[i], fields[i+1])
-	}
-	resp, err := s.Client.Do(req)
-	if err != nil {
-		return result{}, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return result{status: resp.StatusCode, header: resp.Header, body: string(b)}, err
-}
-
 // A conditional request that misses, and whose condition the response
 // matches, gets its 304 whole as soon as the response's header arrives,
 // while the body is still on its way into the store: over HTTP/2 its
@@ -86,9 +68,9 @@ func TestConditionalMissEndsAtItsHeader(t *testing.T) {
 				}
 				done := make(chan answer, 2)
 				go func() {
-					r, err := tryGet(s, "/big", "If-None-Match", `"v1"`)
+					r, err := send(context.Background(), s, http.MethodGet, "/big", "If-None-Match", `"v1"`)
 					done <- answer{r, err}
-					r, err = tryGet(s, "/small")
+					r, err = send(context.Background(), s, http.MethodGet, "/small")
 					done <- answer{r, err}
 				}()
 				for _, what := range []string{"the 304", "the next request"} {

@@ -199,17 +199,7 @@ func fetchBroken(t *testing.T, s *caddytest.Server, path string) (result, error)
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.URL(path), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := s.Client.Do(req)
-	if err != nil {
-		return result{}, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return result{status: resp.StatusCode, header: resp.Header, body: string(b)}, err
+	return send(ctx, s, http.MethodGet, path)
 }
 
 // Issue 8: the origin refuses connections. The client gets 502 and nothing

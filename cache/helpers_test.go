@@ -1,6 +1,8 @@
 package cache_test
 
 import (
+	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -115,9 +117,20 @@ func (r result) cs() string { return r.header.Get("Cache-Status") }
 // pairs.
 func do(t *testing.T, s *caddytest.Server, method, path string, fields ...string) result {
 	t.Helper()
-	req, err := http.NewRequest(method, s.URL(path), nil)
+	r, err := send(context.Background(), s, method, path, fields...)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	return r
+}
+
+// send is do for another goroutine than the test's, or for a test that
+// looks at a broken response: it returns the error instead of failing,
+// with the status, header and bytes read of a body that broke.
+func send(ctx context.Context, s *caddytest.Server, method, path string, fields ...string) (result, error) {
+	req, err := http.NewRequestWithContext(ctx, method, s.URL(path), nil)
+	if err != nil {
+		return result{}, err
 	}
 	for i := 0; i+1 < len(fields); i += 2 {
 		req.Header.Add(fields[i], fields[i+1])
@@ -129,14 +142,14 @@ func do(t *testing.T, s *caddytest.Server, method, path string, fields ...string
 		resp, err = s.Client.Do(req)
 	}
 	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
+		return result{}, err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		t.Fatalf("%s %s: reading body: %v", method, path, err)
+		err = fmt.Errorf("reading body: %w", err)
 	}
-	return result{status: resp.StatusCode, header: resp.Header, body: string(b)}
+	return result{status: resp.StatusCode, header: resp.Header, body: string(b)}, err
 }
 
 func get(t *testing.T, s *caddytest.Server, path string, fields ...string) result {
