@@ -3,6 +3,7 @@ package cache
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"net/http"
 	"sync"
@@ -51,8 +52,11 @@ func (h *Handler) leadAside(c *cacheable, f *fetch) (bool, error) {
 	rl := newRelay(c.w)
 	client := f.r
 	f.client = client
-	f.r = asideRequest(client.Context(), c.r, rl)
+	f.r = asideRequest(client.Context(), c.r, rl, h.copied)
 	rl.from, rl.to = replacerOf(f.r.Context()), replacerOf(client.Context())
+	rl.fromVars, _ = f.r.Context().Value(caddyhttp.VarsCtxKey).(map[string]any)
+	rl.toVars, _ = client.Context().Value(caddyhttp.VarsCtxKey).(map[string]any)
+	rl.toLog, _ = client.Context().Value(caddyhttp.ExtraLogFieldsCtxKey).(*caddyhttp.ExtraLogFields)
 	stop := func() bool { return false }
 	if h.ctx != nil {
 		// The config is being cleaned up: its Cleanup waits for this
@@ -123,6 +127,10 @@ type relay struct {
 	// from and to are the fetch's replacer and the client's: the
 	// placeholders reverse_proxy sets are copied from one to the other.
 	from, to *caddy.Replacer
+	// fromVars and toVars are the fetch's vars and the client's, toLog
+	// the client's access log fields: the request id is copied too.
+	fromVars, toVars map[string]any
+	toLog            *caddyhttp.ExtraLogFields
 
 	mu       sync.Mutex
 	calls    chan func()
@@ -259,6 +267,30 @@ func (rl *relay) copyPlaceholders() {
 		if v, ok := rl.from.Get(k); ok {
 			rl.to.Set(k, v)
 		}
+	}
+	rl.copyRequestID()
+}
+
+// uuidVar is the var in which Caddy keeps the request's id, made when
+// {http.request.uuid} is first evaluated.
+const uuidVar = "uuid"
+
+// copyRequestID gives the client's request the id the next handlers made
+// for the fetch's ({http.request.uuid} in header_up X-Request-ID), as they
+// would have for the client's own: the id the origin got is the one the
+// client's response and access log show. On the client's goroutine, while
+// the fetch's waits or is over.
+func (rl *relay) copyRequestID() {
+	id, ok := rl.fromVars[uuidVar]
+	if !ok || rl.toVars == nil {
+		return
+	}
+	if _, set := rl.toVars[uuidVar]; set {
+		return // the client's (which the fetch's started as), or its own already
+	}
+	rl.toVars[uuidVar] = id
+	if s, ok := id.(fmt.Stringer); ok && rl.toLog != nil {
+		rl.toLog.Set(zap.String("uuid", s.String()))
 	}
 }
 

@@ -349,3 +349,163 @@ func TestFetchAfterA304GoesOnForItsFollowers(t *testing.T) {
 	storedOnce(t, s, o, "/big", string(first)+string(second))
 	waitFor(t, "the fetch's bound to be given back", func() bool { return cache.AsideFetches() == 0 })
 }
+
+// A background refresh reads the client's placeholders that steer the next
+// handlers (here a map destination, evaluated lazily in the client's
+// replacer from its vars) on the client's goroutine, not its own: that
+// goroutine goes on meanwhile, and writes its vars (a {http.request.uuid}
+// that a deferred header evaluates first), a plain map. Read from the
+// refresh's goroutine, the process would die of a concurrent map read and
+// write (-race reports it). A refresh that looks up such a placeholder for
+// the first time is not sent; the next ones send the client's value.
+func TestRefreshReadsTheClientsPlaceholdersOnItsGoroutine(t *testing.T) {
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=1, stale-while-revalidate=3600")
+		w.Header().Set("Age", "10")
+		io.WriteString(w, "page")
+	})
+	s := caddytest.Start(t, `
+http://localhost:{HTTP_PORT} {
+	header >X-Id {http.request.uuid}
+	map {client_ip} {who} {
+		default anyone
+	}
+	http_cache
+	reverse_proxy `+o.addr()+` {
+		header_up X-Who {who}
+	}
+}
+`)
+	for range 10 {
+		expect(t, "page", get(t, s, "/p"), 200, "page", "")
+		waitFor(t, "the refresh", func() bool { return cache.Flights() == 0 })
+	}
+	reqs := o.requests()
+	if len(reqs) < 5 {
+		t.Fatalf("the origin got %d requests, want a refresh for most stale hits", len(reqs))
+	}
+	for i, r := range reqs {
+		if got := r.Header.Get("X-Who"); got != "anyone" {
+			t.Errorf("request %d: {who} is %q, want anyone", i, got)
+		}
+	}
+}
+
+// A fetch aside, and a background refresh, skip the routes of the groups
+// the client's request matched a route of already, as the client's request
+// does: here the catch-all handle after the one the cache is in. Otherwise
+// a conditional miss got the catch-all's answer instead of the origin's,
+// and a response of the catch-all could be stored under the client's key.
+func TestFetchAsideSkipsTheGroupsMatched(t *testing.T) {
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=1, stale-while-revalidate=3600")
+		w.Header().Set("Age", "10")
+		w.Header().Set("ETag", `"v1"`)
+		io.WriteString(w, "page")
+	})
+	s := caddytest.Start(t, `
+http://localhost:{HTTP_PORT} {
+	header >X-Result {http_cache.status}
+	handle /c/* {
+		http_cache
+	}
+	handle {
+		header Cache-Control max-age=3600
+		respond "fallback"
+	}
+	reverse_proxy `+o.addr()+`
+}
+`)
+	expect(t, "conditional miss", get(t, s, "/c/b", "If-None-Match", `"other"`), 200, "page", "miss", "stored")
+	expect(t, "stale", get(t, s, "/c/b"), 200, "page", "stale", "detail=stale-while-revalidate")
+	waitFor(t, "the refresh", func() bool { return o.n.Load() == 2 && cache.Flights() == 0 })
+	expect(t, "then", get(t, s, "/c/b"), 200, "page", "")
+}
+
+// A fetch aside has the client's address the server determined when the
+// request arrived ({client_ip}, trusted_proxies and client_ip_headers), as
+// the client's request has, not one determined again from its header as
+// earlier handlers left it (here request_header removed X-Forwarded-For).
+func TestFetchAsideHasTheClientsAddress(t *testing.T) {
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.Header().Set("ETag", `"v1"`)
+		io.WriteString(w, "for "+r.Header.Get("X-Client"))
+	})
+	s := caddytest.Start(t, caddytest.Global("\tservers {\n\t\ttrusted_proxies static 127.0.0.1/8 ::1\n\t\tclient_ip_headers X-Forwarded-For\n\t}\n")+`
+http://localhost:{HTTP_PORT} {
+	header >X-Result {http_cache.status}
+	request_header -X-Forwarded-For
+	http_cache
+	reverse_proxy `+o.addr()+` {
+		header_up X-Client {client_ip}
+	}
+}
+`)
+	expect(t, "plain", get(t, s, "/a", "X-Forwarded-For", "203.0.113.9"), 200, "for 203.0.113.9", "miss")
+	expect(t, "conditional miss", get(t, s, "/b", "X-Forwarded-For", "203.0.113.9", "If-None-Match", `"other"`), 200, "for 203.0.113.9", "miss")
+}
+
+// The request id the next handlers make for a fetch aside
+// ({http.request.uuid} in header_up) is the client's request's, as it is
+// for a plain request: the id the origin got is the one the client's
+// response (and access log) shows, whether the fetch answered 200 or 304.
+func TestFetchAsideRequestIDIsTheClients(t *testing.T) {
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.Header().Set("ETag", `"v1"`)
+		io.WriteString(w, "page")
+	})
+	s := caddytest.Start(t, `
+http://localhost:{HTTP_PORT} {
+	header >X-Id {http.request.uuid}
+	http_cache
+	reverse_proxy `+o.addr()+` {
+		header_up X-Id {http.request.uuid}
+	}
+}
+`)
+	for _, c := range []struct{ path, inm string }{{"/plain", ""}, {"/miss", `"other"`}, {"/304", `"v1"`}} {
+		var fields []string
+		if c.inm != "" {
+			fields = []string{"If-None-Match", c.inm}
+		}
+		r := get(t, s, c.path, fields...)
+		if got, want := r.header.Get("X-Id"), o.last().Header.Get("X-Id"); got == "" || got != want {
+			t.Errorf("%s: the client's request id is %q, the origin's %q", c.path, got, want)
+		}
+	}
+}
+
+// A background refresh does not take its client's idle timeouts (the
+// server's write_idle): a timeouts handler after the cache overrides those
+// it finds in the request's context, which were the client's, written by
+// the client's goroutine as it sends the stale response meanwhile (-race
+// reports it), and restored them on the client's connection once the
+// refresh was over.
+func TestRefreshLeavesTheClientsIdleTimeouts(t *testing.T) {
+	body := strings.Repeat("x", 300000)
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=1, stale-while-revalidate=3600")
+		w.Header().Set("Age", "10")
+		io.WriteString(w, body)
+	})
+	s := caddytest.Start(t, `
+http://localhost:{HTTP_PORT} {
+	http_cache
+	route {
+		timeouts {
+			write_timeout 5m
+		}
+		reverse_proxy `+o.addr()+`
+	}
+}
+`)
+	for range 10 {
+		expect(t, "page", get(t, s, "/p"), 200, body, "")
+		waitFor(t, "the refresh", func() bool { return cache.Flights() == 0 })
+	}
+	if n := o.n.Load(); n < 10 {
+		t.Errorf("the origin got %d requests, want one and a refresh for each stale hit", n)
+	}
+}

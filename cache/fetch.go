@@ -497,7 +497,7 @@ func (h *Handler) writeTimeout() time.Duration { return time.Duration(h.Collapse
 //
 // Removed, it leaves the deadline that Caddy's idle timeout writer (the
 // server's write_idle and write timeouts) would have left, if the request
-// has one (see left).
+// has one, or else net/http's write timeout (see left).
 type writeBound struct {
 	rw          http.ResponseWriter
 	ctx         context.Context          // the request's: its idle timeout writer, if any
@@ -554,13 +554,19 @@ func (b *writeBound) clear(final bool) {
 // the writer arms its own when the handler is done). Through the writers,
 // the deadline also replaces the bound as the ceiling that writer keeps
 // for a deadline set by a handler.
+//
+// Without that writer (write_idle disabled), it is the server's write
+// timeout that net/http itself set when the request arrived, on the
+// connection (HTTP/1) or as the stream's timer (HTTP/2), if any: removed,
+// a client that stops reading would hold its connection or stream for as
+// long as it likes.
 func (b *writeBound) left(final bool) time.Time {
 	var idle *caddyhttp.IdleTimeoutWriter
 	if b.ctx != nil {
 		_, idle = caddyhttp.IdleTimeoutsFromContext(b.ctx)
 	}
 	if idle == nil {
-		return time.Time{}
+		return serverWriteDeadline(b.ctx)
 	}
 	hard := idle.Deadline.HardDeadline
 	if final && !b.http2 {
@@ -569,6 +575,25 @@ func (b *writeBound) left(final bool) time.Time {
 		}
 	}
 	return hard
+}
+
+// serverWriteDeadline returns the write deadline that net/http sets for
+// the request of ctx from the server's write timeout, as Caddy anchors
+// that timeout's ceiling: at the request's start (the start_time var of
+// {http.request.duration}). Zero without a write timeout.
+func serverWriteDeadline(ctx context.Context) time.Time {
+	if ctx == nil {
+		return time.Time{}
+	}
+	srv, _ := ctx.Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server)
+	if srv == nil || srv.WriteTimeout <= 0 {
+		return time.Time{}
+	}
+	start, ok := caddyhttp.GetVar(ctx, "start_time").(time.Time)
+	if !ok {
+		return time.Time{}
+	}
+	return start.Add(time.Duration(srv.WriteTimeout))
 }
 
 // addLate adds to the client's header the fields the next handler set

@@ -205,6 +205,9 @@ type Handler struct {
 	refreshing chan struct{}
 	bgMu       *sync.Mutex // protects cleanedUp, and h.wg's Add against Cleanup's Wait
 	cleanedUp  bool        // Cleanup has begun: no new background fetch
+	// copied are the placeholders background fetches read from their
+	// client's replacer (backgroundRequest).
+	copied *copiedKeys
 }
 
 // CaddyModule returns the Caddy module information.
@@ -296,6 +299,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.wg = new(sync.WaitGroup)
 	h.refreshing = make(chan struct{}, maxHandlerBackgroundFetches)
 	h.bgMu = new(sync.Mutex)
+	h.copied = new(copiedKeys)
 
 	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("registering metrics: %w", err)

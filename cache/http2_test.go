@@ -319,6 +319,34 @@ func TestHTTP2WriteTimeoutEndsAStoredMissOnTime(t *testing.T) {
 	}
 }
 
+// So does it with write_idle disabled, when the write timeout is net/http's
+// own deadline on the stream, which Caddy's idle timeout writer does not
+// keep: removing the cache's bound after each write removed it, and the
+// stream outlived the timeout until the origin sent more.
+func TestHTTP2WriteTimeoutWithoutWriteIdleEndsAStoredMissOnTime(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	first, second := bytes.Repeat([]byte("a"), 1000), bytes.Repeat([]byte("b"), 1000)
+	o := newOrigin(t, partsOrigin(first, second, release, nil))
+	proxy := "reverse_proxy " + o.addr()
+	cfg := strings.Replace(siteConfig(o, ""), proxy, proxy+" {\n\t\tflush_interval -1\n\t}", 1)
+	s := startH2(t, "\t\ttimeouts {\n\t\t\twrite 1s\n\t\t\twrite_idle -1s\n\t\t}\n", cfg)
+	resp := leaderOf(t, s, "/k", first)
+	ended := make(chan error, 1)
+	go func() {
+		_, err := io.ReadAll(resp.Body)
+		ended <- err
+	}()
+	select {
+	case err := <-ended:
+		if err == nil {
+			t.Fatal("the stream ended cleanly without the rest of the body")
+		}
+	case <-time.After(8 * time.Second):
+		t.Fatal("the stream outlived the write timeout while the origin paused")
+	}
+}
+
 // A miss whose body the origin cuts, alone on its key, ends with a
 // stream error over HTTP/2, stored or not, with a length or without.
 func TestHTTP2CutMissEndsWithAStreamError(t *testing.T) {

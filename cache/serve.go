@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"io"
+	"maps"
 	"net/http"
 	"net/textproto"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -1063,7 +1066,7 @@ func (h *Handler) refresh(r *http.Request, next caddyhttp.Handler, lk lookup, de
 	}
 	w := &discardWriter{header: make(http.Header)}
 	f := fetch{
-		h: h, r: backgroundRequest(ctx, r, w), next: next, dec: dec, mayStore: true, flight: fl, background: true, cancel: cancel,
+		h: h, r: backgroundRequest(ctx, r, w, h.copied, cancel), next: next, dec: dec, mayStore: true, flight: fl, background: true, cancel: cancel,
 		lk:         &lookup{pkey: lk.pkey, key: lk.key, fwd: lk.fwd, entry: lk.entry},
 		revalidate: lk.entry != nil && policy.HasValidator(&lk.entry.Header),
 	}
@@ -1099,10 +1102,43 @@ func (h *Handler) refresh(r *http.Request, next caddyhttp.Handler, lk lookup, de
 }
 
 // backgroundRequest returns the request of a background fetch for the
-// client's request r, living in ctx and answered to w: the whole GET
-// response, without the client's conditionals, Range and body.
-func backgroundRequest(ctx context.Context, r *http.Request, w http.ResponseWriter) *http.Request {
-	r2 := asideRequest(ctx, r, w)
+// client's request r, living in ctx (cancel cancels it) and answered to w:
+// the whole GET response, without the client's conditionals, Range and
+// body.
+//
+// The fetch outlives the client's handler, whose goroutine goes on
+// meanwhile (the stale response, log_append, the access log): it must not
+// read the client's replacer then. Its providers are not only the values
+// Set, which are safe to read, but also lazy ones bound to the client's
+// request and vars, a plain map (a map handler's destinations), which the
+// client's goroutine writes meanwhile (a {http.request.uuid} evaluated
+// first in a deferred header or in log_append): the process would die of
+// a concurrent map read and write. So the placeholders the next handlers
+// looked up in the client's replacer before (keys) are read now, on the
+// client's goroutine; one looked up for the first time is learnt, and
+// cancels the fetch, which would otherwise store a response to another
+// request than the client's: the next one has it.
+func backgroundRequest(ctx context.Context, r *http.Request, w http.ResponseWriter, keys *copiedKeys, cancel func()) *http.Request {
+	r2 := asideCopy(ctx, r, w, func(orig *caddy.Replacer) caddy.ReplacerFunc {
+		known := keys.read(orig)
+		return func(key string) (any, bool) {
+			if v, ok := known[key]; ok {
+				return v.val, v.ok
+			}
+			keys.learn(key)
+			cancel()
+			return nil, false
+		}
+	})
+	// Nor the client's idle timeouts, which the copy's context has from
+	// the client's: a timeouts handler after the cache overrides the
+	// idle timeout writer and reader it finds there, which are the
+	// client's, written meanwhile by the client's goroutine (its
+	// response), and restores them, setting the client connection's
+	// deadlines, once the refresh is over. Without them, it wraps the
+	// refresh's own writer. In place: the replacer reads r2 through this
+	// pointer.
+	*r2 = *r2.WithContext(caddyhttp.ContextWithIdleTimeouts(r2.Context(), nil, nil))
 	r2.Method = http.MethodGet // a HEAD or Range hit refreshes the whole GET response
 	for _, name := range clientConditionals {
 		delete(r2.Header, name)
@@ -1124,7 +1160,27 @@ func backgroundRequest(ctx context.Context, r *http.Request, w http.ResponseWrit
 // asideRequest returns a copy of the client's request r that lives in ctx
 // and is answered to w, for a fetch that may outlive r's handler: a
 // background fetch, or one that runs aside (aside.go).
-func asideRequest(ctx context.Context, r *http.Request, w http.ResponseWriter) *http.Request {
+//
+// The client's goroutine waits for the fetch's calls (relay.serve) while
+// the next handlers read the client's replacer, before the response's
+// header is relayed: the fetch reads it then, and the keys it finds there
+// are learnt for the background fetches (not the others: relay looks up
+// reverse_proxy's own, most often unset, in the fetch's replacer).
+func asideRequest(ctx context.Context, r *http.Request, w http.ResponseWriter, keys *copiedKeys) *http.Request {
+	return asideCopy(ctx, r, w, func(orig *caddy.Replacer) caddy.ReplacerFunc {
+		return func(key string) (any, bool) {
+			v, ok := orig.Get(key)
+			if ok {
+				keys.learn(key)
+			}
+			return v, ok
+		}
+	})
+}
+
+// asideCopy is asideRequest, whose replacer reads the client's through
+// the provider that fallback returns for it.
+func asideCopy(ctx context.Context, r *http.Request, w http.ResponseWriter, fallback func(orig *caddy.Replacer) caddy.ReplacerFunc) *http.Request {
 	r2 := r.Clone(ctx)
 	srv, ok := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server)
 	if !ok || srv == nil {
@@ -1146,6 +1202,16 @@ func asideRequest(ctx context.Context, r *http.Request, w http.ResponseWriter) *
 		orig.URL = &u
 		*r2 = *r2.WithContext(context.WithValue(r2.Context(), caddyhttp.OriginalRequestCtxKey, orig))
 	}
+	if groups, ok := r.Context().Value(routeGroupCtxKey).(map[string]struct{}); ok {
+		// The route groups the client's request matched a route of
+		// already (handle blocks), which PrepareRequest forgot: the routes
+		// after the cache skip the others of those groups for the
+		// client's request, and must for the copy, or a catch-all handle
+		// after the one the cache is in would answer it instead of the
+		// origin, under the client's key. A copy: the copy's routes add
+		// to it.
+		*r2 = *r2.WithContext(context.WithValue(r2.Context(), routeGroupCtxKey, maps.Clone(groups)))
+	}
 	if orig, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
 		// The fetch's own request answers the request's placeholders
 		// (PrepareRequest's provider comes before this one); what reaches
@@ -1154,20 +1220,74 @@ func asideRequest(ctx context.Context, r *http.Request, w http.ResponseWriter) *
 		// matcher's captures ({re.*}, http.regexp.*), the authenticated
 		// user (http.auth.user.*). Without them, the fetch would ask the
 		// origin for another response and store it under the client's key.
-		repl.Map(func(key string) (any, bool) {
-			return orig.Get(key) // static values are safe to read concurrently
-		})
+		repl.Map(fallback(orig))
 	}
 	vars, ok := r.Context().Value(caddyhttp.VarsCtxKey).(map[string]any)
 	vars2, ok2 := r2.Context().Value(caddyhttp.VarsCtxKey).(map[string]any)
 	if ok && ok2 {
-		for k, v := range vars { // copied now, while the client's request waits for us
-			if _, set := vars2[k]; !set {
-				vars2[k] = v
-			}
-		}
+		// Copied now, while the client's request waits for us; the
+		// client's values win over PrepareRequest's: its address
+		// (client_ip, trusted_proxy) was determined from its header as it
+		// arrived, which earlier handlers may have changed since
+		// (request_header -X-Forwarded-For).
+		maps.Copy(vars2, vars)
 	}
 	return r2
+}
+
+// routeGroupCtxKey is caddyhttp's context key, unexported, of the route
+// groups a request matched a route of (TestFetchAsideSkipsTheGroupsMatched
+// fails if it changes).
+const routeGroupCtxKey = caddy.CtxKey("route_group")
+
+// copiedKeys are the placeholders that the next handlers of a handler's
+// background fetches looked up in their client's replacer (see
+// backgroundRequest). They are names in the config, not in requests: a
+// few; beyond maxCopiedKeys, a background fetch that looks one up is
+// canceled.
+type copiedKeys struct {
+	mu   sync.Mutex
+	keys []string
+}
+
+const maxCopiedKeys = 64
+
+// copiedValue is a placeholder's value as the client's replacer gave it.
+type copiedValue struct {
+	val any
+	ok  bool
+}
+
+// read returns the values of the keys in orig, the client's replacer.
+func (k *copiedKeys) read(orig *caddy.Replacer) map[string]copiedValue {
+	if k == nil {
+		return nil
+	}
+	k.mu.Lock()
+	keys := k.keys
+	k.mu.Unlock()
+	if len(keys) == 0 {
+		return nil
+	}
+	known := make(map[string]copiedValue, len(keys))
+	for _, key := range keys {
+		v, ok := orig.Get(key)
+		known[key] = copiedValue{v, ok}
+	}
+	return known
+}
+
+// learn adds key to the keys.
+func (k *copiedKeys) learn(key string) {
+	if k == nil {
+		return
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if len(k.keys) < maxCopiedKeys && !slices.Contains(k.keys, key) {
+		// A new slice: read's callers may range over the old one.
+		k.keys = append(slices.Clip(k.keys), key)
+	}
 }
 
 // goBackground counts a background fetch about to start in h.wg, which

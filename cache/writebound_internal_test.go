@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
@@ -26,7 +27,7 @@ func (d *deadlineRecorder) SetWriteDeadline(t time.Time) error {
 // timeout writer would have left after a write of its own: the write
 // timeout's ceiling and, at the end of an HTTP/1 response, its idle bound,
 // which bounds net/http's flush once the handler has returned. Without
-// that writer (write_idle disabled), no deadline.
+// that writer (write_idle disabled) nor a write timeout, no deadline.
 func TestWriteBoundLeavesCaddysDeadline(t *testing.T) {
 	const idle = time.Minute
 	hard := time.Now().Add(time.Hour)
@@ -59,6 +60,31 @@ func TestWriteBoundLeavesCaddysDeadline(t *testing.T) {
 			b.clear(tc.final)
 			if len(rec.deadlines) != 2 || !tc.want(rec.deadlines[1]) {
 				t.Fatalf("deadlines set %v", rec.deadlines)
+			}
+		})
+	}
+}
+
+// Without Caddy's idle timeout writer (write_idle disabled), removing the
+// bound leaves the deadline that net/http set from the server's write
+// timeout when the request arrived (Caddy's start_time), mid-response and
+// at its end, over HTTP/1 and HTTP/2.
+func TestWriteBoundLeavesTheServersWriteTimeout(t *testing.T) {
+	start := time.Now().Add(-time.Second)
+	want := start.Add(time.Minute)
+	for _, tc := range []struct {
+		name         string
+		http2, final bool
+	}{{"HTTP/1, mid-response", false, false}, {"HTTP/1, end", false, true}, {"HTTP/2", true, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := &deadlineRecorder{ResponseRecorder: httptest.NewRecorder()}
+			ctx := context.WithValue(context.Background(), caddyhttp.ServerCtxKey, &caddyhttp.Server{WriteTimeout: caddy.Duration(time.Minute)})
+			ctx = context.WithValue(ctx, caddyhttp.VarsCtxKey, map[string]any{"start_time": start})
+			b := writeBound{rw: rec, ctx: ctx, http2: tc.http2}
+			b.before(time.Second)
+			b.clear(tc.final)
+			if len(rec.deadlines) != 2 || !rec.deadlines[1].Equal(want) {
+				t.Fatalf("deadlines set %v, want the last %v", rec.deadlines, want)
 			}
 		})
 	}
