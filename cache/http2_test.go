@@ -294,56 +294,37 @@ func TestHTTP2ClientsOfAPausingOriginAreNotReset(t *testing.T) {
 // stored ends at that timeout when the origin pauses past it, as it does
 // without the cache: removing the cache's own bound after each write
 // leaves the timeout's deadline armed. It removed every deadline, and the
-// stream outlived the timeout until the origin sent more.
+// stream outlived the timeout until the origin sent more. So it does with
+// write_idle disabled, when the write timeout is net/http's own deadline
+// on the stream, which Caddy's idle timeout writer does not keep.
 func TestHTTP2WriteTimeoutEndsAStoredMissOnTime(t *testing.T) {
-	release := make(chan struct{})
-	defer close(release)
-	first, second := bytes.Repeat([]byte("a"), 1000), bytes.Repeat([]byte("b"), 1000)
-	o := newOrigin(t, partsOrigin(first, second, release, nil))
-	proxy := "reverse_proxy " + o.addr()
-	cfg := strings.Replace(siteConfig(o, ""), proxy, proxy+" {\n\t\tflush_interval -1\n\t}", 1)
-	s := startH2(t, "\t\ttimeouts {\n\t\t\twrite 1s\n\t\t}\n", cfg)
-	resp := leaderOf(t, s, "/k", first)
-	ended := make(chan error, 1)
-	go func() {
-		_, err := io.ReadAll(resp.Body)
-		ended <- err
-	}()
-	select {
-	case err := <-ended:
-		if err == nil {
-			t.Fatal("the stream ended cleanly without the rest of the body")
-		}
-	case <-time.After(8 * time.Second):
-		t.Fatal("the stream outlived the write timeout while the origin paused")
-	}
-}
-
-// So does it with write_idle disabled, when the write timeout is net/http's
-// own deadline on the stream, which Caddy's idle timeout writer does not
-// keep: removing the cache's bound after each write removed it, and the
-// stream outlived the timeout until the origin sent more.
-func TestHTTP2WriteTimeoutWithoutWriteIdleEndsAStoredMissOnTime(t *testing.T) {
-	release := make(chan struct{})
-	defer close(release)
-	first, second := bytes.Repeat([]byte("a"), 1000), bytes.Repeat([]byte("b"), 1000)
-	o := newOrigin(t, partsOrigin(first, second, release, nil))
-	proxy := "reverse_proxy " + o.addr()
-	cfg := strings.Replace(siteConfig(o, ""), proxy, proxy+" {\n\t\tflush_interval -1\n\t}", 1)
-	s := startH2(t, "\t\ttimeouts {\n\t\t\twrite 1s\n\t\t\twrite_idle -1s\n\t\t}\n", cfg)
-	resp := leaderOf(t, s, "/k", first)
-	ended := make(chan error, 1)
-	go func() {
-		_, err := io.ReadAll(resp.Body)
-		ended <- err
-	}()
-	select {
-	case err := <-ended:
-		if err == nil {
-			t.Fatal("the stream ended cleanly without the rest of the body")
-		}
-	case <-time.After(8 * time.Second):
-		t.Fatal("the stream outlived the write timeout while the origin paused")
+	for _, tc := range []struct{ name, timeouts string }{
+		{"write_idle", "\t\t\twrite 1s\n"},
+		{"no write_idle", "\t\t\twrite 1s\n\t\t\twrite_idle -1s\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			release := make(chan struct{})
+			defer close(release)
+			first, second := bytes.Repeat([]byte("a"), 1000), bytes.Repeat([]byte("b"), 1000)
+			o := newOrigin(t, partsOrigin(first, second, release, nil))
+			proxy := "reverse_proxy " + o.addr()
+			cfg := strings.Replace(siteConfig(o, ""), proxy, proxy+" {\n\t\tflush_interval -1\n\t}", 1)
+			s := startH2(t, "\t\ttimeouts {\n"+tc.timeouts+"\t\t}\n", cfg)
+			resp := leaderOf(t, s, "/k", first)
+			ended := make(chan error, 1)
+			go func() {
+				_, err := io.ReadAll(resp.Body)
+				ended <- err
+			}()
+			select {
+			case err := <-ended:
+				if err == nil {
+					t.Fatal("the stream ended cleanly without the rest of the body")
+				}
+			case <-time.After(8 * time.Second):
+				t.Fatal("the stream outlived the write timeout while the origin paused")
+			}
+		})
 	}
 }
 
