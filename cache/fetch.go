@@ -240,7 +240,10 @@ func (f *fetch) answer(w http.ResponseWriter, x exchange) error {
 			// The 304 answers this client's request: its cookies are
 			// this client's, as a miss's are, and never stored
 			// (storedFields).
-			w.Header()["Set-Cookie"] = sc
+			// After any a handler in front of the cache set (see
+			// frontFields).
+			prev := w.Header()["Set-Cookie"]
+			w.Header()["Set-Cookie"] = append(prev[:len(prev):len(prev)], sc...)
 		}
 		dec := h.evaluate(&f.rq, x.freshened)
 		f.lk.entry = x.freshened
@@ -671,6 +674,12 @@ func (fw *fetchWriter) WriteHeader(status int) {
 
 	dst := fw.rw.Header()
 	for k, v := range fw.header {
+		if prev, ok := dst[k]; ok && k != "Server" && k != "Cache-Status" {
+			// After the values a handler in front of the cache set, as
+			// reverse_proxy adds them (see frontFields).
+			dst[k] = append(prev[:len(prev):len(prev)], v...)
+			continue
+		}
 		dst[k] = v
 	}
 	fw.state = statePassed

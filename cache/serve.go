@@ -887,7 +887,14 @@ func (h *Handler) storedHeader(hdr http.Header, lk *lookup, dec policy.Decision,
 	// may rewrite values in place: Caddy's header directive assigns to
 	// hdr[name][i]), in one allocation with room for Age, Cache-Status and
 	// Content-Length.
+	var front http.Header
+	if len(hdr) > 1 || hdr["Server"] == nil {
+		front = frontFields(hdr, &e.Header)
+	}
 	vals := e.Header.CopyTo(hdr, 3)
+	for name, vv := range front {
+		hdr[name] = append(vv[:len(vv):len(vv)], hdr[name]...)
+	}
 	i := len(vals)
 	vals = append(vals, strconv.FormatInt(int64(max(dec.Age, 0)/time.Second), 10), status)
 	hdr["Age"] = vals[i : i+1 : i+1]
@@ -908,6 +915,29 @@ func (h *Handler) storedHeader(hdr http.Header, lk *lookup, dec policy.Decision,
 		vals = append(vals, d.contentLengthOf(lk.body.Size()))
 		hdr["Content-Length"] = vals[i+2 : i+3 : i+3]
 	}
+}
+
+// frontFields returns the fields of the client's header hdr that a
+// handler in front of the cache set (a header directive applied at once)
+// and that the stored response has too, or nil: the response's values go
+// after them, not in their place, as reverse_proxy adds the origin's
+// fields to the client's header. Without the cache, the client gets both
+// (the operator's Content-Security-Policy or X-Frame-Options and the
+// origin's); replaced, the operator's would be lost. Not Server, which
+// Caddy sets on every request and reverse_proxy removes, nor Cache-Status,
+// whose members storedHeader orders itself.
+func frontFields(hdr http.Header, stored *store.Fields) http.Header {
+	var front http.Header
+	for name, vv := range hdr {
+		if name == "Server" || name == "Cache-Status" || !stored.Has(name) {
+			continue
+		}
+		if front == nil {
+			front = make(http.Header, 1)
+		}
+		front[name] = vv
+	}
+	return front
 }
 
 // answer is how a stored response answers a request.
