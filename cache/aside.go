@@ -7,7 +7,6 @@ import (
 	"maps"
 	"net/http"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -78,7 +77,7 @@ func (h *Handler) leadAside(c *cacheable, f *fetch) (bool, error) {
 		}()
 		// No call reaches the client's goroutine any more: whether it
 		// is gone, or the fetch released it, is settled.
-		alone, gone := rl.alone.Load(), rl.isGone()
+		alone, gone := rl.isAlone(), rl.isGone()
 		if !alone && !gone {
 			// The client's goroutine answers, in the fetch's context
 			// still (a stale entry in place of an origin error, the
@@ -132,11 +131,12 @@ type relay struct {
 	fromVars, toVars map[string]any
 	toLog            *caddyhttp.ExtraLogFields
 
-	mu       sync.Mutex
-	calls    chan func()
-	done     chan struct{}
-	released chan struct{} // closed when the fetch goes on without its client
-	alone    atomic.Bool   // released: nothing reaches rw any more
+	mu    sync.Mutex
+	calls chan func()
+	done  chan struct{}
+	// released is closed when the fetch goes on without its client
+	// (isAlone): nothing reaches rw any more.
+	released chan struct{}
 	// gone is closed when the client's goroutine stopped serving calls
 	// because one panicked (a writer of the chain did): the panic goes
 	// on there, and the fetch's calls fail from then on instead of
@@ -190,9 +190,15 @@ func (rl *relay) serve(end <-chan exchange) (x exchange, ended bool) {
 }
 
 // isGone tells whether the client's goroutine is gone (see gone).
-func (rl *relay) isGone() bool {
+func (rl *relay) isGone() bool { return closed(rl.gone) }
+
+// isAlone tells whether the fetch goes on without its client (released).
+func (rl *relay) isAlone() bool { return closed(rl.released) }
+
+// closed tells whether ch is closed (it is never sent on).
+func closed(ch chan struct{}) bool {
 	select {
-	case <-rl.gone:
+	case <-ch:
 		return true
 	default:
 		return false
@@ -224,7 +230,6 @@ func (rl *relay) release(f *fetch) {
 		return
 	}
 	orphans.keep(&f.det)
-	rl.alone.Store(true)
 	close(rl.released)
 }
 
@@ -306,7 +311,7 @@ func (rl *relay) Header() http.Header { return rl.header }
 
 // WriteHeader writes status and the header to the client.
 func (rl *relay) WriteHeader(status int) {
-	if rl.alone.Load() {
+	if rl.isAlone() {
 		return
 	}
 	rl.do(func() {
@@ -318,7 +323,7 @@ func (rl *relay) WriteHeader(status int) {
 
 // Write writes p to the client.
 func (rl *relay) Write(p []byte) (n int, err error) {
-	if rl.alone.Load() {
+	if rl.isAlone() {
 		return 0, errClientAnswered
 	}
 	if !rl.do(func() { n, err = rl.rw.Write(p) }) {
@@ -329,7 +334,7 @@ func (rl *relay) Write(p []byte) (n int, err error) {
 
 // FlushError flushes the client's writer.
 func (rl *relay) FlushError() (err error) {
-	if rl.alone.Load() {
+	if rl.isAlone() {
 		return nil
 	}
 	if !rl.do(func() { err = http.NewResponseController(rl.rw).Flush() }) {
@@ -340,7 +345,7 @@ func (rl *relay) FlushError() (err error) {
 
 // SetWriteDeadline sets the client writer's write deadline.
 func (rl *relay) SetWriteDeadline(t time.Time) (err error) {
-	if rl.alone.Load() {
+	if rl.isAlone() {
 		return nil
 	}
 	if !rl.do(func() { err = http.NewResponseController(rl.rw).SetWriteDeadline(t) }) {

@@ -508,6 +508,11 @@ type writeBound struct {
 	http2       bool
 	set         bool // a deadline is set: clear removes it
 	unsupported bool // rw takes no deadline: not tried again
+	// found: idle and serverDeadline, what left leaves, were looked up
+	// in ctx (once: over HTTP/2, left runs after each write).
+	found          bool
+	idle           *caddyhttp.IdleTimeoutWriter
+	serverDeadline time.Time
 }
 
 // controller returns the ResponseController of the client's writer,
@@ -564,12 +569,18 @@ func (b *writeBound) clear(final bool) {
 // a client that stops reading would hold its connection or stream for as
 // long as it likes.
 func (b *writeBound) left(final bool) time.Time {
-	var idle *caddyhttp.IdleTimeoutWriter
-	if b.ctx != nil {
-		_, idle = caddyhttp.IdleTimeoutsFromContext(b.ctx)
+	if !b.found {
+		b.found = true
+		if b.ctx != nil {
+			_, b.idle = caddyhttp.IdleTimeoutsFromContext(b.ctx)
+		}
+		if b.idle == nil {
+			b.serverDeadline = serverWriteDeadline(b.ctx)
+		}
 	}
+	idle := b.idle
 	if idle == nil {
-		return serverWriteDeadline(b.ctx)
+		return b.serverDeadline
 	}
 	hard := idle.Deadline.HardDeadline
 	if final && !b.http2 {

@@ -317,7 +317,10 @@ func (fw *fetchWriter) takeBack() bool {
 	return true
 }
 
-// innermost returns the writer that rw wraps, through every Unwrap.
+// innermost returns the writer that rw wraps, through every Unwrap; for
+// a relay, the client's, which the relay does not unwrap to (the methods
+// it lacks must not reach the client's writer from the fetch's
+// goroutine).
 func innermost(rw http.ResponseWriter) http.ResponseWriter {
 	for {
 		if rl, ok := rw.(*relay); ok {
