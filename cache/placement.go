@@ -7,11 +7,14 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
 )
 
 // terminalHandlers are the handlers that answer every request they get
 // and never call the next one. A handler after them in a route list never
-// runs.
+// runs. reverse_proxy is one unless it has handle_response routes: those
+// may call the next handler (forward_auth's route for an allowed request
+// does), see routeHandler.
 var terminalHandlers = map[string]bool{"reverse_proxy": true, "static_response": true, "error": true}
 
 // checkPlacement refuses an http_cache placed after a terminal handler
@@ -48,12 +51,12 @@ func checkRoutes(routes caddyhttp.RouteList) error {
 	for _, r := range routes {
 		unconditional := len(r.MatcherSets) == 0 && len(r.MatcherSetsRaw) == 0
 		inRoute := "" // a terminal handler earlier in this route: matched or not, the rest of the route is dead
-		for _, name := range handlerNames(r) {
-			if before := cmp.Or(inRoute, terminal); name == "http_cache" && before != "" {
+		for _, rh := range routeHandlers(r) {
+			if before := cmp.Or(inRoute, terminal); rh.name == "http_cache" && before != "" {
 				return fmt.Errorf("http_cache is placed after %s in the same route list (e.g. in a route block): %s answers every request it gets, so http_cache would never run; put http_cache before it", before, before)
 			}
-			if terminalHandlers[name] && inRoute == "" {
-				inRoute = name
+			if terminalHandlers[rh.name] && !rh.handlesResponses && inRoute == "" {
+				inRoute = rh.name
 			}
 		}
 		if unconditional && terminal == "" {
@@ -63,24 +66,34 @@ func checkRoutes(routes caddyhttp.RouteList) error {
 	return nil
 }
 
-// handlerNames returns the handler names of a route, loaded or not.
-func handlerNames(r caddyhttp.Route) []string {
-	var names []string
+// routeHandler is what checkRoutes needs of a handler in a route.
+type routeHandler struct {
+	name string
+	// handlesResponses: a reverse_proxy with handle_response routes,
+	// which may go on to the next handler (forward_auth).
+	handlesResponses bool
+}
+
+// routeHandlers returns the handlers of a route, loaded or not.
+func routeHandlers(r caddyhttp.Route) []routeHandler {
+	var hs []routeHandler
 	if len(r.Handlers) > 0 {
 		for _, h := range r.Handlers {
 			if m, ok := h.(caddy.Module); ok {
-				names = append(names, m.CaddyModule().ID.Name())
+				rp, _ := h.(*reverseproxy.Handler)
+				hs = append(hs, routeHandler{name: m.CaddyModule().ID.Name(), handlesResponses: rp != nil && len(rp.HandleResponse) > 0})
 			}
 		}
-		return names
+		return hs
 	}
 	for _, raw := range r.HandlersRaw {
 		var v struct {
-			Handler string `json:"handler"`
+			Handler        string            `json:"handler"`
+			HandleResponse []json.RawMessage `json:"handle_response"`
 		}
 		if json.Unmarshal(raw, &v) == nil {
-			names = append(names, v.Handler)
+			hs = append(hs, routeHandler{name: v.Handler, handlesResponses: len(v.HandleResponse) > 0})
 		}
 	}
-	return names
+	return hs
 }

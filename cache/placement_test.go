@@ -12,7 +12,7 @@ import (
 // Issue 8 item 10: http_cache after reverse_proxy (or respond, error) in a
 // route never sees a request; such a config is refused at load, as
 // `caddy validate` and `caddy run` load it. Placements where it can run
-// are accepted.
+// are accepted, after forward_auth too.
 func TestPlacementAfterTerminalRefused(t *testing.T) {
 	for _, tt := range []struct {
 		name, site, want string
@@ -23,6 +23,11 @@ func TestPlacementAfterTerminalRefused(t *testing.T) {
 		{"before reverse_proxy in a route", "route {\n\thttp_cache\n\treverse_proxy 127.0.0.1:9\n}", ""},
 		{"after a reverse_proxy with a matcher", "route {\n\treverse_proxy /api/* 127.0.0.1:9\n\thttp_cache\n\treverse_proxy 127.0.0.1:8\n}", ""},
 		{"site block: sorted by directive order", "reverse_proxy 127.0.0.1:9\nhttp_cache", ""},
+		// forward_auth is a reverse_proxy whose handle_response route goes on
+		// to the next handler for an allowed request: the README's order.
+		{"after forward_auth in a site block", "forward_auth 127.0.0.1:9 {\n\turi /auth\n}\nhttp_cache\nreverse_proxy 127.0.0.1:8", ""},
+		{"after forward_auth in a route", "route {\n\tforward_auth 127.0.0.1:9 {\n\t\turi /auth\n\t}\n\thttp_cache\n\treverse_proxy 127.0.0.1:8\n}", ""},
+		{"after a reverse_proxy with handle_response", "route {\n\treverse_proxy 127.0.0.1:9 {\n\t\t@ok status 2xx\n\t\thandle_response @ok {\n\t\t\trespond \"x\"\n\t\t}\n\t}\n\thttp_cache\n\treverse_proxy 127.0.0.1:8\n}", ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			caddyfile := "{\n\tadmin off\n\tauto_https off\n}\nhttp://localhost:1 {\n" + tt.site + "\n}\n"
