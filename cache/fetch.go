@@ -147,7 +147,9 @@ func (f *fetch) exchange(w http.ResponseWriter) (x exchange) {
 	x.fw = &f.fw
 	metrics.origin.Inc()
 	f.purgeSeq, f.invalSeq = purges.since(), invalidations.since()
+	x.fw.watch = watchComposition(replacerOf(f.r.Context()))
 	x.panicked, x.err = callNext(f.next, x.fw, f.outgoing())
+	x.fw.watch.done()
 	if x.fw.unneeded {
 		// The client's 304 is complete: the next handler only stopped
 		// because its body was refused.
@@ -446,6 +448,7 @@ type fetchWriter struct {
 	status   int // the final status the next handler wrote
 	reqTime  time.Time
 	respTime time.Time
+	watch    composeWatch // tells a response a route made up (composed.go)
 
 	sw       store.Writer // nil when not storing
 	entry    *store.Entry
@@ -816,6 +819,10 @@ func (fw *fetchWriter) decideStore(status int) {
 	}
 	if !ok {
 		fw.reason = string(reason)
+		return
+	}
+	if fw.watch.composed(fw.header) && !policy.ExplicitFreshness(fw.header) {
+		fw.reason = detailComposed
 		return
 	}
 	size, tooBig := fw.declaredSize()

@@ -1152,6 +1152,9 @@ func backgroundRequest(ctx context.Context, r *http.Request, w http.ResponseWrit
 	r2 := asideCopy(ctx, r, w, func(orig *caddy.Replacer) caddy.ReplacerFunc {
 		known := keys.read(orig)
 		return func(key string) (any, bool) {
+			if ownProbe(key) {
+				return nil, false
+			}
 			if v, ok := known[key]; ok {
 				return v.val, v.ok
 			}
@@ -1199,6 +1202,9 @@ func backgroundRequest(ctx context.Context, r *http.Request, w http.ResponseWrit
 func asideRequest(ctx context.Context, r *http.Request, w http.ResponseWriter, keys *copiedKeys) *http.Request {
 	return asideCopy(ctx, r, w, func(orig *caddy.Replacer) caddy.ReplacerFunc {
 		return func(key string) (any, bool) {
+			if ownProbe(key) {
+				return nil, false
+			}
 			v, ok := orig.Get(key)
 			if ok {
 				keys.learn(key)

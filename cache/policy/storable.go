@@ -117,8 +117,7 @@ func Storable(method string, reqHeader http.Header, status int, h http.Header, o
 	if _, ok := opts.StatusTTLs[status]; ok {
 		understood = true // the operator gave the status a lifetime
 	}
-	_, hasExpires := h["Expires"]
-	explicit := rd.MaxAge.Set || rd.SMaxAge.Set || (hasExpires && !targeted)
+	explicit := explicitFreshness(rd, targeted, h)
 	if !understood && !explicit && !rd.Public {
 		return false, ReasonStatus
 	}
@@ -200,4 +199,18 @@ func nextListElement(s string) (elem, rest string) {
 		}
 	}
 	return trimOWS(s), ""
+}
+
+// ExplicitFreshness tells whether a response header gives the response a
+// lifetime of its own (§4.2.1): max-age, s-maxage or Expires, or with a
+// valid CDN-Cache-Control its max-age or s-maxage (RFC 9213 §2.2), rather
+// than one a cache assigns (heuristics, default_ttl).
+func ExplicitFreshness(h http.Header) bool {
+	rd, targeted := responseDirectives(headerMap(h))
+	return explicitFreshness(rd, targeted, h)
+}
+
+func explicitFreshness(rd Directives, targeted bool, h http.Header) bool {
+	_, hasExpires := h["Expires"]
+	return rd.MaxAge.Set || rd.SMaxAge.Set || (hasExpires && !targeted)
 }
