@@ -20,6 +20,8 @@ func TestModulesRegistered(t *testing.T) {
 	for _, id := range []string{
 		"http.handlers.http_cache",
 		"http.cache.stores.memory",
+		"http.cache.stores.disk",
+		"http_cache_disk",
 		"http.cache.stores.redis",
 		"http.cache.stores.tiered",
 		"admin.api.http_cache",

@@ -29,6 +29,7 @@ func registerCache() {
 	caddy.RegisterModule(cache.Admin{})
 	caddy.RegisterModule(memory.Store{})
 	caddy.RegisterModule(disk.Store{})
+	caddy.RegisterModule(disk.StartCheck{})
 	caddy.RegisterModule(redis.Store{})
 	caddy.RegisterModule(tiered.Store{})
 }

@@ -2,9 +2,12 @@ package cache_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -167,4 +170,88 @@ func adaptCaddyfile(caddyfile string) ([]byte, []caddyconfig.Warning, error) {
 	port := caddytest.FreePort(&testing.T{})
 	full := fmt.Sprintf("{\n\tadmin off\n\tauto_https off\n\tpersist_config off\n}\n%s", strings.ReplaceAll(caddyfile, "{HTTP_PORT}", fmt.Sprint(port)))
 	return caddyconfig.GetAdapter("caddyfile").Adapt([]byte(full), nil)
+}
+
+// holdDiskEnv names the directory a child process of the test binary opens
+// as a disk store and holds until its stdin closes (TestMain).
+const holdDiskEnv = "EDGE_TEST_HOLD_DISK_STORE"
+
+func TestMain(m *testing.M) {
+	if dir := os.Getenv(holdDiskEnv); dir != "" {
+		holdDiskStore(dir)
+	}
+	os.Exit(m.Run())
+}
+
+// holdDiskStore runs when the test binary is the child process that holds
+// a disk store: it opens dir, says "held", and keeps it until stdin ends.
+func holdDiskStore(dir string) {
+	c, err := disk.Open(disk.Config{Dir: dir})
+	if err != nil {
+		fmt.Println("open:", err)
+		os.Exit(1)
+	}
+	fmt.Println("held")
+	io.Copy(io.Discard, os.Stdin)
+	c.Close()
+	os.Exit(0)
+}
+
+// A disk store directory that another Caddy process serves from: `caddy
+// validate` of the config passes (it provisions the store in a process of
+// its own, and must not be refused on the host that runs Caddy), while
+// starting a config with it is refused with a message that names it. Once
+// the other process is gone, the config starts.
+func TestDiskStoreInUseByAnotherProcess(t *testing.T) {
+	dir := t.TempDir()
+	child := exec.Command(os.Args[0], "-test.run=^$")
+	child.Env = append(os.Environ(), holdDiskEnv+"="+dir)
+	stdin, err := child.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	stdout, err := child.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		stdin.Close()
+		if child.ProcessState == nil {
+			child.Wait()
+		}
+	})
+	if _, err := io.CopyN(&out, stdout, int64(len("held\n"))); err != nil || out.String() != "held\n" {
+		t.Fatalf("the other process: %q, %v", out.String(), err)
+	}
+
+	o := newOrigin(t, serve("page", "Cache-Control", "max-age=60"))
+	caddyfile := siteConfig(o, "store disk "+dir)
+	cfgJSON, _, err := adaptCaddyfile(caddyfile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg caddy.Config
+	if err := json.Unmarshal(cfgJSON, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := caddy.Validate(&cfg); err != nil {
+		t.Errorf("caddy validate while another process holds the store: %v", err)
+	}
+	err = caddy.Load(cfgJSON, true)
+	caddy.Stop()
+	if err == nil || !strings.Contains(err.Error(), "in use by another process") || !strings.Contains(err.Error(), dir) {
+		t.Errorf("starting while another process holds the store: %v, want an in-use error naming %s", err, dir)
+	}
+
+	stdin.Close()
+	if err := child.Wait(); err != nil {
+		t.Fatalf("the other process: %v", err)
+	}
+	s := caddytest.Start(t, caddyfile)
+	expect(t, "once the other process is gone", get(t, s, "/a"), 200, "page", "miss", "stored")
+	expect(t, "and again", get(t, s, "/a"), 200, "page", "hit")
 }

@@ -207,6 +207,10 @@ func writePrefix(f *os.File, b []byte) error {
 	return err
 }
 
+// ErrInUse is returned by Open when another process (or another Open in
+// this one) holds the directory's lock.
+var ErrInUse = errors.New("the directory is in use by another process")
+
 // Open opens (creating it if needed) the cache directory cfg.Dir. The
 // index is rebuilt in the background; Get works meanwhile.
 func Open(cfg Config) (*Cache, error) {

@@ -2,6 +2,7 @@ package disk
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -75,7 +76,9 @@ func Dirs() []string {
 // may take at most 1/8 of max_size.
 type Store struct {
 	// Path is the cache directory, created if missing. Required. Two Caddy
-	// processes cannot use one directory (a lock file guards it).
+	// processes cannot use one directory (a lock file guards it): a config
+	// that names one another process holds is refused when it starts, and
+	// passes `caddy validate`.
 	Path string `json:"path,omitempty"`
 
 	// MaxSize is the byte budget: the entry files plus 512 bytes each for
@@ -95,9 +98,11 @@ type Store struct {
 	// backend is c: Store's store.Store methods are its own.
 	backend
 	dir    string
-	c      *shared
+	c      *shared // nil when the directory is in use by another process
 	loaded bool
-	logger *zap.Logger
+	// maxEntrySize, when c is nil: what MaxEntrySize says.
+	maxEntrySize int64
+	logger       *zap.Logger
 }
 
 // backend is the store.Store a module Store forwards its methods to,
@@ -145,6 +150,18 @@ func (s *Store) Provision(ctx caddy.Context) error {
 		}
 		return &shared{Cache: c}, nil
 	})
+	if errors.Is(err, ErrInUse) {
+		// Refused when the config starts; `caddy validate` never starts
+		// it (startcheck.go).
+		app, aerr := ctx.App("http_cache_disk")
+		if aerr != nil {
+			return fmt.Errorf("disk store %s: %w", dir, aerr)
+		}
+		app.(*StartCheck).inUse(dir)
+		s.backend, s.maxEntrySize = unavailable{}, maxSize/MaxEntryFraction
+		s.logger.Warn("disk store directory in use by another process: this config is refused when it starts (caddy validate passes)", zap.String("path", dir))
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("opening disk store %s: %w", dir, err)
 	}
@@ -210,11 +227,19 @@ func (s *Store) StoreName() string { return "disk:" + s.dir }
 // SetDerive lets the handler derive the metadata the store keeps decoded
 // (see Cache.SetDerive).
 func (s *Store) SetDerive(key string, fn func(*store.Entry) any) (release func()) {
+	if s.c == nil {
+		return func() {}
+	}
 	return s.c.SetDerive(key, fn)
 }
 
 // MaxEntrySize returns the largest entry file: 1/8 of max_size.
-func (s *Store) MaxEntrySize() int64 { return s.c.MaxEntrySize() }
+func (s *Store) MaxEntrySize() int64 {
+	if s.c == nil {
+		return s.maxEntrySize
+	}
+	return s.c.MaxEntrySize()
+}
 
 // Interface guards
 var (
