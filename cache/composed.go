@@ -50,6 +50,7 @@ const interceptStatus = "http.intercept.status_code"
 const (
 	proxyDate        = "http.reverse_proxy.header.Date"
 	proxyContentType = "http.reverse_proxy.header.Content-Type"
+	proxyVia         = "http.reverse_proxy.header.Via"
 )
 
 // ownProbe tells whether key is a placeholder the cache looks up itself to
@@ -59,7 +60,7 @@ const (
 // would count as one its next handlers made (copiedKeys).
 func ownProbe(key string) bool {
 	switch key {
-	case proxyMarker, interceptStatus, proxyDate, proxyContentType:
+	case proxyMarker, interceptStatus, proxyDate, proxyContentType, proxyVia:
 		return true
 	}
 	return false
@@ -95,15 +96,19 @@ func (cw composeWatch) done() {
 //   - intercept ran a route (or replaced the status): it set its status
 //     placeholder, or changed it, during the next handler;
 //   - a reverse_proxy answered after the cache (the marker is gone) and h
-//     is not the header it copies from the origin: the origin's Date
-//     (origin servers send one, RFC 9110 §6.6.1), or when the origin sent
-//     none its Content-Type, is missing or differs. reverse_proxy copies
-//     every field of the origin's response but the hop-by-hop ones, and a
-//     handle_response route only those it is told to.
+//     is not the header it copies from the origin: its own Via is missing
+//     (proxied), or the origin's Date (origin servers send one, RFC 9110
+//     §6.6.1), or when the origin sent none its Content-Type, is missing
+//     or differs. reverse_proxy copies every field of the origin's
+//     response but the hop-by-hop ones, and a handle_response route only
+//     those it is told to: all of them with copy_response_headers, Date
+//     too, and the origin's Content-Type is often the file's own (PHP-FPM
+//     sends no Date).
 //
-// A header_down that removes or rewrites Date (or, without a Date,
-// Content-Type) makes the origin's own response count as made up: it is
-// then stored only with explicit freshness, the safe side.
+// A header_down that removes or rewrites Date or Via (or, without a Date,
+// Content-Type), or a header -Via that runs after the cache (in a route
+// block, after http_cache), makes the origin's own response count as made
+// up: it is then stored only with explicit freshness, the safe side.
 func (cw composeWatch) composed(h http.Header) bool {
 	repl := cw.repl
 	if repl == nil {
@@ -115,6 +120,9 @@ func (cw composeWatch) composed(h http.Header) bool {
 	if _, ok := repl.Get(proxyMarker); ok {
 		return false // no reverse_proxy answered after the cache
 	}
+	if !proxied(h, repl) {
+		return true
+	}
 	if v, ok := repl.GetString(proxyDate); ok {
 		return joined(h["Date"]) != v
 	}
@@ -122,6 +130,21 @@ func (cw composeWatch) composed(h http.Header) bool {
 		return joined(h["Content-Type"]) != v
 	}
 	return false
+}
+
+// proxied tells whether h is the header reverse_proxy wrote for the
+// origin's response (finalizeResponse, also behind copy_response): it
+// appends a Via of its own ("1.1 Caddy", RFC 9110 §7.6.3) to the header
+// before it adds the origin's fields, so Via ends with that value and then
+// the origin's Via values, if any. A route that copies the origin's fields
+// (copy_response_headers) and has another handler answer has the origin's
+// Via values at most, never reverse_proxy's own before them.
+func proxied(h http.Header, repl *caddy.Replacer) bool {
+	own := " Caddy"
+	if v, ok := repl.GetString(proxyVia); ok {
+		own += "," + v
+	}
+	return strings.HasSuffix(joined(h["Via"]), own)
 }
 
 // joined is a field's values as reverse_proxy puts them in a placeholder.

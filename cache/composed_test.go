@@ -75,6 +75,43 @@ func TestComposedResponsesStoredOnlyWithExplicitFreshness(t *testing.T) {
 			body: "report.txt",
 		},
 		{
+			// copy_response_headers copies the origin's Date as well:
+			// the response still is file_server's.
+			name:   "X-Accel-Redirect with the origin's fields copied",
+			origin: serve("", "X-Accel-Redirect", "/report.txt"),
+			site: `reverse_proxy {ORIGIN} {
+		@accel header X-Accel-Redirect *
+		handle_response @accel {
+			copy_response_headers {
+				exclude X-Accel-Redirect
+			}
+			root * {DIR}
+			rewrite * {rp.header.X-Accel-Redirect}
+			file_server
+		}
+	}`,
+			body: "report.txt",
+		},
+		{
+			// PHP-FPM sends no Date, and a script that hands out a file
+			// names its type.
+			name: "X-Accel-Redirect from an origin without Date",
+			origin: func(w http.ResponseWriter, r *http.Request) {
+				w.Header()["Date"] = nil
+				w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+				w.Header().Set("X-Accel-Redirect", "/report.txt")
+			},
+			site: `reverse_proxy {ORIGIN} {
+		@accel header X-Accel-Redirect *
+		handle_response @accel {
+			root * {DIR}
+			rewrite * {rp.header.X-Accel-Redirect}
+			file_server
+		}
+	}`,
+			body: "report.txt",
+		},
+		{
 			name:   "X-Accel-Redirect with freshness set in the route",
 			origin: serve("", "X-Accel-Redirect", "/report.txt"),
 			site: `reverse_proxy {ORIGIN} {
@@ -161,5 +198,48 @@ http://localhost:{HTTP_PORT} {
 				}
 			}
 		})
+	}
+}
+
+// The origin's response is told by the Via that reverse_proxy puts before
+// the origin's own Via values. An origin with a Via and one without, behind
+// a forward_auth in front of the cache whose answer has a Via, are stored
+// by heuristics, on the client's request and on a copy of it (a fetch
+// aside), which must not take forward_auth's Via for the origin's.
+func TestComposedOriginWithViaStored(t *testing.T) {
+	lm := time.Now().AddDate(-1, 0, 0).UTC().Format(http.TimeFormat)
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/auth" {
+			w.Header().Set("Via", "1.1 auth-gateway")
+			w.Header().Set("X-User", "u1")
+			return
+		}
+		if r.URL.Path == "/tiered" {
+			w.Header().Set("Via", "1.1 app-tier, 1.0 legacy")
+		}
+		serve("page", "Last-Modified", lm)(w, r)
+	})
+	s := caddytest.Start(t, `
+http://localhost:{HTTP_PORT} {
+	forward_auth `+o.addr()+` {
+		uri /auth
+		copy_headers X-User
+	}
+	http_cache
+	reverse_proxy `+o.addr()+`
+}
+`)
+	for _, p := range []string{"/page", "/page?conditional", "/tiered", "/tiered?conditional"} {
+		var first []string
+		if strings.HasSuffix(p, "?conditional") {
+			first = []string{"If-None-Match", `"other"`}
+		}
+		r := get(t, s, p, first...)
+		if r.status != http.StatusOK || r.body != "page" || !strings.Contains(r.cs(), "; stored") {
+			t.Fatalf("%s: %d %q, Cache-Status %q, want 200 stored", p, r.status, r.body, r.cs())
+		}
+		if hit := get(t, s, p); !strings.Contains(hit.cs(), "; hit") {
+			t.Errorf("%s again: Cache-Status %q, want a hit", p, hit.cs())
+		}
 	}
 }

@@ -14,7 +14,9 @@ import (
 // and never call the next one. A handler after them in a route list never
 // runs. reverse_proxy is one unless it has handle_response routes: those
 // may call the next handler (forward_auth's route for an allowed request
-// does), see routeHandler.
+// does), see routeHandler. A handle_response with a status_code
+// (replace_status) is not one: the proxy only writes the origin's
+// response with that status, and runs none of its routes.
 var terminalHandlers = map[string]bool{"reverse_proxy": true, "static_response": true, "error": true}
 
 // checkPlacement refuses an http_cache placed after a terminal handler
@@ -74,25 +76,44 @@ type routeHandler struct {
 	handlesResponses bool
 }
 
+// runsRoutes tells whether a handle_response of a reverse_proxy runs
+// routes: it has some, and no status_code, which reverse_proxy applies in
+// their place.
+func runsRoutes(statusCode caddyhttp.WeakString, routes int) bool {
+	return statusCode == "" && routes > 0
+}
+
 // routeHandlers returns the handlers of a route, loaded or not.
 func routeHandlers(r caddyhttp.Route) []routeHandler {
 	var hs []routeHandler
 	if len(r.Handlers) > 0 {
 		for _, h := range r.Handlers {
 			if m, ok := h.(caddy.Module); ok {
-				rp, _ := h.(*reverseproxy.Handler)
-				hs = append(hs, routeHandler{name: m.CaddyModule().ID.Name(), handlesResponses: rp != nil && len(rp.HandleResponse) > 0})
+				rh := routeHandler{name: m.CaddyModule().ID.Name()}
+				if rp, ok := h.(*reverseproxy.Handler); ok {
+					for _, hr := range rp.HandleResponse {
+						rh.handlesResponses = rh.handlesResponses || runsRoutes(hr.StatusCode, len(hr.Routes))
+					}
+				}
+				hs = append(hs, rh)
 			}
 		}
 		return hs
 	}
 	for _, raw := range r.HandlersRaw {
 		var v struct {
-			Handler        string            `json:"handler"`
-			HandleResponse []json.RawMessage `json:"handle_response"`
+			Handler        string `json:"handler"`
+			HandleResponse []struct {
+				StatusCode caddyhttp.WeakString `json:"status_code"`
+				Routes     []json.RawMessage    `json:"routes"`
+			} `json:"handle_response"`
 		}
 		if json.Unmarshal(raw, &v) == nil {
-			hs = append(hs, routeHandler{name: v.Handler, handlesResponses: len(v.HandleResponse) > 0})
+			rh := routeHandler{name: v.Handler}
+			for _, hr := range v.HandleResponse {
+				rh.handlesResponses = rh.handlesResponses || runsRoutes(hr.StatusCode, len(hr.Routes))
+			}
+			hs = append(hs, rh)
 		}
 	}
 	return hs

@@ -27,6 +27,9 @@ func TestPlacementAfterTerminalRefused(t *testing.T) {
 		// to the next handler for an allowed request: the README's order.
 		{"after forward_auth in a site block", "forward_auth 127.0.0.1:9 {\n\turi /auth\n}\nhttp_cache\nreverse_proxy 127.0.0.1:8", ""},
 		{"after forward_auth in a route", "route {\n\tforward_auth 127.0.0.1:9 {\n\t\turi /auth\n\t}\n\thttp_cache\n\treverse_proxy 127.0.0.1:8\n}", ""},
+		// replace_status only changes the status of the response the
+		// proxy then writes: it never goes on to the next handler.
+		{"after a reverse_proxy with replace_status only", "route {\n\treverse_proxy 127.0.0.1:9 {\n\t\t@nf status 404\n\t\treplace_status @nf 200\n\t}\n\thttp_cache\n}", "http_cache is placed after reverse_proxy"},
 		{"after a reverse_proxy with handle_response", "route {\n\treverse_proxy 127.0.0.1:9 {\n\t\t@ok status 2xx\n\t\thandle_response @ok {\n\t\t\trespond \"x\"\n\t\t}\n\t}\n\thttp_cache\n\treverse_proxy 127.0.0.1:8\n}", ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -45,6 +48,36 @@ func TestPlacementAfterTerminalRefused(t *testing.T) {
 				t.Errorf("refused: %v", err)
 			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
 				t.Errorf("err = %v, want it to contain %q\n%s", err, tt.want, cfgJSON)
+			}
+		})
+	}
+}
+
+// A route before http_cache's is loaded when the cache is provisioned
+// (checkPlacement): a reverse_proxy there with replace_status only is
+// terminal as well, one with a handle_response route is not.
+func TestPlacementAfterLoadedProxy(t *testing.T) {
+	for _, tt := range []struct {
+		name, handleResponse, want string
+	}{
+		{"replace_status only", `{"status_code": 200}`, "http_cache is placed after reverse_proxy"},
+		{"a handle_response route", `{"routes": [{"handle": [{"handler": "vars"}]}]}`, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfgJSON := `{"admin": {"disabled": true}, "apps": {"http": {"servers": {"s": {"listen": ["localhost:1"], "automatic_https": {"disable": true}, "routes": [
+				{"handle": [{"handler": "reverse_proxy", "upstreams": [{"dial": "127.0.0.1:9"}], "handle_response": [` + tt.handleResponse + `]}]},
+				{"handle": [{"handler": "http_cache"}]}
+			]}}}}}`
+			var cfg caddy.Config
+			if err := json.Unmarshal([]byte(cfgJSON), &cfg); err != nil {
+				t.Fatal(err)
+			}
+			err := caddy.Validate(&cfg)
+			switch {
+			case tt.want == "" && err != nil:
+				t.Errorf("refused: %v", err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Errorf("err = %v, want it to contain %q", err, tt.want)
 			}
 		})
 	}
