@@ -224,8 +224,12 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	h.storeErrs = new(ratelog.ByMessage)
-	if err := checkPlacement(ctx); err != nil {
+	gate, err := checkPlacement(ctx)
+	if err != nil {
 		return err
+	}
+	if gate != "" {
+		h.logger.Warn("http_cache runs before an authentication handler in the same route list: a stored response is served to clients that handler would refuse; put http_cache after it", zap.String("handler", gate))
 	}
 	h.ctx = ctx
 	if srv, ok := ctx.Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server); ok && srv != nil {

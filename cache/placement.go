@@ -28,7 +28,14 @@ var terminalHandlers = map[string]bool{"reverse_proxy": true, "static_response":
 // top-level routes) in the context's lineage (caddy.Context.Modules):
 // the routes before ours are loaded (Handlers), ours and those after it
 // still hold their JSON (HandlersRaw). The nearest owner is checked.
-func checkPlacement(ctx caddy.Context) error {
+//
+// It also names an authentication handler (basic_auth, forward_auth)
+// placed after http_cache in the same route list, e.g. "route { http_cache;
+// forward_auth ...; reverse_proxy ... }": a hit is then served without it.
+// That config works, and a response to a request with credentials is
+// stored only with explicit freshness (RFC 9111 §3.5, and the cache's
+// rule for Cookie), so it is a warning, not an error.
+func checkPlacement(ctx caddy.Context) (gate string, err error) {
 	mods := ctx.Modules()
 	for i := len(mods) - 1; i >= 0; i-- {
 		switch m := mods[i].(type) {
@@ -36,27 +43,38 @@ func checkPlacement(ctx caddy.Context) error {
 			return checkRoutes(m.Routes)
 		case *caddyhttp.App:
 			for _, srv := range m.Servers {
-				if err := checkRoutes(srv.Routes); err != nil {
-					return err
+				g, err := checkRoutes(srv.Routes)
+				if err != nil {
+					return "", err
 				}
+				gate = cmp.Or(gate, g)
 			}
-			return nil
+			return gate, nil
 		}
 	}
-	return nil
+	return "", nil
 }
 
 // checkRoutes finds an http_cache after an unconditional terminal handler
-// in routes.
-func checkRoutes(routes caddyhttp.RouteList) error {
+// in routes. It also returns the name of an authentication handler placed
+// after an http_cache in routes, for a warning (see gateAfter).
+func checkRoutes(routes caddyhttp.RouteList) (gate string, err error) {
 	terminal := "" // an unconditional terminal handler in an earlier route
+	cached := false
 	for _, r := range routes {
 		unconditional := len(r.MatcherSets) == 0 && len(r.MatcherSetsRaw) == 0
 		inRoute := "" // a terminal handler earlier in this route: matched or not, the rest of the route is dead
 		for _, rh := range routeHandlers(r) {
 			if before := cmp.Or(inRoute, terminal); rh.name == "http_cache" && before != "" {
-				return fmt.Errorf("http_cache is placed after %s in the same route list (e.g. in a route block): %s answers every request it gets, so http_cache would never run; put http_cache before it", before, before)
+				return "", fmt.Errorf("http_cache is placed after %s in the same route list (e.g. in a route block): %s answers every request it gets, so http_cache would never run; put http_cache before it", before, before)
 			}
+			if cached && gate == "" && (rh.name == "authentication" || rh.gate) {
+				gate = rh.name
+				if rh.gate {
+					gate = "forward_auth (a reverse_proxy whose handle_response lets requests through)"
+				}
+			}
+			cached = cached || rh.name == "http_cache"
 			if terminalHandlers[rh.name] && !rh.handlesResponses && inRoute == "" {
 				inRoute = rh.name
 			}
@@ -65,7 +83,25 @@ func checkRoutes(routes caddyhttp.RouteList) error {
 			terminal = inRoute
 		}
 	}
-	return nil
+	return gate, nil
+}
+
+// answering are the handlers that answer a request in a handle_response
+// route, or may (a subroute): a route without one goes on to the next
+// handler, as forward_auth's does for a request it lets through.
+var answering = map[string]bool{"static_response": true, "file_server": true, "reverse_proxy": true, "copy_response": true, "error": true, "subroute": true}
+
+// passesOn tells whether handle_response routes go on to the next
+// handler: none of their handlers answers.
+func passesOn(routes []caddyhttp.Route) bool {
+	for _, r := range routes {
+		for _, rh := range routeHandlers(r) {
+			if answering[rh.name] {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // routeHandler is what checkRoutes needs of a handler in a route.
@@ -74,6 +110,10 @@ type routeHandler struct {
 	// handlesResponses: a reverse_proxy with handle_response routes,
 	// which may go on to the next handler (forward_auth).
 	handlesResponses bool
+	// gate: a reverse_proxy with a handle_response route that goes on to
+	// the next handler (passesOn): forward_auth, which lets a request
+	// through once its server says yes.
+	gate bool
 }
 
 // runsRoutes tells whether a handle_response of a reverse_proxy runs
@@ -92,7 +132,9 @@ func routeHandlers(r caddyhttp.Route) []routeHandler {
 				rh := routeHandler{name: m.CaddyModule().ID.Name()}
 				if rp, ok := h.(*reverseproxy.Handler); ok {
 					for _, hr := range rp.HandleResponse {
-						rh.handlesResponses = rh.handlesResponses || runsRoutes(hr.StatusCode, len(hr.Routes))
+						runs := runsRoutes(hr.StatusCode, len(hr.Routes))
+						rh.handlesResponses = rh.handlesResponses || runs
+						rh.gate = rh.gate || runs && passesOn(hr.Routes)
 					}
 				}
 				hs = append(hs, rh)
@@ -105,13 +147,15 @@ func routeHandlers(r caddyhttp.Route) []routeHandler {
 			Handler        string `json:"handler"`
 			HandleResponse []struct {
 				StatusCode caddyhttp.WeakString `json:"status_code"`
-				Routes     []json.RawMessage    `json:"routes"`
+				Routes     []caddyhttp.Route    `json:"routes"`
 			} `json:"handle_response"`
 		}
 		if json.Unmarshal(raw, &v) == nil {
 			rh := routeHandler{name: v.Handler}
 			for _, hr := range v.HandleResponse {
-				rh.handlesResponses = rh.handlesResponses || runsRoutes(hr.StatusCode, len(hr.Routes))
+				runs := runsRoutes(hr.StatusCode, len(hr.Routes))
+				rh.handlesResponses = rh.handlesResponses || runs
+				rh.gate = rh.gate || runs && passesOn(hr.Routes)
 			}
 			hs = append(hs, rh)
 		}

@@ -2,11 +2,16 @@ package cache_test
 
 import (
 	"encoding/json"
+	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/caddy-edge/edge/internal/caddytest"
 )
 
 // Issue 8 item 10: http_cache after reverse_proxy (or respond, error) in a
@@ -78,6 +83,43 @@ func TestPlacementAfterLoadedProxy(t *testing.T) {
 				t.Errorf("refused: %v", err)
 			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
 				t.Errorf("err = %v, want it to contain %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// An authentication handler after http_cache in a route block lets a hit
+// through without it: Caddy starts (the config works, and credentialed
+// responses are stored only with explicit freshness), with a warning that
+// names it. The directive order of a site block puts the cache after them,
+// with no warning.
+func TestPlacementBeforeAuthenticationWarned(t *testing.T) {
+	hash, err := bcrypt.GenerateFromPassword([]byte("secret"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := newOrigin(t, serve("page", "Cache-Control", "max-age=60"))
+	const warning = "http_cache runs before an authentication handler"
+	for _, tt := range []struct {
+		name, site, handler string
+	}{
+		{"forward_auth in a route", "route {\n\thttp_cache\n\tforward_auth " + o.addr() + " {\n\t\turi /auth\n\t}\n\treverse_proxy " + o.addr() + "\n}", "forward_auth"},
+		{"basic_auth in a route", "route {\n\thttp_cache\n\tbasic_auth {\n\t\talice " + string(hash) + "\n\t}\n\treverse_proxy " + o.addr() + "\n}", "authentication"},
+		{"forward_auth in a site block", "forward_auth " + o.addr() + " {\n\turi /auth\n}\nhttp_cache\nreverse_proxy " + o.addr(), ""},
+		{"basic_auth in a site block", "basic_auth {\n\talice " + string(hash) + "\n}\nhttp_cache\nreverse_proxy " + o.addr(), ""},
+		{"X-Accel-Redirect route after the cache", "route {\n\thttp_cache\n\treverse_proxy " + o.addr() + " {\n\t\t@accel header X-Accel-Redirect *\n\t\thandle_response @accel {\n\t\t\trespond \"file\"\n\t\t}\n\t}\n}", ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			logFile := filepath.Join(t.TempDir(), "caddy.log")
+			caddytest.Start(t, caddytest.LoggedGlobal(logFile)+"http://localhost:{HTTP_PORT} {\n"+tt.site+"\n}\n")
+			lines := logLines(t, logFile, "warn", warning)
+			switch {
+			case tt.handler == "" && len(lines) > 0:
+				t.Errorf("warned: %v", lines)
+			case tt.handler != "" && len(lines) == 0:
+				t.Errorf("no warning %q", warning)
+			case tt.handler != "" && !strings.HasPrefix(fmt.Sprint(lines[0]["handler"]), tt.handler):
+				t.Errorf("warning names %v, want %s", lines[0]["handler"], tt.handler)
 			}
 		})
 	}
