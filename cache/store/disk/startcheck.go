@@ -3,6 +3,7 @@ package disk
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"slices"
 
 	"github.com/caddyserver/caddy/v2"
@@ -38,10 +39,19 @@ func (StartCheck) CaddyModule() caddy.ModuleInfo {
 }
 
 // Start refuses the config if a disk store's directory was in use when it
-// was provisioned.
+// was provisioned, naming every such directory.
 func (a *StartCheck) Start() error {
-	if len(a.dirs) > 0 {
-		return fmt.Errorf("disk store %s: %w (lock file %s/lock): each directory serves one Caddy process", a.dirs[0], ErrInUse, a.dirs[0])
+	var err error
+	for _, dir := range a.dirs {
+		e := fmt.Errorf("disk store %s: %w (lock file %s)", dir, ErrInUse, filepath.Join(dir, "lock"))
+		if err == nil {
+			err = e
+		} else {
+			err = fmt.Errorf("%w; %w", err, e)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("%w: each directory serves one Caddy process", err)
 	}
 	return nil
 }
@@ -85,6 +95,7 @@ func (unavailable) Stats() store.Stats { return store.Stats{} }
 
 // Interface guards
 var (
-	_ caddy.App   = (*StartCheck)(nil)
-	_ store.Store = unavailable{}
+	_ caddy.Module = (*StartCheck)(nil)
+	_ caddy.App    = (*StartCheck)(nil)
+	_ store.Store  = unavailable{}
 )
