@@ -218,6 +218,12 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
+// HasBypass reports whether the handler has bypass matchers, which pass
+// the requests they match on without the cache. A geofilter that runs
+// after the cache asks: without them, every response the cache stores is
+// served to clients the filter would deny.
+func (h *Handler) HasBypass() bool { return len(h.bypass) > 0 }
+
 // Provision sets up the handler: loads the store and the bypass matchers,
 // applies defaults, registers metrics and makes the store known to the
 // admin API.

@@ -189,6 +189,10 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 	}{
 		{"argument on the directive", `geofilter foo`, "wrong argument count"},
 		{"unknown option", "geofilter {\n\tbogus 1\n}", "unrecognized geofilter option 'bogus', at Testfile:2"},
+		// Clients are looked up unmapped (192.0.2.1, never ::ffff:192.0.2.1):
+		// a mapped network shorter than /96 would never match one, as
+		// an IP list refuses it.
+		{"ip mapped network shorter than /96", "geofilter {\n\tdeny ip ::ffff:10.0.0.0/90\n}", "IPv4-mapped network shorter than /96, at Testfile:2"},
 		{"db without path", "geofilter {\n\tdb\n}", "wrong argument count or unexpected line ending after"},
 		{"db two paths", "geofilter {\n\tdb a b\n}", "wrong argument count or unexpected line ending after"},
 		{"duplicate db", "geofilter {\n\tdb a\n\tdb a\n}", "duplicate db 'a', at Testfile:3"},

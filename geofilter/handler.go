@@ -165,6 +165,20 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 // not checked again here.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
+	// A cache that runs before the filter serves its hits without it.
+	// Refused when it takes every request the filter guards; a cache with
+	// a matcher or a bypass may leave them alone, which the filter cannot
+	// tell: said in the log. A filter that never denies (placeholders
+	// only, log_only) guards nothing.
+	if c := findCacheAhead(ctx); h.mayDeny() && c.every {
+		return errors.New("geofilter runs after http_cache (here in a handle or route block, the cache at the site's top level or earlier in the block): " +
+			"a response the cache stored would be served to every client without this filter, to those it denies too; " +
+			"put the geofilter at the site's top level, where it runs before http_cache (with a path condition on its rules: deny country CN { path /video/* }), " +
+			"or bypass these requests in http_cache")
+	} else if h.mayDeny() && c.found {
+		h.logger.Warn("geofilter runs after an http_cache that has a matcher or a bypass: a request the cache takes is answered from it without this filter; " +
+			"make sure the cache leaves alone the requests this filter guards, or put the geofilter at the site's top level")
+	}
 	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return err
 	}
@@ -193,8 +207,51 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.LogOnly {
 		h.logger.Warn("log_only: the rules are evaluated and logged, but no request is blocked")
 	}
+	if h.allowsOnlyAllowed() {
+		// "allow country DE AT" reads as caddy-maxmind-geolocation's
+		// allow_countries, or nginx's map with "default no": only those
+		// countries in. With the default allow, every request goes
+		// through, listed or not.
+		h.logger.Warn("geofilter has allow rules, but no rule denies and the default is allow: it lets every request through; " +
+			"to let only the requests the allow rules match through, add \"default deny\"")
+	}
 	registerFilter(h)
 	return nil
+}
+
+// mayDeny reports whether the configured filter can deny a request: it is
+// not log_only, and has a deny rule or the default deny.
+func (h *Handler) mayDeny() bool {
+	if h.LogOnly {
+		return false
+	}
+	if h.Default == "deny" {
+		return true
+	}
+	for i := range h.Rules {
+		if h.Rules[i].Action == rules.Deny {
+			return true
+		}
+	}
+	return false
+}
+
+// allowsOnlyAllowed reports whether the filter has allow rules but can
+// deny nothing: no deny rule, and the default allow.
+func (h *Handler) allowsOnlyAllowed() bool {
+	if h.set.Default == rules.Deny {
+		return false
+	}
+	allow := false
+	for i := range h.Rules {
+		switch h.Rules[i].Action {
+		case rules.Deny:
+			return false
+		case rules.Allow:
+			allow = true
+		}
+	}
+	return allow
 }
 
 // compileRules builds h.set.Rules and h.responses from h.Rules: names,
@@ -478,6 +535,13 @@ func (h *Handler) logDecision(l *lookup, d rules.Decision, level zapcore.Level, 
 
 // deny answers a denied request.
 func (h *Handler) deny(w http.ResponseWriter, r *http.Request, l *lookup, resp *denyResponse) error {
+	// A deny answers the client's address, which no cache key holds: a
+	// shared cache in front (a CDN, another Caddy's http_cache) must not
+	// store it by its status (404, 410, 451, 301 are cacheable by
+	// default) and serve it to the clients the filter allows. The rule's
+	// own Cache-Control header, set below, replaces this one; error
+	// routes may set theirs.
+	w.Header().Set("Cache-Control", "no-store")
 	if !resp.direct {
 		if resp.status >= 500 && !hasErrorRoutes(r) {
 			// Caddy logs a handler error of status 5xx at error level,

@@ -93,9 +93,14 @@ func (m *MatchGeo) Cleanup() error {
 }
 
 // errNoLookup is returned by a matcher without databases when no geofilter
-// handler ran before it.
+// handler ran before it: the site has none, or the matcher is on a
+// directive that Caddy runs before geofilter (which runs just before
+// header), such as vars or log_skip, where a site's geofilter has not
+// looked the address up yet.
 var errNoLookup = errors.New("geo matcher: no geofilter handler ran before this matcher for the request, " +
-	"and the matcher has no db of its own: add a geofilter directive to the site or a db to the matcher")
+	"and the matcher has no db of its own: add a geofilter directive to the site, or a db to the matcher; " +
+	"map, vars, root, log_append, log_skip, log_name and log_level run before geofilter, " +
+	"so a geo matcher on them needs a db of its own even in a site with a geofilter")
 
 // MatchWithError reports whether the request's client address meets the
 // conditions.

@@ -3,10 +3,12 @@ package geofilter
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/caddy-edge/edge/geofilter/geodb"
 	"github.com/caddy-edge/edge/geofilter/rules"
 )
 
@@ -33,7 +35,42 @@ func (s *sources) open(cfgs []DatabaseConfig, interval time.Duration, logger *za
 		return fmt.Errorf("opening databases: %w", err)
 	}
 	s.dbs = dbs
+	s.warnFamilies(logger)
 	return nil
+}
+
+// warnFamilies warns when no database that provides a field holds a
+// network of one address family: every client of that family is then
+// unknown to the field, so a rule such as "deny country CN" never matches
+// it (ip-location-db's "-ipv4" country build alone lets every IPv6 client
+// through, even beside an ASN database that knows IPv6).
+func (s *sources) warnFamilies(logger *zap.Logger) {
+	if logger == nil {
+		return
+	}
+	for _, family := range []string{"IPv4", "IPv6"} {
+		var missing []string // fields no database of this family provides
+		for _, f := range geodb.FieldNames() {
+			provided, covered := false, false
+			for _, w := range s.dbs.entries {
+				db := w.cur.Load()
+				if !db.Provides(f) {
+					continue
+				}
+				provided = true
+				v4, v6 := db.Families()
+				covered = covered || family == "IPv4" && v4 || family == "IPv6" && v6
+			}
+			if provided && !covered {
+				missing = append(missing, f)
+			}
+		}
+		if len(missing) > 0 {
+			logger.Warn("no database holds an "+family+" network for "+strings.Join(missing, ", ")+": every "+family+" client is unknown to them, "+
+				"and a rule on them (deny country CN) never matches one; add a database (or build) with "+family+" networks, or a rule for unknown",
+				zap.Strings("fields", missing))
+		}
+	}
 }
 
 // openList opens an IP list file; it is the opener given to

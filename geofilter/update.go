@@ -219,8 +219,9 @@ func verifyDownload(path string, data []byte, fields geodb.FieldPaths) error {
 	return compatibleDB(old, db)
 }
 
-// compatibleDB reports why new may not replace old: another kind, or a
-// field old provides and new does not.
+// compatibleDB reports why new may not replace old: another kind, a
+// field old provides and new does not, or an address family old holds
+// networks of and new does not.
 func compatibleDB(old, new *geodb.DB) error {
 	if old.Kind() != new.Kind() {
 		return fmt.Errorf("database kind changed from %s (%s) to %s (%s)", old.Kind(), old.Type(), new.Kind(), new.Type())
@@ -229,6 +230,18 @@ func compatibleDB(old, new *geodb.DB) error {
 		if !new.Provides(f) {
 			return fmt.Errorf("the new version provides no %s (it provides %s), the current one does", f, strings.Join(new.Fields(), ", "))
 		}
+	}
+	// Nor the networks of an address family: every client of it would be
+	// unknown, and go through a rule the current version enforces (an
+	// "-ipv4" build over one with both).
+	ov4, ov6 := old.Families()
+	nv4, nv6 := new.Families()
+	if ov4 && !nv4 || ov6 && !nv6 {
+		family := "IPv4"
+		if ov6 && !nv6 {
+			family = "IPv6"
+		}
+		return fmt.Errorf("the new version holds no %s network, the current one does", family)
 	}
 	return nil
 }

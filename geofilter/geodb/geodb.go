@@ -199,6 +199,8 @@ type DB struct {
 	probed   int         // records decoded by the probe at Open
 	deriveEU bool        // the layout has no EU flag: derive it from the country code
 	v4mapped bool        // an IPv6 tree whose IPv4 data is at ::ffff:0:0/96, see ipv4Mapped
+	hasV4    bool        // the tree holds IPv4 networks, see families
+	hasV6    bool        // the tree holds IPv6 networks (other than IPv4's)
 
 	// cache holds recently decoded records; nil disables it (tests).
 	cache *[1 << recordCacheBits]atomic.Pointer[cachedRecord]
@@ -248,6 +250,7 @@ func OpenBytes(data []byte, fields FieldPaths) (*DB, error) {
 	}
 	d := &DB{reader: reader, dbType: reader.Metadata.DatabaseType, cache: new([1 << recordCacheBits]atomic.Pointer[cachedRecord])}
 	d.v4mapped = ipv4Mapped(reader) // on a verified tree
+	d.hasV4, d.hasV6 = families(reader)
 	recs, err := d.probe()
 	if err != nil {
 		return nil, err
@@ -387,6 +390,29 @@ func ipv4Mapped(r *maxminddb.Reader) bool {
 	}
 	return !has("::/96") && has("::ffff:0:0/96")
 }
+
+// families reports whether the tree holds IPv4 networks (an IPv4 tree
+// with any network; an IPv6 tree with one at ::/96 or ::ffff:0:0/96) and
+// IPv6 ones (an IPv6 tree with one in 2000::/3, the global unicast space:
+// aliases of the IPv4 networks, such as 6to4's 2002::/16, are not
+// counted). A database without one of them knows no client of that
+// family: ip-location-db publishes its "-ipv4" and "-ipv6" builds apart.
+func families(r *maxminddb.Reader) (v4, v6 bool) {
+	has := func(p string) bool {
+		for res := range r.NetworksWithin(netip.MustParsePrefix(p)) {
+			return res.Err() == nil
+		}
+		return false
+	}
+	if r.Metadata.IPVersion != 6 {
+		return has("0.0.0.0/0"), false
+	}
+	return has("::/96") || has("::ffff:0:0/96"), has("2000::/3")
+}
+
+// Families reports whether the database holds IPv4 networks and IPv6
+// networks: an address of a family it holds none of is never found.
+func (d *DB) Families() (v4, v6 bool) { return d.hasV4, d.hasV6 }
 
 // treeAddr returns the address at which ip is looked up in the tree.
 func (d *DB) treeAddr(ip netip.Addr) netip.Addr {

@@ -163,14 +163,22 @@ func New(cfg Config) (*Updater, error) {
 		if err != nil {
 			return nil, fmt.Errorf("update endpoint: %w", err)
 		}
-		if u.Scheme == "http" && !isLoopback(u.Hostname()) {
+		if plainHTTP(u) {
 			// The license key goes in every request's basic auth.
 			return nil, fmt.Errorf("update endpoint %s: http would send the license key in clear; use https (http only to a loopback address)", redact(cfg.Endpoint))
 		}
 		cfg.Endpoint = strings.TrimRight(cfg.Endpoint, "/")
 	case cfg.URL != "":
-		if _, err := parseHTTPURL(cfg.URL); err != nil {
+		u, err := parseHTTPURL(cfg.URL)
+		if err != nil {
 			return nil, fmt.Errorf("update_url: %w", err)
+		}
+		if plainHTTP(u) {
+			// Nothing else vouches for a direct download (MaxMind's MD5
+			// comes from the update service): over http, anyone on the
+			// path could serve a database of their own, and read a token
+			// in the query.
+			return nil, fmt.Errorf("update_url %s: http lets anyone on the path replace the database (and read a token in the URL); use https (http only to a loopback address)", redact(cfg.URL))
 		}
 	default:
 		return nil, errors.New("update: want a MaxMind edition (with account_id and license_key) or an update_url")
@@ -201,6 +209,11 @@ func New(cfg Config) (*Updater, error) {
 		// Referer: a token in a download URL's query (IPinfo's ?token=)
 		// would go to the host the download redirects to.
 		req.Header.Del("Referer")
+		// Nor may a redirect take the download to plain http: the
+		// database would come unprotected from there.
+		if plainHTTP(req.URL) {
+			return fmt.Errorf("redirected to %s: http lets anyone on the path replace the database; use https (http only to a loopback address)", redact(req.URL.String()))
+		}
 		if check != nil {
 			return check(req, via)
 		}
@@ -230,6 +243,11 @@ func parseHTTPURL(s string) (*url.URL, error) {
 		return nil, fmt.Errorf("%q is not an http(s) URL", redact(s))
 	}
 	return u, nil
+}
+
+// plainHTTP tells whether u is http to another machine than this one.
+func plainHTTP(u *url.URL) bool {
+	return u.Scheme == "http" && !isLoopback(u.Hostname())
 }
 
 // isLoopback tells whether host (a URL's, without port) is this machine.

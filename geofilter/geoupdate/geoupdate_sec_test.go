@@ -86,3 +86,44 @@ func TestURLTokenNotSentToRedirectTarget(t *testing.T) {
 		t.Errorf("the redirect target got the token in Referer: %s", referer)
 	}
 }
+
+// A direct download has no checksum from elsewhere (MaxMind's comes from
+// the update service, over https): over plain http, anyone on the path
+// could hand the filter a database of their own (every address in an
+// allowed country, or none), and see the URL's token. http is refused
+// but to this machine, as for MaxMind's endpoint, and so is a redirect
+// from https to http elsewhere.
+func TestPlainHTTPDownloadRefused(t *testing.T) {
+	for _, raw := range []string{"http://mirror.example.com/db.mmdb", "http://192.0.2.1/db.mmdb?token=x"} {
+		_, err := geoupdate.New(geoupdate.Config{Path: "x.mmdb", URL: raw})
+		if err == nil || !strings.Contains(err.Error(), "use https") {
+			t.Errorf("update_url %s: %v, want it refused (use https)", raw, err)
+		}
+	}
+
+	data := mmdbtest.BuildCountry(map[string]string{"81.2.69.0/24": "GB"})
+	origin := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "http://mirror.example.com/lite.mmdb", http.StatusFound)
+	}))
+	t.Cleanup(origin.Close)
+	client := origin.Client()
+	tls := client.Transport
+	// The plain-http mirror, answered here: whoever is on its path.
+	client.Transport = roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		if r.URL.Scheme == "http" {
+			rec := httptest.NewRecorder()
+			_, _ = rec.Write(data)
+			return rec.Result(), nil
+		}
+		return tls.RoundTrip(r)
+	})
+	u := newUpdater(t, geoupdate.Config{Path: filepath.Join(t.TempDir(), "db.mmdb"), URL: origin.URL + "/lite.mmdb", Client: client})
+	res, err := u.Check(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "use https") {
+		t.Errorf("redirect from https to a plain-http host: %v %v, want it refused", res, err)
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

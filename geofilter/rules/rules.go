@@ -513,7 +513,13 @@ func parsePrefix(s string) (netip.Prefix, error) {
 		if err != nil {
 			return netip.Prefix{}, fmt.Errorf("bad CIDR %q: %v", s, err)
 		}
-		if p.Addr().Is4In6() && p.Bits() >= 96 {
+		if p.Addr().Is4In6() {
+			// Client addresses are matched unmapped: a mapped network
+			// shorter than /96 would never match one (an IP list refuses
+			// it too).
+			if p.Bits() < 96 {
+				return netip.Prefix{}, fmt.Errorf("bad CIDR %q: IPv4-mapped network shorter than /96", s)
+			}
 			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
 		}
 		return p.Masked(), nil
