@@ -30,6 +30,16 @@ func staticDir(t *testing.T, names ...string) string {
 	return dir
 }
 
+// accelSite serves the file the origin names with X-Accel-Redirect.
+const accelSite = `reverse_proxy {ORIGIN} {
+		@accel header X-Accel-Redirect *
+		handle_response @accel {
+			root * {DIR}
+			rewrite * {rp.header.X-Accel-Redirect}
+			file_server
+		}
+	}`
+
 // A response that a route after the cache makes up in place of the
 // origin's (a reverse_proxy handle_response route serving the file the
 // origin named with X-Accel-Redirect, an intercept route's error page) has
@@ -51,28 +61,14 @@ func TestComposedResponsesStoredOnlyWithExplicitFreshness(t *testing.T) {
 		{
 			name:   "X-Accel-Redirect of a private response",
 			origin: serve("", "X-Accel-Redirect", "/report.txt", "Cache-Control", "private"),
-			site: `reverse_proxy {ORIGIN} {
-		@accel header X-Accel-Redirect *
-		handle_response @accel {
-			root * {DIR}
-			rewrite * {rp.header.X-Accel-Redirect}
-			file_server
-		}
-	}`,
-			body: "report.txt",
+			site:   accelSite,
+			body:   "report.txt",
 		},
 		{
 			name:   "X-Accel-Redirect without caching fields",
 			origin: serve("", "X-Accel-Redirect", "/report.txt"),
-			site: `reverse_proxy {ORIGIN} {
-		@accel header X-Accel-Redirect *
-		handle_response @accel {
-			root * {DIR}
-			rewrite * {rp.header.X-Accel-Redirect}
-			file_server
-		}
-	}`,
-			body: "report.txt",
+			site:   accelSite,
+			body:   "report.txt",
 		},
 		{
 			// copy_response_headers copies the origin's Date as well:
@@ -101,14 +97,7 @@ func TestComposedResponsesStoredOnlyWithExplicitFreshness(t *testing.T) {
 				w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 				w.Header().Set("X-Accel-Redirect", "/report.txt")
 			},
-			site: `reverse_proxy {ORIGIN} {
-		@accel header X-Accel-Redirect *
-		handle_response @accel {
-			root * {DIR}
-			rewrite * {rp.header.X-Accel-Redirect}
-			file_server
-		}
-	}`,
+			site: accelSite,
 			body: "report.txt",
 		},
 		{

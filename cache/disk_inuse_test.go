@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/caddyserver/caddy/v2"
@@ -18,8 +19,8 @@ import (
 )
 
 // holdDisk has a child process of the test binary hold the disk store
-// directory dir until the test ends (holdDiskEnv).
-func holdDisk(t *testing.T, dir string) {
+// directory dir (holdDiskEnv) until release is called or the test ends.
+func holdDisk(t *testing.T, dir string) (release func()) {
 	t.Helper()
 	child := exec.Command(os.Args[0], "-test.run=^$")
 	child.Env = append(os.Environ(), holdDiskEnv+"="+dir)
@@ -34,14 +35,21 @@ func holdDisk(t *testing.T, dir string) {
 	if err := child.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		stdin.Close()
-		child.Wait()
-	})
+	var once sync.Once
+	release = func() {
+		once.Do(func() {
+			stdin.Close()
+			if err := child.Wait(); err != nil {
+				t.Errorf("the other process: %v", err)
+			}
+		})
+	}
+	t.Cleanup(release)
 	var out bytes.Buffer
 	if _, err := io.CopyN(&out, stdout, int64(len("held\n"))); err != nil || out.String() != "held\n" {
 		t.Fatalf("the other process: %q, %v", out.String(), err)
 	}
+	return release
 }
 
 // loadRefused loads cfgJSON, as caddy run does, and wants it refused for

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -204,29 +203,7 @@ func holdDiskStore(dir string) {
 // the other process is gone, the config starts.
 func TestDiskStoreInUseByAnotherProcess(t *testing.T) {
 	dir := t.TempDir()
-	child := exec.Command(os.Args[0], "-test.run=^$")
-	child.Env = append(os.Environ(), holdDiskEnv+"="+dir)
-	stdin, err := child.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out bytes.Buffer
-	stdout, err := child.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := child.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		stdin.Close()
-		if child.ProcessState == nil {
-			child.Wait()
-		}
-	})
-	if _, err := io.CopyN(&out, stdout, int64(len("held\n"))); err != nil || out.String() != "held\n" {
-		t.Fatalf("the other process: %q, %v", out.String(), err)
-	}
+	release := holdDisk(t, dir)
 
 	o := newOrigin(t, serve("page", "Cache-Control", "max-age=60"))
 	caddyfile := siteConfig(o, "store disk "+dir)
@@ -247,10 +224,7 @@ func TestDiskStoreInUseByAnotherProcess(t *testing.T) {
 		t.Errorf("starting while another process holds the store: %v, want an in-use error naming %s", err, dir)
 	}
 
-	stdin.Close()
-	if err := child.Wait(); err != nil {
-		t.Fatalf("the other process: %v", err)
-	}
+	release()
 	s := caddytest.Start(t, caddyfile)
 	expect(t, "once the other process is gone", get(t, s, "/a"), 200, "page", "miss", "stored")
 	expect(t, "and again", get(t, s, "/a"), 200, "page", "hit")
