@@ -399,6 +399,19 @@ func (dr *DenyResponse) validate() error {
 	if dr.Body != "" && dr.File != "" {
 		return errBodyAndFile
 	}
+	switch dr.Status {
+	case http.StatusNotModified:
+		// RFC 9110 §15.4.5: the answer to a conditional request, "the
+		// stored response is still valid": it carries no body, and a
+		// client with nothing stored is left with nothing.
+		return errors.New("status 304 cannot deny: it tells a client to use what it has stored")
+	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther,
+		http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
+		// RFC 9110 §15.4: a redirect names its target in Location.
+		if dr.Headers.Get("Location") == "" {
+			return fmt.Errorf("status %d redirects, but no Location header says where: add header Location <url>", dr.Status)
+		}
+	}
 	return nil
 }
 

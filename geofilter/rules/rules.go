@@ -522,7 +522,13 @@ func parsePrefix(s string) (netip.Prefix, error) {
 			}
 			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
 		}
-		return p.Masked(), nil
+		if m := p.Masked(); m != p {
+			// 10.0.0.1/8 is 10.0.0.0/8: a rule meant for one address or a
+			// small network would apply to the whole range (nginx's geo
+			// warns of it; IP list files, written by tools, are masked).
+			return netip.Prefix{}, fmt.Errorf("bad CIDR %q: address bits set beyond the /%d (the network is %s; for one address, give it without /%d)", s, p.Bits(), m, p.Bits())
+		}
+		return p, nil
 	}
 	a, err := netip.ParseAddr(s)
 	if err != nil {
