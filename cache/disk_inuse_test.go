@@ -73,11 +73,7 @@ func TestDiskStoreInUseTiered(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var cfg caddy.Config
-	if err := json.Unmarshal(cfgJSON, &cfg); err != nil {
-		t.Fatal(err)
-	}
-	if err := caddy.Validate(&cfg); err != nil {
+	if err := caddytest.Validate(t, cfgJSON); err != nil {
 		t.Errorf("validate: %v", err)
 	}
 	loadRefused(t, "tiered", cfgJSON, dir)
@@ -154,11 +150,7 @@ func TestDiskStoreInUseValidateChecks(t *testing.T) {
 		{`{"module":"tiered","memory":{"max_size":1000},"back":{"module":"disk","path":"` + dir + `"}}`, "below the minimum"},
 	} {
 		cfgJSON := `{"apps":{"http":{"servers":{"s":{"listen":[":0"],"routes":[{"handle":[{"handler":"http_cache","store":` + c.store + `}]}]}}}}}`
-		var cfg caddy.Config
-		if err := json.Unmarshal([]byte(cfgJSON), &cfg); err != nil {
-			t.Fatal(err)
-		}
-		if err := caddy.Validate(&cfg); err == nil || !strings.Contains(err.Error(), c.want) {
+		if err := caddytest.Validate(t, []byte(cfgJSON)); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %v, want %q", c.store, err, c.want)
 		}
 	}

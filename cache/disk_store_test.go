@@ -2,7 +2,6 @@ package cache_test
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -211,11 +210,7 @@ func TestDiskStoreInUseByAnotherProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var cfg caddy.Config
-	if err := json.Unmarshal(cfgJSON, &cfg); err != nil {
-		t.Fatal(err)
-	}
-	if err := caddy.Validate(&cfg); err != nil {
+	if err := caddytest.Validate(t, cfgJSON); err != nil {
 		t.Errorf("caddy validate while another process holds the store: %v", err)
 	}
 	err = caddy.Load(cfgJSON, true)

@@ -43,11 +43,7 @@ func TestPlacementAfterTerminalRefused(t *testing.T) {
 			if err != nil {
 				t.Fatalf("adapting: %v", err)
 			}
-			var cfg caddy.Config
-			if err := json.Unmarshal(cfgJSON, &cfg); err != nil {
-				t.Fatal(err)
-			}
-			err = caddy.Validate(&cfg)
+			err = caddytest.Validate(t, cfgJSON)
 			switch {
 			case tt.want == "" && err != nil:
 				t.Errorf("refused: %v", err)

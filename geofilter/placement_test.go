@@ -1,12 +1,10 @@
 package geofilter_test
 
 import (
-	"encoding/json"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 
 	"github.com/caddy-edge/edge/internal/caddytest"
@@ -48,11 +46,7 @@ func TestGeofilterBehindHTTPCacheRefused(t *testing.T) {
 			if err != nil {
 				t.Fatalf("adapting: %v\n%s", err, caddyfile)
 			}
-			var cfg caddy.Config
-			if err := json.Unmarshal(cfgJSON, &cfg); err != nil {
-				t.Fatal(err)
-			}
-			err = caddy.Validate(&cfg)
+			err = caddytest.Validate(t, cfgJSON)
 			switch {
 			case tt.want == "" && err != nil:
 				t.Errorf("refused: %v", err)

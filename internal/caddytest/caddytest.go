@@ -9,6 +9,7 @@
 package caddytest
 
 import (
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -165,4 +166,15 @@ func (s *Server) URL(path string) string {
 // AdminURL returns the address of path on the admin API.
 func (s *Server) AdminURL(path string) string {
 	return "http://" + s.AdminAddr + path
+}
+
+// Validate does what `caddy validate` does with the JSON config cfgJSON:
+// it provisions every module of it, starts nothing, and cleans up.
+func Validate(t testing.TB, cfgJSON []byte) error {
+	t.Helper()
+	var cfg caddy.Config
+	if err := json.Unmarshal(cfgJSON, &cfg); err != nil {
+		t.Fatalf("config JSON: %v", err)
+	}
+	return caddy.Validate(&cfg)
 }
