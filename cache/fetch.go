@@ -147,7 +147,11 @@ func (f *fetch) exchange(w http.ResponseWriter) (x exchange) {
 	x.fw = &f.fw
 	metrics.origin.Inc()
 	f.purgeSeq, f.invalSeq = purges.since(), invalidations.since()
-	x.fw.watch = watchComposition(replacerOf(f.r.Context()))
+	if f.mayStore {
+		// Only a response that may be stored is asked whether a route
+		// made it up (decideStore).
+		x.fw.watch = watchComposition(replacerOf(f.r.Context()))
+	}
 	x.panicked, x.err = callNext(f.next, x.fw, f.outgoing())
 	x.fw.watch.done()
 	if x.fw.unneeded {

@@ -116,11 +116,15 @@ type routeHandler struct {
 	gate bool
 }
 
-// runsRoutes tells whether a handle_response of a reverse_proxy runs
-// routes: it has some, and no status_code, which reverse_proxy applies in
-// their place.
-func runsRoutes(statusCode caddyhttp.WeakString, routes int) bool {
-	return statusCode == "" && routes > 0
+// handleResponse records a handle_response of a reverse_proxy, with its
+// status_code and routes. It runs the routes only when it has some and no
+// status_code, which reverse_proxy applies in their place.
+func (rh *routeHandler) handleResponse(statusCode caddyhttp.WeakString, routes []caddyhttp.Route) {
+	if statusCode != "" || len(routes) == 0 {
+		return
+	}
+	rh.handlesResponses = true
+	rh.gate = rh.gate || passesOn(routes)
 }
 
 // routeHandlers returns the handlers of a route, loaded or not.
@@ -132,9 +136,7 @@ func routeHandlers(r caddyhttp.Route) []routeHandler {
 				rh := routeHandler{name: m.CaddyModule().ID.Name()}
 				if rp, ok := h.(*reverseproxy.Handler); ok {
 					for _, hr := range rp.HandleResponse {
-						runs := runsRoutes(hr.StatusCode, len(hr.Routes))
-						rh.handlesResponses = rh.handlesResponses || runs
-						rh.gate = rh.gate || runs && passesOn(hr.Routes)
+						rh.handleResponse(hr.StatusCode, hr.Routes)
 					}
 				}
 				hs = append(hs, rh)
@@ -153,9 +155,7 @@ func routeHandlers(r caddyhttp.Route) []routeHandler {
 		if json.Unmarshal(raw, &v) == nil {
 			rh := routeHandler{name: v.Handler}
 			for _, hr := range v.HandleResponse {
-				runs := runsRoutes(hr.StatusCode, len(hr.Routes))
-				rh.handlesResponses = rh.handlesResponses || runs
-				rh.gate = rh.gate || runs && passesOn(hr.Routes)
+				rh.handleResponse(hr.StatusCode, hr.Routes)
 			}
 			hs = append(hs, rh)
 		}

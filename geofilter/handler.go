@@ -165,19 +165,8 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 // not checked again here.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
-	// A cache that runs before the filter serves its hits without it.
-	// Refused when it takes every request the filter guards; a cache with
-	// a matcher or a bypass may leave them alone, which the filter cannot
-	// tell: said in the log. A filter that never denies (placeholders
-	// only, log_only) guards nothing.
-	if c := findCacheAhead(ctx); h.mayDeny() && c.every {
-		return errors.New("geofilter runs after http_cache (here in a handle or route block, the cache at the site's top level or earlier in the block): " +
-			"a response the cache stored would be served to every client without this filter, to those it denies too; " +
-			"put the geofilter at the site's top level, where it runs before http_cache (with a path condition on its rules: deny country CN { path /video/* }), " +
-			"or bypass these requests in http_cache")
-	} else if h.mayDeny() && c.found {
-		h.logger.Warn("geofilter runs after an http_cache that has a matcher or a bypass: a request the cache takes is answered from it without this filter; " +
-			"make sure the cache leaves alone the requests this filter guards, or put the geofilter at the site's top level")
+	if err := h.checkCacheAhead(ctx); err != nil {
+		return err
 	}
 	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return err
@@ -216,6 +205,29 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			"to let only the requests the allow rules match through, add \"default deny\"")
 	}
 	registerFilter(h)
+	return nil
+}
+
+// checkCacheAhead refuses a filter after a cache that serves its hits
+// without it. Refused when the cache takes every request the filter
+// guards; a cache with a matcher or a bypass may leave them alone, which
+// the filter cannot tell: said in the log. A filter that never denies
+// (placeholders only, log_only) guards nothing.
+func (h *Handler) checkCacheAhead(ctx caddy.Context) error {
+	if !h.mayDeny() {
+		return nil
+	}
+	c := findCacheAhead(ctx)
+	if c.every {
+		return errors.New("geofilter runs after http_cache (here in a handle or route block, the cache at the site's top level or earlier in the block): " +
+			"a response the cache stored would be served to every client without this filter, to those it denies too; " +
+			"put the geofilter at the site's top level, where it runs before http_cache (with a path condition on its rules: deny country CN { path /video/* }), " +
+			"or bypass these requests in http_cache")
+	}
+	if c.found {
+		h.logger.Warn("geofilter runs after an http_cache that has a matcher or a bypass: a request the cache takes is answered from it without this filter; " +
+			"make sure the cache leaves alone the requests this filter guards, or put the geofilter at the site's top level")
+	}
 	return nil
 }
 
