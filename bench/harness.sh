@@ -67,7 +67,8 @@
 # <dir>/<scenario>-<size>-<conns>-r<round>.pprof, to compare with
 # `go tool pprof -top -diff_base <dir>/ceiling-... <dir>/hit-memory-...`
 # (profiling costs the server a few per cent while it runs); RESULTS=<file>
-# keeps every run's figures ("round scenario size conns req/s p99 cpu rss");
+# keeps every run's figures ("round scenario size conns req/s p99 cpu rss faults", the last
+# the server's minor page faults a request);
 # PIN=1 runs the servers (Caddy, nginx, Varnish, Redis) on CPU 0 and the
 # clients (wrk) and the origin on CPU 1 (taskset), so that they do not take
 # each other's time slices: Go sets Caddy's GOMAXPROCS to 1 then, nginx's
@@ -405,6 +406,7 @@ tree_of() { # tree_of <scenario>
 	esac
 }
 cpu_ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0))); done; echo $t; }
+minflt() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $10}' "/proc/$p/stat" 2>/dev/null || echo 0))); done; echo $t; }
 rss_kb() { local t=0 p; for p in "$@"; do t=$((t + $(awk '/^VmRSS/ {print $2}' "/proc/$p/status" 2>/dev/null || echo 0))); done; echo $t; }
 hz=$(getconf CLK_TCK)
 
@@ -469,7 +471,7 @@ run() { # run <round> <scenario> <size> <conns>
 		curl -s -o "$PROFILE/$s-$size-$c-r$1.pprof" "http://127.0.0.1:18019/debug/pprof/profile?seconds=$((secs > 1 ? secs - 1 : 1))" &
 		prof=$!
 	fi
-	before=$(cpu_ticks $pids_)
+	before=$(cpu_ticks $pids_) faults_before=$(minflt $pids_)
 	if [[ $s == *miss || $s == *proxy-new || $s == varnish-pass ]]; then
 		out=$("${cli[@]}" wrk -t2 -c"$c" -d"${secs}s" --latency -s bench/miss.lua "$url" -- "$size" "$prefix")
 	elif [ "$s" = zipf ] || [ "$s" = zipf-hot ]; then
@@ -477,19 +479,20 @@ run() { # run <round> <scenario> <size> <conns>
 	else
 		out=$("${cli[@]}" wrk -t2 -c"$c" -d"${secs}s" --latency -H 'X-Forwarded-For: 81.2.69.160' "$url")
 	fi
-	after=$(cpu_ticks $pids_)
+	after=$(cpu_ticks $pids_) faults=$(($(minflt $pids_) - faults_before))
 	[ -z "$prof" ] || wait "$prof"
 	reqs=$(awk '/requests in/ {print $1}' <<<"$out")
 	case $s in *miss | *proxy-new | *pass) # did every request reach the origin?
 		echo "$s $size $c $reqs $(curl -s "$origin/_count?prefix=$prefix")" >>"$work/origin-counts" ;;
 	esac
-	awk -v r="$1" -v s="$s" -v size="$size" -v c="$c" -v hz="$hz" -v ticks=$((after - before)) -v reqs="$reqs" -v rss="$(rss_kb $pids_)" '
+	awk -v r="$1" -v s="$s" -v size="$size" -v c="$c" -v hz="$hz" -v ticks=$((after - before)) -v reqs="$reqs" -v rss="$(rss_kb $pids_)" -v faults="$faults" '
 		/Requests\/sec/ {rps = $2}
 		/^ +99%/ {p99 = $2; if (p99 ~ /us$/) p99 = p99 / 1000; else if (p99 ~ /ms$/) p99 = p99 + 0; else if (p99 ~ /s$/) p99 = p99 * 1000}
 		/Non-2xx|Socket errors/ {err = err " " $0}
 		END {
 			cpu = reqs > 0 ? ticks / hz / reqs * 1e6 : 0
-			printf "%s %s %s %s %.0f %.2f %.1f %.0f\n", r, s, size, c, rps, p99, cpu, rss / 1024
+			flt = reqs > 0 ? faults / reqs : 0
+			printf "%s %s %s %s %.0f %.2f %.1f %.0f %.3f\n", r, s, size, c, rps, p99, cpu, rss / 1024, flt
 			if (err != "") print "# round " r " " s " " size " " c ":" err > "/dev/stderr"
 		}' <<<"$out" >>"$results"
 }
@@ -507,7 +510,7 @@ done
 [ -z "${RESULTS:-}" ] || cp "$results" "$RESULTS"
 # Report: medians over rounds; ratios per round, then their median.
 echo
-echo "--- results: medians of $rounds rounds (req/s; its spread over the rounds, (max - min) / median; p99 ms; server CPU us/request; server RSS MiB after the run)"
+echo "--- results: medians of $rounds rounds (req/s; its spread over the rounds, (max - min) / median; p99 ms; server CPU us/request; server RSS MiB after the run; server minor page faults a request)"
 awk -v scen="${scenarios[*]}" '
 	function spread(list,   n, a, i, lo, hi) { # (max - min) / median, in per cent
 		n = split(list, a, " "); lo = hi = a[1] + 0
@@ -522,7 +525,7 @@ awk -v scen="${scenarios[*]}" '
 	{
 		k = $3 " " $4
 		rps[$2 " " k] = rps[$2 " " k] " " $5; p99[$2 " " k] = p99[$2 " " k] " " $6
-		cpu[$2 " " k] = cpu[$2 " " k] " " $7; rss[$2 " " k] = rss[$2 " " k] " " $8
+		cpu[$2 " " k] = cpu[$2 " " k] " " $7; rss[$2 " " k] = rss[$2 " " k] " " $8; flt[$2 " " k] = flt[$2 " " k] " " $9
 		round[$1 " " $2 " " k] = $5
 		if (!(k in seen)) { seen[k] = 1; order[++nk] = k }
 		if ($1 > nr) nr = $1
@@ -534,7 +537,7 @@ awk -v scen="${scenarios[*]}" '
 		for (i = 1; i <= nk; i++) {
 			k = order[i]; split(k, kk, " ")
 			printf "\n%s B, %s connections\n", kk[1], kk[2]
-			printf "%-16s %10s %7s %9s %9s %8s %10s %11s %9s %10s %9s %8s\n", "scenario", "req/s", "spread", "p99 ms", "cpu us", "RSS MiB", "x ceiling", "x ceil-hit", "x proxy", "x prx-new", "x nginx", "x fetch"
+			printf "%-16s %10s %7s %9s %9s %8s %7s %10s %11s %9s %10s %9s %8s\n", "scenario", "req/s", "spread", "p99 ms", "cpu us", "RSS MiB", "faults", "x ceiling", "x ceil-hit", "x proxy", "x prx-new", "x nginx", "x fetch"
 			for (j = 1; j <= ns; j++) {
 				s = S[j]; if (!((s " " k) in rps)) continue
 				rc = ""; rh = ""; rp = ""; rq = ""; rn = ""; rf = ""
@@ -548,7 +551,7 @@ awk -v scen="${scenarios[*]}" '
 					f = (s in fetchOf) ? round[r " " fetchOf[s] " " k] : 0
 					if (f > 0) rf = rf " " v / f
 				}
-				printf "%-16s %10.0f %6.0f%% %9.2f %9.1f %8.0f %10s %11s %9s %10s %9s %8s\n", s, median(rps[s " " k]), spread(rps[s " " k]), median(p99[s " " k]), median(cpu[s " " k]), median(rss[s " " k]),
+				printf "%-16s %10.0f %6.0f%% %9.2f %9.1f %8.0f %7.3f %10s %11s %9s %10s %9s %8s\n", s, median(rps[s " " k]), spread(rps[s " " k]), median(p99[s " " k]), median(cpu[s " " k]), median(rss[s " " k]), median(flt[s " " k]),
 					rc == "" ? "-" : sprintf("%.3f", median(rc)), rh == "" ? "-" : sprintf("%.3f", median(rh)),
 					rp == "" ? "-" : sprintf("%.3f", median(rp)), rq == "" ? "-" : sprintf("%.3f", median(rq)),
 					rn == "" ? "-" : sprintf("%.3f", median(rn)), rf == "" ? "-" : sprintf("%.3f", median(rf))
