@@ -105,6 +105,45 @@ type Store struct {
 	logger       *zap.Logger
 }
 
+// canonicalDir returns the absolute path of the directory path with its
+// symbolic links resolved, so that a config that names a directory through
+// a link shares the Cache open on it (pool is keyed by this path), instead
+// of finding it locked as if another process held it. Of a directory not
+// made yet, the links of the part that exists are resolved.
+func canonicalDir(path string) (string, error) {
+	dir, err := filepath.Abs(path)
+	if err != nil {
+		return "", err
+	}
+	for existing, rest := dir, ""; ; {
+		if real, err := filepath.EvalSymlinks(existing); err == nil {
+			return filepath.Join(real, rest), nil
+		}
+		parent := filepath.Dir(existing)
+		if parent == existing {
+			return dir, nil
+		}
+		existing, rest = parent, filepath.Join(filepath.Base(existing), rest)
+	}
+}
+
+// startCheck returns the http_cache_disk app of the config being
+// provisioned with ctx, or nil for a context without a config (made with
+// caddy.NewContext by a program that embeds the store), in which
+// caddy.Context.App panics.
+func startCheck(ctx caddy.Context) (check *StartCheck, err error) {
+	defer func() {
+		if recover() != nil {
+			check, err = nil, nil
+		}
+	}()
+	app, err := ctx.App("http_cache_disk")
+	if err != nil {
+		return nil, err
+	}
+	return app.(*StartCheck), nil
+}
+
 // backend is the store.Store a module Store forwards its methods to,
 // embedded under an unexported name so it adds no JSON field.
 type backend = store.Store
@@ -129,7 +168,7 @@ func (s *Store) Provision(ctx caddy.Context) error {
 		// filepath.Abs would make it the working directory.
 		return fmt.Errorf("disk store: path %q is empty once its placeholders are replaced", s.Path)
 	}
-	dir, err := filepath.Abs(path)
+	dir, err := canonicalDir(path)
 	if err != nil {
 		return fmt.Errorf("disk store path %q: %w", s.Path, err)
 	}
@@ -153,11 +192,16 @@ func (s *Store) Provision(ctx caddy.Context) error {
 	if errors.Is(err, ErrInUse) {
 		// Refused when the config starts; `caddy validate` never starts
 		// it (startcheck.go).
-		app, aerr := ctx.App("http_cache_disk")
+		check, aerr := startCheck(ctx)
 		if aerr != nil {
 			return fmt.Errorf("disk store %s: %w", dir, aerr)
 		}
-		app.(*StartCheck).inUse(dir)
+		if check == nil {
+			// No config to start: a context a program embedding the
+			// store made with caddy.NewContext.
+			return fmt.Errorf("opening disk store %s: %w", dir, err)
+		}
+		check.inUse(dir)
 		s.backend, s.maxEntrySize = unavailable{}, maxSize/MaxEntryFraction
 		s.logger.Warn("disk store directory in use by another process: this config is refused when it starts (caddy validate passes)", zap.String("path", dir))
 		return nil
