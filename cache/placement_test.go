@@ -1,14 +1,11 @@
 package cache_test
 
 import (
-	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/caddy-edge/edge/internal/caddytest"
@@ -37,20 +34,7 @@ func TestPlacementAfterTerminalRefused(t *testing.T) {
 		{"after a reverse_proxy with replace_status only", "route {\n\treverse_proxy 127.0.0.1:9 {\n\t\t@nf status 404\n\t\treplace_status @nf 200\n\t}\n\thttp_cache\n}", "http_cache is placed after reverse_proxy"},
 		{"after a reverse_proxy with handle_response", "route {\n\treverse_proxy 127.0.0.1:9 {\n\t\t@ok status 2xx\n\t\thandle_response @ok {\n\t\t\trespond \"x\"\n\t\t}\n\t}\n\thttp_cache\n\treverse_proxy 127.0.0.1:8\n}", ""},
 	} {
-		t.Run(tt.name, func(t *testing.T) {
-			caddyfile := "{\n\tadmin off\n\tauto_https off\n}\nhttp://localhost:1 {\n" + tt.site + "\n}\n"
-			cfgJSON, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(caddyfile), nil)
-			if err != nil {
-				t.Fatalf("adapting: %v", err)
-			}
-			err = caddytest.Validate(t, cfgJSON)
-			switch {
-			case tt.want == "" && err != nil:
-				t.Errorf("refused: %v", err)
-			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
-				t.Errorf("err = %v, want it to contain %q\n%s", err, tt.want, cfgJSON)
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { caddytest.ValidateSite(t, tt.site, tt.want) })
 	}
 }
 
@@ -69,17 +53,7 @@ func TestPlacementAfterLoadedProxy(t *testing.T) {
 				{"handle": [{"handler": "reverse_proxy", "upstreams": [{"dial": "127.0.0.1:9"}], "handle_response": [` + tt.handleResponse + `]}]},
 				{"handle": [{"handler": "http_cache"}]}
 			]}}}}}`
-			var cfg caddy.Config
-			if err := json.Unmarshal([]byte(cfgJSON), &cfg); err != nil {
-				t.Fatal(err)
-			}
-			err := caddy.Validate(&cfg)
-			switch {
-			case tt.want == "" && err != nil:
-				t.Errorf("refused: %v", err)
-			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
-				t.Errorf("err = %v, want it to contain %q", err, tt.want)
-			}
+			caddytest.ValidateWant(t, []byte(cfgJSON), tt.want)
 		})
 	}
 }

@@ -5,8 +5,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/caddyserver/caddy/v2/caddyconfig"
-
 	"github.com/caddy-edge/edge/internal/caddytest"
 	"github.com/caddy-edge/edge/internal/mmdbtest"
 )
@@ -40,20 +38,7 @@ func TestGeofilterBehindHTTPCacheRefused(t *testing.T) {
 		{"cache with a matcher", "http_cache /static/*\nhandle /video/* {\n\t" + filter + "\n\treverse_proxy 127.0.0.1:9\n}", ""},
 		{"cache in another handle", "handle /static/* {\n\thttp_cache\n\treverse_proxy 127.0.0.1:8\n}\nhandle /video/* {\n\t" + filter + "\n\treverse_proxy 127.0.0.1:9\n}", ""},
 	} {
-		t.Run(tt.name, func(t *testing.T) {
-			caddyfile := "{\n\tadmin off\n\tauto_https off\n}\nhttp://localhost:1 {\n" + tt.site + "\n}\n"
-			cfgJSON, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(caddyfile), nil)
-			if err != nil {
-				t.Fatalf("adapting: %v\n%s", err, caddyfile)
-			}
-			err = caddytest.Validate(t, cfgJSON)
-			switch {
-			case tt.want == "" && err != nil:
-				t.Errorf("refused: %v", err)
-			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
-				t.Errorf("err = %v, want it to contain %q\n%s", err, tt.want, cfgJSON)
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { caddytest.ValidateSite(t, tt.site, tt.want) })
 	}
 }
 

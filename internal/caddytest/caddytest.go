@@ -178,3 +178,31 @@ func Validate(t testing.TB, cfgJSON []byte) error {
 	}
 	return caddy.Validate(&cfg)
 }
+
+// ValidateSite validates, as `caddy validate` does, a Caddyfile whose one
+// site (http://localhost:1, no admin endpoint) holds the directives site,
+// and wants it accepted when want is empty, or refused with an error that
+// contains want (ValidateWant).
+func ValidateSite(t testing.TB, site, want string) {
+	t.Helper()
+	caddyfile := "{\n\tadmin off\n\tauto_https off\n}\nhttp://localhost:1 {\n" + site + "\n}\n"
+	cfgJSON, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(caddyfile), nil)
+	if err != nil {
+		t.Fatalf("adapting: %v\n%s", err, caddyfile)
+	}
+	ValidateWant(t, cfgJSON, want)
+}
+
+// ValidateWant validates the JSON config cfgJSON (Validate) and wants it
+// accepted when want is empty, or refused with an error that contains
+// want.
+func ValidateWant(t testing.TB, cfgJSON []byte, want string) {
+	t.Helper()
+	err := Validate(t, cfgJSON)
+	switch {
+	case want == "" && err != nil:
+		t.Errorf("refused: %v", err)
+	case want != "" && (err == nil || !strings.Contains(err.Error(), want)):
+		t.Errorf("err = %v, want it to contain %q\n%s", err, want, cfgJSON)
+	}
+}
