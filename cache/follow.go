@@ -19,7 +19,7 @@ import (
 // header says the response is being stored, each waiter that the response
 // answers (the same variant, fresh for its request) gets the stored
 // header and then the body from the store's writer as it is written
-// (store.Following: memory and disk stores, a tiered store over them).
+// (store.Following: every store, a tiered store through its back store).
 // A waiter's first byte then comes when the leader's does, whatever the
 // body's size, and however many wait, the origin sends it once: a large
 // object no longer makes its waiters choose between waiting for the whole

@@ -15,6 +15,7 @@ import (
 
 	"github.com/caddy-edge/edge/cache"
 	"github.com/caddy-edge/edge/internal/caddytest"
+	"github.com/caddy-edge/edge/internal/redistest"
 )
 
 // startFollowCache is startCache with a reverse_proxy that passes each
@@ -191,10 +192,24 @@ func leaderOf(t *testing.T, s *caddytest.Server, path string, first []byte) *htt
 func TestWaitersFollowTheBodyAsItArrives(t *testing.T) {
 	first, second := bytes.Repeat([]byte("first part "), 20000), bytes.Repeat([]byte("second part "), 20000)
 	whole := string(first) + string(second)
-	for _, tc := range []struct{ name, store string }{
-		{"memory", ""},
-		{"disk", "store disk {\n\tpath " + t.TempDir() + "\n}"},
-		{"tiered", "store tiered {\n\tmemory {\n\t\tmax_size 16MiB\n\t}\n\tdisk {\n\t\tpath " + t.TempDir() + "\n\t}\n}"},
+	for _, tc := range []struct {
+		name  string
+		store func(t *testing.T) string
+	}{
+		{"memory", func(*testing.T) string { return "" }},
+		{"disk", func(t *testing.T) string { return "store disk {\n\tpath " + t.TempDir() + "\n}" }},
+		{"tiered", func(t *testing.T) string {
+			return "store tiered {\n\tmemory {\n\t\tmax_size 16MiB\n\t}\n\tdisk {\n\t\tpath " + t.TempDir() + "\n\t}\n}"
+		}},
+		// The body is larger than a Redis chunk (256 KiB): the followers
+		// read its first chunk from Redis once it is sent, the rest from
+		// the writer.
+		{"redis", func(t *testing.T) string {
+			return "store redis {\n\taddress " + redistest.Start(t).Addr + "\n\ttimeout 2s\n}"
+		}},
+		{"tiered-redis", func(t *testing.T) string {
+			return "store tiered {\n\tmemory {\n\t\tmax_size 16MiB\n\t}\n\tredis {\n\t\taddress " + redistest.Start(t).Addr + "\n\t\ttimeout 2s\n\t}\n}"
+		}},
 	} {
 		for _, sized := range []bool{true, false} {
 			name, length := tc.name, strconv.Itoa(len(whole))
@@ -202,7 +217,7 @@ func TestWaitersFollowTheBodyAsItArrives(t *testing.T) {
 				name, length = tc.name+"/chunked", ""
 			}
 			t.Run(name, func(t *testing.T) {
-				testWaitersFollow(t, tc.store+"\n", first, second, sized, length)
+				testWaitersFollow(t, tc.store(t)+"\n", first, second, sized, length)
 			})
 		}
 	}

@@ -123,7 +123,7 @@ type Writer interface {
 }
 
 // Following is implemented by Writers whose body can be read while it is
-// still being written (the memory and disk stores): the requests that
+// still being written (the memory, disk and Redis stores): the requests that
 // wait for a fetch of the same key are then answered as the body arrives,
 // not once it is stored whole.
 type Following interface {

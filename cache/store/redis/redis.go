@@ -408,12 +408,23 @@ func (c *Client) metaKey(key string) string {
 }
 
 func (c *Client) chunkKeys(key string, gen uint64, n uint32) []string {
-	pre := c.chunkPre + "{" + hashTag(key) + "}" + strconv.FormatUint(gen, 16) + ":"
+	pre := c.chunkPrefix(key, gen)
 	ks := make([]string, n)
 	for i := range ks {
 		ks[i] = pre + strconv.Itoa(i)
 	}
 	return ks
+}
+
+// chunkKey names chunk i of the body of generation gen of key.
+func (c *Client) chunkKey(key string, gen uint64, i uint32) string {
+	return c.chunkPrefix(key, gen) + strconv.FormatUint(uint64(i), 10)
+}
+
+// chunkPrefix is what the names of the chunks of generation gen of key
+// start with.
+func (c *Client) chunkPrefix(key string, gen uint64) string {
+	return c.chunkPre + "{" + hashTag(key) + "}" + strconv.FormatUint(gen, 16) + ":"
 }
 
 // tagKey names the set of tag: the tag itself after its hash, as the key
@@ -599,12 +610,18 @@ func (c *Client) Put(ctx context.Context, key string, e *store.Entry) (store.Wri
 	return w, nil
 }
 
-// writer stores a body chunk by chunk.
+// writer stores a body chunk by chunk. Its methods are called from one
+// goroutine (the fetch's); followers (Follow) read the body from others:
+// the chunks sent from Redis, as a hit does, the rest from buf.
 type writer struct {
-	c      *Client
-	key    string
-	e      *store.Entry
-	gen    uint64
+	c   *Client
+	key string
+	e   *store.Entry
+	gen uint64
+
+	// mu guards the fields below against the followers. The writer's own
+	// goroutine reads them without it, and holds it to change them.
+	mu     sync.Mutex
 	buf    []byte // the bytes not yet sent: at most one chunk
 	sent   uint32 // chunks sent
 	size   int64
@@ -612,10 +629,18 @@ type writer struct {
 	large  bool  // the body passed MaxObjectSize
 	done   bool
 	failed bool
+	// gaveUp is set when the body will not be stored (large, a failed
+	// write, Abort, a Commit that stored nothing): followers stop there.
+	gaveUp bool
+	// committed is set once the entry is visible: followers read the
+	// body to its end.
+	committed bool
 }
 
 // Write implements store.Writer.
 func (w *writer) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	if w.done {
 		return 0, errors.New("redis store: write after Commit or Abort")
 	}
@@ -625,14 +650,14 @@ func (w *writer) Write(p []byte) (int, error) {
 	n := len(p)
 	w.size += int64(n)
 	if w.large || w.size > w.c.opts.MaxObjectSize {
-		w.large, w.buf = true, nil
+		w.large, w.gaveUp, w.buf = true, true, nil
 		return n, nil
 	}
 	for len(p) > 0 {
 		if len(w.buf) == w.c.chunk {
 			// A full chunk and more to come: the body is chunked.
-			if err := w.flush(); err != nil {
-				w.err = err
+			if err := w.flushLocked(); err != nil {
+				w.err, w.gaveUp = err, true
 				return n - len(p), err
 			}
 		}
@@ -646,8 +671,24 @@ func (w *writer) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-// flush sends the buffered bytes as the next chunk.
-func (w *writer) flush() error {
+// flushLocked sends the buffered bytes as the next chunk. Called with w.mu
+// held, which it lets go during the round trip: followers read the chunk
+// from buf meanwhile, and from Redis once it is counted in sent.
+func (w *writer) flushLocked() error {
+	buf, i := w.buf, w.sent
+	w.mu.Unlock()
+	err := w.send(buf, i)
+	w.mu.Lock()
+	if err != nil {
+		return err
+	}
+	w.sent++
+	w.buf = w.buf[:0]
+	return nil
+}
+
+// send stores buf as chunk i.
+func (w *writer) send(buf []byte, i uint32) error {
 	c := w.c
 	rc, err := c.client()
 	if err != nil {
@@ -657,8 +698,8 @@ func (w *writer) flush() error {
 	if !alive {
 		return errors.New("redis store: entry expired while being stored")
 	}
-	k := c.chunkKeys(w.key, w.gen, w.sent+1)[w.sent]
-	cmd := rc.B().Set().Key(k).Value(rueidis.BinaryString(w.buf))
+	k := c.chunkKey(w.key, w.gen, i)
+	cmd := rc.B().Set().Key(k).Value(rueidis.BinaryString(buf))
 	ctx, cancel := c.opCtx(context.Background())
 	defer cancel()
 	var res rueidis.RedisResult
@@ -670,8 +711,6 @@ func (w *writer) flush() error {
 	if err := res.Error(); err != nil {
 		return c.fail("storing a chunk", err)
 	}
-	w.sent++
-	w.buf = w.buf[:0]
 	return nil
 }
 
@@ -684,7 +723,9 @@ func (w *writer) Commit() error {
 		}
 		return nil
 	}
+	w.mu.Lock()
 	w.done = true
+	w.mu.Unlock()
 	c := w.c
 	defer c.release()
 	if w.err != nil {
@@ -711,7 +752,10 @@ func (w *writer) Commit() error {
 	if w.sent == 0 {
 		inline = w.buf
 	} else if len(w.buf) > 0 {
-		if err := w.flush(); err != nil {
+		w.mu.Lock()
+		err := w.flushLocked()
+		w.mu.Unlock()
+		if err != nil {
 			w.abort()
 			return err
 		}
@@ -736,8 +780,124 @@ func (w *writer) Commit() error {
 		w.abort()
 		return c.fail("storing an entry", err)
 	}
+	w.mu.Lock()
+	w.committed = true
+	w.mu.Unlock()
 	c.ok()
 	c.retireOld(w.key, old, w.gen)
+	return nil
+}
+
+// Follow implements store.Following: the follower reads the chunks sent
+// from Redis, as a hit does, and the rest from the writer's buffer.
+func (w *writer) Follow() (store.Follower, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.done || w.gaveUp {
+		return nil, false
+	}
+	// The follower reads chunks until Close, after the writer released
+	// the connection.
+	if !w.c.acquire() {
+		return nil, false
+	}
+	return &follower{w: w, curI: -1}, true
+}
+
+// Room implements store.Following.
+func (w *writer) Room() int64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.done || w.gaveUp {
+		return 0
+	}
+	return max(w.c.opts.MaxObjectSize-w.size, 0)
+}
+
+// follower reads a writer's body (store.Follower).
+type follower struct {
+	w *writer
+
+	mu     sync.Mutex // protects the fields below
+	cur    []byte     // the chunk last read from Redis
+	curI   int        // its index, -1 for none
+	closed bool
+}
+
+func (fl *follower) ReadAt(p []byte, off int64) (int, error) {
+	fl.mu.Lock()
+	defer fl.mu.Unlock()
+	if fl.closed {
+		return 0, errors.New("read from a closed follower")
+	}
+	w := fl.w
+	chunk := int64(w.c.chunk)
+	w.mu.Lock()
+	if w.gaveUp {
+		w.mu.Unlock()
+		return 0, store.ErrNotStored
+	}
+	if off >= w.size {
+		committed := w.committed
+		w.mu.Unlock()
+		if committed {
+			return 0, io.EOF
+		}
+		return 0, nil
+	}
+	end := w.size
+	if sent := int64(w.sent) * chunk; off >= sent {
+		n := copy(p, w.buf[off-sent:])
+		w.mu.Unlock()
+		return n, nil
+	}
+	w.mu.Unlock()
+	i := int(off / chunk)
+	if fl.curI != i {
+		v, err := fl.fetch(i)
+		if err != nil {
+			return 0, err
+		}
+		// Every chunk but the last is whole; the last ends the body.
+		if want := min(chunk, end-int64(i)*chunk); int64(len(v)) < want || int64(len(v)) > chunk {
+			w.c.errs.Add(1)
+			return 0, store.ErrNotStored
+		}
+		fl.cur, fl.curI = v, i
+	}
+	return copy(p, fl.cur[off-int64(i)*chunk:]), nil
+}
+
+// fetch reads chunk i from Redis. A chunk gone (evicted under maxmemory,
+// or unlinked by an Abort that raced the read) ends the reading as a body
+// given up does.
+func (fl *follower) fetch(i int) ([]byte, error) {
+	w := fl.w
+	c := w.c
+	rc, err := c.client()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := c.opCtx(context.Background())
+	defer cancel()
+	v, err := rc.Do(ctx, rc.B().Get().Key(c.chunkKey(w.key, w.gen, uint32(i))).Build()).AsBytes()
+	if rueidis.IsRedisNil(err) {
+		c.evictions.Add(1)
+		return nil, store.ErrNotStored
+	}
+	if err != nil {
+		return nil, c.fail("reading a chunk", err)
+	}
+	return v, nil
+}
+
+func (fl *follower) Close() error {
+	fl.mu.Lock()
+	defer fl.mu.Unlock()
+	if !fl.closed {
+		fl.closed, fl.cur = true, nil
+		fl.w.c.release()
+	}
 	return nil
 }
 
@@ -766,14 +926,18 @@ func (w *writer) Abort() {
 	if w.done {
 		return
 	}
+	w.mu.Lock()
 	w.done, w.failed = true, true
+	w.mu.Unlock()
 	w.abort()
 	w.c.release()
 }
 
-// abort deletes the chunks sent so far.
+// abort deletes the chunks sent so far; followers stop reading first.
 func (w *writer) abort() {
-	w.buf = nil
+	w.mu.Lock()
+	w.buf, w.gaveUp = nil, true
+	w.mu.Unlock()
 	if w.sent == 0 {
 		return
 	}
@@ -1383,9 +1547,11 @@ func (b *chunkBody) Close() error {
 
 // Interface guards
 var (
-	_ store.Store  = (*Client)(nil)
-	_ store.Writer = (*writer)(nil)
-	_ store.Body   = (*chunkBody)(nil)
+	_ store.Store     = (*Client)(nil)
+	_ store.Writer    = (*writer)(nil)
+	_ store.Following = (*writer)(nil)
+	_ store.Follower  = (*follower)(nil)
+	_ store.Body      = (*chunkBody)(nil)
 )
 
 // Connected reports whether the Client has connected once (it reconnects
