@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/caddy-edge/edge/internal/caddytest"
+	"github.com/caddy-edge/edge/internal/redistest"
 )
 
 // The body size and the concurrent clients of BenchmarkCollapsedLargeBody.
@@ -28,7 +29,9 @@ const collapsedSize, collapsedClients = 4 << 20, 100
 // (10s, the default) the waiting requests once waited for the whole body;
 // below it (100ms) each went to the origin on its own. The body comes with
 // a Content-Length (body=sized) or chunked (body=chunked), which waiting
-// requests did not follow before the fifteenth session.
+// requests did not follow before the fifteenth session, into the memory
+// store or a Redis store (store=redis), whose bodies they did not follow
+// before the eighteenth.
 //
 //	go test -run '^$' -bench CollapsedLargeBody -benchtime 5x ./cache/
 func BenchmarkCollapsedLargeBody(b *testing.B) {
@@ -53,21 +56,28 @@ func BenchmarkCollapsedLargeBody(b *testing.B) {
 		w.Write(half)
 	}))
 	b.Cleanup(o.Close)
-	for _, bt := range []struct{ body, query string }{{"sized", ""}, {"chunked", "?chunked=1"}} {
-		for _, timeout := range []string{"10s", "100ms"} {
-			b.Run("body="+bt.body+"/collapse_timeout="+timeout, func(b *testing.B) {
-				benchCollapsed(b, o.Listener.Addr().String(), timeout, bt.query, &originReqs)
-			})
+	for _, st := range []string{"memory", "redis"} {
+		for _, bt := range []struct{ body, query string }{{"sized", ""}, {"chunked", "?chunked=1"}} {
+			for _, timeout := range []string{"10s", "100ms"} {
+				b.Run("store="+st+"/body="+bt.body+"/collapse_timeout="+timeout, func(b *testing.B) {
+					storeCfg := ""
+					if st == "redis" {
+						storeCfg = "store redis {\n\t\t\taddress " + redistest.Start(b).Addr + "\n\t\t}"
+					}
+					benchCollapsed(b, o.Listener.Addr().String(), timeout, storeCfg, bt.query, &originReqs)
+				})
+			}
 		}
 	}
 }
 
-func benchCollapsed(b *testing.B, origin, timeout, query string, originReqs *atomic.Int64) {
+func benchCollapsed(b *testing.B, origin, timeout, storeCfg, query string, originReqs *atomic.Int64) {
 	b.Helper()
 	s := caddytest.Start(b, `
 http://localhost:{HTTP_PORT} {
 	http_cache {
 		collapse_timeout `+timeout+`
+		`+storeCfg+`
 	}
 	reverse_proxy `+origin+` {
 		flush_interval -1

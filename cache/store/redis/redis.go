@@ -55,6 +55,11 @@ const (
 	sweepEvery = time.Minute
 	// batch is the number of keys a purge handles per round trip.
 	batch = 500
+	// keptLimit bounds the memory a store's writers keep of the chunks
+	// they sent to Redis, for the requests that follow their bodies, until
+	// the body is stored and its followers are done: 64 MiB. Beyond it,
+	// followers read those chunks from Redis.
+	keptLimit = 64 << 20
 	// headLen is how much of a meta value a listing reads: metadata
 	// longer than this is read whole.
 	headLen = 16 << 10
@@ -128,6 +133,9 @@ type Client struct {
 	downErrs             atomic.Int64 // errors during the current outage
 
 	errs, evictions atomic.Int64
+	// kept is what the writers hold of the chunks they sent, for the
+	// requests that follow their bodies (at most keptLimit).
+	kept atomic.Int64
 
 	lmu       sync.Mutex // protects listeners and nextL
 	listeners map[int]func(keys []string)
@@ -612,7 +620,17 @@ func (c *Client) Put(ctx context.Context, key string, e *store.Entry) (store.Wri
 
 // writer stores a body chunk by chunk. Its methods are called from one
 // goroutine (the fetch's); followers (Follow) read the body from others:
-// the chunks sent from Redis, as a hit does, the rest from buf.
+// the rest from buf, the chunks sent from kept, or from Redis as a hit
+// does for those not kept (past keptLimit). Chunks are kept from the
+// first, whether followed or not: the requests that wait for the body
+// start following it once its header is in, and a chunk may be sent by
+// then; a hundred of them reading it from Redis at once would time out.
+//
+// Write never fails, as the disk store's: a Redis that fails makes Commit
+// fail, so that the response keeps streaming to its client. The followers
+// of a body whose every chunk is kept are not cut by such a failure
+// either: the body goes on into kept (within keptLimit), they read it to
+// its end, and nothing is stored.
 type writer struct {
 	c   *Client
 	key string
@@ -621,20 +639,29 @@ type writer struct {
 
 	// mu guards the fields below against the followers. The writer's own
 	// goroutine reads them without it, and holds it to change them.
-	mu     sync.Mutex
-	buf    []byte // the bytes not yet sent: at most one chunk
-	sent   uint32 // chunks sent
-	size   int64
-	err    error // the first write failure; Commit returns it
+	mu   sync.Mutex
+	buf  []byte // the bytes not sent yet: at most one chunk
+	sent uint32 // chunks out of buf: in Redis, kept, or both
+	size int64
+	// stored counts the chunks in Redis: sent, until a failure.
+	stored uint32
+	err    error // the first failure to store; Commit returns it
 	large  bool  // the body passed MaxObjectSize
 	done   bool
 	failed bool
-	// gaveUp is set when the body will not be stored (large, a failed
-	// write, Abort, a Commit that stored nothing): followers stop there.
+	// gaveUp is set when followers cannot read the whole body (larger
+	// than MaxObjectSize, Abort, a failure with chunks not kept):
+	// they stop there.
 	gaveUp bool
-	// committed is set once the entry is visible: followers read the
-	// body to its end.
-	committed bool
+	// complete is set once the body is whole: stored (Commit), or, not
+	// stored, held whole in kept and buf. Followers read it to its end.
+	complete bool
+	// kept[i] is chunk i (nil when not kept), kept while the writer runs
+	// or a follower reads, counted in Client.kept.
+	kept      [][]byte
+	nKept     uint32 // the chunks kept
+	keptBytes int64
+	readers   int // open followers
 }
 
 // Write implements store.Writer.
@@ -644,22 +671,21 @@ func (w *writer) Write(p []byte) (int, error) {
 	if w.done {
 		return 0, errors.New("redis store: write after Commit or Abort")
 	}
-	if w.err != nil {
-		return 0, w.err
-	}
 	n := len(p)
 	w.size += int64(n)
-	if w.large || w.size > w.c.opts.MaxObjectSize {
-		w.large, w.gaveUp, w.buf = true, true, nil
+	if w.gaveUp {
+		return n, nil
+	}
+	if w.size > w.c.opts.MaxObjectSize {
+		w.large = true
+		w.giveUpLocked()
 		return n, nil
 	}
 	for len(p) > 0 {
-		if len(w.buf) == w.c.chunk {
+		if len(w.buf) == w.c.chunk && !w.flushLocked() {
 			// A full chunk and more to come: the body is chunked.
-			if err := w.flushLocked(); err != nil {
-				w.err, w.gaveUp = err, true
-				return n - len(p), err
-			}
+			w.giveUpLocked()
+			return n, nil
 		}
 		if w.buf == nil {
 			w.buf = make([]byte, 0, w.c.chunk)
@@ -671,20 +697,70 @@ func (w *writer) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-// flushLocked sends the buffered bytes as the next chunk. Called with w.mu
-// held, which it lets go during the round trip: followers read the chunk
-// from buf meanwhile, and from Redis once it is counted in sent.
-func (w *writer) flushLocked() error {
+// flushLocked moves the buffered bytes out of buf, as the next chunk:
+// into Redis (until a failure), and into kept (within keptLimit).
+// It reports false when the chunk could go nowhere: Redis failed, and it
+// cannot be kept for followers who have every chunk before it. Called
+// with w.mu held, which it lets go during the round trip: followers read
+// the chunk from buf meanwhile.
+func (w *writer) flushLocked() bool {
 	buf, i := w.buf, w.sent
-	w.mu.Unlock()
-	err := w.send(buf, i)
-	w.mu.Lock()
-	if err != nil {
-		return err
+	if w.err == nil {
+		w.mu.Unlock()
+		err := w.send(buf, i)
+		w.mu.Lock()
+		if err == nil {
+			w.stored++
+		} else {
+			w.err = err
+		}
+	}
+	if (w.err == nil || w.nKept == i) && w.c.keep(int64(len(buf))) {
+		for len(w.kept) < int(i) {
+			w.kept = append(w.kept, nil)
+		}
+		w.kept = append(w.kept, buf)
+		w.nKept++
+		w.keptBytes += int64(len(buf))
+		w.sent++
+		w.buf = nil // the next Write takes a new one: followers read this
+		return true
+	}
+	if w.err != nil {
+		return false
 	}
 	w.sent++
 	w.buf = w.buf[:0]
-	return nil
+	return true
+}
+
+// giveUpLocked ends the followers' reading (ErrNotStored) and frees what
+// is kept for them. Called with w.mu held.
+func (w *writer) giveUpLocked() {
+	w.gaveUp, w.buf = true, nil
+	if w.keptBytes > 0 {
+		w.c.kept.Add(-w.keptBytes)
+		w.kept, w.keptBytes = nil, 0
+	}
+}
+
+// keep counts n more bytes of kept chunks, and reports whether they fit
+// under keptLimit; when they do not, nothing is counted.
+func (c *Client) keep(n int64) bool {
+	if c.kept.Add(n) > keptLimit {
+		c.kept.Add(-n)
+		return false
+	}
+	return true
+}
+
+// dropKeptLocked gives the kept chunks up once nobody reads them: the
+// writer is done and no follower is open. Called with w.mu held.
+func (w *writer) dropKeptLocked() {
+	if w.done && w.readers == 0 && w.keptBytes > 0 {
+		w.c.kept.Add(-w.keptBytes)
+		w.kept, w.keptBytes = nil, 0
+	}
 }
 
 // send stores buf as chunk i.
@@ -716,6 +792,8 @@ func (w *writer) send(buf []byte, i uint32) error {
 
 // Commit implements store.Writer: the last chunk, the tag sets and the
 // index are written, then the meta value that makes the entry visible.
+// When it stores nothing, the followers still read the body to its end
+// if it is whole in memory (unstored).
 func (w *writer) Commit() error {
 	if w.done {
 		if w.failed {
@@ -728,24 +806,28 @@ func (w *writer) Commit() error {
 	w.mu.Unlock()
 	c := w.c
 	defer c.release()
-	if w.err != nil {
-		w.abort()
-		return w.err
-	}
 	if w.large {
 		w.abort()
 		return store.ErrTooLarge
 	}
+	if w.gaveUp {
+		w.abort()
+		return w.err
+	}
+	if w.err != nil {
+		w.unstored()
+		return w.err
+	}
 	ms, alive := c.ttl(w.e.Expires)
 	if !alive {
-		w.abort() // it could never be served: nothing to store
+		w.unstored() // it could never be served: nothing to store
 		return nil
 	}
 	rc, err := c.client()
 	if err != nil {
 		// Redis is away: the response is not kept, which is no error of
 		// the request (it was counted).
-		w.abort()
+		w.unstored()
 		return nil
 	}
 	var inline []byte
@@ -753,11 +835,11 @@ func (w *writer) Commit() error {
 		inline = w.buf
 	} else if len(w.buf) > 0 {
 		w.mu.Lock()
-		err := w.flushLocked()
+		ok := w.flushLocked()
 		w.mu.Unlock()
-		if err != nil {
-			w.abort()
-			return err
+		if !ok || w.err != nil {
+			w.unstored()
+			return w.err
 		}
 	}
 	e := w.e
@@ -770,22 +852,38 @@ func (w *writer) Commit() error {
 	cmds := c.indexCmds(rc, w.key, e, ms)
 	for _, r := range rc.DoMulti(ctx, cmds...) {
 		if err := r.Error(); err != nil {
-			w.abort()
+			w.unstored()
 			return c.fail("indexing an entry", err)
 		}
 	}
 	val := encodeMeta(w.key, w.gen, w.sent, e, inline)
 	old, err := rc.Do(ctx, evalCmd(rc, scriptSetMeta, []string{c.metaKey(w.key)}, []string{rueidis.BinaryString(val), pxArg(ms)})).AsBytes()
 	if err != nil {
-		w.abort()
+		w.unstored()
 		return c.fail("storing an entry", err)
 	}
 	w.mu.Lock()
-	w.committed = true
+	w.complete = true
+	w.dropKeptLocked()
 	w.mu.Unlock()
 	c.ok()
 	c.retireOld(w.key, old, w.gen)
 	return nil
+}
+
+// unstored ends a body that is not stored: its followers read it to its
+// end when every chunk is kept (the rest is in buf), and are cut
+// otherwise; the chunks stored are deleted.
+func (w *writer) unstored() {
+	w.mu.Lock()
+	if w.nKept == w.sent {
+		w.complete = true
+		w.dropKeptLocked()
+	} else {
+		w.giveUpLocked()
+	}
+	w.mu.Unlock()
+	w.unlink()
 }
 
 // Follow implements store.Following: the follower reads the chunks sent
@@ -801,17 +899,25 @@ func (w *writer) Follow() (store.Follower, bool) {
 	if !w.c.acquire() {
 		return nil, false
 	}
+	w.readers++
 	return &follower{w: w, curI: -1}, true
 }
 
-// Room implements store.Following.
+// Room implements store.Following. Once Redis failed, the rest of a
+// followed body must fit in kept: what keptLimit leaves now, which other
+// writers may take first.
 func (w *writer) Room() int64 {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.done || w.gaveUp {
 		return 0
 	}
-	return max(w.c.opts.MaxObjectSize-w.size, 0)
+	room := max(w.c.opts.MaxObjectSize-w.size, 0)
+	if w.err != nil {
+		// Every byte of buf is kept when it is flushed.
+		room = min(room, max(keptLimit-w.c.kept.Load()-int64(len(w.buf)), 0))
+	}
+	return room
 }
 
 // follower reads a writer's body (store.Follower).
@@ -838,9 +944,9 @@ func (fl *follower) ReadAt(p []byte, off int64) (int, error) {
 		return 0, store.ErrNotStored
 	}
 	if off >= w.size {
-		committed := w.committed
+		complete := w.complete
 		w.mu.Unlock()
-		if committed {
+		if complete {
 			return 0, io.EOF
 		}
 		return 0, nil
@@ -851,8 +957,15 @@ func (fl *follower) ReadAt(p []byte, off int64) (int, error) {
 		w.mu.Unlock()
 		return n, nil
 	}
-	w.mu.Unlock()
 	i := int(off / chunk)
+	var kept []byte
+	if i < len(w.kept) {
+		kept = w.kept[i] // never written again
+	}
+	w.mu.Unlock()
+	if kept != nil {
+		return copy(p, kept[off-int64(i)*chunk:]), nil
+	}
 	if fl.curI != i {
 		v, err := fl.fetch(i)
 		if err != nil {
@@ -896,7 +1009,12 @@ func (fl *follower) Close() error {
 	defer fl.mu.Unlock()
 	if !fl.closed {
 		fl.closed, fl.cur = true, nil
-		fl.w.c.release()
+		w := fl.w
+		w.mu.Lock()
+		w.readers--
+		w.dropKeptLocked()
+		w.mu.Unlock()
+		w.c.release()
 	}
 	return nil
 }
@@ -933,12 +1051,18 @@ func (w *writer) Abort() {
 	w.c.release()
 }
 
-// abort deletes the chunks sent so far; followers stop reading first.
+// abort ends the followers' reading (ErrNotStored) and deletes the chunks
+// stored so far.
 func (w *writer) abort() {
 	w.mu.Lock()
-	w.buf, w.gaveUp = nil, true
+	w.giveUpLocked()
 	w.mu.Unlock()
-	if w.sent == 0 {
+	w.unlink()
+}
+
+// unlink deletes the chunks stored so far.
+func (w *writer) unlink() {
+	if w.stored == 0 {
 		return
 	}
 	rc, err := w.c.client()
@@ -947,7 +1071,7 @@ func (w *writer) abort() {
 	}
 	ctx, cancel := w.c.opCtx(context.Background())
 	defer cancel()
-	rc.Do(ctx, rc.B().Unlink().Key(w.c.chunkKeys(w.key, w.gen, w.sent)...).Build())
+	rc.Do(ctx, rc.B().Unlink().Key(w.c.chunkKeys(w.key, w.gen, w.stored)...).Build())
 }
 
 // Update implements store.Store: the metadata is replaced if the body it
