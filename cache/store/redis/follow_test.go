@@ -133,3 +133,35 @@ func TestFollowersReadABodyRedisFailedToStore(t *testing.T) {
 		t.Errorf("hit: %d bytes, %v", len(got), err)
 	}
 }
+
+// A follower reads a chunk that was not kept (past keptLimit) from Redis,
+// as a hit does: when it is gone there (evicted under maxmemory), the
+// follower is cut (ErrNotStored), never given other bytes.
+func TestFollowerOfAChunkGoneFromRedisIsCut(t *testing.T) {
+	srv := redistest.Start(t)
+	c := newTestClient(t, Options{ChunkSize: 1024}, srv.Addr)
+	body := bytes.Repeat([]byte("0123456789abcdef"), 640)
+	c.kept.Add(keptLimit) // the other writers' chunks
+	defer c.kept.Add(-keptLimit)
+	w, err := c.Put(context.Background(), "k", entry(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Abort()
+	if _, err := w.Write(body[:3000]); err != nil {
+		t.Fatal(err)
+	}
+	f, ok := w.(store.Following).Follow()
+	if !ok {
+		t.Fatal("Follow refused")
+	}
+	defer f.Close()
+	p := make([]byte, 100)
+	if n, err := f.ReadAt(p, 1500); err != nil || !bytes.Equal(p[:n], body[1500:1500+n]) || n == 0 {
+		t.Fatalf("ReadAt(1500) from Redis = %d, %v", n, err)
+	}
+	srv.Do("FLUSHALL")
+	if n, err := f.ReadAt(p, 100); !errors.Is(err, store.ErrNotStored) {
+		t.Errorf("ReadAt of a chunk gone from Redis = %d, %v; want %v", n, err, store.ErrNotStored)
+	}
+}
