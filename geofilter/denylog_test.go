@@ -57,7 +57,8 @@ http://localhost:{HTTP_PORT} {
 	}
 	get := func(s *caddytest.Server) (int, string) {
 		t.Helper()
-		resp, err := s.Client.Get(s.URL("/"))
+		req, _ := http.NewRequest(http.MethodGet, s.URL("/"), nil)
+		resp, err := do(t, s, req) // the second request comes after a reload
 		if err != nil {
 			t.Fatal(err)
 		}
