@@ -186,7 +186,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			for _, a := range args {
 				code, err := strconv.Atoi(a)
 				if err != nil || code < 200 || code > 599 || neverStored(code) {
-					return d.Errf("bad statuses code '%s': want a final status code 200-599 other than 206, 304 and 412, which are never stored", a)
+					return d.Errf("bad statuses code '%s': want a final status code 200-599 other than 206, 304, 412 and 414, which are never stored", a)
 				}
 				h.Statuses = append(h.Statuses, code)
 			}
@@ -268,7 +268,7 @@ func parseDefaultTTL(d *caddyfile.Dispenser, h *Handler, seen map[string]bool) e
 	for _, a := range statuses {
 		code, err := strconv.Atoi(a)
 		if err != nil || code < 200 || code > 599 || neverStored(code) {
-			return d.Errf("bad %s status '%s': want a final status code 200-599 other than 206, 304 and 412", opt, a)
+			return d.Errf("bad %s status '%s': want a final status code 200-599 other than 206, 304, 412 and 414", opt, a)
 		}
 		if _, dup := h.DefaultTTLByStatus[code]; dup {
 			return d.Errf("duplicate %s for status %d", opt, code)

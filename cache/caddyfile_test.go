@@ -109,6 +109,8 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"default_ttl 304", "http_cache {\n\tdefault_ttl 304 1m\n}", "bad default_ttl status '304'"},
 		// A 412 answers the request's preconditions, never stored.
 		{"default_ttl 412", "http_cache {\n\tdefault_ttl 412 1m\n}", "bad default_ttl status '412'"},
+		// A 414 answers the target's length, which the key may not hold.
+		{"statuses 414", "http_cache {\n\tstatuses 200 414\n}", "bad statuses code '414'"},
 		{"default_ttl status without duration", "http_cache {\n\tdefault_ttl 404\n}", "bad default_ttl '404'"},
 		{"default_ttl zero for a status", "http_cache {\n\tdefault_ttl 404 0s\n}", "must be positive"},
 		{"default_ttl missing", "http_cache {\n\tdefault_ttl\n}", "wrong argument count for http_cache option 'default_ttl'"},
@@ -180,6 +182,7 @@ func TestValidate(t *testing.T) {
 		{"status ttl zero", `{"default_ttl_by_status": {"404": 0}}`, "status 404 must be positive"},
 		{"status ttl 304", `{"default_ttl_by_status": {"304": 60000000000}}`, "a 304 is never stored"},
 		{"status ttl 412", `{"default_ttl_by_status": {"412": 60000000000}}`, "a 412 is never stored"},
+		{"status ttl 414", `{"default_ttl_by_status": {"414": 60000000000}}`, "a 414 is never stored"},
 		{"status ttl 1xx", `{"default_ttl_by_status": {"103": 60000000000}}`, "status 103: statuses are final"},
 		{"status ttl outside statuses", `{"statuses": [200], "default_ttl_by_status": {"404": 60000000000}}`, "not in statuses [200]"},
 		{"bad status", `{"statuses": [99]}`, "status 99"},

@@ -103,6 +103,12 @@ func TestClientCannotMarkKeyHitForMiss(t *testing.T) {
 		{"403-waf", []string{"User-Agent", "sqlmap/1.7"}, "default_ttl 1m"},
 		{"429-rate-limited", []string{"X-Client", "noisy"}, "default_ttl 1m"},
 		{"406-accept", []string{"Accept", "application/x-nothing"}, "default_ttl 1m"},
+		// An origin that answers a request with a session cookie, any
+		// session cookie, as personal (many CMSs), or clears a cookie it
+		// does not know.
+		{"cookie/private", []string{"Cookie", "session=junk"}, "default_ttl 1m"},
+		{"cookie/set-cookie", []string{"Cookie", "stale=1"}, "default_ttl 1m"},
+		{"authorization/no-store", []string{"Authorization", "Bearer junk"}, "default_ttl 1m"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -121,6 +127,18 @@ func TestClientCannotMarkKeyHitForMiss(t *testing.T) {
 					return
 				case r.Header.Get("Accept") == "application/x-nothing":
 					http.Error(w, "not acceptable", http.StatusNotAcceptable)
+					return
+				case r.Header.Get("Cookie") == "session=junk":
+					w.Header().Set("Cache-Control", "private")
+					io.WriteString(w, "page")
+					return
+				case r.Header.Get("Cookie") == "stale=1":
+					w.Header().Set("Set-Cookie", "stale=; Max-Age=0")
+					io.WriteString(w, "page")
+					return
+				case r.Header.Get("Authorization") == "Bearer junk":
+					w.Header().Set("Cache-Control", "no-store")
+					io.WriteString(w, "page")
 					return
 				}
 				mu.Lock()
@@ -282,4 +300,118 @@ http://localhost:{HTTP_PORT} {
 	// A slot is free again: the next stale request refreshes its key.
 	expect(t, "stale after the refreshes", get(t, s, fmt.Sprintf("/s%d", objects-1)), 200, "v", "stale", "detail=stale-while-revalidate")
 	waitFor(t, "a refresh once slots are free", func() bool { return refreshes.Load() == cache.MaxHandlerBackgroundFetches+1 })
+}
+
+// CPDoS by a long unkeyed query. An origin refuses a request target past
+// its limit with 414 (nginx at 8 KiB, Apache and Go's server too), a
+// status cacheable by default (RFC 9110 §15.1), which default_ttl then
+// stores. The default key holds the whole target, so a 414 only ever
+// answered the URL that caused it; but a parameter that
+// ignore_query_params drops, or a key template without the query, makes
+// the 414 of /page?utm_x=<9 KiB> the entry of /page, for every client.
+func TestLongUnkeyedQueryDoesNotPoisonTheKey(t *testing.T) {
+	cases := []struct{ name, opts string }{
+		{"ignore_query_params", "default_ttl 1m\nignore_query_params utm_*"},
+		{"key-without-query", "default_ttl 1m\nkey {http.request.host}{http.request.uri.path}"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+				if len(r.RequestURI) > 8192 {
+					http.Error(w, "URI too long", http.StatusRequestURITooLong)
+					return
+				}
+				io.WriteString(w, "page")
+			})
+			s := startCache(t, o, tc.opts)
+			r := get(t, s, "/page?utm_x="+strings.Repeat("a", 9000))
+			if r.status != http.StatusRequestURITooLong {
+				t.Fatalf("attacker: %d %q, want the origin's 414", r.status, r.body)
+			}
+			expect(t, "victim", get(t, s, "/page"), 200, "page", "")
+		})
+	}
+}
+
+// A client cannot make a key hit-for-miss with a Range the cache does not
+// see: Apache httpd honours the legacy Request-Range field as Range, and
+// answers the cache's GET with 206, which answers that client's request,
+// not the URL.
+func TestRequestRangeDoesNotMarkKeyHitForMiss(t *testing.T) {
+	var waiting atomic.Bool
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		if rr := r.Header.Get("Request-Range"); rr != "" && r.Header.Get("Range") == "" {
+			r.Header.Set("Range", rr) // as Apache's byterange filter
+		}
+		if waiting.Load() {
+			deadline := time.Now().Add(5 * time.Second)
+			for cache.Waiting() < 4 && time.Now().Before(deadline) {
+				time.Sleep(time.Millisecond)
+			}
+		}
+		w.Header().Set("Cache-Control", "max-age=600")
+		http.ServeContent(w, r, "", time.Time{}, strings.NewReader("page"))
+	})
+	s := startCache(t, o, "")
+	r := get(t, s, "/page", "Request-Range", "bytes=0-0")
+	if r.status != http.StatusPartialContent {
+		t.Fatalf("attacker: %d %q, want the origin's 206", r.status, r.body)
+	}
+	before := o.n.Load()
+	waiting.Store(true)
+	rs := getAll(t, s, "/page", 5)
+	for i, r := range rs {
+		if r.status != 200 || r.body != "page" {
+			t.Errorf("victim %d: %d %q", i, r.status, r.body)
+		}
+	}
+	if d := o.n.Load() - before; d != 1 {
+		t.Errorf("5 concurrent victims after one Request-Range made %d origin requests, want 1 (collapsed); Cache-Status %q", d, rs[0].cs())
+	}
+}
+
+// Many origins redirect a URL with tracking parameters to the URL without
+// them. With those parameters in ignore_query_params, the redirect of
+// /page?utm_source=x is stored under the key of /page, the URL it points
+// to: every client of /page is then sent to /page, by the stored
+// redirect, for ever (a redirect loop). A redirect to its own key is
+// never stored.
+func TestRedirectToItsOwnKeyNotStored(t *testing.T) {
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(r.URL.RawQuery, "utm_") {
+			w.Header().Set("Cache-Control", "max-age=3600")
+			http.Redirect(w, r, r.URL.Path, http.StatusMovedPermanently)
+			return
+		}
+		io.WriteString(w, "page")
+	})
+	s := startCache(t, o, "ignore_query_params utm_*")
+	r := get(t, s, "/page?utm_source=newsletter")
+	if r.status != http.StatusMovedPermanently || r.header.Get("Location") != "/page" {
+		t.Fatalf("visitor from the newsletter: %d, Location %q; want the origin's 301 to /page", r.status, r.header.Get("Location"))
+	}
+	expect(t, "visitor of /page", get(t, s, "/page"), 200, "page", "")
+
+	// The key holds the Host in lower case; an origin that sends a Host
+	// in another case to its canonical name is answered the same.
+	o.set(func(w http.ResponseWriter, r *http.Request) {
+		if r.Host != strings.ToLower(r.Host) {
+			w.Header().Set("Cache-Control", "max-age=3600")
+			http.Redirect(w, r, "http://"+strings.ToLower(r.Host)+r.URL.Path, http.StatusMovedPermanently)
+			return
+		}
+		io.WriteString(w, "page")
+	})
+	u, err := url.Parse(s.URL("/other"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("tcp", u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "GET /other HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", strings.ToUpper(u.Host))
+	io.Copy(io.Discard, c)
+	expect(t, "visitor of /other", get(t, s, "/other"), 200, "page", "")
 }

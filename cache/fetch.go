@@ -175,6 +175,8 @@ func (f *fetch) exchange(w http.ResponseWriter) (x exchange) {
 			x.outcome = outcomeUncacheable
 			if reason == detailValidatorMismatch {
 				x.outcome = outcomeFailed
+			} else if policy.HasCredentials(f.r.Header) {
+				x.outcome = outcomeCredentialed // see freshen
 			}
 		} else if x.updateErr == nil {
 			x.outcome = outcomeStored
@@ -352,7 +354,15 @@ func (f *fetch) freshen(fw *fetchWriter) (*store.Entry, error) {
 	// make it unstorable for a shared cache (private, no-store), it must
 	// not be served again: remove it. Judged on the response alone, not on
 	// this request's credentials, which the stored body does not reflect.
+	// But a 304 to a revalidation that carried the client's Cookie or
+	// Authorization may say private or no-store of those (many origins
+	// answer any session cookie so): it then answers that client only,
+	// and the stored response stays, or any client could remove any
+	// stored response with a junk cookie.
 	if ok, reason := policy.Storable(http.MethodGet, nil, e.Status, hdr, h.opts); !ok {
+		if policy.HasCredentials(f.r.Header) {
+			return e, notStorable(reason)
+		}
 		if err := h.Store.Delete(f.r.Context(), f.lk.key); err != nil && !errors.Is(err, store.ErrNotFound) {
 			h.storeFailed("removing a response a 304 made unstorable", err, zap.String("key", f.lk.key))
 		}
@@ -814,6 +824,14 @@ func (fw *fetchWriter) decideStore(status int) {
 		fw.reason = detailPreconditionFailed
 		return
 	}
+	if status == http.StatusRequestURITooLong {
+		// The answer to the length of the request target, whose
+		// ignored parameters (or a key template without the query) the
+		// key does not hold: stored, one client's long query would be
+		// the 414 of every client of the key.
+		fw.reason = detailURITooLong
+		return
+	}
 	var ok bool
 	var reason policy.Reason
 	if f.post {
@@ -827,6 +845,10 @@ func (fw *fetchWriter) decideStore(status int) {
 	}
 	if fw.watch.composed(fw.header) && !policy.ExplicitFreshness(fw.header) {
 		fw.reason = detailComposed
+		return
+	}
+	if fw.redirectsToItsKey(status) {
+		fw.reason = detailSelfRedirect
 		return
 	}
 	size, tooBig := fw.declaredSize()
@@ -882,6 +904,26 @@ func (fw *fetchWriter) decideStore(status int) {
 			fw.startFollowing(fsw)
 		}
 	}
+}
+
+// redirectsToItsKey tells whether a response with status is a redirect
+// whose Location has the request's own key: one to the URL without the
+// parameters that ignore_query_params drops (many origins send a URL with
+// tracking parameters to the URL without them). Stored, it would send
+// every client of that URL to the URL, and so to itself, for as long as
+// it is fresh.
+func (fw *fetchWriter) redirectsToItsKey(status int) bool {
+	loc := fw.header["Location"]
+	if status < 300 || status > 399 || len(loc) != 1 {
+		return false
+	}
+	base := effectiveURI(fw.f.r)
+	u, err := base.Parse(loc[0])
+	if err != nil || u.Host == "" {
+		return false
+	}
+	u.Fragment, u.RawFragment = "", ""
+	return sameURL(fw.f.lk.pkey, fw.f.h.keys.keyForURL(u))
 }
 
 // addDate gives a response header without a Date the time the response
@@ -1153,16 +1195,28 @@ func (fw *fetchWriter) unstoredOutcome() outcome {
 		return outcomeFailed
 	}
 	// Nor a 4xx that is not cacheable by default (400, 403, 406, 412,
-	// 429, 431, ...): it answers this request (its fields, its client,
-	// its precondition), not the URL, and any client could otherwise
-	// make a key hit-for-miss at will.
-	if fw.status >= 400 && !policy.CacheableByDefault(fw.status) {
+	// 429, 431, ...), a 414, a 206 or a redirect to its own key: it
+	// answers this request (its fields, its client, its precondition,
+	// its target's length, a Range the origin read from a field the
+	// cache does not know, such as Apache's Request-Range, its ignored
+	// parameters), not the URL, and any client could otherwise make a
+	// key hit-for-miss at will.
+	if (fw.status >= 400 && !policy.CacheableByDefault(fw.status)) || answersTheRequest(fw.status) || fw.status == http.StatusPartialContent ||
+		fw.reason == detailSelfRedirect {
 		return outcomeFailed
 	}
-	// Not stored only because of the request's Cookie or Authorization:
-	// hit-for-miss for credentialed requests only.
-	if fw.reason == string(policy.ReasonCredentials) || fw.reason == string(policy.ReasonAuthorization) {
+	// Not stored only because of the request's Cookie or Authorization,
+	// or for what the origin may say of a request with them only (it
+	// answers any session cookie with private or no-store, clears a
+	// cookie it does not know with Set-Cookie): hit-for-miss for
+	// credentialed requests only, as any client can send them.
+	switch policy.Reason(fw.reason) {
+	case policy.ReasonCredentials, policy.ReasonAuthorization:
 		return outcomeCredentialed
+	case policy.ReasonPrivate, policy.ReasonNoStore, policy.ReasonSetCookie:
+		if policy.HasCredentials(fw.f.r.Header) {
+			return outcomeCredentialed
+		}
 	}
 	return outcomeUncacheable
 }

@@ -102,7 +102,7 @@ type Handler struct {
 	// here may be stored without explicit freshness, as if cacheable by
 	// default (RFC 9110 §15.1), so that a 302 can be given a lifetime too;
 	// the origin's no-store, private and explicit lifetimes still win.
-	// Statuses 200-599 but 206, 304 and 412, which are never stored;
+	// Statuses 200-599 but 206, 304, 412 and 414, which are never stored;
 	// with statuses, only statuses listed there. Default: none.
 	DefaultTTLByStatus map[int]caddy.Duration `json:"default_ttl_by_status,omitempty"`
 
@@ -413,7 +413,7 @@ func (h *Handler) Validate() error {
 			return fmt.Errorf("status %d cannot be stored: statuses are final status codes 200-599", s)
 		}
 		if neverStored(s) {
-			return fmt.Errorf("statuses: a %d is never stored (it is part of a response, only freshens a stored one, or answers the request's preconditions)", s)
+			return fmt.Errorf("statuses: a %d is never stored (it is part of a response, only freshens a stored one, or answers the request's preconditions or the length of its target)", s)
 		}
 	}
 	if err := validateVary(h.Vary); err != nil {
@@ -469,7 +469,7 @@ func (h *Handler) validateDurations() error {
 		case status < 200 || status > 599:
 			return fmt.Errorf("default_ttl for status %d: statuses are final status codes 200-599", status)
 		case neverStored(status):
-			return fmt.Errorf("default_ttl for status %d: a %d is never stored (it is part of a response, only freshens a stored one, or answers the request's preconditions)", status, status)
+			return fmt.Errorf("default_ttl for status %d: a %d is never stored (it is part of a response, only freshens a stored one, or answers the request's preconditions or the length of its target)", status, status)
 		case d <= 0:
 			return fmt.Errorf("default_ttl for status %d must be positive", status)
 		case h.MaxTTL > 0 && d > h.MaxTTL:
@@ -483,10 +483,21 @@ func (h *Handler) validateDurations() error {
 
 // neverStored tells whether a response with status is never stored
 // whatever the options: a 206 (part of a response), a 304 (it freshens
-// a stored one) and a 412 (the answer to the request's If-Match or
-// If-Unmodified-Since, see fetchWriter.decideStore).
+// a stored one), a 412 (the answer to the request's If-Match or
+// If-Unmodified-Since) and a 414 (the answer to the request target's
+// length, which the key may not hold whole; see fetchWriter.decideStore).
 func neverStored(status int) bool {
-	return status == http.StatusPartialContent || status == http.StatusNotModified || status == http.StatusPreconditionFailed
+	return status == http.StatusPartialContent || status == http.StatusNotModified || answersTheRequest(status)
+}
+
+// answersTheRequest tells whether a final status answers something of the
+// request that its key may not hold, rather than the resource: a 412 (its
+// If-Match or If-Unmodified-Since, which the origin evaluates) or a 414
+// (the length of its target, which ignore_query_params or a key template
+// may leave out of the key). Such a response is never stored, and does
+// not make its key hit-for-miss: any client could send it.
+func answersTheRequest(status int) bool {
+	return status == http.StatusPreconditionFailed || status == http.StatusRequestURITooLong
 }
 
 // perRequestStatus tells whether a 4xx status usually answers the

@@ -36,6 +36,16 @@ import (
 // primary key and every key that starts with primary + varySep: all its
 // variants.
 //
+// A request whose Host has upper case has it as sent after the URL
+// (varySep, hostMark, the Host), one that arrived on another port than
+// its Host names the name of the server it arrived at (varySep, serverMark,
+// the name; see otherServer), one whose trusted proxy gives it another
+// scheme than its connection's that scheme (varySep, protoMark, the
+// scheme; see forwardedProto), and a request rewritten before the cache
+// the rewritten path and query (varySep, rewriteMark, the URI), in that
+// order: all are then in the group of the URL, which a purge of it
+// removes.
+//
 // HEAD requests are answered from the stored GET response, so the method is
 // not part of the key.
 
@@ -253,8 +263,49 @@ func (k *keyer) key(r *http.Request) string {
 		scheme = "https"
 	}
 	orig, ok := originalRequest(r)
-	if !ok || (orig.URL.Path == r.URL.Path && orig.URL.RawPath == r.URL.RawPath && orig.URL.RawQuery == r.URL.RawQuery) {
+	rewritten := ok && (orig.URL.Path != r.URL.Path || orig.URL.RawPath != r.URL.RawPath || orig.URL.RawQuery != r.URL.RawQuery)
+	srv, proto, upper := otherServer(r, scheme), forwardedProto(r, scheme), hasUpper(r.Host)
+	if !rewritten && srv == "" && proto == "" && !upper {
 		return k.defaultKey(scheme, r.Host, r.URL.EscapedPath(), r.URL.RawQuery)
+	}
+	u := r.URL
+	if rewritten {
+		u = orig.URL
+	}
+	var b strings.Builder
+	b.WriteString(k.defaultKey(scheme, r.Host, u.EscapedPath(), u.RawQuery))
+	if upper {
+		// The origin gets the Host as sent, and may answer another case
+		// otherwise (Go's ServeMux matches host patterns as written).
+		// Browsers send it in lower case.
+		b.WriteString(varySep)
+		b.WriteString(hostMark)
+		writeKeyEscaped(&b, r.Host, 0, false)
+	}
+	if srv != "" {
+		// Caddy picks the server by the port a request arrived on, and
+		// the site by the Host's name, not its port: a Host that names
+		// another port than the one it came to (a client's choice, or a
+		// proxy's port mapping) is answered by this server's routes,
+		// which may have another origin than those of the server of the
+		// port the Host names. Kept after varySep, so that a purge of
+		// the URL takes it too.
+		b.WriteString(varySep)
+		b.WriteString(serverMark)
+		writeKeyEscaped(&b, srv, 0, false)
+	}
+	if proto != "" {
+		// The client's scheme, as a proxy that Caddy trusts says and
+		// reverse_proxy tells the origin, is not that of the proxy's
+		// connection (a balancer that forwards its HTTP and its HTTPS
+		// listener to one port): an origin that redirects HTTP to HTTPS
+		// answers the two apart.
+		b.WriteString(varySep)
+		b.WriteString(protoMark)
+		writeKeyEscaped(&b, proto, 0, false)
+	}
+	if !rewritten {
+		return b.String()
 	}
 	// Rewritten before the cache (handle_path, uri, rewrite): the URL the
 	// client requested says which route, and so which origin, answers;
@@ -263,8 +314,6 @@ func (k *keyer) key(r *http.Request) string {
 	// /a/x and /b/x to one /x, and a rewrite by country sends one URL to
 	// two. The rewritten URI goes after varySep, so that a purge or an
 	// invalidation of the URL as clients request it takes it too.
-	var b strings.Builder
-	b.WriteString(k.defaultKey(scheme, r.Host, orig.URL.EscapedPath(), orig.URL.RawQuery))
 	b.WriteString(varySep)
 	b.WriteString(rewriteMark)
 	b.WriteString(k.pathQuery(r.URL.EscapedPath(), r.URL.RawQuery))
@@ -277,6 +326,86 @@ func originalRequest(r *http.Request) (orig http.Request, ok bool) {
 	orig, ok = r.Context().Value(caddyhttp.OriginalRequestCtxKey).(http.Request)
 	return orig, ok && orig.URL != nil
 }
+
+// otherServer returns the name of the server r arrived at when it came to
+// another port than its Host names (the scheme's default when it names
+// none), "" when they agree or the port is not known. The server, not
+// the port: a fleet whose nodes listen on different ports behind one name
+// keeps sharing a store, and the ports of one server answer alike.
+func otherServer(r *http.Request, scheme string) string {
+	var local int
+	switch a := r.Context().Value(http.LocalAddrContextKey).(type) {
+	case *net.TCPAddr:
+		local = a.Port
+	case *net.UDPAddr: // HTTP/3
+		local = a.Port
+	default:
+		return ""
+	}
+	hostPort := "80"
+	if scheme == "https" {
+		hostPort = "443"
+	}
+	if i := strings.LastIndexByte(r.Host, ':'); i >= 0 && !strings.Contains(r.Host[i:], "]") {
+		hostPort = r.Host[i+1:]
+	}
+	if p, err := strconv.Atoi(hostPort); err == nil && p == local {
+		return ""
+	}
+	srv, ok := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server)
+	if !ok || srv == nil {
+		return ""
+	}
+	return srv.Name()
+}
+
+// forwardedProto returns the scheme that the X-Forwarded-Proto of a proxy
+// Caddy trusts (its server's trusted_proxies) gives r, as sent, when it
+// is not scheme, that of r's connection; "" otherwise. It is the last
+// value, which reverse_proxy passes on to the origin as it is; a client
+// that is not trusted has its X-Forwarded-Proto replaced there.
+func forwardedProto(r *http.Request, scheme string) string {
+	vals := r.Header["X-Forwarded-Proto"]
+	if len(vals) == 0 {
+		return ""
+	}
+	if trusted, _ := caddyhttp.GetVar(r.Context(), caddyhttp.TrustedProxyVarKey).(bool); !trusted {
+		return ""
+	}
+	v := vals[len(vals)-1]
+	if v == "" || v == scheme {
+		return ""
+	}
+	return v
+}
+
+// hasUpper tells whether s has an upper-case ASCII letter.
+func hasUpper(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if 'A' <= s[i] && s[i] <= 'Z' {
+			return true
+		}
+	}
+	return false
+}
+
+// hostMark starts the part of a primary key that holds the Host as sent,
+// after varySep, when it has upper case (the URL has it in lower case).
+// No secondary key starts with it: "[" is not in a field name.
+const hostMark = "["
+
+// protoMark starts the part of a primary key that holds the scheme a
+// trusted proxy gives a request (see forwardedProto), after varySep and
+// any serverMark part. No secondary key starts with it: ":" is not in a
+// field name.
+const protoMark = ":"
+
+// serverMark starts the part of a primary key that names the server a
+// request arrived at, after varySep, when its Host names another port
+// (see otherServer). No secondary key starts with it: "@" is not in a
+// field name (a token), and it is neither "{" (a placeholder) nor
+// rewriteMark.
+const serverMark = "@"
 
 // rewriteMark starts the part of a rewritten request's primary key that
 // holds the rewritten path and query, after varySep. No secondary key

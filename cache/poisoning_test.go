@@ -212,3 +212,110 @@ func TestKeyTemplatePathEncodedSlash(t *testing.T) {
 	expect(t, "attacker", rawGet(t, s, "/x%2Fy"), 404, "not found", "")
 	expect(t, "victim", rawGet(t, s, "/x/y"), 200, "page", "")
 }
+
+// The default key names the site by the request's Host, but Caddy picks
+// the site by the port the request arrived on and the Host's name only:
+// its host matcher ignores the Host's port. With two sites of one name on
+// two ports (an admin or staging app on another port, or a catch-all
+// ":port" site), both caching in the default store, which every site
+// shares, a client that sends the other port's site a Host naming the
+// first one's port stores the other site's response under the first
+// one's key, for every client of the first site.
+func TestOtherPortsSiteCannotFillTheKey(t *testing.T) {
+	for _, other := range []string{"http://localhost:%d", "http://:%d"} {
+		t.Run(strings.TrimSuffix(other, "%d"), func(t *testing.T) {
+			a := newOrigin(t, serve("site a", "Cache-Control", "max-age=600"))
+			b := newOrigin(t, serve("site b", "Cache-Control", "max-age=600"))
+			port := caddytest.FreePort(t)
+			s := caddytest.Start(t, `
+http://localhost:{HTTP_PORT} {
+	http_cache
+	reverse_proxy `+a.addr()+`
+}
+`+fmt.Sprintf(other, port)+` {
+	http_cache
+	reverse_proxy `+b.addr()+`
+}
+`)
+			req, err := http.NewRequest(http.MethodGet, fmt.Sprintf("http://localhost:%d/page", port), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Host = fmt.Sprintf("localhost:%d", s.HTTPPort) // the first site's
+			resp, err := s.Client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if string(body) != "site b" {
+				t.Fatalf("attacker on the other port: %d %q, want the other site's answer", resp.StatusCode, body)
+			}
+			expect(t, "victim of the first site", get(t, s, "/page"), 200, "site a", "")
+		})
+	}
+}
+
+// Behind a load balancer that Caddy trusts (trusted_proxies) and that
+// forwards both its HTTP and its HTTPS listener to one Caddy port (as an
+// AWS ALB does), the client's scheme is the balancer's X-Forwarded-Proto,
+// which reverse_proxy passes on to the origin; the default key took the
+// scheme of the balancer's connection to Caddy, the same for both. An
+// origin that redirects plain HTTP to HTTPS (Django's SECURE_SSL_REDIRECT,
+// Rails' force_ssl) then has that redirect, stored for the first
+// visitor over HTTP, served to every HTTPS visitor: a redirect loop.
+func TestForwardedProtoOfATrustedProxyIsKeyed(t *testing.T) {
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=600")
+		if r.Header.Get("X-Forwarded-Proto") != "https" {
+			http.Redirect(w, r, "https://"+r.Host+r.URL.RequestURI(), http.StatusMovedPermanently)
+			return
+		}
+		io.WriteString(w, "page")
+	})
+	s := caddytest.Start(t, caddytest.Global("\tservers {\n\t\ttrusted_proxies static 127.0.0.1/8 ::1\n\t}\n")+`
+http://localhost:{HTTP_PORT} {
+	http_cache
+	reverse_proxy `+o.addr()+`
+}
+`)
+	expect(t, "a visitor over HTTP", get(t, s, "/page", "X-Forwarded-Proto", "http"), 301, "*", "")
+	expect(t, "a visitor over HTTPS", get(t, s, "/page", "X-Forwarded-Proto", "https"), 200, "page", "")
+	expect(t, "another visitor over HTTPS", get(t, s, "/page", "X-Forwarded-Proto", "https"), 200, "page", "", "hit")
+}
+
+// The key holds the Host in lower case, but the origin gets it as the
+// client sent it, and may answer another case otherwise: Go's ServeMux
+// matches a host pattern as written, so "EXAMPLE.COM" finds no site there
+// (404, cacheable by default, stored with default_ttl). Browsers send
+// the Host in lower case; one client that does not stored the 404 for
+// all of them.
+func TestHostInCapitalsDoesNotFillTheKey(t *testing.T) {
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.Host != strings.ToLower(r.Host) {
+			http.NotFound(w, r)
+			return
+		}
+		io.WriteString(w, "page")
+	})
+	s := startCache(t, o, "default_ttl 1m")
+	u, err := url.Parse(s.URL("/page"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("tcp", u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "GET /page HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", strings.ToUpper(u.Host))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("client with a Host in capitals: %d, want the origin's 404", resp.StatusCode)
+	}
+	expect(t, "browser", get(t, s, "/page"), 200, "page", "")
+}

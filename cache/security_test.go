@@ -177,3 +177,36 @@ http://localhost:{HTTP_PORT} {
 		t.Errorf("origin got %d requests, want 1", n)
 	}
 }
+
+// A 304 that says private or no-store to a revalidation that carried the
+// client's Cookie or Authorization may say it of those credentials only:
+// many origins answer any session cookie so. It must not remove the
+// stored response that every other client shares: any client could
+// otherwise purge any URL at will (a junk cookie and Cache-Control:
+// no-cache), and make it hit-for-miss for everyone.
+func TestCredentialedNotModifiedPrivateKeepsStored(t *testing.T) {
+	for _, cred := range [][]string{{"Cookie", "session=junk"}, {"Authorization", "Bearer junk"}} {
+		t.Run(cred[0], func(t *testing.T) {
+			o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Etag", `"a"`)
+				w.Header().Set("Cache-Control", "public, max-age=600")
+				if r.Header.Get(cred[0]) != "" {
+					w.Header().Set("Cache-Control", "private")
+				}
+				if r.Header.Get("If-None-Match") == `"a"` {
+					w.WriteHeader(http.StatusNotModified)
+					return
+				}
+				io.WriteString(w, "v1")
+			})
+			s := startCache(t, o, "")
+			expect(t, "fill", get(t, s, "/p"), 200, "v1", "miss", "stored")
+			expect(t, "credentialed revalidation", get(t, s, "/p", append([]string{"Cache-Control", "no-cache"}, cred...)...), 200, "v1", "")
+			before := o.n.Load()
+			expect(t, "victim", get(t, s, "/p"), 200, "v1", "hit")
+			if n := o.n.Load() - before; n != 0 {
+				t.Errorf("the victim's request reached the origin (%d requests): the stored response was removed", n)
+			}
+		})
+	}
+}

@@ -238,6 +238,15 @@ const detailRequestBody = "request-body"
 // stored: it answers the request's precondition, not its URL.
 const detailPreconditionFailed = "precondition-failed"
 
+// detailSelfRedirect is the detail of a redirect to its own key, never
+// stored (see fetchWriter.redirectsToItsKey).
+const detailSelfRedirect = "self-redirect"
+
+// detailURITooLong is the detail of a 414 from the origin, never stored:
+// it answers the length of the request target, which the key may not
+// hold whole (ignore_query_params, a key template).
+const detailURITooLong = "uri-too-long"
+
 // detailValidatorMismatch is the detail of a revalidation answered with a
 // 304 whose validator is not the stored response's (RFC 9111 §4.3.4).
 const detailValidatorMismatch = "validator-mismatch"
