@@ -415,3 +415,34 @@ func TestRedirectToItsOwnKeyNotStored(t *testing.T) {
 	io.Copy(io.Discard, c)
 	expect(t, "visitor of /other", get(t, s, "/other"), 200, "page", "")
 }
+
+// A stale-while-revalidate hit for a request that says no-store starts no
+// refresh: the refresh could store nothing, and its outcome would make the
+// key hit-for-miss for every client, whose requests would then no longer
+// collapse. The next request without it refreshes the key.
+func TestNoStoreRequestStartsNoRefresh(t *testing.T) {
+	var n atomic.Int64
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		n.Add(1)
+		w.Header().Set("Cache-Control", "max-age=1, stale-while-revalidate=3600")
+		w.Header().Set("Age", "10") // stale on arrival
+		io.WriteString(w, "v")
+	})
+	s := startCache(t, o, "")
+	expect(t, "miss", get(t, s, "/k"), 200, "v", "")
+	expect(t, "stale, no-store", get(t, s, "/k", "Cache-Control", "no-store"), 200, "v", "stale", "detail=stale-while-revalidate")
+	waitFor(t, "no fetch in flight", func() bool { return cache.Flights() == 0 })
+	if got := n.Load(); got != 1 {
+		t.Errorf("origin got %d requests after a no-store request's stale hit, want 1 (no refresh)", got)
+	}
+	expect(t, "stale", get(t, s, "/k"), 200, "v", "stale", "detail=stale-while-revalidate")
+	waitFor(t, "the refresh", func() bool { return n.Load() == 2 })
+	waitFor(t, "no fetch in flight", func() bool { return cache.Flights() == 0 })
+	// The key collapses again: the refresh left it stored, not
+	// hit-for-miss.
+	for _, r := range getAll(t, s, "/k", 5) {
+		if r.status != http.StatusOK || r.body != "v" {
+			t.Fatalf("then: %d %q", r.status, r.body)
+		}
+	}
+}

@@ -623,10 +623,15 @@ func (h *Handler) serveWaitTimedOut(c *cacheable, f *fetch) error {
 
 // serveFromStore answers the request with the stored response lk found,
 // which dec allows serving: fresh, or stale within stale-while-revalidate
-// (RFC 5861 §3), which starts a background refresh.
+// (RFC 5861 §3), which starts a background refresh, unless the request
+// says no-store: its refresh could store nothing (RFC 9111 §5.2.1.5) and
+// would make the key hit-for-miss for every client; the next request
+// refreshes it.
 func (h *Handler) serveFromStore(c *cacheable, lk *lookup, dec policy.Decision) error {
 	if dec.Action == policy.ServeStaleRevalidate {
-		h.refresh(c.r, c.next, *lk, dec, nil)
+		if !c.rq.NoStore {
+			h.refresh(c.r, c.next, *lk, dec, nil)
+		}
 		cs := cacheStatus{ttl: dec.TTL, hasTTL: true, detail: "stale-while-revalidate"}
 		return h.serveStored(c.w, c.r, lk, dec, &cs, resultStale)
 	}
