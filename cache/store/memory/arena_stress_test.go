@@ -179,5 +179,10 @@ func TestArenaStress(t *testing.T) {
 	if c.entries.Load() != entries || c.bytes.Load() != bytes {
 		t.Errorf("counted %d entries of %d bytes, the store has %d of %d", c.entries.Load(), c.bytes.Load(), entries, bytes)
 	}
+	// Every writer committed or aborted, by every path: none holds a
+	// buffer or a segment against the fill bound any more.
+	if f := c.filling.Load(); f != 0 {
+		t.Errorf("%d bytes still counted as filling once every writer ended", f)
+	}
 	t.Logf("%d hits, %d bad, moved %d, arena %d bytes, live %d", hits.Load(), bad.Load(), c.arena.moved.Load(), c.arena.bytes.Load(), c.arena.live.Load())
 }

@@ -31,12 +31,12 @@ func checkGroups(t *testing.T, c *Cache) {
 	}
 	for g, m := range want {
 		for k, it := range m {
-			if c.groups[g][k] != it {
+			if c.groups[g].get(k) != it {
 				t.Errorf("group %q: key %q not indexed with its item", g, k)
 			}
 		}
-		if len(c.groups[g]) != len(m) {
-			t.Errorf("group %q: %d keys indexed, %d stored", g, len(c.groups[g]), len(m))
+		if c.groups[g].len() != len(m) {
+			t.Errorf("group %q: %d keys indexed, %d stored", g, c.groups[g].len(), len(m))
 		}
 	}
 }

@@ -140,11 +140,22 @@ func (g *memGovernor) loop(stop, done chan struct{}) {
 		case <-stop:
 			return
 		case <-t.C:
-			g.mu.Lock()
-			g.adjustLocked()
-			g.mu.Unlock()
+			g.tick(stop)
 		}
 	}
+}
+
+// tick adjusts the limit for the loop stopped by closing stop, unless
+// that loop was stopped meanwhile: the tick may have waited for g.mu
+// while remove restored the limit and GOGC, which a tick for no store
+// would set to what a heap without stores needs, for good.
+func (g *memGovernor) tick(stop chan struct{}) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.stop != stop {
+		return
+	}
+	g.adjustLocked()
 }
 
 // gcSamples are the live heap and the collector's other roots, the

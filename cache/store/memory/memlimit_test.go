@@ -145,3 +145,30 @@ func TestGovernorLeavesOperatorsSettings(t *testing.T) {
 		})
 	}
 }
+
+// TestGovernorTickAfterLastRemove: a tick of the loop that waited for
+// the governor's lock while the last store was removed comes after the
+// limit and GOGC were restored, before the loop sees it is stopped. It
+// must leave them restored, not set a limit for no store at all (1.5 ×
+// the live heap + 8 MiB) that nobody restores.
+func TestGovernorTickAfterLastRemove(t *testing.T) {
+	t.Setenv("GOMEMLIMIT", "")
+	t.Setenv("GOGC", "")
+	before, beforeGC := debug.SetMemoryLimit(-1), gcPercent()
+	defer func() {
+		debug.SetMemoryLimit(before)
+		debug.SetGCPercent(beforeGC)
+	}()
+	g := &memGovernor{caches: make(map[*Cache]struct{})}
+	c := newCache(t, Config{MaxSize: 64 << 20})
+	g.add(c)
+	stop := g.stop
+	g.remove(c)
+	g.tick(stop) // the loop's tick, which had waited for g.mu
+	if got := debug.SetMemoryLimit(-1); got != before {
+		t.Errorf("after the last store was removed and a late tick the limit is %d MiB, want the %d MiB in force before", got>>20, before>>20)
+	}
+	if got := gcPercent(); got != beforeGC {
+		t.Errorf("after the last store was removed and a late tick GOGC is %d, want the %d in force before", got, beforeGC)
+	}
+}

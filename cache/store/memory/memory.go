@@ -57,9 +57,16 @@ const MaxEntryFraction = 8
 // 64 MiB).
 const entryOverhead = 168
 
-// groupOverhead is what the group index takes for a key with a NUL (a
-// variant's): its map slot with the item, and a share of the map.
-const groupOverhead = 48
+// indexOverhead is what the tag index takes for each tag of an entry,
+// and the group index for a key with a NUL (a variant's), beyond the
+// tag's or group's name (and, for a tag, the key again): at most its slot in the
+// index's map (up to 55 bytes, the map half full), a keySet (64), the
+// copy of the name rounded to its size class (8 bytes, and 1/8 of the
+// name: counted apart), with a map of the set's own for a third key
+// (256, split between three): 128 for a tag or group of one key, about as
+// much for one of three, less for any other. Measured by
+// TestIndexesWithinBudget.
+const indexOverhead = 128
 
 // keptShare: the decoded metadata that hits use (the entry, its header
 // fields' slice, the handler's derived data) is kept for as many entries
@@ -283,15 +290,15 @@ func (c *Cache) sameBody(it, old *item, meta string) {
 // fragmentation share. It depends only on what the item holds from its
 // commit on, so that it is counted out as it was counted in.
 func weight(key string, it *item) int64 {
-	ntags := 0
+	var tags []string
 	if it.tagged() {
-		ntags = len(metaTags(it.meta))
+		tags = metaTags(it.meta)
 	}
 	capacity := it.size()
 	if b := it.buf(); b != nil {
 		capacity = cap(b.b)
 	}
-	w := metaWeight(key, it.meta, ntags) + int64(capacity)
+	w := metaWeight(key, it.meta, tags) + int64(capacity)
 	return w + w/fragmentationShare
 }
 
@@ -306,8 +313,8 @@ type Cache struct {
 	maxEntry atomic.Int64 // the largest weight one entry may have
 
 	// filling is the capacity of the buffers that open writers hold (the
-	// bodies being written, but those written in place into the arena),
-	// at most fillMax: see holdFill.
+	// bodies being written; a segment for each one written in place into
+	// the arena), at most fillMax: see holdFill.
 	filling atomic.Int64
 	fillMax atomic.Int64
 
@@ -316,13 +323,13 @@ type Cache struct {
 	// evictions counts the entries otter removed for space.
 	evictions atomic.Int64
 
-	mu   sync.Mutex                  // protects tags
-	tags map[string]map[string]*item // tag -> key -> item that carries tag
+	mu   sync.Mutex         // protects tags and groups
+	tags map[string]*keySet // tag -> key -> item that carries tag
 	// groups indexes the keys that hold a NUL by their part before it
 	// (a variant's primary key), so that PurgePrefix of that part and a
 	// NUL, which every unsafe request's invalidation makes, looks up
 	// those keys instead of walking the store.
-	groups map[string]map[string]*item
+	groups map[string]*keySet
 
 	kept     *keep.Clock[store.Entry] // the decoded entries kept
 	derivers derive.Registry
@@ -343,7 +350,7 @@ func New(cfg Config) (*Cache, error) {
 	if cfg.MaxSize == 0 {
 		cfg.MaxSize = DefaultMaxSize
 	}
-	c := &Cache{tags: make(map[string]map[string]*item), groups: make(map[string]map[string]*item), kept: keep.NewClock[store.Entry](0, 0)}
+	c := &Cache{tags: make(map[string]*keySet), groups: make(map[string]*keySet), kept: keep.NewClock[store.Entry](0, 0)}
 	c.values.init()
 	c.arena = newArena(cfg.MaxSize, c.compact)
 	c.clock = &coarse
@@ -385,8 +392,12 @@ func (c *Cache) sweepEvery(interval time.Duration) {
 
 // sweep removes the entries whose Expires has passed. An entry replaced
 // since it was read stays: its successor is checked at the next sweep.
-// A large body's buffer goes back to the pool, as on eviction.
+// A large body's buffer goes back to the pool, as on eviction. It then
+// reclaims the arena's holes if they are over the threshold: those of
+// the entries that left with no record written since to start a
+// compaction (expired, purged, evicted for a smaller max_size).
 func (c *Cache) sweep() {
+	defer c.arena.reclaim()
 	for k, it := range c.c.All() {
 		if !c.expired(it) {
 			continue
@@ -493,9 +504,13 @@ func (c *Cache) setLimits(maxSize int64) {
 // Caddy and its bodies in flight. They are not entries yet, so the budget
 // does not count them; without a bound, many concurrent misses of large
 // objects from a slow origin would each hold up to max_object_size.
-// Beyond it, a new body is not stored (store.ErrBusy); one written in
-// place into the arena (a small body of announced length) is part of
-// the budget already and always may be.
+// Beyond it, a new body is not stored (store.ErrBusy). A small body of
+// announced length written in place into the arena counts its segment,
+// which its record keeps alive until it commits, however stalled (256
+// stalled writers held 34 MiB of segments beyond their records in a
+// 64 MiB store; see TestArenaStalledWritersWithinFillBound); beyond the
+// bound it is buffered apart instead, in a buffer of its length that
+// holds no more than a request's own buffers do, and always may be.
 const (
 	fillShare = 4
 	fillFloor = 16 << 20
@@ -584,8 +599,8 @@ func (c *Cache) expired(it *item) bool {
 // store.ErrTooLarge.
 func (c *Cache) Put(_ context.Context, key string, e *store.Entry) (store.Writer, error) {
 	meta := encodeMeta(e, &c.values)
-	weight, limit := metaWeight(key, meta, len(e.Tags)), c.maxEntry.Load()
-	if max(e.Size, 0)+weight > limit {
+	weight, limit := metaWeight(key, meta, e.Tags), c.maxEntry.Load()
+	if max(e.Size, 0) > limit-weight { // not e.Size+weight, which a huge Content-Length wraps around
 		return nil, store.ErrTooLarge
 	}
 	w := &writer{
@@ -595,12 +610,22 @@ func (c *Cache) Put(_ context.Context, key string, e *store.Entry) (store.Writer
 	}
 	if e.Size > 0 && e.Size <= recordMax {
 		// A body of announced length that fits a record is written in
-		// place, after its metadata.
-		if rec, seg := c.arena.reserve(len(meta) + int(e.Size)); rec != nil {
-			copy(rec, meta)
-			w.rec, w.seg, w.buf = rec, seg, rec[len(meta):len(meta)]
+		// place, after its metadata. Until it commits, its record keeps
+		// its whole segment alive, whatever else leaves it: the fill
+		// bound counts the segment, as it counts a buffer.
+		seg := c.arena.segmentSize()
+		if !c.holdFill(seg) {
+			// Beyond the bound, a buffer of its own, which holds no more
+			// than the small body: always allowed.
+			w.buf = make([]byte, 0, e.Size)
 			return w, nil
 		}
+		if rec, s := c.arena.reserve(len(meta) + int(e.Size)); rec != nil {
+			copy(rec, meta)
+			w.rec, w.seg, w.buf, w.held = rec, s, rec[len(meta):len(meta)], seg
+			return w, nil
+		}
+		c.holdFill(-seg)
 	}
 	if e.Size > 0 {
 		// Up to preallocMax at once, the rest when the body gets there:
@@ -658,8 +683,10 @@ func (c *Cache) PurgePrefix(_ context.Context, prefix string, soft bool) (int, e
 	if g, ok := store.PrefixGroup(prefix); ok {
 		// A group's prefix: the keys that start with it are the group's.
 		c.mu.Lock()
-		for k := range c.groups[g] {
-			keys = append(keys, k)
+		if s := c.groups[g]; s != nil {
+			for k := range s.all() {
+				keys = append(keys, k)
+			}
 		}
 		c.mu.Unlock()
 	} else {
@@ -687,9 +714,12 @@ func (c *Cache) PurgePrefix(_ context.Context, prefix string, soft bool) (int, e
 // grows with the number of entries that carry tag.
 func (c *Cache) PurgeTag(_ context.Context, tag string, soft bool) (int, error) {
 	c.mu.Lock()
-	keys := make([]string, 0, len(c.tags[tag]))
-	for k := range c.tags[tag] {
-		keys = append(keys, k)
+	var keys []string
+	if s := c.tags[tag]; s != nil {
+		keys = make([]string, 0, s.len())
+		for k := range s.all() {
+			keys = append(keys, k)
+		}
 	}
 	c.mu.Unlock()
 
@@ -834,24 +864,24 @@ func (c *Cache) indexAdd(key string, it *item) {
 	}
 	c.mu.Lock()
 	if grouped {
-		m := c.groups[group]
-		if m == nil {
-			m = make(map[string]*item)
+		s := c.groups[group]
+		if s == nil {
+			s = new(keySet)
 			// A copy: group is part of a key, which the index must not
 			// keep alive once that entry is gone.
-			c.groups[strings.Clone(group)] = m
+			c.groups[strings.Clone(group)] = s
 		}
-		m[key] = it
+		s.set(key, it)
 	}
 	for _, t := range metaTags(it.meta) {
-		m := c.tags[t]
-		if m == nil {
-			m = make(map[string]*item)
+		s := c.tags[t]
+		if s == nil {
+			s = new(keySet)
 			// A copy: t is a part of the item's metadata, which the index
 			// must not keep alive.
-			c.tags[strings.Clone(t)] = m
+			c.tags[strings.Clone(t)] = s
 		}
-		m[key] = it
+		s.set(key, it)
 	}
 	c.mu.Unlock()
 }
@@ -883,16 +913,14 @@ func (c *Cache) onDeletion(e otter.DeletionEvent[string, *item]) {
 		return
 	}
 	c.mu.Lock()
-	if m := c.groups[group]; grouped && m != nil && m[e.Key] == it {
-		delete(m, e.Key)
-		if len(m) == 0 {
+	if s := c.groups[group]; grouped && s != nil && s.get(e.Key) == it {
+		if s.delete(e.Key) {
 			delete(c.groups, group)
 		}
 	}
 	for _, t := range metaTags(it.meta) {
-		if m := c.tags[t]; m != nil && m[e.Key] == it {
-			delete(m, e.Key)
-			if len(m) == 0 {
+		if s := c.tags[t]; s != nil && s.get(e.Key) == it {
+			if s.delete(e.Key) {
 				delete(c.tags, t)
 			}
 		}
@@ -905,17 +933,18 @@ func hasTag(it *item, tag string) bool {
 }
 
 // metaWeight estimates the bytes an entry under key, whose metadata
-// encodes to meta, costs besides its body.
-func metaWeight(key, meta string, ntags int) int64 {
+// encodes to meta and carries tags, costs besides its body.
+func metaWeight(key, meta string, tags []string) int64 {
 	n := int64(entryOverhead + len(key) + len(meta))
-	if _, grouped := store.GroupOf(key); grouped {
-		// The group index holds the key's map slot and the item.
-		n += groupOverhead
+	if group, grouped := store.GroupOf(key); grouped {
+		// The group index holds the key's place, the item, and a copy of
+		// the group's name.
+		n += indexOverhead + int64(len(group)+len(group)/8)
 	}
-	for range ntags {
-		// The index holds the tag's map slot, the key again and the
-		// item (the tag itself is in meta).
-		n += int64(len(key) + 96)
+	for _, t := range tags {
+		// The tag index holds the key again, the item and a copy of the
+		// tag (the tag itself is in meta too).
+		n += indexOverhead + int64(len(key)+len(t)+len(t)/8)
 	}
 	return n
 }
@@ -941,8 +970,8 @@ type writer struct {
 	// store's fill bound (holdFill); buf is then released, n keeps
 	// counting, and Commit reports store.ErrBusy.
 	busy bool
-	// held is the capacity of buf counted by holdFill: 0 when buf is in
-	// the arena's record or none.
+	// held is what holdFill counts for buf: its capacity, the size of
+	// its segment when buf is in the arena's record, 0 when none.
 	held int64
 	n    int64
 	done bool // Commit or Abort happened

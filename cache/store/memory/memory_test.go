@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"runtime"
 	"strconv"
 	"strings"
@@ -65,7 +66,7 @@ func TestNewRejectsNegativeSize(t *testing.T) {
 
 // weightOf is the weight of e's metadata under key.
 func weightOf(key string, e *store.Entry) int64 {
-	return metaWeight(key, encodeMeta(e, nil), len(e.Tags))
+	return metaWeight(key, encodeMeta(e, nil), e.Tags)
 }
 
 func entry() *store.Entry {
@@ -78,10 +79,17 @@ func TestTooLarge(t *testing.T) {
 	limit := c.MaxEntrySize()
 
 	t.Run("hint", func(t *testing.T) {
-		e := entry()
-		e.Size = limit
-		if _, err := c.Put(ctx, "k", e); !errors.Is(err, store.ErrTooLarge) {
-			t.Errorf("Put with a size hint of %d = %v, want ErrTooLarge", e.Size, err)
+		// The largest Content-Length a client's parser takes, too:
+		// added to the metadata's weight, it must not wrap around.
+		for _, size := range []int64{limit, math.MaxInt64, math.MaxInt64 - 100} {
+			e := entry()
+			e.Size = size
+			if _, err := c.Put(ctx, "k", e); !errors.Is(err, store.ErrTooLarge) {
+				t.Errorf("Put with a size hint of %d = %v, want ErrTooLarge", e.Size, err)
+			}
+		}
+		if f := c.filling.Load(); f != 0 {
+			t.Errorf("refused Puts hold %d bytes of buffers", f)
 		}
 	})
 	t.Run("streamed", func(t *testing.T) {
@@ -305,7 +313,7 @@ func TestTagIndexFollowsEviction(t *testing.T) {
 		t.Errorf("Stats().Evictions = %d, want the %d entries that did not fit", ev, 2000-live)
 	}
 	c.mu.Lock()
-	indexed, tags := len(c.tags["all"]), len(c.tags)
+	indexed, tags := c.tags["all"].len(), len(c.tags)
 	c.mu.Unlock()
 	if int64(indexed) != live || int64(tags) != live+1 {
 		t.Errorf("tag index holds %d keys under 'all' and %d tags for %d live entries", indexed, tags, live)
@@ -537,7 +545,7 @@ func TestBookkeepingUnderConcurrentEviction(t *testing.T) {
 		}
 		for _, tag := range metaTags(it.meta) {
 			c.mu.Lock()
-			indexed := c.tags[tag][k]
+			indexed := c.tags[tag].get(k)
 			c.mu.Unlock()
 			if indexed != it {
 				t.Errorf("entry %s with tag %s is not in the tag index", k, tag)
@@ -556,7 +564,7 @@ func TestBookkeepingUnderConcurrentEviction(t *testing.T) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for tag, m := range c.tags {
-		for k, it := range m {
+		for k, it := range m.all() {
 			if cur, ok := c.c.GetIfPresent(k); !ok || cur != it {
 				t.Errorf("tag index holds %s -> %s for an entry the store no longer has", tag, k)
 			}
@@ -618,7 +626,7 @@ func TestSweepRemovesExpired(t *testing.T) {
 		t.Errorf("the entry not expired: %v", err)
 	}
 	c.mu.Lock()
-	tagged := len(c.tags["t"])
+	tagged := c.tags["t"].len()
 	c.mu.Unlock()
 	if tagged != 1 {
 		t.Errorf("%d keys indexed under the tag, want 1", tagged)
