@@ -44,6 +44,9 @@ const (
 	DefaultTimeout = 100 * time.Millisecond
 	// DefaultMaxObjectSize is the largest body stored: 64 MiB.
 	DefaultMaxObjectSize int64 = 64 << 20
+	// bodyTimeout is the least time a read of a body's chunk may take
+	// (see bodyRead): 10 s.
+	bodyTimeout = 10 * time.Second
 	// readGrace is how long the chunks of a replaced or deleted body stay
 	// readable, for hits that are still streaming it.
 	readGrace = 30 * time.Second
@@ -400,6 +403,24 @@ func (c *Client) ok() {
 // opCtx bounds one operation by the timeout.
 func (c *Client) opCtx(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, c.opts.Timeout)
+}
+
+// bodyRead returns the connection and a context for a read of a chunk of
+// a body whose response is under way (a hit's, a follower's). Such a
+// read cannot fall back on the origin: failed, it cuts the response. So
+// it is not stopped by the circuit that sends lookups to the origin
+// while Redis fails (an open circuit is no sign that this read fails),
+// and it has longer than an operation's timeout, at least bodyTimeout:
+// a hundred hits of a 4 MiB body read 400 MiB through one connection,
+// and with the 100 ms timeout 86 of 300 were cut.
+func (c *Client) bodyRead() (rueidis.Client, context.Context, context.CancelFunc, error) {
+	rc := c.rc.Load()
+	if rc == nil {
+		c.errs.Add(1)
+		return nil, nil, nil, ErrUnavailable
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), max(c.opts.Timeout, bodyTimeout))
+	return *rc, ctx, cancel, nil
 }
 
 // hashTag returns the hash tag of a key or tag name: 16 hex digits of its
@@ -987,11 +1008,10 @@ func (fl *follower) ReadAt(p []byte, off int64) (int, error) {
 func (fl *follower) fetch(i int) ([]byte, error) {
 	w := fl.w
 	c := w.c
-	rc, err := c.client()
+	rc, ctx, cancel, err := c.bodyRead()
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := c.opCtx(context.Background())
 	defer cancel()
 	v, err := rc.Do(ctx, rc.B().Get().Key(c.chunkKey(w.key, w.gen, uint32(i))).Build()).AsBytes()
 	if rueidis.IsRedisNil(err) {
@@ -1571,11 +1591,10 @@ func (b *chunkBody) fetch(i int) ([]byte, error) {
 		return b.cur, nil
 	}
 	c := b.c
-	rc, err := c.client()
+	rc, ctx, cancel, err := c.bodyRead()
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := c.opCtx(context.Background())
 	defer cancel()
 	v, err := rc.Do(ctx, rc.B().Get().Key(b.keys[i]).Build()).AsBytes()
 	if rueidis.IsRedisNil(err) {
