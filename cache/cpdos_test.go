@@ -402,17 +402,7 @@ func TestRedirectToItsOwnKeyNotStored(t *testing.T) {
 		}
 		io.WriteString(w, "page")
 	})
-	u, err := url.Parse(s.URL("/other"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := net.Dial("tcp", u.Host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	fmt.Fprintf(c, "GET /other HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", strings.ToUpper(u.Host))
-	io.Copy(io.Discard, c)
+	rawGetHost(t, s, strings.ToUpper, "/other")
 	expect(t, "visitor of /other", get(t, s, "/other"), 200, "page", "")
 }
 

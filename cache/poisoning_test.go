@@ -78,6 +78,13 @@ func TestPreconditionFailedNeverStored(t *testing.T) {
 // sends one User-Agent line only.
 func rawGet(t *testing.T, s *caddytest.Server, path string, fields ...string) result {
 	t.Helper()
+	return rawGetHost(t, s, nil, path, fields...)
+}
+
+// rawGetHost is rawGet with the Host that host makes of the server's
+// ("localhost:PORT"), such as strings.ToUpper; nil for the server's own.
+func rawGetHost(t *testing.T, s *caddytest.Server, host func(string) string, path string, fields ...string) result {
+	t.Helper()
 	u, err := url.Parse(s.URL(path))
 	if err != nil {
 		t.Fatal(err)
@@ -87,8 +94,12 @@ func rawGet(t *testing.T, s *caddytest.Server, path string, fields ...string) re
 		t.Fatal(err)
 	}
 	defer c.Close()
+	h := u.Host
+	if host != nil {
+		h = host(h)
+	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n", u.RequestURI(), u.Host)
+	fmt.Fprintf(&b, "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n", u.RequestURI(), h)
 	for i := 0; i+1 < len(fields); i += 2 {
 		fmt.Fprintf(&b, "%s: %s\r\n", fields[i], fields[i+1])
 	}
@@ -299,23 +310,8 @@ func TestHostInCapitalsDoesNotFillTheKey(t *testing.T) {
 		io.WriteString(w, "page")
 	})
 	s := startCache(t, o, "default_ttl 1m")
-	u, err := url.Parse(s.URL("/page"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := net.Dial("tcp", u.Host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	fmt.Fprintf(c, "GET /page HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", strings.ToUpper(u.Host))
-	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusNotFound {
-		t.Fatalf("client with a Host in capitals: %d, want the origin's 404", resp.StatusCode)
+	if r := rawGetHost(t, s, strings.ToUpper, "/page"); r.status != http.StatusNotFound {
+		t.Fatalf("client with a Host in capitals: %d, want the origin's 404", r.status)
 	}
 	expect(t, "browser", get(t, s, "/page"), 200, "page", "")
 }
