@@ -61,7 +61,10 @@ const (
 	// keptLimit bounds the memory a store's writers keep of the chunks
 	// they sent to Redis, for the requests that follow their bodies, until
 	// the body is stored and its followers are done: 64 MiB. Beyond it,
-	// followers read those chunks from Redis.
+	// followers read those chunks from Redis. Only a write that Room
+	// allowed, of a body Redis failed to store, takes it past the bound
+	// (by the chunks that write fills) when other writers took the rest
+	// meanwhile.
 	keptLimit = 64 << 20
 	// headLen is how much of a meta value a listing reads: metadata
 	// longer than this is read whole.
@@ -648,10 +651,10 @@ func (c *Client) Put(ctx context.Context, key string, e *store.Entry) (store.Wri
 // then; a hundred of them reading it from Redis at once would time out.
 //
 // Write never fails, as the disk store's: a Redis that fails makes Commit
-// fail, so that the response keeps streaming to its client. The followers
-// of a body whose every chunk is kept are not cut by such a failure
-// either: the body goes on into kept (within keptLimit), they read it to
-// its end, and nothing is stored.
+// fail, so that the response keeps streaming to its client. Its followers
+// are not cut by such a failure either: the rest of the body goes into
+// kept (within keptLimit), they read it to its end (the chunks not kept
+// from Redis, which stored them before it failed), and nothing is stored.
 type writer struct {
 	c   *Client
 	key string
@@ -671,18 +674,24 @@ type writer struct {
 	done   bool
 	failed bool
 	// gaveUp is set when followers cannot read the whole body (larger
-	// than MaxObjectSize, Abort, a failure with chunks not kept):
+	// than MaxObjectSize, Abort, a failure with a chunk it cannot keep):
 	// they stop there.
 	gaveUp bool
 	// complete is set once the body is whole: stored (Commit), or, not
-	// stored, held whole in kept and buf. Followers read it to its end.
+	// stored, every chunk kept or in Redis and the rest in buf (unstored).
+	// Followers read it to its end.
 	complete bool
 	// kept[i] is chunk i (nil when not kept), kept while the writer runs
-	// or a follower reads, counted in Client.kept.
+	// or a follower reads, counted in Client.kept by its capacity.
 	kept      [][]byte
 	nKept     uint32 // the chunks kept
 	keptBytes int64
 	readers   int // open followers
+	// promised is where the body may end without being given up, as Room
+	// last said, until the end of the next Write: the chunks up to it are
+	// kept once Redis failed, past keptLimit if other writers took it
+	// meanwhile.
+	promised int64
 }
 
 // Write implements store.Writer.
@@ -692,6 +701,7 @@ func (w *writer) Write(p []byte) (int, error) {
 	if w.done {
 		return 0, errors.New("redis store: write after Commit or Abort")
 	}
+	defer func() { w.promised = 0 }() // Room's answer holds for one Write
 	n := len(p)
 	w.size += int64(n)
 	if w.gaveUp {
@@ -719,13 +729,19 @@ func (w *writer) Write(p []byte) (int, error) {
 }
 
 // flushLocked moves the buffered bytes out of buf, as the next chunk:
-// into Redis (until a failure), and into kept (within keptLimit).
-// It reports false when the chunk could go nowhere: Redis failed, and it
-// cannot be kept for followers who have every chunk before it. Called
-// with w.mu held, which it lets go during the round trip: followers read
-// the chunk from buf meanwhile.
+// into Redis (until a failure), and into kept (within keptLimit), so that
+// every chunk sent is kept or stored. It reports false when the chunk
+// could go nowhere: Redis failed, and it cannot be kept. Called with w.mu
+// held, which it lets go during the round trip: followers read the chunk
+// from buf meanwhile. It also reports false for a body that expired
+// unfollowed.
 func (w *writer) flushLocked() bool {
 	buf, i := w.buf, w.sent
+	if _, alive := w.c.ttl(w.e.Expires); !alive && w.readers == 0 {
+		// Expired while being stored, and nobody follows it: nothing
+		// will be stored or read.
+		return false
+	}
 	if w.err == nil {
 		w.mu.Unlock()
 		err := w.send(buf, i)
@@ -736,13 +752,20 @@ func (w *writer) flushLocked() bool {
 			w.err = err
 		}
 	}
-	if (w.err == nil || w.nKept == i) && w.c.keep(int64(len(buf))) {
+	n := int64(cap(buf)) // the memory it holds, however little of it is body
+	promised := w.err != nil && int64(i)*int64(w.c.chunk)+int64(len(buf)) <= w.promised
+	if promised {
+		// Room said the body goes on: the fetch serves its client from
+		// the followed writer on its word, whatever took the memory since.
+		w.c.kept.Add(n)
+	}
+	if promised || w.c.keep(n) {
 		for len(w.kept) < int(i) {
 			w.kept = append(w.kept, nil)
 		}
 		w.kept = append(w.kept, buf)
 		w.nKept++
-		w.keptBytes += int64(len(buf))
+		w.keptBytes += n
 		w.sent++
 		w.buf = nil // the next Write takes a new one: followers read this
 		return true
@@ -792,15 +815,18 @@ func (w *writer) send(buf []byte, i uint32) error {
 		return err
 	}
 	ms, alive := c.ttl(w.e.Expires)
+	ttl := chunkTTL(ms)
 	if !alive {
-		return errors.New("redis store: entry expired while being stored")
+		// The entry expired while being stored: Commit stores nothing,
+		// but its followers read the chunk until they are done.
+		ttl = readGrace.Milliseconds()
 	}
 	k := c.chunkKey(w.key, w.gen, i)
 	cmd := rc.B().Set().Key(k).Value(rueidis.BinaryString(buf))
 	ctx, cancel := c.opCtx(context.Background())
 	defer cancel()
 	var res rueidis.RedisResult
-	if ttl := chunkTTL(ms); ttl > 0 {
+	if ttl > 0 {
 		res = rc.Do(ctx, cmd.Px(time.Duration(ttl)*time.Millisecond).Build())
 	} else {
 		res = rc.Do(ctx, cmd.Build())
@@ -833,7 +859,7 @@ func (w *writer) Commit() error {
 	}
 	if w.gaveUp {
 		w.abort()
-		return w.err
+		return w.err // Redis's failure; nil for a body that expired unfollowed
 	}
 	if w.err != nil {
 		w.unstored()
@@ -893,22 +919,28 @@ func (w *writer) Commit() error {
 }
 
 // unstored ends a body that is not stored: its followers read it to its
-// end when every chunk is kept (the rest is in buf), and are cut
-// otherwise; the chunks stored are deleted.
+// end, the chunks kept from memory, the others from Redis (every chunk
+// sent is kept or stored, see flushLocked), and the rest from buf. The
+// chunks stored are deleted, or, while followers may read them, left to
+// expire after readGrace as those of a deleted body are. A follower that
+// needs one Redis no longer has is cut (ErrNotStored or Redis's error),
+// never given a short body.
 func (w *writer) unstored() {
 	w.mu.Lock()
-	if w.nKept == w.sent {
-		w.complete = true
-		w.dropKeptLocked()
-	} else {
-		w.giveUpLocked()
-	}
+	w.complete = true
+	read := w.readers > 0 && w.nKept < w.sent
+	w.dropKeptLocked()
 	w.mu.Unlock()
-	w.unlink()
+	if read {
+		w.c.retire(w.key, w.gen, w.stored)
+	} else {
+		w.unlink()
+	}
 }
 
 // Follow implements store.Following: the follower reads the chunks sent
-// from Redis, as a hit does, and the rest from the writer's buffer.
+// that the writer kept from memory, the others from Redis as a hit does,
+// and the rest from the writer's buffer.
 func (w *writer) Follow() (store.Follower, bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -925,8 +957,9 @@ func (w *writer) Follow() (store.Follower, bool) {
 }
 
 // Room implements store.Following. Once Redis failed, the rest of a
-// followed body must fit in kept: what keptLimit leaves now, which other
-// writers may take first.
+// followed body must fit in kept: what keptLimit leaves now. Its answer
+// holds for the next Write, whatever Redis and the other writers do
+// meanwhile (promised).
 func (w *writer) Room() int64 {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -938,6 +971,7 @@ func (w *writer) Room() int64 {
 		// Every byte of buf is kept when it is flushed.
 		room = min(room, max(keptLimit-w.c.kept.Load()-int64(len(w.buf)), 0))
 	}
+	w.promised = w.size + room
 	return room
 }
 
