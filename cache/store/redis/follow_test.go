@@ -47,6 +47,25 @@ func readAll(t *testing.T, f store.Follower) ([]byte, error) {
 // Redis then refuses are cut (ErrNotStored), never given a short body as
 // whole; when the memory was given back by then, the rest is kept, and
 // the followers read the first chunks from Redis (which still serves
+
+// followedAfter puts e under key, writes first, and then follows the body,
+// as the first waiting request does once chunks are sent.
+func followedAfter(t *testing.T, c *Client, key string, e *store.Entry, first []byte) (store.Writer, store.Follower) {
+	t.Helper()
+	w, err := c.Put(context.Background(), key, e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(first); err != nil {
+		t.Fatal(err)
+	}
+	f, ok := w.(store.Following).Follow()
+	if !ok {
+		t.Fatal("Follow refused")
+	}
+	return w, f
+}
+
 // reads) and the rest from memory.
 func TestFollowersReadABodyRedisFailedToStore(t *testing.T) {
 	srv := redistest.Start(t, "--maxmemory-policy", "noeviction")
@@ -59,18 +78,7 @@ func TestFollowersReadABodyRedisFailedToStore(t *testing.T) {
 		if key != "kept" {
 			c.kept.Add(keptLimit) // the other writers' chunks
 		}
-		w, err := c.Put(ctx, key, entry(time.Hour))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := w.Write(body[:3000]); err != nil {
-			t.Fatal(err)
-		}
-		// The first waiting request comes once chunks are sent.
-		f, ok := w.(store.Following).Follow()
-		if !ok {
-			t.Fatal("Follow refused")
-		}
+		w, f := followedAfter(t, c, key, entry(time.Hour), body[:3000])
 		if key == "kept-from-the-failure" {
 			c.kept.Add(-keptLimit) // the other writers are done
 		}
@@ -195,17 +203,7 @@ func TestFollowersReadABodyThatExpiredWhileWritten(t *testing.T) {
 			c.kept.Add(keptLimit) // the other writers' chunks
 		}
 		late.Store(0)
-		w, err := c.Put(ctx, key, entry(time.Minute))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := w.Write(body[:3000]); err != nil {
-			t.Fatal(err)
-		}
-		f, ok := w.(store.Following).Follow()
-		if !ok {
-			t.Fatal("Follow refused")
-		}
+		w, f := followedAfter(t, c, key, entry(time.Minute), body[:3000])
 		late.Store(int64(time.Hour)) // the entry expired meanwhile
 		if _, err := w.Write(body[3000:]); err != nil {
 			t.Fatal(err)
@@ -269,24 +267,13 @@ func TestRoomHoldsForTheNextWrite(t *testing.T) {
 	srv := redistest.Start(t, "--maxmemory-policy", "noeviction")
 	c := newTestClient(t, Options{ChunkSize: 1024}, srv.Addr)
 	body := bytes.Repeat([]byte("0123456789abcdef"), 640) // ten chunks
-	ctx := context.Background()
 	for _, failedFirst := range []bool{false, true} {
 		key := "up"
 		if failedFirst {
 			key = "failed"
 		}
-		w, err := c.Put(ctx, key, entry(time.Hour))
-		if err != nil {
-			t.Fatal(err)
-		}
+		w, f := followedAfter(t, c, key, entry(time.Hour), body[:3000])
 		fw := w.(store.Following)
-		if _, err := w.Write(body[:3000]); err != nil {
-			t.Fatal(err)
-		}
-		f, ok := fw.Follow()
-		if !ok {
-			t.Fatal("Follow refused")
-		}
 		off := 3000
 		if failedFirst {
 			srv.Do("CONFIG", "SET", "maxmemory", "1")
