@@ -57,14 +57,38 @@ func (h *Handler) leadAside(c *cacheable, f *fetch) (bool, error) {
 	rl.toVars, _ = client.Context().Value(caddyhttp.VarsCtxKey).(map[string]any)
 	rl.toLog, _ = client.Context().Value(caddyhttp.ExtraLogFieldsCtxKey).(*caddyhttp.ExtraLogFields)
 	stop := func() bool { return false }
+	finished := make(chan struct{})
+	var counted sync.Once // h.wg.Done, once
 	if h.ctx != nil {
-		// The config is being cleaned up: its Cleanup waits for this
-		// fetch, which may no longer have a client.
-		stop = context.AfterFunc(h.ctx, f.det.cancel)
+		// The config is being cleaned up (a reload), and its Cleanup
+		// waits for the fetches that go on without a client. While its
+		// client waits for the response, this fetch is that client's
+		// request in flight, which Caddy lets finish and Cleanup does not
+		// wait for, as any other: cancelled, it answered the client with
+		// reverse_proxy's 499. Once the client has its 304 (or is gone),
+		// nobody waits for it: it ends, unstored.
+		stop = context.AfterFunc(h.ctx, func() {
+			select {
+			case <-rl.released:
+			case <-rl.gone:
+			case <-finished:
+				return
+			default:
+				counted.Do(h.wg.Done)
+				select {
+				case <-rl.released:
+				case <-rl.gone:
+				case <-finished:
+					return
+				}
+			}
+			f.det.cancel()
+		})
 	}
 	end := make(chan exchange, 1)
 	go func() {
-		defer h.wg.Done()
+		defer counted.Do(h.wg.Done)
+		defer close(finished)
 		defer stop()
 		var x exchange
 		func() {

@@ -10,6 +10,7 @@ import (
 	"net/textproto"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -507,5 +508,48 @@ http://localhost:{HTTP_PORT} {
 	}
 	if n := o.n.Load(); n < 10 {
 		t.Errorf("the origin got %d requests, want one and a refresh for each stale hit", n)
+	}
+}
+
+// A reload while a conditional miss waits for its origin's header does
+// not end its fetch: the fetch, run aside, is its client's until the
+// client is answered, as any request in flight is, which Caddy lets
+// finish. Cancelled, it answered the client with reverse_proxy's 499 (the
+// soak caught one). Nor does the reload wait for it: the origin holds the
+// response until the new config serves.
+func TestReloadKeepsAConditionalMissItsClientWaitsFor(t *testing.T) {
+	arrived, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("ETag", `"v1"`)
+		w.Header().Set("Cache-Control", "max-age=60")
+		if r.URL.Path == "/slow" {
+			once.Do(func() { close(arrived) })
+			select {
+			case <-release:
+			case <-time.After(10 * time.Second):
+			}
+		}
+		io.WriteString(w, "body "+r.URL.Path)
+	})
+	s := startCache(t, o, "")
+	got := make(chan result, 1)
+	go func() { got <- get(t, s, "/slow", "If-None-Match", `"other"`) }()
+	<-arrived
+	reloaded := make(chan struct{})
+	go func() {
+		defer close(reloaded)
+		reload(t, s, siteConfig(o, "stale_if_unreachable 1s"))
+	}()
+	select {
+	case <-reloaded:
+	case <-time.After(5 * time.Second): // the origin holds the response 10 s
+		t.Fatal("the reload waited for the fetch of a request in flight")
+	}
+	untilReloaded(t, s, "/small", "fwd=uri-miss")
+	close(release)
+	r := <-got
+	if r.status != http.StatusOK || r.body != "body /slow" {
+		t.Errorf("the conditional miss across a reload: %d %q (Cache-Status %q), want 200 and the body", r.status, r.body, r.cs())
 	}
 }
