@@ -36,7 +36,12 @@ import (
 	"github.com/caddy-edge/edge/internal/mmdbtest"
 )
 
-func main() {
+func main() { os.Exit(run()) }
+
+// run runs the soak and returns the exit code, once its deferred calls
+// (Caddy stopped) have run: os.Exit in their place left Caddy running on
+// the soak's ports, and the next soak talked to it.
+func run() int {
 	caddyBin := flag.String("caddy", "bin/caddy", "the Caddy binary with the plugin")
 	duration := flag.Duration("duration", 3*time.Minute, "how long the load runs")
 	workers := flag.Int("workers", 8, "concurrent clients")
@@ -125,6 +130,15 @@ http://%s {
 	if err := os.WriteFile(cfgPath, []byte(config(0)), 0o644); err != nil {
 		log.Fatal(err)
 	}
+	for _, addr := range []string{site, adminAddr} {
+		// A Caddy left on the soak's ports would answer in place of the
+		// one started here.
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			log.Fatalf("%s is taken (a Caddy left running by an earlier soak?): %v", addr, err)
+		}
+		l.Close()
+	}
 	cmd := exec.Command(*caddyBin, "run", "--config", cfgPath, "--adapter", "caddyfile")
 	caddyLog, err := os.Create(filepath.Join(dir, "caddy.log"))
 	if err != nil {
@@ -153,7 +167,8 @@ http://%s {
 			break
 		}
 		if time.Since(start) > 30*time.Second {
-			log.Fatalf("Caddy did not answer within 30 s; its log is %s", caddyLog.Name())
+			log.Printf("Caddy did not answer within 30 s; its log is %s", caddyLog.Name())
+			return 1
 		}
 	}
 	sample := func(when string) {
@@ -351,9 +366,10 @@ http://%s {
 	}
 	if bad > 0 {
 		log.Printf("FAIL: %d wrong answers", bad)
-		os.Exit(1)
+		return 1
 	}
 	log.Print("PASS: no wrong answer")
+	return 0
 }
 
 const (
