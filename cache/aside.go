@@ -68,21 +68,16 @@ func (h *Handler) leadAside(c *cacheable, f *fetch) (bool, error) {
 		// reverse_proxy's 499. Once the client has its 304 (or is gone),
 		// nobody waits for it: it ends, unstored.
 		stop = context.AfterFunc(h.ctx, func() {
+			if !rl.isAlone() && !rl.isGone() {
+				counted.Do(h.wg.Done)
+			}
 			select {
 			case <-rl.released:
 			case <-rl.gone:
 			case <-finished:
 				return
-			default:
-				counted.Do(h.wg.Done)
-				select {
-				case <-rl.released:
-				case <-rl.gone:
-				case <-finished:
-					return
-				}
 			}
-			f.det.cancel()
+			f.det.cancel() // a no-op on a fetch that finished meanwhile
 		})
 	}
 	end := make(chan exchange, 1)

@@ -278,9 +278,7 @@ func (k *keyer) key(r *http.Request) string {
 		// The origin gets the Host as sent, and may answer another case
 		// otherwise (Go's ServeMux matches host patterns as written).
 		// Browsers send it in lower case.
-		b.WriteString(varySep)
-		b.WriteString(hostMark)
-		writeKeyEscaped(&b, r.Host, 0, false)
+		keyPart(&b, hostMark, r.Host)
 	}
 	if srv != "" {
 		// Caddy picks the server by the port a request arrived on, and
@@ -290,9 +288,7 @@ func (k *keyer) key(r *http.Request) string {
 		// which may have another origin than those of the server of the
 		// port the Host names. Kept after varySep, so that a purge of
 		// the URL takes it too.
-		b.WriteString(varySep)
-		b.WriteString(serverMark)
-		writeKeyEscaped(&b, srv, 0, false)
+		keyPart(&b, serverMark, srv)
 	}
 	if proto != "" {
 		// The client's scheme, as a proxy that Caddy trusts says and
@@ -300,9 +296,7 @@ func (k *keyer) key(r *http.Request) string {
 		// connection (a balancer that forwards its HTTP and its HTTPS
 		// listener to one port): an origin that redirects HTTP to HTTPS
 		// answers the two apart.
-		b.WriteString(varySep)
-		b.WriteString(protoMark)
-		writeKeyEscaped(&b, proto, 0, false)
+		keyPart(&b, protoMark, proto)
 	}
 	if !rewritten {
 		return b.String()
@@ -318,6 +312,14 @@ func (k *keyer) key(r *http.Request) string {
 	b.WriteString(rewriteMark)
 	b.WriteString(k.pathQuery(r.URL.EscapedPath(), r.URL.RawQuery))
 	return b.String()
+}
+
+// keyPart adds to a primary key a part after the URL: varySep, mark, and
+// v escaped.
+func keyPart(b *strings.Builder, mark, v string) {
+	b.WriteString(varySep)
+	b.WriteString(mark)
+	writeKeyEscaped(b, v, 0, false)
 }
 
 // originalRequest returns r as the client sent it, before any rewrite,
