@@ -45,7 +45,7 @@ const (
 	// DefaultMaxObjectSize is the largest body stored: 64 MiB.
 	DefaultMaxObjectSize int64 = 64 << 20
 	// bodyTimeout is the least time a read of a body's chunk may take
-	// (see bodyRead): 10 s.
+	// (see readChunk): 10 s.
 	bodyTimeout = 10 * time.Second
 	// readGrace is how long the chunks of a replaced or deleted body stay
 	// readable, for hits that are still streaming it.
@@ -406,24 +406,6 @@ func (c *Client) ok() {
 // opCtx bounds one operation by the timeout.
 func (c *Client) opCtx(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, c.opts.Timeout)
-}
-
-// bodyRead returns the connection and a context for a read of a chunk of
-// a body whose response is under way (a hit's, a follower's). Such a
-// read cannot fall back on the origin: failed, it cuts the response. So
-// it is not stopped by the circuit that sends lookups to the origin
-// while Redis fails (an open circuit is no sign that this read fails),
-// and it has longer than an operation's timeout, at least bodyTimeout:
-// a hundred hits of a 4 MiB body read 400 MiB through one connection,
-// and with the 100 ms timeout 86 of 300 were cut.
-func (c *Client) bodyRead() (rueidis.Client, context.Context, context.CancelFunc, error) {
-	rc := c.rc.Load()
-	if rc == nil {
-		c.errs.Add(1)
-		return nil, nil, nil, ErrUnavailable
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), max(c.opts.Timeout, bodyTimeout))
-	return *rc, ctx, cancel, nil
 }
 
 // hashTag returns the hash tag of a key or tag name: 16 hex digits of its
@@ -1041,21 +1023,11 @@ func (fl *follower) ReadAt(p []byte, off int64) (int, error) {
 // given up does.
 func (fl *follower) fetch(i int) ([]byte, error) {
 	w := fl.w
-	c := w.c
-	rc, ctx, cancel, err := c.bodyRead()
-	if err != nil {
-		return nil, err
-	}
-	defer cancel()
-	v, err := rc.Do(ctx, rc.B().Get().Key(c.chunkKey(w.key, w.gen, uint32(i))).Build()).AsBytes()
-	if rueidis.IsRedisNil(err) {
-		c.evictions.Add(1)
+	v, err := w.c.readChunk(w.c.chunkKey(w.key, w.gen, uint32(i)))
+	if errors.Is(err, errChunkGone) {
 		return nil, store.ErrNotStored
 	}
-	if err != nil {
-		return nil, c.fail("reading a chunk", err)
-	}
-	return v, nil
+	return v, err
 }
 
 func (fl *follower) Close() error {
@@ -1598,6 +1570,34 @@ func (c *Client) invalidated(msgs []rueidis.RedisMessage) {
 	}
 }
 
+// readChunk reads the chunk named key for a response under way (a hit's,
+// a follower's): errChunkGone when Redis no longer has it. Such a read
+// cannot fall back on the origin: failed, it cuts the response. So it is
+// not stopped by the circuit that sends lookups to the origin while Redis
+// fails (an open circuit is no sign that this read fails), and it has
+// longer than an operation's timeout, at least bodyTimeout: a hundred
+// hits of a 4 MiB body read 400 MiB through one connection, and with the
+// 100 ms timeout 86 of 300 were cut.
+func (c *Client) readChunk(key string) ([]byte, error) {
+	p := c.rc.Load()
+	if p == nil {
+		c.errs.Add(1)
+		return nil, ErrUnavailable
+	}
+	rc := *p
+	ctx, cancel := context.WithTimeout(context.Background(), max(c.opts.Timeout, bodyTimeout))
+	defer cancel()
+	v, err := rc.Do(ctx, rc.B().Get().Key(key).Build()).AsBytes()
+	if rueidis.IsRedisNil(err) {
+		c.evictions.Add(1)
+		return nil, errChunkGone
+	}
+	if err != nil {
+		return nil, c.fail("reading a chunk", err)
+	}
+	return v, nil
+}
+
 // errChunkGone is a body read that found a chunk missing: the body cannot
 // be completed, and the response must fail rather than end short.
 var errChunkGone = errors.New("redis store: a chunk of the body is gone (evicted or expired)")
@@ -1625,18 +1625,9 @@ func (b *chunkBody) fetch(i int) ([]byte, error) {
 		return b.cur, nil
 	}
 	c := b.c
-	rc, ctx, cancel, err := c.bodyRead()
+	v, err := c.readChunk(b.keys[i])
 	if err != nil {
 		return nil, err
-	}
-	defer cancel()
-	v, err := rc.Do(ctx, rc.B().Get().Key(b.keys[i]).Build()).AsBytes()
-	if rueidis.IsRedisNil(err) {
-		c.evictions.Add(1)
-		return nil, errChunkGone
-	}
-	if err != nil {
-		return nil, c.fail("reading a chunk", err)
 	}
 	want := b.chunk
 	if i == len(b.keys)-1 {
